@@ -1,0 +1,92 @@
+"""Accounts: registration and API-key authentication."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cueflow import ids
+from cueflow.errors import Conflict, NotFound, Unauthorized
+from cueflow.schemas import RegisterRequest
+from cueflow.store import Duplicate
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller. Every engine call is scoped to ``user_id``."""
+
+    user_id: str
+    email: str
+    plan: str = "free"
+
+
+async def register(engine: Engine, request: RegisterRequest) -> dict[str, str]:
+    """Create a user; the only time the API key is ever returned in full."""
+    if not engine.settings.allow_register:
+        raise NotFound("Not found", code="not_found")
+    email = str(request.email)
+    key = ids.new_api_key()
+    now = engine.clock.now()
+    base_slug = ids.slug_from_email(email)
+    for attempt in range(5):
+        slug = base_slug if attempt == 0 else f"{base_slug}-{ids.new_cue_id()[4:8]}"
+        values = {
+            "id": ids.new_user_id(),
+            "email": email,
+            "api_key_hash": ids.hash_api_key(key),
+            "api_key_prefix": key[:12],
+            "plan": "free",
+            "slug": slug,
+            "webhook_secret": ids.new_webhook_secret(),
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with engine.store.tx() as tx:
+                await tx.insert_user(values)
+        except Duplicate as dup:
+            if dup.constraint == "slug":
+                continue
+            raise Conflict("Email already registered", code="duplicate_email") from dup
+        return {"api_key": key, "email": email}
+    raise Conflict("Could not allocate a unique slug", code="duplicate_email")
+
+
+class Authenticator:
+    """Verifies bearer API keys, remembering good ones briefly so hot paths skip the store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The principal for an ``Authorization`` header value, or :class:`Unauthorized`."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("Missing or invalid Authorization header")
+        key = authorization[len("Bearer ") :].strip()
+        digest = ids.hash_api_key(key)
+        cached = self._cache.get(digest)
+        ttl = self._engine.settings.auth_cache_seconds
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        if not key.startswith("cue_sk_"):
+            raise Unauthorized("Invalid API key")
+        async with self._engine.store.tx() as tx:
+            user = await tx.user_by_key_hash(digest)
+        if user is None or not hmac.compare_digest(user["api_key_hash"], digest):
+            raise Unauthorized("Invalid API key")
+        principal = Principal(user_id=user["id"], email=user["email"], plan=user["plan"])
+        if ttl > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic() + ttl, principal)
+        return principal
+
+    def forget(self) -> None:
+        """Drop every remembered key (after a key rotation)."""
+        self._cache.clear()

@@ -1,0 +1,45 @@
+"""Building the ASGI application, standalone or mounted into an existing FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from cueflow import __version__
+from cueflow.api import errors
+from cueflow.api.routes import auth, cues, executions, workers
+from cueflow.engine import Engine
+
+router = APIRouter()
+"""Every cueflow route; include it with :func:`mount` so the engine and error handlers come too."""
+for _module in (auth, cues, executions, workers):
+    router.include_router(_module.router)
+
+
+def mount(app: FastAPI, engine: Engine) -> None:
+    """Serve cueflow's API from ``app`` (whose lifespan must start and close ``engine``)."""
+    app.state.cueflow_engine = engine
+    app.include_router(router)
+    errors.install(app)
+
+
+def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> FastAPI:
+    """The standalone server. With ``manage_engine`` the app starts the engine on start-up and
+    closes it on shutdown."""
+    engine = engine or Engine()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_engine:
+            await engine.start()
+        try:
+            yield
+        finally:
+            if manage_engine:
+                await engine.close()
+
+    app = FastAPI(title="cueflow", version=__version__, lifespan=lifespan)
+    mount(app, engine)
+    return app

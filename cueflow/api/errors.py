@@ -1,0 +1,82 @@
+"""Exception handlers: every failure answers with the contract's ``{"error": {...}}`` envelope."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cueflow.api.render import json_response
+from cueflow.errors import CueflowError
+
+log = logging.getLogger(__name__)
+
+
+def envelope(code: str, message: str, status: int, **extra: Any) -> dict[str, Any]:
+    """The contract's error body."""
+    return {"error": {"code": code, "message": message, "status": status, **extra}}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _unparsed_body(error: Any) -> bool:
+    """A body FastAPI did not decode (no JSON content type) that is not JSON either."""
+    raw = error.get("input")
+    if tuple(error.get("loc", ())) != ("body",) or not isinstance(raw, bytes | str):
+        return False
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return True
+    return False
+
+
+def _validation(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" or _unparsed_body(error) for error in errors):
+        return json_response(envelope("invalid_json", "Request body is not valid JSON", 400), 400)
+    details = [
+        {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in errors
+    ]
+    first = details[0] if details else {"field": "body", "message": "Invalid request"}
+    message = f"{first['field']}: {first['message']}"
+    return json_response(envelope("validation_error", message, 422, details=details), 422)
+
+
+def _domain(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, CueflowError)
+    body = envelope(exc.code, exc.message, exc.status)
+    if exc.code == "validation_error":
+        field, _, message = exc.message.partition(": ")
+        body["error"]["details"] = [{"field": field, "message": message}]
+    return json_response(body, exc.status)
+
+
+def _http(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, StarletteHTTPException)
+    response = json_response(
+        envelope("http_error", str(exc.detail), exc.status_code), exc.status_code
+    )
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _unexpected(request: Request, exc: Exception) -> Any:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return json_response(envelope("internal_error", "An internal error occurred", 500), 500)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(CueflowError, _domain)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

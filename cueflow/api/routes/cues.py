@@ -1,0 +1,71 @@
+"""``/v1/cues``: create, list, read, change, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from cueflow.api.deps import CurrentUser, EngineDep
+from cueflow.api.render import cue_json, execution_json, json_response
+from cueflow.schemas import CueCreate, CueUpdate
+
+router = APIRouter(prefix="/v1/cues", tags=["cues"])
+
+
+@router.post("", status_code=201)
+async def create_cue(body: CueCreate, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+    """Create a cue."""
+    row, warning = await engine.create_cue(user, body)
+    return json_response(cue_json(row, warning), 201)
+
+
+@router.get("")
+async def list_cues(  # type: ignore[no-untyped-def]
+    user: CurrentUser,
+    engine: EngineDep,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+):
+    """The caller's cues, newest first."""
+    rows, total = await engine.list_cues(user, status=status, limit=limit, offset=offset)
+    return json_response(
+        {"cues": [cue_json(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+    )
+
+
+@router.get("/{cue_id}")
+async def get_cue(  # type: ignore[no-untyped-def]
+    cue_id: str,
+    user: CurrentUser,
+    engine: EngineDep,
+    execution_limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    execution_offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+):
+    """One cue with a page of its executions."""
+    row = await engine.get_cue(user, cue_id)
+    rows, total = await engine.cue_executions(
+        user, cue_id, limit=execution_limit, offset=execution_offset
+    )
+    body = cue_json(row)
+    body.update(
+        executions=[execution_json(r) for r in rows],
+        execution_total=total,
+        execution_limit=execution_limit,
+        execution_offset=execution_offset,
+    )
+    return json_response(body)
+
+
+@router.patch("/{cue_id}")
+async def update_cue(cue_id: str, body: CueUpdate, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+    """Change, pause (``{"status": "paused"}``) or resume (``{"status": "active"}``) a cue."""
+    return json_response(cue_json(await engine.update_cue(user, cue_id, body)))
+
+
+@router.delete("/{cue_id}", status_code=204)
+async def delete_cue(cue_id: str, user: CurrentUser, engine: EngineDep) -> Response:
+    """Delete a cue and its executions."""
+    await engine.delete_cue(user, cue_id)
+    return Response(status_code=204)

@@ -1,0 +1,30 @@
+"""Workers: ``POST /v1/worker/heartbeat`` (singular) and ``/v1/workers`` (plural)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from cueflow.api.deps import CurrentUser, EngineDep
+from cueflow.api.render import json_response
+from cueflow.schemas import WorkerHeartbeat
+
+router = APIRouter(tags=["workers"])
+
+
+@router.post("/v1/worker/heartbeat")
+async def worker_heartbeat(body: WorkerHeartbeat, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+    """Register or refresh a worker."""
+    return json_response(await engine.worker_heartbeat(user, body.worker_id, body.handlers))
+
+
+@router.get("/v1/workers")
+async def list_workers(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+    """The caller's workers, latest heartbeat first."""
+    return json_response({"workers": await engine.list_workers(user)})
+
+
+@router.delete("/v1/workers/{worker_id}", status_code=204)
+async def delete_worker(worker_id: str, user: CurrentUser, engine: EngineDep) -> Response:
+    """Forget a worker."""
+    await engine.delete_worker(user, worker_id)
+    return Response(status_code=204)

@@ -1,0 +1,167 @@
+"""Pull delivery: claimable work, claims as leases, lease heartbeats and the lease sweeper.
+
+A claim is one conditional update (or a ``SKIP LOCKED`` pick for claim-next), so of N racing
+workers exactly one wins. The claim holds a lease of ``WORKER_CLAIM_TIMEOUT_SECONDS``; an
+execution heartbeat restarts it. The sweeper returns an execution to the queue when its lease
+ends or when its worker, registered through ``POST /v1/worker/heartbeat``, has been silent for
+``WORKER_HEARTBEAT_TIMEOUT_SECONDS``; each claim counts in ``attempts``, and after the cue's
+``retry.max_attempts`` claims the execution fails instead of going round again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from cueflow import ids
+from cueflow.accounts import Principal
+from cueflow.errors import Conflict, Forbidden, NotFound
+from cueflow.states import Event, Status, move
+from cueflow.store import Row
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+CLAIMABLE_LIMIT = 50
+
+
+async def claimable(engine: Engine, user: Principal, task: str | None) -> list[Row]:
+    """Executions the caller's workers may claim now, oldest first (the task filter applies
+    before the limit, unlike CueAPI)."""
+    async with engine.store.tx() as tx:
+        return await tx.claimable(
+            user.user_id,
+            engine.pull_transports(),
+            [Status.PENDING.value],
+            engine.clock.now(),
+            task,
+            CLAIMABLE_LIMIT,
+        )
+
+
+async def claim(
+    engine: Engine, user: Principal, worker_id: str, execution_id: str | None = None
+) -> dict[str, Any]:
+    """Claim ``execution_id`` (or the oldest due one) for ``worker_id``; 409 ``claim_failed``
+    when another worker won, it is not claimable, not due, or not the caller's."""
+    if execution_id is not None and not ids.is_uuid(execution_id):
+        raise Conflict("Execution not available for claiming", code="claim_failed")
+    now = engine.clock.now()
+    lease = engine.settings.worker_claim_timeout_seconds
+    values = {
+        "claimed_by_worker": worker_id,
+        "claimed_at": now,
+        "started_at": now,
+        "last_attempt_at": now,
+        "last_heartbeat_at": None,
+        "lease_expires_at": now + timedelta(seconds=lease),
+        "updated_at": now,
+    }
+    async with engine.store.tx() as tx:
+        row = await tx.claim(
+            user.user_id, engine.pull_transports(), execution_id, move(Event.CLAIM), now, values
+        )
+    if row is None:
+        message = (
+            "No executions available for claiming"
+            if execution_id is None
+            else "Execution not available for claiming"
+        )
+        raise Conflict(message, code="claim_failed")
+    return {"claimed": True, "execution_id": row["id"], "lease_seconds": lease}
+
+
+async def heartbeat(
+    engine: Engine, user: Principal, execution_id: str, worker_id: str | None
+) -> dict[str, Any]:
+    """Extend a claim's lease. 404 unknown, 409 not claimed, 403 claimed by another worker."""
+    if not ids.is_uuid(execution_id):
+        raise NotFound("Execution not found", code="execution_not_found")
+    now = engine.clock.now()
+    until = now + timedelta(seconds=engine.settings.worker_claim_timeout_seconds)
+    async with engine.store.tx() as tx:
+        row = await tx.get_execution(user.user_id, execution_id)
+        if row is None:
+            raise NotFound("Execution not found", code="execution_not_found")
+        if row["status"] != Status.DELIVERING:
+            raise Conflict(
+                "Execution is not currently being claimed", code="execution_not_claiming"
+            )
+        holder = row["claimed_by_worker"]
+        if worker_id and holder and worker_id != holder:
+            raise Forbidden("Only the claiming worker can heartbeat", code="not_execution_owner")
+        extended = await tx.update_execution(
+            execution_id,
+            {"last_heartbeat_at": now, "lease_expires_at": until, "updated_at": now},
+            expect={"status": Status.DELIVERING.value, "claimed_by_worker": holder},
+        )
+    if extended is None:
+        raise Conflict("Execution is not currently being claimed", code="execution_not_claiming")
+    return {
+        "execution_id": execution_id,
+        "lease_extended_until": until.isoformat(),
+        "acknowledged": True,
+    }
+
+
+async def sweep(engine: Engine, limit: int = 500) -> int:
+    """Return expired claims to the queue (or fail them) and mark long-unclaimed executions
+    ``missed``; returns how many executions changed."""
+    now = engine.clock.now()
+    settings = engine.settings
+    pull = engine.pull_transports()
+    changed = 0
+    async with engine.store.tx() as tx:
+        stale_before = now - timedelta(seconds=settings.worker_heartbeat_timeout_seconds)
+        for row in await tx.expired_leases(now, stale_before, pull, limit):
+            lease_over = row["lease_expires_at"] is not None and row["lease_expires_at"] <= now
+            reason = "claim lease expired" if lease_over else "worker heartbeat stale"
+            exhausted = row["attempts"] >= row["retry_max_attempts"]
+            values: dict[str, Any] = {"updated_at": now, "lease_expires_at": None}
+            if exhausted:
+                event = Event.LEASE_EXHAUSTED
+                values["error_message"] = (
+                    f"Failed: {reason} after {row['attempts']} claim(s), max attempts exhausted"
+                )
+            else:
+                event = Event.LEASE_EXPIRED
+                values.update(
+                    claimed_by_worker=None,
+                    claimed_at=None,
+                    started_at=None,
+                    error_message=f"Reset: {reason}; execution returned to the queue",
+                )
+            done = await tx.update_execution(
+                row["id"],
+                values,
+                move=move(event),
+                expect={"claimed_by_worker": row["claimed_by_worker"]},
+            )
+            if done is not None:
+                changed += 1
+                if exhausted:
+                    await _fail_one_time_cue(tx, row, now)
+        if settings.worker_unclaimed_timeout_seconds > 0:
+            before = now - timedelta(seconds=settings.worker_unclaimed_timeout_seconds)
+            for row in await tx.unclaimed(before, pull, limit):
+                done = await tx.update_execution(
+                    row["id"],
+                    {
+                        "updated_at": now,
+                        "error_message": "No worker claimed this execution within timeout window",
+                    },
+                    move=move(Event.UNCLAIMED),
+                )
+                if done is not None:
+                    changed += 1
+                    await _fail_one_time_cue(tx, row, now)
+    return changed
+
+
+async def _fail_one_time_cue(tx: Any, row: Row, now: Any) -> None:
+    if row["schedule_type"] == "once":
+        await tx.bump_cue(
+            row["cue_id"],
+            values={"status": "failed", "last_run": now, "updated_at": now},
+            only_if_status=["active"],
+        )

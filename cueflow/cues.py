@@ -1,0 +1,231 @@
+"""Cue use cases: create, read, change, pause, resume, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from cueflow import ids, schedule
+from cueflow.accounts import Principal
+from cueflow.errors import CueflowError, NotFound
+from cueflow.schemas import CallbackPatch, CueCreate, CueUpdate, OnFailureIn, RetryIn, ScheduleIn
+from cueflow.store import Duplicate, Row
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+MAX_PAYLOAD_BYTES = 1_048_576
+NO_WORKER_WARNING = "No active workers found. Start a cueapi-worker to process this cue."
+DEFAULT_ON_FAILURE = {"email": True, "webhook": None, "pause": False}
+
+
+class CueValidationError(CueflowError):
+    """A whole-cue rule failed; rendered like a Pydantic model error (422, loc ``body``)."""
+
+    code = "validation_error"
+    status = 422
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def check_payload(payload: dict[str, Any]) -> None:
+    """Refuse payloads over 1 MiB of JSON or holding NUL characters (contract 400s)."""
+    if _has_nul(payload):
+        raise CueflowError(
+            "Payload contains null bytes which are not supported", code="invalid_payload"
+        )
+    if len(orjson.dumps(payload)) > MAX_PAYLOAD_BYTES:
+        raise CueflowError("Payload must be under 1MB", code="invalid_payload_size")
+
+
+def _task_of(payload: dict[str, Any]) -> str | None:
+    task = payload.get("task")
+    return task if isinstance(task, str) and len(task) <= 255 else None
+
+
+def _schedule_of(spec: ScheduleIn, now: datetime) -> schedule.Schedule:
+    return schedule.validate(
+        schedule.Schedule(
+            type=spec.type,
+            timezone=spec.timezone,
+            cron=spec.cron,
+            at=spec.at,
+            interval_seconds=spec.interval_seconds,
+        ),
+        now,
+    )
+
+
+def _schedule_values(sched: schedule.Schedule) -> dict[str, Any]:
+    return {
+        "schedule_type": sched.type,
+        "schedule_cron": sched.cron if sched.type == "recurring" else None,
+        "schedule_at": sched.at if sched.type == "once" else None,
+        "schedule_timezone": sched.timezone,
+        "schedule_interval_seconds": sched.interval_seconds if sched.type == "interval" else None,
+    }
+
+
+def schedule_of_row(row: Row) -> schedule.Schedule:
+    """The :class:`cueflow.schedule.Schedule` stored in a cue row."""
+    return schedule.Schedule(
+        type=row["schedule_type"],
+        timezone=row["schedule_timezone"],
+        cron=row["schedule_cron"],
+        at=row["schedule_at"],
+        interval_seconds=row["schedule_interval_seconds"],
+    )
+
+
+def first_run(sched: schedule.Schedule, now: datetime) -> datetime | None:
+    """When a cue created or resumed at ``now`` fires first (past for an overdue one-time cue)."""
+    if sched.type == "once":
+        return sched.at
+    return schedule.next_fire_after(sched, now, anchor=now)
+
+
+async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[Row, str | None]:
+    """Create a cue; returns it and the no-worker warning for pull transports."""
+    now = engine.clock.now()
+    transport = engine.transport(spec.transport)
+    payload = spec.payload or {}
+    check_payload(payload)
+    sched = _schedule_of(spec.schedule, now)
+    callback = spec.callback
+    values: dict[str, Any] = {
+        "id": ids.new_cue_id(),
+        "user_id": user.user_id,
+        "name": spec.name,
+        "description": spec.description,
+        "status": "active",
+        **_schedule_values(sched),
+        "misfire_policy": spec.misfire_policy or "fire_once",
+        "transport": spec.transport,
+        "task": _task_of(payload),
+        "callback_url": str(callback.url) if callback and callback.url else None,
+        "callback_method": callback.method if callback else "POST",
+        "callback_headers": (callback.headers or {}) if callback else {},
+        "payload": payload,
+        "retry_max_attempts": (spec.retry or RetryIn()).max_attempts,
+        "retry_backoff_minutes": (spec.retry or RetryIn()).backoff_minutes,
+        "on_failure": (spec.on_failure or OnFailureIn()).model_dump(),
+        "verification_mode": spec.verification.mode if spec.verification else None,
+        "next_run": first_run(sched, now),
+        "run_count": 0,
+        "fired_count": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    transport.validate_cue(values)
+    try:
+        async with engine.store.tx() as tx:
+            await tx.insert_cue(values)
+            row = await tx.get_cue(user.user_id, values["id"])
+            await tx.notify_schedule_changed()
+            live = (
+                await tx.count_live_workers(
+                    user.user_id,
+                    engine.seconds_ago(engine.settings.worker_heartbeat_timeout_seconds),
+                )
+                if transport.pull
+                else 1
+            )
+    except Duplicate as dup:
+        raise CueflowError(
+            f"A cue named '{spec.name}' already exists", code="duplicate_cue_name", status=409
+        ) from dup
+    engine.wake()
+    assert row is not None
+    return row, (NO_WORKER_WARNING if live == 0 else None)
+
+
+async def get_cue(engine: Engine, user: Principal, cue_id: str) -> Row:
+    """One of the caller's cues, or 404 ``cue_not_found``."""
+    async with engine.store.tx() as tx:
+        row = await tx.get_cue(user.user_id, cue_id)
+    if row is None:
+        raise NotFound("Cue not found", code="cue_not_found")
+    return row
+
+
+async def update_cue(engine: Engine, user: Principal, cue_id: str, patch: CueUpdate) -> Row:
+    """Apply a PATCH: only the fields sent change; ``status`` pauses or resumes."""
+    now = engine.clock.now()
+    current = await get_cue(engine, user, cue_id)
+    values: dict[str, Any] = {"updated_at": now}
+    sent = patch.model_fields_set
+    if patch.name is not None:
+        values["name"] = patch.name
+    if "description" in sent and patch.description is not None:
+        values["description"] = patch.description
+    if patch.callback is not None:
+        values.update(_callback_changes(patch.callback))
+    if patch.payload is not None:
+        check_payload(patch.payload)
+        values["payload"] = patch.payload
+        values["task"] = _task_of(patch.payload)
+    if patch.retry is not None:
+        values["retry_max_attempts"] = patch.retry.max_attempts
+        values["retry_backoff_minutes"] = patch.retry.backoff_minutes
+    if patch.verification is not None:
+        values["verification_mode"] = patch.verification.mode
+    if patch.on_failure is not None:
+        values["on_failure"] = patch.on_failure.model_dump()
+    if patch.misfire_policy is not None:
+        values["misfire_policy"] = patch.misfire_policy
+    sched = schedule_of_row(current)
+    if patch.schedule is not None:
+        sched = _schedule_of(patch.schedule, now)
+        values.update(_schedule_values(sched))
+        if current["status"] == "active":
+            values["next_run"] = first_run(sched, now)
+    if patch.status == "paused":
+        values["status"] = "paused"
+        values["next_run"] = None
+    elif patch.status == "active":
+        values["status"] = "active"
+        values["next_run"] = first_run(sched, now)
+    engine.transport(current["transport"]).validate_cue({**current, **values})
+    try:
+        async with engine.store.tx() as tx:
+            row = await tx.update_cue(user.user_id, cue_id, values)
+            await tx.notify_schedule_changed()
+    except Duplicate as dup:
+        raise CueflowError(
+            f"A cue named '{patch.name}' already exists", code="duplicate_cue_name", status=409
+        ) from dup
+    if row is None:
+        raise NotFound("Cue not found", code="cue_not_found")
+    engine.wake()
+    return row
+
+
+def _callback_changes(callback: CallbackPatch) -> dict[str, Any]:
+    sent = callback.model_fields_set
+    changes: dict[str, Any] = {}
+    if "url" in sent:
+        changes["callback_url"] = str(callback.url) if callback.url else None
+    if "method" in sent and callback.method is not None:
+        changes["callback_method"] = callback.method
+    if "headers" in sent:
+        changes["callback_headers"] = callback.headers or {}
+    return changes
+
+
+async def delete_cue(engine: Engine, user: Principal, cue_id: str) -> None:
+    """Delete a cue with its executions, or 404."""
+    async with engine.store.tx() as tx:
+        deleted = await tx.delete_cue(user.user_id, cue_id)
+        await tx.notify_schedule_changed()
+    if not deleted:
+        raise NotFound("Cue not found", code="cue_not_found")

@@ -1,0 +1,54 @@
+"""Reading executions: one, a filtered page, or a cue's history."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cueflow import ids
+from cueflow.accounts import Principal
+from cueflow.errors import CueflowError, NotFound
+from cueflow.store import ExecutionFilter, ExecutionPage, Row
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+
+def status_filter(status: str | None, status_in: str | None) -> list[str] | None:
+    """The statuses selected by ``status`` or the comma-separated ``status__in`` (not both)."""
+    if status is not None and status_in is not None:
+        raise CueflowError(
+            "Pass either `status` or `status__in`, not both.", code="conflicting_filters"
+        )
+    if status_in is not None:
+        chosen = [part.strip() for part in status_in.split(",") if part.strip()]
+        if not chosen:
+            raise CueflowError("status__in must name at least one status", code="invalid_status_in")
+        return chosen
+    return [status] if status is not None else None
+
+
+async def list_executions(
+    engine: Engine, user: Principal, where: ExecutionFilter, limit: int, offset: int
+) -> ExecutionPage:
+    """A page of the caller's executions, newest first."""
+    async with engine.store.tx() as tx:
+        return await tx.list_executions(user.user_id, where, limit, offset)
+
+
+async def get_execution(engine: Engine, user: Principal, execution_id: str) -> Row:
+    """One of the caller's executions, or 404 ``execution_not_found``."""
+    row = None
+    if ids.is_uuid(execution_id):
+        async with engine.store.tx() as tx:
+            row = await tx.get_execution(user.user_id, execution_id)
+    if row is None:
+        raise NotFound("Execution not found", code="execution_not_found")
+    return row
+
+
+async def cue_executions(
+    engine: Engine, user: Principal, cue_id: str, limit: int, offset: int
+) -> tuple[list[Row], int]:
+    """A page of one cue's executions, newest first."""
+    async with engine.store.tx() as tx:
+        return await tx.cue_executions(user.user_id, cue_id, limit, offset)

@@ -1,0 +1,157 @@
+"""Firing due cues: the durable, multi-node scheduler loop and the misfire policy.
+
+Each cue row keeps its ``next_run``. The loop sleeps until the earliest one (or until woken by a
+cue change here or, on PostgreSQL, a ``NOTIFY`` from another node), then fires every due cue in
+batches: one transaction locks the batch (``SKIP LOCKED`` where the store has it), inserts the
+executions under their fire key ``(cue_id, scheduled_for)`` and advances ``next_run``. Two nodes,
+a crashed batch retried, or a restart can therefore never create the same run twice.
+
+Misfire policy, per cue (``misfire_policy``), for runs later than ``misfire_grace_seconds``
+(default 60 s) — after downtime, or a one-time cue resumed after its time:
+
+* ``fire_once`` (default): one execution for the most recent missed run; the older ones are
+  folded into it. A one-time cue fires once, late.
+* ``skip``: no run; one ``missed`` execution records what was skipped. A one-time cue fails.
+* ``fire_all``: every missed run fires, the newest ``catchup_limit`` (default 100) of them; any
+  older ones are recorded as one ``missed`` execution.
+
+So missed runs are never dropped silently and never fire in an unbounded burst. Runs missed while a cue is paused are skipped on resume (as CueAPI does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from cueflow import ids, schedule
+from cueflow.config import Settings
+from cueflow.cues import schedule_of_row
+from cueflow.states import Status
+from cueflow.store import FirePlan, Row
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+def _execution(row: Row, scheduled_for: datetime, now: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": ids.new_execution_id(),
+        "cue_id": row["id"],
+        "user_id": row["user_id"],
+        "transport": row["transport"],
+        "scheduled_for": scheduled_for,
+        "status": Status.PENDING.value,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        **extra,
+    }
+
+
+def _missed(row: Row, scheduled_for: datetime, now: datetime, message: str) -> dict[str, Any]:
+    return _execution(
+        row,
+        scheduled_for,
+        now,
+        status=Status.MISSED.value,
+        error_message=message,
+        triggered_by="misfire",
+    )
+
+
+def plan_fire(row: Row, now: datetime, settings: Settings) -> FirePlan:
+    """Decide what a due cue produces at ``now``: executions and its next ``next_run``."""
+    sched = schedule_of_row(row)
+    due: datetime = row["next_run"]
+    policy = row["misfire_policy"]
+    late = (now - due).total_seconds() > settings.misfire_grace_seconds
+    plan = FirePlan(cue_values={"updated_at": now})
+    if sched.type == "once":
+        plan.cue_values["next_run"] = None
+        if late and policy == "skip":
+            plan.executions.append(
+                _missed(row, due, now, "Skipped: the cue was due while cueflow was not running")
+            )
+            plan.cue_values["status"] = "failed"
+        else:
+            plan.executions.append(_execution(row, due, now))
+        return plan
+    anchor = row["created_at"]
+    if not late:
+        plan.executions.append(_execution(row, due, now))
+        plan.cue_values["next_run"] = schedule.next_fire_after(sched, due, anchor=anchor)
+        return plan
+    ticks, dropped = schedule.due_ticks(
+        sched,
+        due,
+        now,
+        limit=settings.catchup_limit if policy == "fire_all" else 1,
+        anchor=anchor,
+    )
+    if policy == "skip":
+        skipped = len(ticks) + dropped
+        plan.executions.append(
+            _missed(row, ticks[-1], now, f"Skipped {skipped} missed run(s) (misfire policy skip)")
+        )
+    else:
+        plan.executions.extend(_execution(row, tick, now) for tick in ticks)
+        if dropped and policy == "fire_all":
+            plan.executions.append(
+                _missed(
+                    row,
+                    due,
+                    now,
+                    f"Skipped {dropped} older missed run(s) beyond the "
+                    f"catch-up limit of {settings.catchup_limit}",
+                )
+            )
+    plan.cue_values["next_run"] = schedule.next_fire_after(sched, now, anchor=anchor)
+    return plan
+
+
+class Scheduler:
+    """The loop that fires due cues; one per engine, any number per database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.wakeup = asyncio.Event()
+
+    async def fire_due(self) -> int:
+        """Fire every cue due now, batch by batch; returns how many executions were created."""
+        engine = self.engine
+        created = 0
+        while True:
+            now = engine.clock.now()
+            async with engine.store.tx() as tx:
+                locked, inserted = await tx.fire_due(
+                    now,
+                    engine.settings.scheduler_batch_size,
+                    lambda row: plan_fire(row, now, engine.settings),
+                )
+            created += len(inserted)
+            if inserted:
+                engine.executions_created(inserted)
+            if locked < engine.settings.scheduler_batch_size:
+                return created
+
+    async def next_wakeup(self) -> datetime | None:
+        """The earliest ``next_run`` of any active cue."""
+        async with self.engine.store.tx() as tx:
+            return await tx.earliest_next_run()
+
+    async def run(self) -> None:
+        """Fire due cues, then sleep until the next one is due or a change wakes the loop."""
+        clock = self.engine.clock
+        while True:
+            self.wakeup.clear()
+            try:
+                await self.fire_due()
+                when = await self.next_wakeup()
+            except Exception:
+                log.exception("scheduler cycle failed; retrying in 1 s")
+                when = clock.now() + timedelta(seconds=1)
+            await clock.sleep_until(when, self.wakeup)

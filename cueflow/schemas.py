@@ -1,0 +1,179 @@
+"""Input models: what callers may send, validated the way CueAPI validates it.
+
+The REST API uses these as request bodies and the Python API takes the same objects, so both
+reach the engine through one path. Limits and messages follow the wire contract; cueflow's
+additions (``interval`` schedules, ``misfire_policy``) are optional fields old clients never send.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    UrlConstraints,
+    field_validator,
+    model_validator,
+)
+
+HttpUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2083, allowed_schemes=["http", "https"])]
+
+MisfirePolicy = Literal["fire_once", "skip", "fire_all"]
+
+
+class _Lenient(BaseModel):
+    """Unknown fields are ignored (POST bodies, as CueAPI does)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RegisterRequest(_Lenient):
+    """``POST /v1/auth/register``."""
+
+    email: EmailStr
+
+
+class ScheduleIn(_Lenient):
+    """A cue's schedule. ``type``: ``recurring`` (cron), ``once`` (``at``) or ``interval``."""
+
+    type: str
+    cron: str | None = None
+    at: datetime | None = None
+    timezone: str = "UTC"
+    interval_seconds: int | None = None
+
+
+class CallbackIn(_Lenient):
+    """Where and how a webhook is sent."""
+
+    url: HttpUrl | None = None
+    method: str = "POST"
+    headers: dict[str, str] | None = None
+
+
+class CallbackPatch(_Lenient):
+    """A PATCH of the callback: only the keys sent change."""
+
+    url: HttpUrl | None = None
+    method: str | None = None
+    headers: dict[str, str] | None = None
+
+
+class RetryIn(_Lenient):
+    """``max_attempts`` counts the first attempt; waits come from ``backoff_minutes``."""
+
+    max_attempts: int = Field(3, ge=1, le=10)
+    backoff_minutes: list[int] = Field(default_factory=lambda: [1, 5, 15])
+
+
+class OnFailureIn(_Lenient):
+    """What happens when an execution finally fails."""
+
+    email: bool = True
+    webhook: str | None = None
+    pause: bool = False
+
+
+class VerificationIn(_Lenient):
+    """How a reported success is checked."""
+
+    mode: Literal[
+        "none", "require_external_id", "require_result_url", "require_artifacts", "manual"
+    ] = "none"
+
+
+def _reject_nested_transport(data: Any) -> Any:
+    if isinstance(data, dict):
+        callback = data.get("callback")
+        if isinstance(callback, dict) and "transport" in callback:
+            raise ValueError("transport must be specified at the top level, not inside callback")
+    return data
+
+
+class CueCreate(_Lenient):
+    """``POST /v1/cues``."""
+
+    name: str = Field(min_length=1, max_length=255)
+    description: str | None = None
+    schedule: ScheduleIn
+    callback: CallbackIn | None = None
+    transport: str = "webhook"
+    payload: dict[str, Any] | None = None
+    retry: RetryIn | None = None
+    on_failure: OnFailureIn | None = None
+    verification: VerificationIn | None = None
+    misfire_policy: MisfirePolicy | None = None
+
+    _no_nested_transport = model_validator(mode="before")(_reject_nested_transport)
+
+
+class CueUpdate(BaseModel):
+    """``PATCH /v1/cues/{id}``: every field optional, ``null`` leaves it unchanged, unknown
+    fields are refused. Unlike CueAPI, a partial ``callback`` changes only the keys it sends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=255)
+    description: str | None = None
+    status: str | None = None
+    schedule: ScheduleIn | None = None
+    callback: CallbackPatch | None = None
+    payload: dict[str, Any] | None = None
+    retry: RetryIn | None = None
+    on_failure: OnFailureIn | None = None
+    verification: VerificationIn | None = None
+    misfire_policy: MisfirePolicy | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str | None) -> str | None:
+        if value is not None and value not in ("active", "paused"):
+            raise ValueError("status must be 'active' or 'paused'")
+        return value
+
+    _no_nested_transport = model_validator(mode="before")(_reject_nested_transport)
+
+
+class ClaimRequest(_Lenient):
+    """Claim bodies: the claiming worker's id."""
+
+    worker_id: str = Field(min_length=1, max_length=255)
+
+
+class OutcomeReport(_Lenient):
+    """``POST /v1/executions/{id}/outcome``.
+
+    ``result`` and ``error`` longer than 2000 characters are truncated rather than refused, so
+    a chatty worker's outcome is never lost (CueAPI answers 422 and the outcome is dropped).
+    ``worker_id`` (or the ``X-Worker-Id`` header) is a cueflow extension: when given, a worker
+    whose claim was taken over by another worker cannot overwrite the new holder's result.
+    """
+
+    success: bool
+    result: str | None = None
+    error: str | None = None
+    metadata: dict[str, Any] | None = None
+    external_id: str | None = Field(None, max_length=500)
+    result_url: HttpUrl | None = None
+    result_ref: str | None = Field(None, max_length=500)
+    result_type: str | None = Field(None, max_length=100)
+    summary: str | None = Field(None, max_length=500)
+    artifacts: list[Any] | None = None
+    worker_id: str | None = Field(None, max_length=255)
+
+    @field_validator("result", "error")
+    @classmethod
+    def _truncate(cls, value: str | None) -> str | None:
+        return value[:2000] if value is not None else None
+
+
+class WorkerHeartbeat(_Lenient):
+    """``POST /v1/worker/heartbeat``."""
+
+    worker_id: str = Field(max_length=255)
+    handlers: list[str] | None = None

@@ -1,0 +1,1 @@
+"""The relational schema and the SQL store shared by the SQLite and PostgreSQL plugins."""

@@ -1,0 +1,534 @@
+"""One SQL implementation of :class:`cueflow.store.StoreTx`, shared by the SQL store plugins.
+
+Statements are SQLAlchemy Core (the hot paths never build ORM objects). What differs between
+databases — how a connection is driven, ``INSERT ... ON CONFLICT``, row locking with
+``SKIP LOCKED``, cross-node notifications — comes from the plugin's :class:`Connector`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Select, and_, func, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cueflow.sql.tables import cues, executions, users, workers
+from cueflow.states import Move
+from cueflow.store import Duplicate, ExecutionFilter, ExecutionPage, FirePlan, Row
+
+
+class Connection(Protocol):
+    """An open transaction that runs statements (sync drivers wrap theirs in coroutines)."""
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        """Run a statement and return SQLAlchemy's buffered result."""
+
+
+class Connector(Protocol):
+    """The database-specific half of a SQL store, provided by a store plugin."""
+
+    name: str
+    skip_locked: bool
+    """Whether ``SELECT ... FOR UPDATE SKIP LOCKED`` is available (several writers)."""
+
+    def begin(self) -> Any:
+        """An async context manager yielding a :class:`Connection` inside a transaction."""
+
+    def insert(self, table: Any) -> Any:
+        """The dialect's ``insert`` construct (one that has ``on_conflict_do_nothing``)."""
+
+    async def open(self) -> None:
+        """Connect and migrate."""
+
+    async def close(self) -> None:
+        """Disconnect."""
+
+    async def notify(self, conn: Connection) -> None:
+        """Signal other nodes that schedules changed, inside ``conn``'s transaction."""
+
+    async def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when another node signals a schedule change."""
+
+
+_UNIQUE_HINTS = {
+    "email": "email",
+    "slug": "slug",
+    "uq_cues_user_name": "name",
+    "cues.user_id": "name",
+}
+
+
+def _duplicate(exc: IntegrityError) -> Duplicate:
+    text = str(exc.orig)
+    for hint, constraint in _UNIQUE_HINTS.items():
+        if hint in text:
+            return Duplicate(constraint)
+    raise exc
+
+
+class SqlStore:
+    """A :class:`cueflow.store.Store` over a :class:`Connector`."""
+
+    def __init__(self, connector: Connector) -> None:
+        self.connector = connector
+        self.name = connector.name
+
+    async def open(self) -> None:
+        """Connect and migrate."""
+        await self.connector.open()
+
+    async def close(self) -> None:
+        """Disconnect."""
+        await self.connector.close()
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[SqlTx]:
+        """A unit of work in one database transaction."""
+        async with self.connector.begin() as conn:
+            yield SqlTx(conn, self.connector)
+
+    async def listen(self, callback: Callable[[], None]) -> None:
+        """Forward other nodes' schedule changes to ``callback``."""
+        await self.connector.listen(callback)
+
+
+def _lock(stmt: Select[Any], connector: Connector) -> Select[Any]:
+    if connector.skip_locked:
+        return stmt.with_for_update(skip_locked=True, of=stmt.get_final_froms()[0])
+    return stmt
+
+
+class SqlTx:
+    """The statements of one unit of work."""
+
+    def __init__(self, conn: Connection, connector: Connector) -> None:
+        self.conn = conn
+        self.connector = connector
+
+    async def _one(self, stmt: Any) -> Row | None:
+        return (await self.conn.execute(stmt)).mappings().first()
+
+    async def _all(self, stmt: Any) -> list[Row]:
+        return list((await self.conn.execute(stmt)).mappings().all())
+
+    async def _count(self, stmt: Select[Any]) -> int:
+        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+        return int((await self.conn.execute(counted)).scalar_one())
+
+    # accounts -------------------------------------------------------------------------------
+    async def insert_user(self, values: dict[str, Any]) -> None:
+        """Insert a user."""
+        try:
+            await self.conn.execute(users.insert().values(**values))
+        except IntegrityError as exc:
+            raise _duplicate(exc) from exc
+
+    async def user_by_key_hash(self, key_hash: str) -> Row | None:
+        """The user owning a key hash."""
+        return await self._one(select(users).where(users.c.api_key_hash == key_hash))
+
+    # cues -----------------------------------------------------------------------------------
+    async def insert_cue(self, values: dict[str, Any]) -> None:
+        """Insert a cue."""
+        try:
+            await self.conn.execute(cues.insert().values(**values))
+        except IntegrityError as exc:
+            raise _duplicate(exc) from exc
+
+    async def get_cue(self, user_id: str, cue_id: str) -> Row | None:
+        """One of the user's cues."""
+        return await self._one(select(cues).where(cues.c.id == cue_id, cues.c.user_id == user_id))
+
+    async def list_cues(
+        self, user_id: str, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Row], int]:
+        """A page of cues, newest first."""
+        stmt = select(cues).where(cues.c.user_id == user_id)
+        if status is not None:
+            stmt = stmt.where(cues.c.status == status)
+        total = await self._count(stmt)
+        page = stmt.order_by(cues.c.created_at.desc(), cues.c.id.desc()).limit(limit).offset(offset)
+        return await self._all(page), total
+
+    async def update_cue(self, user_id: str, cue_id: str, values: dict[str, Any]) -> Row | None:
+        """Update one cue and return it."""
+        stmt = (
+            update(cues)
+            .where(cues.c.id == cue_id, cues.c.user_id == user_id)
+            .values(**values)
+            .returning(*cues.c)
+        )
+        try:
+            return await self._one(stmt)
+        except IntegrityError as exc:
+            raise _duplicate(exc) from exc
+
+    async def delete_cue(self, user_id: str, cue_id: str) -> bool:
+        """Delete a cue and its executions."""
+        await self.conn.execute(
+            executions.delete().where(
+                executions.c.cue_id == cue_id, executions.c.user_id == user_id
+            )
+        )
+        result = await self.conn.execute(
+            cues.delete().where(cues.c.id == cue_id, cues.c.user_id == user_id)
+        )
+        return bool(result.rowcount)
+
+    async def earliest_next_run(self) -> datetime | None:
+        """The soonest due time of any active cue."""
+        stmt = select(func.min(cues.c.next_run)).where(
+            cues.c.status == "active", cues.c.next_run.is_not(None)
+        )
+        value = (await self.conn.execute(stmt)).scalar()
+        return (
+            cues.c.next_run.type.process_result_value(value, _Dialectless)
+            if isinstance(value, str)
+            else value
+        )
+
+    async def fire_due(
+        self, now: datetime, limit: int, plan: Callable[[Row], FirePlan]
+    ) -> tuple[int, list[Row]]:
+        """Fire due cues in one transaction (see the protocol)."""
+        due = _lock(
+            select(cues)
+            .where(cues.c.status == "active", cues.c.next_run.is_not(None), cues.c.next_run <= now)
+            .order_by(cues.c.next_run)
+            .limit(limit),
+            self.connector,
+        )
+        rows = await self._all(due)
+        if not rows:
+            return 0, []
+        plans = {row["id"]: plan(row) for row in rows}
+        planned = [values for p in plans.values() for values in p.executions]
+        inserted: list[Row] = []
+        if planned:
+            stmt = (
+                self.connector.insert(executions)
+                .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
+                .returning(executions.c.id, executions.c.cue_id, executions.c.status)
+            )
+            for values in planned:
+                row = await self._one(stmt.values(**values))
+                if row is not None:
+                    inserted.append(row)
+        fired: dict[str, int] = {}
+        for row in inserted:
+            fired[row["cue_id"]] = fired.get(row["cue_id"], 0) + 1
+        for cue_id, p in plans.items():
+            values = dict(p.cue_values)
+            if fired.get(cue_id):
+                values["fired_count"] = cues.c.fired_count + fired[cue_id]
+            await self.conn.execute(update(cues).where(cues.c.id == cue_id).values(**values))
+        return len(rows), inserted
+
+    # executions -----------------------------------------------------------------------------
+    async def insert_execution(self, values: dict[str, Any]) -> bool:
+        """Insert one execution unless its fire key exists."""
+        stmt = (
+            self.connector.insert(executions)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
+            .returning(executions.c.id)
+        )
+        return await self._one(stmt) is not None
+
+    async def get_execution(self, user_id: str, execution_id: str) -> Row | None:
+        """One of the user's executions."""
+        return await self._one(
+            select(executions).where(
+                executions.c.id == execution_id, executions.c.user_id == user_id
+            )
+        )
+
+    async def list_executions(
+        self, user_id: str, where: ExecutionFilter, limit: int, offset: int
+    ) -> ExecutionPage:
+        """A filtered page of executions, newest first."""
+        conditions = [executions.c.user_id == user_id]
+        if where.cue_id is not None:
+            conditions.append(executions.c.cue_id == where.cue_id)
+        if where.statuses is not None:
+            conditions.append(executions.c.status.in_(list(where.statuses)))
+        if where.worker_id is not None:
+            conditions.append(executions.c.claimed_by_worker == where.worker_id)
+        if where.outcome_state is not None:
+            conditions.append(executions.c.outcome_state == where.outcome_state)
+        summary = select(func.count(), func.min(executions.c.claimed_at)).where(*conditions)
+        total, oldest = (await self.conn.execute(summary)).one()
+        page = (
+            select(executions)
+            .where(*conditions)
+            .order_by(executions.c.created_at.desc(), executions.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        if isinstance(oldest, str | datetime):
+            oldest = executions.c.claimed_at.type.process_result_value(
+                datetime.fromisoformat(oldest) if isinstance(oldest, str) else oldest, _Dialectless
+            )
+        return ExecutionPage(await self._all(page), int(total), oldest)
+
+    async def cue_executions(
+        self, user_id: str, cue_id: str, limit: int, offset: int
+    ) -> tuple[list[Row], int]:
+        """A page of one cue's executions."""
+        stmt = select(executions).where(
+            executions.c.user_id == user_id, executions.c.cue_id == cue_id
+        )
+        total = await self._count(stmt)
+        page = stmt.order_by(executions.c.created_at.desc(), executions.c.id.desc())
+        return await self._all(page.limit(limit).offset(offset)), total
+
+    async def claimable(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        statuses: Sequence[str],
+        now: datetime,
+        task: str | None,
+        limit: int,
+    ) -> list[Row]:
+        """Executions waiting for a worker, oldest first."""
+        stmt = (
+            select(
+                executions.c.id,
+                executions.c.cue_id,
+                executions.c.scheduled_for,
+                executions.c.attempts,
+                cues.c.name.label("cue_name"),
+                cues.c.task,
+                cues.c.payload,
+            )
+            .join(cues, cues.c.id == executions.c.cue_id)
+            .where(
+                executions.c.user_id == user_id,
+                executions.c.status.in_(list(statuses)),
+                executions.c.transport.in_(list(transports)),
+                executions.c.scheduled_for <= now,
+            )
+        )
+        if task is not None:
+            stmt = stmt.where(cues.c.task == task)
+        return await self._all(stmt.order_by(executions.c.scheduled_for).limit(limit))
+
+    async def claim(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_id: str | None,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> Row | None:
+        """Atomically claim one due execution."""
+        waiting = and_(
+            executions.c.user_id == user_id,
+            executions.c.status.in_(move.sources),
+            executions.c.transport.in_(list(transports)),
+            executions.c.scheduled_for <= now,
+        )
+        if execution_id is not None:
+            target = executions.c.id == execution_id
+        else:
+            oldest = _lock(
+                select(executions.c.id)
+                .where(waiting)
+                .order_by(executions.c.scheduled_for)
+                .limit(1),
+                self.connector,
+            ).scalar_subquery()
+            target = executions.c.id == oldest
+        stmt = (
+            update(executions)
+            .where(target, waiting)
+            .values(status=move.target, attempts=executions.c.attempts + 1, **values)
+            .returning(executions.c.id, executions.c.attempts, executions.c.cue_id)
+        )
+        return await self._one(stmt)
+
+    async def update_execution(
+        self,
+        execution_id: str,
+        values: dict[str, Any],
+        *,
+        move: Move | None = None,
+        expect: dict[str, Any] | None = None,
+    ) -> Row | None:
+        """Conditionally update one execution."""
+        conditions = [executions.c.id == execution_id]
+        if move is not None:
+            conditions.append(executions.c.status.in_(move.sources))
+            values = {**values, "status": move.target}
+        for column, value in (expect or {}).items():
+            col = executions.c[column]
+            conditions.append(col.is_(None) if value is None else col == value)
+        stmt = update(executions).where(*conditions).values(**values).returning(*executions.c)
+        return await self._one(stmt)
+
+    async def record_outcome(
+        self,
+        user_id: str,
+        execution_id: str,
+        values: dict[str, Any],
+        move: Move | None,
+        holder: str | None,
+    ) -> Row | None:
+        """Write an outcome once."""
+        conditions = [
+            executions.c.id == execution_id,
+            executions.c.user_id == user_id,
+            executions.c.outcome_recorded_at.is_(None),
+        ]
+        if holder is not None:
+            conditions.append(
+                or_(
+                    executions.c.status != "delivering",
+                    executions.c.claimed_by_worker.is_(None),
+                    executions.c.claimed_by_worker == holder,
+                )
+            )
+        if move is not None:
+            from sqlalchemy import case
+
+            values = {
+                **values,
+                "status": case(
+                    (executions.c.status.in_(move.sources), literal(move.target)),
+                    else_=executions.c.status,
+                ),
+            }
+        stmt = update(executions).where(*conditions).values(**values).returning(*executions.c)
+        return await self._one(stmt)
+
+    async def expired_leases(
+        self, now: datetime, stale_before: datetime, transports: Sequence[str], limit: int
+    ) -> list[Row]:
+        """Claims whose lease ended or whose worker went silent."""
+        stale_worker = (
+            select(literal(1))
+            .where(
+                workers.c.user_id == executions.c.user_id,
+                workers.c.worker_id == executions.c.claimed_by_worker,
+                workers.c.last_heartbeat < stale_before,
+            )
+            .exists()
+        )
+        stmt = _lock(
+            select(
+                executions.c.id,
+                executions.c.cue_id,
+                executions.c.attempts,
+                executions.c.claimed_by_worker,
+                executions.c.lease_expires_at,
+                cues.c.retry_max_attempts,
+                cues.c.schedule_type,
+                cues.c.on_failure,
+            )
+            .join(cues, cues.c.id == executions.c.cue_id)
+            .where(
+                executions.c.status == "delivering",
+                executions.c.transport.in_(list(transports)),
+                or_(executions.c.lease_expires_at <= now, stale_worker),
+            )
+            .limit(limit),
+            self.connector,
+        )
+        return await self._all(stmt)
+
+    async def unclaimed(self, before: datetime, transports: Sequence[str], limit: int) -> list[Row]:
+        """Pending executions nobody claimed in time."""
+        stmt = _lock(
+            select(executions.c.id, executions.c.cue_id, cues.c.schedule_type, cues.c.on_failure)
+            .join(cues, cues.c.id == executions.c.cue_id)
+            .where(
+                executions.c.status == "pending",
+                executions.c.transport.in_(list(transports)),
+                executions.c.scheduled_for <= before,
+                executions.c.updated_at <= before,
+            )
+            .limit(limit),
+            self.connector,
+        )
+        return await self._all(stmt)
+
+    async def bump_cue(
+        self,
+        cue_id: str,
+        *,
+        run_count: int = 0,
+        values: dict[str, Any] | None = None,
+        only_if_status: Sequence[str] | None = None,
+    ) -> None:
+        """Count a run and set values on a cue."""
+        new_values = dict(values or {})
+        if run_count:
+            new_values["run_count"] = cues.c.run_count + run_count
+        if not new_values:
+            return
+        stmt = update(cues).where(cues.c.id == cue_id)
+        if only_if_status is not None:
+            stmt = stmt.where(cues.c.status.in_(list(only_if_status)))
+        await self.conn.execute(stmt.values(**new_values))
+
+    # workers --------------------------------------------------------------------------------
+    async def upsert_worker(
+        self, user_id: str, worker_id: str, handlers: list[str] | None, now: datetime
+    ) -> None:
+        """Create or refresh a worker row."""
+        import uuid
+
+        stmt = self.connector.insert(workers).values(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            worker_id=worker_id,
+            handlers=handlers,
+            last_heartbeat=now,
+            created_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["user_id", "worker_id"],
+            set_={
+                "handlers": stmt.excluded.handlers,
+                "last_heartbeat": stmt.excluded.last_heartbeat,
+            },
+        )
+        await self.conn.execute(stmt)
+
+    async def list_workers(self, user_id: str) -> list[Row]:
+        """The user's workers."""
+        return await self._all(
+            select(workers)
+            .where(workers.c.user_id == user_id)
+            .order_by(workers.c.last_heartbeat.desc())
+        )
+
+    async def delete_worker(self, user_id: str, worker_id: str) -> bool:
+        """Forget a worker."""
+        result = await self.conn.execute(
+            workers.delete().where(workers.c.user_id == user_id, workers.c.worker_id == worker_id)
+        )
+        return bool(result.rowcount)
+
+    async def count_live_workers(self, user_id: str, since: datetime) -> int:
+        """Workers heard from since ``since``."""
+        stmt = select(func.count()).where(
+            workers.c.user_id == user_id, workers.c.last_heartbeat >= since
+        )
+        return int((await self.conn.execute(stmt)).scalar_one())
+
+    async def notify_schedule_changed(self) -> None:
+        """Wake the schedulers of other nodes."""
+        await self.connector.notify(self.conn)
+
+
+class _DialectlessType:
+    name = "sqlite"
+
+
+_Dialectless: Any = _DialectlessType()

@@ -1,0 +1,151 @@
+"""SQLModel table declarations: the one source of the schema.
+
+The Alembic migrations under ``cueflow/migrations`` create exactly these tables; a test compares
+the migrated database with this metadata so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from cueflow.sql.types import JSONType, UTCDateTime
+
+
+def _dt(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSONType, nullable=nullable))
+
+
+class User(SQLModel, table=True):
+    """An account. Only the SHA-256 of its API key is stored."""
+
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=36)
+    email: str = Field(max_length=320, unique=True)
+    api_key_hash: str = Field(max_length=64, unique=True)
+    api_key_prefix: str = Field(max_length=12)
+    plan: str = Field(default="free", max_length=50)
+    slug: str = Field(max_length=80, unique=True)
+    webhook_secret: str = Field(max_length=80)
+    alert_webhook_url: str | None = Field(default=None, max_length=2048)
+    alert_webhook_secret: str | None = Field(default=None, max_length=80)
+    created_at: datetime = _dt(nullable=False)
+    updated_at: datetime = _dt(nullable=False)
+
+
+class Cue(SQLModel, table=True):
+    """A named schedule with a payload and a transport."""
+
+    __tablename__ = "cues"
+    __table_args__ = (
+        UniqueConstraint("user_id", "name", name="uq_cues_user_name"),
+        Index("ix_cues_due", "status", "next_run"),
+        Index("ix_cues_user_created", "user_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=20)
+    user_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(max_length=255)
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    status: str = Field(default="active", max_length=20)
+    schedule_type: str = Field(max_length=10)
+    schedule_cron: str | None = Field(default=None, max_length=100)
+    schedule_at: datetime | None = _dt()
+    schedule_timezone: str = Field(default="UTC", max_length=64)
+    schedule_interval_seconds: int | None = Field(default=None)
+    misfire_policy: str = Field(default="fire_once", max_length=20)
+    transport: str = Field(max_length=64)
+    task: str | None = Field(default=None, max_length=255)
+    callback_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    callback_method: str = Field(default="POST", max_length=10)
+    callback_headers: dict[str, str] = _json(nullable=False)
+    payload: dict[str, Any] = _json(nullable=False)
+    retry_max_attempts: int = Field(default=3)
+    retry_backoff_minutes: list[int] = _json(nullable=False)
+    on_failure: dict[str, Any] | None = _json()
+    verification_mode: str | None = Field(default=None, max_length=50)
+    next_run: datetime | None = _dt()
+    last_run: datetime | None = _dt()
+    run_count: int = Field(default=0)
+    fired_count: int = Field(default=0)
+    created_at: datetime = _dt(nullable=False)
+    updated_at: datetime = _dt(nullable=False)
+
+
+class Execution(SQLModel, table=True):
+    """One run of a cue: the fire key is ``(cue_id, scheduled_for)``.
+
+    ``user_id`` and ``transport`` are copied from the cue so that the hot worker queries
+    (claimable, claim-next) read one table with one index.
+    """
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        UniqueConstraint("cue_id", "scheduled_for", name="uq_executions_fire_key"),
+        Index("ix_executions_queue", "user_id", "status", "scheduled_for"),
+        Index("ix_executions_user_created", "user_id", "created_at"),
+        Index("ix_executions_lease", "status", "lease_expires_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    cue_id: str = Field(
+        sa_column=Column(String(20), ForeignKey("cues.id", ondelete="CASCADE"), nullable=False)
+    )
+    user_id: str = Field(max_length=36)
+    transport: str = Field(max_length=64)
+    scheduled_for: datetime = _dt(nullable=False)
+    status: str = Field(default="pending", max_length=20)
+    triggered_by: str | None = Field(default=None, max_length=50)
+    http_status: int | None = Field(default=None)
+    attempts: int = Field(default=0)
+    error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    started_at: datetime | None = _dt()
+    delivered_at: datetime | None = _dt()
+    last_attempt_at: datetime | None = _dt()
+    next_retry: datetime | None = _dt()
+    claimed_by_worker: str | None = Field(default=None, max_length=255)
+    claimed_at: datetime | None = _dt()
+    lease_expires_at: datetime | None = _dt()
+    last_heartbeat_at: datetime | None = _dt()
+    outcome_success: bool | None = Field(default=None)
+    outcome_result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    outcome_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    outcome_metadata: dict[str, Any] | None = _json()
+    outcome_recorded_at: datetime | None = _dt()
+    outcome_state: str | None = Field(default=None, max_length=30)
+    evidence: dict[str, Any] | None = _json()
+    created_at: datetime = _dt(nullable=False)
+    updated_at: datetime = _dt(nullable=False)
+
+
+class Worker(SQLModel, table=True):
+    """A worker process known through its heartbeats, unique per user and ``worker_id``."""
+
+    __tablename__ = "workers"
+    __table_args__ = (UniqueConstraint("user_id", "worker_id", name="uq_workers_user_worker"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    user_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    worker_id: str = Field(max_length=255)
+    handlers: list[str] | None = _json()
+    last_heartbeat: datetime = _dt(nullable=False)
+    created_at: datetime = _dt(nullable=False)
+
+
+metadata = SQLModel.metadata
+users = User.__table__
+cues = Cue.__table__
+executions = Execution.__table__
+workers = Worker.__table__

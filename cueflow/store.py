@@ -1,0 +1,221 @@
+"""The storage seam: what the engine asks of a store, and nothing about how.
+
+A store plugin registers a factory for URL schemes (see :mod:`cueflow.hookspecs`). The factory
+returns a :class:`Store`; all reads and writes happen inside :meth:`Store.tx`, a unit of work
+whose methods are plain data operations. Business rules (which status follows which, when a
+lease is lost, how a schedule advances) stay in the engine: it hands the store ready-made values
+and the state machine's allowed source statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from cueflow.states import Move
+
+Row = Mapping[str, Any]
+
+
+class Duplicate(Exception):
+    """A unique constraint refused a write; ``constraint`` names which (``email``, ``name``)."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+@dataclass
+class ExecutionPage:
+    """One page of executions plus the figures the list endpoint reports."""
+
+    rows: list[Row]
+    total: int
+    oldest_claimed_at: datetime | None = None
+
+
+@dataclass
+class ExecutionFilter:
+    """Filters of ``GET /v1/executions``; ``None`` means "any"."""
+
+    cue_id: str | None = None
+    statuses: Sequence[str] | None = None
+    worker_id: str | None = None
+    outcome_state: str | None = None
+
+
+@dataclass
+class FirePlan:
+    """What the engine decided for one due cue: new executions and the cue's next state."""
+
+    executions: list[dict[str, Any]] = field(default_factory=list)
+    cue_values: dict[str, Any] = field(default_factory=dict)
+
+
+class StoreTx(Protocol):
+    """One unit of work. Every method runs in the enclosing transaction."""
+
+    # accounts
+    async def insert_user(self, values: dict[str, Any]) -> None:
+        """Insert a user; raise :class:`Duplicate` ``email`` or ``slug``."""
+
+    async def user_by_key_hash(self, key_hash: str) -> Row | None:
+        """The user whose API key hashes to ``key_hash``."""
+
+    # cues
+    async def insert_cue(self, values: dict[str, Any]) -> None:
+        """Insert a cue; raise :class:`Duplicate` ``name``."""
+
+    async def get_cue(self, user_id: str, cue_id: str) -> Row | None:
+        """One of the user's cues."""
+
+    async def list_cues(
+        self, user_id: str, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Row], int]:
+        """A page of the user's cues, newest first, and the total."""
+
+    async def update_cue(self, user_id: str, cue_id: str, values: dict[str, Any]) -> Row | None:
+        """Set ``values`` on one of the user's cues; return it updated, or ``None``."""
+
+    async def delete_cue(self, user_id: str, cue_id: str) -> bool:
+        """Delete one of the user's cues with its executions; ``False`` if there was none."""
+
+    async def earliest_next_run(self) -> datetime | None:
+        """The soonest ``next_run`` of any active cue."""
+
+    async def fire_due(
+        self, now: datetime, limit: int, plan: Callable[[Row], FirePlan]
+    ) -> tuple[int, list[Row]]:
+        """Lock up to ``limit`` active cues with ``next_run <= now`` (skipping rows other nodes
+        hold), apply ``plan`` to each, insert the planned executions (a fire key that exists
+        already is skipped silently) and write the cue values. ``fired_count`` grows by the
+        number of executions actually inserted. Returns the number of cues locked and the
+        inserted executions."""
+
+    # executions
+    async def insert_execution(self, values: dict[str, Any]) -> bool:
+        """Insert one execution; ``False`` if its fire key exists already."""
+
+    async def get_execution(self, user_id: str, execution_id: str) -> Row | None:
+        """One of the user's executions."""
+
+    async def list_executions(
+        self, user_id: str, where: ExecutionFilter, limit: int, offset: int
+    ) -> ExecutionPage:
+        """A page of the user's executions, newest first."""
+
+    async def cue_executions(
+        self, user_id: str, cue_id: str, limit: int, offset: int
+    ) -> tuple[list[Row], int]:
+        """A page of one cue's executions, newest first, and their total."""
+
+    async def claimable(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        statuses: Sequence[str],
+        now: datetime,
+        task: str | None,
+        limit: int,
+    ) -> list[Row]:
+        """The user's executions waiting for a worker (due, in ``statuses``), oldest first, with
+        their cue's ``cue_name``, ``task`` and ``payload``."""
+
+    async def claim(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_id: str | None,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> Row | None:
+        """Atomically move one due execution (``execution_id``, or the oldest) from
+        ``move.sources`` to ``move.target`` and set ``values``; ``attempts`` grows by one.
+        ``None`` when nothing matched (another claimer won)."""
+
+    async def update_execution(
+        self,
+        execution_id: str,
+        values: dict[str, Any],
+        *,
+        move: Move | None = None,
+        expect: dict[str, Any] | None = None,
+    ) -> Row | None:
+        """Set ``values`` on an execution if its status is in ``move.sources`` (then status
+        becomes ``move.target``) and every column in ``expect`` has the given value (``None``
+        means SQL NULL). Returns the updated row or ``None``."""
+
+    async def record_outcome(
+        self,
+        user_id: str,
+        execution_id: str,
+        values: dict[str, Any],
+        move: Move | None,
+        holder: str | None,
+    ) -> Row | None:
+        """Write an outcome once: only if none is recorded yet and, when ``holder`` is given,
+        the execution is not currently claimed by somebody else. The status moves to
+        ``move.target`` when it is in ``move.sources`` and stays otherwise. Returns the updated
+        row or ``None``."""
+
+    async def expired_leases(
+        self, now: datetime, stale_before: datetime, transports: Sequence[str], limit: int
+    ) -> list[Row]:
+        """Claimed executions whose lease ended or whose registered worker's last heartbeat is
+        older than ``stale_before``, locked, with their cue's ``retry_max_attempts``,
+        ``schedule_type`` and ``on_failure``."""
+
+    async def unclaimed(self, before: datetime, transports: Sequence[str], limit: int) -> list[Row]:
+        """Pending executions of ``transports`` due and waiting since before ``before``, locked."""
+
+    async def bump_cue(
+        self,
+        cue_id: str,
+        *,
+        run_count: int = 0,
+        values: dict[str, Any] | None = None,
+        only_if_status: Sequence[str] | None = None,
+    ) -> None:
+        """Add to a cue's ``run_count`` and set ``values`` (only when its status is in
+        ``only_if_status``, if given)."""
+
+    # workers
+    async def upsert_worker(
+        self, user_id: str, worker_id: str, handlers: list[str] | None, now: datetime
+    ) -> None:
+        """Create or refresh a worker's heartbeat."""
+
+    async def list_workers(self, user_id: str) -> list[Row]:
+        """The user's workers, latest heartbeat first."""
+
+    async def delete_worker(self, user_id: str, worker_id: str) -> bool:
+        """Forget a worker; ``False`` if unknown."""
+
+    async def count_live_workers(self, user_id: str, since: datetime) -> int:
+        """Workers of the user with a heartbeat at or after ``since``."""
+
+    async def notify_schedule_changed(self) -> None:
+        """Tell other nodes that cue schedules changed (no-op for single-process stores)."""
+
+
+class Store(Protocol):
+    """A storage backend, created by a store plugin's factory."""
+
+    name: str
+    """The backend's name (``sqlite``, ``postgresql`` ...)."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (apply migrations)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    def tx(self) -> AbstractAsyncContextManager[StoreTx]:
+        """A unit of work: commits on normal exit, rolls back on an exception."""
+
+    async def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever another node reports a schedule change (optional)."""

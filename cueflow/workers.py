@@ -1,0 +1,58 @@
+"""The worker registry: who is polling, from their ``POST /v1/worker/heartbeat`` calls."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cueflow.accounts import Principal
+from cueflow.errors import NotFound
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+
+async def heartbeat(
+    engine: Engine, user: Principal, worker_id: str, handlers: list[str] | None
+) -> dict[str, Any]:
+    """Create or refresh a worker; ``handlers`` is informational (replaced on every call)."""
+    now = engine.clock.now()
+    async with engine.store.tx() as tx:
+        await tx.upsert_worker(user.user_id, worker_id, handlers, now)
+    return {"acknowledged": True, "server_time": now}
+
+
+async def list_workers(engine: Engine, user: Principal) -> list[dict[str, Any]]:
+    """The caller's workers with their liveness: ``active`` within the heartbeat timeout,
+    ``stale`` within the claim timeout, else ``dead``."""
+    now = engine.clock.now()
+    settings = engine.settings
+    async with engine.store.tx() as tx:
+        rows = await tx.list_workers(user.user_id)
+    found = []
+    for row in rows:
+        silent = max(0, int((now - row["last_heartbeat"]).total_seconds()))
+        if silent < settings.worker_heartbeat_timeout_seconds:
+            status = "active"
+        elif silent < settings.worker_claim_timeout_seconds:
+            status = "stale"
+        else:
+            status = "dead"
+        found.append(
+            {
+                "worker_id": row["worker_id"],
+                "last_heartbeat": row["last_heartbeat"],
+                "seconds_since_heartbeat": silent,
+                "heartbeat_status": status,
+                "handlers": row["handlers"],
+                "registered_since": row["created_at"],
+            }
+        )
+    return found
+
+
+async def delete_worker(engine: Engine, user: Principal, worker_id: str) -> None:
+    """Forget a worker (its claims are left alone), or 404 ``worker_not_found``."""
+    async with engine.store.tx() as tx:
+        deleted = await tx.delete_worker(user.user_id, worker_id)
+    if not deleted:
+        raise NotFound("Worker not found", code="worker_not_found")
