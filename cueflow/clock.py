@@ -8,6 +8,7 @@ scheduler loop uses so that a fake clock can wake it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -39,10 +40,8 @@ class SystemClock:
     async def sleep_until(self, when: datetime | None, wake: asyncio.Event) -> None:
         """Sleep until ``when`` or until ``wake`` is set, whichever comes first."""
         timeout = None if when is None else max(0.0, (when - utcnow()).total_seconds())
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout)
-        except TimeoutError:
-            pass
 
 
 class FakeClock:

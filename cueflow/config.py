@@ -60,3 +60,33 @@ class Settings(BaseSettings):
     """Comma-separated entry-point names never to load."""
     allow_register: bool = Field(True, validation_alias=_env("ALLOW_REGISTER"))
     """Whether ``POST /v1/auth/register`` is open."""
+
+    webhook_timeout_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("WEBHOOK_TIMEOUT_SECONDS")
+    )
+    """Longest a webhook delivery may take, connect to response (a timeout is a failed attempt)."""
+    delivery_concurrency: int = Field(
+        50, ge=1, validation_alias=_env("WEBHOOK_CONCURRENCY_PER_WORKER")
+    )
+    """Most push deliveries (webhook calls) in flight at once in this process."""
+    delivery_lease_margin_seconds: float = Field(
+        30.0, ge=0, validation_alias=_env("CUEFLOW_DELIVERY_LEASE_MARGIN_SECONDS")
+    )
+    """Added to a push transport's timeout to make the lease of a delivery in flight; when a
+    lease ends without a recorded result (the process died) the attempt counts as failed and
+    the execution is retried."""
+    delivery_poll_seconds: float = Field(
+        5.0, gt=0, validation_alias=_env("CUEFLOW_DELIVERY_POLL_SECONDS")
+    )
+    """Longest the delivery loop sleeps without being woken: the bound on how late it notices
+    work another node left behind (its own executions and retries wake it on time)."""
+    retry_jitter_seconds: float = Field(
+        0.0, ge=0, validation_alias=_env("CUEFLOW_RETRY_JITTER_SECONDS")
+    )
+    """Up to this many random seconds added to each retry wait, to spread retry bursts (0: the
+    waits are exactly ``retry.backoff_minutes``)."""
+    allow_private_webhooks: bool = Field(
+        False, validation_alias=_env("CUEFLOW_ALLOW_PRIVATE_WEBHOOKS")
+    )
+    """Let webhook, ``on_failure`` and alert URLs reach loopback and private networks (local
+    development and tests). Link-local and cloud metadata addresses stay blocked."""

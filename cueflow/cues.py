@@ -126,7 +126,7 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
         "created_at": now,
         "updated_at": now,
     }
-    transport.validate_cue(values)
+    await transport.validate_cue(values)
     try:
         async with engine.store.tx() as tx:
             await tx.insert_cue(values)
@@ -195,7 +195,7 @@ async def update_cue(engine: Engine, user: Principal, cue_id: str, patch: CueUpd
     elif patch.status == "active":
         values["status"] = "active"
         values["next_run"] = first_run(sched, now)
-    engine.transport(current["transport"]).validate_cue({**current, **values})
+    await engine.transport(current["transport"]).validate_cue({**current, **values})
     try:
         async with engine.store.tx() as tx:
             row = await tx.update_cue(user.user_id, cue_id, values)

@@ -15,12 +15,14 @@ Misfire policy, per cue (``misfire_policy``), for runs later than ``misfire_grac
 * ``fire_all``: every missed run fires, the newest ``catchup_limit`` (default 100) of them; any
   older ones are recorded as one ``missed`` execution.
 
-So missed runs are never dropped silently and never fire in an unbounded burst. Runs missed while a cue is paused are skipped on resume (as CueAPI does).
+So missed runs are never dropped silently and never fire in an unbounded burst. Runs missed
+while a cue is paused are skipped on resume (as CueAPI does).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -126,11 +128,10 @@ class Scheduler:
         created = 0
         while True:
             now = engine.clock.now()
+            plan = functools.partial(plan_fire, now=now, settings=engine.settings)
             async with engine.store.tx() as tx:
                 locked, inserted = await tx.fire_due(
-                    now,
-                    engine.settings.scheduler_batch_size,
-                    lambda row: plan_fire(row, now, engine.settings),
+                    now, engine.settings.scheduler_batch_size, plan
                 )
             created += len(inserted)
             if inserted:

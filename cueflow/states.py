@@ -33,7 +33,7 @@ class Event(StrEnum):
     CLAIM = "claim"
     """A worker claims it (pull transports) or a delivery starts (push transports)."""
     LEASE_EXPIRED = "lease_expired"
-    """The claim's lease ran out (or its worker went stale) with attempts left: back to the queue."""
+    """The claim's lease ran out (or its worker went stale), attempts left: back to the queue."""
     LEASE_EXHAUSTED = "lease_exhausted"
     """The lease ran out and the cue's ``retry.max_attempts`` claims are used up."""
     SUCCEEDED = "succeeded"

@@ -65,6 +65,15 @@ class StoreTx(Protocol):
     async def user_by_key_hash(self, key_hash: str) -> Row | None:
         """The user whose API key hashes to ``key_hash``."""
 
+    async def get_user(self, user_id: str) -> Row | None:
+        """One user by id."""
+
+    async def update_user(
+        self, user_id: str, values: dict[str, Any], *, expect: dict[str, Any] | None = None
+    ) -> Row | None:
+        """Set ``values`` on a user if every column in ``expect`` has the given value (``None``
+        means SQL NULL); return the updated row or ``None``."""
+
     # cues
     async def insert_cue(self, values: dict[str, Any]) -> None:
         """Insert a cue; raise :class:`Duplicate` ``name``."""
@@ -166,8 +175,32 @@ class StoreTx(Protocol):
         self, now: datetime, stale_before: datetime, transports: Sequence[str], limit: int
     ) -> list[Row]:
         """Claimed executions whose lease ended or whose registered worker's last heartbeat is
-        older than ``stale_before``, locked, with their cue's ``retry_max_attempts``,
-        ``schedule_type`` and ``on_failure``."""
+        older than ``stale_before``, locked, with their ``user_id`` and their cue's
+        ``cue_name``, ``retry_max_attempts``, ``retry_backoff_minutes``, ``schedule_type`` and
+        ``on_failure``."""
+
+    async def promote_retries(
+        self, transports: Sequence[str], move: Move, now: datetime, values: dict[str, Any]
+    ) -> int:
+        """Move every execution of ``transports`` in ``move.sources`` whose ``next_retry`` is at
+        or before ``now`` to ``move.target`` and set ``values``; returns how many moved."""
+
+    async def claim_deliveries(
+        self, transport: str, move: Move, now: datetime, limit: int, values: dict[str, Any]
+    ) -> list[Row]:
+        """Atomically move up to ``limit`` due executions (``scheduled_for <= now``) of
+        ``transport`` from ``move.sources`` to ``move.target``, oldest first, skipping rows other
+        nodes hold; ``attempts`` grows by one, ``started_at`` becomes ``now`` when empty and
+        ``values`` are set. Returns the claimed executions' ``id``, ``cue_id``, ``user_id``,
+        ``scheduled_for`` and ``attempts``, with their cue's ``cue_name``, ``callback_url``,
+        ``callback_method``, ``callback_headers``, ``payload``, ``retry_max_attempts``,
+        ``retry_backoff_minutes``, ``schedule_type`` and ``on_failure`` and the owner's
+        ``webhook_secret``."""
+
+    async def next_delivery_due(self, transports: Sequence[str]) -> datetime | None:
+        """The earliest time an execution of ``transports`` needs the dispatcher: a pending
+        execution's ``scheduled_for``, a retrying one's ``next_retry`` or a delivering one's
+        ``lease_expires_at``."""
 
     async def unclaimed(self, before: datetime, transports: Sequence[str], limit: int) -> list[Row]:
         """Pending executions of ``transports`` due and waiting since before ``before``, locked."""
@@ -197,6 +230,21 @@ class StoreTx(Protocol):
 
     async def count_live_workers(self, user_id: str, since: datetime) -> int:
         """Workers of the user with a heartbeat at or after ``since``."""
+
+    # alerts
+    async def insert_alert(self, values: dict[str, Any]) -> None:
+        """Insert an alert."""
+
+    async def list_alerts(
+        self,
+        user_id: str,
+        alert_type: str | None,
+        since: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Row], int]:
+        """A page of the user's alerts (of ``alert_type``, created at or after ``since``),
+        newest first, and the total."""
 
     async def notify_schedule_changed(self) -> None:
         """Tell other nodes that cue schedules changed (no-op for single-process stores)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -25,17 +26,14 @@ PG_ADMIN_URL = os.environ.get("CUEFLOW_TEST_PG", "postgresql://postgres@127.0.0.
 
 
 def _pg_available() -> bool:
-    import asyncpg
+    from sqlalchemy.engine import make_url
 
-    async def probe() -> bool:
-        try:
-            conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
-        except Exception:
-            return False
-        await conn.close()
-        return True
-
-    return asyncio.run(probe())
+    url = make_url(PG_ADMIN_URL)
+    try:
+        with socket.create_connection((url.host or "127.0.0.1", url.port or 5432), timeout=3):
+            return True
+    except OSError:
+        return False
 
 
 _PG = None

@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, func, literal, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cueflow.sql.tables import cues, executions, users, workers
+from cueflow.sql.tables import alerts, cues, executions, users, workers
 from cueflow.states import Move
 from cueflow.store import Duplicate, ExecutionFilter, ExecutionPage, FirePlan, Row
 
@@ -130,6 +130,21 @@ class SqlTx:
         """The user owning a key hash."""
         return await self._one(select(users).where(users.c.api_key_hash == key_hash))
 
+    async def get_user(self, user_id: str) -> Row | None:
+        """One user by id."""
+        return await self._one(select(users).where(users.c.id == user_id))
+
+    async def update_user(
+        self, user_id: str, values: dict[str, Any], *, expect: dict[str, Any] | None = None
+    ) -> Row | None:
+        """Conditionally update one user."""
+        conditions = [users.c.id == user_id]
+        for column, value in (expect or {}).items():
+            col = users.c[column]
+            conditions.append(col.is_(None) if value is None else col == value)
+        stmt = update(users).where(*conditions).values(**values).returning(*users.c)
+        return await self._one(stmt)
+
     # cues -----------------------------------------------------------------------------------
     async def insert_cue(self, values: dict[str, Any]) -> None:
         """Insert a cue."""
@@ -207,24 +222,34 @@ class SqlTx:
         plans = {row["id"]: plan(row) for row in rows}
         planned = [values for p in plans.values() for values in p.executions]
         inserted: list[Row] = []
-        if planned:
+        columns = sorted({key for values in planned for key in values})
+        for start in range(0, len(planned), 200):
+            chunk = [{c: values.get(c) for c in columns} for values in planned[start : start + 200]]
             stmt = (
                 self.connector.insert(executions)
+                .values(chunk)
                 .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
                 .returning(executions.c.id, executions.c.cue_id, executions.c.status)
             )
-            for values in planned:
-                row = await self._one(stmt.values(**values))
-                if row is not None:
-                    inserted.append(row)
+            inserted.extend(await self._all(stmt))
         fired: dict[str, int] = {}
         for row in inserted:
             fired[row["cue_id"]] = fired.get(row["cue_id"], 0) + 1
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for cue_id, p in plans.items():
-            values = dict(p.cue_values)
-            if fired.get(cue_id):
-                values["fired_count"] = cues.c.fired_count + fired[cue_id]
-            await self.conn.execute(update(cues).where(cues.c.id == cue_id).values(**values))
+            params = {f"v_{k}": v for k, v in p.cue_values.items()}
+            params.update(v_id=cue_id, v_fired=fired.get(cue_id, 0))
+            groups.setdefault(tuple(sorted(p.cue_values)), []).append(params)
+        for keys, params_list in groups.items():
+            stmt = (
+                update(cues)
+                .where(cues.c.id == bindparam("v_id"))
+                .values(
+                    fired_count=cues.c.fired_count + bindparam("v_fired"),
+                    **{k: bindparam(f"v_{k}") for k in keys},
+                )
+            )
+            await self.conn.execute(stmt, params_list)
         return len(rows), inserted
 
     # executions -----------------------------------------------------------------------------
@@ -394,8 +419,6 @@ class SqlTx:
                 )
             )
         if move is not None:
-            from sqlalchemy import case
-
             values = {
                 **values,
                 "status": case(
@@ -423,10 +446,13 @@ class SqlTx:
             select(
                 executions.c.id,
                 executions.c.cue_id,
+                executions.c.user_id,
                 executions.c.attempts,
                 executions.c.claimed_by_worker,
                 executions.c.lease_expires_at,
+                cues.c.name.label("cue_name"),
                 cues.c.retry_max_attempts,
+                cues.c.retry_backoff_minutes,
                 cues.c.schedule_type,
                 cues.c.on_failure,
             )
@@ -440,6 +466,96 @@ class SqlTx:
             self.connector,
         )
         return await self._all(stmt)
+
+    async def promote_retries(
+        self, transports: Sequence[str], move: Move, now: datetime, values: dict[str, Any]
+    ) -> int:
+        """Make due retries ready for delivery."""
+        stmt = (
+            update(executions)
+            .where(
+                executions.c.status.in_(move.sources),
+                executions.c.transport.in_(list(transports)),
+                executions.c.next_retry <= now,
+            )
+            .values(status=move.target, **values)
+        )
+        return int((await self.conn.execute(stmt)).rowcount or 0)
+
+    async def claim_deliveries(
+        self, transport: str, move: Move, now: datetime, limit: int, values: dict[str, Any]
+    ) -> list[Row]:
+        """Claim a batch of due push executions (see the protocol)."""
+        waiting = and_(
+            executions.c.status.in_(move.sources),
+            executions.c.transport == transport,
+            executions.c.scheduled_for <= now,
+        )
+        due = _lock(
+            select(executions.c.id)
+            .where(waiting)
+            .order_by(executions.c.scheduled_for)
+            .limit(limit),
+            self.connector,
+        )
+        ids = [row["id"] for row in await self._all(due)]
+        if not ids:
+            return []
+        claim = (
+            update(executions)
+            .where(executions.c.id.in_(ids), waiting)
+            .values(
+                status=move.target,
+                attempts=executions.c.attempts + 1,
+                started_at=func.coalesce(
+                    executions.c.started_at, literal(now, executions.c.started_at.type)
+                ),
+                **values,
+            )
+            .returning(executions.c.id)
+        )
+        claimed = [row["id"] for row in await self._all(claim)]
+        if not claimed:
+            return []
+        stmt = (
+            select(
+                executions.c.id,
+                executions.c.cue_id,
+                executions.c.user_id,
+                executions.c.scheduled_for,
+                executions.c.attempts,
+                cues.c.name.label("cue_name"),
+                cues.c.callback_url,
+                cues.c.callback_method,
+                cues.c.callback_headers,
+                cues.c.payload,
+                cues.c.retry_max_attempts,
+                cues.c.retry_backoff_minutes,
+                cues.c.schedule_type,
+                cues.c.on_failure,
+                users.c.webhook_secret,
+            )
+            .join(cues, cues.c.id == executions.c.cue_id)
+            .join(users, users.c.id == executions.c.user_id)
+            .where(executions.c.id.in_(claimed))
+            .order_by(executions.c.scheduled_for)
+        )
+        return await self._all(stmt)
+
+    async def next_delivery_due(self, transports: Sequence[str]) -> datetime | None:
+        """The earliest time the dispatcher has work for ``transports``."""
+        push = executions.c.transport.in_(list(transports))
+        found: list[datetime] = []
+        for status, column in (
+            ("pending", executions.c.scheduled_for),
+            ("retrying", executions.c.next_retry),
+            ("delivering", executions.c.lease_expires_at),
+        ):
+            stmt = select(func.min(column)).where(executions.c.status == status, push)
+            value = (await self.conn.execute(stmt)).scalar()
+            if value is not None:
+                found.append(value)
+        return min(found, default=None)
 
     async def unclaimed(self, before: datetime, transports: Sequence[str], limit: int) -> list[Row]:
         """Pending executions nobody claimed in time."""
@@ -521,6 +637,29 @@ class SqlTx:
             workers.c.user_id == user_id, workers.c.last_heartbeat >= since
         )
         return int((await self.conn.execute(stmt)).scalar_one())
+
+    # alerts ---------------------------------------------------------------------------------
+    async def insert_alert(self, values: dict[str, Any]) -> None:
+        """Insert an alert."""
+        await self.conn.execute(alerts.insert().values(**values))
+
+    async def list_alerts(
+        self,
+        user_id: str,
+        alert_type: str | None,
+        since: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Row], int]:
+        """A page of the user's alerts, newest first."""
+        stmt = select(alerts).where(alerts.c.user_id == user_id)
+        if alert_type is not None:
+            stmt = stmt.where(alerts.c.alert_type == alert_type)
+        if since is not None:
+            stmt = stmt.where(alerts.c.created_at >= since)
+        total = await self._count(stmt)
+        page = stmt.order_by(alerts.c.created_at.desc(), alerts.c.id.desc())
+        return await self._all(page.limit(limit).offset(offset)), total
 
     async def notify_schedule_changed(self) -> None:
         """Wake the schedulers of other nodes."""

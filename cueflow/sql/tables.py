@@ -95,6 +95,8 @@ class Execution(SQLModel, table=True):
         Index("ix_executions_queue", "user_id", "status", "scheduled_for"),
         Index("ix_executions_user_created", "user_id", "created_at"),
         Index("ix_executions_lease", "status", "lease_expires_at"),
+        Index("ix_executions_dispatch", "status", "transport", "scheduled_for"),
+        Index("ix_executions_retry", "status", "next_retry"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -144,8 +146,32 @@ class Worker(SQLModel, table=True):
     created_at: datetime = _dt(nullable=False)
 
 
+class Alert(SQLModel, table=True):
+    """Something a user should know went wrong, listed by ``GET /v1/alerts``.
+
+    ``alert_metadata`` is the wire's ``metadata`` (the name is taken in SQLModel classes).
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_user_created", "user_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    user_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    cue_id: str | None = Field(default=None, max_length=20)
+    execution_id: str | None = Field(default=None, max_length=36)
+    alert_type: str = Field(max_length=50)
+    severity: str = Field(default="warning", max_length=20)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    alert_metadata: dict[str, Any] | None = _json()
+    acknowledged: bool = Field(default=False)
+    created_at: datetime = _dt(nullable=False)
+
+
 metadata = SQLModel.metadata
 users = User.__table__
 cues = Cue.__table__
 executions = Execution.__table__
 workers = Worker.__table__
+alerts = Alert.__table__

@@ -1,0 +1,5 @@
+"""``python -m cueflow`` runs the command line."""
+
+from cueflow.cli import app
+
+app()

@@ -1,0 +1,58 @@
+"""CueAPI's "Minimal worker example (Python)", unchanged, pointed at cueflow.
+
+The loop below is the example from CueAPI's worker documentation, line for line; only the two
+settings it leaves to the reader are filled in: ``API``/``TOKEN`` come from the environment
+(``CUEFLOW_URL``, ``CUEFLOW_API_KEY``) and ``do_work`` is defined. Run it against
+``cueflow serve``::
+
+    CUEFLOW_API_KEY=cue_sk_... python examples/minimal_worker.py
+"""
+
+import os
+import time
+
+import requests
+
+
+def do_work(payload):
+    """The job: here, echo the payload's task."""
+    return f"done: {payload.get('task', payload)}"
+
+
+API = os.environ.get("CUEFLOW_URL", "http://localhost:8000")
+TOKEN = os.environ.get("CUEFLOW_API_KEY", "cue_sk_...")
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+
+while True:
+    # Poll
+    resp = requests.get(f"{API}/v1/executions/claimable", headers=HEADERS)
+    executions = resp.json().get("executions", [])
+
+    for execution in executions:
+        exec_id = execution["execution_id"]
+
+        # Claim
+        claim = requests.post(
+            f"{API}/v1/executions/{exec_id}/claim",
+            headers={**HEADERS, "Content-Type": "application/json"},
+            json={"worker_id": "my-worker-001"},
+        )
+        if claim.status_code != 200:
+            continue
+
+        # Process
+        try:
+            result = do_work(execution["payload"])
+            requests.post(
+                f"{API}/v1/executions/{exec_id}/outcome",
+                headers={**HEADERS, "Content-Type": "application/json"},
+                json={"success": True, "result": str(result)},
+            )
+        except Exception as e:
+            requests.post(
+                f"{API}/v1/executions/{exec_id}/outcome",
+                headers={**HEADERS, "Content-Type": "application/json"},
+                json={"success": False, "error": str(e)},
+            )
+
+    time.sleep(2)

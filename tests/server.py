@@ -1,0 +1,53 @@
+"""Running a real ``cueflow serve`` process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def cueflow_server(database_url: str, cwd: Path, **env: str) -> Iterator[str]:
+    """Start ``cueflow serve`` on a free port; yields its base URL; stops it on exit."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "cueflow", "serve", "--port", str(port),
+        "--database-url", database_url, "--log-level", "warning",
+    ]
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"cueflow serve exited with {process.returncode}")
+            try:
+                httpx.get(f"{base}/openapi.json", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
