@@ -1,8 +1,8 @@
 """The engine: every use case of cueflow, free of HTTP.
 
 The REST API, the CLI and embedding applications all call these methods; nothing else changes
-stored state. An engine is opened over a store URL, optionally started (scheduler loop and lease
-sweeper as asyncio tasks) and closed::
+stored state. An engine is opened over a store URL, optionally started (scheduler loop, lease
+sweeper and push-delivery dispatcher as asyncio tasks) and closed::
 
     engine = Engine(Settings(database_url="sqlite:///cueflow.db"))
     await engine.start()
@@ -17,19 +17,20 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from cueflow import accounts, claims, cues, executions, outcomes, workers
+from cueflow import accounts, alerts, claims, cues, executions, outcomes, signing_secrets, workers
 from cueflow.accounts import Authenticator, Principal
 from cueflow.clock import Clock, SystemClock
 from cueflow.config import Settings
 from cueflow.cues import CueValidationError
+from cueflow.delivery import Dispatcher
 from cueflow.errors import PluginError
 from cueflow.fire import Scheduler
 from cueflow.plugins import PluginManager
 from cueflow.schemas import ClaimRequest, CueCreate, CueUpdate, OutcomeReport, RegisterRequest
 from cueflow.store import ExecutionFilter, ExecutionPage, Row, Store
-from cueflow.transport import Transport
+from cueflow.transport import Notifier, PushTransport, Transport
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ class Engine:
         self.store: Store = factories[scheme](self.settings.database_url, self.settings)
         self.auth = Authenticator(self)
         self.scheduler = Scheduler(self)
+        self.dispatcher = Dispatcher(self)
+        self.notifier: Notifier | None = next(
+            (t for t in self.transports.values() if callable(getattr(t, "notify", None))), None
+        )
+        """Sends failure notices: the first transport that has ``notify`` (the webhook one)."""
         self._tasks: list[asyncio.Task[None]] = []
         self._opened = False
 
@@ -79,7 +85,8 @@ class Engine:
             self._opened = False
 
     async def start(self) -> None:
-        """Open, start transports, and run the scheduler loop and the lease sweeper."""
+        """Open, start transports, and run the scheduler loop, the lease sweeper and (when a push
+        transport is installed) the delivery dispatcher."""
         await self.open()
         if self._tasks:
             return
@@ -90,18 +97,22 @@ class Engine:
             asyncio.create_task(self.scheduler.run(), name="cueflow-scheduler"),
             asyncio.create_task(self._sweep_forever(), name="cueflow-sweeper"),
         ]
+        if self.push_transports():
+            self._tasks.append(
+                asyncio.create_task(self.dispatcher.run(), name="cueflow-dispatcher")
+            )
 
     async def stop(self) -> None:
-        """Cancel background tasks and stop transports."""
+        """Cancel background tasks, finish or cancel deliveries in flight, stop transports."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if tasks:
-            for transport in self.transports.values():
-                await transport.stop()
+        await self.dispatcher.stop()
+        for transport in self.transports.values():
+            await transport.stop()
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -143,12 +154,18 @@ class Engine:
         """Names of the transports whose executions workers claim."""
         return [name for name, t in self.transports.items() if t.pull]
 
+    def push_transports(self) -> dict[str, PushTransport]:
+        """The transports the dispatcher delivers to, by name."""
+        return {name: cast(PushTransport, t) for name, t in self.transports.items() if not t.pull}
+
     def seconds_ago(self, seconds: float) -> datetime:
         """``now - seconds`` on the engine clock."""
         return self.clock.now() - timedelta(seconds=seconds)
 
     def executions_created(self, rows: Sequence[Row]) -> None:
-        """Called after the scheduler inserted executions (hook for push delivery)."""
+        """Called after the scheduler inserted executions: wakes the delivery dispatcher."""
+        if rows:
+            self.dispatcher.wakeup.set()
 
     # accounts -----------------------------------------------------------------------------------
     async def register(self, email: str) -> dict[str, str]:
@@ -162,6 +179,34 @@ class Engine:
     async def principal(self, api_key: str) -> Principal:
         """The caller owning ``api_key`` (for embedding code that holds a key)."""
         return await self.auth.authenticate(f"Bearer {api_key}")
+
+    async def webhook_secret(self, user: Principal) -> str:
+        """The caller's webhook signing secret (``whsec_...``)."""
+        return await signing_secrets.webhook_secret(self, user)
+
+    async def rotate_webhook_secret(self, user: Principal) -> str:
+        """Replace the caller's webhook secret; the next delivery is signed with the new one."""
+        return await signing_secrets.rotate_webhook_secret(self, user)
+
+    async def alert_webhook_secret(self, user: Principal) -> str:
+        """The caller's alert webhook secret, created on first call."""
+        return await signing_secrets.alert_webhook_secret(self, user)
+
+    async def rotate_alert_webhook_secret(self, user: Principal) -> str:
+        """Replace the caller's alert webhook secret."""
+        return await signing_secrets.rotate_alert_webhook_secret(self, user)
+
+    async def list_alerts(
+        self,
+        user: Principal,
+        *,
+        alert_type: str | None = None,
+        since: datetime | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[Row], int]:
+        """A page of the caller's alerts, newest first, and the total."""
+        return await alerts.list_alerts(self, user, alert_type, since, limit, offset)
 
     # cues ---------------------------------------------------------------------------------------
     async def create_cue(
@@ -279,3 +324,8 @@ class Engine:
     async def sweep(self) -> int:
         """Expire leases and mark unclaimed executions missed; returns how many changed."""
         return await claims.sweep(self)
+
+    async def deliver_due(self) -> int:
+        """Hand every due push execution (new, retry due, or lease expired) to its transport and
+        wait until all results are recorded; returns how many delivery attempts were made."""
+        return await self.dispatcher.deliver_due()

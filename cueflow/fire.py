@@ -78,11 +78,11 @@ def plan_fire(row: Row, now: datetime, settings: Settings) -> FirePlan:
             plan.executions.append(
                 _missed(row, due, now, "Skipped: the cue was due while cueflow was not running")
             )
-            plan.cue_values["status"] = "failed"
+            plan.cue_values_if_fired["status"] = "failed"
         else:
             plan.executions.append(_execution(row, due, now))
         return plan
-    anchor = row["created_at"]
+    anchor = due  # interval ticks stay on the grid the cue was started on
     if not late:
         plan.executions.append(_execution(row, due, now))
         plan.cue_values["next_run"] = schedule.next_fire_after(sched, due, anchor=anchor)

@@ -12,8 +12,8 @@ in the day fields, weekday 0 and 7 = Sunday, ``L`` / ``25-L`` in day-of-month, `
 @daily @midnight @hourly``. When day-of-month and day-of-week are both restricted either may
 match (croniter's rule: a full list still counts as restricted unless the other field has a
 ``*``). Rejected: ``@reboot``, ``H``/``R``, ``W``, a bare ``L`` weekday, ``#`` on a range, and
-crons with no fire time within 50 years. Unlike croniter, ``5-5`` is 5 (not "all") and a
-wrapping range keeps its step across the wrap (``nov-feb/3`` = nov, feb).
+crons with no fire time within 50 years (nor before 2100). Unlike croniter, ``5-5`` is 5 (not
+"all") and a wrapping range keeps its step across the wrap (``nov-feb/3`` = nov, feb).
 
 DST. ``CronTrigger`` in a DST zone skips fire times when it steps across a transition
 (APScheduler 3.11: ``@monthly`` in New York after 2028-03-01 answers May 1), so the cron is
@@ -52,8 +52,9 @@ ScheduleType = Literal["once", "recurring", "interval"]
 
 SCHEDULE_TYPES: tuple[str, ...] = ("once", "recurring", "interval")
 MAX_CRON_LENGTH = 100
-NEVER_FIRES_HORIZON = timedelta(days=365 * 50)  # no fire time within this: "can never fire"
-MAX_DUE_STEPS = 100_000  # due_ticks walks at most this far; beyond, dropped is a lower bound
+NEVER_FIRES_HORIZON = timedelta(days=365 * 50)  # no fire time within this (or before 2100):
+_LAST_YEAR_END = datetime(2100, 1, 1, tzinfo=UTC)  # "can never fire"; the year field ends 2099
+MAX_DUE_STEPS = 20_000  # due_ticks walks at most this far; beyond, dropped is a lower bound
 
 _TICK = timedelta(microseconds=1)
 _DST_MARGIN = timedelta(hours=3)  # longer than any DST shift, far shorter than a DST period
@@ -213,11 +214,13 @@ def parse_cron(expr: str, tz: ZoneInfo) -> BaseTrigger:
     """Translate a cron expression into an APScheduler trigger in ``tz``.
 
     Raises :class:`InvalidSchedule` ("Invalid cron expression") for anything outside the
-    dialect, expressions over 100 characters and ones that cannot fire within 50 years. Take
+    dialect, expressions over 100 characters and ones with no fire time in the next 50 years
+    (nor before 2100, the end of the year field). Take
     fire times from :func:`next_fire_after`, which corrects the trigger's DST skips.
     """
     spec, now = _spec(expr), datetime.now(UTC)
-    if _build(spec, UTC, now + NEVER_FIRES_HORIZON).get_next_fire_time(None, now) is None:
+    end = max(now + NEVER_FIRES_HORIZON, _LAST_YEAR_END)
+    if _build(spec, UTC, end).get_next_fire_time(None, now) is None:
         raise _bad_cron()
     return _build(spec, tz)
 
@@ -305,8 +308,8 @@ def next_fire_after(
 ) -> datetime | None:
     """The first fire time strictly after ``after`` (aware UTC), or None if there is none.
 
-    Interval ticks lie on ``anchor + k * interval_seconds`` (``anchor`` defaults to ``after``;
-    pass the cue's creation time to keep a fixed grid). Cron times are whole seconds.
+    Interval ticks are ``anchor + k * interval_seconds`` for k >= 0 (``anchor`` defaults to
+    ``after``; pass the cue's creation time to keep a fixed grid). Cron times are whole seconds.
     """
     after = _utc(after)
     if schedule.type == "once":

@@ -53,6 +53,9 @@ class FirePlan:
 
     executions: list[dict[str, Any]] = field(default_factory=list)
     cue_values: dict[str, Any] = field(default_factory=dict)
+    cue_values_if_fired: dict[str, Any] = field(default_factory=dict)
+    """Set on the cue only when at least one of ``executions`` was inserted (a fire key that
+    already existed leaves the cue as it was)."""
 
 
 class StoreTx(Protocol):

@@ -9,12 +9,12 @@ from fastapi import APIRouter, FastAPI
 
 from cueflow import __version__
 from cueflow.api import errors
-from cueflow.api.routes import auth, cues, executions, workers
+from cueflow.api.routes import alerts, auth, cues, executions, secrets, workers
 from cueflow.engine import Engine
 
 router = APIRouter()
 """Every cueflow route; include it with :func:`mount` so the engine and error handlers come too."""
-for _module in (auth, cues, executions, workers):
+for _module in (auth, secrets, cues, executions, workers, alerts):
     router.include_router(_module.router)
 
 

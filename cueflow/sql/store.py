@@ -237,9 +237,10 @@ class SqlTx:
             fired[row["cue_id"]] = fired.get(row["cue_id"], 0) + 1
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for cue_id, p in plans.items():
-            params = {f"v_{k}": v for k, v in p.cue_values.items()}
+            values = {**p.cue_values, **(p.cue_values_if_fired if fired.get(cue_id) else {})}
+            params = {f"v_{k}": v for k, v in values.items()}
             params.update(v_id=cue_id, v_fired=fired.get(cue_id, 0))
-            groups.setdefault(tuple(sorted(p.cue_values)), []).append(params)
+            groups.setdefault(tuple(sorted(values)), []).append(params)
         for keys, params_list in groups.items():
             stmt = (
                 update(cues)

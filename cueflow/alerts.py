@@ -1,0 +1,135 @@
+"""Alerts: what a user should know went wrong, kept for ``GET /v1/alerts`` and pushed out.
+
+When a push execution fails for the last time (its ``retry.max_attempts`` used up), cueflow
+
+* stores an alert of type ``delivery_failed`` — a cueflow extension: CueAPI's types are
+  ``consecutive_failures``, ``outcome_timeout`` and ``verification_failed``, and CueAPI keeps no
+  alert row for exhausted webhook retries. The filter of ``GET /v1/alerts`` accepts all four;
+* sends one signed ``cue.failed`` notice to the cue's ``on_failure.webhook`` or, when it has
+  none, to the owner's ``alert_webhook_url``. The body is CueAPI's (``event``, ``cue_id``,
+  ``cue_name``, ``attempts``, ``last_http_status``, ``last_error``, ``failed_at``,
+  ``dashboard_url``) plus ``execution_id`` and ``alert_id``; ``dashboard_url`` is ``null``
+  (cueflow has no dashboard). Unlike CueAPI, which sends this notice unsigned, it is signed like
+  a delivery (``X-CueAPI-Signature``/``X-CueAPI-Timestamp``) with the user's alert webhook
+  secret, and carries ``X-CueAPI-Alert-Id`` and ``X-CueAPI-Alert-Type``. It is sent once, after
+  the failure is committed, with no retries: if the process dies in between, it is not sent
+  (the alert row stays). ``on_failure.email`` is accepted and stored but cueflow sends no email.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from cueflow import signing_secrets
+from cueflow.accounts import Principal
+from cueflow.errors import CueflowError
+from cueflow.store import Row
+from cueflow.transport import Notice
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+log = logging.getLogger(__name__)
+
+DELIVERY_FAILED = "delivery_failed"
+ALERT_TYPES = ("consecutive_failures", DELIVERY_FAILED, "outcome_timeout", "verification_failed")
+"""Values of ``alert_type``: CueAPI's three and cueflow's ``delivery_failed``."""
+MAX_ERROR_CHARS = 500
+
+
+async def delivery_failed(
+    tx: Any, execution: Row, error: str | None, http_status: int | None, now: datetime
+) -> Notice | None:
+    """Store the alert for a push execution that failed for good (inside the transaction that
+    failed it) and return the ``cue.failed`` notice to send once that commits, or ``None`` when
+    neither the cue nor its owner names a webhook for it.
+
+    ``execution`` carries ``id``, ``cue_id``, ``user_id``, ``attempts``, ``cue_name`` and
+    ``on_failure``.
+    """
+    alert_id = str(uuid.uuid4())
+    attempts = execution["attempts"]
+    last_error = (error or "")[:MAX_ERROR_CHARS]
+    await tx.insert_alert(
+        {
+            "id": alert_id,
+            "user_id": execution["user_id"],
+            "cue_id": execution["cue_id"],
+            "execution_id": execution["id"],
+            "alert_type": DELIVERY_FAILED,
+            "severity": "critical",
+            "message": (
+                f"Execution of cue '{execution['cue_name']}' failed after {attempts} "
+                f"attempt(s): {last_error}"
+            ),
+            "alert_metadata": {
+                "attempts": attempts,
+                "last_http_status": http_status,
+                "last_error": last_error,
+            },
+            "acknowledged": False,
+            "created_at": now,
+        }
+    )
+    user = await tx.get_user(execution["user_id"])
+    url = (execution["on_failure"] or {}).get("webhook") or (user and user["alert_webhook_url"])
+    if not url or user is None:
+        return None
+    return Notice(
+        url=url,
+        body={
+            "event": "cue.failed",
+            "alert_id": alert_id,
+            "cue_id": execution["cue_id"],
+            "cue_name": execution["cue_name"],
+            "execution_id": execution["id"],
+            "attempts": attempts,
+            "last_http_status": http_status,
+            "last_error": last_error,
+            "failed_at": now.isoformat(),
+            "dashboard_url": None,
+        },
+        secret=await signing_secrets.ensure_alert_secret(tx, user, now),
+        headers={"X-CueAPI-Alert-Id": alert_id, "X-CueAPI-Alert-Type": DELIVERY_FAILED},
+    )
+
+
+async def send(engine: Engine, notices: Iterable[Notice]) -> None:
+    """Send each notice once through the engine's notifier. A failure is logged (with the target
+    host only: webhook URLs often embed tokens) and dropped."""
+    for notice in notices:
+        host = urlsplit(notice.url).hostname
+        if engine.notifier is None:
+            log.warning("no transport can send alert webhooks; alert to %s dropped", host)
+            continue
+        try:
+            result = await engine.notifier.notify(notice)
+        except Exception:
+            log.exception("alert webhook to %s failed", host)
+            continue
+        if not result.ok:
+            log.warning("alert webhook to %s failed: %s", host, result.error)
+
+
+async def list_alerts(
+    engine: Engine,
+    user: Principal,
+    alert_type: str | None,
+    since: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Row], int]:
+    """A page of the caller's alerts, newest first, and the total; 400 ``invalid_filter`` for an
+    unknown ``alert_type``."""
+    if alert_type is not None and alert_type not in ALERT_TYPES:
+        raise CueflowError(
+            f"Invalid alert_type. Must be one of: {', '.join(ALERT_TYPES)}",
+            code="invalid_filter",
+        )
+    async with engine.store.tx() as tx:
+        return await tx.list_alerts(user.user_id, alert_type, since, limit, offset)

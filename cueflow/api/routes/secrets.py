@@ -1,0 +1,57 @@
+"""``/v1/auth/webhook-secret`` and ``/v1/auth/alert-webhook-secret``: read and rotate the
+signing secrets. Rotation is destructive and needs ``X-Confirm-Destructive: true``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+
+from cueflow.api.deps import CurrentUser, EngineDep
+from cueflow.api.render import json_response
+from cueflow.errors import CueflowError
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+CONFIRM_MESSAGE = "This action is destructive. Set X-Confirm-Destructive: true header to confirm."
+
+
+def confirm_destructive(
+    x_confirm_destructive: Annotated[str | None, Header()] = None,
+) -> None:
+    """400 ``confirmation_required`` unless the request carries ``X-Confirm-Destructive: true``."""
+    if x_confirm_destructive != "true":
+        raise CueflowError(CONFIRM_MESSAGE, code="confirmation_required")
+
+
+Confirmed = Annotated[None, Depends(confirm_destructive)]
+
+
+@router.get("/webhook-secret")
+async def webhook_secret(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+    """The secret that signs the caller's webhook deliveries."""
+    return json_response({"webhook_secret": await engine.webhook_secret(user)})
+
+
+@router.post("/webhook-secret/regenerate")
+async def regenerate_webhook_secret(  # type: ignore[no-untyped-def]
+    user: CurrentUser, engine: EngineDep, _: Confirmed
+):
+    """Replace the webhook secret; the next delivery is signed with the new one."""
+    secret = await engine.rotate_webhook_secret(user)
+    return json_response({"webhook_secret": secret, "previous_secret_revoked": True})
+
+
+@router.get("/alert-webhook-secret")
+async def alert_webhook_secret(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+    """The secret that signs the caller's alert notices (created on first call)."""
+    return json_response({"alert_webhook_secret": await engine.alert_webhook_secret(user)})
+
+
+@router.post("/alert-webhook-secret/regenerate")
+async def regenerate_alert_webhook_secret(  # type: ignore[no-untyped-def]
+    user: CurrentUser, engine: EngineDep, _: Confirmed
+):
+    """Replace the alert webhook secret."""
+    secret = await engine.rotate_alert_webhook_secret(user)
+    return json_response({"alert_webhook_secret": secret, "previous_secret_revoked": True})

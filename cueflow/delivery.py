@@ -1,0 +1,293 @@
+"""Push delivery: the dispatcher that hands due executions to push transports and records how
+each attempt went.
+
+It serves every :class:`cueflow.transport.PushTransport` alike (the webhook transport, and any
+other push transport a plugin adds). A push execution moves through the contract's statuses, each
+change an :class:`cueflow.states.Event` applied by a conditional update:
+
+* ``pending`` / ``retry_ready`` → ``delivering`` (``CLAIM``): due executions are claimed in
+  batches, ``SKIP LOCKED`` on PostgreSQL so several nodes share the work without taking the same
+  row. A claim counts the attempt (``attempts`` + 1) and holds a lease of the transport's
+  ``lease_seconds``. The transport's ``deliver`` then runs outside any store transaction, at most
+  ``delivery_concurrency`` (``WEBHOOK_CONCURRENCY_PER_WORKER``, default 50) at once.
+* ``delivering`` → ``success`` (``SUCCEEDED``) when the transport accepted it; → ``retrying``
+  (``RETRY_SCHEDULED``) with ``next_retry`` stored when it failed with attempts left; →
+  ``failed`` (``FAILED``) when the cue's ``retry.max_attempts`` (which counts the first attempt)
+  are used up, and then ``on_failure`` applies: a one-time cue fails, a recurring cue with
+  ``pause: true`` is paused, and :mod:`cueflow.alerts` stores an alert and sends the signed
+  ``cue.failed`` notice. Every attempt adds one to the cue's ``run_count``; success and final
+  failure set its ``last_run``; a one-time cue whose execution succeeds is ``completed``.
+* ``retrying`` → ``retry_ready`` (``RETRY_DUE``) once ``next_retry`` has passed.
+
+Retry waits are data: after failed attempt *n* the wait is ``backoff_minutes[min(n-1, len-1)]``
+minutes (one minute when the list is empty), plus up to ``retry_jitter_seconds`` of random
+jitter (default 0: none). ``next_retry`` is stored, so a restart neither loses nor repeats a
+pending retry.
+
+Delivery is **at least once**. When a lease ends with no result recorded — the process died or
+was stopped between sending and recording — the attempt counts as failed (``error_message``
+says it was interrupted) and the execution is retried or failed like any other failed attempt.
+A receiver may therefore see an execution twice and should be idempotent on ``execution_id``.
+
+The dispatcher loop (started with the engine) wakes when the scheduler creates executions
+(:meth:`cueflow.engine.Engine.executions_created`) and when a delivery finishes, and otherwise
+sleeps until the next pending execution, retry or lease expiry — at most
+``delivery_poll_seconds``, the bound on how late it notices work another node left behind.
+Tests drive it with :meth:`Dispatcher.deliver_due` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from cueflow import alerts
+from cueflow.states import Event, Status, move
+from cueflow.store import Row
+from cueflow.transport import Delivery, DeliveryResult, Notice, PushTransport
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "Delivery interrupted: no result was recorded before its lease expired"
+LEASE_SWEEP_LIMIT = 500
+STOP_GRACE_SECONDS = 5.0
+"""How long stopping waits for deliveries in flight before cancelling them."""
+_RACE_PAUSE = timedelta(milliseconds=100)
+
+
+def retry_wait(
+    backoff_minutes: Sequence[int],
+    attempt: int,
+    jitter_seconds: float = 0.0,
+    rand: Callable[[], float] = random.random,
+) -> timedelta:
+    """How long to wait after failed attempt ``attempt`` (1-based) before the next one."""
+    minutes = backoff_minutes[min(attempt - 1, len(backoff_minutes) - 1)] if backoff_minutes else 1
+    return timedelta(minutes=max(minutes, 0), seconds=jitter_seconds * rand())
+
+
+def delivery_of(row: Row) -> Delivery:
+    """The :class:`Delivery` for a row claimed by ``claim_deliveries``."""
+    return Delivery(
+        execution_id=row["id"],
+        cue_id=row["cue_id"],
+        cue_name=row["cue_name"],
+        user_id=row["user_id"],
+        scheduled_for=row["scheduled_for"],
+        attempt=row["attempts"],
+        payload=row["payload"] or {},
+        callback_url=row["callback_url"],
+        callback_method=row["callback_method"],
+        callback_headers=row["callback_headers"] or {},
+        signing_secret=row["webhook_secret"],
+    )
+
+
+def _held(row: Row) -> dict[str, Any]:
+    """The claim a result belongs to: a late result of an expired or taken-over attempt finds
+    the execution moved on (another status or attempt count) and changes nothing."""
+    return {"status": Status.DELIVERING.value, "attempts": row["attempts"]}
+
+
+async def record_attempt(engine: Engine, row: Row, result: DeliveryResult) -> Notice | None:
+    """Record the result of the attempt claimed as ``row``; returns the ``cue.failed`` notice to
+    send when it was the last attempt and failed."""
+    now = engine.clock.now()
+    async with engine.store.tx() as tx:
+        if not result.ok:
+            return await _attempt_failed(engine, tx, row, result.error, result.http_status, now)
+        values = {
+            "http_status": result.http_status,
+            "error_message": None,
+            "delivered_at": now,
+            "next_retry": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        }
+        done = await tx.update_execution(
+            row["id"], values, move=move(Event.SUCCEEDED), expect=_held(row)
+        )
+        if done is not None:
+            await tx.bump_cue(
+                row["cue_id"], run_count=1, values={"last_run": now, "updated_at": now}
+            )
+            if row["schedule_type"] == "once":
+                await tx.bump_cue(
+                    row["cue_id"], values={"status": "completed"}, only_if_status=["active"]
+                )
+    return None
+
+
+async def _attempt_failed(
+    engine: Engine,
+    tx: Any,
+    row: Row,
+    error: str | None,
+    http_status: int | None,
+    now: datetime,
+) -> Notice | None:
+    attempt = row["attempts"]
+    final = attempt >= row["retry_max_attempts"]
+    values: dict[str, Any] = {
+        "http_status": http_status,
+        "error_message": error,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "next_retry": None,
+    }
+    if not final:
+        wait = retry_wait(
+            row["retry_backoff_minutes"] or [], attempt, engine.settings.retry_jitter_seconds
+        )
+        values["next_retry"] = now + wait
+    event = Event.FAILED if final else Event.RETRY_SCHEDULED
+    done = await tx.update_execution(row["id"], values, move=move(event), expect=_held(row))
+    if done is None:
+        return None
+    cue_values: dict[str, Any] = {"updated_at": now}
+    if final:
+        cue_values["last_run"] = now
+    await tx.bump_cue(row["cue_id"], run_count=1, values=cue_values)
+    if not final:
+        return None
+    if row["schedule_type"] == "once":
+        await tx.bump_cue(row["cue_id"], values={"status": "failed"}, only_if_status=["active"])
+    elif (row["on_failure"] or {}).get("pause"):
+        await tx.bump_cue(
+            row["cue_id"], values={"status": "paused", "next_run": None}, only_if_status=["active"]
+        )
+    return await alerts.delivery_failed(tx, row, error, http_status, now)
+
+
+class Dispatcher:
+    """Claims due push executions, runs their deliveries with bounded concurrency and records
+    the results; one per engine, any number per database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.wakeup = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+
+    def free_slots(self) -> int:
+        """How many more deliveries may start now."""
+        return max(0, self.engine.settings.delivery_concurrency - len(self._running))
+
+    async def dispatch(self) -> int:
+        """One pass: fail attempts whose lease ran out, make due retries ready, claim due
+        executions for the free delivery slots and start delivering them. Returns how many
+        deliveries started (they run on as tasks)."""
+        engine = self.engine
+        push = engine.push_transports()
+        if not push:
+            return 0
+        notices = await self._expire_leases(list(push))
+        if notices:
+            self._spawn(alerts.send(engine, notices))
+        now = engine.clock.now()
+        claimed: list[tuple[PushTransport, Row]] = []
+        async with engine.store.tx() as tx:
+            await tx.promote_retries(list(push), move(Event.RETRY_DUE), now, {"updated_at": now})
+            for name, transport in push.items():
+                slots = self.free_slots() - len(claimed)
+                if slots <= 0:
+                    break
+                values = {
+                    "lease_expires_at": now + timedelta(seconds=transport.lease_seconds),
+                    "last_attempt_at": now,
+                    "updated_at": now,
+                }
+                rows = await tx.claim_deliveries(name, move(Event.CLAIM), now, slots, values)
+                claimed.extend((transport, row) for row in rows)
+        for transport, row in claimed:
+            self._spawn(self._deliver(transport, row))
+        return len(claimed)
+
+    async def deliver_due(self) -> int:
+        """Deliver everything due now and wait for every started delivery (and its alerts) to be
+        recorded; returns how many delivery attempts were made."""
+        made = 0
+        while True:
+            started = await self.dispatch()
+            made += started
+            if not started and not self._running:
+                return made
+            if self._running:
+                await asyncio.wait(set(self._running))
+
+    async def next_due(self) -> datetime | None:
+        """When the dispatcher next has work: a pending execution, a retry or a lease expiry."""
+        push = list(self.engine.push_transports())
+        if not push:
+            return None
+        async with self.engine.store.tx() as tx:
+            return await tx.next_delivery_due(push)
+
+    async def run(self) -> None:
+        """Dispatch, then sleep until work is due, a delivery finishes or new executions exist."""
+        clock = self.engine.clock
+        poll = timedelta(seconds=self.engine.settings.delivery_poll_seconds)
+        while True:
+            self.wakeup.clear()
+            when: datetime | None = None
+            try:
+                await self.dispatch()
+                if self.free_slots() > 0:
+                    when = await self.next_due()
+            except Exception:
+                log.exception("delivery cycle failed; retrying in 1 s")
+                when = clock.now() + timedelta(seconds=1)
+            now = clock.now()
+            if when is not None and when <= now:
+                # Due work this pass could not take (rows another node holds): look again soon.
+                when = now + _RACE_PAUSE
+            await clock.sleep_until(min(when or now + poll, now + poll), self.wakeup)
+
+    async def stop(self) -> None:
+        """Let deliveries in flight finish for a moment, then cancel the rest; their leases run
+        out and they are retried (delivery is at least once)."""
+        tasks = set(self._running)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _expire_leases(self, transports: list[str]) -> list[Notice]:
+        engine = self.engine
+        now = engine.clock.now()
+        notices: list[Notice] = []
+        async with engine.store.tx() as tx:
+            for row in await tx.expired_leases(now, now, transports, LEASE_SWEEP_LIMIT):
+                notice = await _attempt_failed(engine, tx, row, INTERRUPTED, None, now)
+                if notice is not None:
+                    notices.append(notice)
+        return notices
+
+    async def _deliver(self, transport: PushTransport, row: Row) -> None:
+        try:
+            result = await transport.deliver(delivery_of(row))
+        except Exception as exc:
+            log.exception("transport %r failed on execution %s", transport.name, row["id"])
+            result = DeliveryResult(ok=False, error=(str(exc) or type(exc).__name__)[:500])
+        notice = await record_attempt(self.engine, row, result)
+        if notice is not None:
+            await alerts.send(self.engine, [notice])
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name="cueflow-delivery")
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task failed", exc_info=task.exception())
+        self.wakeup.set()

@@ -1,0 +1,87 @@
+"""Signing secrets: the user's webhook secret and alert webhook secret.
+
+Every user gets a ``whsec_`` webhook secret at registration; webhook deliveries are signed with
+the secret current when the attempt is sent, so after a rotation the next delivery (retries
+included) is signed with the new secret and there is no overlap window. The alert webhook secret
+(64 hex characters, no prefix) signs ``cue.failed`` notices; it is created on first use, either
+when the user reads it or when the first notice needs it. Secrets are stored as they are (the
+HMAC needs them) and are never logged.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from cueflow import ids
+from cueflow.accounts import Principal
+from cueflow.errors import NotFound
+from cueflow.store import Row
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+
+def new_alert_secret() -> str:
+    """64 lowercase hex characters."""
+    return secrets.token_hex(32)
+
+
+async def _user(tx: Any, user: Principal) -> Row:
+    row = await tx.get_user(user.user_id)
+    if row is None:
+        raise NotFound("User not found", code="user_not_found")
+    return row
+
+
+async def webhook_secret(engine: Engine, user: Principal) -> str:
+    """The caller's current webhook secret; 404 ``no_webhook_secret`` if it has none."""
+    async with engine.store.tx() as tx:
+        row = await _user(tx, user)
+    if not row["webhook_secret"]:
+        raise NotFound("No webhook secret found", code="no_webhook_secret")
+    return str(row["webhook_secret"])
+
+
+async def rotate_webhook_secret(engine: Engine, user: Principal) -> str:
+    """Replace the caller's webhook secret; the old one stops signing at once."""
+    secret = ids.new_webhook_secret()
+    now = engine.clock.now()
+    async with engine.store.tx() as tx:
+        values = {"webhook_secret": secret, "updated_at": now}
+        if await tx.update_user(user.user_id, values) is None:
+            raise NotFound("User not found", code="user_not_found")
+    return secret
+
+
+async def ensure_alert_secret(tx: Any, user: Row, now: datetime) -> str:
+    """The user's alert webhook secret, created inside ``tx`` if it does not exist yet (when two
+    callers race, both get the one that was stored)."""
+    if user["alert_webhook_secret"]:
+        return str(user["alert_webhook_secret"])
+    stored = await tx.update_user(
+        user["id"],
+        {"alert_webhook_secret": new_alert_secret(), "updated_at": now},
+        expect={"alert_webhook_secret": None},
+    )
+    if stored is None:
+        stored = await tx.get_user(user["id"])
+    return str(stored["alert_webhook_secret"])
+
+
+async def alert_webhook_secret(engine: Engine, user: Principal) -> str:
+    """The caller's alert webhook secret, created on first call."""
+    async with engine.store.tx() as tx:
+        return await ensure_alert_secret(tx, await _user(tx, user), engine.clock.now())
+
+
+async def rotate_alert_webhook_secret(engine: Engine, user: Principal) -> str:
+    """Replace the caller's alert webhook secret."""
+    secret = new_alert_secret()
+    now = engine.clock.now()
+    async with engine.store.tx() as tx:
+        values = {"alert_webhook_secret": secret, "updated_at": now}
+        if await tx.update_user(user.user_id, values) is None:
+            raise NotFound("User not found", code="user_not_found")
+    return secret
