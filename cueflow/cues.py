@@ -10,6 +10,7 @@ import orjson
 from cueflow import ids, schedule
 from cueflow.accounts import Principal
 from cueflow.errors import CueflowError, NotFound
+from cueflow.jsonvalues import has_huge_int, has_nul
 from cueflow.schemas import CallbackPatch, CueCreate, CueUpdate, OnFailureIn, RetryIn, ScheduleIn
 from cueflow.store import Duplicate, Row
 
@@ -28,24 +29,25 @@ class CueValidationError(CueflowError):
     status = 422
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 def check_payload(payload: dict[str, Any]) -> None:
     """Refuse payloads over 1 MiB of JSON or holding NUL characters (contract 400s)."""
-    if _has_nul(payload):
+    if has_nul(payload):
         raise CueflowError(
             "Payload contains null bytes which are not supported", code="invalid_payload"
         )
+    if has_huge_int(payload):
+        raise CueflowError(
+            "Payload contains an integer beyond 64 bits, which is not supported",
+            code="invalid_payload",
+        )
     if len(orjson.dumps(payload)) > MAX_PAYLOAD_BYTES:
         raise CueflowError("Payload must be under 1MB", code="invalid_payload_size")
+
+
+def _duplicate_name(name: str) -> CueflowError:
+    return CueflowError(
+        f"A cue named '{name}' already exists", code="duplicate_cue_name", status=409
+    )
 
 
 def _task_of(payload: dict[str, Any]) -> str | None:
@@ -98,6 +100,9 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
     """Create a cue; returns it and the no-worker warning for pull transports."""
     now = engine.clock.now()
     transport = engine.transport(spec.transport)
+    async with engine.store.tx() as tx:
+        if await tx.cue_name_taken(user.user_id, spec.name):
+            raise _duplicate_name(spec.name)
     payload = spec.payload or {}
     check_payload(payload)
     sched = _schedule_of(spec.schedule, now)
@@ -141,9 +146,7 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
                 else 1
             )
     except Duplicate as dup:
-        raise CueflowError(
-            f"A cue named '{spec.name}' already exists", code="duplicate_cue_name", status=409
-        ) from dup
+        raise _duplicate_name(spec.name) from dup
     engine.wake()
     assert row is not None
     return row, (NO_WORKER_WARNING if live == 0 else None)
@@ -195,15 +198,13 @@ async def update_cue(engine: Engine, user: Principal, cue_id: str, patch: CueUpd
     elif patch.status == "active":
         values["status"] = "active"
         values["next_run"] = first_run(sched, now)
-    await engine.transport(current["transport"]).validate_cue({**current, **values})
+    await engine.transport(current["transport"]).validate_cue({**current, **values}, current)
     try:
         async with engine.store.tx() as tx:
             row = await tx.update_cue(user.user_id, cue_id, values)
             await tx.notify_schedule_changed()
     except Duplicate as dup:
-        raise CueflowError(
-            f"A cue named '{patch.name}' already exists", code="duplicate_cue_name", status=409
-        ) from dup
+        raise _duplicate_name(patch.name or "") from dup
     if row is None:
         raise NotFound("Cue not found", code="cue_not_found")
     engine.wake()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from cueflow import ids
 from cueflow.accounts import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
+from cueflow.jsonvalues import has_huge_int
 from cueflow.schemas import OutcomeReport
 from cueflow.states import Event, Status, move
 
@@ -61,6 +62,11 @@ async def record_outcome(
         raise NotFound("Execution not found", code="execution_not_found")
     if report.metadata is not None and len(json.dumps(report.metadata)) > MAX_METADATA_BYTES:
         raise CueflowError("Outcome metadata must be under 10KB", code="metadata_too_large")
+    if has_huge_int(report.metadata) or has_huge_int(report.artifacts):
+        raise CueflowError(
+            "Outcome metadata contains an integer beyond 64 bits, which is not supported",
+            code="invalid_metadata",
+        )
     holder = report.worker_id or worker_id
     now = engine.clock.now()
     evidence = evidence_of(report)

@@ -21,15 +21,41 @@ from pydantic import (
     model_validator,
 )
 
+from cueflow.jsonvalues import has_nul, strip_nul
+
 HttpUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2083, allowed_schemes=["http", "https"])]
 
 MisfirePolicy = Literal["fire_once", "skip", "fire_all"]
 
 
-class _Lenient(BaseModel):
+CALLBACK_METHODS = ("POST", "GET", "PUT", "PATCH")
+
+
+def _refuse_nul(data: Any) -> Any:
+    """Refuse NUL characters in any field but ``payload`` (checked later, with its own 400)."""
+    if isinstance(data, dict):
+        fields = {k: v for k, v in data.items() if k != "payload"}
+        if has_nul(fields):
+            raise ValueError("text must not contain NUL characters")
+    return data
+
+
+class _Input(BaseModel):
+    """Base of every input model: no NUL characters (PostgreSQL cannot store them)."""
+
+    _no_nul = model_validator(mode="before")(_refuse_nul)
+
+
+class _Lenient(_Input):
     """Unknown fields are ignored (POST bodies, as CueAPI does)."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+def _check_method(method: str | None) -> str | None:
+    if method is not None and method not in CALLBACK_METHODS:
+        raise ValueError("method must be one of POST, GET, PUT, PATCH")
+    return method
 
 
 class RegisterRequest(_Lenient):
@@ -55,6 +81,8 @@ class CallbackIn(_Lenient):
     method: str = "POST"
     headers: dict[str, str] | None = None
 
+    _method = field_validator("method")(_check_method)
+
 
 class CallbackPatch(_Lenient):
     """A PATCH of the callback: only the keys sent change."""
@@ -62,6 +90,8 @@ class CallbackPatch(_Lenient):
     url: HttpUrl | None = None
     method: str | None = None
     headers: dict[str, str] | None = None
+
+    _method = field_validator("method")(_check_method)
 
 
 class RetryIn(_Lenient):
@@ -112,7 +142,7 @@ class CueCreate(_Lenient):
     _no_nested_transport = model_validator(mode="before")(_reject_nested_transport)
 
 
-class CueUpdate(BaseModel):
+class CueUpdate(_Input):
     """``PATCH /v1/cues/{id}``: every field optional, ``null`` leaves it unchanged, unknown
     fields are refused. Unlike CueAPI, a partial ``callback`` changes only the keys it sends."""
 
@@ -165,6 +195,9 @@ class OutcomeReport(_Lenient):
     summary: str | None = Field(None, max_length=500)
     artifacts: list[Any] | None = None
     worker_id: str | None = Field(None, max_length=255)
+
+    # Outcomes are never refused for a stray NUL (the official worker does not retry): strip it.
+    _no_nul = model_validator(mode="before")(strip_nul)
 
     @field_validator("result", "error")
     @classmethod

@@ -83,6 +83,8 @@ class StoreTx(Protocol):
 
     async def get_cue(self, user_id: str, cue_id: str) -> Row | None:
         """One of the user's cues."""
+    async def cue_name_taken(self, user_id: str, name: str) -> bool:
+        """Whether the user has a cue called ``name``."""
 
     async def list_cues(
         self, user_id: str, status: str | None, limit: int, offset: int
@@ -177,8 +179,9 @@ class StoreTx(Protocol):
     async def expired_leases(
         self, now: datetime, stale_before: datetime, transports: Sequence[str], limit: int
     ) -> list[Row]:
-        """Claimed executions whose lease ended or whose registered worker's last heartbeat is
-        older than ``stale_before``, locked, with their ``user_id`` and their cue's
+        """Claimed executions whose lease ended, or whose registered worker's heartbeat and own
+        last execution heartbeat (or claim) are both older than ``stale_before``; locked, with
+        their ``user_id`` and their cue's
         ``cue_name``, ``retry_max_attempts``, ``retry_backoff_minutes``, ``schedule_type`` and
         ``on_failure``."""
 
@@ -228,6 +231,10 @@ class StoreTx(Protocol):
     async def list_workers(self, user_id: str) -> list[Row]:
         """The user's workers, latest heartbeat first."""
 
+    async def extend_worker_leases(
+        self, user_id: str, worker_id: str, transports: Sequence[str], until: datetime
+    ) -> int:
+        """Move the lease end of every execution the worker holds to ``until``."""
     async def delete_worker(self, user_id: str, worker_id: str) -> bool:
         """Forget a worker; ``False`` if unknown."""
 

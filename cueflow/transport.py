@@ -70,9 +70,12 @@ class Transport(Protocol):
     """``True`` when workers claim executions through the API; ``False`` for a
     :class:`PushTransport`."""
 
-    async def validate_cue(self, cue: Mapping[str, Any]) -> None:
-        """Check a cue about to be created or changed (its store values); raise a
-        :class:`cueflow.errors.CueflowError` to refuse it."""
+    async def validate_cue(
+        self, cue: Mapping[str, Any], previous: Mapping[str, Any] | None = None
+    ) -> None:
+        """Check a cue about to be created or changed (its store values; ``previous`` holds the
+        stored ones when it is a change); raise a :class:`cueflow.errors.CueflowError` to
+        refuse it."""
 
     async def start(self, engine: Engine) -> None:
         """Called when the engine starts."""
@@ -114,7 +117,9 @@ class PullTransport:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    async def validate_cue(self, cue: Mapping[str, Any]) -> None:
+    async def validate_cue(
+        self, cue: Mapping[str, Any], previous: Mapping[str, Any] | None = None
+    ) -> None:
         """Any cue can be pulled."""
 
     async def start(self, engine: Engine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cueflow.accounts import Principal
@@ -14,10 +15,18 @@ if TYPE_CHECKING:
 async def heartbeat(
     engine: Engine, user: Principal, worker_id: str, handlers: list[str] | None
 ) -> dict[str, Any]:
-    """Create or refresh a worker; ``handlers`` is informational (replaced on every call)."""
+    """Create or refresh a worker; ``handlers`` is informational (replaced on every call).
+
+    A live worker keeps its claims: each heartbeat extends the lease of every execution it holds
+    (the official ``cueapi-worker`` never sends execution heartbeats, only these).
+    """
     now = engine.clock.now()
+    lease_until = now + timedelta(seconds=engine.settings.worker_claim_timeout_seconds)
     async with engine.store.tx() as tx:
         await tx.upsert_worker(user.user_id, worker_id, handlers, now)
+        await tx.extend_worker_leases(
+            user.user_id, worker_id, engine.pull_transports(), lease_until
+        )
     return {"acknowledged": True, "server_time": now}
 
 

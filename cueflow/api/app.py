@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 from cueflow import __version__
 from cueflow.api import errors
+from cueflow.api.middleware import RequestGuard
 from cueflow.api.routes import alerts, auth, cues, executions, secrets, workers
 from cueflow.engine import Engine
 
@@ -41,5 +42,6 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
                 await engine.close()
 
     app = FastAPI(title="cueflow", version=__version__, lifespan=lifespan)
+    app.add_middleware(RequestGuard)
     mount(app, engine)
     return app

@@ -157,6 +157,11 @@ class SqlTx:
         """One of the user's cues."""
         return await self._one(select(cues).where(cues.c.id == cue_id, cues.c.user_id == user_id))
 
+    async def cue_name_taken(self, user_id: str, name: str) -> bool:
+        """Whether the user has a cue called ``name``."""
+        stmt = select(cues.c.id).where(cues.c.user_id == user_id, cues.c.name == name)
+        return await self._one(stmt) is not None
+
     async def list_cues(
         self, user_id: str, status: str | None, limit: int, offset: int
     ) -> tuple[list[Row], int]:
@@ -461,7 +466,14 @@ class SqlTx:
             .where(
                 executions.c.status == "delivering",
                 executions.c.transport.in_(list(transports)),
-                or_(executions.c.lease_expires_at <= now, stale_worker),
+                or_(
+                    executions.c.lease_expires_at <= now,
+                    and_(
+                        stale_worker,
+                        func.coalesce(executions.c.last_heartbeat_at, executions.c.claimed_at)
+                        < stale_before,
+                    ),
+                ),
             )
             .limit(limit),
             self.connector,
@@ -471,14 +483,16 @@ class SqlTx:
     async def promote_retries(
         self, transports: Sequence[str], move: Move, now: datetime, values: dict[str, Any]
     ) -> int:
-        """Make due retries ready for delivery."""
+        """Make due retries ready for delivery (rows other nodes hold are left to them)."""
+        due = and_(
+            executions.c.status.in_(move.sources),
+            executions.c.transport.in_(list(transports)),
+            executions.c.next_retry <= now,
+        )
+        held = _lock(select(executions.c.id).where(due), self.connector)
         stmt = (
             update(executions)
-            .where(
-                executions.c.status.in_(move.sources),
-                executions.c.transport.in_(list(transports)),
-                executions.c.next_retry <= now,
-            )
+            .where(executions.c.id.in_(held), due)
             .values(status=move.target, **values)
         )
         return int((await self.conn.execute(stmt)).rowcount or 0)
@@ -624,6 +638,23 @@ class SqlTx:
             .where(workers.c.user_id == user_id)
             .order_by(workers.c.last_heartbeat.desc())
         )
+
+    async def extend_worker_leases(
+        self, user_id: str, worker_id: str, transports: Sequence[str], until: datetime
+    ) -> int:
+        """Extend the leases of a worker's claims."""
+        stmt = (
+            update(executions)
+            .where(
+                executions.c.user_id == user_id,
+                executions.c.claimed_by_worker == worker_id,
+                executions.c.status == "delivering",
+                executions.c.transport.in_(list(transports)),
+                executions.c.lease_expires_at < until,
+            )
+            .values(lease_expires_at=until)
+        )
+        return int((await self.conn.execute(stmt)).rowcount)
 
     async def delete_worker(self, user_id: str, worker_id: str) -> bool:
         """Forget a worker."""

@@ -1,0 +1,215 @@
+"""The webhook transport: validates webhook cues and sends signed deliveries and notices over
+one shared httpx client.
+
+Requests go through a single ``httpx.AsyncClient`` (a shared connection pool of
+``delivery_concurrency`` connections; redirects are not followed, so a 3xx is a failed attempt;
+proxy variables from the environment are ignored, because a proxy would resolve names past the
+SSRF guard). Each request is bounded as a whole by ``WEBHOOK_TIMEOUT_SECONDS`` (stricter than
+CueAPI, which applies it per connect/read/write phase); notices by 10 seconds.
+
+Before each request the guard resolves the host again and refuses blocked addresses; a plain
+``http`` request is then sent to the very address that was checked (with the original ``Host``
+header), so the name cannot be re-pointed in between. ``https`` requests connect by name: TLS
+certificate verification already stops a name re-pointed at a host without its certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from cueflow.config import Settings
+from cueflow.cues import CueValidationError
+from cueflow.errors import CueflowError
+from cueflow.transport import Delivery, DeliveryResult, Notice
+from cueflow_webhook.guard import BlockedUrl, Resolver, Target, UrlGuard, resolve_host
+from cueflow_webhook.signing import (
+    USER_AGENT,
+    body_bytes,
+    delivery_document,
+    delivery_headers,
+    signed_headers,
+)
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+METHODS = ("POST", "GET", "PUT", "PATCH")
+NOTICE_TIMEOUT_SECONDS = 10.0
+MAX_ERROR_CHARS = 500
+_DRAIN_BYTES = 65_536
+"""Response bytes read (and dropped) so the connection can be reused; the body is not stored."""
+
+
+def error_for_status(status: int) -> str:
+    """The execution's ``error_message`` for a non-2xx answer (contract §5.3)."""
+    if status == 404:
+        return "Webhook endpoint not found (404)"
+    if status == 408:
+        return "Webhook endpoint timed out"
+    if status == 500:
+        return "Webhook endpoint returned server error (500)"
+    if 400 <= status < 500:
+        return f"Webhook endpoint rejected request ({status})"
+    if 500 <= status < 600:
+        return f"Webhook endpoint server error ({status})"
+    return f"Webhook delivery failed ({status})"
+
+
+class WebhookTransport:
+    """Delivers executions as signed HTTP requests to each cue's ``callback.url``."""
+
+    name = "webhook"
+    pull = False
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resolve: Resolver = resolve_host,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.timeout = settings.webhook_timeout_seconds
+        self.lease_seconds = self.timeout + settings.delivery_lease_margin_seconds
+        self.concurrency = settings.delivery_concurrency
+        self.guard = UrlGuard(allow_private=settings.allow_private_webhooks, resolve=resolve)
+        """The SSRF guard; tests replace ``guard.resolve`` to fake DNS."""
+        self.wall_clock = wall_clock
+        """Source of ``X-CueAPI-Timestamp``: the real time, not the engine's (possibly fake)
+        clock, because receivers compare it with their own clock."""
+        self._client: httpx.AsyncClient | None = None
+
+    # cue validation ---------------------------------------------------------------------------
+    async def validate_cue(
+        self, cue: Mapping[str, Any], previous: Mapping[str, Any] | None = None
+    ) -> None:
+        """A webhook cue needs a ``callback.url`` (422), a method among POST, GET, PUT, PATCH
+        (422), and callback and ``on_failure.webhook`` URLs the guard accepts (400
+        ``invalid_callback_url``). On a change only URLs that changed are checked again, so a
+        cue whose host stopped resolving can still be paused (send time checks them anyway)."""
+        url = cue.get("callback_url")
+        if not url:
+            raise CueValidationError(
+                "body: Value error, callback.url is required for webhook transport"
+            )
+        if cue.get("callback_method") not in METHODS:
+            raise CueValidationError(
+                "body.callback.method: Value error, callback.method must be one of "
+                + ", ".join(METHODS)
+            )
+        if previous is None or url != previous.get("callback_url"):
+            await self._check(url)
+        webhook = _failure_webhook(cue)
+        if webhook and (previous is None or webhook != _failure_webhook(previous)):
+            await self._check(webhook, prefix="on_failure.webhook: ")
+
+    async def _check(self, url: str, prefix: str = "") -> None:
+        try:
+            await self.guard.check(url)
+        except BlockedUrl as exc:
+            raise CueflowError(prefix + exc.message, code="invalid_callback_url") from exc
+
+    # lifecycle ---------------------------------------------------------------------------------
+    async def start(self, engine: Engine) -> None:
+        """Open the shared HTTP client."""
+        self._http()
+
+    async def stop(self) -> None:
+        """Close the shared HTTP client (it reopens on the next send)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                follow_redirects=False,
+                timeout=httpx.Timeout(self.timeout),
+                limits=httpx.Limits(max_connections=self.concurrency),
+                trust_env=False,
+            )
+        return self._client
+
+    # sending -----------------------------------------------------------------------------------
+    async def deliver(self, delivery: Delivery) -> DeliveryResult:
+        """Send one attempt: ``callback.method`` to ``callback.url``, signed with the owner's
+        secret as it is now. ``GET`` sends no body but the same headers."""
+        body = body_bytes(delivery_document(delivery))
+        timestamp = str(int(self.wall_clock()))
+        method = delivery.callback_method
+        return await self._send(
+            method,
+            delivery.callback_url or "",
+            None if method == "GET" else body,
+            delivery_headers(delivery, timestamp, body),
+            self.timeout,
+        )
+
+    async def notify(self, notice: Notice) -> DeliveryResult:
+        """POST a signed notice (a ``cue.failed`` alert), once."""
+        body = body_bytes(notice.body)
+        headers = {
+            **signed_headers(notice.secret, str(int(self.wall_clock())), body),
+            **notice.headers,
+            "User-Agent": USER_AGENT,
+        }
+        return await self._send(
+            "POST", notice.url, body, list(headers.items()), NOTICE_TIMEOUT_SECONDS
+        )
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: list[tuple[str, str]],
+        timeout: float,
+    ) -> DeliveryResult:
+        try:
+            target = await self.guard.check_send(url)
+        except BlockedUrl as exc:
+            return DeliveryResult(ok=False, error=exc.message)
+        client = self._http()
+        request = client.build_request(
+            method, url, content=body, headers=headers, timeout=httpx.Timeout(timeout)
+        )
+        _pin(request, target)
+        try:
+            async with asyncio.timeout(timeout):
+                response = await client.send(request, stream=True)
+                try:
+                    drained = 0
+                    async for chunk in response.aiter_raw():
+                        drained += len(chunk)
+                        if drained >= _DRAIN_BYTES:
+                            break
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            return DeliveryResult(ok=False, error="Webhook endpoint timed out")
+        except httpx.ConnectError:
+            return DeliveryResult(ok=False, error="Could not connect to webhook endpoint")
+        except httpx.HTTPError as exc:
+            return DeliveryResult(
+                ok=False, error=(str(exc) or type(exc).__name__)[:MAX_ERROR_CHARS]
+            )
+        status = response.status_code
+        if 200 <= status < 300:
+            return DeliveryResult(ok=True, http_status=status)
+        return DeliveryResult(ok=False, http_status=status, error=error_for_status(status))
+
+
+def _failure_webhook(cue: Mapping[str, Any]) -> str | None:
+    return (cue.get("on_failure") or {}).get("webhook")
+
+
+def _pin(request: httpx.Request, target: Target) -> None:
+    """Point a plain-http request at the checked address, keeping the name in ``Host``."""
+    if target.scheme != "http" or target.is_literal:
+        return
+    request.headers["Host"] = request.url.netloc.decode("ascii")
+    request.url = request.url.copy_with(host=target.addresses[0])
