@@ -35,6 +35,14 @@ def serve(
         int | None,
         typer.Option(help="Worker staleness [env WORKER_HEARTBEAT_TIMEOUT_SECONDS, 180]"),
     ] = None,
+    allow_private_webhooks: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-private-webhooks/--no-allow-private-webhooks",
+            help="Let webhooks reach loopback/private networks, for local development "
+            "[env CUEFLOW_ALLOW_PRIVATE_WEBHOOKS, default off]",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "info",
 ) -> None:
     """Run the REST API server with its scheduler (migrates the database first)."""
@@ -52,6 +60,7 @@ def serve(
             "database_url": database_url,
             "worker_claim_timeout_seconds": worker_claim_timeout_seconds,
             "worker_heartbeat_timeout_seconds": worker_heartbeat_timeout_seconds,
+            "allow_private_webhooks": allow_private_webhooks,
         }.items()
         if value is not None
     }
