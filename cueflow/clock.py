@@ -8,7 +8,6 @@ scheduler loop uses so that a fake clock can wake it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -40,8 +39,13 @@ class SystemClock:
     async def sleep_until(self, when: datetime | None, wake: asyncio.Event) -> None:
         """Sleep until ``when`` or until ``wake`` is set, whichever comes first."""
         timeout = None if when is None else max(0.0, (when - utcnow()).total_seconds())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout)
+        # asyncio.wait, not wait_for: on Python 3.11 wait_for drops a cancellation that arrives
+        # in the same loop turn as the wake-up, and a stopping engine would then never stop.
+        waiter = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            waiter.cancel()
 
 
 class FakeClock:

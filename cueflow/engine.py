@@ -13,7 +13,6 @@ sweeper and push-delivery dispatcher as asyncio tasks) and closed::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -108,8 +107,12 @@ class Engine:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # stop() itself is being cancelled: do not swallow that
         await self.dispatcher.stop()
         for transport in self.transports.values():
             await transport.stop()

@@ -49,7 +49,9 @@ class Event(StrEnum):
 
 
 TERMINAL = frozenset({Status.SUCCESS, Status.FAILED, Status.MISSED})
-"""Statuses an execution never leaves through the machine (replay makes a new execution)."""
+"""Statuses where delivery has ended: no claim, retry or lease event starts from them. Only a
+late outcome report may still move a ``missed`` execution to ``success`` or ``failed``
+(CueAPI accepts outcomes in any status); replay makes a new execution."""
 
 _WAITING = frozenset({Status.PENDING, Status.RETRY_READY})
 

@@ -4,6 +4,7 @@ engine was running, and how quickly the real-clock scheduler loop fires a due cu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -45,7 +46,8 @@ async def opened(url: str, clock: Clock | None = None, **overrides: Any) -> Asyn
     try:
         yield eng
     finally:
-        await eng.close()
+        # Bounded: see test_close_returns_even_when_a_wake_up_lands_in_the_same_loop_turn.
+        await asyncio.wait_for(eng.close(), timeout=10.0)
 
 
 async def cue_created_before_downtime(
@@ -306,3 +308,33 @@ async def test_a_third_engine_after_the_restart_fires_nothing_more(
     async with opened(database_url, clock) as c:
         assert await c.fire_due() == 0
         assert (await c.cue_executions(await c.principal(key), cue_id))[1] == 1
+
+
+async def test_close_returns_even_when_a_wake_up_lands_in_the_same_loop_turn(
+    database_url: str,
+) -> None:
+    """A cue change (or a NOTIFY, or new executions) can wake a background loop just as the
+    engine stops. The loop must still end: ``close()`` may not wait forever."""
+    async with opened(database_url) as eng:
+        await eng.start()
+        user = await new_user(eng)
+        await eng.create_cue(
+            user,
+            {
+                "name": "hourly",
+                "transport": "worker",
+                "schedule": {"type": "recurring", "cron": "0 * * * *"},
+            },
+        )
+        await asyncio.sleep(0.2)  # the scheduler sleeps until the next hour, with a timeout
+
+        eng.wake()
+        await asyncio.sleep(0)  # the wake-up event's waiter finishes in this turn
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with contextlib.suppress(TimeoutError):
+            # On a hang the timeout cancels close() again, which ends the loop for good.
+            await asyncio.wait_for(eng.close(), timeout=3.0)
+        took = loop.time() - started
+        assert took < 1.0, f"engine.close() took {took:.2f} s: a background task ignored its cancel"
