@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         5.0, ge=0, validation_alias=_env("CUEFLOW_AUTH_CACHE_SECONDS")
     )
     """How long a verified API key is remembered in process."""
+    rate_limit_per_minute: int = Field(
+        60_000, ge=0, validation_alias=_env("CUEFLOW_RATE_LIMIT_PER_MINUTE")
+    )
+    """Requests per sliding minute per API key and node (0 turns rate limiting off). The
+    default leaves room for a busy worker fleet on one key."""
+    rate_limit_anonymous_per_minute: int = Field(
+        600, ge=1, validation_alias=_env("CUEFLOW_RATE_LIMIT_ANONYMOUS_PER_MINUTE")
+    )
+    """Requests per sliding minute per client address without an API key."""
     plugins: str | None = Field(None, validation_alias=_env("CUEFLOW_PLUGINS"))
     """Comma-separated entry-point names to load (default: all installed)."""
     disable_plugins: str | None = Field(None, validation_alias=_env("CUEFLOW_DISABLE_PLUGINS"))

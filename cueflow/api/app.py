@@ -6,12 +6,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from cueflow import __version__
 from cueflow.api import errors
-from cueflow.api.middleware import RequestGuard
+from cueflow.api.middleware import RequestGuard, VerifyEcho
+from cueflow.api.ratelimit import RateLimit
 from cueflow.api.routes import alerts, auth, cues, executions, secrets, workers
 from cueflow.engine import Engine
+
+EXPOSED_HEADERS = [
+    "X-Request-Id",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+    "X-CueAPI-Usage-Warning",
+]
 
 router = APIRouter()
 """Every cueflow route; include it with :func:`mount` so the engine and error handlers come too."""
@@ -42,6 +53,18 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
                 await engine.close()
 
     app = FastAPI(title="cueflow", version=__version__, lifespan=lifespan)
+    # Added innermost first: the request id and size guard see every request, then rate
+    # limiting, then the verify-echo; CORS answers preflights inside them (as CueAPI orders it).
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=EXPOSED_HEADERS,
+    )
+    app.add_middleware(VerifyEcho)
+    app.add_middleware(RateLimit, settings=engine.settings)
     app.add_middleware(RequestGuard)
     mount(app, engine)
     return app

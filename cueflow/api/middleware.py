@@ -1,8 +1,11 @@
-"""ASGI middleware for what every request shares: a request id, the body-size limit, and the
-refusal of NUL characters in paths and query strings (PostgreSQL cannot store them)."""
+"""ASGI middleware for what every request shares: a request id, the body-size limit, the
+refusal of NUL characters in paths and query strings (PostgreSQL cannot store them), and
+CueAPI's opt-in verify-echo."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -77,4 +80,78 @@ async def _reject(send: Any, status: int, code: str, message: str) -> None:
     body = orjson.dumps(envelope(code, message, status))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class VerifyEcho:
+    """CueAPI's opt-in body-integrity echo: with ``X-CueAPI-Verify-Echo: true`` on a POST, PATCH
+    or PUT whose 2xx answer is a JSON object, the answer also carries ``body_received`` (the
+    request body as parsed, its text if not JSON, ``null`` if empty) and
+    ``body_received_sha256`` (SHA-256 of its canonical JSON, or of the raw bytes)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers", [])) if scope["type"] == "http" else {}
+        wanted = headers.get(b"x-cueapi-verify-echo", b"").strip().lower() == b"true"
+        if not wanted or scope["method"] not in ("POST", "PATCH", "PUT"):
+            await self.app(scope, receive, send)
+            return
+        received = bytearray()
+
+        async def recording_receive() -> dict[str, Any]:
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                received.extend(message.get("body", b""))
+            return message
+
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def buffering_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            await _send_echoed(send, start, bytes(body), bytes(received))
+
+        await self.app(scope, recording_receive, buffering_send)
+
+
+def _echo_fields(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {"body_received": None, "body_received_sha256": hashlib.sha256(b"").hexdigest()}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        text = raw.decode("utf-8", "replace")
+        return {"body_received": text, "body_received_sha256": hashlib.sha256(raw).hexdigest()}
+    canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return {"body_received": parsed, "body_received_sha256": digest}
+
+
+async def _send_echoed(send: Any, start: dict[str, Any], body: bytes, received: bytes) -> None:
+    headers = dict(start.get("headers", []))
+    is_json = headers.get(b"content-type", b"").startswith(b"application/json")
+    if 200 <= start.get("status", 500) < 300 and is_json:
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            document = None
+        if isinstance(document, dict) and "body_received" not in document:
+            document.update(_echo_fields(received))
+            body = orjson.dumps(document)
+            start = {
+                **start,
+                "headers": [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+                + [(b"content-length", str(len(body)).encode())],
+            }
+    await send(start)
     await send({"type": "http.response.body", "body": body})
