@@ -1,10 +1,46 @@
-"""cueflow: a scheduling and delivery engine for jobs and AI agents, wire-compatible with CueAPI."""
+"""cueflow: a scheduling and delivery engine for jobs and AI agents, wire-compatible with CueAPI.
+
+Embedding in a few lines (see README, "Embedding")::
+
+    import cueflow
+
+    engine = cueflow.open_engine("sqlite:///app.db")
+
+    @engine.handler("send-report")
+    def send_report(payload: dict) -> str: ...
+
+``Engine``, ``Settings``, ``Principal`` and ``open_engine`` are imported on first use, so plugins
+importing :data:`hookimpl` stay cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    from cueflow.accounts import Principal
+    from cueflow.config import Settings
+    from cueflow.engine import Engine, open_engine
 
 hookimpl = pluggy.HookimplMarker("cueflow")
 """Marker for plugin hook implementations: ``@cueflow.hookimpl``."""
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "hookimpl"]
+_LAZY = {
+    "Engine": "cueflow.engine",
+    "open_engine": "cueflow.engine",
+    "Settings": "cueflow.config",
+    "Principal": "cueflow.accounts",
+}
+
+__all__ = ["Engine", "Principal", "Settings", "__version__", "hookimpl", "open_engine"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cueflow' has no attribute {name!r}")

@@ -7,13 +7,19 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from cueflow import ids
-from cueflow.errors import Conflict, NotFound, Unauthorized
+from cueflow.errors import Conflict, CueflowError, NotFound, Unauthorized
 from cueflow.schemas import RegisterRequest
 from cueflow.store import Duplicate
 
 if TYPE_CHECKING:
     from cueflow.engine import Engine
+
+
+ROTATED_KEY_SECONDS = 86_400
+"""How long a replaced API key answers 401 ``key_rotated`` before it is just unknown."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,34 @@ async def register(engine: Engine, request: RegisterRequest) -> dict[str, str]:
         raise NotFound("Not found", code="not_found")
     email = str(request.email)
     key = ids.new_api_key()
+    await _insert_user(engine, email, key)
+    return {"api_key": key, "email": email}
+
+
+async def account(engine: Engine, email: str) -> Principal:
+    """The user registered with ``email``, created first if there is none (a 422
+    ``validation_error`` for an invalid address). For code embedding the engine: no API key is
+    returned or logged, and ``ALLOW_REGISTER`` does not apply. A user created here gets a key
+    nobody knows; ``register`` makes one whose key REST clients use."""
+    try:
+        email = str(RegisterRequest(email=email).email)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"]
+        raise CueflowError(f"email: {message}", code="validation_error", status=422) from exc
+    for _ in range(2):
+        async with engine.store.tx() as tx:
+            user = await tx.user_by_email(email)
+        if user is not None:
+            return Principal(user_id=user["id"], email=user["email"], plan=user["plan"])
+        try:
+            await _insert_user(engine, email, ids.new_api_key())
+        except Conflict:
+            continue  # created concurrently: read it back
+    raise Conflict("Email already registered", code="duplicate_email")
+
+
+async def _insert_user(engine: Engine, email: str, key: str) -> None:
+    """Insert a user owning ``key`` (stored hashed); 409 ``duplicate_email`` if taken."""
     now = engine.clock.now()
     base_slug = ids.slug_from_email(email)
     for attempt in range(5):
@@ -53,7 +87,7 @@ async def register(engine: Engine, request: RegisterRequest) -> dict[str, str]:
             if dup.constraint == "slug":
                 continue
             raise Conflict("Email already registered", code="duplicate_email") from dup
-        return {"api_key": key, "email": email}
+        return
     raise Conflict("Could not allocate a unique slug", code="duplicate_email")
 
 
@@ -78,6 +112,13 @@ class Authenticator:
             raise Unauthorized("Invalid API key")
         async with self._engine.store.tx() as tx:
             user = await tx.user_by_key_hash(digest)
+            rotated = user is None and await tx.key_rotated_since(
+                digest, self._engine.seconds_ago(ROTATED_KEY_SECONDS)
+            )
+        if rotated:
+            raise Unauthorized(
+                "This API key has been rotated. Use your new key.", code="key_rotated"
+            )
         if user is None or not hmac.compare_digest(user["api_key_hash"], digest):
             raise Unauthorized("Invalid API key")
         principal = Principal(user_id=user["id"], email=user["email"], plan=user["plan"])

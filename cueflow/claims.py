@@ -104,6 +104,61 @@ async def heartbeat(
     }
 
 
+async def release(
+    engine: Engine, user: Principal, execution_id: str, worker_id: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Give a claimed execution back unfinished (cueflow extension): it returns to the queue
+    with the claim counted in ``attempts``, or fails when the cue's ``retry.max_attempts``
+    claims are used up, as when a lease runs out. 404 unknown, 409 not claimed, 403 claimed by
+    another worker."""
+    if not ids.is_uuid(execution_id):
+        raise NotFound("Execution not found", code="execution_not_found")
+    now = engine.clock.now()
+    async with engine.store.tx() as tx:
+        row = await tx.get_execution(user.user_id, execution_id)
+        if row is None:
+            raise NotFound("Execution not found", code="execution_not_found")
+        if row["status"] != Status.DELIVERING or not engine.is_pull(row["transport"]):
+            raise Conflict(
+                "Execution is not currently being claimed", code="execution_not_claiming"
+            )
+        if row["claimed_by_worker"] != worker_id:
+            raise Forbidden("Only the claiming worker can release", code="not_execution_owner")
+        cue = await tx.get_cue(user.user_id, row["cue_id"])
+        exhausted = cue is not None and row["attempts"] >= cue["retry_max_attempts"]
+        because = f"released by worker: {reason}" if reason else "released by worker"
+        values: dict[str, Any] = {"updated_at": now, "lease_expires_at": None}
+        if exhausted:
+            event = Event.LEASE_EXHAUSTED
+            values["error_message"] = (
+                f"Failed: {because} after {row['attempts']} claim(s), max attempts exhausted"
+            )
+        else:
+            event = Event.RELEASED
+            values.update(
+                claimed_by_worker=None,
+                claimed_at=None,
+                started_at=None,
+                error_message=f"Reset: {because}; execution returned to the queue",
+            )
+        done = await tx.update_execution(
+            execution_id, values, move=move(event), expect={"claimed_by_worker": worker_id}
+        )
+        if done is None:
+            raise Conflict(
+                "Execution is not currently being claimed", code="execution_not_claiming"
+            )
+        if exhausted and cue is not None:
+            one_time = {"cue_id": cue["id"], "schedule_type": cue["schedule_type"]}
+            await _fail_one_time_cue(tx, one_time, now)
+    return {
+        "execution_id": execution_id,
+        "released": True,
+        "status": done["status"],
+        "attempts": done["attempts"],
+    }
+
+
 async def sweep(engine: Engine, limit: int = 500) -> int:
     """Return expired claims to the queue (or fail them) and mark long-unclaimed executions
     ``missed``; returns how many executions changed."""

@@ -99,3 +99,22 @@ class Settings(BaseSettings):
     )
     """Let webhook, ``on_failure`` and alert URLs reach loopback and private networks (local
     development and tests). Link-local and cloud metadata addresses stay blocked."""
+
+    handler_timeout_seconds: int = Field(
+        300, ge=1, validation_alias=_env("CUEFLOW_HANDLER_TIMEOUT_SECONDS")
+    )
+    """Longest an in-process handler may run; a cue's ``timeout_seconds`` may shorten it but not
+    lengthen it. A run that takes longer is abandoned and counts as a failed attempt."""
+    handler_concurrency: int = Field(8, ge=1, validation_alias=_env("CUEFLOW_HANDLER_CONCURRENCY"))
+    """Most in-process handler runs at once in this process (sync handlers run in a thread pool
+    of this size)."""
+
+    active_cue_limit: int = Field(0, ge=0, validation_alias=_env("CUEFLOW_ACTIVE_CUE_LIMIT"))
+    """Most cues (active and paused) one account may have; creating one more answers 403
+    ``cue_limit_exceeded``. 0 (the default, for self-hosting): unlimited."""
+    monthly_execution_limit: int = Field(
+        0, ge=0, validation_alias=_env("CUEFLOW_MONTHLY_EXECUTION_LIMIT")
+    )
+    """Most scheduled executions one account gets per calendar month (UTC); runs past it are
+    recorded as ``missed``. Manual fires and replays are counted but never refused. 0 (the
+    default, for self-hosting): unlimited."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from cueflow import ids, schedule
+from cueflow import ids, quotas, schedule
 from cueflow.accounts import Principal
 from cueflow.errors import CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int, has_nul
@@ -103,6 +103,7 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
     async with engine.store.tx() as tx:
         if await tx.cue_name_taken(user.user_id, spec.name):
             raise _duplicate_name(spec.name)
+        await quotas.check_cue_limit(engine, tx, user.user_id)
     payload = spec.payload or {}
     check_payload(payload)
     sched = _schedule_of(spec.schedule, now)
@@ -125,6 +126,7 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
         "retry_backoff_minutes": (spec.retry or RetryIn()).backoff_minutes,
         "on_failure": (spec.on_failure or OnFailureIn()).model_dump(),
         "verification_mode": spec.verification.mode if spec.verification else None,
+        "timeout_seconds": spec.timeout_seconds,
         "next_run": first_run(sched, now),
         "run_count": 0,
         "fired_count": 0,
@@ -134,6 +136,7 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
     await transport.validate_cue(values)
     try:
         async with engine.store.tx() as tx:
+            await quotas.check_cue_limit(engine, tx, user.user_id, lock=True)
             await tx.insert_cue(values)
             row = await tx.get_cue(user.user_id, values["id"])
             await tx.notify_schedule_changed()
@@ -186,6 +189,8 @@ async def update_cue(engine: Engine, user: Principal, cue_id: str, patch: CueUpd
         values["on_failure"] = patch.on_failure.model_dump()
     if patch.misfire_policy is not None:
         values["misfire_policy"] = patch.misfire_policy
+    if patch.timeout_seconds is not None:
+        values["timeout_seconds"] = patch.timeout_seconds
     sched = schedule_of_row(current)
     if patch.schedule is not None:
         sched = _schedule_of(patch.schedule, now)

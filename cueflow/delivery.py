@@ -19,6 +19,18 @@ change an :class:`cueflow.states.Event` applied by a conditional update:
   failure set its ``last_run``; a one-time cue whose execution succeeds is ``completed``.
 * ``retrying`` → ``retry_ready`` (``RETRY_DUE``) once ``next_retry`` has passed.
 
+A transport that does the work itself (the in-process transport) marks its results
+``is_outcome``: the dispatcher then also writes the execution's outcome in the transaction that
+changes its status — ``outcome.success`` and ``outcome.result`` on success, ``outcome.error``
+when the last attempt fails (earlier failed attempts only set ``error_message``, as outcomes are
+write-once) — and ``outcome_state`` follows the cue's verification mode.
+
+A transport may bound its own deliveries in flight (``concurrency``); the dispatcher claims no
+more than that. A transport that serves only some tasks here (:class:`cueflow.transport.
+TaskRouter`) is handed only executions of those tasks; the rest stay ``pending`` for a process
+that serves them, and once one has been due for twice ``delivery_poll_seconds`` its
+``error_message`` says what it waits for (set once; the status does not change).
+
 Retry waits are data: after failed attempt *n* the wait is ``backoff_minutes[min(n-1, len-1)]``
 minutes (one minute when the list is empty), plus up to ``retry_jitter_seconds`` of random
 jitter (default 0: none). ``next_retry`` is stored, so a restart neither loses nor repeats a
@@ -43,12 +55,13 @@ import logging
 import random
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cueflow import alerts
+from cueflow.outcomes import outcome_state
 from cueflow.states import Event, Status, move
 from cueflow.store import Row
-from cueflow.transport import Delivery, DeliveryResult, Notice, PushTransport
+from cueflow.transport import Delivery, DeliveryResult, Notice, PushTransport, TaskRouter
 
 if TYPE_CHECKING:
     from cueflow.engine import Engine
@@ -57,6 +70,9 @@ log = logging.getLogger(__name__)
 
 INTERRUPTED = "Delivery interrupted: no result was recorded before its lease expired"
 LEASE_SWEEP_LIMIT = 500
+WAITING_MARK_LIMIT = 500
+MAX_OUTCOME_CHARS = 2000
+"""Outcome ``result``/``error`` text is cut to this length, as reported outcomes are."""
 STOP_GRACE_SECONDS = 5.0
 """How long stopping waits for deliveries in flight before cancelling them."""
 _RACE_PAUSE = timedelta(milliseconds=100)
@@ -87,7 +103,16 @@ def delivery_of(row: Row) -> Delivery:
         callback_method=row["callback_method"],
         callback_headers=row["callback_headers"] or {},
         signing_secret=row["webhook_secret"],
+        task=row.get("task"),
+        timeout_seconds=row.get("timeout_seconds"),
     )
+
+
+def tasks_of(transport: PushTransport) -> frozenset[str] | None:
+    """The tasks ``transport`` can deliver in this process (a :class:`TaskRouter`), or ``None``
+    when it delivers every execution."""
+    tasks = getattr(transport, "tasks", None)
+    return None if tasks is None else frozenset(tasks)
 
 
 def _held(row: Row) -> dict[str, Any]:
@@ -96,13 +121,28 @@ def _held(row: Row) -> dict[str, Any]:
     return {"status": Status.DELIVERING.value, "attempts": row["attempts"]}
 
 
+async def _write_outcome(tx: Any, row: Row, result: DeliveryResult, now: datetime) -> None:
+    """Record ``result`` as the execution's outcome unless one was reported already."""
+    values = {
+        "outcome_success": result.ok,
+        "outcome_result": result.result[:MAX_OUTCOME_CHARS] if result.result is not None else None,
+        "outcome_error": None if result.ok else (result.error or "")[:MAX_OUTCOME_CHARS],
+        "outcome_recorded_at": now,
+        "outcome_state": outcome_state(result.ok, row.get("verification_mode"), {}),
+    }
+    await tx.update_execution(row["id"], values, expect={"outcome_recorded_at": None})
+
+
 async def record_attempt(engine: Engine, row: Row, result: DeliveryResult) -> Notice | None:
-    """Record the result of the attempt claimed as ``row``; returns the ``cue.failed`` notice to
-    send when it was the last attempt and failed."""
+    """Record the result of the attempt claimed as ``row`` (and, when it ``is_outcome``, the
+    outcome, in the same transaction); returns the ``cue.failed`` notice to send when it was the
+    last attempt and failed."""
     now = engine.clock.now()
     async with engine.store.tx() as tx:
         if not result.ok:
-            return await _attempt_failed(engine, tx, row, result.error, result.http_status, now)
+            return await _attempt_failed(
+                engine, tx, row, result.error, result.http_status, now, result
+            )
         values = {
             "http_status": result.http_status,
             "error_message": None,
@@ -115,6 +155,8 @@ async def record_attempt(engine: Engine, row: Row, result: DeliveryResult) -> No
             row["id"], values, move=move(Event.SUCCEEDED), expect=_held(row)
         )
         if done is not None:
+            if result.is_outcome:
+                await _write_outcome(tx, row, result, now)
             await tx.bump_cue(
                 row["cue_id"], run_count=1, values={"last_run": now, "updated_at": now}
             )
@@ -132,6 +174,7 @@ async def _attempt_failed(
     error: str | None,
     http_status: int | None,
     now: datetime,
+    result: DeliveryResult | None = None,
 ) -> Notice | None:
     attempt = row["attempts"]
     final = attempt >= row["retry_max_attempts"]
@@ -157,6 +200,8 @@ async def _attempt_failed(
     await tx.bump_cue(row["cue_id"], run_count=1, values=cue_values)
     if not final:
         return None
+    if result is not None and result.is_outcome:
+        await _write_outcome(tx, row, result, now)
     if row["schedule_type"] == "once":
         await tx.bump_cue(row["cue_id"], values={"status": "failed"}, only_if_status=["active"])
     elif (row["on_failure"] or {}).get("pause"):
@@ -173,11 +218,20 @@ class Dispatcher:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.wakeup = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], str | None] = {}
+        """Tasks in flight, with the transport each delivery is for (``None``: alerts)."""
+        self._next_waiting_check: datetime | None = None
 
-    def free_slots(self) -> int:
-        """How many more deliveries may start now."""
-        return max(0, self.engine.settings.delivery_concurrency - len(self._running))
+    def free_slots(self, transport: str | None = None) -> int:
+        """How many more deliveries may start now (of ``transport``, when given: its own
+        ``concurrency`` bound applies too)."""
+        free = self.engine.settings.delivery_concurrency - len(self._running)
+        if transport is not None:
+            own = getattr(self.engine.push_transports().get(transport), "concurrency", None)
+            if own is not None:
+                busy = sum(1 for name in self._running.values() if name == transport)
+                free = min(free, own - busy)
+        return max(0, free)
 
     async def dispatch(self) -> int:
         """One pass: fail attempts whose lease ran out, make due retries ready, claim due
@@ -190,23 +244,26 @@ class Dispatcher:
         notices = await self._expire_leases(list(push))
         if notices:
             self._spawn(alerts.send(engine, notices))
+        await self._mark_waiting(push)
         now = engine.clock.now()
         claimed: list[tuple[PushTransport, Row]] = []
         async with engine.store.tx() as tx:
             await tx.promote_retries(list(push), move(Event.RETRY_DUE), now, {"updated_at": now})
             for name, transport in push.items():
-                slots = self.free_slots() - len(claimed)
+                slots = min(self.free_slots() - len(claimed), self.free_slots(name))
                 if slots <= 0:
-                    break
+                    continue
                 values = {
                     "lease_expires_at": now + timedelta(seconds=transport.lease_seconds),
                     "last_attempt_at": now,
                     "updated_at": now,
                 }
-                rows = await tx.claim_deliveries(name, move(Event.CLAIM), now, slots, values)
+                rows = await tx.claim_deliveries(
+                    name, move(Event.CLAIM), now, slots, values, tasks_of(transport)
+                )
                 claimed.extend((transport, row) for row in rows)
         for transport, row in claimed:
-            self._spawn(self._deliver(transport, row))
+            self._spawn(self._deliver(transport, row), transport.name)
         return len(claimed)
 
     async def deliver_due(self) -> int:
@@ -222,12 +279,15 @@ class Dispatcher:
                 await asyncio.wait(set(self._running))
 
     async def next_due(self) -> datetime | None:
-        """When the dispatcher next has work: a pending execution, a retry or a lease expiry."""
-        push = list(self.engine.push_transports())
+        """When the dispatcher next has work it can take: a pending execution, a retry or a
+        lease expiry of a transport with a free slot (a busy one wakes the loop when a delivery
+        finishes)."""
+        push = {n: t for n, t in self.engine.push_transports().items() if self.free_slots(n)}
         if not push:
             return None
+        routed = {name: tasks for name, t in push.items() if (tasks := tasks_of(t)) is not None}
         async with self.engine.store.tx() as tx:
-            return await tx.next_delivery_due(push)
+            return await tx.next_delivery_due(list(push), routed)
 
     async def run(self) -> None:
         """Dispatch, then sleep until work is due, a delivery finishes or new executions exist."""
@@ -260,6 +320,32 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
+    async def _mark_waiting(self, push: dict[str, PushTransport]) -> None:
+        """Say on each execution no process here can deliver what it waits for (at most every
+        ``delivery_poll_seconds``; only once it has been due for twice that)."""
+        engine = self.engine
+        now = engine.clock.now()
+        if self._next_waiting_check is not None and now < self._next_waiting_check:
+            return
+        poll = timedelta(seconds=engine.settings.delivery_poll_seconds)
+        self._next_waiting_check = now + poll
+        routers = [(name, t) for name, t in push.items() if tasks_of(t) is not None]
+        if not routers:
+            return
+        async with engine.store.tx() as tx:
+            for name, transport in routers:
+                router = cast(TaskRouter, transport)
+                rows = await tx.unserved_deliveries(
+                    name, tasks_of(transport) or (), now - 2 * poll, WAITING_MARK_LIMIT
+                )
+                for row in rows:
+                    values = {
+                        "error_message": router.waiting_message(row["task"]),
+                        "updated_at": now,
+                    }
+                    expect = {"status": Status.PENDING.value, "error_message": None}
+                    await tx.update_execution(row["id"], values, expect=expect)
+
     async def _expire_leases(self, transports: list[str]) -> list[Notice]:
         engine = self.engine
         now = engine.clock.now()
@@ -281,13 +367,13 @@ class Dispatcher:
         if notice is not None:
             await alerts.send(self.engine, [notice])
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], transport: str | None = None) -> None:
         task = asyncio.create_task(work, name="cueflow-delivery")
-        self._running.add(task)
+        self._running[task] = transport
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        self._running.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", exc_info=task.exception())
         self.wakeup.set()

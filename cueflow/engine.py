@@ -1,24 +1,51 @@
 """The engine: every use case of cueflow, free of HTTP.
 
 The REST API, the CLI and embedding applications all call these methods; nothing else changes
-stored state. An engine is opened over a store URL, optionally started (scheduler loop, lease
-sweeper and push-delivery dispatcher as asyncio tasks) and closed::
+stored state, so whatever the REST API does, Python code does through the same calls. An engine
+is made over a store URL, started (it connects and migrates, then runs the scheduler loop, the
+lease sweeper and the push-delivery dispatcher as asyncio tasks) and closed::
 
-    engine = Engine(Settings(database_url="sqlite:///cueflow.db"))
-    await engine.start()
-    ...
-    await engine.stop()
+    engine = cueflow.open_engine("sqlite:///app.db")   # or "sqlite://", "postgresql://..."
+
+    @engine.handler("send-report")                     # runs cues whose payload.task matches
+    def send_report(payload: dict) -> str: ...
+
+    async with engine:                                 # start(); close() on the way out
+        me = await engine.account("me@example.com")
+        cue, _ = await engine.create_cue(me, {"name": "report", "transport": "inprocess",
+            "schedule": {"type": "recurring", "cron": "0 9 * * *"},
+            "payload": {"task": "send-report"}})
+        ...
+
+Scripts may call the blocking :meth:`Engine.run` instead; :func:`cueflow.api.mount` serves the
+REST API from an existing FastAPI app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+import signal
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from cueflow import accounts, alerts, claims, cues, executions, outcomes, signing_secrets, workers
+from cueflow import (
+    account_settings,
+    accounts,
+    alerts,
+    claims,
+    cues,
+    echo,
+    executions,
+    fire_now,
+    health,
+    outcomes,
+    signing_secrets,
+    usage,
+    verification,
+    workers,
+)
 from cueflow.accounts import Authenticator, Principal
 from cueflow.clock import Clock, SystemClock
 from cueflow.config import Settings
@@ -29,9 +56,26 @@ from cueflow.fire import Scheduler
 from cueflow.plugins import PluginManager
 from cueflow.schemas import ClaimRequest, CueCreate, CueUpdate, OutcomeReport, RegisterRequest
 from cueflow.store import ExecutionFilter, ExecutionPage, Row, Store
-from cueflow.transport import Notifier, PushTransport, Transport
+from cueflow.transport import HandlerHost, Notifier, PushTransport, Transport
 
 log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def open_engine(
+    url: str = "sqlite:///cueflow.db",
+    *,
+    clock: Clock | None = None,
+    plugins: Iterable[object] = (),
+    **settings: Any,
+) -> Engine:
+    """An engine over the store at ``url``: ``sqlite:///path.db`` (a file, created if missing),
+    ``sqlite://`` (in memory, gone when the engine closes) or
+    ``postgresql://user:password@host/db``. ``settings`` are :class:`cueflow.config.Settings`
+    fields (``handler_concurrency=4`` ...); the rest come from the environment as for
+    ``cueflow serve``. Nothing connects until the engine starts (or :meth:`Engine.open`)."""
+    return Engine(Settings(database_url=url, **settings), clock=clock, plugins=plugins)
 
 
 def _scheme(url: str) -> str:
@@ -124,6 +168,32 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def run(self, startup: Callable[[], Awaitable[object]] | None = None) -> None:
+        """Blocking, for scripts: start the engine, await ``startup()`` if given (create cues
+        there), then run until Ctrl-C or SIGTERM and close cleanly (deliveries in flight get
+        a few seconds to finish). Inside an asyncio application use ``async with engine`` or
+        :meth:`start`/:meth:`close` instead."""
+        asyncio.run(self._run_until_signalled(startup))
+
+    async def _run_until_signalled(self, startup: Callable[[], Awaitable[object]] | None) -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handled: list[signal.Signals] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, stopping.set)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # no signal handlers here (Windows, not the main thread)
+            handled.append(signum)
+        try:
+            async with self:
+                if startup is not None:
+                    await startup()
+                await stopping.wait()
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+
     async def _sweep_forever(self) -> None:
         interval = self.settings.sweep_interval_seconds
         while True:
@@ -139,6 +209,32 @@ class Engine:
     def wake(self) -> None:
         """Make the scheduler re-read due times now (a cue changed)."""
         self.scheduler.wakeup.set()
+
+    def handler(self, name: str) -> Callable[[F], F]:
+        """Decorator: run the function for each fire of an ``inprocess`` cue whose
+        ``payload["task"]`` is ``name``::
+
+            @engine.handler("send-report")
+            async def send_report(payload: dict) -> dict: ...
+
+        Sync or async; it receives the cue's payload (and, if it takes a second positional
+        parameter without a default, a :class:`cueflow_inprocess.HandlerContext` with the
+        execution id, cue id and name, task, ``scheduled_for`` and attempt number). Its return
+        value becomes the outcome's ``result`` (a string as is, anything else as JSON); an
+        exception or a timeout is a failed attempt, retried per the cue's ``retry`` policy. See
+        :mod:`cueflow_inprocess`. A name registers once per engine."""
+        host = next(
+            (t for t in self.transports.values() if callable(getattr(t, "add_handler", None))),
+            None,
+        )
+        if host is None:
+            raise PluginError("no installed transport runs in-process handlers (cueflow_inprocess)")
+
+        def register(function: F) -> F:
+            cast(HandlerHost, host).add_handler(name, function)
+            return function
+
+        return register
 
     def transport(self, name: str) -> Transport:
         """The transport called ``name``, or a 422 naming the available ones."""
@@ -183,6 +279,12 @@ class Engine:
         """The caller owning ``api_key`` (for embedding code that holds a key)."""
         return await self.auth.authenticate(f"Bearer {api_key}")
 
+    async def account(self, email: str) -> Principal:
+        """The account registered with ``email``, created if there is none: how Python code
+        gets a principal without handling API keys (none is returned or logged). Cues created
+        for it are listed over REST to whoever holds a key of the same account."""
+        return await accounts.account(self, email)
+
     async def webhook_secret(self, user: Principal) -> str:
         """The caller's webhook signing secret (``whsec_...``)."""
         return await signing_secrets.webhook_secret(self, user)
@@ -215,7 +317,10 @@ class Engine:
     async def create_cue(
         self, user: Principal, spec: CueCreate | dict[str, Any]
     ) -> tuple[Row, str | None]:
-        """Create a cue; returns it and a warning (no live worker for a worker cue)."""
+        """Create a cue from a ``POST /v1/cues`` body (a dict or :class:`CueCreate`); returns
+        the stored cue and a warning (no live worker for a worker cue) or ``None``. Invalid
+        input raises :class:`cueflow.errors.CueflowError` (a dict that fails validation:
+        :class:`pydantic.ValidationError`)."""
         if isinstance(spec, dict):
             spec = CueCreate.model_validate(spec)
         return await cues.create_cue(self, user, spec)
@@ -223,7 +328,8 @@ class Engine:
     async def list_cues(
         self, user: Principal, *, status: str | None = None, limit: int = 50, offset: int = 0
     ) -> tuple[list[Row], int]:
-        """A page of the caller's cues, newest first, and the total."""
+        """A page of the caller's cues (of ``status``: ``active``, ``paused``, ``completed``,
+        ``failed``), newest first, and the total."""
         async with self.store.tx() as tx:
             return await tx.list_cues(user.user_id, status, limit, offset)
 
@@ -304,6 +410,13 @@ class Engine:
             report = OutcomeReport.model_validate(report)
         return await outcomes.record_outcome(self, user, execution_id, report, worker_id)
 
+    async def release_execution(
+        self, user: Principal, execution_id: str, worker_id: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Give a claimed execution back unfinished (cueflow extension): back to the queue
+        with the claim counted, or failed once its attempts are used up."""
+        return await claims.release(self, user, execution_id, worker_id, reason)
+
     # workers ------------------------------------------------------------------------------------
     async def worker_heartbeat(
         self, user: Principal, worker_id: str, handlers: list[str] | None = None
@@ -332,3 +445,86 @@ class Engine:
         """Hand every due push execution (new, retry due, or lease expired) to its transport and
         wait until all results are recorded; returns how many delivery attempts were made."""
         return await self.dispatcher.deliver_due()
+
+    # runs started by hand ------------------------------------------------------------------------
+    async def fire_cue(
+        self, user: Principal, cue_id: str, *, send_at: datetime | None = None
+    ) -> Row:
+        """Fire a cue now, or at ``send_at`` if that is in the future (any cue status); returns
+        the new ``pending`` execution (``triggered_by`` ``manual_fire``)."""
+        return await fire_now.fire_cue(self, user, cue_id, send_at)
+
+    async def replay_execution(self, user: Principal, execution_id: str) -> Row:
+        """Run a finished execution's cue again now; returns the new execution (``triggered_by``
+        ``replay``)."""
+        return await fire_now.replay_execution(self, user, execution_id)
+
+    # verification --------------------------------------------------------------------------------
+    async def verify_outcome(
+        self, user: Principal, execution_id: str, *, valid: bool = True, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Confirm (``valid``) or reject an execution's reported outcome."""
+        return await verification.verify(self, user, execution_id, valid, reason)
+
+    async def mark_verification_pending(self, user: Principal, execution_id: str) -> dict[str, Any]:
+        """Put an execution's recorded outcome back to ``verification_pending``."""
+        return await verification.mark_pending(self, user, execution_id)
+
+    async def append_evidence(
+        self, user: Principal, execution_id: str, evidence: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Add evidence (``external_id``, ``result_url``, ``summary`` ...) to a recorded
+        outcome."""
+        return await verification.append_evidence(self, user, execution_id, evidence)
+
+    # the caller's account ------------------------------------------------------------------------
+    async def me(self, user: Principal) -> dict[str, Any]:
+        """The caller's account: email, plan, counts and limits, key prefix, slug."""
+        return await account_settings.me(self, user)
+
+    async def update_me(
+        self, user: Principal, update: account_settings.AccountUpdate | dict[str, Any]
+    ) -> dict[str, str]:
+        """Change the caller's ``email`` and/or ``alert_webhook_url`` (``""`` clears it)."""
+        if isinstance(update, dict):
+            update = account_settings.AccountUpdate.model_validate(update)
+        return await account_settings.update_me(self, user, update)
+
+    async def regenerate_api_key(self, user: Principal) -> str:
+        """Replace the caller's API key; the old one answers 401 ``key_rotated`` from now on."""
+        return await account_settings.regenerate_key(self, user)
+
+    async def reveal_api_key(self, user: Principal) -> dict[str, Any]:
+        """What ``GET /v1/auth/key`` shows: only the key's prefix (keys are stored hashed)."""
+        return await account_settings.reveal_key(self, user)
+
+    async def usage(self, user: Principal, *, rate_used: int = 0) -> dict[str, Any]:
+        """The caller's usage this calendar month against the configured limits."""
+        return await usage.usage(self, user, rate_used)
+
+    # echo receiver, health -----------------------------------------------------------------------
+    async def store_echo(
+        self, token: str, body: bytes, headers: Iterable[tuple[str, str]]
+    ) -> dict[str, bool]:
+        """Keep a JSON body and its headers under ``token`` for a few minutes."""
+        return await echo.store_echo(self, token, body, headers)
+
+    async def read_echo(self, token: str) -> dict[str, Any]:
+        """What was stored under ``token``: ``{"status": "waiting"}`` or ``delivered``."""
+        return await echo.read_echo(self, token)
+
+    async def health(self) -> dict[str, Any]:
+        """Database and scheduler state, and queue depth."""
+        return await health.health(self)
+
+    async def status(self) -> dict[str, str]:
+        """``healthy``, ``degraded`` or (database unreachable) ``down``."""
+        return await health.status(self)
+
+    def info(self) -> dict[str, Any]:
+        """The server's version and authentication model."""
+        return health.info()
+
+    def scheduler_running(self) -> bool:
+        """Whether this engine's scheduler loop runs (it was started and has not crashed)."""
+        return any(t.get_name() == "cueflow-scheduler" and not t.done() for t in self._tasks)

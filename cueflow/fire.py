@@ -27,7 +27,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cueflow import ids, schedule
+from cueflow import ids, quotas, schedule
 from cueflow.config import Settings
 from cueflow.cues import schedule_of_row
 from cueflow.states import Status
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _execution(row: Row, scheduled_for: datetime, now: datetime, **extra: Any) -> dict[str, Any]:
+def new_execution(row: Row, scheduled_for: datetime, now: datetime, **extra: Any) -> dict[str, Any]:
+    """The values of a new ``pending`` execution of the cue ``row`` (``extra`` overrides)."""
     return {
         "id": ids.new_execution_id(),
         "cue_id": row["id"],
@@ -55,7 +56,7 @@ def _execution(row: Row, scheduled_for: datetime, now: datetime, **extra: Any) -
 
 
 def _missed(row: Row, scheduled_for: datetime, now: datetime, message: str) -> dict[str, Any]:
-    return _execution(
+    return new_execution(
         row,
         scheduled_for,
         now,
@@ -80,11 +81,11 @@ def plan_fire(row: Row, now: datetime, settings: Settings) -> FirePlan:
             )
             plan.cue_values_if_fired["status"] = "failed"
         else:
-            plan.executions.append(_execution(row, due, now))
+            plan.executions.append(new_execution(row, due, now))
         return plan
     anchor = due  # interval ticks stay on the grid the cue was started on
     if not late:
-        plan.executions.append(_execution(row, due, now))
+        plan.executions.append(new_execution(row, due, now))
         plan.cue_values["next_run"] = schedule.next_fire_after(sched, due, anchor=anchor)
         return plan
     ticks, dropped = schedule.due_ticks(
@@ -100,7 +101,7 @@ def plan_fire(row: Row, now: datetime, settings: Settings) -> FirePlan:
             _missed(row, ticks[-1], now, f"Skipped {skipped} missed run(s) (misfire policy skip)")
         )
     else:
-        plan.executions.extend(_execution(row, tick, now) for tick in ticks)
+        plan.executions.extend(new_execution(row, tick, now) for tick in ticks)
         if dropped and policy == "fire_all":
             plan.executions.append(
                 _missed(
@@ -130,8 +131,9 @@ class Scheduler:
             now = engine.clock.now()
             plan = functools.partial(plan_fire, now=now, settings=engine.settings)
             async with engine.store.tx() as tx:
+                gated = await quotas.monthly_gate(engine, tx, plan, now)
                 locked, inserted = await tx.fire_due(
-                    now, engine.settings.scheduler_batch_size, plan
+                    now, engine.settings.scheduler_batch_size, gated
                 )
             created += len(inserted)
             if inserted:

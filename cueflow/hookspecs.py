@@ -1,8 +1,18 @@
-"""Every hook a cueflow plugin can implement, each documented as its contract.
+"""Every hook a cueflow plugin can implement; each docstring is that hook's contract.
 
-Plugins are discovered through the ``cueflow`` entry-point group and marked with
-:data:`cueflow.hookimpl`. The built-in stores and transports are registered the same way.
-All hooks are called synchronously at engine start-up, once per engine.
+A plugin is a module (or any object) with functions named after these hooks, marked with
+:data:`cueflow.hookimpl`, and made known either through an entry point in the ``cueflow`` group
+(``[project.entry-points.cueflow] name = "module"``) or by passing it to
+``Engine(settings, plugins=[...])``. The built-in stores and transports under ``plugins/`` are
+registered the same way. Names starting with ``cueflow_`` are reserved for hooks: a plugin
+function with such a name that matches no hook here stops start-up with a
+:class:`cueflow.errors.PluginError` naming the plugin, marked or not.
+
+All hooks are plain (synchronous) functions, called once per engine while ``Engine(...)`` is
+constructed, in plugin registration order (entry points first, then ``plugins=[...]``).
+Implementations may accept any subset of a hook's parameters, by name. Both hooks hand the
+plugin a ``register(...)`` callback, so one package can offer several stores or transports.
+:mod:`cueflow.plugins` is the only caller; the rest of cueflow asks its typed facade.
 """
 
 from __future__ import annotations
@@ -25,14 +35,25 @@ StoreFactory = Callable[[str, "Settings"], "Store"]
 
 @hookspec
 def cueflow_register_stores(register: Callable[[str, StoreFactory], None]) -> None:
-    """Offer storage backends.
+    """Offer storage backends, one per database URL scheme.
 
-    Called once when an engine starts, before any store is opened. Call
-    ``register(scheme, factory)`` once per URL scheme the plugin serves (``"sqlite"``,
-    ``"postgresql"`` ...). The engine picks the factory whose scheme matches the part of the
-    database URL before ``://`` (a ``+driver`` suffix is ignored) and calls
-    ``factory(url, settings)``. Registering a scheme another plugin registered is a start-up
-    error. Return value: ignored.
+    When: once per engine, while ``Engine(...)`` is constructed, before any store is built or
+    opened. Synchronous; do no I/O here.
+
+    :param register: ``register(scheme, factory)``; call it once per URL scheme the plugin
+        serves. ``scheme`` is what a database URL has before ``://``, lower case and without a
+        ``+driver`` suffix (``"sqlite"``, ``"postgresql"``); the engine strips ``+driver`` from
+        the URL's scheme before it looks the factory up. ``factory(url, settings)`` receives
+        the full database URL and the engine's :class:`cueflow.config.Settings` and returns a
+        :class:`cueflow.store.Store`. It is called once, only for the scheme of
+        ``settings.database_url``, and must not connect: the engine calls ``await
+        store.open()`` (connect and migrate), runs every unit of work through ``store.tx()``
+        and ends with ``await store.close()``. ``register`` raises
+        :class:`cueflow.errors.PluginError` for a scheme another plugin registered already or a
+        malformed scheme, and that stops start-up.
+    :return: ignored.
+
+    A store must pass :class:`cueflow.testing.StoreConformance`.
     """
 
 
@@ -40,10 +61,29 @@ def cueflow_register_stores(register: Callable[[str, StoreFactory], None]) -> No
 def cueflow_register_transports(register: Callable[[Transport], None], settings: Settings) -> None:
     """Offer delivery transports.
 
-    Called once when an engine starts. Call ``register(transport)`` with an object that
-    satisfies :class:`cueflow.transport.Transport`; its ``name`` is the value cues put in
-    ``transport``. ``settings`` are the engine's settings, for transports that are configured.
-    Registering a name twice is a start-up error. Return value: ignored.
+    When: once per engine, while ``Engine(...)`` is constructed, before the store is opened.
+    Synchronous; build the transport objects here and do I/O in their ``start``.
+
+    :param register: ``register(transport)``; call it once per transport. ``transport``
+        satisfies :class:`cueflow.transport.Transport`: a ``name`` (the value of a cue's
+        ``transport`` field, 1 to 64 characters), ``pull`` and the coroutine methods
+        ``validate_cue``, ``start`` and ``stop``; a push transport (``pull = False``) also has
+        ``lease_seconds`` (a positive number) and the coroutine method ``deliver`` of
+        :class:`cueflow.transport.PushTransport`, and may have ``notify`` of
+        :class:`cueflow.transport.Notifier`. ``register`` raises
+        :class:`cueflow.errors.PluginError` for a name another plugin registered already or an
+        object lacking any of these, and that stops start-up.
+    :param settings: the engine's :class:`cueflow.config.Settings` (read-only), for transports
+        that take configuration from it. Settings of a plugin's own belong in its own
+        environment variables.
+    :return: ignored.
+
+    The engine calls ``await transport.start(engine)`` when it starts, ``await
+    transport.stop()`` when it stops or closes, ``await transport.validate_cue(...)`` before a
+    cue of this transport is stored, and for a push transport ``await
+    transport.deliver(delivery)`` for each attempt. A transport must pass
+    :class:`cueflow.testing.TransportConformance` (push transports
+    :class:`cueflow.testing.PushTransportConformance`).
     """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from cueflow import ids
+from cueflow import ids, outcome_alerts
 from cueflow.accounts import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int
@@ -81,6 +81,8 @@ async def record_outcome(
             )
         cue = await tx.get_cue(user.user_id, current["cue_id"])
         state = outcome_state(report.success, cue["verification_mode"] if cue else None, evidence)
+        if report.success and state in ("verified_success", "verification_failed"):
+            evidence["validation_state"] = "valid" if state == "verified_success" else "invalid"
         pull = engine.is_pull(current["transport"])
         values: dict[str, Any] = {
             "outcome_success": report.success,
@@ -112,6 +114,7 @@ async def record_outcome(
             if cue["schedule_type"] == "once" and row["status"] in (Status.SUCCESS, Status.FAILED):
                 status = "completed" if row["status"] == Status.SUCCESS else "failed"
                 await tx.bump_cue(cue["id"], values={"status": status}, only_if_status=["active"])
+    await outcome_alerts.after_outcome(engine, row, report.success)
     return {
         "execution_id": execution_id,
         "outcome_recorded": True,

@@ -2,7 +2,8 @@
 
 The REST API uses these as request bodies and the Python API takes the same objects, so both
 reach the engine through one path. Limits and messages follow the wire contract; cueflow's
-additions (``interval`` schedules, ``misfire_policy``) are optional fields old clients never send.
+additions (``interval`` schedules, ``misfire_policy``, ``timeout_seconds``) are optional fields old
+clients never send.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from pydantic import (
 from cueflow.jsonvalues import has_nul, strip_nul
 
 HttpUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2083, allowed_schemes=["http", "https"])]
+
+TimeoutSeconds = Annotated[int, Field(ge=1, le=86_400)]
+"""A cue's ``timeout_seconds``: how long one in-process handler run may take (other transports
+ignore it; the in-process transport also caps it at ``CUEFLOW_HANDLER_TIMEOUT_SECONDS``)."""
 
 MisfirePolicy = Literal["fire_once", "skip", "fire_all"]
 
@@ -138,6 +143,7 @@ class CueCreate(_Lenient):
     on_failure: OnFailureIn | None = None
     verification: VerificationIn | None = None
     misfire_policy: MisfirePolicy | None = None
+    timeout_seconds: TimeoutSeconds | None = None
 
     _no_nested_transport = model_validator(mode="before")(_reject_nested_transport)
 
@@ -158,6 +164,7 @@ class CueUpdate(_Input):
     on_failure: OnFailureIn | None = None
     verification: VerificationIn | None = None
     misfire_policy: MisfirePolicy | None = None
+    timeout_seconds: TimeoutSeconds | None = None
 
     @field_validator("status")
     @classmethod

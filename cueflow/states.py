@@ -35,7 +35,11 @@ class Event(StrEnum):
     LEASE_EXPIRED = "lease_expired"
     """The claim's lease ran out (or its worker went stale), attempts left: back to the queue."""
     LEASE_EXHAUSTED = "lease_exhausted"
-    """The lease ran out and the cue's ``retry.max_attempts`` claims are used up."""
+    """The lease ran out (or was released) and the cue's ``retry.max_attempts`` claims are used
+    up."""
+    RELEASED = "released"
+    """The claiming worker gave the execution back unfinished (cueflow extension
+    ``POST /v1/executions/{id}/release``), attempts left: back to the queue."""
     SUCCEEDED = "succeeded"
     """A worker reported success, or a push delivery was accepted."""
     FAILED = "failed"
@@ -59,6 +63,7 @@ TRANSITIONS: dict[Event, tuple[frozenset[Status], Status]] = {
     Event.CLAIM: (_WAITING, Status.DELIVERING),
     Event.LEASE_EXPIRED: (frozenset({Status.DELIVERING}), Status.PENDING),
     Event.LEASE_EXHAUSTED: (frozenset({Status.DELIVERING}), Status.FAILED),
+    Event.RELEASED: (frozenset({Status.DELIVERING}), Status.PENDING),
     Event.SUCCEEDED: (
         frozenset({Status.PENDING, Status.DELIVERING, Status.RETRY_READY, Status.MISSED}),
         Status.SUCCESS,

@@ -9,7 +9,7 @@ and the state machine's allowed source statuses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,6 +67,9 @@ class StoreTx(Protocol):
 
     async def user_by_key_hash(self, key_hash: str) -> Row | None:
         """The user whose API key hashes to ``key_hash``."""
+
+    async def user_by_email(self, email: str) -> Row | None:
+        """The user registered with ``email`` (exact match)."""
 
     async def get_user(self, user_id: str) -> Row | None:
         """One user by id."""
@@ -192,21 +195,38 @@ class StoreTx(Protocol):
         or before ``now`` to ``move.target`` and set ``values``; returns how many moved."""
 
     async def claim_deliveries(
-        self, transport: str, move: Move, now: datetime, limit: int, values: dict[str, Any]
+        self,
+        transport: str,
+        move: Move,
+        now: datetime,
+        limit: int,
+        values: dict[str, Any],
+        tasks: Collection[str] | None = None,
     ) -> list[Row]:
         """Atomically move up to ``limit`` due executions (``scheduled_for <= now``) of
         ``transport`` from ``move.sources`` to ``move.target``, oldest first, skipping rows other
-        nodes hold; ``attempts`` grows by one, ``started_at`` becomes ``now`` when empty and
-        ``values`` are set. Returns the claimed executions' ``id``, ``cue_id``, ``user_id``,
-        ``scheduled_for`` and ``attempts``, with their cue's ``cue_name``, ``callback_url``,
+        nodes hold; with ``tasks``, only executions whose cue's ``task`` is one of them.
+        ``attempts`` grows by one, ``started_at`` becomes ``now`` when empty and ``values`` are
+        set. Returns the claimed executions' ``id``, ``cue_id``, ``user_id``, ``scheduled_for``
+        and ``attempts``, with their cue's ``cue_name``, ``task``, ``callback_url``,
         ``callback_method``, ``callback_headers``, ``payload``, ``retry_max_attempts``,
-        ``retry_backoff_minutes``, ``schedule_type`` and ``on_failure`` and the owner's
-        ``webhook_secret``."""
+        ``retry_backoff_minutes``, ``schedule_type``, ``on_failure``, ``verification_mode`` and
+        ``timeout_seconds`` and the owner's ``webhook_secret``."""
 
-    async def next_delivery_due(self, transports: Sequence[str]) -> datetime | None:
+    async def next_delivery_due(
+        self, transports: Sequence[str], tasks: Mapping[str, Collection[str]] | None = None
+    ) -> datetime | None:
         """The earliest time an execution of ``transports`` needs the dispatcher: a pending
         execution's ``scheduled_for``, a retrying one's ``next_retry`` or a delivering one's
-        ``lease_expires_at``."""
+        ``lease_expires_at``. For a transport named in ``tasks``, pending executions count only
+        when their cue's ``task`` is among its tasks."""
+
+    async def unserved_deliveries(
+        self, transport: str, tasks: Collection[str], before: datetime, limit: int
+    ) -> list[Row]:
+        """Up to ``limit`` pending executions of ``transport`` due before ``before`` whose cue's
+        ``task`` is not in ``tasks`` (or is empty) and whose ``error_message`` is empty, with
+        their ``id`` and their cue's ``task``."""
 
     async def unclaimed(self, before: datetime, transports: Sequence[str], limit: int) -> list[Row]:
         """Pending executions of ``transports`` due and waiting since before ``before``, locked."""
@@ -258,6 +278,70 @@ class StoreTx(Protocol):
 
     async def notify_schedule_changed(self) -> None:
         """Tell other nodes that cue schedules changed (no-op for single-process stores)."""
+
+    # account keys, plan limits and usage
+    async def lock_user(self, user_id: str) -> Row | None:
+        """One user by id, locked until the transaction ends (serialises an account's
+        limit-checked writes across nodes)."""
+
+    async def remember_rotated_key(self, key_hash: str, user_id: str, now: datetime) -> None:
+        """Record that the API key hashing to ``key_hash`` was replaced at ``now``."""
+
+    async def key_rotated_since(self, key_hash: str, since: datetime) -> bool:
+        """Whether the key hashing to ``key_hash`` was replaced at or after ``since``."""
+
+    async def forget_rotated_keys(self, before: datetime) -> None:
+        """Drop the records of keys replaced before ``before``."""
+
+    async def count_cues(self, user_id: str, statuses: Sequence[str]) -> int:
+        """How many of the user's cues are in ``statuses``."""
+
+    async def usage_counts(self, user_id: str, since: datetime) -> dict[str, int]:
+        """The user's figures for a usage report: ``active_cues``, ``paused_cues``, and over
+        executions created at or after ``since``: ``executions`` (not ``missed``),
+        ``reported`` (outcomes), ``succeeded`` / ``failed`` (reported outcomes) and
+        ``failed_unreported`` (no outcome, status ``failed`` or ``missed``)."""
+
+    async def due_users_executions(self, now: datetime, since: datetime) -> dict[str, int]:
+        """For each user owning an active cue due at ``now``: how many of their executions
+        created at or after ``since`` are not ``missed`` (users with none are left out)."""
+
+    # verification and outcome alerts
+    async def lock_execution(self, user_id: str, execution_id: str) -> Row | None:
+        """One of the user's executions, locked until the transaction ends."""
+
+    async def finished_runs(self, cue_id: str, limit: int) -> list[Row]:
+        """The cue's latest executions that finished (``success``/``failed``) or have an
+        outcome, newest first: their ``id``, ``status`` and ``outcome_success``."""
+
+    async def alert_exists(
+        self,
+        user_id: str,
+        alert_type: str,
+        execution_id: str | None,
+        cue_id: str | None,
+        since: datetime,
+    ) -> bool:
+        """Whether the user has an alert of ``alert_type`` created after ``since`` for
+        ``execution_id`` (or, when that is ``None``, for ``cue_id``)."""
+
+    # echo receiver and health
+    async def put_echo(self, values: dict[str, Any]) -> None:
+        """Store (or replace) the echo message of ``values["token"]``."""
+
+    async def get_echo(self, token: str, now: datetime) -> Row | None:
+        """The echo message stored under ``token`` unless it expired before ``now``."""
+
+    async def forget_echoes(self, now: datetime) -> None:
+        """Drop echo messages that expired before ``now``."""
+
+    async def queue_counts(
+        self, push: Sequence[str], pull: Sequence[str], stale_before: datetime
+    ) -> dict[str, int]:
+        """Queue depth over all users: ``pending_outbox`` (pending executions of ``push``
+        transports), ``stale_executions`` (delivering, unchanged since before
+        ``stale_before``), ``pending_retries`` (retrying or retry_ready) and
+        ``pending_worker_claims`` (pending executions of ``pull`` transports)."""
 
 
 class Store(Protocol):

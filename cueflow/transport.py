@@ -2,15 +2,18 @@
 
 A transport decides how an execution reaches whoever runs it. A *pull* transport (``worker``)
 leaves executions in the queue for workers to claim over the API; the engine handles claims,
-leases and outcomes for every pull transport alike. A *push* transport (``webhook``) is handed
-each due execution by the engine's dispatcher (:mod:`cueflow.delivery`) and answers with a
-:class:`DeliveryResult`; the dispatcher records it, retries and escalates. Transports never
-change an execution's status themselves.
+leases and outcomes for every pull transport alike. A *push* transport (``webhook``,
+``inprocess``) is handed each due execution by the engine's dispatcher (:mod:`cueflow.delivery`)
+and answers with a :class:`DeliveryResult`; the dispatcher records it, retries and escalates.
+Transports never change an execution's status themselves.
+
+Optional capabilities, found by attribute: ``concurrency`` on a push transport (see
+:class:`PushTransport`), :class:`TaskRouter`, :class:`HandlerHost` and :class:`Notifier`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,6 +40,10 @@ class Delivery:
     callback_headers: dict[str, str]
     signing_secret: str
     """The cue owner's webhook secret, read when the attempt was claimed."""
+    task: str | None = None
+    """The cue's ``task`` (its ``payload["task"]``): what the work is, for routing."""
+    timeout_seconds: int | None = None
+    """The cue's ``timeout_seconds``, if it set one."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,14 @@ class DeliveryResult:
     http_status: int | None = None
     error: str | None = None
     """The execution's ``error_message`` for a failed attempt."""
+    result: str | None = None
+    """What the work returned, for a successful attempt whose result is an outcome."""
+    is_outcome: bool = False
+    """``True`` when the transport did the work itself (the in-process transport runs a handler),
+    so this attempt's result is also the execution's outcome: the dispatcher records
+    ``outcome.success`` and ``outcome.result`` on success, or ``outcome.error`` when the last
+    attempt fails, in the transaction that changes the status. Outcomes stay write-once: one
+    reported earlier through the API is kept. ``False`` (webhooks): delivery only."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,11 @@ class PushTransport(Transport, Protocol):
     grows by one), calls :meth:`deliver` outside any store transaction and records the result.
     If the process dies before the result is recorded, the lease runs out and the attempt counts
     as failed: delivery is at least once.
+
+    Optional: an ``int`` attribute ``concurrency``, the most deliveries of this transport in
+    flight at once in this process. The dispatcher then claims no more than that, so no claimed
+    execution waits for a free slot while its lease runs (``delivery_concurrency`` bounds all
+    push transports together).
     """
 
     lease_seconds: float
@@ -99,6 +119,31 @@ class PushTransport(Transport, Protocol):
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         """Send one attempt and report how it went. Expected failures (refused, timed out,
         non-2xx) are results, not exceptions; an exception also counts as a failed attempt."""
+
+
+class TaskRouter(Protocol):
+    """A push transport that can deliver only some tasks in this process (the in-process
+    transport: the tasks it has handlers for). The dispatcher claims only executions whose cue's
+    ``task`` is in :attr:`tasks`, leaving the others ``pending`` for a process that serves them,
+    and once such an execution has waited past the grace period it sets its ``error_message``
+    to :meth:`waiting_message` (once, without a status change)."""
+
+    tasks: Collection[str]
+    """The cue tasks this process can deliver."""
+
+    def waiting_message(self, task: str | None) -> str:
+        """The ``error_message`` of an execution of ``task`` nobody here can deliver."""
+        ...
+
+
+class HandlerHost(Protocol):
+    """A transport that runs Python functions registered in this process.
+    :meth:`cueflow.engine.Engine.handler` registers them with the first transport that has
+    ``add_handler``."""
+
+    def add_handler(self, name: str, function: Callable[..., Any]) -> None:
+        """Run ``function`` for cues whose ``task`` is ``name``; a name registers once."""
+        ...
 
 
 class Notifier(Protocol):

@@ -150,3 +150,24 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def official_server(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Any:
+    """A real ``cueflow serve`` (one per store and test module) for the official clients."""
+    from tests.official_clients import CLIENT_SERVER_ENV
+    from tests.server import cueflow_server
+
+    workdir = tmp_path_factory.mktemp("official")
+    if request.param == "sqlite":
+        url = f"sqlite:///{workdir / 'cueflow.db'}"
+    else:
+        if not pg_available():
+            pytest.skip("PostgreSQL is not reachable")
+        url = asyncio.run(fresh_pg_database())
+    try:
+        with cueflow_server(url, workdir, **CLIENT_SERVER_ENV) as base:
+            yield base
+    finally:
+        if request.param != "sqlite":
+            asyncio.run(drop_pg_database(url))

@@ -17,6 +17,7 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "claim": ({"pending", "retry_ready"}, "delivering"),
     "lease_expired": ({"delivering"}, "pending"),
     "lease_exhausted": ({"delivering"}, "failed"),
+    "released": ({"delivering"}, "pending"),
     "succeeded": ({"pending", "delivering", "retry_ready", "missed"}, "success"),
     "failed": ({"pending", "delivering", "retry_ready", "missed"}, "failed"),
     "retry_scheduled": ({"delivering"}, "retrying"),

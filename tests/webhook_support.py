@@ -4,31 +4,21 @@ verifier, and engines whose SSRF guard lets them reach the receiver."""
 from __future__ import annotations
 
 import asyncio
-import functools
-import importlib
-import subprocess
-import sys
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from cueflow_webhook import WebhookTransport
 
 from cueflow.api import create_app
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.conftest import make_settings, register
-
-SDK_VERSION = "0.1.3"
-SDK_DIR = Path(__file__).resolve().parents[1] / "build" / "cueapi-sdk"
-"""Where ``.ci`` may pre-install ``cueapi-sdk``; otherwise the tests install it in a temp dir."""
+from tests.official_clients import sdk
 
 
 @dataclass
@@ -120,36 +110,9 @@ class Receiver:
             self._handlers.discard(task)
 
 
-@functools.cache
 def load_verifier() -> Callable[..., bool]:
-    """``cueapi.verify_webhook`` from PyPI ``cueapi-sdk==0.1.3``, installed with
-    ``pip --target`` (its top-level package ``cueapi`` collides with the ``cueapi`` CLI, so it is
-    only on ``sys.path`` while importing)."""
-    target = SDK_DIR
-    if not (target / "cueapi" / "webhook.py").exists():
-        probe = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True)
-        if probe.returncode != 0:
-            pytest.skip(f"pip is unavailable, so cueapi-sdk=={SDK_VERSION} cannot be installed")
-        target = Path(tempfile.mkdtemp(prefix="cueapi-sdk-"))
-        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
-        subprocess.run(
-            [*pip, "--target", str(target), f"cueapi-sdk=={SDK_VERSION}"], check=True, timeout=600
-        )
-
-    def ours(name: str) -> bool:
-        return name == "cueapi" or name.startswith("cueapi.")
-
-    saved = {name: module for name, module in sys.modules.items() if ours(name)}
-    for name in saved:
-        del sys.modules[name]
-    sys.path.insert(0, str(target))
-    try:
-        verify: Callable[..., bool] = importlib.import_module("cueapi").verify_webhook
-    finally:
-        sys.path.remove(str(target))
-        for name in [name for name in sys.modules if ours(name)]:
-            del sys.modules[name]
-        sys.modules.update(saved)
+    """``cueapi.verify_webhook`` from the pinned official SDK (see ``tests/official_clients``)."""
+    verify: Callable[..., bool] = sdk().verify_webhook
     return verify
 
 

@@ -1,5 +1,9 @@
-"""The REST API: CueAPI's wire format over the engine."""
+"""The REST API: CueAPI's wire format over the engine.
 
-from cueflow.api.app import create_app, router
+:func:`create_app` builds the standalone server; :func:`mount` adds the routes to an existing
+FastAPI application (whose lifespan then starts and closes the engine).
+"""
 
-__all__ = ["create_app", "router"]
+from cueflow.api.app import create_app, mount, router
+
+__all__ = ["create_app", "mount", "router"]

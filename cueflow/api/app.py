@@ -12,7 +12,20 @@ from cueflow import __version__
 from cueflow.api import errors
 from cueflow.api.middleware import RequestGuard, VerifyEcho
 from cueflow.api.ratelimit import RateLimit
-from cueflow.api.routes import alerts, auth, cues, executions, secrets, workers
+from cueflow.api.routes import (
+    account,
+    alerts,
+    auth,
+    cues,
+    echo,
+    executions,
+    health,
+    runs,
+    secrets,
+    usage,
+    verification,
+    workers,
+)
 from cueflow.engine import Engine
 
 EXPOSED_HEADERS = [
@@ -26,12 +39,39 @@ EXPOSED_HEADERS = [
 
 router = APIRouter()
 """Every cueflow route; include it with :func:`mount` so the engine and error handlers come too."""
-for _module in (auth, secrets, cues, executions, workers, alerts):
+for _module in (
+    auth,
+    account,
+    secrets,
+    cues,
+    runs,
+    executions,
+    verification,
+    workers,
+    alerts,
+    usage,
+    health,
+    echo,
+):
     router.include_router(_module.router)
 
 
 def mount(app: FastAPI, engine: Engine) -> None:
-    """Serve cueflow's API from ``app`` (whose lifespan must start and close ``engine``)."""
+    """Serve cueflow's API (``/v1/...``) and its error envelope from an existing ``app``.
+
+    The host app owns the engine's life: start it in the app's lifespan and close it there::
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI):
+            async with engine:
+                yield
+
+        app = FastAPI(lifespan=lifespan)
+        mount(app, engine)
+
+    Only the routes and the error handlers are added; the standalone server's middleware (CORS,
+    rate limits, request guard) is :func:`create_app`'s.
+    """
     app.state.cueflow_engine = engine
     app.include_router(router)
     errors.install(app)
@@ -67,4 +107,5 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
     app.add_middleware(RateLimit, settings=engine.settings)
     app.add_middleware(RequestGuard)
     mount(app, engine)
+    app.include_router(health.probes)
     return app

@@ -121,6 +121,8 @@ class RateLimit:
             await send({"type": "http.response.body", "body": body})
             return
 
+        scope.setdefault("state", {})["rate_limit"] = verdict  # read by GET /v1/usage
+
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *headers]

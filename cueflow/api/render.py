@@ -33,8 +33,8 @@ def json_response(content: Any, status_code: int = 200) -> JSONResponse:
 
 
 def cue_json(row: Row, warning: str | None = None) -> dict[str, Any]:
-    """The contract's Cue object (plus ``misfire_policy`` and, for interval schedules,
-    ``schedule.interval_seconds``)."""
+    """The contract's Cue object (plus ``misfire_policy``, ``timeout_seconds`` and, for interval
+    schedules, ``schedule.interval_seconds``)."""
     sched: dict[str, Any] = {"type": row["schedule_type"], "timezone": row["schedule_timezone"]}
     if row["schedule_cron"]:
         sched["cron"] = row["schedule_cron"]
@@ -67,6 +67,7 @@ def cue_json(row: Row, warning: str | None = None) -> dict[str, Any]:
         "on_failure": row["on_failure"] or dict(DEFAULT_ON_FAILURE),
         "verification": {"mode": mode} if mode else None,
         "misfire_policy": row["misfire_policy"],
+        "timeout_seconds": row["timeout_seconds"],
         "warning": warning,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],

@@ -7,15 +7,34 @@ databases — how a connection is driven, ``INSERT ... ON CONFLICT``, row lockin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
-from cueflow.sql.tables import alerts, cues, executions, users, workers
+from cueflow.sql.tables import (
+    alerts,
+    cues,
+    echo_messages,
+    executions,
+    rotated_keys,
+    users,
+    workers,
+)
 from cueflow.states import Move
 from cueflow.store import Duplicate, ExecutionFilter, ExecutionPage, FirePlan, Row
 
@@ -130,6 +149,10 @@ class SqlTx:
         """The user owning a key hash."""
         return await self._one(select(users).where(users.c.api_key_hash == key_hash))
 
+    async def user_by_email(self, email: str) -> Row | None:
+        """The user registered with ``email``."""
+        return await self._one(select(users).where(users.c.email == email))
+
     async def get_user(self, user_id: str) -> Row | None:
         """One user by id."""
         return await self._one(select(users).where(users.c.id == user_id))
@@ -143,7 +166,10 @@ class SqlTx:
             col = users.c[column]
             conditions.append(col.is_(None) if value is None else col == value)
         stmt = update(users).where(*conditions).values(**values).returning(*users.c)
-        return await self._one(stmt)
+        try:
+            return await self._one(stmt)
+        except IntegrityError as exc:
+            raise _duplicate(exc) from exc
 
     # cues -----------------------------------------------------------------------------------
     async def insert_cue(self, values: dict[str, Any]) -> None:
@@ -498,14 +524,24 @@ class SqlTx:
         return int((await self.conn.execute(stmt)).rowcount or 0)
 
     async def claim_deliveries(
-        self, transport: str, move: Move, now: datetime, limit: int, values: dict[str, Any]
+        self,
+        transport: str,
+        move: Move,
+        now: datetime,
+        limit: int,
+        values: dict[str, Any],
+        tasks: Collection[str] | None = None,
     ) -> list[Row]:
         """Claim a batch of due push executions (see the protocol)."""
+        if tasks is not None and not tasks:
+            return []
         waiting = and_(
             executions.c.status.in_(move.sources),
             executions.c.transport == transport,
             executions.c.scheduled_for <= now,
         )
+        if tasks is not None:
+            waiting = and_(waiting, _task_in(tasks))
         due = _lock(
             select(executions.c.id)
             .where(waiting)
@@ -540,6 +576,7 @@ class SqlTx:
                 executions.c.scheduled_for,
                 executions.c.attempts,
                 cues.c.name.label("cue_name"),
+                cues.c.task,
                 cues.c.callback_url,
                 cues.c.callback_method,
                 cues.c.callback_headers,
@@ -548,6 +585,8 @@ class SqlTx:
                 cues.c.retry_backoff_minutes,
                 cues.c.schedule_type,
                 cues.c.on_failure,
+                cues.c.verification_mode,
+                cues.c.timeout_seconds,
                 users.c.webhook_secret,
             )
             .join(cues, cues.c.id == executions.c.cue_id)
@@ -557,20 +596,49 @@ class SqlTx:
         )
         return await self._all(stmt)
 
-    async def next_delivery_due(self, transports: Sequence[str]) -> datetime | None:
+    async def next_delivery_due(
+        self, transports: Sequence[str], tasks: Mapping[str, Collection[str]] | None = None
+    ) -> datetime | None:
         """The earliest time the dispatcher has work for ``transports``."""
+        tasks = tasks or {}
         push = executions.c.transport.in_(list(transports))
+        servable = [
+            executions.c.transport == name
+            if name not in tasks
+            else and_(executions.c.transport == name, _task_in(tasks[name]))
+            for name in transports
+            if tasks.get(name, True)
+        ]
         found: list[datetime] = []
-        for status, column in (
-            ("pending", executions.c.scheduled_for),
-            ("retrying", executions.c.next_retry),
-            ("delivering", executions.c.lease_expires_at),
+        for status, column, where in (
+            ("pending", executions.c.scheduled_for, or_(false(), *servable)),
+            ("retrying", executions.c.next_retry, push),
+            ("delivering", executions.c.lease_expires_at, push),
         ):
-            stmt = select(func.min(column)).where(executions.c.status == status, push)
+            stmt = select(func.min(column)).where(executions.c.status == status, where)
             value = (await self.conn.execute(stmt)).scalar()
             if value is not None:
                 found.append(value)
         return min(found, default=None)
+
+    async def unserved_deliveries(
+        self, transport: str, tasks: Collection[str], before: datetime, limit: int
+    ) -> list[Row]:
+        """Pending executions nobody here can deliver that are not marked yet."""
+        stmt = (
+            select(executions.c.id, cues.c.task)
+            .join(cues, cues.c.id == executions.c.cue_id)
+            .where(
+                executions.c.status == "pending",
+                executions.c.transport == transport,
+                executions.c.scheduled_for < before,
+                executions.c.error_message.is_(None),
+                or_(cues.c.task.is_(None), cues.c.task.not_in(list(tasks))),
+            )
+            .order_by(executions.c.scheduled_for)
+            .limit(limit)
+        )
+        return await self._all(stmt)
 
     async def unclaimed(self, before: datetime, transports: Sequence[str], limit: int) -> list[Row]:
         """Pending executions nobody claimed in time."""
@@ -696,6 +764,184 @@ class SqlTx:
     async def notify_schedule_changed(self) -> None:
         """Wake the schedulers of other nodes."""
         await self.connector.notify(self.conn)
+
+    # account keys, plan limits and usage ------------------------------------------------------
+    async def lock_user(self, user_id: str) -> Row | None:
+        """One user, locked (``FOR UPDATE``; SQLite transactions are serial already)."""
+        return await self._one(select(users).where(users.c.id == user_id).with_for_update())
+
+    async def remember_rotated_key(self, key_hash: str, user_id: str, now: datetime) -> None:
+        """Record a replaced key's hash."""
+        stmt = self.connector.insert(rotated_keys).values(
+            key_hash=key_hash, user_id=user_id, rotated_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key_hash"],
+            set_={"user_id": stmt.excluded.user_id, "rotated_at": stmt.excluded.rotated_at},
+        )
+        await self.conn.execute(stmt)
+
+    async def key_rotated_since(self, key_hash: str, since: datetime) -> bool:
+        """Whether a key was replaced at or after ``since``."""
+        stmt = select(rotated_keys.c.key_hash).where(
+            rotated_keys.c.key_hash == key_hash, rotated_keys.c.rotated_at >= since
+        )
+        return await self._one(stmt) is not None
+
+    async def forget_rotated_keys(self, before: datetime) -> None:
+        """Drop old rotation records."""
+        await self.conn.execute(rotated_keys.delete().where(rotated_keys.c.rotated_at < before))
+
+    async def count_cues(self, user_id: str, statuses: Sequence[str]) -> int:
+        """How many of the user's cues are in ``statuses``."""
+        stmt = select(func.count()).where(
+            cues.c.user_id == user_id, cues.c.status.in_(list(statuses))
+        )
+        return int((await self.conn.execute(stmt)).scalar_one())
+
+    async def usage_counts(self, user_id: str, since: datetime) -> dict[str, int]:
+        """Cue and this-period execution figures of one user."""
+        by_status = (
+            select(cues.c.status, func.count())
+            .where(cues.c.user_id == user_id, cues.c.status.in_(["active", "paused"]))
+            .group_by(cues.c.status)
+        )
+        cue_counts = {row[0]: int(row[1]) for row in await self.conn.execute(by_status)}
+        reported = executions.c.outcome_recorded_at.is_not(None)
+        unreported = executions.c.outcome_recorded_at.is_(None)
+        figures = {
+            "executions": executions.c.status != "missed",
+            "reported": reported,
+            "succeeded": and_(reported, executions.c.outcome_success.is_(True)),
+            "failed": and_(reported, executions.c.outcome_success.is_(False)),
+            "failed_unreported": and_(unreported, executions.c.status.in_(["failed", "missed"])),
+        }
+        stmt = select(
+            *(_count_if(condition).label(name) for name, condition in figures.items())
+        ).where(executions.c.user_id == user_id, executions.c.created_at >= since)
+        row = (await self.conn.execute(stmt)).mappings().one()
+        return {
+            "active_cues": cue_counts.get("active", 0),
+            "paused_cues": cue_counts.get("paused", 0),
+            **{name: int(row[name] or 0) for name in figures},
+        }
+
+    async def due_users_executions(self, now: datetime, since: datetime) -> dict[str, int]:
+        """This-period execution counts of the users owning due cues."""
+        due_users = select(cues.c.user_id).where(
+            cues.c.status == "active", cues.c.next_run.is_not(None), cues.c.next_run <= now
+        )
+        stmt = (
+            select(executions.c.user_id, func.count())
+            .where(
+                executions.c.user_id.in_(due_users),
+                executions.c.created_at >= since,
+                executions.c.status != "missed",
+            )
+            .group_by(executions.c.user_id)
+        )
+        return {row[0]: int(row[1]) for row in await self.conn.execute(stmt)}
+
+    # verification and outcome alerts ----------------------------------------------------------
+    async def lock_execution(self, user_id: str, execution_id: str) -> Row | None:
+        """One of the user's executions, locked."""
+        stmt = select(executions).where(
+            executions.c.id == execution_id, executions.c.user_id == user_id
+        )
+        return await self._one(stmt.with_for_update())
+
+    async def finished_runs(self, cue_id: str, limit: int) -> list[Row]:
+        """A cue's latest finished or reported executions, newest first."""
+        stmt = (
+            select(executions.c.id, executions.c.status, executions.c.outcome_success)
+            .where(
+                executions.c.cue_id == cue_id,
+                or_(
+                    executions.c.status.in_(["success", "failed"]),
+                    executions.c.outcome_recorded_at.is_not(None),
+                ),
+            )
+            .order_by(executions.c.created_at.desc(), executions.c.id.desc())
+            .limit(limit)
+        )
+        return await self._all(stmt)
+
+    async def alert_exists(
+        self,
+        user_id: str,
+        alert_type: str,
+        execution_id: str | None,
+        cue_id: str | None,
+        since: datetime,
+    ) -> bool:
+        """Whether a matching alert was created after ``since``."""
+        stmt = select(alerts.c.id).where(
+            alerts.c.user_id == user_id,
+            alerts.c.alert_type == alert_type,
+            alerts.c.created_at > since,
+        )
+        if execution_id is not None:
+            stmt = stmt.where(alerts.c.execution_id == execution_id)
+        elif cue_id is not None:
+            stmt = stmt.where(alerts.c.cue_id == cue_id)
+        return await self._one(stmt.limit(1)) is not None
+
+    # echo receiver and health -----------------------------------------------------------------
+    async def put_echo(self, values: dict[str, Any]) -> None:
+        """Store or replace an echo message."""
+        stmt = self.connector.insert(echo_messages).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["token"],
+            set_={k: getattr(stmt.excluded, k) for k in values if k != "token"},
+        )
+        await self.conn.execute(stmt)
+
+    async def get_echo(self, token: str, now: datetime) -> Row | None:
+        """A live echo message."""
+        stmt = select(echo_messages).where(
+            echo_messages.c.token == token, echo_messages.c.expires_at >= now
+        )
+        return await self._one(stmt)
+
+    async def forget_echoes(self, now: datetime) -> None:
+        """Drop expired echo messages."""
+        await self.conn.execute(echo_messages.delete().where(echo_messages.c.expires_at < now))
+
+    async def queue_counts(
+        self, push: Sequence[str], pull: Sequence[str], stale_before: datetime
+    ) -> dict[str, int]:
+        """Queue depth over all users."""
+        status = executions.c.status
+        figures = {
+            "pending_outbox": and_(status == "pending", executions.c.transport.in_(list(push))),
+            "stale_executions": and_(
+                status == "delivering", executions.c.updated_at < stale_before
+            ),
+            "pending_retries": status.in_(["retrying", "retry_ready"]),
+            "pending_worker_claims": and_(
+                status == "pending", executions.c.transport.in_(list(pull))
+            ),
+        }
+        stmt = select(
+            *(_count_if(condition).label(name) for name, condition in figures.items())
+        ).where(status.in_(["pending", "delivering", "retrying", "retry_ready"]))
+        row = (await self.conn.execute(stmt)).mappings().one()
+        return {name: int(row[name] or 0) for name in figures}
+
+
+def _task_in(tasks: Collection[str]) -> Any:
+    """Executions whose cue's ``task`` is one of ``tasks`` (a correlated key lookup, so the
+    execution indexes still drive the query)."""
+    return (
+        select(literal(1))
+        .where(cues.c.id == executions.c.cue_id, cues.c.task.in_(list(tasks)))
+        .exists()
+    )
+
+
+def _count_if(condition: Any) -> Any:
+    """``SUM(CASE WHEN condition THEN 1 ELSE 0 END)``: a count that fits beside others."""
+    return func.sum(case((condition, 1), else_=0))
 
 
 class _DialectlessType:

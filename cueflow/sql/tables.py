@@ -74,6 +74,7 @@ class Cue(SQLModel, table=True):
     retry_backoff_minutes: list[int] = _json(nullable=False)
     on_failure: dict[str, Any] | None = _json()
     verification_mode: str | None = Field(default=None, max_length=50)
+    timeout_seconds: int | None = Field(default=None)
     next_run: datetime | None = _dt()
     last_run: datetime | None = _dt()
     run_count: int = Field(default=0)
@@ -169,9 +170,37 @@ class Alert(SQLModel, table=True):
     created_at: datetime = _dt(nullable=False)
 
 
+class RotatedKey(SQLModel, table=True):
+    """The hash of an API key replaced by a regeneration, kept a day so that the old key answers
+    401 ``key_rotated`` (rather than ``invalid_api_key``) on every node."""
+
+    __tablename__ = "rotated_keys"
+
+    key_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    rotated_at: datetime = _dt(nullable=False, index=True)
+
+
+class EchoMessage(SQLModel, table=True):
+    """A request body stored by ``POST /v1/echo/{token}`` for a few minutes (the CLI's
+    ``quickstart`` delivery target)."""
+
+    __tablename__ = "echo_messages"
+
+    token: str = Field(primary_key=True, max_length=255)
+    payload: Any = _json()
+    headers: dict[str, str] = _json(nullable=False)
+    received_at: datetime = _dt(nullable=False)
+    expires_at: datetime = _dt(nullable=False, index=True)
+
+
 metadata = SQLModel.metadata
 users = User.__table__
 cues = Cue.__table__
 executions = Execution.__table__
 workers = Worker.__table__
 alerts = Alert.__table__
+rotated_keys = RotatedKey.__table__
+echo_messages = EchoMessage.__table__

@@ -1,11 +1,13 @@
 """``/v1/executions``: history, and the worker pull protocol (claimable, claim, heartbeat,
-outcome). The fixed paths are declared before the ``/{execution_id}`` ones."""
+outcome, and cueflow's release extension). The fixed paths are declared before the
+``/{execution_id}`` ones."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
+from pydantic import Field
 
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import claimable_json, execution_json, json_response
@@ -95,3 +97,20 @@ async def outcome(  # type: ignore[no-untyped-def]
 ):
     """Report how an execution went (once)."""
     return json_response(await engine.report_outcome(user, execution_id, body, worker))
+
+
+class ReleaseRequest(ClaimRequest):
+    """``POST /v1/executions/{id}/release`` (cueflow extension): the holder and why."""
+
+    reason: str | None = Field(None, max_length=500)
+
+
+@router.post("/{execution_id}/release")
+async def release(  # type: ignore[no-untyped-def]
+    execution_id: str, body: ReleaseRequest, user: CurrentUser, engine: EngineDep
+):
+    """Give a claimed execution back unfinished (cueflow extension): it returns to the queue
+    with the claim counted in ``attempts`` (or fails when its attempts are used up)."""
+    return json_response(
+        await engine.release_execution(user, execution_id, body.worker_id, body.reason)
+    )

@@ -1,0 +1,137 @@
+"""The caller's own account: what ``/v1/auth/me`` shows and changes, and the API key.
+
+* ``me``: email, plan, counts and limits (from the settings: ``0`` means unlimited), whether a
+  webhook secret exists, the key's first 12 characters and the account's slug.
+* ``update_me``: a new ``email`` (validated and normalised like registration; taken by another
+  account: 409 ``duplicate_email``) and/or ``alert_webhook_url`` (checked by the webhook
+  transport's SSRF guard: 400 ``invalid_alert_webhook_url``; ``""`` clears it).
+* ``regenerate_key``: a new ``cue_sk_`` key replaces the old one at once. The old key's hash is
+  kept for :data:`cueflow.accounts.ROTATED_KEY_SECONDS` so that it answers 401 ``key_rotated``
+  on every node (other nodes may still accept it for ``CUEFLOW_AUTH_CACHE_SECONDS``, 5 s by
+  default, from their in-process cache).
+* ``reveal_key``: cueflow keeps only a SHA-256 of API keys, never a recoverable copy, so the
+  key cannot be shown again; the answer is CueAPI's "not available" shape with the prefix.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+from cueflow import ids, quotas
+from cueflow.accounts import ROTATED_KEY_SECONDS, Principal
+from cueflow.errors import Conflict, CueflowError, NotFound
+from cueflow.jsonvalues import has_nul
+from cueflow.store import Duplicate, Row
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+REVEAL_UNAVAILABLE = "Key not available. Regenerate to enable Reveal."
+
+
+class AccountUpdate(BaseModel):
+    """``PATCH /v1/auth/me``: unknown fields are ignored; ``null`` means "not sent"."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    email: EmailStr | None = None
+    alert_webhook_url: str | None = Field(None, max_length=2048)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if has_nul(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
+
+
+async def _user(tx: Any, user: Principal) -> Row:
+    row = await tx.get_user(user.user_id)
+    if row is None:
+        raise NotFound("User not found", code="user_not_found")
+    return row
+
+
+async def me(engine: Engine, user: Principal) -> dict[str, Any]:
+    """The body of ``GET /v1/auth/me``."""
+    now = engine.clock.now()
+    settings = engine.settings
+    async with engine.store.tx() as tx:
+        row = await _user(tx, user)
+        counts = await tx.usage_counts(user.user_id, quotas.month_start(now))
+    return {
+        "email": row["email"],
+        "plan": row["plan"],
+        "active_cues": counts["active_cues"],
+        "active_cue_limit": settings.active_cue_limit,
+        "executions_this_month": counts["executions"],
+        "monthly_execution_limit": settings.monthly_execution_limit,
+        "rate_limit_per_minute": settings.rate_limit_per_minute,
+        "has_webhook_secret": bool(row["webhook_secret"]),
+        "api_key_prefix": row["api_key_prefix"],
+        "slug": row["slug"],
+    }
+
+
+async def _check_alert_url(engine: Engine, url: str) -> None:
+    """400 ``invalid_alert_webhook_url`` unless the URL passes the guard of the transport that
+    sends alerts (without one, only the scheme and host are checked)."""
+    guard = getattr(engine.notifier, "guard", None)
+    try:
+        if guard is not None:
+            await guard.check(url)
+            return
+    except Exception as exc:
+        message = getattr(exc, "message", None) or "Invalid URL format"
+        raise CueflowError(message, code="invalid_alert_webhook_url") from exc
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest.split("/", 1)[0]:
+        raise CueflowError("URL must use http:// or https://", code="invalid_alert_webhook_url")
+
+
+async def update_me(engine: Engine, user: Principal, update: AccountUpdate) -> dict[str, str]:
+    """Apply ``PATCH /v1/auth/me``; 422 ``no_fields`` when it sets nothing."""
+    now = engine.clock.now()
+    values: dict[str, Any] = {}
+    if update.email is not None:
+        values["email"] = str(update.email)
+    if update.alert_webhook_url is not None:
+        url = update.alert_webhook_url
+        if url:
+            await _check_alert_url(engine, url)
+        values["alert_webhook_url"] = url or None
+    if not values:
+        raise CueflowError("No fields to update", code="no_fields", status=422)
+    try:
+        async with engine.store.tx() as tx:
+            if await tx.update_user(user.user_id, {**values, "updated_at": now}) is None:
+                raise NotFound("User not found", code="user_not_found")
+    except Duplicate as dup:
+        raise Conflict("Email already registered", code="duplicate_email") from dup
+    engine.auth.forget()
+    return {"updated_at": now.isoformat()}
+
+
+async def regenerate_key(engine: Engine, user: Principal) -> str:
+    """Replace the caller's API key; returns the new one (the only time it is shown)."""
+    key = ids.new_api_key()
+    now = engine.clock.now()
+    async with engine.store.tx() as tx:
+        row = await tx.lock_user(user.user_id)
+        if row is None:
+            raise NotFound("User not found", code="user_not_found")
+        values = {"api_key_hash": ids.hash_api_key(key), "api_key_prefix": key[:12]}
+        await tx.update_user(user.user_id, {**values, "updated_at": now})
+        await tx.remember_rotated_key(row["api_key_hash"], user.user_id, now)
+        await tx.forget_rotated_keys(engine.seconds_ago(ROTATED_KEY_SECONDS))
+    engine.auth.forget()
+    return key
+
+
+async def reveal_key(engine: Engine, user: Principal) -> dict[str, Any]:
+    """The body of ``GET /v1/auth/key``: never the key itself (only its hash is stored)."""
+    async with engine.store.tx() as tx:
+        row = await _user(tx, user)
+    return {"api_key": None, "prefix": row["api_key_prefix"], "message": REVEAL_UNAVAILABLE}

@@ -1,0 +1,128 @@
+""":class:`EngineWorkerClient`: the worker protocol straight on an embedded engine."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+from pydantic import ValidationError
+
+from cueflow.accounts import Principal
+from cueflow.agents.client import JSON, ClientError, new_worker_id, validation_message
+from cueflow.api.render import claimable_json, cue_json, execution_json
+from cueflow.clock import Clock
+from cueflow.errors import CueflowError
+from cueflow.store import ExecutionFilter
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+T = TypeVar("T")
+_OPTS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def _wire(value: Any) -> Any:
+    """``value`` as the REST API would send it (datetimes as ISO text)."""
+    return orjson.loads(orjson.dumps(value, option=_OPTS))
+
+
+async def _call(work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except CueflowError as exc:
+        raise ClientError(exc.status, exc.code, exc.message) from exc
+    except ValidationError as exc:
+        raise ClientError(422, "validation_error", validation_message(exc)) from exc
+
+
+class EngineWorkerClient:
+    """A :class:`~cueflow.agents.client.WorkerClient` for ``user`` on an embedded engine (which
+    the caller opens or starts; its clock measures leases)."""
+
+    def __init__(self, engine: Engine, user: Principal, *, worker_id: str | None = None) -> None:
+        self.engine = engine
+        self.user = user
+        self.worker_id = worker_id or new_worker_id()
+        self.clock: Clock = engine.clock
+
+    async def claimable(self, task: str | None = None) -> list[JSON]:
+        """Claimable executions, oldest first."""
+        rows = await _call(self.engine.claimable(self.user, task))
+        return [_wire(claimable_json(row)) for row in rows]
+
+    async def claim(self, execution_id: str | None = None) -> JSON:
+        """Claim one execution (or the oldest due one)."""
+        return _wire(await _call(self.engine.claim(self.user, self.worker_id, execution_id)))
+
+    async def heartbeat(self, execution_id: str) -> JSON:
+        """Extend a held claim's lease."""
+        work = self.engine.heartbeat_execution(self.user, execution_id, self.worker_id)
+        return _wire(await _call(work))
+
+    async def report_outcome(self, execution_id: str, report: JSON) -> JSON:
+        """Record an outcome as this worker."""
+        body = {**report, "worker_id": self.worker_id}
+        work = self.engine.report_outcome(self.user, execution_id, body, self.worker_id)
+        return _wire(await _call(work))
+
+    async def release(self, execution_id: str, reason: str | None = None) -> JSON:
+        """Give a held claim back unfinished."""
+        work = self.engine.release_execution(self.user, execution_id, self.worker_id, reason)
+        return _wire(await _call(work))
+
+    async def get_execution(self, execution_id: str) -> JSON:
+        """One execution."""
+        row = await _call(self.engine.get_execution(self.user, execution_id))
+        return _wire(execution_json(row))
+
+    async def list_executions(
+        self,
+        *,
+        cue_id: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> JSON:
+        """A page of executions, newest first."""
+        where = ExecutionFilter(cue_id=cue_id, statuses=[status] if status else None)
+        work = self.engine.list_executions(self.user, where, limit=limit, offset=offset)
+        page = await _call(work)
+        return _wire(
+            {
+                "executions": [execution_json(row) for row in page.rows],
+                "total": page.total,
+                "limit": limit,
+                "offset": offset,
+                "has_more": offset + limit < page.total,
+            }
+        )
+
+    async def create_cue(self, spec: JSON) -> JSON:
+        """Create a cue."""
+        row, warning = await _call(self.engine.create_cue(self.user, spec))
+        return _wire(cue_json(row, warning))
+
+    async def list_cues(
+        self, *, status: str | None = None, limit: int = 20, offset: int = 0
+    ) -> JSON:
+        """A page of cues, newest first."""
+        work = self.engine.list_cues(self.user, status=status, limit=limit, offset=offset)
+        rows, total = await _call(work)
+        cues = [cue_json(row) for row in rows]
+        return _wire({"cues": cues, "total": total, "limit": limit, "offset": offset})
+
+    async def get_cue(self, cue_id: str) -> JSON:
+        """One cue."""
+        return _wire(cue_json(await _call(self.engine.get_cue(self.user, cue_id))))
+
+    async def update_cue(self, cue_id: str, patch: JSON) -> JSON:
+        """Change a cue."""
+        return _wire(cue_json(await _call(self.engine.update_cue(self.user, cue_id, patch))))
+
+    async def delete_cue(self, cue_id: str) -> None:
+        """Delete a cue."""
+        await _call(self.engine.delete_cue(self.user, cue_id))
+
+    async def aclose(self) -> None:
+        """Nothing to free: the engine belongs to the caller."""

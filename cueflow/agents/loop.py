@@ -1,0 +1,294 @@
+""":func:`run_agent_worker`: a langchain-core chat model as a cueflow worker.
+
+The loop does what a worker process does, and the model does the work: it polls and claims an
+execution, hands the payload to the model as the task, runs the tool calls the model makes (one
+at a time, each answered), heartbeats the lease before and after every model call while the
+session's keepalive task covers long calls, and reports the outcome the model's final answer
+states. A model error, a timeout or running out of steps is reported as a failure with the
+reason; a loop that is stopped (cancelled) releases what it holds. Nothing but langchain-core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.tool import ToolCall
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+
+from cueflow.agents.answers import SYSTEM_PROMPT, outcome_from_answer, task_text
+from cueflow.agents.client import WorkerClient
+from cueflow.agents.langchain import CueflowToolkit
+from cueflow.agents.session import Lease, ToolFailure, WorkerSession
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], object]
+
+
+@dataclass
+class ExecutionRun:
+    """What the loop did with one execution."""
+
+    execution_id: str
+    status: Literal["succeeded", "failed", "released", "lost"]
+    """``succeeded``/``failed``: the outcome reported; ``released``: given back unfinished;
+    ``lost``: the claim was lost before an outcome could be reported."""
+    detail: str | None
+    """The result, the error or why it was released or lost."""
+    steps: int
+    """Model calls made."""
+
+
+@dataclass
+class _Progress:
+    steps: int = 0
+
+
+class _StepsExhausted(Exception):
+    pass
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+def _toolkit(
+    worker: WorkerClient | WorkerSession | CueflowToolkit, task: str | None, n: int
+) -> CueflowToolkit:
+    """The toolkit the loop works through, holding at most ``n`` claims."""
+    if isinstance(worker, CueflowToolkit):
+        toolkit = worker
+    elif isinstance(worker, WorkerSession):
+        toolkit = CueflowToolkit(session=worker)
+    else:
+        toolkit = CueflowToolkit(session=WorkerSession(worker, task=task))
+    toolkit.session.max_claims = n
+    return toolkit
+
+
+async def run_agent_worker(
+    model: BaseChatModel,
+    worker: WorkerClient | WorkerSession | CueflowToolkit,
+    *,
+    tools: Sequence[BaseTool] = (),
+    instructions: str | None = None,
+    task: str | None = None,
+    concurrency: int = 1,
+    max_steps: int = 20,
+    execution_timeout: float | None = 600.0,
+    max_executions: int | None = None,
+    until_idle: bool = False,
+    poll_seconds: float = 5.0,
+    say: Say | None = None,
+) -> list[ExecutionRun]:
+    """Run ``model`` (any langchain-core chat model with ``bind_tools``) as a worker.
+
+    ``worker`` is a :class:`~cueflow.agents.client.WorkerClient` (an embedded engine's or an
+    HTTP one), a :class:`WorkerSession` or a :class:`CueflowToolkit`. For each execution the
+    model gets ``report_outcome``, ``release_execution`` and ``get_execution`` (confined to that
+    execution) plus ``tools``; the system prompt is :data:`SYSTEM_PROMPT` followed by
+    ``instructions``. ``task`` only takes executions of that ``payload.task``.
+    ``concurrency`` executions run at once (claims held at once); each gets ``max_steps``
+    model calls and ``execution_timeout`` seconds. The loop runs until cancelled, until
+    ``max_executions`` were taken, or (``until_idle``) until nothing is claimable, polling every
+    ``poll_seconds`` meanwhile; ``say`` receives a line for each thing that happens. Returns
+    what happened to each execution taken.
+    """
+    toolkit = _toolkit(worker, task, max(1, concurrency))
+    system = SYSTEM_PROMPT + (f"\n\n{instructions}" if instructions else "")
+    runs: list[ExecutionRun] = []
+    running: set[asyncio.Task[ExecutionRun]] = set()
+
+    async def work(lease: Lease) -> ExecutionRun:
+        return await _work(model, toolkit, lease, tools, system, max_steps, execution_timeout, say)
+
+    async with toolkit:
+        try:
+            taken = 0
+            while max_executions is None or taken < max_executions:
+                while len(running) >= concurrency:
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    runs.extend(t.result() for t in done)
+                lease = await _claim_next(toolkit.session)
+                if lease is None:
+                    if until_idle:
+                        break
+                    await asyncio.sleep(poll_seconds)
+                    continue
+                taken += 1
+                running.add(asyncio.create_task(work(lease)))
+            runs.extend(await asyncio.gather(*running))
+            running.clear()
+        finally:
+            for pending in running:
+                pending.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+    return runs
+
+
+async def _claim_next(session: WorkerSession) -> Lease | None:
+    try:
+        return await session.claim_next()
+    except ToolFailure as exc:  # the server is unreachable, say: poll again later
+        log.warning("claiming failed: %s", exc)
+        return None
+
+
+async def _work(
+    model: BaseChatModel,
+    toolkit: CueflowToolkit,
+    lease: Lease,
+    extra: Sequence[BaseTool],
+    system: str,
+    max_steps: int,
+    timeout: float | None,
+    say: Say | None,
+) -> ExecutionRun:
+    session = toolkit.session
+    execution_id = lease.execution_id
+    task = session.describe(lease)
+    _say(say, execution_id, f"claimed ({task.get('cue_name')}): payload {task.get('payload')}")
+    tools = [*toolkit.task_tools(execution_id), *extra]
+    messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(task_text(task))]
+    answer: AIMessage | None = None
+    reason: str | None = None
+    progress = _Progress()
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            answer = await _converse(
+                model.bind_tools(tools), tools, messages, session, execution_id, max_steps,
+                progress, say,
+            )  # fmt: skip
+    except asyncio.CancelledError:
+        await _release_quietly(session, execution_id, "worker stopped")
+        raise
+    except _LeaseLost:
+        pass
+    except _StepsExhausted:
+        reason = f"ran out of steps ({max_steps}) without a final answer"
+    except Exception as exc:
+        if deadline.expired():
+            reason = f"timed out after {timeout:g} s"
+        else:
+            reason = f"model error: {type(exc).__name__}: {exc}"
+            log.warning("model error on %s", execution_id, exc_info=True)
+    return await _finish(session, execution_id, answer, reason, progress.steps, say)
+
+
+async def _converse(
+    llm: Runnable[Any, Any],
+    tools: list[BaseTool],
+    messages: list[BaseMessage],
+    session: WorkerSession,
+    execution_id: str,
+    max_steps: int,
+    progress: _Progress,
+    say: Say | None,
+) -> AIMessage | None:
+    """Model calls and tool calls until a final answer (returned), until a tool reported or
+    released the execution (``None``), or until ``max_steps`` model calls were made."""
+    by_name = {tool.name: tool for tool in tools}
+    while progress.steps < max_steps:
+        await _keep(session, execution_id)
+        ai = await llm.ainvoke(messages)
+        progress.steps += 1
+        await _keep(session, execution_id)
+        if not isinstance(ai, AIMessage):
+            ai = AIMessage(content=getattr(ai, "content", str(ai)))
+        messages.append(ai)
+        if not ai.tool_calls and not ai.invalid_tool_calls:
+            return ai
+        for call in ai.tool_calls:
+            reply = await _call_tool(by_name, call)
+            _say(say, execution_id, f"{call['name']}({call['args']}) -> {reply.text[:160]}")
+            messages.append(reply)
+        for bad in ai.invalid_tool_calls:
+            error = f"invalid tool call: {bad.get('error') or 'the arguments are not valid JSON'}"
+            _say(say, execution_id, f"{bad.get('name')}: {error}")
+            messages.append(
+                ToolMessage(error, tool_call_id=bad.get("id") or "invalid", status="error")
+            )
+        if not session.holds(execution_id):
+            return None
+    raise _StepsExhausted
+
+
+async def _keep(session: WorkerSession, execution_id: str) -> None:
+    """Heartbeat the lease; :class:`_LeaseLost` if another worker has it now."""
+    if not await session.heartbeat(execution_id) and execution_id in session.lost:
+        raise _LeaseLost
+
+
+async def _call_tool(by_name: dict[str, BaseTool], call: ToolCall) -> ToolMessage:
+    call_id = call.get("id") or f"call_{call['name']}"
+    tool = by_name.get(call["name"])
+    if tool is None:
+        known = ", ".join(sorted(by_name))
+        return ToolMessage(
+            f"unknown tool {call['name']!r}; the tools are: {known}",
+            tool_call_id=call_id,
+            status="error",
+        )
+    try:
+        reply = await tool.ainvoke({**call, "id": call_id, "type": "tool_call"})
+    except Exception as exc:  # an unexpected crash: the model hears of it, the loop goes on
+        log.exception("tool %s failed", call["name"])
+        reply = f"{call['name']} failed unexpectedly ({type(exc).__name__})"
+        return ToolMessage(reply, tool_call_id=call_id, status="error")
+    if isinstance(reply, ToolMessage):
+        return reply
+    return ToolMessage(str(reply), tool_call_id=call_id)
+
+
+async def _finish(
+    session: WorkerSession,
+    execution_id: str,
+    answer: AIMessage | None,
+    reason: str | None,
+    steps: int,
+    say: Say | None,
+) -> ExecutionRun:
+    """Report the outcome unless a tool already did, and say what became of the execution."""
+    if session.holds(execution_id):
+        if reason is not None:
+            report: dict[str, Any] = {"success": False, "error": reason[:2000]}
+        else:
+            report = outcome_from_answer(answer.text if answer is not None else "")
+        try:
+            await session.report(execution_id, report)
+        except ToolFailure as exc:
+            _say(say, execution_id, f"could not report: {exc}")
+            return ExecutionRun(execution_id, "lost", str(exc), steps)
+    if execution_id in session.reported:
+        sent = session.reported[execution_id][0]
+        status: Literal["succeeded", "failed"] = "succeeded" if sent["success"] else "failed"
+        detail = sent.get("result") if sent["success"] else sent.get("error")
+        _say(say, execution_id, f"{status}: {detail}")
+        return ExecutionRun(execution_id, status, detail, steps)
+    if execution_id in session.lost:
+        why = f"claim lost [{session.lost[execution_id]}]"
+        _say(say, execution_id, why)
+        return ExecutionRun(execution_id, "lost", why, steps)
+    _say(say, execution_id, "released")
+    return ExecutionRun(execution_id, "released", None, steps)
+
+
+async def _release_quietly(session: WorkerSession, execution_id: str, reason: str) -> None:
+    if session.holds(execution_id):
+        try:
+            await session.release(execution_id, reason)
+        except ToolFailure as exc:
+            log.warning("could not release %s: %s", execution_id, exc)
+
+
+def _say(say: Say | None, execution_id: str, text: str) -> None:
+    if say is not None:
+        say(f"[{execution_id[:8]}] {text}")

@@ -1,0 +1,33 @@
+"""``GET /health``, ``GET /status`` and ``GET /v1/info``: no authentication, no rate limit.
+
+The probes (``/health``, ``/status``) live outside ``/v1``, so they are served by the standalone
+server only (:data:`probes`); an application that mounts cueflow keeps its own."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from cueflow.api.deps import EngineDep
+from cueflow.api.render import json_response
+
+router = APIRouter(tags=["health"])
+probes = APIRouter(tags=["health"])
+
+
+@probes.get("/health")
+async def health(engine: EngineDep):  # type: ignore[no-untyped-def]
+    """Database and scheduler state and queue depth; always 200."""
+    return json_response(await engine.health())
+
+
+@probes.get("/status")
+async def status(engine: EngineDep):  # type: ignore[no-untyped-def]
+    """``healthy`` / ``degraded`` (200), or ``down`` (503) when the database is unreachable."""
+    body = await engine.status()
+    return json_response(body, 503 if body["status"] == "down" else 200)
+
+
+@router.get("/v1/info")
+async def info(engine: EngineDep):  # type: ignore[no-untyped-def]
+    """The server's version and authentication model."""
+    return json_response(engine.info())

@@ -1,0 +1,54 @@
+"""Runs started by hand: ``POST /v1/cues/{id}/fire`` and ``POST /v1/executions/{id}/replay``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+
+from cueflow.api.deps import CurrentUser, EngineDep
+from cueflow.api.render import json_response
+from cueflow.store import Row
+
+router = APIRouter(tags=["executions"])
+
+
+class FireRequest(BaseModel):
+    """The optional fire body: ``send_at`` delays the run; other fields (the hosted service's
+    ``payload_override``, ``merge_strategy`` ...) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    send_at: datetime | None = None
+
+
+def run_json(row: Row, **extra: Any) -> dict[str, Any]:
+    """A manual run as fire and replay answer it (``scheduled_for`` with ``+00:00``)."""
+    return {
+        "id": row["id"],
+        "cue_id": row["cue_id"],
+        "scheduled_for": row["scheduled_for"].isoformat(),
+        "status": row["status"],
+        "triggered_by": row["triggered_by"],
+        **extra,
+    }
+
+
+@router.post("/v1/cues/{cue_id}/fire")
+async def fire(  # type: ignore[no-untyped-def]
+    cue_id: str, user: CurrentUser, engine: EngineDep, body: FireRequest | None = None
+):
+    """Fire a cue now, or at ``send_at`` when that is in the future."""
+    send_at = body.send_at if body is not None else None
+    if send_at is not None and send_at.tzinfo is None:
+        send_at = send_at.replace(tzinfo=UTC)
+    return json_response(run_json(await engine.fire_cue(user, cue_id, send_at=send_at)))
+
+
+@router.post("/v1/executions/{execution_id}/replay")
+async def replay(execution_id: str, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+    """Run a finished execution's cue again, now."""
+    row = await engine.replay_execution(user, execution_id)
+    return json_response(run_json(row, replayed_from=execution_id))

@@ -1,0 +1,50 @@
+"""Verification of reported outcomes: ``POST .../verify``, ``POST .../verification-pending``
+and ``PATCH .../evidence`` under ``/v1/executions/{execution_id}``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict
+
+from cueflow.api.deps import CurrentUser, EngineDep
+from cueflow.api.render import json_response
+
+router = APIRouter(prefix="/v1/executions", tags=["executions"])
+
+
+class VerifyRequest(BaseModel):
+    """The optional verify body; no body means ``valid: true``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    valid: bool = True
+    reason: str | None = None
+
+
+@router.post("/{execution_id}/verify")
+async def verify(  # type: ignore[no-untyped-def]
+    execution_id: str, user: CurrentUser, engine: EngineDep, body: VerifyRequest | None = None
+):
+    """Confirm or reject a reported outcome."""
+    body = body or VerifyRequest()
+    result = await engine.verify_outcome(user, execution_id, valid=body.valid, reason=body.reason)
+    return json_response(result)
+
+
+@router.post("/{execution_id}/verification-pending")
+async def verification_pending(execution_id: str, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+    """Mark a reported outcome as waiting for verification."""
+    return json_response(await engine.mark_verification_pending(user, execution_id))
+
+
+@router.patch("/{execution_id}/evidence")
+async def evidence(  # type: ignore[no-untyped-def]
+    execution_id: str,
+    body: Annotated[dict[str, Any], Body()],
+    user: CurrentUser,
+    engine: EngineDep,
+):
+    """Add evidence to a reported outcome."""
+    return json_response(await engine.append_evidence(user, execution_id, body))

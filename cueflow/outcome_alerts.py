@@ -1,0 +1,138 @@
+"""Alerts raised by reported outcomes (contract §4.8), after the outcome is committed:
+
+* ``verification_failed`` when the recorded ``outcome_state`` is ``verification_failed``;
+* ``consecutive_failures`` on a failed outcome once the cue's latest finished runs start with
+  at least :data:`CONSECUTIVE_FAILURE_THRESHOLD` failures (metadata ``consecutive_failures``).
+
+A run counts as failed by its outcome when one was reported and by its status otherwise, so
+webhook cues whose handlers keep reporting failures are alerted too (CueAPI looks at status
+only, which for webhooks reflects delivery, so they never reach the threshold).
+
+Both have severity ``warning``. An alert of the same type for the same execution (or cue, when
+there is no execution) within :data:`DEDUPE_SECONDS` is not repeated. When the owner set an
+``alert_webhook_url`` (``PATCH /v1/auth/me``), the alert is also POSTed there, signed with the
+alert webhook secret (created on first use), once and without waiting for it. Nothing here can
+fail the outcome report: errors are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from cueflow import alerts, signing_secrets
+from cueflow.store import Row
+from cueflow.transport import Notice
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+log = logging.getLogger(__name__)
+
+CONSECUTIVE_FAILURE_THRESHOLD = 3
+DEDUPE_SECONDS = 300
+STREAK_LOOKBACK = 100
+"""Most recent runs examined when counting a failure streak."""
+_sending: set[asyncio.Task[None]] = set()
+
+
+def failure_streak(runs: list[Row]) -> int:
+    """How many of ``runs`` (newest first) failed before the first one that did not."""
+    streak = 0
+    for run in runs:
+        success = run["outcome_success"]
+        failed = (not success) if success is not None else run["status"] == "failed"
+        if not failed:
+            break
+        streak += 1
+    return streak
+
+
+async def _raise(
+    tx: Any,
+    execution: Row,
+    alert_type: str,
+    message: str,
+    metadata: dict[str, Any],
+    now: datetime,
+) -> Notice | None:
+    """Store one alert unless a recent one makes it a duplicate; returns the notice to send."""
+    user_id, cue_id, execution_id = execution["user_id"], execution["cue_id"], execution["id"]
+    since = now - timedelta(seconds=DEDUPE_SECONDS)
+    if await tx.alert_exists(user_id, alert_type, execution_id, cue_id, since):
+        return None
+    alert_id = str(uuid.uuid4())
+    await tx.insert_alert(
+        {
+            "id": alert_id,
+            "user_id": user_id,
+            "cue_id": cue_id,
+            "execution_id": execution_id,
+            "alert_type": alert_type,
+            "severity": "warning",
+            "message": message,
+            "alert_metadata": metadata,
+            "acknowledged": False,
+            "created_at": now,
+        }
+    )
+    user = await tx.get_user(user_id)
+    if user is None or not user["alert_webhook_url"]:
+        return None
+    return Notice(
+        url=user["alert_webhook_url"],
+        body={
+            "alert_id": alert_id,
+            "alert_type": alert_type,
+            "severity": "warning",
+            "message": message,
+            "execution_id": execution_id,
+            "cue_id": cue_id,
+            "created_at": now.isoformat(),
+            "metadata": metadata,
+        },
+        secret=await signing_secrets.ensure_alert_secret(tx, user, now),
+        headers={"X-CueAPI-Alert-Id": alert_id, "X-CueAPI-Alert-Type": alert_type},
+    )
+
+
+async def _raise_alerts(engine: Engine, execution: Row, success: bool) -> list[Notice]:
+    now = engine.clock.now()
+    found: list[Notice | None] = []
+    async with engine.store.tx() as tx:
+        if execution["outcome_state"] == "verification_failed":
+            message = (
+                f"Execution {execution['id']} reported success but failed verification "
+                "(required evidence missing)."
+            )
+            metadata = {"outcome_state": "verification_failed", "transport": execution["transport"]}
+            found.append(await _raise(tx, execution, "verification_failed", message, metadata, now))
+        if not success:
+            runs = await tx.finished_runs(execution["cue_id"], STREAK_LOOKBACK)
+            streak = failure_streak(runs)
+            if streak >= CONSECUTIVE_FAILURE_THRESHOLD:
+                message = f"Cue {execution['cue_id']} has {streak} consecutive failed executions."
+                metadata = {"consecutive_failures": streak}
+                found.append(
+                    await _raise(tx, execution, "consecutive_failures", message, metadata, now)
+                )
+    return [notice for notice in found if notice is not None]
+
+
+async def after_outcome(engine: Engine, execution: Row, success: bool) -> None:
+    """Raise the alerts an outcome just recorded on ``execution`` calls for, and start sending
+    their webhooks; never raises."""
+    if success and execution["outcome_state"] != "verification_failed":
+        return  # the common case costs nothing
+    try:
+        notices = await _raise_alerts(engine, execution, success)
+    except Exception:
+        log.exception("alerts for the outcome of execution %s failed", execution["id"])
+        return
+    if notices:
+        task = asyncio.create_task(alerts.send(engine, notices), name="cueflow-outcome-alerts")
+        _sending.add(task)
+        task.add_done_callback(_sending.discard)

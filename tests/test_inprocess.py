@@ -1,0 +1,585 @@
+"""The ``inprocess`` transport on both stores: handlers run with the payload, their return value
+or exception is the outcome, retries, timeouts, the concurrency bound, sync handlers off the
+loop, unknown handlers, and executions that wait for a process holding their handler.
+
+Time moves on the fake clock; ``fire_due``/``deliver_due`` drive the engine. Handler runs take
+real time, so the waits inside handlers are short and bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from cueflow_inprocess import HandlerContext
+
+from cueflow.accounts import Principal
+from cueflow.api import create_app
+from cueflow.api.render import execution_json
+from cueflow.clock import FakeClock
+from cueflow.cues import CueValidationError
+from cueflow.delivery import delivery_of
+from cueflow.engine import Engine
+from cueflow.errors import PluginError
+from cueflow.states import Event, move
+from cueflow.store import Row
+from tests.conftest import make_settings, register
+from tests.helpers import assert_error
+
+WAITING = "Waiting for a process with in-process handler '{}'"
+
+
+@asynccontextmanager
+async def opened(database_url: str, clock: FakeClock, **settings: Any) -> AsyncIterator[Engine]:
+    """An opened engine with no background tasks (tests drive it)."""
+    engine = Engine(make_settings(database_url, **settings), clock=clock)
+    await engine.open()
+    try:
+        yield engine
+    finally:
+        await engine.close()
+
+
+async def due_cue(
+    engine: Engine, user: Principal, clock: FakeClock, task: str, **fields: Any
+) -> Row:
+    """Create a one-time ``inprocess`` cue for ``task`` due in a minute."""
+    payload = {"task": task, **fields.pop("payload", {})}
+    body = {
+        "name": f"cue-{uuid.uuid4().hex[:8]}",
+        "transport": "inprocess",
+        "schedule": {"type": "once", "at": (clock.now() + timedelta(minutes=1)).isoformat()},
+        "payload": payload,
+        **fields,
+    }
+    cue, _ = await engine.create_cue(user, body)
+    return cue
+
+
+async def fire(engine: Engine, clock: FakeClock, seconds: float = 60) -> int:
+    """Move the clock, fire what is due and deliver it; returns the attempts made."""
+    clock.advance(seconds)
+    await engine.fire_due()
+    return await engine.deliver_due()
+
+
+async def only_execution(engine: Engine, user: Principal, cue_id: str) -> Row:
+    [execution], _ = await engine.cue_executions(user, cue_id)
+    return execution
+
+
+async def test_sync_and_async_handlers_run_with_the_payload_and_return_the_outcome(
+    database_url: str, clock: FakeClock
+) -> None:
+    calls: list[tuple[str, Any]] = []
+    async with opened(database_url, clock) as engine:
+
+        @engine.handler("sync-report")
+        def sync_report(payload: dict[str, Any]) -> dict[str, Any]:
+            calls.append(("sync", payload))
+            return {"rows": payload["n"], "city": "Zürich"}
+
+        @engine.handler("async-report")
+        async def async_report(payload: dict[str, Any], context: HandlerContext) -> str:
+            calls.append(("async", (payload, context)))
+            return f"done {payload['n']}"
+
+        user = await engine.account("app@example.com")
+        first = await due_cue(engine, user, clock, "sync-report", payload={"n": 1})
+        second = await due_cue(engine, user, clock, "async-report", payload={"n": 2})
+
+        assert await fire(engine, clock) == 2
+
+        sync_run = await only_execution(engine, user, first["id"])
+        async_run = await only_execution(engine, user, second["id"])
+        assert ("sync", {"task": "sync-report", "n": 1}) in calls
+        [(payload, context)] = [args for kind, args in calls if kind == "async"]
+        assert payload == {"task": "async-report", "n": 2}
+        assert context == HandlerContext(
+            execution_id=async_run["id"],
+            cue_id=second["id"],
+            cue_name=second["name"],
+            task="async-report",
+            scheduled_for=second["schedule_at"],
+            attempt=1,
+        )
+        for execution, result in (
+            (sync_run, '{"rows": 1, "city": "Zürich"}'),
+            (async_run, "done 2"),
+        ):
+            wire = execution_json(execution)
+            assert wire["status"] == "success"
+            assert wire["attempts"] == 1
+            assert wire["error_message"] is None
+            assert wire["http_status"] is None
+            assert wire["delivered_at"] is not None
+            assert wire["outcome_state"] == "reported_success"
+            outcome = wire["outcome"]
+            assert outcome["success"] is True
+            assert outcome["result"] == result
+            assert outcome["error"] is None
+            assert outcome["recorded_at"] == execution["delivered_at"]
+        cue = await engine.get_cue(user, first["id"])
+        assert cue["status"] == "completed"
+        assert cue["run_count"] == 1
+        assert await engine.deliver_due() == 0
+
+
+async def test_results_are_text_json_or_nothing_and_cut_to_2000_characters(
+    database_url: str, clock: FakeClock
+) -> None:
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque"
+
+    returns: dict[str, Any] = {
+        "long": "x" * 5000,
+        "none": None,
+        "list": [1, "two", None],
+        "opaque": {"value": Opaque()},
+        "nul": "a\x00b",
+    }
+    expected = {
+        "long": "x" * 2000,
+        "none": None,
+        "list": '[1, "two", null]',
+        "opaque": '{"value": "opaque"}',
+        "nul": "ab",
+    }
+    async with opened(database_url, clock) as engine:
+        for name, value in returns.items():
+            engine.handler(name)(lambda payload, value=value: value)
+        engine.handler("awaitable")(lambda payload: asyncio.sleep(0, "awaited"))
+        expected["awaitable"] = "awaited"
+        user = await engine.account("app@example.com")
+        cues = {name: await due_cue(engine, user, clock, name) for name in expected}
+
+        assert await fire(engine, clock) == len(expected)
+
+        for name, cue in cues.items():
+            execution = await only_execution(engine, user, cue["id"])
+            assert execution["status"] == "success"
+            assert execution["outcome_result"] == expected[name], name
+
+
+async def test_an_exception_is_retried_per_policy_then_fails_with_the_outcome_error(
+    database_url: str, clock: FakeClock
+) -> None:
+    attempts: list[int] = []
+    async with opened(database_url, clock) as engine:
+
+        @engine.handler("flaky")
+        def flaky(payload: dict[str, Any], context: HandlerContext) -> None:
+            attempts.append(context.attempt)
+            raise RuntimeError(f"boom {context.attempt}")
+
+        user = await engine.account("app@example.com")
+        cue = await due_cue(
+            engine, user, clock, "flaky", retry={"max_attempts": 3, "backoff_minutes": [1, 5]}
+        )
+
+        assert await fire(engine, clock) == 1
+        execution = await only_execution(engine, user, cue["id"])
+        assert execution["status"] == "retrying"
+        assert execution["error_message"] == "boom 1"
+        assert execution["outcome_recorded_at"] is None
+        assert execution["next_retry"] == clock.now() + timedelta(minutes=1)
+
+        assert await fire(engine, clock, 59) == 0
+        assert await fire(engine, clock, 1) == 1
+        execution = await only_execution(engine, user, cue["id"])
+        assert (execution["status"], execution["error_message"]) == ("retrying", "boom 2")
+        assert execution["next_retry"] == clock.now() + timedelta(minutes=5)
+
+        assert await fire(engine, clock, 300) == 1
+        execution = await only_execution(engine, user, cue["id"])
+        assert attempts == [1, 2, 3]
+        wire = execution_json(execution)
+        assert wire["status"] == "failed"
+        assert wire["attempts"] == 3
+        assert wire["error_message"] == "boom 3"
+        assert wire["outcome_state"] == "reported_failure"
+        assert wire["outcome"]["success"] is False
+        assert wire["outcome"]["error"] == "boom 3"
+        assert wire["outcome"]["result"] is None
+        assert (await engine.get_cue(user, cue["id"]))["status"] == "failed"
+        alerts, total = await engine.list_alerts(user)
+        assert total == 1
+        assert alerts[0]["alert_type"] == "delivery_failed"
+        assert await fire(engine, clock, 3600) == 0
+
+
+async def test_final_failure_of_a_recurring_cue_applies_on_failure_pause(
+    database_url: str, clock: FakeClock
+) -> None:
+    async with opened(database_url, clock) as engine:
+
+        @engine.handler("broken")
+        async def broken(payload: dict[str, Any]) -> None:
+            raise ValueError
+
+        user = await engine.account("app@example.com")
+        cue, _ = await engine.create_cue(
+            user,
+            {
+                "name": "every-five",
+                "transport": "inprocess",
+                "schedule": {"type": "recurring", "cron": "*/5 * * * *"},
+                "payload": {"task": "broken"},
+                "retry": {"max_attempts": 1},
+                "on_failure": {"pause": True},
+            },
+        )
+
+        assert await fire(engine, clock, 300) == 1
+
+        execution = await only_execution(engine, user, cue["id"])
+        assert execution["status"] == "failed"
+        assert execution["error_message"] == "ValueError"
+        assert execution["outcome_error"] == "ValueError"
+        assert (await engine.get_cue(user, cue["id"]))["status"] == "paused"
+
+
+async def test_a_run_longer_than_the_cue_timeout_is_a_failed_attempt(
+    database_url: str, clock: FakeClock
+) -> None:
+    release = threading.Event()
+    cancelled = asyncio.Event()
+    async with opened(database_url, clock) as engine:
+
+        @engine.handler("slow-async")
+        async def slow_async(payload: dict[str, Any]) -> str:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            return "too late"
+
+        @engine.handler("slow-sync")
+        def slow_sync(payload: dict[str, Any]) -> str:
+            release.wait(10)
+            return "too late"
+
+        user = await engine.account("app@example.com")
+        once = {"max_attempts": 1}
+        slow = [
+            await due_cue(engine, user, clock, task, timeout_seconds=1, retry=once)
+            for task in ("slow-async", "slow-sync")
+        ]
+        try:
+            started = time.monotonic()
+            assert await fire(engine, clock) == 2
+            assert time.monotonic() - started < 5
+        finally:
+            release.set()
+
+        assert cancelled.is_set()
+        for cue in slow:
+            assert cue["timeout_seconds"] == 1
+            execution = await only_execution(engine, user, cue["id"])
+            assert execution["status"] == "failed"
+            assert execution["error_message"] == "Handler timed out after 1 s"
+            assert execution["outcome_error"] == "Handler timed out after 1 s"
+
+
+async def test_the_handler_timeout_setting_is_the_default_and_the_limit(
+    database_url: str, clock: FakeClock
+) -> None:
+    async with opened(database_url, clock, handler_timeout_seconds=1) as engine:
+        transport = engine.transports["inprocess"]
+        assert transport.lease_seconds == 1 + engine.settings.delivery_lease_margin_seconds
+
+        @engine.handler("slow")
+        async def slow(payload: dict[str, Any]) -> None:
+            await asyncio.sleep(30)
+
+        user = await engine.account("app@example.com")
+        with pytest.raises(CueValidationError) as refused:
+            await due_cue(engine, user, clock, "slow", timeout_seconds=2)
+        assert refused.value.message == (
+            "body.timeout_seconds: Value error, timeout_seconds must be at most 1 "
+            "(CUEFLOW_HANDLER_TIMEOUT_SECONDS)"
+        )
+        cue = await due_cue(engine, user, clock, "slow", retry={"max_attempts": 1})
+        assert cue["timeout_seconds"] is None
+
+        assert await fire(engine, clock) == 1
+
+        execution = await only_execution(engine, user, cue["id"])
+        assert execution["error_message"] == "Handler timed out after 1 s"
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_concurrent_handler_runs_never_exceed_the_bound(
+    database_url: str, clock: FakeClock, kind: str
+) -> None:
+    lock = threading.Lock()
+    running = 0
+    most = 0
+
+    def enter() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+
+    def leave() -> None:
+        nonlocal running
+        with lock:
+            running -= 1
+
+    def alone() -> bool:
+        """Whether no other run is in flight yet (runs wait a little for a peer, so the test
+        sees the bound reached even on a slow machine)."""
+        with lock:
+            return running < 2
+
+    async with opened(database_url, clock, handler_concurrency=2) as engine:
+        if kind == "async":
+
+            async def work(payload: dict[str, Any]) -> int:
+                enter()
+                for _ in range(100):
+                    if not alone():
+                        break
+                    await asyncio.sleep(0.005)
+                await asyncio.sleep(0.01)
+                leave()
+                return int(payload["n"])
+
+        else:
+
+            def work(payload: dict[str, Any]) -> int:
+                enter()
+                for _ in range(100):
+                    if not alone():
+                        break
+                    time.sleep(0.005)
+                time.sleep(0.01)
+                leave()
+                return int(payload["n"])
+
+        engine.handler("work")(work)
+        user = await engine.account("app@example.com")
+        cues = [await due_cue(engine, user, clock, "work", payload={"n": n}) for n in range(10)]
+
+        assert await fire(engine, clock) == 10
+
+        assert most == 2
+        for n, cue in enumerate(cues):
+            execution = await only_execution(engine, user, cue["id"])
+            assert (execution["status"], execution["outcome_result"]) == ("success", str(n))
+
+        # The transport bounds its own runs too, whoever calls it.
+        most = 0
+        await due_cue(engine, user, clock, "work", payload={"n": 0})
+        clock.advance(60)
+        await engine.fire_due()
+        [row] = await claimed_rows(engine)
+        transport = engine.transports["inprocess"]
+        results = await asyncio.gather(*(transport.deliver(delivery_of(row)) for _ in range(10)))
+        assert all(result.ok for result in results)
+        assert most == 2
+
+
+async def claimed_rows(engine: Engine) -> list[Row]:
+    """Claim the due ``inprocess`` executions the way the dispatcher does (without running)."""
+    now = engine.clock.now()
+    values = {"lease_expires_at": now + timedelta(minutes=10), "updated_at": now}
+    async with engine.store.tx() as tx:
+        return await tx.claim_deliveries("inprocess", move(Event.CLAIM), now, 10, values)
+
+
+async def test_a_blocking_sync_handler_does_not_stall_the_event_loop(
+    database_url: str, clock: FakeClock
+) -> None:
+    blocker_started = threading.Event()
+    released = threading.Event()
+    threads: list[threading.Thread] = []
+    async with opened(database_url, clock) as engine:
+
+        @engine.handler("blocker")
+        def blocker(payload: dict[str, Any]) -> bool:
+            threads.append(threading.current_thread())
+            blocker_started.set()
+            return released.wait(5)  # only an async handler running meanwhile releases it
+
+        @engine.handler("releaser")
+        async def releaser(payload: dict[str, Any]) -> str:
+            for _ in range(500):
+                if blocker_started.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            released.set()
+            return "released"
+
+        user = await engine.account("app@example.com")
+        blocking = await due_cue(engine, user, clock, "blocker")
+        releasing = await due_cue(engine, user, clock, "releaser")
+
+        assert await fire(engine, clock) == 2
+
+        assert threads and threads[0] is not threading.main_thread()
+        assert (await only_execution(engine, user, blocking["id"]))["outcome_result"] == "true"
+        assert (await only_execution(engine, user, releasing["id"]))["status"] == "success"
+
+
+async def test_a_cue_naming_no_registered_handler_is_refused_when_handlers_are_known(
+    database_url: str, clock: FakeClock
+) -> None:
+    async with opened(database_url, clock) as engine:
+        engine.handler("known")(lambda payload: None)
+        app = create_app(engine, manage_engine=False)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://cueflow.test"
+        ) as client:
+            auth = await register(client)
+            body = {
+                "name": "report",
+                "transport": "inprocess",
+                "schedule": {"type": "recurring", "cron": "0 9 * * *"},
+            }
+
+            unknown = await client.post(
+                "/v1/cues", json={**body, "payload": {"task": "other"}}, headers=auth
+            )
+            assert_error(
+                unknown,
+                422,
+                "validation_error",
+                "body: Value error, no in-process handler named 'other' is registered",
+            )
+            for payload in ({}, {"task": ""}, {"task": 7}, {"task": "x" * 256}):
+                missing = await client.post(
+                    "/v1/cues", json={**body, "payload": payload}, headers=auth
+                )
+                error = assert_error(missing, 422, "validation_error")
+                assert error["message"].startswith("body: Value error, payload.task ")
+            too_long = await client.post(
+                "/v1/cues",
+                json={**body, "payload": {"task": "known"}, "timeout_seconds": 301},
+                headers=auth,
+            )
+            assert_error(too_long, 422, "validation_error")
+            zero = await client.post(
+                "/v1/cues",
+                json={**body, "payload": {"task": "known"}, "timeout_seconds": 0},
+                headers=auth,
+            )
+            assert_error(zero, 422, "validation_error")
+
+            created = await client.post(
+                "/v1/cues",
+                json={**body, "payload": {"task": "known"}, "timeout_seconds": 30},
+                headers=auth,
+            )
+            assert created.status_code == 201, created.text
+            cue = created.json()
+            assert (cue["transport"], cue["timeout_seconds"], cue["warning"]) == (
+                "inprocess",
+                30,
+                None,
+            )
+            renamed = await client.patch(
+                f"/v1/cues/{cue['id']}", json={"payload": {"task": "other"}}, headers=auth
+            )
+            assert_error(renamed, 422, "validation_error")
+            changed = await client.patch(
+                f"/v1/cues/{cue['id']}", json={"timeout_seconds": 60}, headers=auth
+            )
+            assert changed.status_code == 200, changed.text
+            assert changed.json()["timeout_seconds"] == 60
+            assert (await client.get(f"/v1/cues/{cue['id']}", headers=auth)).json()[
+                "timeout_seconds"
+            ] == 60
+
+
+async def test_without_handlers_a_cue_is_accepted_and_waits_visibly_for_a_process_with_one(
+    database_url: str, clock: FakeClock
+) -> None:
+    sqlite = database_url.startswith("sqlite")
+    async with opened(database_url, clock) as rest_node:
+        user = await rest_node.account("app@example.com")
+        with pytest.raises(CueValidationError):
+            await due_cue(rest_node, user, clock, "")
+        served = await due_cue(rest_node, user, clock, "x", payload={"n": 1})
+        unserved = await due_cue(rest_node, user, clock, "y")
+
+        assert await fire(rest_node, clock) == 0
+        for cue in (served, unserved):
+            execution = await only_execution(rest_node, user, cue["id"])
+            assert (execution["status"], execution["error_message"]) == ("pending", None)
+        assert await rest_node.dispatcher.next_due() is None  # nothing to wake up for
+
+        clock.advance(2 * rest_node.settings.delivery_poll_seconds + 1)
+        assert await rest_node.deliver_due() == 0
+        for cue, task in ((served, "x"), (unserved, "y")):
+            execution = await only_execution(rest_node, user, cue["id"])
+            assert execution["status"] == "pending"
+            assert execution["attempts"] == 0
+            assert execution["error_message"] == WAITING.format(task)
+        if sqlite:  # one process at a time on a SQLite file
+            await rest_node.close()
+
+        ran: list[dict[str, Any]] = []
+        async with opened(database_url, clock) as handler_node:
+            handler_node.handler("x")(lambda payload: ran.append(payload) or "ran")
+
+            assert await handler_node.deliver_due() == 1
+
+            execution = await only_execution(handler_node, user, served["id"])
+            assert ran == [{"task": "x", "n": 1}]
+            assert (execution["status"], execution["error_message"]) == ("success", None)
+            assert execution["outcome_result"] == "ran"
+            waiting = await only_execution(handler_node, user, unserved["id"])
+            assert (waiting["status"], waiting["error_message"]) == ("pending", WAITING.format("y"))
+
+
+async def test_an_outcome_reported_through_the_api_first_is_kept(
+    database_url: str, clock: FakeClock
+) -> None:
+    proceed = asyncio.Event()
+    running = asyncio.Event()
+    async with opened(database_url, clock) as engine:
+
+        @engine.handler("slow")
+        async def slow(payload: dict[str, Any]) -> str:
+            running.set()
+            await asyncio.wait_for(proceed.wait(), 5)
+            return "from the handler"
+
+        user = await engine.account("app@example.com")
+        cue = await due_cue(engine, user, clock, "slow")
+        clock.advance(60)
+        await engine.fire_due()
+        delivering = asyncio.create_task(engine.deliver_due())
+        await asyncio.wait_for(running.wait(), 5)
+        execution = await only_execution(engine, user, cue["id"])
+        await engine.report_outcome(user, execution["id"], {"success": True, "result": "first"})
+        proceed.set()
+        assert await asyncio.wait_for(delivering, 5) == 1
+
+        execution = await only_execution(engine, user, cue["id"])
+        assert execution["status"] == "success"
+        assert execution["outcome_result"] == "first"
+
+
+async def test_handler_names_register_once(database_url: str, clock: FakeClock) -> None:
+    async with opened(database_url, clock) as engine:
+        engine.handler("once")(lambda payload: None)
+        with pytest.raises(ValueError, match="already registered"):
+            engine.handler("once")(lambda payload: None)
+        with pytest.raises(ValueError):
+            engine.handler("")(lambda payload: None)
+    async with opened(database_url, clock, disable_plugins="inprocess") as engine:
+        with pytest.raises(PluginError, match="in-process handlers"):
+            engine.handler("x")
