@@ -1,0 +1,117 @@
+"""What every SQL unit of work shares: the connector protocols, the transaction base and a
+few statement helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    Select,
+    case,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+
+from cueflow.sql.tables import (
+    cues,
+    executions,
+)
+from cueflow.store import Duplicate, Row
+
+
+class Connection(Protocol):
+    """An open transaction that runs statements (sync drivers wrap theirs in coroutines)."""
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        """Run a statement and return SQLAlchemy's buffered result."""
+
+
+class Connector(Protocol):
+    """The database-specific half of a SQL store, provided by a store plugin."""
+
+    name: str
+    skip_locked: bool
+    """Whether ``SELECT ... FOR UPDATE SKIP LOCKED`` is available (several writers)."""
+
+    def begin(self) -> Any:
+        """An async context manager yielding a :class:`Connection` inside a transaction."""
+
+    def insert(self, table: Any) -> Any:
+        """The dialect's ``insert`` construct (one that has ``on_conflict_do_nothing``)."""
+
+    async def open(self) -> None:
+        """Connect and migrate."""
+
+    async def close(self) -> None:
+        """Disconnect."""
+
+    async def notify(self, conn: Connection) -> None:
+        """Signal other nodes that schedules changed, inside ``conn``'s transaction."""
+
+    async def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when another node signals a schedule change."""
+
+
+_UNIQUE_HINTS = {
+    "email": "email",
+    "slug": "slug",
+    "uq_cues_user_name": "name",
+    "cues.user_id": "name",
+}
+
+
+def _duplicate(exc: IntegrityError) -> Duplicate:
+    text = str(exc.orig)
+    for hint, constraint in _UNIQUE_HINTS.items():
+        if hint in text:
+            return Duplicate(constraint)
+    raise exc
+
+
+def _lock(stmt: Select[Any], connector: Connector) -> Select[Any]:
+    if connector.skip_locked:
+        return stmt.with_for_update(skip_locked=True, of=stmt.get_final_froms()[0])
+    return stmt
+
+
+def _task_in(tasks: Collection[str]) -> Any:
+    """Executions whose cue's ``task`` is one of ``tasks`` (a correlated key lookup, so the
+    execution indexes still drive the query)."""
+    return (
+        select(literal(1))
+        .where(cues.c.id == executions.c.cue_id, cues.c.task.in_(list(tasks)))
+        .exists()
+    )
+
+
+def _count_if(condition: Any) -> Any:
+    """``SUM(CASE WHEN condition THEN 1 ELSE 0 END)``: a count that fits beside others."""
+    return func.sum(case((condition, 1), else_=0))
+
+
+class _DialectlessType:
+    name = "sqlite"
+
+
+_Dialectless: Any = _DialectlessType()
+
+
+class TxBase:
+    """An open transaction and the helpers its statements use."""
+
+    def __init__(self, conn: Connection, connector: Connector) -> None:
+        self.conn = conn
+        self.connector = connector
+
+    async def _one(self, stmt: Any) -> Row | None:
+        return (await self.conn.execute(stmt)).mappings().first()
+
+    async def _all(self, stmt: Any) -> list[Row]:
+        return list((await self.conn.execute(stmt)).mappings().all())
+
+    async def _count(self, stmt: Select[Any]) -> int:
+        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+        return int((await self.conn.execute(counted)).scalar_one())

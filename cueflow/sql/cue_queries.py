@@ -1,0 +1,168 @@
+"""Cues and the scheduler's due-cue firing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    bindparam,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from cueflow.sql.base import TxBase, _Dialectless, _duplicate, _lock
+from cueflow.sql.tables import (
+    cues,
+    executions,
+)
+from cueflow.store import FirePlan, Row
+
+
+class CueQueries(TxBase):
+    """Cues and the scheduler's due-cue firing."""
+
+    async def insert_cue(self, values: dict[str, Any]) -> None:
+        """Insert a cue."""
+        try:
+            await self.conn.execute(cues.insert().values(**values))
+        except IntegrityError as exc:
+            raise _duplicate(exc) from exc
+
+    async def get_cue(self, user_id: str, cue_id: str) -> Row | None:
+        """One of the user's cues."""
+        return await self._one(select(cues).where(cues.c.id == cue_id, cues.c.user_id == user_id))
+
+    async def cue_name_taken(self, user_id: str, name: str) -> bool:
+        """Whether the user has a cue called ``name``."""
+        stmt = select(cues.c.id).where(cues.c.user_id == user_id, cues.c.name == name)
+        return await self._one(stmt) is not None
+
+    async def list_cues(
+        self, user_id: str, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Row], int]:
+        """A page of cues, newest first."""
+        stmt = select(cues).where(cues.c.user_id == user_id)
+        if status is not None:
+            stmt = stmt.where(cues.c.status == status)
+        total = await self._count(stmt)
+        page = stmt.order_by(cues.c.created_at.desc(), cues.c.id.desc()).limit(limit).offset(offset)
+        return await self._all(page), total
+
+    async def update_cue(self, user_id: str, cue_id: str, values: dict[str, Any]) -> Row | None:
+        """Update one cue and return it."""
+        stmt = (
+            update(cues)
+            .where(cues.c.id == cue_id, cues.c.user_id == user_id)
+            .values(**values)
+            .returning(*cues.c)
+        )
+        try:
+            return await self._one(stmt)
+        except IntegrityError as exc:
+            raise _duplicate(exc) from exc
+
+    async def delete_cue(self, user_id: str, cue_id: str) -> bool:
+        """Delete a cue and its executions."""
+        await self.conn.execute(
+            executions.delete().where(
+                executions.c.cue_id == cue_id, executions.c.user_id == user_id
+            )
+        )
+        result = await self.conn.execute(
+            cues.delete().where(cues.c.id == cue_id, cues.c.user_id == user_id)
+        )
+        return bool(result.rowcount)
+
+    async def earliest_next_run(self) -> datetime | None:
+        """The soonest due time of any active cue."""
+        stmt = select(func.min(cues.c.next_run)).where(
+            cues.c.status == "active", cues.c.next_run.is_not(None)
+        )
+        value = (await self.conn.execute(stmt)).scalar()
+        return (
+            cues.c.next_run.type.process_result_value(value, _Dialectless)
+            if isinstance(value, str)
+            else value
+        )
+
+    async def fire_due(
+        self, now: datetime, limit: int, plan: Callable[[Row], FirePlan]
+    ) -> tuple[int, list[Row]]:
+        """Fire due cues in one transaction (see the protocol)."""
+        due = _lock(
+            select(cues)
+            .where(cues.c.status == "active", cues.c.next_run.is_not(None), cues.c.next_run <= now)
+            .order_by(cues.c.next_run)
+            .limit(limit),
+            self.connector,
+        )
+        rows = await self._all(due)
+        if not rows:
+            return 0, []
+        plans = {row["id"]: plan(row) for row in rows}
+        planned = [values for p in plans.values() for values in p.executions]
+        inserted: list[Row] = []
+        columns = sorted({key for values in planned for key in values})
+        for start in range(0, len(planned), 200):
+            chunk = [{c: values.get(c) for c in columns} for values in planned[start : start + 200]]
+            stmt = (
+                self.connector.insert(executions)
+                .values(chunk)
+                .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
+                .returning(executions.c.id, executions.c.cue_id, executions.c.status)
+            )
+            inserted.extend(await self._all(stmt))
+        fired: dict[str, int] = {}
+        for row in inserted:
+            fired[row["cue_id"]] = fired.get(row["cue_id"], 0) + 1
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for cue_id, p in plans.items():
+            values = {**p.cue_values, **(p.cue_values_if_fired if fired.get(cue_id) else {})}
+            params = {f"v_{k}": v for k, v in values.items()}
+            params.update(v_id=cue_id, v_fired=fired.get(cue_id, 0))
+            groups.setdefault(tuple(sorted(values)), []).append(params)
+        for keys, params_list in groups.items():
+            stmt = (
+                update(cues)
+                .where(cues.c.id == bindparam("v_id"))
+                .values(
+                    fired_count=cues.c.fired_count + bindparam("v_fired"),
+                    **{k: bindparam(f"v_{k}") for k in keys},
+                )
+            )
+            await self.conn.execute(stmt, params_list)
+        return len(rows), inserted
+
+    async def bump_cue(
+        self,
+        cue_id: str,
+        *,
+        run_count: int = 0,
+        values: dict[str, Any] | None = None,
+        only_if_status: Sequence[str] | None = None,
+    ) -> None:
+        """Count a run and set values on a cue."""
+        new_values = dict(values or {})
+        if run_count:
+            new_values["run_count"] = cues.c.run_count + run_count
+        if not new_values:
+            return
+        stmt = update(cues).where(cues.c.id == cue_id)
+        if only_if_status is not None:
+            stmt = stmt.where(cues.c.status.in_(list(only_if_status)))
+        await self.conn.execute(stmt.values(**new_values))
+
+    async def count_cues(self, user_id: str, statuses: Sequence[str]) -> int:
+        """How many of the user's cues are in ``statuses``."""
+        stmt = select(func.count()).where(
+            cues.c.user_id == user_id, cues.c.status.in_(list(statuses))
+        )
+        return int((await self.conn.execute(stmt)).scalar_one())
+
+    async def notify_schedule_changed(self) -> None:
+        """Wake the schedulers of other nodes."""
+        await self.connector.notify(self.conn)

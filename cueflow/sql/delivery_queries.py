@@ -1,0 +1,164 @@
+"""Push delivery: due retries and delivery claims."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    and_,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+from cueflow.sql.base import TxBase, _lock, _task_in
+from cueflow.sql.tables import (
+    cues,
+    executions,
+    users,
+)
+from cueflow.states import Move
+from cueflow.store import Row
+
+
+class DeliveryQueries(TxBase):
+    """Push delivery: due retries and delivery claims."""
+
+    async def promote_retries(
+        self, transports: Sequence[str], move: Move, now: datetime, values: dict[str, Any]
+    ) -> int:
+        """Make due retries ready for delivery (rows other nodes hold are left to them)."""
+        due = and_(
+            executions.c.status.in_(move.sources),
+            executions.c.transport.in_(list(transports)),
+            executions.c.next_retry <= now,
+        )
+        held = _lock(select(executions.c.id).where(due), self.connector)
+        stmt = (
+            update(executions)
+            .where(executions.c.id.in_(held), due)
+            .values(status=move.target, **values)
+        )
+        return int((await self.conn.execute(stmt)).rowcount or 0)
+
+    async def claim_deliveries(
+        self,
+        transport: str,
+        move: Move,
+        now: datetime,
+        limit: int,
+        values: dict[str, Any],
+        tasks: Collection[str] | None = None,
+    ) -> list[Row]:
+        """Claim a batch of due push executions (see the protocol)."""
+        if tasks is not None and not tasks:
+            return []
+        waiting = and_(
+            executions.c.status.in_(move.sources),
+            executions.c.transport == transport,
+            executions.c.scheduled_for <= now,
+        )
+        if tasks is not None:
+            waiting = and_(waiting, _task_in(tasks))
+        due = _lock(
+            select(executions.c.id)
+            .where(waiting)
+            .order_by(executions.c.scheduled_for)
+            .limit(limit),
+            self.connector,
+        )
+        ids = [row["id"] for row in await self._all(due)]
+        if not ids:
+            return []
+        claim = (
+            update(executions)
+            .where(executions.c.id.in_(ids), waiting)
+            .values(
+                status=move.target,
+                attempts=executions.c.attempts + 1,
+                started_at=func.coalesce(
+                    executions.c.started_at, literal(now, executions.c.started_at.type)
+                ),
+                **values,
+            )
+            .returning(executions.c.id)
+        )
+        claimed = [row["id"] for row in await self._all(claim)]
+        if not claimed:
+            return []
+        stmt = (
+            select(
+                executions.c.id,
+                executions.c.cue_id,
+                executions.c.user_id,
+                executions.c.scheduled_for,
+                executions.c.attempts,
+                cues.c.name.label("cue_name"),
+                cues.c.task,
+                cues.c.callback_url,
+                cues.c.callback_method,
+                cues.c.callback_headers,
+                cues.c.payload,
+                cues.c.retry_max_attempts,
+                cues.c.retry_backoff_minutes,
+                cues.c.schedule_type,
+                cues.c.on_failure,
+                cues.c.verification_mode,
+                cues.c.timeout_seconds,
+                users.c.webhook_secret,
+            )
+            .join(cues, cues.c.id == executions.c.cue_id)
+            .join(users, users.c.id == executions.c.user_id)
+            .where(executions.c.id.in_(claimed))
+            .order_by(executions.c.scheduled_for)
+        )
+        return await self._all(stmt)
+
+    async def next_delivery_due(
+        self, transports: Sequence[str], tasks: Mapping[str, Collection[str]] | None = None
+    ) -> datetime | None:
+        """The earliest time the dispatcher has work for ``transports``."""
+        tasks = tasks or {}
+        push = executions.c.transport.in_(list(transports))
+        servable = [
+            executions.c.transport == name
+            if name not in tasks
+            else and_(executions.c.transport == name, _task_in(tasks[name]))
+            for name in transports
+            if tasks.get(name, True)
+        ]
+        found: list[datetime] = []
+        for status, column, where in (
+            ("pending", executions.c.scheduled_for, or_(false(), *servable)),
+            ("retrying", executions.c.next_retry, push),
+            ("delivering", executions.c.lease_expires_at, push),
+        ):
+            stmt = select(func.min(column)).where(executions.c.status == status, where)
+            value = (await self.conn.execute(stmt)).scalar()
+            if value is not None:
+                found.append(value)
+        return min(found, default=None)
+
+    async def unserved_deliveries(
+        self, transport: str, tasks: Collection[str], before: datetime, limit: int
+    ) -> list[Row]:
+        """Pending executions nobody here can deliver that are not marked yet."""
+        stmt = (
+            select(executions.c.id, cues.c.task)
+            .join(cues, cues.c.id == executions.c.cue_id)
+            .where(
+                executions.c.status == "pending",
+                executions.c.transport == transport,
+                executions.c.scheduled_for < before,
+                executions.c.error_message.is_(None),
+                or_(cues.c.task.is_(None), cues.c.task.not_in(list(tasks))),
+            )
+            .order_by(executions.c.scheduled_for)
+            .limit(limit)
+        )
+        return await self._all(stmt)
