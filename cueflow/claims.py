@@ -10,7 +10,7 @@ ends or when its worker, registered through ``POST /v1/worker/heartbeat``, has b
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cueflow import ids
@@ -127,20 +127,7 @@ async def release(
         cue = await tx.get_cue(user.user_id, row["cue_id"])
         exhausted = cue is not None and row["attempts"] >= cue["retry_max_attempts"]
         because = f"released by worker: {reason}" if reason else "released by worker"
-        values: dict[str, Any] = {"updated_at": now, "lease_expires_at": None}
-        if exhausted:
-            event = Event.LEASE_EXHAUSTED
-            values["error_message"] = (
-                f"Failed: {because} after {row['attempts']} claim(s), max attempts exhausted"
-            )
-        else:
-            event = Event.RELEASED
-            values.update(
-                claimed_by_worker=None,
-                claimed_at=None,
-                started_at=None,
-                error_message=f"Reset: {because}; execution returned to the queue",
-            )
+        event, values = _give_back(Event.RELEASED, exhausted, because, row["attempts"], now)
         done = await tx.update_execution(
             execution_id, values, move=move(event), expect={"claimed_by_worker": worker_id}
         )
@@ -172,20 +159,7 @@ async def sweep(engine: Engine, limit: int = 500) -> int:
             lease_over = row["lease_expires_at"] is not None and row["lease_expires_at"] <= now
             reason = "claim lease expired" if lease_over else "worker heartbeat stale"
             exhausted = row["attempts"] >= row["retry_max_attempts"]
-            values: dict[str, Any] = {"updated_at": now, "lease_expires_at": None}
-            if exhausted:
-                event = Event.LEASE_EXHAUSTED
-                values["error_message"] = (
-                    f"Failed: {reason} after {row['attempts']} claim(s), max attempts exhausted"
-                )
-            else:
-                event = Event.LEASE_EXPIRED
-                values.update(
-                    claimed_by_worker=None,
-                    claimed_at=None,
-                    started_at=None,
-                    error_message=f"Reset: {reason}; execution returned to the queue",
-                )
+            event, values = _give_back(Event.LEASE_EXPIRED, exhausted, reason, row["attempts"], now)
             done = await tx.update_execution(
                 row["id"],
                 values,
@@ -211,6 +185,26 @@ async def sweep(engine: Engine, limit: int = 500) -> int:
                     changed += 1
                     await _fail_one_time_cue(tx, row, now)
     return changed
+
+
+def _give_back(
+    requeue: Event, exhausted: bool, reason: str, attempts: int, now: datetime
+) -> tuple[Event, dict[str, Any]]:
+    """The event and values that end a claim: back to the queue through ``requeue``, or
+    ``LEASE_EXHAUSTED`` once the cue's attempts are used up."""
+    values: dict[str, Any] = {"updated_at": now, "lease_expires_at": None}
+    if exhausted:
+        values["error_message"] = (
+            f"Failed: {reason} after {attempts} claim(s), max attempts exhausted"
+        )
+        return Event.LEASE_EXHAUSTED, values
+    values.update(
+        claimed_by_worker=None,
+        claimed_at=None,
+        started_at=None,
+        error_message=f"Reset: {reason}; execution returned to the queue",
+    )
+    return requeue, values
 
 
 async def _fail_one_time_cue(tx: Any, row: Row, now: Any) -> None:
