@@ -41,7 +41,15 @@ EXECUTION_CONTRACT_KEYS = {
     "updated_at",
 }
 """The 13 keys of the contract's Execution object (§2.3.2)."""
-EXECUTION_ADDITIVE_KEYS = {"claimed_by_worker", "triggered_by", "outcome_state"}
+EXECUTION_ADDITIVE_KEYS = {
+    "claimed_by_worker",
+    "triggered_by",
+    "outcome_state",
+    "claimed_at",
+    "last_heartbeat_at",
+    "next_retry",
+    "evidence",
+}
 """cueflow's additive Execution keys."""
 
 

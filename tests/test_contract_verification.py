@@ -115,7 +115,7 @@ async def test_outcome_state_follows_the_verification_mode(
     assert (row["evidence"] or {}).get("validation_state") == validation
 
 
-async def test_outcome_evidence_is_stored_but_not_shown(
+async def test_outcome_evidence_is_stored_and_shown_on_the_execution(
     client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
 ) -> None:
     fields = {
@@ -129,8 +129,8 @@ async def test_outcome_evidence_is_stored_but_not_shown(
     execution_id = await reported(client, engine, clock, auth, **fields)
     row = await stored(engine, auth, execution_id)
     assert row["evidence"] == {**fields, "result_url": "https://example.com/"}
-    wire = json.dumps(await get_execution(client, auth, execution_id))
-    assert "ext-9" not in wire
+    wire = await get_execution(client, auth, execution_id)
+    assert wire["evidence"] == row["evidence"]
 
 
 async def test_over_long_evidence_in_an_outcome_is_refused(

@@ -75,8 +75,9 @@ def cue_json(row: Row, warning: str | None = None) -> dict[str, Any]:
 
 
 def execution_json(row: Row) -> dict[str, Any]:
-    """The contract's 13-key Execution object, plus ``claimed_by_worker``, ``triggered_by`` and
-    ``outcome_state`` (additive: clients ignore unknown keys, and the CLI shows them)."""
+    """The contract's 13-key Execution object, plus ``claimed_by_worker``, ``triggered_by``,
+    ``outcome_state``, ``claimed_at``, ``last_heartbeat_at``, ``next_retry`` and ``evidence``
+    (additive: clients ignore unknown keys; the CLI and the dashboard show them)."""
     outcome = None
     if row["outcome_recorded_at"] is not None:
         outcome = {
@@ -103,6 +104,10 @@ def execution_json(row: Row) -> dict[str, Any]:
         "claimed_by_worker": row["claimed_by_worker"],
         "triggered_by": row["triggered_by"],
         "outcome_state": row["outcome_state"],
+        "claimed_at": row["claimed_at"],
+        "last_heartbeat_at": row["last_heartbeat_at"],
+        "next_retry": row["next_retry"],
+        "evidence": row["evidence"],
     }
 
 
