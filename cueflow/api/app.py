@@ -22,6 +22,7 @@ from cueflow.api.routes import (
     health,
     runs,
     secrets,
+    ui,
     usage,
     verification,
     workers,
@@ -108,4 +109,5 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
     app.add_middleware(RequestGuard)
     mount(app, engine)
     app.include_router(health.probes)
+    app.include_router(ui.router)
     return app
