@@ -124,3 +124,21 @@ def mcp(
     except (ValueError, CueflowError) as exc:
         typer.echo(f"cueflow mcp: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _register_commands() -> None:
+    """Add the command groups of :mod:`cueflow.commands`."""
+    from cueflow.commands.cues import cues_app
+    from cueflow.commands.db import db_app
+    from cueflow.commands.executions import executions_app
+    from cueflow.commands.worker import worker
+    from cueflow.commands.workers import workers_app
+
+    app.add_typer(cues_app, name="cues")
+    app.add_typer(executions_app, name="executions")
+    app.add_typer(workers_app, name="workers")
+    app.command()(worker)
+    app.add_typer(db_app, name="db")
+
+
+_register_commands()

@@ -1,0 +1,138 @@
+"""``cueflow db``: bring a store's schema up to date, or say which version it is at."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cueflow.commands.output import EXIT_USAGE, fail, print_json, say
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+# SQLAlchemy and Alembic are imported inside the commands: the rest of the CLI starts faster
+
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Store URL [env DATABASE_URL, default sqlite:///cueflow.db]", show_default=False
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _settings_url(database_url: str | None) -> str:
+    from cueflow.config import Settings
+
+    return database_url or Settings().database_url
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password masked, fit to print."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def head_revision() -> str | None:
+    """The newest migration cueflow ships."""
+    from alembic.script import ScriptDirectory
+
+    from cueflow.migrate import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(url: str) -> str | None:
+    """The migration a SQLite or PostgreSQL database is at (``None``: no cueflow schema)."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    def read(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:" and not Path(path).exists():
+            return None  # do not create the file just to look at it
+        engine = create_engine(parsed)
+        try:
+            with engine.connect() as conn:
+                return read(conn)
+        finally:
+            engine.dispose()
+    if backend == "postgresql":
+
+        async def pg() -> str | None:
+            engine = create_async_engine(parsed.set(drivername="postgresql+asyncpg"))
+            try:
+                async with engine.connect() as conn:
+                    return await conn.run_sync(read)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(pg())
+    fail(f"db current reads sqlite and postgresql URLs, not {backend!r}", EXIT_USAGE)
+
+
+def _report(url: str, as_json: bool, verb: str) -> None:
+    current, head = current_revision(url), head_revision()
+    if as_json:
+        print_json(
+            {
+                "database_url": safe_url(url),
+                "revision": current,
+                "head": head,
+                "up_to_date": current == head,
+            }
+        )
+        return
+    state = "[green]up to date[/green]" if current == head else f"[yellow]head is {head}[/yellow]"
+    say(f"{verb} {safe_url(url)}: revision [bold]{current or 'none'}[/bold] ({state})")
+
+
+@db_app.command("upgrade")
+def upgrade(database_url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
+    """Apply every pending migration (the server also does this when it starts)."""
+    from cueflow.config import Settings
+    from cueflow.engine import Engine
+    from cueflow.errors import PluginError
+
+    url = _settings_url(database_url)
+
+    async def migrate() -> None:
+        engine = Engine(Settings(database_url=url))
+        await engine.open()  # the store's open migrates, under its own locking
+        await engine.close()
+
+    try:
+        asyncio.run(migrate())
+    except PluginError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except Exception as exc:
+        fail(f"cannot migrate {safe_url(url)}: {type(exc).__name__}: {exc}")
+    _report(url, as_json, "Migrated")
+
+
+@db_app.command("current")
+def current(database_url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
+    """Show the schema revision a database is at, and whether it is the newest."""
+    url = _settings_url(database_url)
+    try:
+        _report(url, as_json, "Database")
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        fail(f"cannot read {safe_url(url)}: {type(exc).__name__}: {exc}")
