@@ -120,6 +120,8 @@ def test_operator_watches_a_run_live_and_manages_cues(
     try:
         # sign in: a wrong key is refused, the right one is kept for this tab only
         page.goto(f"{base}/ui")
+        expect(page.locator("#sign-in")).to_be_visible()
+        screenshot(page, "ui-signin", store)
         page.fill("#api-key", "cue_sk_" + "0" * 32)
         page.click("#sign-in button[type=submit]")
         expect(page.locator(".form-error")).to_have_text("This API key is not valid.")
@@ -215,18 +217,26 @@ def test_operator_watches_a_run_live_and_manages_cues(
         expect(worker_row.locator(".badge")).to_have_text("active")
         screenshot(page, "ui-workers", store)
 
-        # a failed run is listed and replayed from the failures page
-        second = runs["executions"][0]["id"]
-        api.post(f"/v1/executions/{second}/claim", json={"worker_id": WORKER})
-        api.post(f"/v1/executions/{second}/outcome", json={"success": False, "error": "SMTP down"})
+        # failures in a row are listed with their alert, and replayed from the failures page
+        failed = [runs["executions"][0]["id"]]
+        failed += [api.post(f"/v1/cues/{report['id']}/fire").json()["id"] for _ in range(2)]
+        for execution in failed:
+            api.post(f"/v1/executions/{execution}/claim", json={"worker_id": WORKER})
+            api.post(
+                f"/v1/executions/{execution}/outcome", json={"success": False, "error": "SMTP down"}
+            )
         page.click("nav >> text=Failures")
-        failed_row = page.locator(f'#failed-table tr[data-execution-id="{second}"]')
+        expect(page.locator("#failed-table tbody tr")).to_have_count(3)
+        expect(
+            page.locator("#alerts-table tbody tr", has_text="consecutive failures")
+        ).to_have_count(1)
+        failed_row = page.locator(f'#failed-table tr[data-execution-id="{failed[0]}"]')
         expect(failed_row).to_contain_text("SMTP down")
         screenshot(page, "ui-failures", store)
         failed_row.locator("[data-action=replay]").click()
         expect(page.locator("#timeline")).to_contain_text("replayed")
         replayed = api.get("/v1/executions", params={"cue_id": report["id"]}).json()
-        assert replayed["total"] == 3
+        assert replayed["total"] == 5
         assert replayed["executions"][0]["triggered_by"] == "replay"
         assert page.url.endswith(f"#/executions/{replayed['executions'][0]['id']}")
 
