@@ -5,6 +5,7 @@ stop on SIGTERM, and its usage and connection errors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -23,6 +24,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cueflow.cli import app
+from cueflow.commands.client import ApiError, Unreachable
+from cueflow.commands.daemon import Events, WorkerDaemon
+from cueflow.commands.handlers import ShellHandler
+from tests.conftest import drop_pg_database, fresh_pg_database, pg_available
 from tests.server import cueflow_server, free_port
 
 LEASE_SECONDS = 2
@@ -343,3 +348,88 @@ def test_worker_exit_codes_for_bad_key_and_unreachable_server(account: Account) 
     assert unreachable.exit_code == 3 and f"cannot reach {url}" in unreachable.stderr
     no_key = runner.invoke(app, ["worker", "-H", "t=shell:true"], env={"CUEFLOW_API_KEY": ""})
     assert no_key.exit_code == 2 and "no API key" in no_key.stderr
+
+
+# on PostgreSQL ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same server on PostgreSQL (skipped when PostgreSQL is unreachable)."""
+    if not pg_available():
+        pytest.skip("PostgreSQL is not reachable")
+    url = asyncio.run(fresh_pg_database())
+    try:
+        with cueflow_server(url, tmp_path_factory.mktemp("cli-worker-pg"), **SERVER_ENV) as base:
+            yield base
+    finally:
+        asyncio.run(drop_pg_database(url))
+
+
+def test_worker_on_postgresql(pg_server: str) -> None:
+    account = Account(pg_server)
+    ok, bad = account.due("ok", n=1), account.due("bad")
+    result = account.worker(
+        "--handler", "ok=shell:cat", "--handler", "bad=shell:exit 4", "--concurrency", "2", "--once"
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(account.execution(ok)["outcome"]["result"]) == {"task": "ok", "n": 1}
+    assert account.execution(bad)["outcome"]["error"] == "exit code 4"
+
+
+# the daemon against a scripted server -----------------------------------------------------------
+class ScriptedApi:
+    """Stands in for :class:`ApiClient`: claimable polls fail ``outages`` times with
+    :class:`Unreachable`, then list one execution; an outcome carrying evidence is refused
+    with 422 once."""
+
+    def __init__(self, outages: int) -> None:
+        self.outages = outages
+        self.outcomes: list[dict[str, Any]] = []
+        self.listed = False
+
+    def get(self, path: str, **params: Any) -> Any:
+        assert path == "/v1/executions/claimable"
+        if self.outages:
+            self.outages -= 1
+            raise Unreachable("cannot reach http://scripted: refused")
+        items = (
+            []
+            if self.listed
+            else [{"execution_id": "e1", "cue_id": "c", "task": "t", "payload": {}}]
+        )
+        self.listed = True
+        return {"executions": items}
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        if path.endswith("/claim"):
+            return {"claimed": True, "execution_id": "e1", "lease_seconds": 60}
+        if path.endswith("/outcome"):
+            if "result_url" in body:
+                raise ApiError(422, "validation_error", "body.result_url: bad URL")
+            self.outcomes.append(body)
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def _daemon_for(api: ScriptedApi, **options: Any) -> WorkerDaemon:
+    command = """echo '{"result": "r", "result_url": "not a url"}'"""
+    return WorkerDaemon(
+        lambda: api, [ShellHandler("t", command)], Events(as_json=True),  # type: ignore[arg-type,return-value]
+        worker_id="w", poll_interval=0.01, **options,
+    )  # fmt: skip
+
+
+def test_daemon_retries_polls_while_the_server_is_down_and_drops_refused_evidence(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = ScriptedApi(outages=2)
+    _daemon_for(api, max_executions=1).run()
+    assert api.outcomes == [{"success": True, "result": "r", "worker_id": "w"}]
+    logged = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
+    assert logged.count("poll_failed") == 2 and logged[-1] == "finished"
+
+
+def test_daemon_once_reports_a_server_it_cannot_reach() -> None:
+    with pytest.raises(Unreachable):
+        _daemon_for(ScriptedApi(outages=1), once=True).run()
