@@ -37,6 +37,9 @@ REPORT_ATTEMPTS = 5
 """Tries to deliver an outcome while the server is unreachable (1, 2, 4, 8 s apart)."""
 
 
+_BARE_OUTCOME = frozenset({"success", "result", "error", "worker_id"})
+
+
 def new_worker_id() -> str:
     """A worker id unique to this process: ``worker-<host>-<pid>-<random>``."""
     host = socket.gethostname().split(".")[0][:40] or "host"
@@ -234,6 +237,7 @@ class WorkerDaemon:
         finally:
             with self._lock:
                 self._held.pop(held.execution_id, None)
+            self._close_thread_client()
             self._wake.set()
 
     def _report(self, held: _Claim, report: Report) -> None:
@@ -246,12 +250,8 @@ class WorkerDaemon:
                 self._api().post(path, body, headers=headers)
                 break
             except ApiError as exc:
-                if exc.status == 422 and set(report) - {"success", "result", "error"}:
-                    body = {
-                        k: v
-                        for k, v in body.items()
-                        if k in ("success", "result", "error", "worker_id")
-                    }
+                if exc.status == 422 and set(body) - _BARE_OUTCOME:
+                    body = {k: v for k, v in body.items() if k in _BARE_OUTCOME}
                     continue  # evidence the server refused: report the bare outcome
                 self.events.emit(
                     "report_refused",
@@ -393,3 +393,12 @@ class WorkerDaemon:
             with self._lock:
                 self._clients.append(client)
         return client
+
+    def _close_thread_client(self) -> None:
+        """Close the client of a thread that is about to end (one per execution)."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            self._local.client = None
+            with self._lock:
+                self._clients.remove(client)
+            client.close()
