@@ -25,7 +25,7 @@ _IMPORT = re.compile(r'from "(\.{1,2}/[\w./-]+\.js)"')
 async def test_ui_redirects_to_its_trailing_slash(client: httpx.AsyncClient) -> None:
     response = await client.get("/ui")
     assert response.status_code == 308
-    assert response.headers["location"] == "/ui/"
+    assert response.headers["location"] == "ui/"
 
 
 @SQLITE_ONLY

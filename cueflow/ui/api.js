@@ -1,6 +1,8 @@
 // The REST client: the public /v1 API with the API key of this browser session.
 
 const KEY = "cueflow.apiKey";
+// The API lives next to /ui/, so a reverse proxy may serve both under any prefix.
+const ROOT = new URL("../", document.baseURI);
 
 /** An error answer of the API, from its {"error": {code, message, status}} envelope. */
 export class ApiError extends Error {
@@ -47,7 +49,7 @@ async function request(method, path, body, key, announce) {
   if (method === "DELETE") headers["X-Confirm-Destructive"] = "true";
   let response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(new URL(path.replace(/^\//, ""), ROOT), init);
   } catch {
     throw new ApiError(0, "network_error", "The server cannot be reached.");
   }

@@ -53,8 +53,9 @@ def asset(name: str) -> Response:
 
 @router.get("/ui")
 async def ui_root() -> Response:
-    """Send ``/ui`` to ``/ui/``, so the page's relative asset paths resolve below it."""
-    return RedirectResponse("/ui/", status_code=308)
+    """Send ``/ui`` to ``/ui/``, so the page's relative asset paths resolve below it (the
+    location is relative too, so a reverse proxy may serve cueflow under a path prefix)."""
+    return RedirectResponse("ui/", status_code=308)
 
 
 @router.get("/ui/")

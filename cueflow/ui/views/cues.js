@@ -78,7 +78,8 @@ export function cuesView(main, { toast }) {
       const page = await api("GET", `/v1/cues${query({ limit: 100 })}`);
       problem(banner, null);
       const active = page.cues.filter((cue) => cue.status === "active").length;
-      summary.textContent = `${page.total} cue${page.total === 1 ? "" : "s"} · ${active} active · ${page.total - active} not active`;
+      const shown = page.total > page.cues.length ? ` (newest ${page.cues.length} shown)` : "";
+      summary.textContent = `${page.total} cue${page.total === 1 ? "" : "s"}${shown} · ${active} active`;
       fill(body, page.cues.length
         ? page.cues.map(row)
         : emptyRow(COLUMNS.length, "No cues yet. Create one with POST /v1/cues, the CLI or a client library."));
