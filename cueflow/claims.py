@@ -62,12 +62,14 @@ async def claim(
             user.user_id, engine.pull_transports(), execution_id, move(Event.CLAIM), now, values
         )
     if row is None:
+        engine.metrics.claim_conflicts.labels("next" if execution_id is None else "execution").inc()
         message = (
             "No executions available for claiming"
             if execution_id is None
             else "Execution not available for claiming"
         )
         raise Conflict(message, code="claim_failed")
+    engine.metrics.claims.inc()
     return {"claimed": True, "execution_id": row["id"], "lease_seconds": lease}
 
 
@@ -168,6 +170,7 @@ async def sweep(engine: Engine, limit: int = 500) -> int:
             )
             if done is not None:
                 changed += 1
+                engine.metrics.lease_expiries.labels("claim" if lease_over else "stale").inc()
                 if exhausted:
                     await _fail_one_time_cue(tx, row, now)
         if settings.worker_unclaimed_timeout_seconds > 0:

@@ -44,14 +44,21 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="Log lines: text (readable) or json [env CUEFLOW_LOG_FORMAT, text]"),
+    ] = None,
 ) -> None:
     """Run the REST API server with its scheduler (migrates the database first)."""
     import uvicorn
 
+    from cueflow import logs
     from cueflow.api import create_app
     from cueflow.engine import Engine
     from cueflow.errors import PluginError
 
+    if log_format not in (None, "text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
     overrides: dict[str, Any] = {
         key: value
         for key, value in {
@@ -61,6 +68,7 @@ def serve(
             "worker_claim_timeout_seconds": worker_claim_timeout_seconds,
             "worker_heartbeat_timeout_seconds": worker_heartbeat_timeout_seconds,
             "allow_private_webhooks": allow_private_webhooks,
+            "log_format": log_format,
         }.items()
         if value is not None
     }
@@ -70,11 +78,13 @@ def serve(
     except PluginError as exc:
         typer.echo(f"cueflow: {exc}", err=True)
         raise typer.Exit(2) from exc
+    logs.configure(settings.log_format, log_level)
     uvicorn.run(
         create_app(engine),
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        log_config=None,  # uvicorn's records go through the handler logs.configure installed
     )
 
 

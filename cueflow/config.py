@@ -6,6 +6,8 @@ Variable names follow CueAPI's where CueAPI has one (``DATABASE_URL``,
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -118,3 +120,10 @@ class Settings(BaseSettings):
     """Most scheduled executions one account gets per calendar month (UTC); runs past it are
     recorded as ``missed``. Manual fires and replays are counted but never refused. 0 (the
     default, for self-hosting): unlimited."""
+
+    metrics_enabled: bool = Field(True, validation_alias=_env("CUEFLOW_METRICS_ENABLED"))
+    """Serve ``GET /metrics`` (Prometheus format, no authentication) on the standalone server."""
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=_env("CUEFLOW_LOG_FORMAT")
+    )
+    """``cueflow serve``'s log lines: ``text`` (readable) or ``json`` (one object per line)."""

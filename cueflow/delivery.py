@@ -53,11 +53,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from cueflow import alerts
+from cueflow import alerts, logs
 from cueflow.outcomes import outcome_state
 from cueflow.states import Event, Status, move
 from cueflow.store import Row
@@ -352,17 +353,23 @@ class Dispatcher:
         notices: list[Notice] = []
         async with engine.store.tx() as tx:
             for row in await tx.expired_leases(now, now, transports, LEASE_SWEEP_LIMIT):
+                engine.metrics.lease_expiries.labels("delivery").inc()
                 notice = await _attempt_failed(engine, tx, row, INTERRUPTED, None, now)
                 if notice is not None:
                     notices.append(notice)
         return notices
 
     async def _deliver(self, transport: PushTransport, row: Row) -> None:
+        logs.bind_execution(row["id"], row["cue_id"])
+        started = time.perf_counter()
         try:
             result = await transport.deliver(delivery_of(row))
         except Exception as exc:
             log.exception("transport %r failed on execution %s", transport.name, row["id"])
             result = DeliveryResult(ok=False, error=(str(exc) or type(exc).__name__)[:500])
+        self.engine.metrics.delivered(transport.name, result.ok, row, time.perf_counter() - started)
+        if not result.ok:
+            log.info("delivery attempt %d failed: %s", row["attempts"], result.error)
         notice = await record_attempt(self.engine, row, result)
         if notice is not None:
             await alerts.send(self.engine, [notice])

@@ -53,6 +53,7 @@ from cueflow.cues import CueValidationError
 from cueflow.delivery import Dispatcher
 from cueflow.errors import PluginError
 from cueflow.fire import Scheduler
+from cueflow.metrics import Metrics
 from cueflow.plugins import PluginManager
 from cueflow.schemas import ClaimRequest, CueCreate, CueUpdate, OutcomeReport, RegisterRequest
 from cueflow.store import ExecutionFilter, ExecutionPage, Row, Store
@@ -94,6 +95,8 @@ class Engine:
     ) -> None:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
+        self.metrics = Metrics()
+        """This engine's Prometheus metrics (``GET /metrics`` renders its registry)."""
         self.plugins = PluginManager(self.settings, extra=plugins)
         self.transports: dict[str, Transport] = self.plugins.transports()
         factories = self.plugins.stores()

@@ -130,12 +130,14 @@ class Scheduler:
         while True:
             now = engine.clock.now()
             plan = functools.partial(plan_fire, now=now, settings=engine.settings)
+            watch = engine.metrics.watch_fires(plan)
             async with engine.store.tx() as tx:
-                gated = await quotas.monthly_gate(engine, tx, plan, now)
+                gated = await quotas.monthly_gate(engine, tx, watch, now)
                 locked, inserted = await tx.fire_due(
                     now, engine.settings.scheduler_batch_size, gated
                 )
             created += len(inserted)
+            watch.record(inserted, now)
             if inserted:
                 engine.executions_created(inserted)
             if locked < engine.settings.scheduler_batch_size:

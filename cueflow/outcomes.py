@@ -114,6 +114,7 @@ async def record_outcome(
             if cue["schedule_type"] == "once" and row["status"] in (Status.SUCCESS, Status.FAILED):
                 status = "completed" if row["status"] == Status.SUCCESS else "failed"
                 await tx.bump_cue(cue["id"], values={"status": status}, only_if_status=["active"])
+    engine.metrics.outcomes.labels(current["transport"], str(report.success).lower()).inc()
     await outcome_alerts.after_outcome(engine, row, report.success)
     return {
         "execution_id": execution_id,

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -22,14 +23,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def cueflow_server(database_url: str, cwd: Path, **env: str) -> Iterator[str]:
-    """Start ``cueflow serve`` on a free port; yields its base URL; stops it on exit."""
+def cueflow_server(
+    database_url: str,
+    cwd: Path,
+    *,
+    log_level: str = "warning",
+    stderr: IO[str] | None = None,
+    **env: str,
+) -> Iterator[str]:
+    """Start ``cueflow serve`` on a free port; yields its base URL; stops it on exit. Its log
+    goes to ``stderr`` (a file; default: this process's stderr)."""
     port = free_port()
     command = [
         sys.executable, "-m", "cueflow", "serve", "--port", str(port),
-        "--database-url", database_url, "--log-level", "warning",
+        "--database-url", database_url, "--log-level", log_level,
     ]
-    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env})
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from cueflow import __version__
 from cueflow.api import errors
 from cueflow.api.middleware import RequestGuard, VerifyEcho
+from cueflow.api.observability import RequestContext
 from cueflow.api.ratelimit import RateLimit
 from cueflow.api.routes import (
     account,
@@ -20,6 +21,7 @@ from cueflow.api.routes import (
     echo,
     executions,
     health,
+    metrics,
     runs,
     secrets,
     ui,
@@ -94,8 +96,9 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
                 await engine.close()
 
     app = FastAPI(title="cueflow", version=__version__, lifespan=lifespan)
-    # Added innermost first: the request id and size guard see every request, then rate
-    # limiting, then the verify-echo; CORS answers preflights inside them (as CueAPI orders it).
+    # Added innermost first: the request context (request id, latency) and the size guard see
+    # every request, then rate limiting, then the verify-echo; CORS answers preflights inside
+    # them (as CueAPI orders it).
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
@@ -107,7 +110,10 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
     app.add_middleware(VerifyEcho)
     app.add_middleware(RateLimit, settings=engine.settings)
     app.add_middleware(RequestGuard)
+    app.add_middleware(RequestContext, metrics=engine.metrics)
     mount(app, engine)
+    if engine.settings.metrics_enabled:
+        app.include_router(metrics.router)
     app.include_router(health.probes)
     app.include_router(ui.router)
     return app

@@ -12,6 +12,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
+from cueflow import logs
 from cueflow.api.errors import envelope
 
 MAX_BODY_BYTES = 1_048_576
@@ -20,8 +21,9 @@ Scope = dict[str, Any]
 
 
 class RequestGuard:
-    """Adds ``X-Request-Id`` to every response; answers 413 above 1 MiB of body (declared or
-    streamed) and 400 for NUL characters in the path or query."""
+    """Adds ``X-Request-Id`` to every response (the request context's id, see
+    :mod:`cueflow.api.observability`, or a new one); answers 413 above 1 MiB of body (declared
+    or streamed) and 400 for NUL characters in the path or query."""
 
     def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -31,7 +33,7 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = str(uuid.uuid4()).encode()
+        request_id = (logs.request_id.get() or str(uuid.uuid4())).encode()
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

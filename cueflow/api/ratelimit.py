@@ -23,7 +23,9 @@ from cueflow.api.errors import envelope
 from cueflow.config import Settings
 
 WINDOW_SECONDS = 60.0
-EXEMPT_PATHS = frozenset({"/health", "/status", "/v1/info", "/docs", "/redoc", "/openapi.json"})
+EXEMPT_PATHS = frozenset(
+    {"/health", "/status", "/v1/info", "/metrics", "/docs", "/redoc", "/openapi.json"}
+)
 _MAX_KEYS = 100_000
 
 

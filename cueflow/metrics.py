@@ -1,0 +1,214 @@
+"""Prometheus metrics: every metric cueflow exports, defined in one place.
+
+Each engine owns a :class:`Metrics` with its own ``CollectorRegistry`` (not the process-wide
+default), so several embedded engines, or the tests, never share or collide on series. The
+engine's modules record events with one cheap call at the place they happen (a counter
+increment, a histogram observation: no extra database query); the queue figures are read at
+scrape time, by :func:`exposition`. ``GET /metrics`` serves :func:`exposition`;
+``docs/operations.md`` lists every metric with its labels and meaning.
+
+Label values are bounded sets (transport names, results, route templates, status codes), never
+ids, so the number of series stays small however many cues and executions there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.exposition import generate_latest
+
+from cueflow import __version__
+from cueflow.store import FirePlan, Row
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The Prometheus text exposition format's content type: version 0.0.4, which every Prometheus
+server reads (the series names are plain ASCII, so the text is the same in later versions)."""
+
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+"""Scheduler lag buckets (seconds): sub-second when healthy, minutes to an hour after an
+outage."""
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+"""Request and delivery duration buckets (seconds), up to the default webhook timeout."""
+QUEUE_FIGURES = ("pending_outbox", "pending_worker_claims", "pending_retries", "stale_executions")
+"""The ``queue`` label values of ``cueflow_queue_depth`` (the figures ``GET /health`` shows)."""
+STALE_EXECUTION_SECONDS = 300
+"""A ``delivering`` execution untouched this long counts as ``stale_executions``."""
+DATABASE_TIMEOUT_SECONDS = 5.0
+"""Longest a scrape waits for the queue figures before reporting the database down."""
+
+
+class Metrics:
+    """The metrics of one engine, registered in :attr:`registry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        """The registry ``GET /metrics`` renders; pass your own to merge cueflow's series into
+        an application's."""
+        r = self.registry
+        self.fires = Counter(
+            "cueflow_fires",
+            "Executions the scheduler created for due cues (status pending, or missed when a "
+            "misfire policy or a quota skipped the run).",
+            ["transport", "status"],
+            registry=r,
+        )
+        self.scheduler_lag = Histogram(
+            "cueflow_scheduler_lag_seconds",
+            "Fire time minus scheduled_for of each pending execution the scheduler created.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.claims = Counter(
+            "cueflow_claims",
+            "Executions claimed by workers (pull transports).",
+            registry=r,
+        )
+        self.claim_conflicts = Counter(
+            "cueflow_claim_conflicts",
+            "Claims refused with 409 claim_failed: mode=execution when a named execution was "
+            "taken, not due or not claimable; mode=next when claim-next found nothing to claim.",
+            ["mode"],
+            registry=r,
+        )
+        self.lease_expiries = Counter(
+            "cueflow_lease_expiries",
+            "Leases that ended without a result: kind=claim (a worker's claim ran out), "
+            "stale (its registered worker went silent), delivery (a push delivery's "
+            "lease ran out, e.g. the process died mid-send).",
+            ["kind"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "cueflow_deliveries",
+            "Push delivery attempts recorded, by transport and result (success or failure).",
+            ["transport", "result"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "cueflow_retries",
+            "Failed push delivery attempts that scheduled a retry (the rest of the failures "
+            "were the last attempt: the execution failed).",
+            ["transport"],
+            registry=r,
+        )
+        self.delivery_duration = Histogram(
+            "cueflow_delivery_duration_seconds",
+            "Time one push delivery attempt took; transport=webhook is the webhook latency "
+            "(address check, request and response).",
+            ["transport"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "cueflow_outcomes",
+            "Outcomes reported through the API, by transport and success (true or false).",
+            ["transport", "success"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "cueflow_http_request_duration_seconds",
+            "HTTP requests by method, route template (unmatched for unknown paths) and status.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "cueflow_queue_depth",
+            "Executions waiting, read at scrape time: pending_outbox (pending push "
+            "deliveries), pending_worker_claims (pending pull executions), pending_retries "
+            "(retrying or retry_ready), stale_executions (delivering, untouched for 5 min).",
+            ["queue"],
+            registry=r,
+        )
+        self.overdue = Gauge(
+            "cueflow_scheduler_overdue_seconds",
+            "How late the most overdue active cue is (now minus the earliest next_run, 0 when "
+            "nothing is due), read at scrape time: a lasting value means the scheduler is "
+            "behind or not running.",
+            registry=r,
+        )
+        self.up = Gauge(
+            "cueflow_database_up",
+            "1 when the last scrape could read the queue figures from the database, else 0.",
+            registry=r,
+        )
+        Info("cueflow_build", "The cueflow version serving these metrics.", registry=r).info(
+            {"version": __version__}
+        )
+
+    def delivered(self, transport: str, ok: bool, row: Row, seconds: float) -> None:
+        """Count one push delivery attempt of the execution claimed as ``row`` (a failure
+        with attempts left also counts a retry) and observe how long it took."""
+        self.delivery_duration.labels(transport).observe(seconds)
+        self.deliveries.labels(transport, "success" if ok else "failure").inc()
+        if not ok and row["attempts"] < row["retry_max_attempts"]:
+            self.retries.labels(transport).inc()
+
+    def watch_fires(self, plan: Callable[[Row], FirePlan]) -> FireWatch:
+        """Wrap the scheduler's fire plan so that :meth:`FireWatch.record` can count the
+        executions a batch actually inserted (a fire key that existed already is not counted)."""
+        return FireWatch(self, plan)
+
+
+class FireWatch:
+    """A fire plan that remembers what it planned, to record what was inserted."""
+
+    def __init__(self, metrics: Metrics, plan: Callable[[Row], FirePlan]) -> None:
+        self.metrics = metrics
+        self.plan = plan
+        self.planned: dict[str, dict[str, object]] = {}
+
+    def __call__(self, row: Row) -> FirePlan:
+        """Plan ``row``'s fire, remembering each planned execution by id."""
+        fired = self.plan(row)
+        for execution in fired.executions:
+            self.planned[execution["id"]] = execution
+        return fired
+
+    def record(self, inserted: Iterable[Row], now: datetime) -> None:
+        """Count the inserted executions and observe the lag of the pending ones."""
+        for row in inserted:
+            planned = self.planned.get(row["id"])
+            if planned is None:
+                continue
+            status = str(row.get("status") or planned["status"])
+            self.metrics.fires.labels(str(planned["transport"]), status).inc()
+            scheduled_for = planned["scheduled_for"]
+            if status == "pending" and isinstance(scheduled_for, datetime):
+                lag = (now - scheduled_for).total_seconds()
+                self.metrics.scheduler_lag.observe(max(lag, 0.0))
+
+
+async def exposition(engine: Engine) -> bytes:
+    """The engine's metrics in the Prometheus text format, with the queue figures read now (two
+    small count queries; a database that does not answer sets ``cueflow_database_up`` to 0)."""
+    metrics = engine.metrics
+    now = engine.clock.now()
+    try:
+        counts, earliest = await asyncio.wait_for(_queue(engine, now), DATABASE_TIMEOUT_SECONDS)
+    except Exception:
+        metrics.up.set(0)
+    else:
+        metrics.up.set(1)
+        for name in QUEUE_FIGURES:
+            metrics.queue_depth.labels(name).set(counts.get(name, 0))
+        overdue = (now - earliest).total_seconds() if earliest is not None else 0.0
+        metrics.overdue.set(max(overdue, 0.0))
+    return generate_latest(metrics.registry)
+
+
+async def _queue(engine: Engine, now: datetime) -> tuple[dict[str, int], datetime | None]:
+    async with engine.store.tx() as tx:
+        counts = await tx.queue_counts(
+            list(engine.push_transports()),
+            engine.pull_transports(),
+            now - timedelta(seconds=STALE_EXECUTION_SECONDS),
+        )
+        return counts, await tx.earliest_next_run()
