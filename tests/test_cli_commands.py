@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cueflow.cli import app
+from cueflow.commands.client import ApiClient, ApiError
 from tests.conftest import drop_pg_database, fresh_pg_database, pg_available
 from tests.server import cueflow_server, free_port
 
@@ -334,6 +335,23 @@ def test_an_unreachable_server_exits_3(args: list[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(app, [*args, "--api-url", url, "--api-key", "cue_sk_x"])
     fails(result, 3, f"cannot reach {url}")
+
+
+@pytest.mark.parametrize("url", ["localhost:8000", "ftp://example.com", "::::"])
+def test_an_unusable_server_url_is_a_usage_error(url: str) -> None:
+    for command in (["workers", "list"], ["worker", "-H", "t=shell:true"]):
+        result = CliRunner().invoke(app, [*command, "--api-url", url, "--api-key", "k"])
+        fails(result, 2, "--api-url: ")
+        assert "is not an http(s):// server URL" in result.stderr
+
+
+def test_a_redirect_is_reported_as_a_wrong_url() -> None:
+    def redirect(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(301, headers={"Location": "https://elsewhere.example/v1/cues"})
+
+    api = ApiClient("http://cueflow.test", "k", transport=httpx.MockTransport(redirect))
+    with pytest.raises(ApiError, match=r"redirects to https://elsewhere\.example/v1/cues"):
+        api.get("/v1/cues")
 
 
 def test_help_never_shows_the_key(account: Account) -> None:

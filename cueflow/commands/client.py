@@ -24,6 +24,22 @@ class Unreachable(Exception):
     """The server could not be reached (refused, timed out, bad address)."""
 
 
+class BadServerUrl(ValueError):
+    """The server URL cannot be used (not ``http(s)://host[:port]``)."""
+
+
+def check_server_url(url: str) -> str:
+    """``url`` without a trailing slash; :class:`BadServerUrl` unless it is
+    ``http(s)://host...``."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise BadServerUrl(f"{url!r} is not an http(s):// server URL") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BadServerUrl(f"{url!r} is not an http(s):// server URL")
+    return url.rstrip("/")
+
+
 def api_error(response: httpx.Response) -> ApiError:
     """The :class:`ApiError` for a refused ``response``, from the contract's error envelope
     (``{"error": {"code", "message"}}``) when it has one."""
@@ -42,7 +58,8 @@ def api_error(response: httpx.Response) -> ApiError:
 
 class ApiClient:
     """The REST API of the cueflow (or CueAPI) server at ``base_url``, as the owner of
-    ``api_key``. ``transport`` lets tests route requests in process."""
+    ``api_key`` (:class:`BadServerUrl` if ``base_url`` is not ``http(s)://host...``).
+    ``transport`` lets tests route requests in process."""
 
     def __init__(
         self,
@@ -52,7 +69,7 @@ class ApiClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_server_url(base_url)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
             base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
@@ -76,20 +93,20 @@ class ApiClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
-        timeout: float | None = None,
     ) -> Any:
         """Send one request; returns the decoded JSON body (``None`` when empty).
 
-        Raises :class:`ApiError` for a 4xx/5xx answer and :class:`Unreachable` when no answer
-        came."""
+        Raises :class:`ApiError` for a 4xx/5xx answer (or a redirect: the URL is probably
+        wrong) and :class:`Unreachable` when no answer came."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            response = self._http.request(
-                method, path, json=json, params=query, headers=headers, **extra
-            )
+            response = self._http.request(method, path, json=json, params=query, headers=headers)
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach {self.base_url}: {exc or type(exc).__name__}") from exc
+        if response.is_redirect:
+            where = response.headers.get("location", "elsewhere")
+            message = f"the server redirects to {where}; check the server URL"
+            raise ApiError(response.status_code, "redirect", message)
         if response.status_code >= 400:
             raise api_error(response)
         if not response.content:

@@ -10,7 +10,13 @@ from typing import Annotated
 
 import typer
 
-from cueflow.commands.client import DEFAULT_API_URL, ApiClient, ApiError, Unreachable
+from cueflow.commands.client import (
+    DEFAULT_API_URL,
+    ApiClient,
+    ApiError,
+    BadServerUrl,
+    Unreachable,
+)
 
 __all__ = ["DEFAULT_API_URL", "ApiKey", "ApiUrl", "JsonFlag", "connect"]
 from cueflow.commands.output import EXIT_UNREACHABLE, EXIT_USAGE, fail
@@ -38,10 +44,13 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print the server's JSON 
 def connect(api_url: str, api_key: str | None) -> Iterator[ApiClient]:
     """An :class:`ApiClient` for the command's options. An :class:`ApiError` raised inside
     exits with code 1 and the server's message, an unreachable server with code 3; a missing
-    key is a usage error (code 2)."""
+    key or an unusable URL is a usage error (code 2)."""
     if not api_key:
         fail("no API key: pass --api-key or set CUEFLOW_API_KEY", EXIT_USAGE)
-    client = ApiClient(api_url, api_key)
+    try:
+        client = ApiClient(api_url, api_key)
+    except BadServerUrl as exc:
+        fail(f"--api-url: {exc}", EXIT_USAGE)
     try:
         yield client
     except ApiError as exc:

@@ -12,7 +12,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from cueflow.commands.client import ApiClient, ApiError, Unreachable
+from cueflow.commands.client import (
+    ApiClient,
+    ApiError,
+    BadServerUrl,
+    Unreachable,
+    check_server_url,
+)
 from cueflow.commands.daemon import Events, WorkerDaemon, new_worker_id
 from cueflow.commands.handlers import HandlerSpecError, parse_handler
 from cueflow.commands.output import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, fail
@@ -82,6 +88,10 @@ def worker(
     tasks = [h.task for h in handlers]
     if len(set(tasks)) != len(tasks):
         fail("each task may have only one --handler", EXIT_USAGE)
+    try:
+        check_server_url(api_url)
+    except BadServerUrl as exc:
+        fail(f"--api-url: {exc}", EXIT_USAGE)
     events = Events(as_json)
     daemon = WorkerDaemon(
         lambda: ApiClient(api_url, api_key),
