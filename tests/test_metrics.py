@@ -250,6 +250,16 @@ async def test_metrics_can_be_turned_off(tmp_path: Path) -> None:
         assert (await client.get("/metrics")).status_code == 404
 
 
+async def test_an_unreachable_database_still_gets_an_answer() -> None:
+    engine = Engine(make_settings("postgresql://postgres@127.0.0.1:1/nowhere"))
+    app = create_app(engine, manage_engine=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://cueflow.test"
+    ) as client:
+        samples = await scrape(client)
+    assert samples("cueflow_database_up") == 0
+
+
 def test_each_engine_counts_on_its_own() -> None:
     first, second = Metrics(), Metrics()
     first.claims.inc()
