@@ -273,10 +273,16 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+MAX_INTERVAL_SECONDS = 10 * 366 * 86_400
+"""The longest interval schedule (about ten years; longer ones leave the calendar)."""
+
+
 def _interval(schedule: Schedule) -> timedelta:
     seconds = schedule.interval_seconds
     if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
         raise InvalidSchedule("interval_seconds must be a positive integer")
+    if seconds > MAX_INTERVAL_SECONDS:
+        raise InvalidSchedule(f"interval_seconds must be at most {MAX_INTERVAL_SECONDS}")
     return timedelta(seconds=seconds)
 
 
@@ -295,9 +301,13 @@ def validate(schedule: Schedule, now: datetime) -> Schedule:
     elif schedule.type == "once":
         if not isinstance(schedule.at, datetime):
             raise InvalidSchedule("Timestamp is required for one-time schedules")
-        if _utc(schedule.at) <= _utc(now):
+        try:
+            at = _utc(schedule.at)
+        except OverflowError:  # a year-1 or year-9999 time whose offset leaves the calendar
+            raise InvalidSchedule("Timestamp is out of range") from None
+        if at <= _utc(now):
             raise InvalidSchedule("Scheduled time must be in the future")
-        return replace(schedule, at=_utc(schedule.at))
+        return replace(schedule, at=at)
     else:
         _interval(schedule)
     return schedule

@@ -103,7 +103,11 @@ class RetryIn(_Lenient):
     """``max_attempts`` counts the first attempt; waits come from ``backoff_minutes``."""
 
     max_attempts: int = Field(3, ge=1, le=10)
-    backoff_minutes: list[int] = Field(default_factory=lambda: [1, 5, 15])
+    # CueAPI bounds no wait; cueflow caps each at a year so a retry time stays in the calendar
+    # (a negative wait, accepted as CueAPI accepts it, counts as 0).
+    backoff_minutes: list[Annotated[int, Field(le=525_600)]] = Field(
+        default_factory=lambda: [1, 5, 15]
+    )
 
 
 class OnFailureIn(_Lenient):

@@ -56,7 +56,7 @@ for _module in (
     health,
     echo,
 ):
-    router.include_router(_module.router)
+    router.include_router(_module.router, responses=errors.ERROR_RESPONSES)
 
 
 def mount(app: FastAPI, engine: Engine) -> None:
@@ -114,6 +114,6 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
     mount(app, engine)
     if engine.settings.metrics_enabled:
         app.include_router(metrics.router)
-    app.include_router(health.probes)
+    app.include_router(health.probes, responses=errors.ERROR_RESPONSES)
     app.include_router(ui.router)
     return app

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cueflow.accounts import Principal
 from cueflow.engine import Engine
@@ -19,11 +20,18 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer cue_sk_...`")
+"""Declares the bearer scheme in the OpenAPI document; the header itself is checked by the
+engine, which wants it exactly as sent (``Bearer`` with a capital B, as CueAPI does)."""
+
+
 async def get_principal(
-    engine: EngineDep, authorization: Annotated[str | None, Header()] = None
+    engine: EngineDep,
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from ``Authorization: Bearer cue_sk_...`` (401 otherwise)."""
-    return await engine.authenticate(authorization)
+    return await engine.authenticate(request.headers.get("authorization"))
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

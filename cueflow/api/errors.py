@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cueflow.api.render import json_response
@@ -19,6 +20,36 @@ log = logging.getLogger(__name__)
 def envelope(code: str, message: str, status: int, **extra: Any) -> dict[str, Any]:
     """The contract's error body."""
     return {"error": {"code": code, "message": message, "status": status, **extra}}
+
+
+class FieldError(BaseModel):
+    """One failing input of a ``validation_error``."""
+
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    """The inside of the envelope; ``details`` only on ``validation_error``."""
+
+    code: str
+    message: str
+    status: int
+    details: list[FieldError] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """``{"error": {...}}``: the body of every error answer (the OpenAPI document's 4XX)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorEnvelope, "description": "The contract's error envelope"},
+}
+"""The error answers every route may give, for the OpenAPI document (a 5xx is a bug)."""
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -61,6 +92,9 @@ def _domain(request: Request, exc: Exception) -> Any:
 
 def _http(request: Request, exc: Exception) -> Any:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's answer to a body json.loads cannot take (too deep, not UTF-8)
+        return json_response(envelope("invalid_json", "Request body is not valid JSON", 400), 400)
     response = json_response(
         envelope("http_error", str(exc.detail), exc.status_code), exc.status_code
     )

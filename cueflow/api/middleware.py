@@ -16,6 +16,9 @@ from cueflow import logs
 from cueflow.api.errors import envelope
 
 MAX_BODY_BYTES = 1_048_576
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a JSON body may have (payloads are stored and sent
+inside other JSON, and orjson writes at most 255 levels)."""
 
 Scope = dict[str, Any]
 
@@ -23,7 +26,8 @@ Scope = dict[str, Any]
 class RequestGuard:
     """Adds ``X-Request-Id`` to every response (the request context's id, see
     :mod:`cueflow.api.observability`, or a new one); answers 413 above 1 MiB of body (declared
-    or streamed) and 400 for NUL characters in the path or query."""
+    or streamed), 400 for NUL characters in the path or query, and 400 ``invalid_json`` for a
+    JSON body cueflow could not store (see :func:`_json_refusal`)."""
 
     def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -62,6 +66,10 @@ class RequestGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        refusal = _json_refusal(scope, body)
+        if refusal is not None:
+            await _reject(send_with_id, 400, "invalid_json", refusal)
+            return
         replayed = False
 
         async def replay() -> dict[str, Any]:
@@ -72,6 +80,37 @@ class RequestGuard:
             return await receive()
 
         await self.app(scope, replay, send_with_id)
+
+
+def _json_refusal(scope: Scope, body: bytes) -> str | None:
+    """Why a body sent as JSON is refused, or ``None``. What orjson (which stores and sends
+    cueflow's JSON) cannot read is refused here as a 400, not later as a 500: invalid UTF-8,
+    lone surrogates, ``NaN``; and so is nesting past :data:`MAX_JSON_DEPTH` (orjson writes at
+    most 255 levels)."""
+    content_type = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
+    media = content_type.split(b";", 1)[0].strip()
+    if not body or not (media == b"application/json" or media.endswith(b"+json")):
+        return None
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "Request body is not valid JSON"
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(document) > MAX_JSON_DEPTH:
+        return f"Request body nests deeper than {MAX_JSON_DEPTH} levels"
+    return None
+
+
+def _depth(document: Any) -> int:
+    """How many arrays and objects deep ``document`` nests (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, level)
+            stack.extend((item, level + 1) for item in value)
+    return deepest
 
 
 async def _too_large(send: Any, limit: int) -> None:
