@@ -18,12 +18,14 @@ from cueflow.api import create_app
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.metrics import Metrics
+from cueflow.states import Event, move
 from tests.conftest import make_settings
 from tests.server import cueflow_server
 from tests.webhook_support import Receiver, api, fire, new_user, open_engine
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 LEASE = 900
+HEARTBEAT_TIMEOUT = 180
 EXECUTION_ROUTE = "/v1/executions/{execution_id}"
 
 
@@ -165,6 +167,52 @@ async def test_an_expired_lease_is_counted_and_the_execution_is_queued_again(
     assert samples("cueflow_lease_expiries_total", kind="claim") == 1
     assert samples("cueflow_lease_expiries_total", kind="stale") == 0
     assert samples("cueflow_queue_depth", queue="pending_worker_claims") == 1
+
+
+async def test_a_silent_workers_claim_counts_as_stale(
+    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, clock: FakeClock
+) -> None:
+    execution_id = await due_execution(client, auth, engine, clock)
+    beat = await client.post("/v1/worker/heartbeat", json={"worker_id": "w"}, headers=auth)
+    assert beat.status_code == 200, beat.text
+    assert (await claim(client, auth, execution_id, "w")).status_code == 200
+
+    clock.advance(HEARTBEAT_TIMEOUT + 1)  # the worker is silent; its claim's lease still runs
+    assert await engine.sweep() == 1
+
+    samples = await scrape(client)
+    assert samples("cueflow_lease_expiries_total", kind="stale") == 1
+    assert samples("cueflow_lease_expiries_total", kind="claim") == 0
+
+
+async def test_a_delivery_cut_off_by_a_crash_counts_as_a_delivery_lease_expiry(
+    database_url: str, clock: FakeClock
+) -> None:
+    async with open_engine(database_url, clock) as engine, api(engine) as client:
+        auth = await new_user(client)
+        body = {
+            "name": "hook",
+            "transport": "webhook",
+            "callback": {"url": "http://127.0.0.1:9/hook"},
+            "schedule": {"type": "once", "at": (clock.now() + timedelta(minutes=1)).isoformat()},
+        }
+        assert (await client.post("/v1/cues", json=body, headers=auth)).status_code == 201
+        clock.advance(60)
+        await engine.fire_due()
+        # What the dispatcher does before sending; then the process dies.
+        lease = clock.now() + timedelta(seconds=engine.transports["webhook"].lease_seconds)
+        async with engine.store.tx() as tx:
+            claimed = await tx.claim_deliveries(
+                "webhook", move(Event.CLAIM), clock.now(), 10, {"lease_expires_at": lease}
+            )
+        assert len(claimed) == 1
+
+    async with open_engine(database_url, clock) as engine, api(engine) as client:
+        clock.advance(seconds=engine.transports["webhook"].lease_seconds)
+        assert await engine.deliver_due() == 0
+        samples = await scrape(client)
+    assert samples("cueflow_lease_expiries_total", kind="delivery") == 1
+    assert samples("cueflow_deliveries_total", transport="webhook", result="failure") == 0
 
 
 async def test_webhook_deliveries_retries_and_latency_are_counted(
