@@ -46,8 +46,8 @@ CONTEXT_FIELDS = ("request_id", "client_request_id", "execution_id", "cue_id")
 
 _SECRETS = re.compile(
     r"(?P<key>\b(?:cue_sk|whsec)_)[A-Za-z0-9_\-]+"
-    r"|(?P<header>\bauthorization\b[\"']?\s*[:=,]\s*[\"']?)(?:[A-Za-z]+\s+)?[^\s\"',;}\]]+"
-    r"|(?P<scheme>\bbearer\s+)[^\s\"',;}\]]+",
+    r"|(?P<header>\bauthorization\b[\"']?\s*[:=,]\s*[\"']?)(?:[A-Za-z]+\s+)?[^\s\"'\\,;}\]]+"
+    r"|(?P<scheme>\bbearer\s+)[^\s\"'\\,;}\]]+",
     re.IGNORECASE,
 )
 REDACTED = "[REDACTED]"
@@ -122,7 +122,9 @@ class JsonFormatter(logging.Formatter):
             document["exception"] = record.exc_text
         if record.stack_info:
             document["stack"] = self.formatStack(record.stack_info)
-        return redact(json.dumps(document, ensure_ascii=False, default=str))
+        # Redact the values, not the encoded line, so the line stays valid JSON.
+        clean = {k: redact(v) if isinstance(v, str) else v for k, v in document.items()}
+        return json.dumps(clean, ensure_ascii=False, default=str)
 
 
 def _access_fields(args: tuple[Any, ...]) -> dict[str, Any]:
