@@ -49,8 +49,9 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        """The registry ``GET /metrics`` renders; pass your own to merge cueflow's series into
-        an application's."""
+        """The registry ``GET /metrics`` renders. To put cueflow's series into an application's
+        registry instead, set ``engine.metrics = Metrics(registry)`` before the engine starts
+        and before :func:`cueflow.api.create_app`."""
         r = self.registry
         self.fires = Counter(
             "cueflow_fires",
