@@ -1,11 +1,13 @@
 """Per-key rate limiting with CueAPI's headers, kept in process (no Redis).
 
 Requests carrying a ``cue_sk_`` key count against that key (valid or not); others count against
-the client address. The window is a sliding minute, estimated from the current and previous
-fixed minutes, so each key costs three numbers. Every limited response carries
-``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``; a refusal answers
-429 ``rate_limit_exceeded`` with an integer ``Retry-After`` (the official clients parse it with
-``int()``). In a cluster each node counts its own requests.
+the client address; and every 401 counts against the client address too, which is refused
+once it has failed as often as an anonymous caller may ask (a flood of made-up keys cannot
+dodge the limit by changing key each time). The window is a sliding minute, estimated from
+the current and previous fixed minutes, so each key costs three numbers. Every limited
+response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``; a
+refusal answers 429 ``rate_limit_exceeded`` with an integer ``Retry-After`` (the official
+clients parse it with ``int()``). In a cluster each node counts its own requests.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ class SlidingWindow:
         self._clock = clock
         self._counts: dict[str, tuple[int, int, int]] = {}
 
-    def hit(self, key: str) -> Verdict:
-        """Count a request for ``key`` unless that would pass the limit (refusals don't count)."""
+    def hit(self, key: str, *, count: bool = True) -> Verdict:
+        """Count a request for ``key`` unless that would pass the limit (refusals don't count);
+        with ``count=False`` only tell whether it would be allowed."""
         now = self._clock()
         slot = int(now // WINDOW_SECONDS)
         start, current, previous = self._counts.get(key, (slot, 0, 0))
@@ -63,6 +66,8 @@ class SlidingWindow:
                 # the previous minute's weight decays linearly: wait until enough has gone
                 wait = (used + 1 - self.limit) / previous * WINDOW_SECONDS
             return Verdict(False, self.limit, 0, max(1, min(60, math.ceil(wait))))
+        if not count:
+            return Verdict(True, self.limit, max(0, math.floor(self.limit - used)), 0)
         if len(self._counts) >= _MAX_KEYS and key not in self._counts:
             self._counts.clear()
         self._counts[key] = (start, current + 1, previous)
@@ -74,6 +79,10 @@ def _key(scope: dict[str, Any]) -> str:
     for name, value in scope.get("headers", []):
         if name == b"authorization" and b"cue_sk_" in value:
             return "key:" + hashlib.sha256(value.split(b" ", 1)[-1].strip()).hexdigest()
+    return _address(scope)
+
+
+def _address(scope: dict[str, Any]) -> str:
     client = scope.get("client") or ("unknown", 0)
     return f"ip:{client[0]}"
 
@@ -85,6 +94,9 @@ class RateLimit:
         self.app = app
         self.keyed = SlidingWindow(settings.rate_limit_per_minute)
         self.anonymous = SlidingWindow(settings.rate_limit_anonymous_per_minute)
+        self.failed_auth = SlidingWindow(settings.rate_limit_anonymous_per_minute)
+        """401s per client address: a flood of made-up keys (each with a budget of its own)
+        is refused once the address has failed as often as an anonymous caller may ask."""
         self.enabled = settings.rate_limit_per_minute > 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -96,9 +108,11 @@ class RateLimit:
         ):
             await self.app(scope, receive, send)
             return
-        key = _key(scope)
+        key, address = _key(scope), _address(scope)
         window = self.keyed if key.startswith("key:") else self.anonymous
-        verdict = window.hit(key)
+        verdict = self.failed_auth.hit(address, count=False)
+        if verdict.allowed:
+            verdict = window.hit(key)
         reset = str(int(time.time() + (verdict.retry_after or WINDOW_SECONDS))).encode()
         headers = [
             (b"x-ratelimit-limit", str(verdict.limit).encode()),
@@ -128,6 +142,8 @@ class RateLimit:
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *headers]
+                if message["status"] == 401:
+                    self.failed_auth.hit(address)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
