@@ -3,7 +3,7 @@
 The executions come the way production makes them: 100 interval cues (every second, misfire
 policy ``fire_all``) whose 100 runs each fell due while the clock moved on, fired in bulk by the
 scheduler. On PostgreSQL the workers are split across two engines on one database (two nodes),
-and CI runs 2,500 executions there (``CUEFLOW_RACES_FULL=1``: 10,000). Twelve workers claim by
+and CI runs 2,000 executions there (``CUEFLOW_RACES_FULL=1``: 10,000). Twelve workers claim by
 id from the claimable list, four claim the next one.
 
 Phase one: every worker claims (half claim-next, half claim-by-id from the claimable list) and
@@ -37,8 +37,8 @@ from tests.conftest import make_settings
 
 CUES = 100
 FULL_RUNS_PER_CUE = 100
-PG_CI_RUNS_PER_CUE = 25
-"""PostgreSQL runs 2,500 executions in CI: every claim there is a network round trip through
+PG_CI_RUNS_PER_CUE = 20
+"""PostgreSQL runs 2,000 executions in CI: every claim there is a network round trip through
 SQLAlchemy's async driver, and 10,000 take about 3.5 minutes on a 2-core CI machine (set
 ``CUEFLOW_RACES_FULL=1`` for the full 10,000; see ``docs/guarantees.md`` for the figures)."""
 WORKERS = 16
@@ -91,7 +91,7 @@ async def without_commit_flush(database_url: str) -> None:
 
 
 def runs_per_cue(database_url: str) -> int:
-    """100 (10,000 executions), or 25 on PostgreSQL unless ``CUEFLOW_RACES_FULL=1``."""
+    """100 (10,000 executions), or 20 on PostgreSQL unless ``CUEFLOW_RACES_FULL=1``."""
     if database_url.startswith("postgres") and os.environ.get("CUEFLOW_RACES_FULL") != "1":
         return PG_CI_RUNS_PER_CUE
     return FULL_RUNS_PER_CUE
