@@ -14,7 +14,8 @@ IPv6 documentation and multicast ranges, and the hostnames ``metadata.google.int
 ``metadata.internal``. Blocked unless the operator sets ``CUEFLOW_ALLOW_PRIVATE_WEBHOOKS``:
 loopback (``127.0.0.0/8``, ``::1``, ``localhost`` and ``*.localhost``), private networks
 (``10/8``, ``172.16/12``, ``192.168/16``, ``fc00::/7``) and carrier-grade NAT ``100.64/10``.
-IPv4-mapped IPv6 addresses are judged by the IPv4 address they carry.
+IPv4-mapped, -compatible and -translated IPv6 addresses are judged by the IPv4 address they
+carry.
 
 The resolver is injectable (:attr:`UrlGuard.resolve`), so tests make names resolve wherever
 they like without real DNS.
@@ -49,9 +50,13 @@ BLOCKED_NETWORKS = _networks(
     "0.0.0.0/8", "169.254.0.0/16", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15",
     "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
     "::/128", "fe80::/10", "fec0::/10", "ff00::/8", "64:ff9b::/96", "64:ff9b:1::/48",
-    "2002::/16", "2001:db8::/32", "100::/64",
+    "2002::/16", "2001:db8::/32", "100::/64", "2001::/32",
 )  # fmt: skip
-"""Ranges no webhook may reach, whatever the operator allows."""
+"""Ranges no webhook may reach, whatever the operator allows (``2001::/32`` is Teredo, which
+carries an IPv4 address too)."""
+EMBEDDED_IPV4 = _networks("::/96", "::ffff:0:0:0/96")
+"""IPv4-compatible (``::a.b.c.d``) and IPv4-translated (``::ffff:0:a.b.c.d``) addresses,
+judged like IPv4-mapped ones by the IPv4 address they carry."""
 METADATA_HOSTNAMES = frozenset({"metadata.google.internal", "metadata.internal"})
 
 
@@ -107,6 +112,12 @@ class UrlGuard:
         """Whether ``address`` may not be reached."""
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
+        elif (
+            isinstance(address, ipaddress.IPv6Address)
+            and any(address in net for net in EMBEDDED_IPV4)
+            and address != ipaddress.IPv6Address("::1")
+        ):
+            address = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
         if any(address in net for net in BLOCKED_NETWORKS):
             return True
         return not self.allow_private and any(address in net for net in PRIVATE_NETWORKS)
