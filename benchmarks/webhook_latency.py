@@ -1,114 +1,107 @@
-"""Webhook latency of a local ``cueflow serve``: from ``scheduled_for`` to receipt.
+"""Webhook latency: M webhook cues due over a few seconds; the lag from each execution's
+``scheduled_for`` to its arrival at a local receiver (p50/p95/max).
 
-Starts a server (SQLite by default, or ``--database-url postgresql://...``) with private
-webhooks allowed, a receiver on 127.0.0.1, creates M one-time webhook cues due over a few
-seconds, and reports the lag from each execution's ``scheduled_for`` to its arrival
-(p50/p95/max), writing the figures as JSON.
-
-    python benchmarks/webhook_latency.py --cues 200
+The receiver is a minimal asyncio HTTP server in the benchmark process (it answers 200 at
+once), so its own cost is small. A started server allows private webhook targets; against a
+remote server, start it with ``--allow-private-webhooks`` and pass ``--receiver-host``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
-import sys
-import tempfile
-import threading
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from typing import Any
 
-import requests
+import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.server import cueflow_server
-
-ARRIVALS: dict[str, tuple[float, str]] = {}
+from benchmarks.seed import create_checked, once_cues
+from benchmarks.stats import percentiles
+from benchmarks.target import Target
 
 
-class Receiver(BaseHTTPRequestHandler):
-    """Records when each execution arrives."""
+class Receiver:
+    """Records the first arrival of each execution and counts repeats."""
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        document = json.loads(body)
-        ARRIVALS.setdefault(document["execution_id"], (time.time(), document["scheduled_for"]))
-        self.send_response(200)
-        self.end_headers()
+    def __init__(self) -> None:
+        self.arrivals: dict[str, tuple[float, str]] = {}
+        self.repeats = 0
+        self.server: asyncio.Server | None = None
 
-    def log_message(self, *args: object) -> None:
-        """Quiet."""
+    async def start(self, host: str = "127.0.0.1") -> int:
+        """Listen on a free port; returns it."""
+        self.server = await asyncio.start_server(self._serve, host, 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length) if length else b""
+                arrived = time.time()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                if body:
+                    doc = orjson.loads(body)
+                    eid = doc.get("execution_id")
+                    if eid in self.arrivals:
+                        self.repeats += 1
+                    elif eid:
+                        self.arrivals[eid] = (arrived, doc["scheduled_for"])
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self.server is not None:
+            self.server.close()
 
 
-def run(database_url: str, cues: int, spread: float) -> dict:
-    """One run; returns its figures."""
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
-    env = {"CUEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true"}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        cueflow_server(database_url, Path(tmp), **env) as api,
-    ):
-        email = f"bench-{time.time_ns()}@example.com"
-        key = requests.post(f"{api}/v1/auth/register", json={"email": email}).json()["api_key"]
-        headers = {"Authorization": f"Bearer {key}"}
-        start = datetime.now(UTC) + timedelta(seconds=3 + cues / 15)
-        with requests.Session() as session:
-            for n in range(cues):
-                at = start + timedelta(seconds=spread * n / cues)
-                body = {
-                    "name": f"hook-{n}",
-                    "schedule": {"type": "once", "at": at.isoformat()},
-                    "callback": {"url": hook},
-                }
-                response = session.post(f"{api}/v1/cues", headers=headers, json=body)
-                assert response.status_code == 201, response.text
-        deadline = time.time() + 60 + spread + (start - datetime.now(UTC)).total_seconds()
-        while len(ARRIVALS) < cues and time.time() < deadline:
-            time.sleep(0.05)
-        retried = []
-        for offset in range(0, cues, 100):
-            page = requests.get(
-                f"{api}/v1/executions", headers=headers, params={"limit": 100, "offset": offset}
-            ).json()
-            retried += [e["error_message"] for e in page["executions"] if e["attempts"] > 1]
-    receiver.shutdown()
-    lags = sorted(
-        arrived - datetime.fromisoformat(scheduled).timestamp()
-        for arrived, scheduled in ARRIVALS.values()
+async def run(
+    target: Target, cues: int = 200, spread: float = 3.0, receiver_host: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """One run; its figures."""
+    receiver = Receiver()
+    port = await receiver.start()
+    hook = f"http://{receiver_host}:{port}/hook"
+    token = target.new_account()
+    started = time.monotonic()
+    far = datetime.now(UTC) + timedelta(days=1)
+    await create_checked(
+        target.base_url, token, once_cues(20, lambda n: far, "probe", callback={"url": hook})
     )
+    rate = 20 / max(time.monotonic() - started, 1e-3)
+    first = datetime.now(UTC) + timedelta(seconds=2 + 1.5 * cues / rate)
+    bodies = once_cues(
+        cues,
+        lambda n: first + timedelta(seconds=spread * n / cues),
+        "hook",
+        callback={"url": hook},
+    )
+    await create_checked(target.base_url, token, bodies)
+    await asyncio.sleep(max(0.0, first.timestamp() - time.time() - 0.2))
+    meter = target.meter()
+    deadline = time.time() + spread + 60
+    while len(receiver.arrivals) < cues and time.time() < deadline:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # late duplicates, if any
+    figures = meter.stop()
+    await receiver.close()
+    lags = [
+        arrived - datetime.fromisoformat(scheduled.replace("Z", "+00:00")).timestamp()
+        for arrived, scheduled in receiver.arrivals.values()
+    ]
     return {
-        "database": database_url.split("://")[0],
+        "scenario": "webhook",
         "cues": cues,
-        "received": len(lags),
-        "retried": len(retried),
-        "retry_reasons": sorted(set(filter(None, retried))),
-        "lag_p50_ms": round(statistics.median(lags) * 1000, 1),
-        "lag_p95_ms": round(lags[int(len(lags) * 0.95) - 1] * 1000, 1),
-        "lag_max_ms": round(lags[-1] * 1000, 1),
+        "spread_seconds": spread,
+        "received": len(receiver.arrivals),
+        "repeated_deliveries": receiver.repeats,
+        "lag_ms": percentiles(lags, scale=1000),
+        **figures,
     }
-
-
-def main() -> None:
-    """Parse arguments, run, print and save."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
-    parser.add_argument("--cues", type=int, default=200)
-    parser.add_argument("--spread", type=float, default=3.0, help="seconds the fires span")
-    parser.add_argument("--out", default="benchmarks/results/webhook_latency.json")
-    args = parser.parse_args()
-    url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    figures = run(url, args.cues, args.spread)
-    print(json.dumps(figures, indent=2))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(figures, fh, indent=2)
-
-
-if __name__ == "__main__":
-    main()

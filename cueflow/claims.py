@@ -10,6 +10,9 @@ ends or when its worker, registered through ``POST /v1/worker/heartbeat``, has b
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,20 +26,74 @@ if TYPE_CHECKING:
     from cueflow.engine import Engine
 
 CLAIMABLE_LIMIT = 50
+"""Items in a claimable list unless the caller asks for another ``limit``."""
+MAX_LIMIT = 100
+"""Most items one claimable list or one batch claim holds."""
+MAX_WAIT_SECONDS = 60.0
+"""Longest a long-poll (``wait``) holds a request open."""
+RECHECK_SECONDS = 0.5
+"""How often a long-poll looks again without a signal: work made due by the passing of time
+or created by another node is seen within this."""
 
 
-async def claimable(engine: Engine, user: Principal, task: str | None) -> list[Row]:
+class WorkSignal:
+    """Wakes long-polling workers when executions may have become claimable in this process
+    (fired, returned to the queue, replayed)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake every current waiter."""
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def ticket(self) -> asyncio.Event:
+        """Take this before looking for work, and wait with it: a notification that arrives
+        between the look and the wait is not lost."""
+        return self._event
+
+    async def wait(self, engine: Engine, until: datetime, ticket: asyncio.Event) -> None:
+        """Return at ``until`` (engine clock), after at most :data:`RECHECK_SECONDS`, or when
+        notified since ``ticket`` was taken, whichever is first."""
+        recheck = engine.clock.now() + timedelta(seconds=RECHECK_SECONDS)
+        await engine.clock.sleep_until(min(until, recheck), ticket)
+
+
+async def claimable(
+    engine: Engine, user: Principal, task: str | None, limit: int = CLAIMABLE_LIMIT, wait: float = 0
+) -> list[Row]:
     """Executions the caller's workers may claim now, oldest first (the task filter applies
-    before the limit, unlike CueAPI)."""
-    async with engine.store.tx() as tx:
-        return await tx.claimable(
-            user.user_id,
-            engine.pull_transports(),
-            [Status.PENDING.value],
-            engine.clock.now(),
-            task,
-            CLAIMABLE_LIMIT,
-        )
+    before the limit, unlike CueAPI). With ``wait`` seconds, an empty answer is held back until
+    something is claimable or the time is up (long-poll)."""
+    deadline = engine.clock.now() + timedelta(seconds=min(max(wait, 0), MAX_WAIT_SECONDS))
+    while True:
+        ticket = engine.work.ticket()
+        async with engine.store.tx() as tx:
+            rows = await tx.claimable(
+                user.user_id,
+                engine.pull_transports(),
+                [Status.PENDING.value],
+                engine.clock.now(),
+                task,
+                min(max(limit, 1), MAX_LIMIT),
+            )
+        if rows or engine.clock.now() >= deadline:
+            return rows
+        await engine.work.wait(engine, deadline, ticket)
+
+
+def _claim_values(engine: Engine, worker_id: str, now: datetime) -> dict[str, Any]:
+    lease = engine.settings.worker_claim_timeout_seconds
+    return {
+        "claimed_by_worker": worker_id,
+        "claimed_at": now,
+        "started_at": now,
+        "last_attempt_at": now,
+        "last_heartbeat_at": None,
+        "lease_expires_at": now + timedelta(seconds=lease),
+        "updated_at": now,
+    }
 
 
 async def claim(
@@ -48,15 +105,7 @@ async def claim(
         raise Conflict("Execution not available for claiming", code="claim_failed")
     now = engine.clock.now()
     lease = engine.settings.worker_claim_timeout_seconds
-    values = {
-        "claimed_by_worker": worker_id,
-        "claimed_at": now,
-        "started_at": now,
-        "last_attempt_at": now,
-        "last_heartbeat_at": None,
-        "lease_expires_at": now + timedelta(seconds=lease),
-        "updated_at": now,
-    }
+    values = _claim_values(engine, worker_id, now)
     async with engine.store.tx() as tx:
         row = await tx.claim(
             user.user_id, engine.pull_transports(), execution_id, move(Event.CLAIM), now, values
@@ -71,6 +120,64 @@ async def claim(
         raise Conflict(message, code="claim_failed")
     engine.metrics.claims.inc()
     return {"claimed": True, "execution_id": row["id"], "lease_seconds": lease}
+
+
+@dataclass
+class ClaimBatch:
+    """What one batch claim got: the claimed executions (oldest first, each with its cue's
+    ``cue_name``, ``task`` and ``payload``), their common lease, and the asked-for ids that
+    could not be claimed."""
+
+    claimed: list[Row]
+    lease_seconds: int
+    lease_expires_at: datetime
+    refused: list[str] = field(default_factory=list)
+
+
+async def claim_batch(
+    engine: Engine,
+    user: Principal,
+    worker_id: str,
+    *,
+    limit: int = 10,
+    execution_ids: Sequence[str] | None = None,
+    task: str | None = None,
+    wait: float = 0,
+) -> ClaimBatch:
+    """Claim several executions in one transaction (cueflow extension): the given
+    ``execution_ids`` that are still claimable, or up to ``limit`` of the oldest due ones
+    (of ``task`` when given). Each claim has exactly the semantics of a single claim: one
+    lease each, attempts counted, and an execution goes to one worker only. With ``wait``
+    seconds and no ids, an empty result is held back until work arrives (long-poll)."""
+    limit = min(max(limit, 1), MAX_LIMIT)
+    wanted = None if execution_ids is None else list(dict.fromkeys(execution_ids))[:MAX_LIMIT]
+    valid = None if wanted is None else [i for i in wanted if ids.is_uuid(i)]
+    deadline = engine.clock.now() + timedelta(seconds=min(max(wait, 0), MAX_WAIT_SECONDS))
+    lease = engine.settings.worker_claim_timeout_seconds
+    while True:
+        ticket = engine.work.ticket()
+        now = engine.clock.now()
+        rows: list[Row] = []
+        if valid is None or valid:
+            async with engine.store.tx() as tx:
+                rows = await tx.claim_many(
+                    user.user_id,
+                    engine.pull_transports(),
+                    valid,
+                    limit if valid is None else len(valid),
+                    task,
+                    move(Event.CLAIM),
+                    now,
+                    _claim_values(engine, worker_id, now),
+                )
+        if rows or wanted is not None or engine.clock.now() >= deadline:
+            break
+        await engine.work.wait(engine, deadline, ticket)
+    got = {row["id"] for row in rows}
+    refused = [i for i in wanted or [] if i not in got]
+    engine.metrics.claims.inc(len(rows))
+    engine.metrics.claim_conflicts.labels("execution").inc(len(refused))
+    return ClaimBatch(rows, lease, now + timedelta(seconds=lease), refused)
 
 
 async def heartbeat(
@@ -140,6 +247,8 @@ async def release(
         if exhausted and cue is not None:
             one_time = {"cue_id": cue["id"], "schedule_type": cue["schedule_type"]}
             await _fail_one_time_cue(tx, one_time, now)
+    if not exhausted:
+        engine.work.notify()
     return {
         "execution_id": execution_id,
         "released": True,
@@ -187,6 +296,8 @@ async def sweep(engine: Engine, limit: int = 500) -> int:
                 if done is not None:
                     changed += 1
                     await _fail_one_time_cue(tx, row, now)
+    if changed:
+        engine.work.notify()
     return changed
 
 

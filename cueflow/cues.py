@@ -100,13 +100,15 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
     """Create a cue; returns it and the no-worker warning for pull transports."""
     now = engine.clock.now()
     transport = engine.transport(spec.transport)
-    async with engine.store.tx() as tx:
-        if await tx.cue_name_taken(user.user_id, spec.name):
-            raise _duplicate_name(spec.name)
-        await quotas.check_cue_limit(engine, tx, user.user_id)
     payload = spec.payload or {}
-    check_payload(payload)
-    sched = _schedule_of(spec.schedule, now)
+    try:
+        check_payload(payload)
+        sched = _schedule_of(spec.schedule, now)
+    except CueflowError:
+        # A taken name or a full account is reported before a bad schedule or payload; the
+        # happy path checks both inside the one transaction that inserts the cue.
+        await _check_room(engine, user, spec.name)
+        raise
     callback = spec.callback
     values: dict[str, Any] = {
         "id": ids.new_cue_id(),
@@ -133,9 +135,17 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
         "created_at": now,
         "updated_at": now,
     }
-    await transport.validate_cue(values)
+    try:
+        await transport.validate_cue(values)
+    except CueflowError:
+        await _check_room(engine, user, spec.name)
+        raise
     try:
         async with engine.store.tx() as tx:
+            if engine.settings.active_cue_limit > 0 and await tx.cue_name_taken(
+                user.user_id, spec.name
+            ):
+                raise _duplicate_name(spec.name)
             await quotas.check_cue_limit(engine, tx, user.user_id, lock=True)
             await tx.insert_cue(values)
             row = await tx.get_cue(user.user_id, values["id"])
@@ -153,6 +163,14 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
     engine.wake()
     assert row is not None
     return row, (NO_WORKER_WARNING if live == 0 else None)
+
+
+async def _check_room(engine: Engine, user: Principal, name: str) -> None:
+    """409 when ``name`` is taken, 403 when the account has no room for another cue."""
+    async with engine.store.tx() as tx:
+        if await tx.cue_name_taken(user.user_id, name):
+            raise _duplicate_name(name)
+        await quotas.check_cue_limit(engine, tx, user.user_id)
 
 
 async def get_cue(engine: Engine, user: Principal, cue_id: str) -> Row:

@@ -51,7 +51,7 @@ from cueflow.clock import Clock, SystemClock
 from cueflow.config import Settings
 from cueflow.cues import CueValidationError
 from cueflow.delivery import Dispatcher
-from cueflow.errors import PluginError
+from cueflow.errors import CueflowError, PluginError
 from cueflow.fire import Scheduler
 from cueflow.metrics import Metrics
 from cueflow.plugins import PluginManager
@@ -109,6 +109,7 @@ class Engine:
         self.auth = Authenticator(self)
         self.scheduler = Scheduler(self)
         self.dispatcher = Dispatcher(self)
+        self.work = claims.WorkSignal()
         self.notifier: Notifier | None = next(
             (t for t in self.transports.values() if callable(getattr(t, "notify", None))), None
         )
@@ -268,6 +269,7 @@ class Engine:
         """Called after the scheduler inserted executions: wakes the delivery dispatcher."""
         if rows:
             self.dispatcher.wakeup.set()
+            self.work.notify()
 
     # accounts -----------------------------------------------------------------------------------
     async def register(self, email: str) -> dict[str, str]:
@@ -384,9 +386,34 @@ class Engine:
         """A page of one cue's executions and their total."""
         return await executions.cue_executions(self, user, cue_id, limit, offset)
 
-    async def claimable(self, user: Principal, task: str | None = None) -> list[Row]:
-        """Executions ready to be claimed by the caller's workers."""
-        return await claims.claimable(self, user, task)
+    async def claimable(
+        self,
+        user: Principal,
+        task: str | None = None,
+        *,
+        limit: int = claims.CLAIMABLE_LIMIT,
+        wait: float = 0,
+    ) -> list[Row]:
+        """Executions ready to be claimed by the caller's workers, oldest first; with ``wait``
+        seconds an empty answer waits for work to arrive (long-poll)."""
+        return await claims.claimable(self, user, task, limit, wait)
+
+    async def claim_batch(
+        self,
+        user: Principal,
+        worker_id: str,
+        *,
+        limit: int = 10,
+        execution_ids: Sequence[str] | None = None,
+        task: str | None = None,
+        wait: float = 0,
+    ) -> claims.ClaimBatch:
+        """Claim several executions at once (the given ids, or up to ``limit`` of the oldest
+        due), each with its own lease, exactly as single claims would."""
+        ClaimRequest(worker_id=worker_id)
+        return await claims.claim_batch(
+            self, user, worker_id, limit=limit, execution_ids=execution_ids, task=task, wait=wait
+        )
 
     async def claim(
         self, user: Principal, worker_id: str, execution_id: str | None = None
@@ -412,6 +439,20 @@ class Engine:
         if isinstance(report, dict):
             report = OutcomeReport.model_validate(report)
         return await outcomes.record_outcome(self, user, execution_id, report, worker_id)
+
+    async def report_outcomes(
+        self,
+        user: Principal,
+        reports: Sequence[tuple[str, OutcomeReport | dict[str, Any]]],
+        worker_id: str | None = None,
+    ) -> list[dict[str, Any] | CueflowError]:
+        """Record several outcomes in one transaction, ``(execution_id, report)`` each; per item
+        the single outcome's answer, or the error it would have raised (404, 409, 400)."""
+        parsed = [
+            (eid, OutcomeReport.model_validate(r) if isinstance(r, dict) else r)
+            for eid, r in reports
+        ]
+        return await outcomes.record_outcomes(self, user, parsed, worker_id)
 
     async def release_execution(
         self, user: Principal, execution_id: str, worker_id: str, reason: str | None = None

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import orjson
 
 from cueflow import ids, outcome_alerts
 from cueflow.accounts import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int
 from cueflow.schemas import OutcomeReport
-from cueflow.states import Event, Status, move
+from cueflow.states import Event, Move, Status, move
+from cueflow.store import Row
 
 if TYPE_CHECKING:
     from cueflow.engine import Engine
 
 MAX_METADATA_BYTES = 10_240
+MAX_BATCH = 100
+"""Most outcomes one batch request may report."""
 _EVIDENCE = ("external_id", "result_url", "result_ref", "result_type", "summary", "artifacts")
 
 
@@ -58,7 +66,133 @@ async def record_outcome(
     A worker that names itself (``worker_id`` in the body or ``X-Worker-Id``) and no longer holds
     the claim gets 409 ``lease_lost``: the new holder's result stands.
     """
-    if not ids.is_uuid(execution_id):
+    (answer,) = await record_outcomes(engine, user, [(execution_id, report)], worker_id)
+    if isinstance(answer, CueflowError):
+        raise answer
+    return answer
+
+
+@dataclass
+class _Write:
+    """One outcome about to be written: where its answer goes and what it sets."""
+
+    index: int
+    execution_id: str
+    success: bool
+    cue: Row | None
+    values: dict[str, Any]
+    move: Move | None
+    holder: str | None
+    state: str
+
+
+async def record_outcomes(
+    engine: Engine,
+    user: Principal,
+    reports: Sequence[tuple[str, OutcomeReport]],
+    worker_id: str | None = None,
+) -> list[dict[str, Any] | CueflowError]:
+    """Record several outcomes in one transaction (cueflow extension). Each item has exactly
+    the semantics of :func:`record_outcome`; its answer, or the error it would have raised, is
+    returned in order.
+
+    The batch costs a handful of statements whatever its size: executions and cues are read
+    in one statement each, outcomes that set the same values are written by one conditional
+    ``UPDATE``, and cue run counters by one more. An id repeated in the batch is answered as a
+    second report would be: 409 ``outcome_already_recorded`` once the first was written."""
+    if len(reports) > MAX_BATCH:
+        raise CueflowError(f"At most {MAX_BATCH} outcomes per request", code="batch_too_large")
+    answers: list[dict[str, Any] | CueflowError | None] = [None] * len(reports)
+    recorded: list[tuple[Row, bool]] = []
+    now = engine.clock.now()
+    async with engine.store.tx() as tx:
+        wanted = list({eid for eid, _ in reports if ids.is_uuid(eid)})
+        found = {r["id"]: r for r in await tx.executions_by_ids(user.user_id, wanted)}
+        cue_ids = list({r["cue_id"] for r in found.values()})
+        cues = {c["id"]: c for c in await tx.cues_by_ids(user.user_id, cue_ids)}
+        groups: dict[bytes, list[_Write]] = {}
+        repeats: list[int] = []
+        seen: set[str] = set()
+        for index, (execution_id, report) in enumerate(reports):
+            if execution_id in seen:
+                repeats.append(index)
+                continue
+            seen.add(execution_id)
+            try:
+                current = found.get(execution_id)
+                write = _prepare(engine, index, current, cues, report, worker_id, now)
+            except CueflowError as error:
+                answers[index] = error
+                continue
+            key = _group_key(write)
+            groups.setdefault(key, []).append(write)
+        finished: dict[tuple[int, str | None], list[str]] = {}
+        runs: dict[str, list[Any]] = {}
+        for writes in groups.values():
+            first = writes[0]
+            rows = await tx.record_outcomes(
+                user.user_id, [w.execution_id for w in writes], first.values, first.move,
+                first.holder,
+            )
+            by_id = {row["id"]: row for row in rows}
+            for write in writes:
+                row = by_id.get(write.execution_id)
+                if row is None:
+                    answers[write.index] = Conflict(
+                        "This worker no longer holds the claim on this execution",
+                        code="lease_lost",
+                    )
+                    continue
+                recorded.append((row, write.success))
+                answers[write.index] = {
+                    "execution_id": write.execution_id,
+                    "outcome_recorded": True,
+                    "outcome_state": write.state,
+                    "reason": None,
+                }
+                if write.move is not None and write.cue is not None:
+                    run = runs.setdefault(write.cue["id"], [0, None])
+                    run[0] += 1
+                    if write.cue["schedule_type"] == "once" and row["status"] in _FINAL:
+                        run[1] = "completed" if row["status"] == Status.SUCCESS else "failed"
+        for cue_id, (count, finish) in runs.items():
+            finished.setdefault((count, finish), []).append(cue_id)
+        for (count, finish), ids_ in finished.items():
+            await tx.bump_cues(
+                ids_, run_count=count, values={"last_run": now, "updated_at": now},
+                finish_once=finish,
+            )
+    for index in repeats:
+        execution_id = reports[index][0]
+        first = next(a for (eid, _), a in zip(reports, answers, strict=True) if eid == execution_id)
+        answers[index] = (
+            first
+            if isinstance(first, CueflowError)
+            else Conflict(
+                "Outcome has already been recorded for this execution",
+                code="outcome_already_recorded",
+            )
+        )
+    for row, success in recorded:
+        engine.metrics.outcomes.labels(row["transport"], str(success).lower()).inc()
+        await outcome_alerts.after_outcome(engine, row, success)
+    return cast("list[dict[str, Any] | CueflowError]", answers)
+
+
+_FINAL = (Status.SUCCESS, Status.FAILED)
+
+
+def _prepare(
+    engine: Engine,
+    index: int,
+    current: Row | None,
+    cues: dict[str, Row],
+    report: OutcomeReport,
+    worker_id: str | None,
+    now: datetime,
+) -> _Write:
+    """Check one report against the execution as read and work out what to write."""
+    if current is None:
         raise NotFound("Execution not found", code="execution_not_found")
     if report.metadata is not None and len(json.dumps(report.metadata)) > MAX_METADATA_BYTES:
         raise CueflowError("Outcome metadata must be under 10KB", code="metadata_too_large")
@@ -67,58 +201,49 @@ async def record_outcome(
             "Outcome metadata contains an integer beyond 64 bits, which is not supported",
             code="invalid_metadata",
         )
-    holder = report.worker_id or worker_id
-    now = engine.clock.now()
-    evidence = evidence_of(report)
-    async with engine.store.tx() as tx:
-        current = await tx.get_execution(user.user_id, execution_id)
-        if current is None:
-            raise NotFound("Execution not found", code="execution_not_found")
-        if current["outcome_recorded_at"] is not None:
-            raise Conflict(
-                "Outcome has already been recorded for this execution",
-                code="outcome_already_recorded",
-            )
-        cue = await tx.get_cue(user.user_id, current["cue_id"])
-        state = outcome_state(report.success, cue["verification_mode"] if cue else None, evidence)
-        if report.success and state in ("verified_success", "verification_failed"):
-            evidence["validation_state"] = "valid" if state == "verified_success" else "invalid"
-        pull = engine.is_pull(current["transport"])
-        values: dict[str, Any] = {
-            "outcome_success": report.success,
-            "outcome_result": report.result,
-            "outcome_error": report.error,
-            "outcome_metadata": report.metadata,
-            "outcome_recorded_at": now,
-            "outcome_state": state,
-            "evidence": evidence or None,
-            "updated_at": now,
-        }
-        event = Event.SUCCEEDED if report.success else Event.FAILED
-        if pull:
-            values["lease_expires_at"] = None
-            if report.success:
-                values["delivered_at"] = now
-            else:
-                values["error_message"] = report.error
-        row = await tx.record_outcome(
-            user.user_id, execution_id, values, move(event) if pull else None, holder
+    if current["outcome_recorded_at"] is not None:
+        raise Conflict(
+            "Outcome has already been recorded for this execution",
+            code="outcome_already_recorded",
         )
-        if row is None:
-            raise Conflict(
-                "This worker no longer holds the claim on this execution", code="lease_lost"
-            )
-        if pull and cue is not None:
-            cue_values: dict[str, Any] = {"last_run": now, "updated_at": now}
-            await tx.bump_cue(cue["id"], run_count=1, values=cue_values)
-            if cue["schedule_type"] == "once" and row["status"] in (Status.SUCCESS, Status.FAILED):
-                status = "completed" if row["status"] == Status.SUCCESS else "failed"
-                await tx.bump_cue(cue["id"], values={"status": status}, only_if_status=["active"])
-    engine.metrics.outcomes.labels(current["transport"], str(report.success).lower()).inc()
-    await outcome_alerts.after_outcome(engine, row, report.success)
-    return {
-        "execution_id": execution_id,
-        "outcome_recorded": True,
+    cue = cues.get(current["cue_id"])
+    evidence = evidence_of(report)
+    state = outcome_state(report.success, cue["verification_mode"] if cue else None, evidence)
+    if report.success and state in ("verified_success", "verification_failed"):
+        evidence["validation_state"] = "valid" if state == "verified_success" else "invalid"
+    pull = engine.is_pull(current["transport"])
+    values: dict[str, Any] = {
+        "outcome_success": report.success,
+        "outcome_result": report.result,
+        "outcome_error": report.error,
+        "outcome_metadata": report.metadata,
         "outcome_state": state,
-        "reason": None,
+        "evidence": evidence or None,
+        "outcome_recorded_at": now,
+        "updated_at": now,
     }
+    if pull:
+        values["lease_expires_at"] = None
+        if report.success:
+            values["delivered_at"] = now
+        else:
+            values["error_message"] = report.error
+    event = Event.SUCCEEDED if report.success else Event.FAILED
+    return _Write(
+        index=index,
+        execution_id=current["id"],
+        success=report.success,
+        cue=cue,
+        values=values,
+        move=move(event) if pull else None,
+        holder=report.worker_id or worker_id,
+        state=state,
+    )
+
+
+def _group_key(write: _Write) -> bytes:
+    """Outcomes with equal keys set equal values and can be written by one statement."""
+    target = write.move.target if write.move is not None else None
+    return orjson.dumps(
+        [write.values, target, write.holder], option=orjson.OPT_SORT_KEYS, default=str
+    )

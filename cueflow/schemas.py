@@ -216,6 +216,30 @@ class OutcomeReport(_Lenient):
         return value[:2000] if value is not None else None
 
 
+class BatchClaimRequest(ClaimRequest):
+    """``POST /v1/executions/claims`` (cueflow extension): claim the listed executions, or up
+    to ``limit`` of the oldest due ones (of ``task``), waiting up to ``wait`` seconds for work
+    when there is none."""
+
+    limit: int = Field(10, ge=1, le=100)
+    execution_ids: list[str] | None = Field(None, min_length=1, max_length=100)
+    task: str | None = Field(None, max_length=255)
+    wait: float = Field(0, ge=0, le=60)
+
+
+class BatchOutcomeItem(OutcomeReport):
+    """One outcome of a batch: the execution it is for, and the single outcome's fields."""
+
+    execution_id: str = Field(min_length=1, max_length=64)
+
+
+class BatchOutcomeRequest(_Lenient):
+    """``POST /v1/executions/outcomes`` (cueflow extension): up to 100 outcomes."""
+
+    outcomes: list[BatchOutcomeItem] = Field(min_length=1, max_length=100)
+    worker_id: str | None = Field(None, max_length=255)
+
+
 class WorkerHeartbeat(_Lenient):
     """``POST /v1/worker/heartbeat``."""
 

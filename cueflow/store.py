@@ -86,6 +86,10 @@ class StoreTx(Protocol):
 
     async def get_cue(self, user_id: str, cue_id: str) -> Row | None:
         """One of the user's cues."""
+
+    async def cues_by_ids(self, user_id: str, cue_ids: Sequence[str]) -> list[Row]:
+        """The user's cues among ``cue_ids``, in any order."""
+
     async def cue_name_taken(self, user_id: str, name: str) -> bool:
         """Whether the user has a cue called ``name``."""
 
@@ -118,6 +122,9 @@ class StoreTx(Protocol):
 
     async def get_execution(self, user_id: str, execution_id: str) -> Row | None:
         """One of the user's executions."""
+
+    async def executions_by_ids(self, user_id: str, execution_ids: Sequence[str]) -> list[Row]:
+        """The user's executions among ``execution_ids``, in any order."""
 
     async def list_executions(
         self, user_id: str, where: ExecutionFilter, limit: int, offset: int
@@ -154,6 +161,23 @@ class StoreTx(Protocol):
         ``move.sources`` to ``move.target`` and set ``values``; ``attempts`` grows by one.
         ``None`` when nothing matched (another claimer won)."""
 
+    async def claim_many(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_ids: Sequence[str] | None,
+        limit: int,
+        task: str | None,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> list[Row]:
+        """Like :meth:`claim` for several executions at once: the due ones among
+        ``execution_ids``, or up to ``limit`` of the oldest (whose cue's ``task`` is ``task``
+        when given). Each row has ``id``, ``cue_id``, ``scheduled_for``, ``attempts`` and the
+        cue's ``cue_name``, ``task`` and ``payload``, oldest first; executions another claimer
+        won are simply absent."""
+
     async def update_execution(
         self,
         execution_id: str,
@@ -166,18 +190,18 @@ class StoreTx(Protocol):
         becomes ``move.target``) and every column in ``expect`` has the given value (``None``
         means SQL NULL). Returns the updated row or ``None``."""
 
-    async def record_outcome(
+    async def record_outcomes(
         self,
         user_id: str,
-        execution_id: str,
+        execution_ids: Sequence[str],
         values: dict[str, Any],
         move: Move | None,
         holder: str | None,
-    ) -> Row | None:
-        """Write an outcome once: only if none is recorded yet and, when ``holder`` is given,
-        the execution is not currently claimed by somebody else. The status moves to
-        ``move.target`` when it is in ``move.sources`` and stays otherwise. Returns the updated
-        row or ``None``."""
+    ) -> list[Row]:
+        """Write the same outcome on each of ``execution_ids`` once: only where none is
+        recorded yet and, when ``holder`` is given, the execution is not currently claimed by
+        somebody else. The status moves to ``move.target`` where it is in ``move.sources`` and
+        stays otherwise. Returns the updated rows (absent: not written)."""
 
     async def expired_leases(
         self, now: datetime, stale_before: datetime, transports: Sequence[str], limit: int
@@ -241,6 +265,18 @@ class StoreTx(Protocol):
     ) -> None:
         """Add to a cue's ``run_count`` and set ``values`` (only when its status is in
         ``only_if_status``, if given)."""
+
+    async def bump_cues(
+        self,
+        cue_ids: Sequence[str],
+        *,
+        run_count: int = 0,
+        values: dict[str, Any] | None = None,
+        only_if_status: Sequence[str] | None = None,
+        finish_once: str | None = None,
+    ) -> None:
+        """:meth:`bump_cue` on several cues at once; with ``finish_once``, an ``active`` cue's
+        status also becomes that value in the same statement (a one-time cue's run ended)."""
 
     # workers
     async def upsert_worker(

@@ -122,3 +122,8 @@ def claimable_json(row: Row) -> dict[str, Any]:
         "payload": row["payload"] or {},
         "attempt": row["attempts"],
     }
+
+
+def claimed_json(row: Row, lease_expires_at: Any) -> dict[str, Any]:
+    """One item of a batch claim (cueflow extension): a claimable item plus its lease end."""
+    return {**claimable_json(row), "lease_expires_at": lease_expires_at}

@@ -99,6 +99,9 @@ class _DialectlessType:
 _Dialectless: Any = _DialectlessType()
 
 
+_PREPARED: dict[tuple[Any, ...], Any] = {}
+
+
 class TxBase:
     """An open transaction and the helpers its statements use."""
 
@@ -106,11 +109,24 @@ class TxBase:
         self.conn = conn
         self.connector = connector
 
-    async def _one(self, stmt: Any) -> Row | None:
-        return (await self.conn.execute(stmt)).mappings().first()
+    def _prepared(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """The statement ``build()`` makes, built once per dialect and ``key``.
 
-    async def _all(self, stmt: Any) -> list[Row]:
-        return list((await self.conn.execute(stmt)).mappings().all())
+        Hot paths (poll, claim, outcome) run statements whose only variable parts are bound
+        parameters. Building a SQLAlchemy statement and computing its cache key costs more
+        than SQLite takes to run it; a statement built once keeps its cache key, so each
+        execution only binds values."""
+        full_key = (self.connector.name, *key)
+        stmt = _PREPARED.get(full_key)
+        if stmt is None:
+            stmt = _PREPARED[full_key] = build()
+        return stmt
+
+    async def _one(self, stmt: Any, params: dict[str, Any] | None = None) -> Row | None:
+        return (await self.conn.execute(stmt, params)).mappings().first()
+
+    async def _all(self, stmt: Any, params: dict[str, Any] | None = None) -> list[Row]:
+        return list((await self.conn.execute(stmt, params)).mappings().all())
 
     async def _count(self, stmt: Select[Any]) -> int:
         counted = select(func.count()).select_from(stmt.order_by(None).subquery())

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     bindparam,
+    case,
     func,
     select,
     update,
@@ -34,7 +35,13 @@ class CueQueries(TxBase):
 
     async def get_cue(self, user_id: str, cue_id: str) -> Row | None:
         """One of the user's cues."""
-        return await self._one(select(cues).where(cues.c.id == cue_id, cues.c.user_id == user_id))
+        stmt = self._prepared(
+            ("get_cue",),
+            lambda: select(cues).where(
+                cues.c.id == bindparam("p_id"), cues.c.user_id == bindparam("p_user_id")
+            ),
+        )
+        return await self._one(stmt, {"p_id": cue_id, "p_user_id": user_id})
 
     async def cue_name_taken(self, user_id: str, name: str) -> bool:
         """Whether the user has a cue called ``name``."""
@@ -137,6 +144,48 @@ class CueQueries(TxBase):
             await self.conn.execute(stmt, params_list)
         return len(rows), inserted
 
+    async def bump_cues(
+        self,
+        cue_ids: Sequence[str],
+        *,
+        run_count: int = 0,
+        values: dict[str, Any] | None = None,
+        only_if_status: Sequence[str] | None = None,
+        finish_once: str | None = None,
+    ) -> None:
+        """Count runs and set values on cues."""
+        values = values or {}
+        if not (values or run_count or finish_once):
+            return
+
+        def build() -> Any:
+            new_values: dict[str, Any] = {
+                k: bindparam(f"v_{k}", type_=cues.c[k].type) for k in values
+            }
+            if run_count:
+                new_values["run_count"] = cues.c.run_count + bindparam("p_runs")
+            if finish_once is not None:
+                new_values["status"] = case(
+                    (cues.c.status == "active", bindparam("p_finish")), else_=cues.c.status
+                )
+            stmt = update(cues).where(cues.c.id.in_(bindparam("p_ids", expanding=True)))
+            if only_if_status is not None:
+                stmt = stmt.where(cues.c.status.in_(bindparam("p_statuses", expanding=True)))
+            return stmt.values(**new_values)
+
+        key = (
+            "bump_cues",
+            bool(run_count),
+            finish_once is not None,
+            only_if_status is not None,
+            *sorted(values),
+        )
+        params: dict[str, Any] = {f"v_{k}": v for k, v in values.items()}
+        params.update(p_ids=list(cue_ids), p_runs=run_count, p_finish=finish_once)
+        if only_if_status is not None:
+            params["p_statuses"] = list(only_if_status)
+        await self.conn.execute(self._prepared(key, build), params)
+
     async def bump_cue(
         self,
         cue_id: str,
@@ -146,15 +195,22 @@ class CueQueries(TxBase):
         only_if_status: Sequence[str] | None = None,
     ) -> None:
         """Count a run and set values on a cue."""
-        new_values = dict(values or {})
-        if run_count:
-            new_values["run_count"] = cues.c.run_count + run_count
-        if not new_values:
-            return
-        stmt = update(cues).where(cues.c.id == cue_id)
-        if only_if_status is not None:
-            stmt = stmt.where(cues.c.status.in_(list(only_if_status)))
-        await self.conn.execute(stmt.values(**new_values))
+        await self.bump_cues(
+            [cue_id], run_count=run_count, values=values, only_if_status=only_if_status
+        )
+
+    async def cues_by_ids(self, user_id: str, cue_ids: Sequence[str]) -> list[Row]:
+        """The user's cues among ``cue_ids`` (any order)."""
+        if not cue_ids:
+            return []
+        stmt = self._prepared(
+            ("cues_by_ids",),
+            lambda: select(cues).where(
+                cues.c.user_id == bindparam("p_user_id"),
+                cues.c.id.in_(bindparam("p_ids", expanding=True)),
+            ),
+        )
+        return await self._all(stmt, {"p_user_id": user_id, "p_ids": list(cue_ids)})
 
     async def count_cues(self, user_id: str, statuses: Sequence[str]) -> int:
         """How many of the user's cues are in ``statuses``."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     and_,
+    bindparam,
     case,
     func,
     literal,
@@ -26,6 +27,21 @@ from cueflow.states import Move
 from cueflow.store import ExecutionFilter, ExecutionPage, Row
 
 
+def _at(name: str) -> Any:
+    """A bound datetime parameter, typed like the execution timestamps."""
+    return bindparam(name, type_=executions.c.scheduled_for.type)
+
+
+def _bound(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` as bound parameters named ``v_<column>``, typed by their columns."""
+    return {k: bindparam(f"v_{k}", type_=executions.c[k].type) for k in values}
+
+
+def _params(values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters :func:`_bound` names."""
+    return {f"v_{k}": v for k, v in values.items()}
+
+
 class ExecutionQueries(TxBase):
     """Executions: history, worker claims, outcomes, leases."""
 
@@ -41,11 +57,26 @@ class ExecutionQueries(TxBase):
 
     async def get_execution(self, user_id: str, execution_id: str) -> Row | None:
         """One of the user's executions."""
-        return await self._one(
-            select(executions).where(
-                executions.c.id == execution_id, executions.c.user_id == user_id
-            )
+        stmt = self._prepared(
+            ("get_execution",),
+            lambda: select(executions).where(
+                executions.c.id == bindparam("p_id"), executions.c.user_id == bindparam("p_user_id")
+            ),
         )
+        return await self._one(stmt, {"p_id": execution_id, "p_user_id": user_id})
+
+    async def executions_by_ids(self, user_id: str, execution_ids: Sequence[str]) -> list[Row]:
+        """The user's executions among ``execution_ids`` (any order)."""
+        if not execution_ids:
+            return []
+        stmt = self._prepared(
+            ("executions_by_ids",),
+            lambda: select(executions).where(
+                executions.c.user_id == bindparam("p_user_id"),
+                executions.c.id.in_(bindparam("p_ids", expanding=True)),
+            ),
+        )
+        return await self._all(stmt, {"p_user_id": user_id, "p_ids": list(execution_ids)})
 
     async def list_executions(
         self, user_id: str, where: ExecutionFilter, limit: int, offset: int
@@ -96,27 +127,40 @@ class ExecutionQueries(TxBase):
         limit: int,
     ) -> list[Row]:
         """Executions waiting for a worker, oldest first."""
-        stmt = (
-            select(
-                executions.c.id,
-                executions.c.cue_id,
-                executions.c.scheduled_for,
-                executions.c.attempts,
-                cues.c.name.label("cue_name"),
-                cues.c.task,
-                cues.c.payload,
+
+        def build() -> Any:
+            stmt = (
+                select(
+                    executions.c.id,
+                    executions.c.cue_id,
+                    executions.c.scheduled_for,
+                    executions.c.attempts,
+                    cues.c.name.label("cue_name"),
+                    cues.c.task,
+                    cues.c.payload,
+                )
+                .join(cues, cues.c.id == executions.c.cue_id)
+                .where(
+                    executions.c.user_id == bindparam("p_user_id"),
+                    executions.c.status.in_(bindparam("p_statuses", expanding=True)),
+                    executions.c.transport.in_(bindparam("p_transports", expanding=True)),
+                    executions.c.scheduled_for <= _at("p_now"),
+                )
             )
-            .join(cues, cues.c.id == executions.c.cue_id)
-            .where(
-                executions.c.user_id == user_id,
-                executions.c.status.in_(list(statuses)),
-                executions.c.transport.in_(list(transports)),
-                executions.c.scheduled_for <= now,
-            )
-        )
+            if task is not None:
+                stmt = stmt.where(cues.c.task == bindparam("p_task"))
+            return stmt.order_by(executions.c.scheduled_for).limit(bindparam("p_limit"))
+
+        params = {
+            "p_user_id": user_id,
+            "p_statuses": list(statuses),
+            "p_transports": list(transports),
+            "p_now": now,
+            "p_limit": limit,
+        }
         if task is not None:
-            stmt = stmt.where(cues.c.task == task)
-        return await self._all(stmt.order_by(executions.c.scheduled_for).limit(limit))
+            params["p_task"] = task
+        return await self._all(self._prepared(("claimable", task is not None), build), params)
 
     async def claim(
         self,
@@ -128,30 +172,126 @@ class ExecutionQueries(TxBase):
         values: dict[str, Any],
     ) -> Row | None:
         """Atomically claim one due execution."""
-        waiting = and_(
-            executions.c.user_id == user_id,
-            executions.c.status.in_(move.sources),
-            executions.c.transport.in_(list(transports)),
-            executions.c.scheduled_for <= now,
-        )
+
+        def build() -> Any:
+            waiting = self._waiting(move)
+            if execution_id is not None:
+                target = executions.c.id == bindparam("p_id")
+            else:
+                oldest = _lock(
+                    select(executions.c.id)
+                    .where(waiting)
+                    .order_by(executions.c.scheduled_for)
+                    .limit(1),
+                    self.connector,
+                ).scalar_subquery()
+                target = executions.c.id == oldest
+            return (
+                update(executions)
+                .where(target, waiting)
+                .values(status=move.target, attempts=executions.c.attempts + 1, **_bound(values))
+                .returning(executions.c.id, executions.c.attempts, executions.c.cue_id)
+            )
+
+        key = ("claim", execution_id is None, move, *sorted(values))
+        params = {**_params(values), "p_user_id": user_id, "p_transports": list(transports)}
+        params["p_now"] = now
         if execution_id is not None:
-            target = executions.c.id == execution_id
-        else:
-            oldest = _lock(
-                select(executions.c.id)
-                .where(waiting)
-                .order_by(executions.c.scheduled_for)
-                .limit(1),
-                self.connector,
-            ).scalar_subquery()
-            target = executions.c.id == oldest
-        stmt = (
-            update(executions)
-            .where(target, waiting)
-            .values(status=move.target, attempts=executions.c.attempts + 1, **values)
-            .returning(executions.c.id, executions.c.attempts, executions.c.cue_id)
+            params["p_id"] = execution_id
+        return await self._one(self._prepared(key, build), params)
+
+    def _waiting(self, move: Move, task: bool = False) -> Any:
+        """Executions in ``move.sources`` of a user's pull transports, due by ``now`` (bound
+        parameters ``user_id``, ``transports``, ``now`` and, with ``task``, ``task``)."""
+        waiting = and_(
+            executions.c.user_id == bindparam("p_user_id"),
+            executions.c.status.in_(move.sources),
+            executions.c.transport.in_(bindparam("p_transports", expanding=True)),
+            executions.c.scheduled_for <= _at("p_now"),
         )
-        return await self._one(stmt)
+        if task:
+            waiting = and_(
+                waiting,
+                select(literal(1))
+                .where(cues.c.id == executions.c.cue_id, cues.c.task == bindparam("p_task"))
+                .exists(),
+            )
+        return waiting
+
+    async def claim_many(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_ids: Sequence[str] | None,
+        limit: int,
+        task: str | None,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> list[Row]:
+        """Atomically claim the given due executions, or up to ``limit`` of the oldest."""
+
+        def build() -> Any:
+            waiting = self._waiting(move, task is not None)
+            if execution_ids is not None:
+                target = executions.c.id.in_(bindparam("p_ids", expanding=True))
+            else:
+                # A materialized CTE: PostgreSQL would otherwise re-run a ``LIMIT ... SKIP
+                # LOCKED`` subquery per candidate row and hand out more than ``limit``.
+                oldest = _lock(
+                    select(executions.c.id)
+                    .where(waiting)
+                    .order_by(executions.c.scheduled_for)
+                    .limit(bindparam("p_limit")),
+                    self.connector,
+                ).cte("oldest")
+                if self.connector.skip_locked:
+                    oldest = oldest.prefix_with("MATERIALIZED")
+                target = executions.c.id.in_(select(oldest.c.id))
+            return (
+                update(executions)
+                .where(target, waiting)
+                .values(status=move.target, attempts=executions.c.attempts + 1, **_bound(values))
+                .returning(
+                    executions.c.id,
+                    executions.c.cue_id,
+                    executions.c.scheduled_for,
+                    executions.c.attempts,
+                )
+            )
+
+        key = ("claim_many", execution_ids is None, task is not None, move, *sorted(values))
+        params = {**_params(values), "p_user_id": user_id, "p_transports": list(transports)}
+        params["p_now"] = now
+        if execution_ids is not None:
+            params["p_ids"] = list(execution_ids)
+        else:
+            params["p_limit"] = limit
+        if task is not None:
+            params["p_task"] = task
+        claimed = await self._all(self._prepared(key, build), params)
+        if not claimed:
+            return []
+        details_stmt = self._prepared(
+            ("claim_details",),
+            lambda: select(cues.c.id, cues.c.name, cues.c.task, cues.c.payload).where(
+                cues.c.id.in_(bindparam("p_ids", expanding=True))
+            ),
+        )
+        cue_ids = list({row["cue_id"] for row in claimed})
+        details = {row["id"]: row for row in await self._all(details_stmt, {"p_ids": cue_ids})}
+        rows = []
+        for row in sorted(claimed, key=lambda r: r["scheduled_for"]):
+            cue = details.get(row["cue_id"])
+            rows.append(
+                {
+                    **row,
+                    "cue_name": cue["name"] if cue else None,
+                    "task": cue["task"] if cue else None,
+                    "payload": cue["payload"] if cue else None,
+                }
+            )
+        return rows
 
     async def update_execution(
         self,
@@ -172,38 +312,45 @@ class ExecutionQueries(TxBase):
         stmt = update(executions).where(*conditions).values(**values).returning(*executions.c)
         return await self._one(stmt)
 
-    async def record_outcome(
+    async def record_outcomes(
         self,
         user_id: str,
-        execution_id: str,
+        execution_ids: Sequence[str],
         values: dict[str, Any],
         move: Move | None,
         holder: str | None,
-    ) -> Row | None:
-        """Write an outcome once."""
-        conditions = [
-            executions.c.id == execution_id,
-            executions.c.user_id == user_id,
-            executions.c.outcome_recorded_at.is_(None),
-        ]
-        if holder is not None:
-            conditions.append(
-                or_(
-                    executions.c.status != "delivering",
-                    executions.c.claimed_by_worker.is_(None),
-                    executions.c.claimed_by_worker == holder,
+    ) -> list[Row]:
+        """Write the same outcome on several executions, each only once."""
+
+        def build() -> Any:
+            conditions = [
+                executions.c.id.in_(bindparam("p_ids", expanding=True)),
+                executions.c.user_id == bindparam("p_user_id"),
+                executions.c.outcome_recorded_at.is_(None),
+            ]
+            if holder is not None:
+                conditions.append(
+                    or_(
+                        executions.c.status != "delivering",
+                        executions.c.claimed_by_worker.is_(None),
+                        executions.c.claimed_by_worker == bindparam("p_holder"),
+                    )
                 )
-            )
-        if move is not None:
-            values = {
-                **values,
-                "status": case(
+            new_values = _bound(values)
+            if move is not None:
+                new_values["status"] = case(
                     (executions.c.status.in_(move.sources), literal(move.target)),
                     else_=executions.c.status,
-                ),
-            }
-        stmt = update(executions).where(*conditions).values(**values).returning(*executions.c)
-        return await self._one(stmt)
+                )
+            return (
+                update(executions).where(*conditions).values(**new_values).returning(*executions.c)
+            )
+
+        key = ("record_outcomes", move, holder is not None, *sorted(values))
+        params = {**_params(values), "p_ids": list(execution_ids), "p_user_id": user_id}
+        if holder is not None:
+            params["p_holder"] = holder
+        return await self._all(self._prepared(key, build), params)
 
     async def expired_leases(
         self, now: datetime, stale_before: datetime, transports: Sequence[str], limit: int

@@ -1,0 +1,249 @@
+"""cueflow's benchmark suite.
+
+    python -m benchmarks                          # everything, SQLite and PostgreSQL, 3 runs
+    python -m benchmarks --store sqlite --scenarios worker --protocols batch --repeat 1
+    python -m benchmarks --url http://host:8000 --api-key cue_sk_... --scenarios worker,api
+
+Each run of a scenario gets a fresh ``cueflow serve`` on a fresh database (or uses the server
+at ``--url``). Figures are printed as a table (median and range over ``--repeat`` runs) and
+written as JSON to ``--out``. See ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks import api_latency, embedded, scale, webhook_latency, worker_throughput
+from benchmarks.stats import summarize
+from benchmarks.target import ServerTarget, Target
+
+SCENARIOS = ("worker", "webhook", "api", "scale", "embedded")
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    try:
+        pg = subprocess.run(
+            ["psql", "--version"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pg = None
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql_client": pg,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def _configs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, scenario, parameters) of every configuration to run."""
+    configs: list[tuple[str, str, dict[str, Any]]] = []
+    stores = ["remote"] if args.url else args.store.split(",")
+    for scenario in args.scenarios.split(","):
+        if scenario not in SCENARIOS:
+            raise SystemExit(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
+        for store in stores:
+            if scenario == "worker":
+                for client in args.clients.split(","):
+                    for protocol in args.protocols.split(","):
+                        params = {
+                            "store": store,
+                            "protocol": protocol,
+                            "client": client,
+                            "executions": args.executions,
+                            "workers": args.workers,
+                            "batch": args.batch,
+                        }
+                        configs.append((f"worker {protocol} {client} {store}", scenario, params))
+            elif scenario == "embedded" and store != "remote":
+                for protocol in ("next", "batch"):
+                    params = {
+                        "store": store,
+                        "protocol": protocol,
+                        "executions": args.executions,
+                        "workers": args.workers,
+                        "batch": args.batch,
+                    }
+                    configs.append((f"embedded {protocol} {store}", scenario, params))
+            elif scenario == "webhook":
+                params = {"store": store, "cues": args.webhooks, "spread": args.spread}
+                configs.append((f"webhook {store}", scenario, params))
+            elif scenario == "api":
+                params = {"store": store, "requests": args.requests, "concurrency": 8}
+                configs.append((f"api {store}", scenario, params))
+            elif scenario == "scale" and store != "remote":
+                params = {"store": store, "idle": args.idle_cues, "burst": args.burst}
+                configs.append((f"scale {store}", scenario, params))
+    return configs
+
+
+def _target(args: argparse.Namespace, store: str) -> Target:
+    if args.url:
+        return Target(args.url, args.api_key)
+    return ServerTarget(store, log=Path(args.server_log) if args.server_log else None)
+
+
+async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, Any]) -> dict:
+    store = params["store"]
+    if scenario == "embedded":
+        return await embedded.run(
+            store, params["executions"], params["workers"], params["protocol"], params["batch"]
+        )
+    target = await asyncio.to_thread(_target, args, store)
+    try:
+        if scenario == "worker":
+            return await worker_throughput.run(
+                target,
+                executions=params["executions"],
+                workers=params["workers"],
+                protocol=params["protocol"],
+                client=params["client"],
+                batch=params["batch"],
+            )
+        if scenario == "webhook":
+            return await webhook_latency.run(
+                target, params["cues"], params["spread"], args.receiver_host
+            )
+        if scenario == "api":
+            return await api_latency.run(target, params["requests"], params["concurrency"])
+        assert isinstance(target, ServerTarget)
+        counts = tuple(int(c) for c in params["idle"].split(","))
+        return await scale.run(target, counts, params["burst"])
+    finally:
+        await asyncio.to_thread(target.close)
+
+
+Headline = Callable[[dict[str, Any]], dict[str, float | None]]
+
+HEADLINES: dict[str, Headline] = {
+    "worker": lambda r: {
+        "exec/s": r["exec_per_s"],
+        "lag p95 ms": r["lag_ms"]["p95"],
+        "dups": r["duplicate_claims"],
+        "409s": r["conflicts_409"],
+        "client cpu s": r["client_cpu_seconds"],
+        "server cpu s": r.get("server_cpu_seconds"),
+        "peak rss MB": r.get("server_peak_rss_mb"),
+    },
+    "embedded": lambda r: {
+        "exec/s": r["exec_per_s"],
+        "lag p95 ms": r["lag_ms"]["p95"],
+        "dups": r["duplicate_claims"],
+        "cpu s": r["process_cpu_seconds"],
+        "peak rss MB": r["peak_rss_mb"],
+    },
+    "webhook": lambda r: {
+        "p50 ms": r["lag_ms"]["p50"],
+        "p95 ms": r["lag_ms"]["p95"],
+        "max ms": r["lag_ms"]["max"],
+        "received": r["received"],
+        "repeats": r["repeated_deliveries"],
+        "peak rss MB": r.get("server_peak_rss_mb"),
+    },
+    "api": lambda r: (
+        {
+            f"{e['endpoint']} {k}": v
+            for e in r["endpoints"]
+            for k, v in (
+                ("p50", e["latency_ms"]["p50"]),
+                ("p99", e["latency_ms"]["p99"]),
+                ("req/s", e["requests_per_s"]),
+                ("errors", e["errors"]),
+            )
+        }
+        | {"peak rss MB": r.get("server_peak_rss_mb")}
+    ),
+    "scale": lambda r: {
+        **{f"idle {n} cpu %": v["idle_cpu_percent"] for n, v in r["idle"].items()},
+        **{f"idle {n} rss MB": v["rss_mb"] for n, v in r["idle"].items()},
+        "burst all fired s": r["burst_all_fired_seconds"],
+        "burst peak rss MB": r.get("burst_server_peak_rss_mb"),
+    },
+}
+
+
+def _summary(label: str, scenario: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    figures: dict[str, list[float]] = {}
+    for run in runs:
+        for name, value in HEADLINES[scenario](run).items():
+            if value is not None:
+                figures.setdefault(name, []).append(float(value))
+    return {"config": label, "figures": {n: summarize(v) for n, v in figures.items()}}
+
+
+def _print(summary: dict[str, Any]) -> None:
+    print(f"\n{summary['config']}")
+    for name, s in summary["figures"].items():
+        spread = "" if s["min"] == s["max"] else f"  [{s['min']} .. {s['max']}]"
+        print(f"  {name:<34} {s['median']:>10}{spread}")
+
+
+async def main(argv: list[str] | None = None) -> int:
+    """Run the suite."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--store", default="sqlite,postgresql", help="sqlite,postgresql")
+    parser.add_argument("--url", help="benchmark a running server instead of starting one")
+    parser.add_argument("--api-key", help="key for --url when it does not allow registering")
+    parser.add_argument("--scenarios", default="worker,webhook,api,scale,embedded")
+    parser.add_argument("--protocols", default="first,random,next,batch")
+    parser.add_argument("--clients", default="lite,httpx", help="lite,httpx")
+    parser.add_argument("--executions", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=10, help="claims per batch request")
+    parser.add_argument("--webhooks", type=int, default=200)
+    parser.add_argument("--spread", type=float, default=3.0, help="seconds the webhooks span")
+    parser.add_argument("--requests", type=int, default=2000, help="per API endpoint")
+    parser.add_argument("--idle-cues", default="10000,100000")
+    parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--receiver-host", default="127.0.0.1")
+    parser.add_argument("--server-log", help="append the started servers' output here")
+    parser.add_argument("--out", default="benchmarks/results/latest.json")
+    args = parser.parse_args(argv)
+
+    report: dict[str, Any] = {
+        "command": " ".join([sys.executable, "-m", "benchmarks", *(argv or sys.argv[1:])]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "runs": [],
+        "summary": [],
+    }
+    for label, scenario, params in _configs(args):
+        runs = []
+        for n in range(args.repeat):
+            print(f"{label}: run {n + 1}/{args.repeat} ...", file=sys.stderr, flush=True)
+            result = await _run_one(args, scenario, params)
+            result["config"] = label
+            runs.append(result)
+            report["runs"].append(result)
+        summary = _summary(label, scenario, runs)
+        report["summary"].append(summary)
+        _print(summary)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=str))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
