@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cueflow.account_settings import AccountUpdate
+from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 from cueflow.api.routes.secrets import Confirmed
@@ -13,26 +14,26 @@ from cueflow.api.routes.secrets import Confirmed
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-@router.get("/me")
+@router.get("/me", response_model=responses.Account)
 async def me(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """The caller's account, counts and limits."""
     return json_response(await engine.me(user))
 
 
-@router.patch("/me")
+@router.patch("/me", response_model=responses.AccountUpdated)
 async def update_me(body: AccountUpdate, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Change the caller's email and/or alert webhook URL."""
     return json_response(await engine.update_me(user, body))
 
 
-@router.post("/key/regenerate")
+@router.post("/key/regenerate", response_model=responses.KeyRegenerated)
 async def regenerate_key(user: CurrentUser, engine: EngineDep, _: Confirmed):  # type: ignore[no-untyped-def]
     """Replace the API key; the old one stops working at once."""
     key = await engine.regenerate_api_key(user)
     return json_response({"api_key": key, "previous_key_revoked": True})
 
 
-@router.get("/key")
+@router.get("/key", response_model=responses.KeyReveal)
 async def reveal_key(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """The key's prefix (cueflow cannot show a key again: it stores only a hash)."""
     return json_response(await engine.reveal_api_key(user))

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 from cueflow.store import Row
@@ -29,7 +30,7 @@ def alert_json(row: Row) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", response_model=responses.Alerts)
 async def list_alerts(  # type: ignore[no-untyped-def]
     user: CurrentUser,
     engine: EngineDep,

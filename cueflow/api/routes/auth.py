@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cueflow import accounts
+from cueflow.api import responses
 from cueflow.api.deps import EngineDep
 from cueflow.api.render import json_response
 from cueflow.schemas import RegisterRequest
@@ -12,7 +13,7 @@ from cueflow.schemas import RegisterRequest
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-@router.post("/register", status_code=201)
+@router.post("/register", status_code=201, response_model=responses.Registered)
 async def register(body: RegisterRequest, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Create an account; the API key is shown only in this response."""
     return json_response(await accounts.register(engine, body), 201)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import cue_json, execution_json, json_response
 from cueflow.schemas import CueCreate, CueUpdate
@@ -13,14 +14,14 @@ from cueflow.schemas import CueCreate, CueUpdate
 router = APIRouter(prefix="/v1/cues", tags=["cues"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=responses.Cue)
 async def create_cue(body: CueCreate, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Create a cue."""
     row, warning = await engine.create_cue(user, body)
     return json_response(cue_json(row, warning), 201)
 
 
-@router.get("")
+@router.get("", response_model=responses.CueList)
 async def list_cues(  # type: ignore[no-untyped-def]
     user: CurrentUser,
     engine: EngineDep,
@@ -35,7 +36,7 @@ async def list_cues(  # type: ignore[no-untyped-def]
     )
 
 
-@router.get("/{cue_id}")
+@router.get("/{cue_id}", response_model=responses.CueDetail)
 async def get_cue(  # type: ignore[no-untyped-def]
     cue_id: str,
     user: CurrentUser,
@@ -58,7 +59,7 @@ async def get_cue(  # type: ignore[no-untyped-def]
     return json_response(body)
 
 
-@router.patch("/{cue_id}")
+@router.patch("/{cue_id}", response_model=responses.Cue)
 async def update_cue(cue_id: str, body: CueUpdate, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Change, pause (``{"status": "paused"}``) or resume (``{"status": "active"}``) a cue."""
     return json_response(cue_json(await engine.update_cue(user, cue_id, body)))

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from pydantic import Field
 
+from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import claimable_json, execution_json, json_response
 from cueflow.executions import status_filter
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/v1/executions", tags=["executions"])
 WorkerHeader = Annotated[str | None, Header(alias="X-Worker-Id")]
 
 
-@router.get("")
+@router.get("", response_model=responses.ExecutionList)
 async def list_executions(  # type: ignore[no-untyped-def]
     user: CurrentUser,
     engine: EngineDep,
@@ -54,32 +55,32 @@ async def list_executions(  # type: ignore[no-untyped-def]
     )
 
 
-@router.get("/claimable")
+@router.get("/claimable", response_model=responses.Claimable)
 async def claimable(user: CurrentUser, engine: EngineDep, task: str | None = None):  # type: ignore[no-untyped-def]
     """Executions due for the caller's workers, oldest first (at most 50)."""
     rows = await engine.claimable(user, task)
     return json_response({"executions": [claimable_json(r) for r in rows]})
 
 
-@router.post("/claim")
+@router.post("/claim", response_model=responses.Claimed)
 async def claim_next(body: ClaimRequest, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Claim the oldest due execution."""
     return json_response(await engine.claim(user, body.worker_id))
 
 
-@router.get("/{execution_id}")
+@router.get("/{execution_id}", response_model=responses.Execution)
 async def get_execution(execution_id: str, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """One execution."""
     return json_response(execution_json(await engine.get_execution(user, execution_id)))
 
 
-@router.post("/{execution_id}/claim")
+@router.post("/{execution_id}/claim", response_model=responses.Claimed)
 async def claim(execution_id: str, body: ClaimRequest, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Claim one execution."""
     return json_response(await engine.claim(user, body.worker_id, execution_id))
 
 
-@router.post("/{execution_id}/heartbeat")
+@router.post("/{execution_id}/heartbeat", response_model=responses.LeaseExtended)
 async def heartbeat(  # type: ignore[no-untyped-def]
     execution_id: str, user: CurrentUser, engine: EngineDep, worker: WorkerHeader = None
 ):
@@ -87,7 +88,7 @@ async def heartbeat(  # type: ignore[no-untyped-def]
     return json_response(await engine.heartbeat_execution(user, execution_id, worker))
 
 
-@router.post("/{execution_id}/outcome")
+@router.post("/{execution_id}/outcome", response_model=responses.OutcomeRecorded)
 async def outcome(  # type: ignore[no-untyped-def]
     execution_id: str,
     body: OutcomeReport,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from cueflow.api import responses
 from cueflow.api.deps import EngineDep
 from cueflow.api.render import json_response
 
@@ -14,20 +15,22 @@ router = APIRouter(tags=["health"])
 probes = APIRouter(tags=["health"])
 
 
-@probes.get("/health")
+@probes.get("/health", response_model=responses.Health)
 async def health(engine: EngineDep):  # type: ignore[no-untyped-def]
     """Database and scheduler state and queue depth; always 200."""
     return json_response(await engine.health())
 
 
-@probes.get("/status")
+@probes.get(
+    "/status", response_model=responses.Status, responses={503: {"model": responses.Status}}
+)
 async def status(engine: EngineDep):  # type: ignore[no-untyped-def]
     """``healthy`` / ``degraded`` (200), or ``down`` (503) when the database is unreachable."""
     body = await engine.status()
     return json_response(body, 503 if body["status"] == "down" else 200)
 
 
-@router.get("/v1/info")
+@router.get("/v1/info", response_model=responses.Info)
 async def info(engine: EngineDep):  # type: ignore[no-untyped-def]
     """The server's version and authentication model."""
     return json_response(engine.info())

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
+from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 from cueflow.store import Row
@@ -36,7 +37,7 @@ def run_json(row: Row, **extra: Any) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/cues/{cue_id}/fire")
+@router.post("/v1/cues/{cue_id}/fire", response_model=responses.Run)
 async def fire(  # type: ignore[no-untyped-def]
     cue_id: str, user: CurrentUser, engine: EngineDep, body: FireRequest | None = None
 ):
@@ -47,7 +48,7 @@ async def fire(  # type: ignore[no-untyped-def]
     return json_response(run_json(await engine.fire_cue(user, cue_id, send_at=send_at)))
 
 
-@router.post("/v1/executions/{execution_id}/replay")
+@router.post("/v1/executions/{execution_id}/replay", response_model=responses.Run)
 async def replay(execution_id: str, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Run a finished execution's cue again, now."""
     row = await engine.replay_execution(user, execution_id)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
 
+from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 from cueflow.errors import CueflowError
@@ -27,13 +28,13 @@ def confirm_destructive(
 Confirmed = Annotated[None, Depends(confirm_destructive)]
 
 
-@router.get("/webhook-secret")
+@router.get("/webhook-secret", response_model=responses.WebhookSecret)
 async def webhook_secret(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """The secret that signs the caller's webhook deliveries."""
     return json_response({"webhook_secret": await engine.webhook_secret(user)})
 
 
-@router.post("/webhook-secret/regenerate")
+@router.post("/webhook-secret/regenerate", response_model=responses.WebhookSecret)
 async def regenerate_webhook_secret(  # type: ignore[no-untyped-def]
     user: CurrentUser, engine: EngineDep, _: Confirmed
 ):
@@ -42,13 +43,13 @@ async def regenerate_webhook_secret(  # type: ignore[no-untyped-def]
     return json_response({"webhook_secret": secret, "previous_secret_revoked": True})
 
 
-@router.get("/alert-webhook-secret")
+@router.get("/alert-webhook-secret", response_model=responses.AlertWebhookSecret)
 async def alert_webhook_secret(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """The secret that signs the caller's alert notices (created on first call)."""
     return json_response({"alert_webhook_secret": await engine.alert_webhook_secret(user)})
 
 
-@router.post("/alert-webhook-secret/regenerate")
+@router.post("/alert-webhook-secret/regenerate", response_model=responses.AlertWebhookSecret)
 async def regenerate_alert_webhook_secret(  # type: ignore[no-untyped-def]
     user: CurrentUser, engine: EngineDep, _: Confirmed
 ):

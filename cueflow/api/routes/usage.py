@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 
@@ -17,7 +18,7 @@ def _rate_used(request: Request) -> int:
     return max(0, verdict.limit - verdict.remaining) if verdict is not None else 0
 
 
-@router.get("/usage")
+@router.get("/usage", response_model=responses.Usage)
 async def usage(request: Request, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Cues, executions and outcomes this calendar month, with the configured limits."""
     return json_response(await engine.usage(user, rate_used=_rate_used(request)))

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict
 
+from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 
@@ -23,7 +24,7 @@ class VerifyRequest(BaseModel):
     reason: str | None = None
 
 
-@router.post("/{execution_id}/verify")
+@router.post("/{execution_id}/verify", response_model=responses.VerificationState)
 async def verify(  # type: ignore[no-untyped-def]
     execution_id: str, user: CurrentUser, engine: EngineDep, body: VerifyRequest | None = None
 ):
@@ -33,13 +34,13 @@ async def verify(  # type: ignore[no-untyped-def]
     return json_response(result)
 
 
-@router.post("/{execution_id}/verification-pending")
+@router.post("/{execution_id}/verification-pending", response_model=responses.VerificationState)
 async def verification_pending(execution_id: str, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Mark a reported outcome as waiting for verification."""
     return json_response(await engine.mark_verification_pending(user, execution_id))
 
 
-@router.patch("/{execution_id}/evidence")
+@router.patch("/{execution_id}/evidence", response_model=responses.VerificationState)
 async def evidence(  # type: ignore[no-untyped-def]
     execution_id: str,
     body: Annotated[dict[str, Any], Body()],

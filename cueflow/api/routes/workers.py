@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 from cueflow.schemas import WorkerHeartbeat
@@ -11,13 +12,13 @@ from cueflow.schemas import WorkerHeartbeat
 router = APIRouter(tags=["workers"])
 
 
-@router.post("/v1/worker/heartbeat")
+@router.post("/v1/worker/heartbeat", response_model=responses.WorkerAcknowledged)
 async def worker_heartbeat(body: WorkerHeartbeat, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Register or refresh a worker."""
     return json_response(await engine.worker_heartbeat(user, body.worker_id, body.handlers))
 
 
-@router.get("/v1/workers")
+@router.get("/v1/workers", response_model=responses.Workers)
 async def list_workers(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """The caller's workers, latest heartbeat first."""
     return json_response({"workers": await engine.list_workers(user)})
