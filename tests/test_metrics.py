@@ -153,6 +153,29 @@ async def test_claims_conflicts_and_outcomes_are_counted(
     assert samples("cueflow_outcomes_total", transport="worker", success="false") == 0
 
 
+async def test_batch_claims_and_outcomes_are_counted_like_single_ones(
+    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, clock: FakeClock
+) -> None:
+    first = await due_execution(client, auth, engine, clock)
+    second = await due_execution(client, auth, engine, clock)
+    me = await engine.authenticate(auth["Authorization"])
+    assert (await claim(client, auth, second, "worker-a")).status_code == 200
+
+    batch = await engine.claim_batch(me, "worker-b", execution_ids=[first, second])
+    answers = await engine.report_outcomes(
+        me, [(first, {"success": False}), (second, {"success": True})], worker_id="worker-b"
+    )
+
+    assert batch.refused == [second]
+    assert isinstance(answers[0], dict)
+    assert not isinstance(answers[1], dict)  # worker-a holds it: lease_lost, not counted
+    samples = await scrape(client)
+    assert samples("cueflow_claims_total") == 2
+    assert samples("cueflow_claim_conflicts_total", mode="execution") == 1
+    assert samples("cueflow_outcomes_total", transport="worker", success="false") == 1
+    assert samples("cueflow_outcomes_total", transport="worker", success="true") == 0
+
+
 async def test_an_expired_lease_is_counted_and_the_execution_is_queued_again(
     client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, clock: FakeClock
 ) -> None:
