@@ -158,13 +158,12 @@ async def record_attempt(engine: Engine, row: Row, result: DeliveryResult) -> No
         if done is not None:
             if result.is_outcome:
                 await _write_outcome(tx, row, result, now)
-            await tx.bump_cue(
-                row["cue_id"], run_count=1, values={"last_run": now, "updated_at": now}
+            await tx.bump_cues(
+                [row["cue_id"]],
+                run_count=1,
+                values={"last_run": now, "updated_at": now},
+                finish_once="completed" if row["schedule_type"] == "once" else None,
             )
-            if row["schedule_type"] == "once":
-                await tx.bump_cue(
-                    row["cue_id"], values={"status": "completed"}, only_if_status=["active"]
-                )
     return None
 
 
@@ -222,6 +221,9 @@ class Dispatcher:
         self._running: dict[asyncio.Task[None], str | None] = {}
         """Tasks in flight, with the transport each delivery is for (``None``: alerts)."""
         self._next_waiting_check: datetime | None = None
+        self._full = False
+        """Whether the last pass used every free slot: only then may a finished delivery make
+        room for work that is already due (otherwise the loop's own timer covers it)."""
 
     def free_slots(self, transport: str | None = None) -> int:
         """How many more deliveries may start now (of ``transport``, when given: its own
@@ -263,6 +265,10 @@ class Dispatcher:
                     name, move(Event.CLAIM), now, slots, values, tasks_of(transport)
                 )
                 claimed.extend((transport, row) for row in rows)
+        used = {name: sum(1 for t, _ in claimed if t.name == name) for name in push}
+        self._full = self.free_slots() <= len(claimed) or any(
+            self.free_slots(name) <= used[name] for name in push
+        )
         for transport, row in claimed:
             self._spawn(self._deliver(transport, row), transport.name)
         return len(claimed)
@@ -371,6 +377,8 @@ class Dispatcher:
         if not result.ok:
             log.info("delivery attempt %d failed: %s", row["attempts"], result.error)
         notice = await record_attempt(self.engine, row, result)
+        if not result.ok:
+            self.wakeup.set()  # a retry is now scheduled: the loop's next wake-up may move
         if notice is not None:
             await alerts.send(self.engine, [notice])
 
@@ -383,4 +391,5 @@ class Dispatcher:
         self._running.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", exc_info=task.exception())
-        self.wakeup.set()
+        if self._full:
+            self.wakeup.set()

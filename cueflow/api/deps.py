@@ -11,8 +11,9 @@ from cueflow.accounts import Principal
 from cueflow.engine import Engine
 
 
-def get_engine(request: Request) -> Engine:
-    """The engine the application was built with."""
+async def get_engine(request: Request) -> Engine:
+    """The engine the application was built with (a coroutine: FastAPI would run a plain
+    function in its thread pool, a thread hop on every request)."""
     engine: Engine = request.app.state.cueflow_engine
     return engine
 

@@ -56,6 +56,15 @@ class SqliteConnector:
         event.listen(self.engine, "connect", self._configure)
         event.listen(self.engine, "begin", self._begin_immediate)
         self._busy = False
+        self._conn: Connection | None = None
+        self._inline_conn: _InlineConnection | None = None
+
+    @property
+    def _inline(self) -> _InlineConnection:
+        assert self._conn is not None
+        if self._inline_conn is None or self._inline_conn._conn is not self._conn:
+            self._inline_conn = _InlineConnection(self._conn)
+        return self._inline_conn
 
     @staticmethod
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -84,8 +93,11 @@ class SqliteConnector:
             raise RuntimeError("SQLite unit of work re-entered: a store transaction awaited I/O")
         self._busy = True
         try:
-            with self.engine.begin() as conn:
-                yield _InlineConnection(conn)
+            if self._conn is None:
+                self._conn = self.engine.connect()
+            # One connection held open: no pool checkout and reset per unit of work.
+            with self._conn.begin():
+                yield self._inline
         finally:
             self._busy = False
 
@@ -100,6 +112,9 @@ class SqliteConnector:
 
     async def close(self) -> None:
         """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         self.engine.dispose()
 
     async def notify(self, conn: Any) -> None:

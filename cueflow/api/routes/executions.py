@@ -11,9 +11,12 @@ from pydantic import Field
 
 from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.render import claimable_json, execution_json, json_response
+from cueflow.api.errors import envelope
+from cueflow.api.render import claimable_json, claimed_json, execution_json, json_response
+from cueflow.claims import CLAIMABLE_LIMIT, MAX_LIMIT, MAX_WAIT_SECONDS
+from cueflow.errors import CueflowError
 from cueflow.executions import status_filter
-from cueflow.schemas import ClaimRequest, OutcomeReport
+from cueflow.schemas import BatchClaimRequest, BatchOutcomeRequest, ClaimRequest, OutcomeReport
 from cueflow.store import ExecutionFilter
 
 router = APIRouter(prefix="/v1/executions", tags=["executions"])
@@ -56,10 +59,62 @@ async def list_executions(  # type: ignore[no-untyped-def]
 
 
 @router.get("/claimable", response_model=responses.Claimable)
-async def claimable(user: CurrentUser, engine: EngineDep, task: str | None = None):  # type: ignore[no-untyped-def]
-    """Executions due for the caller's workers, oldest first (at most 50)."""
-    rows = await engine.claimable(user, task)
+async def claimable(  # type: ignore[no-untyped-def]
+    user: CurrentUser,
+    engine: EngineDep,
+    task: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = CLAIMABLE_LIMIT,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+):
+    """Executions due for the caller's workers, oldest first (50 unless ``limit`` says
+    otherwise). ``wait=N`` (cueflow extension) holds an empty answer up to N seconds and
+    returns as soon as something is claimable."""
+    rows = await engine.claimable(user, task, limit=limit, wait=wait)
     return json_response({"executions": [claimable_json(r) for r in rows]})
+
+
+@router.post("/claims")
+async def claim_batch(body: BatchClaimRequest, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+    """Claim several executions at once (cueflow extension): the listed ``execution_ids``, or
+    up to ``limit`` of the oldest due. Claimed items carry their payload; listed ids that
+    could not be claimed are reported per item with the single claim's 409."""
+    batch = await engine.claim_batch(
+        user,
+        body.worker_id,
+        limit=body.limit,
+        execution_ids=body.execution_ids,
+        task=body.task,
+        wait=body.wait,
+    )
+    refused = envelope("claim_failed", "Execution not available for claiming", 409)["error"]
+    return json_response(
+        {
+            "claimed": [claimed_json(r, batch.lease_expires_at) for r in batch.claimed],
+            "lease_seconds": batch.lease_seconds,
+            "failed": [{"execution_id": i, "error": refused} for i in batch.refused],
+        }
+    )
+
+
+@router.post("/outcomes")
+async def outcome_batch(  # type: ignore[no-untyped-def]
+    body: BatchOutcomeRequest, user: CurrentUser, engine: EngineDep, worker: WorkerHeader = None
+):
+    """Report several outcomes at once (cueflow extension). Each item is handled exactly as
+    ``POST /v1/executions/{id}/outcome`` would handle it; per item the answer, with its status."""
+    answers = await engine.report_outcomes(
+        user, [(item.execution_id, item) for item in body.outcomes], body.worker_id or worker
+    )
+    results = []
+    for item, answer in zip(body.outcomes, answers, strict=True):
+        if isinstance(answer, CueflowError):
+            error = envelope(answer.code, answer.message, answer.status)["error"]
+            results.append(
+                {"execution_id": item.execution_id, "status": answer.status, "error": error}
+            )
+        else:
+            results.append({**answer, "status": 200})
+    return json_response({"results": results})
 
 
 @router.post("/claim", response_model=responses.Claimed)
