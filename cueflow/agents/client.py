@@ -62,6 +62,14 @@ class WorkerClient(Protocol):
         """``GET /v1/executions/claimable`` items, oldest first."""
         ...
 
+    async def claim_due(self, task: str | None = None, wait: float = 0) -> JSON | None:
+        """Claim the oldest due execution (of ``task``) in one request, waiting up to ``wait``
+        seconds for one to arrive (cueflow's batch claim extension,
+        ``POST /v1/executions/claims``). Returns the claimed item (the claimable shape plus
+        ``lease_seconds``) or ``None``; raises :class:`NotImplementedError` when the server
+        does not offer the extension, and the caller falls back to poll and claim."""
+        ...
+
     async def claim(self, execution_id: str | None = None) -> JSON:
         """Claim one execution (or the oldest due one): ``{claimed, execution_id,
         lease_seconds}``."""

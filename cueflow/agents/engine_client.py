@@ -51,6 +51,16 @@ class EngineWorkerClient:
         rows = await _call(self.engine.claimable(self.user, task))
         return [_wire(claimable_json(row)) for row in rows]
 
+    async def claim_due(self, task: str | None = None, wait: float = 0) -> JSON | None:
+        """Claim the oldest due execution (of ``task``), waiting up to ``wait`` seconds."""
+        batch = await _call(
+            self.engine.claim_batch(self.user, self.worker_id, limit=1, task=task, wait=wait)
+        )
+        if not batch.claimed:
+            return None
+        item = claimable_json(batch.claimed[0])
+        return _wire({**item, "lease_seconds": batch.lease_seconds})
+
     async def claim(self, execution_id: str | None = None) -> JSON:
         """Claim one execution (or the oldest due one)."""
         return _wire(await _call(self.engine.claim(self.user, self.worker_id, execution_id)))

@@ -50,6 +50,7 @@ class HttpWorkerClient:
             timeout=timeout,
             transport=transport,
         )
+        self._no_batch = False
 
     def __repr__(self) -> str:
         return f"HttpWorkerClient({str(self._http.base_url)!r}, worker_id={self.worker_id!r})"
@@ -68,6 +69,34 @@ class HttpWorkerClient:
         params = {"task": task} if task else None
         body = await self._request("GET", "/v1/executions/claimable", params=params)
         return list(body.get("executions", []))
+
+    async def claim_due(self, task: str | None = None, wait: float = 0) -> JSON | None:
+        """Claim the oldest due execution with ``POST /v1/executions/claims`` (long-polling
+        up to ``wait`` seconds); :class:`NotImplementedError` on a server without it (then
+        remembered, so the extension is probed once)."""
+        if self._no_batch:
+            raise NotImplementedError("the server has no batch claim endpoint")
+        body: JSON = {"worker_id": self.worker_id, "limit": 1, "wait": max(0.0, min(wait, 60))}
+        if task:
+            body["task"] = task
+        timeout = self._http.timeout.read
+        read = None if timeout is None else timeout + body["wait"]
+        try:
+            answer = await self._request(
+                "POST",
+                "/v1/executions/claims",
+                json=body,
+                timeout=httpx.Timeout(self._http.timeout.connect, read=read),
+            )
+        except ClientError as exc:
+            if exc.status in (404, 405):
+                self._no_batch = True
+                raise NotImplementedError("the server has no batch claim endpoint") from exc
+            raise
+        claimed = answer.get("claimed") or []
+        if not claimed:
+            return None
+        return {**claimed[0], "lease_seconds": answer.get("lease_seconds")}
 
     async def claim(self, execution_id: str | None = None) -> JSON:
         """Claim one execution (or the oldest due one)."""

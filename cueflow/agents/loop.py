@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -116,11 +117,14 @@ async def run_agent_worker(
                 while len(running) >= concurrency:
                     done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     runs.extend(t.result() for t in done)
-                lease = await _claim_next(toolkit.session)
+                wait = 0.0 if until_idle else poll_seconds
+                started = time.monotonic()
+                lease = await _claim_next(toolkit.session, wait)
                 if lease is None:
                     if until_idle:
                         break
-                    await asyncio.sleep(poll_seconds)
+                    # A server that long-polls has waited already; sleep out the rest.
+                    await asyncio.sleep(max(0.0, poll_seconds - (time.monotonic() - started)))
                     continue
                 taken += 1
                 running.add(asyncio.create_task(work(lease)))
@@ -133,9 +137,9 @@ async def run_agent_worker(
     return runs
 
 
-async def _claim_next(session: WorkerSession) -> Lease | None:
+async def _claim_next(session: WorkerSession, wait: float = 0) -> Lease | None:
     try:
-        return await session.claim_next()
+        return await session.claim_next(wait=wait)
     except ToolFailure as exc:  # the server is unreachable, say: poll again later
         log.warning("claiming failed: %s", exc)
         return None

@@ -131,16 +131,36 @@ class WorkerSession:
             raise ToolFailure("no executions are available for claiming right now")
         return lease, False
 
-    async def claim_next(self, execution_id: str | None = None) -> Lease | None:
+    async def claim_next(self, execution_id: str | None = None, wait: float = 0) -> Lease | None:
         """Claim ``execution_id``, or the oldest claimable execution another worker does not
-        win first; ``None`` when there is none. Raises :class:`ToolFailure` when this session
-        holds its ``max_claims`` already or the claim is refused."""
+        win first; ``None`` when there is none. Without an id, a server that offers batch
+        claims is asked once (waiting up to ``wait`` seconds for work); others are polled and
+        claimed item by item. Raises :class:`ToolFailure` when this session holds its
+        ``max_claims`` already or the claim is refused."""
         if len(self.held) >= self.max_claims:
             ids = ", ".join(self.held)
             raise ToolFailure(
                 f"this worker already holds {len(self.held)} claim(s), its limit: report an "
                 f"outcome for (or release) {ids} first"
             )
+        claim_due = getattr(self.client, "claim_due", None)
+        if execution_id is None and claim_due is not None:
+            try:
+                item = await claim_due(self.task, wait)
+            except NotImplementedError:
+                pass  # an older server: poll and claim below
+            except ClientError as exc:
+                raise _failure(exc) from exc
+            else:
+                if item is None:
+                    return None
+                # A claim counts this attempt; a claimable item counts the ones before it.
+                item = {**item, "attempt": max(0, int(item.get("attempt") or 1) - 1)}
+                answer = {
+                    "execution_id": item["execution_id"],
+                    "lease_seconds": item.get("lease_seconds"),
+                }
+                return self._hold(item, answer)
         try:
             items = await self.client.claimable(self.task)
         except ClientError as exc:
