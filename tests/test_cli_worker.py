@@ -81,10 +81,17 @@ class Account:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def worker(self, *args: str) -> Result:
-        """Run ``cueflow worker ARGS --json`` in process (polling fast)."""
+    def worker(self, *args: str, limit: float = 60) -> Result:
+        """Run ``cueflow worker ARGS --json`` in process (polling fast). After ``limit``
+        seconds it gets SIGTERM, so a daemon that never finishes fails the test instead of
+        hanging it."""
         command = ["worker", "--poll-interval", "0.1", "--json", *args]
-        return CliRunner().invoke(app, command, env=self.env)
+        deadline = threading.Timer(limit, os.kill, (os.getpid(), signal.SIGTERM))
+        deadline.start()
+        try:
+            return CliRunner().invoke(app, command, env=self.env)
+        finally:
+            deadline.cancel()
 
 
 @pytest.fixture

@@ -153,6 +153,7 @@ class WorkerDaemon:
                     return
                 self._idle(self.poll_interval)
                 continue
+            polled = time.monotonic()
             try:
                 claimed = self._fill()
                 failures = 0
@@ -171,12 +172,13 @@ class WorkerDaemon:
                 continue
             if self.once and not claimed and not self._held:
                 return
-            if not claimed:
-                self._idle(self.poll_interval)
+            if not claimed:  # a server that long-polls has waited already
+                self._idle(self.poll_interval - (time.monotonic() - polled))
 
     def _idle(self, seconds: float) -> None:
         """Wait ``seconds``, or less if a handler finishes or a stop is asked for."""
-        self._wake.wait(seconds)
+        if seconds > 0:
+            self._wake.wait(seconds)
         self._wake.clear()
 
     def _quota(self) -> int:
@@ -188,10 +190,20 @@ class WorkerDaemon:
         return max(room, 0)
 
     def _fill(self) -> int:
-        """Claim up to the free room; returns how many executions were claimed."""
+        """Claim up to the free room; returns how many executions were claimed.
+
+        A daemon with one task asks the server to hold an empty answer for a poll interval
+        (``wait``) and to list no more than it has room for (``limit``): cueflow extensions that
+        other servers ignore."""
         claimed = 0
+        long_poll = len(self.handlers) == 1 and not self.once
         for task, handler in self.handlers.items():
-            items = self._api().get("/v1/executions/claimable", task=task)["executions"]
+            params: dict[str, Any] = {"task": task}
+            if long_poll:
+                params.update(
+                    wait=min(round(self.poll_interval, 3), 30), limit=min(self._quota(), 100)
+                )
+            items = self._api().get("/v1/executions/claimable", **params)["executions"]
             for item in items:
                 if self._quota() == 0 or self._stopping.is_set():
                     return claimed
