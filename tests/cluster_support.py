@@ -323,11 +323,18 @@ class Worker:
     retry_pause: float = 0.2
     holding: set[str] = field(default_factory=set)
     """Claims granted and not yet reported."""
+    reporting: set[str] = field(default_factory=set)
+    """Claims whose outcome report has been sent and not yet answered."""
     _turn: int = 0
 
     @property
     def base(self) -> str:
         return self.bases[self._turn % len(self.bases)]
+
+    @property
+    def working(self) -> set[str]:
+        """Claims granted whose outcome has not been sent yet."""
+        return self.holding - self.reporting
 
     async def _send(
         self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any
@@ -374,6 +381,7 @@ class Worker:
         self.holding.add(execution_id)
         await asyncio.sleep(self.work_seconds)
         body = {"success": True, "result": self.name, "worker_id": self.name}
+        self.reporting.add(execution_id)
         while True:
             report = await self._send(
                 client, "POST", f"/v1/executions/{execution_id}/outcome", json=body
@@ -381,6 +389,7 @@ class Worker:
             if report is not None:
                 break
         self.holding.discard(execution_id)
+        self.reporting.discard(execution_id)
         if report.status_code < 300:
             self.ledger.outcomes.setdefault(execution_id, []).append(self.name)
 
