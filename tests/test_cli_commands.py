@@ -178,6 +178,7 @@ def test_cues_create_interval_one_time_and_webhook_cues(account: Account) -> Non
             "exclude each other",
         ),
         (["--cron", "* * * * *", "--backoff", "1,x"], "not a list of minutes"),
+        (["--cron", "* * * * *", "--webhook", "http://x.example", "--header", "X"], "not a header"),
     ],
 )
 def test_cues_create_usage_errors_exit_2(account: Account, args: list[str], message: str) -> None:
