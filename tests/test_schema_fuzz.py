@@ -168,3 +168,111 @@ def test_every_operation_answers_within_its_schema_and_never_5xx(
         case.validate_response(response, headers=fuzzed.headers, excluded_checks=NOT_APPLICABLE)
 
     run()
+
+
+def test_every_route_declares_the_shape_of_its_answer() -> None:
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    app = create_app(Engine(make_settings("sqlite://")))
+    undeclared = [
+        (sorted(context.methods or ()), context.path)
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+        and context.original_route.include_in_schema
+        and context.original_route.status_code != 204
+        and context.original_route.response_model is None
+        and context.path not in ("/metrics",)  # Prometheus text, not JSON
+    ]
+    assert undeclared == []
+
+
+async def test_a_happy_path_through_every_operation_matches_the_document(
+    client: Any, clock: Any
+) -> None:
+    """Every operation answers a 2xx at least once here, and each answer matches
+    ``/openapi.json``: the fuzz above rarely reaches the successful answers of deep flows."""
+    document = schemathesis.openapi.from_dict(
+        create_app(Engine(make_settings("sqlite://"))).openapi()
+    )
+    answered: set[tuple[str, str]] = set()
+
+    async def call(method: str, template: str, path: str | None = None, **kwargs: Any) -> Any:
+        response = await client.request(method, path or template, **kwargs)
+        assert response.status_code < 300, (method, path or template, response.text)
+        document[template][method].validate_response(response)
+        answered.add((method, template))
+        is_json = response.headers.get("content-type", "").startswith("application/json")
+        return response.json() if is_json else None
+
+    key = await call("POST", "/v1/auth/register", json={"email": "happy@example.com"})
+    auth = {"Authorization": f"Bearer {key['api_key']}"}
+    confirm = {**auth, "X-Confirm-Destructive": "true"}
+    a = {"headers": auth}
+    await call("POST", "/v1/worker/heartbeat", json={"worker_id": "w", "handlers": ["t"]}, **a)
+    body = {"name": "h", "payload": {"task": "t"}, "transport": "worker"}
+    cue = await call(
+        "POST",
+        "/v1/cues",
+        json={**body, "schedule": {"type": "interval", "interval_seconds": 60}},
+        **a,
+    )
+    c = cue["id"]
+    await call("GET", "/v1/cues", **a)
+    await call("PATCH", "/v1/cues/{cue_id}", f"/v1/cues/{c}", json={"description": "d"}, **a)
+    e = (await call("POST", "/v1/cues/{cue_id}/fire", f"/v1/cues/{c}/fire", **a))["id"]
+    await call("GET", "/v1/executions/claimable", **a)
+    x = f"/v1/executions/{e}"
+    await call(
+        "POST", "/v1/executions/{execution_id}/claim", f"{x}/claim", json={"worker_id": "w"}, **a
+    )
+    await call("POST", "/v1/executions/{execution_id}/heartbeat", f"{x}/heartbeat", **a)
+    outcome = {"success": True, "result": "r", "metadata": {"k": 1}}
+    await call("POST", "/v1/executions/{execution_id}/outcome", f"{x}/outcome", json=outcome, **a)
+    await call(
+        "POST",
+        "/v1/executions/{execution_id}/verification-pending",
+        f"{x}/verification-pending",
+        **a,
+    )
+    await call(
+        "PATCH", "/v1/executions/{execution_id}/evidence", f"{x}/evidence", json={"url": "u"}, **a
+    )
+    await call(
+        "POST", "/v1/executions/{execution_id}/verify", f"{x}/verify", json={"valid": True}, **a
+    )
+    await call("POST", "/v1/executions/{execution_id}/replay", f"{x}/replay", **a)
+    await call("GET", "/v1/executions/{execution_id}", x, **a)
+    await call("GET", "/v1/executions", **a)
+    await call("GET", "/v1/cues/{cue_id}", f"/v1/cues/{c}", **a)
+    clock.advance(seconds=1)
+    r = (await call("POST", "/v1/executions/claim", json={"worker_id": "w"}, **a))["execution_id"]
+    await call(
+        "POST", "/v1/executions/{execution_id}/release", f"/v1/executions/{r}/release",
+        json={"worker_id": "w"}, **a,
+    )  # fmt: skip
+    batch = await call("POST", "/v1/executions/claims", json={"worker_id": "w"}, **a)
+    outcomes = [{"execution_id": i["execution_id"], "success": True} for i in batch["claimed"]]
+    await call(
+        "POST", "/v1/executions/outcomes", json={"worker_id": "w", "outcomes": outcomes}, **a
+    )
+    await call("GET", "/v1/workers", **a)
+    await call("GET", "/v1/auth/me", **a)
+    await call("PATCH", "/v1/auth/me", json={"email": "happy2@example.com"}, **a)
+    await call("GET", "/v1/auth/key", **a)
+    for secret in ("/v1/auth/webhook-secret", "/v1/auth/alert-webhook-secret"):
+        await call("GET", secret, **a)
+        await call("POST", f"{secret}/regenerate", headers=confirm)
+    await call("GET", "/v1/alerts", **a)
+    await call("GET", "/v1/usage", **a)
+    for probe in ("/v1/info", "/health", "/status", "/metrics"):
+        await call("GET", probe)
+    token = "/v1/echo/happy-path-token-0001"
+    await call("GET", "/v1/echo/{token}", token, **a)
+    await call("POST", "/v1/echo/{token}", token, json={"hello": "world"})
+    await call("GET", "/v1/echo/{token}", token, **a)
+    await call("DELETE", "/v1/workers/{worker_id}", "/v1/workers/w", **a)
+    await call("DELETE", "/v1/cues/{cue_id}", f"/v1/cues/{c}", **a)
+    await call("POST", "/v1/auth/key/regenerate", headers=confirm)
+
+    documented = {(m.upper(), p) for p, ops in document.raw_schema["paths"].items() for m in ops}
+    assert documented - answered == set()

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from cueflow.api.errors import ErrorDetail
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -147,6 +149,51 @@ class Claimed(_Wire):
     claimed: bool
     execution_id: str
     lease_seconds: int
+
+
+class ClaimedInBatch(ClaimableExecution):
+    """One execution won by ``POST /v1/executions/claims``."""
+
+    lease_expires_at: datetime
+
+
+class BatchRefusal(_Wire):
+    """A listed execution a batch claim could not win, with the single claim's error."""
+
+    execution_id: str
+    error: ErrorDetail
+
+
+class BatchClaimed(_Wire):
+    """``POST /v1/executions/claims`` (cueflow extension)."""
+
+    claimed: list[ClaimedInBatch]
+    lease_seconds: int
+    failed: list[BatchRefusal]
+
+
+class BatchOutcome(_Wire):
+    """One answer of ``POST /v1/executions/outcomes``: the single outcome's answer or error,
+    with its status."""
+
+    execution_id: str
+    status: int
+    error: ErrorDetail | None = None
+
+
+class BatchOutcomes(_Wire):
+    """``POST /v1/executions/outcomes`` (cueflow extension)."""
+
+    results: list[BatchOutcome]
+
+
+class Released(_Wire):
+    """``POST /v1/executions/{id}/release`` (cueflow extension)."""
+
+    execution_id: str
+    released: bool
+    status: str
+    attempts: int
 
 
 class LeaseExtended(_Wire):

@@ -73,7 +73,7 @@ async def claimable(  # type: ignore[no-untyped-def]
     return json_response({"executions": [claimable_json(r) for r in rows]})
 
 
-@router.post("/claims")
+@router.post("/claims", response_model=responses.BatchClaimed)
 async def claim_batch(body: BatchClaimRequest, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
     """Claim several executions at once (cueflow extension): the listed ``execution_ids``, or
     up to ``limit`` of the oldest due. Claimed items carry their payload; listed ids that
@@ -96,7 +96,7 @@ async def claim_batch(body: BatchClaimRequest, user: CurrentUser, engine: Engine
     )
 
 
-@router.post("/outcomes")
+@router.post("/outcomes", response_model=responses.BatchOutcomes)
 async def outcome_batch(  # type: ignore[no-untyped-def]
     body: BatchOutcomeRequest, user: CurrentUser, engine: EngineDep, worker: WorkerHeader = None
 ):
@@ -161,7 +161,7 @@ class ReleaseRequest(ClaimRequest):
     reason: str | None = Field(None, max_length=500)
 
 
-@router.post("/{execution_id}/release")
+@router.post("/{execution_id}/release", response_model=responses.Released)
 async def release(  # type: ignore[no-untyped-def]
     execution_id: str, body: ReleaseRequest, user: CurrentUser, engine: EngineDep
 ):
