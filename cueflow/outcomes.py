@@ -226,6 +226,7 @@ def _prepare(
         values["lease_expires_at"] = None
         if report.success:
             values["delivered_at"] = now
+            values["error_message"] = None  # a reset's note no longer describes it
         else:
             values["error_message"] = report.error
     event = Event.SUCCEEDED if report.success else Event.FAILED

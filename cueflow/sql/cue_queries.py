@@ -29,7 +29,9 @@ class CueQueries(TxBase):
     async def insert_cue(self, values: dict[str, Any]) -> None:
         """Insert a cue."""
         try:
-            await self.conn.execute(cues.insert().values(**values))
+            # Parameters, not ``.values()``: the statement stays the same, so its compiled
+            # form is reused instead of building and keying a new one per cue.
+            await self.conn.execute(self._prepared(("insert_cue",), cues.insert), values)
         except IntegrityError as exc:
             raise _duplicate(exc) from exc
 

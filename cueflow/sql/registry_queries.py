@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     and_,
+    bindparam,
     func,
     select,
     update,
@@ -84,10 +85,16 @@ class RegistryQueries(TxBase):
 
     async def count_live_workers(self, user_id: str, since: datetime) -> int:
         """Workers heard from since ``since``."""
-        stmt = select(func.count()).where(
-            workers.c.user_id == user_id, workers.c.last_heartbeat >= since
+        stmt = self._prepared(
+            ("count_live_workers",),
+            lambda: select(func.count()).where(
+                workers.c.user_id == bindparam("p_user_id"),
+                workers.c.last_heartbeat
+                >= bindparam("p_since", type_=workers.c.last_heartbeat.type),
+            ),
         )
-        return int((await self.conn.execute(stmt)).scalar_one())
+        params = {"p_user_id": user_id, "p_since": since}
+        return int((await self.conn.execute(stmt, params)).scalar_one())
 
     async def insert_alert(self, values: dict[str, Any]) -> None:
         """Insert an alert."""
