@@ -24,11 +24,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import api_latency, embedded, scale, webhook_latency, worker_throughput
+from benchmarks import (
+    api_latency,
+    claimable_latency,
+    embedded,
+    scale,
+    webhook_latency,
+    worker_throughput,
+)
 from benchmarks.stats import summarize
 from benchmarks.target import ServerTarget, Target
 
-SCENARIOS = ("worker", "webhook", "api", "scale", "embedded")
+SCENARIOS = ("worker", "claimable", "webhook", "api", "scale", "embedded")
 
 
 def machine() -> dict[str, Any]:
@@ -87,6 +94,14 @@ def _configs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
             elif scenario == "webhook":
                 params = {"store": store, "cues": args.webhooks, "spread": args.spread}
                 configs.append((f"webhook {store}", scenario, params))
+            elif scenario == "claimable":
+                params = {
+                    "store": store,
+                    "cues": args.webhooks,
+                    "spread": args.spread,
+                    "long_poll": not args.tight_poll,
+                }
+                configs.append((f"claimable {store}", scenario, params))
             elif scenario == "api":
                 params = {"store": store, "requests": args.requests, "concurrency": 8}
                 configs.append((f"api {store}", scenario, params))
@@ -123,6 +138,10 @@ async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, An
             return await webhook_latency.run(
                 target, params["cues"], params["spread"], args.receiver_host
             )
+        if scenario == "claimable":
+            return await claimable_latency.run(
+                target, params["cues"], params["spread"], params["long_poll"]
+            )
         if scenario == "api":
             return await api_latency.run(target, params["requests"], params["concurrency"])
         assert isinstance(target, ServerTarget)
@@ -158,6 +177,12 @@ HEADLINES: dict[str, Headline] = {
         "received": r["received"],
         "repeats": r["repeated_deliveries"],
         "peak rss MB": r.get("server_peak_rss_mb"),
+    },
+    "claimable": lambda r: {
+        "p50 ms": r["lag_ms"]["p50"],
+        "p95 ms": r["lag_ms"]["p95"],
+        "max ms": r["lag_ms"]["max"],
+        "seen": r["seen"],
     },
     "api": lambda r: (
         {
@@ -203,14 +228,19 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default="sqlite,postgresql", help="sqlite,postgresql")
     parser.add_argument("--url", help="benchmark a running server instead of starting one")
     parser.add_argument("--api-key", help="key for --url when it does not allow registering")
-    parser.add_argument("--scenarios", default="worker,webhook,api,scale,embedded")
+    parser.add_argument("--scenarios", default="worker,claimable,webhook,api,scale,embedded")
     parser.add_argument("--protocols", default="first,random,next,batch")
     parser.add_argument("--clients", default="lite,httpx", help="lite,httpx")
     parser.add_argument("--executions", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=10, help="claims per batch request")
     parser.add_argument("--webhooks", type=int, default=200)
-    parser.add_argument("--spread", type=float, default=3.0, help="seconds the webhooks span")
+    parser.add_argument(
+        "--spread", type=float, default=3.0, help="seconds the webhooks (claimable cues) span"
+    )
+    parser.add_argument(
+        "--tight-poll", action="store_true", help="claimable scenario without long-poll"
+    )
     parser.add_argument("--requests", type=int, default=2000, help="per API endpoint")
     parser.add_argument("--idle-cues", default="10000,100000")
     parser.add_argument("--burst", type=int, default=10_000)

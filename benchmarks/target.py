@@ -148,7 +148,7 @@ class ServerTarget(Target):
             url = f"sqlite:///{self._tmp.name}/bench.db"
         elif store == "postgresql":
             self._pg_db = f"cueflow_bench_{uuid.uuid4().hex[:10]}"
-            asyncio.run(_pg_admin(f'CREATE DATABASE "{self._pg_db}"'))
+            _pg_admin_sync(f'CREATE DATABASE "{self._pg_db}"')
             url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self._pg_db
         else:
             raise ValueError(f"unknown store {store!r}")
@@ -210,8 +210,25 @@ class ServerTarget(Target):
         """Stop the server and drop its database."""
         self._stop()
         if self._pg_db:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{self._pg_db}" WITH (FORCE)'))
+            _pg_admin_sync(f'DROP DATABASE IF EXISTS "{self._pg_db}" WITH (FORCE)')
         self._tmp.cleanup()
+
+
+def _pg_admin_sync(sql: str) -> None:
+    """:func:`_pg_admin` from synchronous code, inside or outside a running event loop."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(_pg_admin(sql))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
 
 
 async def _pg_admin(sql: str) -> None:
