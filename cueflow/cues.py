@@ -40,7 +40,12 @@ def check_payload(payload: dict[str, Any]) -> None:
             "Payload contains an integer beyond 64 bits, which is not supported",
             code="invalid_payload",
         )
-    if len(orjson.dumps(payload)) > MAX_PAYLOAD_BYTES:
+    try:
+        size = len(orjson.dumps(payload))
+    except orjson.JSONEncodeError as exc:  # nested past 255 levels, or lone surrogates
+        message = f"Payload cannot be stored as JSON: {exc}"
+        raise CueflowError(message, code="invalid_payload") from exc
+    if size > MAX_PAYLOAD_BYTES:
         raise CueflowError("Payload must be under 1MB", code="invalid_payload_size")
 
 

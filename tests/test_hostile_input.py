@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from cueflow.api.middleware import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
+from cueflow.errors import CueflowError
 from tests.helpers import cue_body, make_worker_cue
 
 JSON = {"Content-Type": "application/json"}
@@ -299,3 +300,20 @@ async def test_huge_or_odd_worker_and_confirm_headers_are_a_4xx(
         )
         assert_envelope(response, (path, list(headers)))
     assert (await client.get("/v1/cues", headers=auth)).status_code == 200  # key still works
+
+
+@pytest.mark.parametrize(
+    "payload", [nested(300), {"k\ud800": 1}, {"v": "\udfff"}], ids=["deep", "key", "value"]
+)
+async def test_the_engine_refuses_payloads_json_cannot_hold_without_the_http_guard(
+    engine: Engine, payload: dict[str, Any]
+) -> None:
+    """Embedding code and apps that mount cueflow's router have no request guard: the engine
+    answers its own 400 instead of failing in the store."""
+    user = await engine.account("embedded@example.com")
+
+    with pytest.raises(CueflowError) as refused:
+        await engine.create_cue(user, {**cue_body(), "payload": payload})
+
+    assert (refused.value.status, refused.value.code) == (400, "invalid_payload")
+    assert (await engine.list_cues(user))[1] == 0
