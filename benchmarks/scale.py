@@ -34,8 +34,9 @@ def _sync_url(url: str) -> str:
     return url
 
 
-async def clone_cue(database_url: str, template_id: str, count: int) -> None:
-    """Insert ``count`` copies of cue ``template_id``, each with a new id and name."""
+async def clone_cue(database_url: str, template_id: str, count: int, first: int = 0) -> None:
+    """Insert ``count`` copies of cue ``template_id``, each with a new id and a name ending
+    in its number (from ``first``)."""
     columns = [c.name for c in cues.columns]
     chunk = 5000
     for start in range(0, count, chunk):
@@ -44,7 +45,7 @@ async def clone_cue(database_url: str, template_id: str, count: int) -> None:
             rows.append(
                 {
                     "new_id": "cue_" + "".join(secrets.choice(_ALPHABET) for _ in range(12)),
-                    "suffix": f"-c{n}",
+                    "suffix": f"-c{first + n}",
                 }
             )
         select_list = ", ".join(
@@ -113,7 +114,7 @@ async def run(
     idle: dict[str, Any] = {}
     have = 1
     for count in idle_counts:
-        await clone_cue(target.database_url, template, count - have)
+        await clone_cue(target.database_url, template, count - have, first=have)
         have = count
         idle[str(count)] = await _idle(target, window)
     # The burst: one API-made one-time cue due in a few seconds, cloned to ``burst`` cues.
