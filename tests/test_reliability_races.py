@@ -2,9 +2,8 @@
 
 The executions come the way production makes them: 100 interval cues (every second, misfire
 policy ``fire_all``) whose 100 runs each fell due while the clock moved on, fired in bulk by the
-scheduler. On PostgreSQL the workers are split across two engines on one database (two nodes),
-and CI runs 2,000 executions there (``CUEFLOW_RACES_FULL=1``: 10,000). Twelve workers claim by
-id from the claimable list, four claim the next one.
+scheduler. On PostgreSQL the workers are split across two engines on one database (two nodes).
+Twelve workers claim by id from the claimable list, four claim the next one.
 
 Phase one: every worker claims (half claim-next, half claim-by-id from the claimable list) and
 reports; one claim in eight stalls (its worker never reports), and every 50th report is sent
@@ -18,7 +17,6 @@ is the one stored.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from collections import Counter
@@ -36,11 +34,8 @@ from cueflow.sql.tables import executions
 from tests.conftest import make_settings
 
 CUES = 100
-FULL_RUNS_PER_CUE = 100
-PG_CI_RUNS_PER_CUE = 20
-"""PostgreSQL runs 2,000 executions in CI: every claim there is a network round trip through
-SQLAlchemy's async driver, and 10,000 take about 3.5 minutes on a 2-core CI machine (set
-``CUEFLOW_RACES_FULL=1`` for the full 10,000; see ``docs/guarantees.md`` for the figures)."""
+RUNS_PER_CUE = 100
+EXECUTIONS = CUES * RUNS_PER_CUE
 WORKERS = 16
 LEASE = 900
 STALL_EVERY = 8
@@ -90,15 +85,8 @@ async def without_commit_flush(database_url: str) -> None:
         await conn.close()
 
 
-def runs_per_cue(database_url: str) -> int:
-    """100 (10,000 executions), or 20 on PostgreSQL unless ``CUEFLOW_RACES_FULL=1``."""
-    if database_url.startswith("postgres") and os.environ.get("CUEFLOW_RACES_FULL") != "1":
-        return PG_CI_RUNS_PER_CUE
-    return FULL_RUNS_PER_CUE
-
-
-async def due_executions(engine: Engine, clock: FakeClock, runs: int) -> Principal:
-    """100 interval cues, each with ``runs`` runs due now; fired; returns their owner."""
+async def ten_thousand_due_executions(engine: Engine, clock: FakeClock) -> Principal:
+    """100 interval cues, each with 100 runs due now; fired; returns their owner."""
     user = await engine.principal((await engine.register("racer@example.com"))["api_key"])
     for i in range(CUES):
         await engine.create_cue(
@@ -111,8 +99,8 @@ async def due_executions(engine: Engine, clock: FakeClock, runs: int) -> Princip
                 "payload": {"task": "race"},
             },
         )
-    clock.advance(runs)  # the first run was due 1 s after creation: ``runs`` runs due now
-    assert await engine.fire_due() == CUES * runs
+    clock.advance(RUNS_PER_CUE)  # the first run was due 1 s after creation: 100 runs due now
+    assert await engine.fire_due() == EXECUTIONS
     return user
 
 
@@ -200,18 +188,17 @@ async def test_16_workers_over_10000_executions_claim_and_report_each_exactly_on
     started = time.monotonic()
     async with AsyncExitStack() as stack:
         engines = await engines_for(database_url, clock, stack)
-        expected = CUES * runs_per_cue(database_url)
-        user = await due_executions(engines[0], clock, runs_per_cue(database_url))
+        user = await ten_thousand_due_executions(engines[0], clock)
         fire_keys = select(executions.c.cue_id, executions.c.scheduled_for).distinct().subquery()
         async with engines[0].store.tx() as tx:
             total = (await tx.conn.execute(select(func.count(executions.c.id)))).scalar_one()
             keys = (await tx.conn.execute(select(func.count()).select_from(fire_keys))).scalar_one()
-        assert total == keys == expected
+        assert total == keys == EXECUTIONS
 
         first = Ledger()
         await run_workers(engines, user, "first", first, stall=STALL_EVERY)
         claimed_once = Counter(eid for _, eid in first.claims)
-        assert len(claimed_once) == expected, "some execution was never claimed"
+        assert len(claimed_once) == EXECUTIONS, "some execution was never claimed"
         assert max(claimed_once.values()) == 1, "an execution was claimed twice under one lease"
         assert first.stalled, "the scenario needs stalled claims"
 
@@ -239,7 +226,7 @@ async def test_16_workers_over_10000_executions_claim_and_report_each_exactly_on
         assert late.refused["outcome_already_recorded"] == len(first.stalled)
 
         accepted = Counter(eid for _, eid in first.outcomes + second.outcomes)
-        assert len(accepted) == expected
+        assert len(accepted) == EXECUTIONS
         assert max(accepted.values()) == 1, "an execution has two accepted outcomes"
         duplicates_sent = first.refused["outcome_already_recorded"]
         assert duplicates_sent > 0
@@ -247,13 +234,13 @@ async def test_16_workers_over_10000_executions_claim_and_report_each_exactly_on
 
         holder = {eid: name for name, eid in first.outcomes + second.outcomes}
         rows = [row async for row in stored(engines[0])]
-        assert len(rows) == expected
+        assert len(rows) == EXECUTIONS
         for execution_id, status, attempts, result in rows:
             assert status == "success"
             assert result == holder[execution_id], "a late report overwrote the holder's result"
             assert attempts == (2 if execution_id in stalled_ids else 1)
     print(
-        f"\nraces[{database_url.split(':')[0]}]: {expected} executions, {WORKERS} workers, "
+        f"\nraces[{database_url.split(':')[0]}]: {EXECUTIONS} executions, {WORKERS} workers, "
         f"{len(first.claims) + len(second.claims)} claims ({first.lost_races + second.lost_races}"
         f" lost races), {len(stalled_ids)} stalled and re-claimed, {duplicates_sent} duplicate "
         f"reports refused, 0 double claims, 0 double outcomes, {time.monotonic() - started:.1f} s"
