@@ -46,6 +46,8 @@ from tests.cluster_support import (
 from tests.conftest import drop_pg_database, fresh_pg_database, pg_available
 from tests.webhook_support import Receiver
 
+pytestmark = pytest.mark.postgres
+
 NODES = 3
 LEASE = 4
 BURST_WORKER = 300
