@@ -83,6 +83,11 @@ async def claimable(
         await engine.work.wait(engine, deadline, ticket)
 
 
+_WORKER_CLAIM = move(Event.CLAIM, only=[Status.PENDING])
+"""A worker claims ``pending`` executions only (``retry_ready`` belongs to push delivery): one
+status, so the queue index hands out the oldest without sorting the whole due queue."""
+
+
 def _claim_values(engine: Engine, worker_id: str, now: datetime) -> dict[str, Any]:
     lease = engine.settings.worker_claim_timeout_seconds
     return {
@@ -108,7 +113,7 @@ async def claim(
     values = _claim_values(engine, worker_id, now)
     async with engine.store.tx() as tx:
         row = await tx.claim(
-            user.user_id, engine.pull_transports(), execution_id, move(Event.CLAIM), now, values
+            user.user_id, engine.pull_transports(), execution_id, _WORKER_CLAIM, now, values
         )
     if row is None:
         engine.metrics.claim_conflicts.labels("next" if execution_id is None else "execution").inc()
@@ -166,7 +171,7 @@ async def claim_batch(
                     valid,
                     limit if valid is None else len(valid),
                     task,
-                    move(Event.CLAIM),
+                    _WORKER_CLAIM,
                     now,
                     _claim_values(engine, worker_id, now),
                 )

@@ -11,6 +11,7 @@ Status names are CueAPI's (``pending``, ``delivering``, ``retrying``, ``retry_re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -87,9 +88,15 @@ class Move:
     target: str
 
 
-def move(event: Event) -> Move:
-    """The allowed sources and the target of ``event``."""
+def move(event: Event, only: Iterable[Status] | None = None) -> Move:
+    """The allowed sources and the target of ``event``; with ``only``, just those of its
+    sources (a narrower query: one status lets an index hand out rows in order)."""
     sources, target = TRANSITIONS[event]
+    if only is not None:
+        narrowed = set(only)
+        if not narrowed <= set(sources):
+            raise ValueError(f"{event} cannot start from {sorted(narrowed - set(sources))}")
+        sources = narrowed
     return Move(tuple(sorted(sources)), target.value)
 
 
