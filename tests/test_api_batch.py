@@ -292,3 +292,23 @@ async def test_racing_batch_claimers_each_get_distinct_executions(
     claimed = [eid for got in results for eid in got]
     assert len(claimed) == 60
     assert len(set(claimed)) == 60
+
+
+async def test_a_report_after_the_last_lease_ran_out_is_refused(
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
+) -> None:
+    await pending(client, engine, clock, auth, 2, retry={"max_attempts": 1})
+    ids = [c["execution_id"] for c in (await claims(client, auth, limit=2))["claimed"]]
+    clock.advance(engine.settings.worker_claim_timeout_seconds + 1)
+    assert await engine.sweep() == 2
+    assert (await get_execution(client, auth, ids[0]))["status"] == "failed"
+    single = await client.post(
+        f"/v1/executions/{ids[0]}/outcome", json={"success": True, "worker_id": "w1"}, headers=auth
+    )
+    assert single.status_code == 409
+    assert single.json()["error"]["code"] == "lease_lost"
+    late = await outcomes(client, auth, [{"execution_id": ids[1], "success": True}], worker_id="w1")
+    assert (late[0]["status"], late[0]["error"]["code"]) == (409, "lease_lost")
+    for eid in ids:
+        execution = await get_execution(client, auth, eid)
+        assert (execution["status"], execution["outcome"]) == ("failed", None)

@@ -329,11 +329,17 @@ class ExecutionQueries(TxBase):
                 executions.c.outcome_recorded_at.is_(None),
             ]
             if holder is not None:
+                # A named worker may report on an execution it holds, one nobody holds, or one
+                # back in the queue; not on one its claim was taken from, nor on one its
+                # expired lease failed (its last attempt ended without it).
                 conditions.append(
                     or_(
-                        executions.c.status != "delivering",
+                        executions.c.status.not_in(["delivering", "failed"]),
                         executions.c.claimed_by_worker.is_(None),
-                        executions.c.claimed_by_worker == bindparam("p_holder"),
+                        and_(
+                            executions.c.status == "delivering",
+                            executions.c.claimed_by_worker == bindparam("p_holder"),
+                        ),
                     )
                 )
             new_values = _bound(values)
