@@ -8,11 +8,14 @@ under ``build/official-clients`` and are reused across runs.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import importlib
 import subprocess
 import sys
 import venv
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -31,14 +34,27 @@ def _pip(python: str, *args: str) -> None:
         pytest.fail(f"installing {args[-1]} failed:\n{result.stderr[-2000:]}")
 
 
+@contextlib.contextmanager
+def _installing() -> Iterator[None]:
+    """Held while installing, so parallel test processes (pytest-xdist) install once."""
+    ROOT.mkdir(parents=True, exist_ok=True)
+    with open(ROOT / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @functools.cache
 def sdk_dir() -> Path:
     """A directory holding only the ``cueapi`` package of ``cueapi-sdk``."""
     target = ROOT / "sdk"
     marker = target / f".{SDK}"
-    if not marker.exists():
-        _pip(sys.executable, "--no-deps", "--upgrade", "--target", str(target), SDK)
-        marker.touch()
+    with _installing():
+        if not marker.exists():
+            _pip(sys.executable, "--no-deps", "--upgrade", "--target", str(target), SDK)
+            marker.touch()
     return target
 
 
@@ -47,10 +63,11 @@ def clients_bin() -> Path:
     """The ``bin`` directory of a venv with ``cueapi-worker`` and the ``cueapi`` CLI."""
     env = ROOT / "venv"
     marker = env / f".{WORKER}.{CLI}"
-    if not marker.exists():
-        venv.create(env, with_pip=True, clear=True)
-        _pip(str(env / "bin" / "python"), WORKER, CLI)
-        marker.touch()
+    with _installing():
+        if not marker.exists():
+            venv.create(env, with_pip=True, clear=True)
+            _pip(str(env / "bin" / "python"), WORKER, CLI)
+            marker.touch()
     return env / "bin"
 
 
