@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from benchmarks.lite import LiteClient
-from benchmarks.seed import create_checked, once_cues
+from benchmarks.seed import create_checked, first_due_after_creating, once_cues
 from benchmarks.stats import percentiles
 from benchmarks.target import Target
 
@@ -21,13 +21,7 @@ async def run(
 ) -> dict[str, Any]:
     """One run; its figures."""
     token = target.new_account()
-    started = time.monotonic()
-    far = datetime.now(UTC) + timedelta(days=1)
-    await create_checked(
-        target.base_url, token, once_cues(20, lambda n: far, "probe", transport="worker")
-    )
-    rate = 20 / max(time.monotonic() - started, 1e-3)
-    first = datetime.now(UTC) + timedelta(seconds=2 + 1.5 * cues / rate)
+    first = await first_due_after_creating(target.base_url, token, cues, transport="worker")
     bodies = once_cues(
         cues, lambda n: first + timedelta(seconds=spread * n / cues), "job", transport="worker"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from benchmarks.lite import LiteClient
@@ -61,3 +61,16 @@ async def create_checked(
     if bad:
         raise RuntimeError(f"{len(bad)} cue creations failed, first: {bad[0]}")
     return [body["id"] for _, _, body in results]
+
+
+async def first_due_after_creating(
+    base_url: str, token: str, count: int, probe: int = 20, **extra: Any
+) -> datetime:
+    """A moment far enough ahead to create ``count`` more cues before it: creates ``probe``
+    cues (due tomorrow, with ``extra`` fields) to measure the creation rate, then allows half
+    as long again as creating ``count`` at that rate would take, plus two seconds."""
+    started = time.monotonic()
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    await create_checked(base_url, token, once_cues(probe, lambda n: tomorrow, "probe", **extra))
+    rate = probe / max(time.monotonic() - started, 1e-3)
+    return datetime.now(UTC) + timedelta(seconds=2 + 1.5 * count / rate)

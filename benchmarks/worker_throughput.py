@@ -20,11 +20,10 @@ import asyncio
 import multiprocessing as mp
 import random
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from benchmarks.clients import make_client
-from benchmarks.seed import create_checked, once_cues
+from benchmarks.seed import create_checked, first_due_after_creating, once_cues
 from benchmarks.stats import percentiles
 from benchmarks.target import Target
 
@@ -148,14 +147,9 @@ async def run(
 ) -> dict[str, Any]:
     """One run of the scenario; its figures."""
     token = target.new_account()
-    # Creation rate decides how far ahead the common due moment must be.
-    probe_started = time.monotonic()
-    far = datetime.now(UTC) + timedelta(days=1)
-    await create_checked(
-        target.base_url, token, once_cues(40, lambda n: far, "probe", transport="worker")
+    due_at = await first_due_after_creating(
+        target.base_url, token, executions, probe=40, transport="worker"
     )
-    rate = 40 / max(time.monotonic() - probe_started, 1e-3)
-    due_at = datetime.now(UTC) + timedelta(seconds=2 + 1.5 * executions / rate)
     bodies = once_cues(executions, lambda n: due_at, "job", transport="worker")
     await create_checked(target.base_url, token, bodies)
     due = due_at.timestamp()
