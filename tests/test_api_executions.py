@@ -18,6 +18,7 @@ from tests.helpers import (
     EXECUTION_ADDITIVE_KEYS,
     EXECUTION_CONTRACT_KEYS,
     OFFSET_DATETIME,
+    UNKNOWN_ID,
     Z_DATETIME,
     assert_error,
     assert_validation_error,
@@ -352,7 +353,7 @@ async def test_get_after_claim_shows_the_claim(
 @pytest.mark.parametrize(
     "execution_id",
     [
-        str(uuid.uuid4()),
+        UNKNOWN_ID,
         "not-a-uuid",
         "exec_01HXABCDEF",
         "12345",

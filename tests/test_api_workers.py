@@ -15,6 +15,7 @@ from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.helpers import (
     START,
+    UNKNOWN_ID,
     Z_DATETIME,
     assert_error,
     assert_validation_error,
@@ -290,7 +291,7 @@ async def test_claiming_another_users_execution_is_409_not_404(
     assert (await get_execution(client, auth, execution["id"]))["status"] == "pending"
 
 
-@pytest.mark.parametrize("execution_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("execution_id", [UNKNOWN_ID, "not-a-uuid"])
 async def test_claiming_an_unknown_execution_is_409(
     client: httpx.AsyncClient, auth: dict[str, str], execution_id: str
 ):
@@ -524,7 +525,7 @@ async def test_heartbeat_from_another_worker_is_403(
     assert same.status_code == 200, same.text
 
 
-@pytest.mark.parametrize("execution_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("execution_id", [UNKNOWN_ID, "not-a-uuid"])
 async def test_heartbeat_of_an_unknown_execution_is_404(
     client: httpx.AsyncClient, auth: dict[str, str], execution_id: str
 ):
@@ -747,7 +748,7 @@ async def test_long_result_and_error_are_truncated_to_2000_characters(
     assert after["error_message"] == "e" * 2000
 
 
-@pytest.mark.parametrize("execution_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("execution_id", [UNKNOWN_ID, "not-a-uuid"])
 async def test_outcome_of_an_unknown_execution_is_404(
     client: httpx.AsyncClient, auth: dict[str, str], execution_id: str
 ):
