@@ -79,26 +79,24 @@ async def run(
     try:
         await engine.start()
         user = await engine.account("bench@example.com")
-        due_at = datetime.now(UTC) + timedelta(seconds=3600)
+
+        def spec(n: int, at: datetime) -> dict[str, Any]:
+            return {
+                "name": f"job-{n}",
+                "schedule": {"type": "once", "at": at.isoformat()},
+                "transport": "worker",
+                "payload": {"n": n},
+            }
+
+        # The creation rate of a probe decides how far ahead the common due moment must be.
+        started = time.monotonic()
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
+        for n in range(40):
+            await engine.create_cue(user, {**spec(n, tomorrow), "name": f"probe-{n}"})
+        rate = 40 / max(time.monotonic() - started, 1e-3)
+        due_at = datetime.now(UTC) + timedelta(seconds=1 + 1.5 * executions / rate)
         for n in range(executions):
-            await engine.create_cue(
-                user,
-                {
-                    "name": f"job-{n}",
-                    "schedule": {"type": "once", "at": due_at.isoformat()},
-                    "transport": "worker",
-                    "payload": {"n": n},
-                },
-            )
-        # Every cue was created due in an hour; move them all to one moment a second away.
-        due_at = datetime.now(UTC) + timedelta(seconds=1)
-        async with engine.store.tx() as tx:
-            from sqlalchemy import update
-
-            from cueflow.sql.tables import cues
-
-            await tx.conn.execute(update(cues).values(next_run=due_at, schedule_at=due_at))
-        engine.wake()
+            await engine.create_cue(user, spec(n, due_at))
         due = due_at.timestamp()
         cpu0 = client_cpu_seconds()
         loops = [_loop(engine, user, protocol, f"w{k}", due, batch) for k in range(workers)]
