@@ -16,6 +16,7 @@ from typing import Any
 from benchmarks.stats import percentiles
 from benchmarks.target import PG_ADMIN_URL, _pg_admin, client_cpu_seconds
 from cueflow.engine import Engine, open_engine
+from cueflow.errors import Conflict
 
 
 async def _loop(
@@ -37,7 +38,7 @@ async def _loop(
         else:
             try:
                 answer = await engine.claim(user, worker)
-            except Exception:  # 409: nothing to claim
+            except Conflict:  # nothing to claim
                 answer = None
             if answer is not None:
                 got = [answer["execution_id"]]
