@@ -96,8 +96,8 @@ async def record_outcomes(
     the semantics of :func:`record_outcome`; its answer, or the error it would have raised, is
     returned in order.
 
-    The batch costs a handful of statements whatever its size: executions and cues are read
-    in one statement each, outcomes that set the same values are written by one conditional
+    The batch costs a handful of statements whatever its size: executions and their cues are
+    read in one statement, outcomes that set the same values are written by one conditional
     ``UPDATE``, and cue run counters by one more. An id repeated in the batch is answered as a
     second report would be: 409 ``outcome_already_recorded`` once the first was written."""
     if len(reports) > MAX_BATCH:
@@ -107,9 +107,7 @@ async def record_outcomes(
     now = engine.clock.now()
     async with engine.store.tx() as tx:
         wanted = list({eid for eid, _ in reports if ids.is_uuid(eid)})
-        found = {r["id"]: r for r in await tx.executions_by_ids(user.user_id, wanted)}
-        cue_ids = list({r["cue_id"] for r in found.values()})
-        cues = {c["id"]: c for c in await tx.cues_by_ids(user.user_id, cue_ids)}
+        found = {r["id"]: r for r in await tx.outcome_targets(user.user_id, wanted)}
         groups: dict[bytes, list[_Write]] = {}
         repeats: list[int] = []
         seen: set[str] = set()
@@ -120,7 +118,7 @@ async def record_outcomes(
             seen.add(execution_id)
             try:
                 current = found.get(execution_id)
-                write = _prepare(engine, index, current, cues, report, worker_id, now)
+                write = _prepare(engine, index, current, report, worker_id, now)
             except CueflowError as error:
                 answers[index] = error
                 continue
@@ -186,7 +184,6 @@ def _prepare(
     engine: Engine,
     index: int,
     current: Row | None,
-    cues: dict[str, Row],
     report: OutcomeReport,
     worker_id: str | None,
     now: datetime,
@@ -206,7 +203,15 @@ def _prepare(
             "Outcome has already been recorded for this execution",
             code="outcome_already_recorded",
         )
-    cue = cues.get(current["cue_id"])
+    cue = (
+        {
+            "id": current["cue_id"],
+            "verification_mode": current["cue_verification_mode"],
+            "schedule_type": current["cue_schedule_type"],
+        }
+        if current["cue_schedule_type"] is not None
+        else None
+    )
     evidence = evidence_of(report)
     state = outcome_state(report.success, cue["verification_mode"] if cue else None, evidence)
     if report.success and state in ("verified_success", "verification_failed"):

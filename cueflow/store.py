@@ -87,9 +87,6 @@ class StoreTx(Protocol):
     async def get_cue(self, user_id: str, cue_id: str) -> Row | None:
         """One of the user's cues."""
 
-    async def cues_by_ids(self, user_id: str, cue_ids: Sequence[str]) -> list[Row]:
-        """The user's cues among ``cue_ids``, in any order."""
-
     async def cue_name_taken(self, user_id: str, name: str) -> bool:
         """Whether the user has a cue called ``name``."""
 
@@ -123,8 +120,9 @@ class StoreTx(Protocol):
     async def get_execution(self, user_id: str, execution_id: str) -> Row | None:
         """One of the user's executions."""
 
-    async def executions_by_ids(self, user_id: str, execution_ids: Sequence[str]) -> list[Row]:
-        """The user's executions among ``execution_ids``, in any order."""
+    async def outcome_targets(self, user_id: str, execution_ids: Sequence[str]) -> list[Row]:
+        """The user's executions among ``execution_ids``, in any order, each with its cue's
+        ``cue_verification_mode`` and ``cue_schedule_type`` (``None`` when the cue is gone)."""
 
     async def list_executions(
         self, user_id: str, where: ExecutionFilter, limit: int, offset: int

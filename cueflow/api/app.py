@@ -41,16 +41,19 @@ EXPOSED_HEADERS = [
 ]
 
 router = APIRouter()
-"""Every cueflow route; include it with :func:`mount` so the engine and error handlers come too."""
+"""Every cueflow route; include it with :func:`mount` so the engine and error handlers come too.
+
+Routes are matched in order, one by one: the worker protocol (polled and claimed thousands of
+times a second by busy fleets) comes first, so its requests skip the rest."""
 for _module in (
+    executions,
+    workers,
+    cues,
+    runs,
+    verification,
     auth,
     account,
     secrets,
-    cues,
-    runs,
-    executions,
-    verification,
-    workers,
     alerts,
     usage,
     health,

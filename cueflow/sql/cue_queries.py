@@ -201,19 +201,6 @@ class CueQueries(TxBase):
             [cue_id], run_count=run_count, values=values, only_if_status=only_if_status
         )
 
-    async def cues_by_ids(self, user_id: str, cue_ids: Sequence[str]) -> list[Row]:
-        """The user's cues among ``cue_ids`` (any order)."""
-        if not cue_ids:
-            return []
-        stmt = self._prepared(
-            ("cues_by_ids",),
-            lambda: select(cues).where(
-                cues.c.user_id == bindparam("p_user_id"),
-                cues.c.id.in_(bindparam("p_ids", expanding=True)),
-            ),
-        )
-        return await self._all(stmt, {"p_user_id": user_id, "p_ids": list(cue_ids)})
-
     async def count_cues(self, user_id: str, statuses: Sequence[str]) -> int:
         """How many of the user's cues are in ``statuses``."""
         stmt = select(func.count()).where(

@@ -65,13 +65,20 @@ class ExecutionQueries(TxBase):
         )
         return await self._one(stmt, {"p_id": execution_id, "p_user_id": user_id})
 
-    async def executions_by_ids(self, user_id: str, execution_ids: Sequence[str]) -> list[Row]:
-        """The user's executions among ``execution_ids`` (any order)."""
+    async def outcome_targets(self, user_id: str, execution_ids: Sequence[str]) -> list[Row]:
+        """The user's executions among ``execution_ids``, each with its cue's
+        ``cue_verification_mode`` and ``cue_schedule_type`` (any order; one statement)."""
         if not execution_ids:
             return []
         stmt = self._prepared(
-            ("executions_by_ids",),
-            lambda: select(executions).where(
+            ("outcome_targets",),
+            lambda: select(
+                executions,
+                cues.c.verification_mode.label("cue_verification_mode"),
+                cues.c.schedule_type.label("cue_schedule_type"),
+            )
+            .select_from(executions.outerjoin(cues, cues.c.id == executions.c.cue_id))
+            .where(
                 executions.c.user_id == bindparam("p_user_id"),
                 executions.c.id.in_(bindparam("p_ids", expanding=True)),
             ),
