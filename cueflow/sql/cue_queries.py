@@ -115,16 +115,18 @@ class CueQueries(TxBase):
         plans = {row["id"]: plan(row) for row in rows}
         planned = [values for p in plans.values() for values in p.executions]
         inserted: list[Row] = []
-        columns = sorted({key for values in planned for key in values})
-        for start in range(0, len(planned), 200):
-            chunk = [{c: values.get(c) for c in columns} for values in planned[start : start + 200]]
-            stmt = (
-                self.connector.insert(executions)
-                .values(chunk)
+        if planned:
+            columns = sorted({key for values in planned for key in values})
+            # One statement, many parameter sets: SQLAlchemy batches them into multi-row
+            # inserts ("insertmanyvalues") without compiling a new statement per batch.
+            stmt = self._prepared(
+                ("fire_insert", *columns),
+                lambda: self.connector.insert(executions)
                 .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
-                .returning(executions.c.id, executions.c.cue_id, executions.c.status)
+                .returning(executions.c.id, executions.c.cue_id, executions.c.status),
             )
-            inserted.extend(await self._all(stmt))
+            params = [{c: values.get(c) for c in columns} for values in planned]
+            inserted = list((await self.conn.execute(stmt, params)).mappings().all())
         fired: dict[str, int] = {}
         for row in inserted:
             fired[row["cue_id"]] = fired.get(row["cue_id"], 0) + 1
