@@ -78,12 +78,12 @@ class ExecutionQueries(TxBase):
                 cues.c.schedule_type.label("cue_schedule_type"),
             )
             .select_from(executions.outerjoin(cues, cues.c.id == executions.c.cue_id))
-            .where(
-                executions.c.user_id == bindparam("p_user_id"),
-                executions.c.id.in_(bindparam("p_ids", expanding=True)),
-            ),
+            .where(executions.c.id.in_(bindparam("p_ids", expanding=True))),
         )
-        return await self._all(stmt, {"p_user_id": user_id, "p_ids": list(execution_ids)})
+        # Looked up by primary key only, the owner checked here: with the owner in the WHERE
+        # clause SQLite walks the owner's index over all of their executions instead.
+        rows = await self._all(stmt, {"p_ids": list(execution_ids)})
+        return [row for row in rows if row["user_id"] == user_id]
 
     async def list_executions(
         self, user_id: str, where: ExecutionFilter, limit: int, offset: int
@@ -241,7 +241,7 @@ class ExecutionQueries(TxBase):
         def build() -> Any:
             waiting = self._waiting(move, task is not None)
             if execution_ids is not None:
-                target = executions.c.id.in_(bindparam("p_ids", expanding=True))
+                target = and_(executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting)
             else:
                 # A materialized CTE: PostgreSQL would otherwise re-run a ``LIMIT ... SKIP
                 # LOCKED`` subquery per candidate row and hand out more than ``limit``.
@@ -254,10 +254,13 @@ class ExecutionQueries(TxBase):
                 ).cte("oldest")
                 if self.connector.skip_locked:
                     oldest = oldest.prefix_with("MATERIALIZED")
+                # The picked rows are locked (PostgreSQL) or the transaction is the only
+                # writer (SQLite): they are updated by primary key with no condition repeated,
+                # which would lead SQLite to walk the whole due queue instead.
                 target = executions.c.id.in_(select(oldest.c.id))
             return (
                 update(executions)
-                .where(target, waiting)
+                .where(target)
                 .values(status=move.target, attempts=executions.c.attempts + 1, **_bound(values))
                 .returning(
                     executions.c.id,
