@@ -2,8 +2,8 @@
 
 Protocols (each loop repeats until the queue stays empty):
 
-* ``first``: ``GET /claimable`` → claim each item in list order → outcome on success
-  (CueAPI's minimal worker example; loops collide on the same items);
+* ``first``: ``GET /claimable`` → claim the first listed item (the next one after a 409) →
+  outcome → poll again (loops collide on the same items);
 * ``random``: the same, trying the listed items in random order;
 * ``next``: ``POST /v1/executions/claim`` (claim-next) → outcome;
 * ``batch``: ``POST /v1/executions/claims`` (up to ``--batch`` at once, cueflow extension) →
@@ -54,6 +54,7 @@ async def worker_loop(
                     seen.setdefault(item["execution_id"], now)
                 if protocol == "random":
                     random.shuffle(items)
+                # Claim one (the first untried, or a random one), report it, poll again.
                 for item in items:
                     eid = item["execution_id"]
                     status, _ = await client.json(
@@ -65,7 +66,8 @@ async def worker_loop(
                     claimed.append(eid)
                     await client.json("POST", f"/v1/executions/{eid}/outcome", outcome)
                     last_outcome = time.time()
-                    did += 1
+                    did = 1
+                    break
             elif protocol == "next":
                 status, body = await client.json(
                     "POST", "/v1/executions/claim", {"worker_id": worker_id}
