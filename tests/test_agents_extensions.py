@@ -85,11 +85,21 @@ async def test_an_older_server_is_polled_and_claimed_item_by_item(
 
 async def test_the_agent_worker_long_polls_for_work(engine: Engine, clock: FakeClock) -> None:
     user = await new_user(engine)
+    cue, _ = await engine.create_cue(
+        user,
+        {
+            "name": "late",
+            "transport": "worker",
+            "schedule": {"type": "recurring", "cron": "0 3 * * *"},
+            "payload": {"task": "late"},
+        },
+    )
     session = WorkerSession(EngineWorkerClient(engine, user, worker_id="agent-y"))
     waiting = asyncio.create_task(session.claim_next(wait=60))
     await asyncio.sleep(0.1)
     assert not waiting.done()
-    [execution_id] = await due_executions(engine, clock, user, [{"task": "late"}])
+    # A manual fire creates work now, without moving the clock past the wait.
+    fired = await engine.fire_cue(user, cue["id"])
     lease = await asyncio.wait_for(waiting, 10)
     assert lease is not None
-    assert lease.execution_id == execution_id
+    assert lease.execution_id == fired["id"]
