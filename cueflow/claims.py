@@ -11,6 +11,7 @@ ends or when its worker, registered through ``POST /v1/worker/heartbeat``, has b
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,8 @@ from cueflow.store import Row
 
 if TYPE_CHECKING:
     from cueflow.engine import Engine
+
+log = logging.getLogger(__name__)
 
 CLAIMABLE_LIMIT = 50
 """Items in a claimable list unless the caller asks for another ``limit``."""
@@ -304,6 +307,19 @@ async def sweep(engine: Engine, limit: int = 500) -> int:
     if changed:
         engine.work.notify()
     return changed
+
+
+async def sweep_forever(engine: Engine) -> None:
+    """The engine's sweeper task: :func:`sweep` every ``sweep_interval_seconds``."""
+    interval = engine.settings.sweep_interval_seconds
+    while True:
+        try:
+            await sweep(engine)
+        except Exception:
+            log.exception("lease sweep failed")
+        await engine.clock.sleep_until(
+            engine.clock.now() + timedelta(seconds=interval), asyncio.Event()
+        )
 
 
 def _give_back(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -55,6 +54,7 @@ from cueflow.errors import CueflowError, PluginError
 from cueflow.fire import Scheduler
 from cueflow.metrics import Metrics
 from cueflow.plugins import PluginManager
+from cueflow.runner import run_until_signalled
 from cueflow.schemas import ClaimRequest, CueCreate, CueUpdate, OutcomeReport, RegisterRequest
 from cueflow.store import ExecutionFilter, ExecutionPage, Row, Store
 from cueflow.transport import HandlerHost, Notifier, PushTransport, Transport
@@ -142,7 +142,7 @@ class Engine:
         await self.store.listen(self.wake)
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="cueflow-scheduler"),
-            asyncio.create_task(self._sweep_forever(), name="cueflow-sweeper"),
+            asyncio.create_task(claims.sweep_forever(self), name="cueflow-sweeper"),
         ]
         if self.push_transports():
             self._tasks.append(
@@ -177,37 +177,7 @@ class Engine:
         there), then run until Ctrl-C or SIGTERM and close cleanly (deliveries in flight get
         a few seconds to finish). Inside an asyncio application use ``async with engine`` or
         :meth:`start`/:meth:`close` instead."""
-        asyncio.run(self._run_until_signalled(startup))
-
-    async def _run_until_signalled(self, startup: Callable[[], Awaitable[object]] | None) -> None:
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        handled: list[signal.Signals] = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, stopping.set)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue  # no signal handlers here (Windows, not the main thread)
-            handled.append(signum)
-        try:
-            async with self:
-                if startup is not None:
-                    await startup()
-                await stopping.wait()
-        finally:
-            for signum in handled:
-                loop.remove_signal_handler(signum)
-
-    async def _sweep_forever(self) -> None:
-        interval = self.settings.sweep_interval_seconds
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("lease sweep failed")
-            await self.clock.sleep_until(
-                self.clock.now() + timedelta(seconds=interval), asyncio.Event()
-            )
+        asyncio.run(run_until_signalled(self, startup))
 
     # helpers for the use-case modules ----------------------------------------------------------
     def wake(self) -> None:
