@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import (
     Select,
+    bindparam,
     case,
     func,
     literal,
@@ -100,6 +101,17 @@ _Dialectless: Any = _DialectlessType()
 
 
 _PREPARED: dict[tuple[Any, ...], Any] = {}
+
+
+def bound_values(table: Any, columns: Collection[str]) -> dict[str, Any]:
+    """``SET`` values for ``columns`` of ``table`` as bound parameters named ``v_<column>``,
+    typed by their columns (for statements built once by :meth:`TxBase._prepared`)."""
+    return {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}
+
+
+def value_params(values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters :func:`bound_values` names, for ``values``."""
+    return {f"v_{c}": v for c, v in values.items()}
 
 
 class TxBase:

@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from cueflow.sql.base import TxBase, _Dialectless, _duplicate, _lock
+from cueflow.sql.base import TxBase, _Dialectless, _duplicate, _lock, bound_values, value_params
 from cueflow.sql.tables import (
     cues,
     executions,
@@ -163,9 +163,7 @@ class CueQueries(TxBase):
             return
 
         def build() -> Any:
-            new_values: dict[str, Any] = {
-                k: bindparam(f"v_{k}", type_=cues.c[k].type) for k in values
-            }
+            new_values = bound_values(cues, values)
             if run_count:
                 new_values["run_count"] = cues.c.run_count + bindparam("p_runs")
             if finish_once is not None:
@@ -184,7 +182,7 @@ class CueQueries(TxBase):
             only_if_status is not None,
             *sorted(values),
         )
-        params: dict[str, Any] = {f"v_{k}": v for k, v in values.items()}
+        params = value_params(values)
         params.update(p_ids=list(cue_ids), p_runs=run_count, p_finish=finish_once)
         if only_if_status is not None:
             params["p_statuses"] = list(only_if_status)

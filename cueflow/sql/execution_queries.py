@@ -17,7 +17,7 @@ from sqlalchemy import (
     update,
 )
 
-from cueflow.sql.base import TxBase, _Dialectless, _lock
+from cueflow.sql.base import TxBase, _Dialectless, _lock, bound_values, value_params
 from cueflow.sql.tables import (
     cues,
     executions,
@@ -32,14 +32,13 @@ def _at(name: str) -> Any:
     return bindparam(name, type_=executions.c.scheduled_for.type)
 
 
-def _bound(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` as bound parameters named ``v_<column>``, typed by their columns."""
-    return {k: bindparam(f"v_{k}", type_=executions.c[k].type) for k in values}
-
-
-def _params(values: dict[str, Any]) -> dict[str, Any]:
-    """The parameters :func:`_bound` names."""
-    return {f"v_{k}": v for k, v in values.items()}
+def _claim_set(move: Move, values: dict[str, Any]) -> dict[str, Any]:
+    """What a claim sets: the new status, one more attempt, and ``values`` (bound)."""
+    return {
+        "status": move.target,
+        "attempts": executions.c.attempts + 1,
+        **bound_values(executions, values),
+    }
 
 
 class ExecutionQueries(TxBase):
@@ -72,13 +71,15 @@ class ExecutionQueries(TxBase):
             return []
         stmt = self._prepared(
             ("outcome_targets",),
-            lambda: select(
-                executions,
-                cues.c.verification_mode.label("cue_verification_mode"),
-                cues.c.schedule_type.label("cue_schedule_type"),
-            )
-            .select_from(executions.outerjoin(cues, cues.c.id == executions.c.cue_id))
-            .where(executions.c.id.in_(bindparam("p_ids", expanding=True))),
+            lambda: (
+                select(
+                    executions,
+                    cues.c.verification_mode.label("cue_verification_mode"),
+                    cues.c.schedule_type.label("cue_schedule_type"),
+                )
+                .select_from(executions.outerjoin(cues, cues.c.id == executions.c.cue_id))
+                .where(executions.c.id.in_(bindparam("p_ids", expanding=True)))
+            ),
         )
         # Looked up by primary key only, the owner checked here: with the owner in the WHERE
         # clause SQLite walks the owner's index over all of their executions instead.
@@ -196,12 +197,12 @@ class ExecutionQueries(TxBase):
             return (
                 update(executions)
                 .where(target, waiting)
-                .values(status=move.target, attempts=executions.c.attempts + 1, **_bound(values))
+                .values(_claim_set(move, values))
                 .returning(executions.c.id, executions.c.attempts, executions.c.cue_id)
             )
 
         key = ("claim", execution_id is None, move, *sorted(values))
-        params = {**_params(values), "p_user_id": user_id, "p_transports": list(transports)}
+        params = {**value_params(values), "p_user_id": user_id, "p_transports": list(transports)}
         params["p_now"] = now
         if execution_id is not None:
             params["p_id"] = execution_id
@@ -261,7 +262,7 @@ class ExecutionQueries(TxBase):
             return (
                 update(executions)
                 .where(target)
-                .values(status=move.target, attempts=executions.c.attempts + 1, **_bound(values))
+                .values(_claim_set(move, values))
                 .returning(
                     executions.c.id,
                     executions.c.cue_id,
@@ -271,7 +272,7 @@ class ExecutionQueries(TxBase):
             )
 
         key = ("claim_many", execution_ids is None, task is not None, move, *sorted(values))
-        params = {**_params(values), "p_user_id": user_id, "p_transports": list(transports)}
+        params = {**value_params(values), "p_user_id": user_id, "p_transports": list(transports)}
         params["p_now"] = now
         if execution_ids is not None:
             params["p_ids"] = list(execution_ids)
@@ -352,7 +353,7 @@ class ExecutionQueries(TxBase):
                         ),
                     )
                 )
-            new_values = _bound(values)
+            new_values = bound_values(executions, values)
             if move is not None:
                 new_values["status"] = case(
                     (executions.c.status.in_(move.sources), literal(move.target)),
@@ -363,7 +364,7 @@ class ExecutionQueries(TxBase):
             )
 
         key = ("record_outcomes", move, holder is not None, *sorted(values))
-        params = {**_params(values), "p_ids": list(execution_ids), "p_user_id": user_id}
+        params = {**value_params(values), "p_ids": list(execution_ids), "p_user_id": user_id}
         if holder is not None:
             params["p_holder"] = holder
         return await self._all(self._prepared(key, build), params)
