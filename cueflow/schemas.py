@@ -8,12 +8,14 @@ clients never send.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -31,6 +33,16 @@ TimeoutSeconds = Annotated[int, Field(ge=1, le=86_400)]
 ignore it; the in-process transport also caps it at ``CUEFLOW_HANDLER_TIMEOUT_SECONDS``)."""
 
 MisfirePolicy = Literal["fire_once", "skip", "fire_all"]
+
+
+def _nfc(value: Any) -> Any:
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
+CueName = Annotated[str, BeforeValidator(_nfc), Field(min_length=1, max_length=255)]
+"""A cue's name, in Unicode NFC: canonically equivalent spellings ("café" composed or as "e" +
+combining accent) are one name, stored and compared composed. The length limit counts the
+composed characters."""
 
 
 CALLBACK_METHODS = ("POST", "GET", "PUT", "PATCH")
@@ -137,7 +149,7 @@ def _reject_nested_transport(data: Any) -> Any:
 class CueCreate(_Lenient):
     """``POST /v1/cues``."""
 
-    name: str = Field(min_length=1, max_length=255)
+    name: CueName
     description: str | None = None
     schedule: ScheduleIn
     callback: CallbackIn | None = None
@@ -158,7 +170,7 @@ class CueUpdate(_Input):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: CueName | None = None
     description: str | None = None
     status: str | None = None
     schedule: ScheduleIn | None = None

@@ -132,9 +132,7 @@ async def test_a_write_waits_for_the_lock_and_succeeds_once_it_is_released(
     async with sqlite_client(db) as client:
         auth = await register(client)
         with outside_lock(db, hold=1.0):
-            response, waited = await _timed(
-                client.post("/v1/cues", json=cue_body(), headers=auth)
-            )
+            response, waited = await _timed(client.post("/v1/cues", json=cue_body(), headers=auth))
         assert response.status_code == 201, response.text
         assert waited >= 0.5
         listed = await client.get("/v1/cues", headers=auth)
