@@ -2,8 +2,8 @@
 
 The REST API uses these as request bodies and the Python API takes the same objects, so both
 reach the engine through one path. Limits and messages follow the wire contract; cueflow's
-additions (``interval`` schedules, ``misfire_policy``, ``timeout_seconds``) are optional fields old
-clients never send.
+additions (``interval`` schedules, ``schedule.fall_back``, ``misfire_policy``, ``timeout_seconds``)
+are optional fields old clients never send.
 """
 
 from __future__ import annotations
@@ -89,6 +89,9 @@ class ScheduleIn(_Lenient):
     at: datetime | None = None
     timezone: str = "UTC"
     interval_seconds: int | None = None
+    fall_back: Literal["both", "first"] | None = None
+    """Recurring schedules: a wall time the clocks repeat when daylight saving time ends fires
+    at ``both`` occurrences (the default, as CueAPI) or only the ``first``."""
 
 
 class CallbackIn(_Lenient):

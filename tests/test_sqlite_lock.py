@@ -117,6 +117,11 @@ async def test_info_and_health_answer_at_once_while_another_process_holds_the_lo
             assert health.json()["services"]["database"] == "busy"
             assert health.json()["status"] == "degraded"
             assert elapsed < AT_ONCE, f"answers took {elapsed:.2f} s while the lock was held"
+            status = await client.get("/status")
+            assert (status.status_code, status.json()) == (
+                200,
+                {"status": "degraded", "reason": "database busy"},
+            )
             assert not waiting.done()
             lock.release()
             response = await asyncio.wait_for(waiting, 5)
