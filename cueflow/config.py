@@ -23,6 +23,12 @@ class Settings(BaseSettings):
 
     database_url: str = Field("sqlite:///cueflow.db", validation_alias=_env("DATABASE_URL"))
     """Store URL: ``sqlite:///path.db``, ``sqlite://`` (memory) or ``postgresql://...``."""
+    sqlite_lock_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("CUEFLOW_SQLITE_LOCK_TIMEOUT_SECONDS")
+    )
+    """SQLite: longest a unit of work waits for the database's write lock (held by another
+    process, or queued behind this process's own work) before it fails with 503
+    ``database_unavailable``. The wait never blocks the server."""
     host: str = Field("127.0.0.1", validation_alias=_env("HOST"))
     port: int = Field(8000, validation_alias=_env("PORT"))
 

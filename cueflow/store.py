@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +19,12 @@ from typing import Any, Protocol
 from cueflow.states import Move
 
 Row = Mapping[str, Any]
+
+lock_wait_limit: ContextVar[float | None] = ContextVar("cueflow_lock_wait_limit", default=None)
+"""At most this many seconds a unit of work opened in the current context waits for a database
+lock another process holds before raising :class:`cueflow.errors.DatabaseBusy` (``None``: the
+store's own limit). ``/health`` sets it so it can answer at once; a store whose waits are
+bounded otherwise may ignore it."""
 
 
 class Duplicate(Exception):
@@ -391,7 +398,9 @@ class Store(Protocol):
         """Release connections."""
 
     def tx(self) -> AbstractAsyncContextManager[StoreTx]:
-        """A unit of work: commits on normal exit, rolls back on an exception."""
+        """A unit of work: commits on normal exit, rolls back on an exception. Raises
+        :class:`cueflow.errors.DatabaseBusy` when a lock held elsewhere keeps it from starting
+        (or committing) within the store's limit (see :data:`lock_wait_limit`)."""
 
     async def listen(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever another node reports a schedule change (optional)."""
