@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from cueflow.clock import FakeClock
 from cueflow.engine import Engine, open_engine
 from tests.agents_support import due_executions, new_user, state
 from tests.mcp_support import in_process, over_http, over_stdio
+from tests.server import cueflow_server
 
 WORKER_TOOLS = {
     "poll_executions",
@@ -285,16 +287,12 @@ async def _register(database_url: str, names: list[str]) -> dict[str, str]:
         await engine.close()
 
 
-@pytest.fixture(scope="module")
-def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
-    """``cueflow mcp --http`` on an embedded engine (sqlite), with an API key per test."""
-    workdir = tmp_path_factory.mktemp("mcp-http")
-    database_url = f"sqlite:///{workdir / 'cueflow.db'}"
-    keys = asyncio.run(_register(database_url, ["a", "b", "c", "d"]))
+@contextmanager
+def mcp_http(cwd: Path, *args: str) -> Iterator[str]:
+    """``cueflow mcp --http`` with ``args`` on a port of this suite; yields its MCP URL."""
     port = _port()
-    command = [sys.executable, "-m", "cueflow", "mcp", "--http", "--port", str(port),
-               "--database-url", database_url, "--manage", "--tool-names", "both"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=workdir)
+    command = [sys.executable, "-m", "cueflow", "mcp", "--http", "--port", str(port), *args]
+    process = subprocess.Popen(command, cwd=cwd)
     url = f"http://127.0.0.1:{port}/mcp"
     try:
         deadline = time.monotonic() + 30
@@ -306,10 +304,21 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "cueflow mcp --http did not start"
                 time.sleep(0.1)
-        yield HttpServer(url, database_url, keys)
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    """``cueflow mcp --http`` on an embedded engine (sqlite), with an API key per test."""
+    workdir = tmp_path_factory.mktemp("mcp-http")
+    database_url = f"sqlite:///{workdir / 'cueflow.db'}"
+    keys = asyncio.run(_register(database_url, ["a", "b", "c", "d"]))
+    options = ["--database-url", database_url, "--manage", "--tool-names", "both"]
+    with mcp_http(workdir, *options) as url:
+        yield HttpServer(url, database_url, keys)
 
 
 def test_http_refuses_requests_without_a_valid_key(http_server: HttpServer) -> None:
@@ -413,3 +422,28 @@ async def test_langchain_mcp_adapters_use_the_tools_over_http_and_stdio(
             {"cueflow": {"transport": "stdio", "command": sys.executable, "args": command}}
         )
         assert {tool.name for tool in await stdio.get_tools()} == CUEAPI_WORKER_TOOLS
+
+
+async def test_http_in_front_of_a_cueflow_server_acts_with_each_callers_key(
+    tmp_path: Path,
+) -> None:
+    with cueflow_server(f"sqlite:///{tmp_path / 'rest.db'}", tmp_path) as base:
+        keys = []
+        for name in ("x", "y"):
+            email = f"{name}-{uuid.uuid4().hex[:6]}@example.com"
+            response = httpx.post(f"{base}/v1/auth/register", json={"email": email})
+            keys.append(response.json()["api_key"])
+        with mcp_http(tmp_path, "--url", base, "--manage", "--tool-names", "cueapi") as url:
+            refused = httpx.post(url, json={}, headers={"Authorization": f"Bearer {SECRET}"})
+            assert refused.status_code == 401
+            async with asyncio.timeout(30):
+                async with over_http(url, keys[0]) as mcp:
+                    cue = await mcp.ok("cueapi_create_cue", name="r", cron="0 0 1 1 *")
+                    fired = await mcp.ok("cueapi_fire_cue", cue_id=cue["id"])
+                    await mcp.ok("cueapi_claim_execution", execution_id=fired["id"])
+                async with over_http(url, keys[1]) as other:
+                    assert (await other.ok("cueapi_list_cues"))["cues"] == []
+                async with over_http(url, keys[0]) as mcp:
+                    await mcp.ok("cueapi_report_outcome", execution_id=fired["id"], success=True)
+                    execution = await mcp.ok("cueapi_get_execution", execution_id=fired["id"])
+                    assert (execution["status"], execution["attempts"]) == ("success", 1)
