@@ -447,3 +447,24 @@ async def test_http_in_front_of_a_cueflow_server_acts_with_each_callers_key(
                     await mcp.ok("cueapi_report_outcome", execution_id=fired["id"], success=True)
                     execution = await mcp.ok("cueapi_get_execution", execution_id=fired["id"])
                     assert (execution["status"], execution["attempts"]) == ("success", 1)
+                    left = await mcp.ok("cueapi_fire_cue", cue_id=cue["id"])
+                    await mcp.ok("cueapi_claim_execution", execution_id=left["id"])
+        # the MCP server stopped: what it still held was given back
+        headers = {"Authorization": f"Bearer {keys[0]}"}
+        execution = httpx.get(f"{base}/v1/executions/{left['id']}", headers=headers).json()
+        assert (execution["status"], execution["attempts"]) == ("pending", 1)
+
+
+async def test_concurrent_calls_of_one_worker_do_not_exceed_its_claim_limit(
+    engine: Engine, clock: FakeClock
+) -> None:
+    user = await new_user(engine)
+    ids = await due_executions(engine, clock, user, [{"task": "t"}, {"task": "t"}])
+    async with in_process(build_mcp_server(EngineWorkerClient(engine, user))) as mcp:
+        results = await asyncio.gather(
+            mcp.call("claim_execution", {"execution_id": ids[0]}),
+            mcp.call("claim_execution", {"execution_id": ids[1]}),
+        )
+        assert sorted(is_error for is_error, _, _ in results) == [False, True]
+        [refusal] = [text for is_error, text, _ in results if is_error]
+        assert "already holds 1 claim" in refusal

@@ -15,10 +15,12 @@ client goes away. Over HTTP each call acts through the session of its caller's A
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 import anyio
 from mcp.types import CallToolResult, TextContent, Tool, ToolAnnotations
@@ -88,7 +90,8 @@ def _describe(spec: ToolSpec) -> Tool:
 class CueflowMCPServer(ServerBase):  # type: ignore[misc,valid-type]
     """An MCP server serving ``specs``. With a ``session`` every call acts through it (stdio,
     in process), and the server's lifespan holds it open; without one, each call acts through
-    the session its HTTP request carries (:mod:`cueflow.agents.mcp_http`)."""
+    the session its HTTP request carries (:mod:`cueflow.agents.mcp_http`). Calls acting through
+    one session run one at a time, whichever MCP sessions they come from."""
 
     def __init__(
         self,
@@ -120,6 +123,7 @@ class CueflowMCPServer(ServerBase):  # type: ignore[misc,valid-type]
         )
         self.specs = {spec.name: spec for spec in specs}
         self.session = session
+        self._locks: WeakKeyDictionary[WorkerSession, asyncio.Lock] = WeakKeyDictionary()
 
     async def list_tools(self) -> list[Tool]:
         """The served tools, their input schemas being the argument models' JSON schemas."""
@@ -134,8 +138,10 @@ class CueflowMCPServer(ServerBase):  # type: ignore[misc,valid-type]
         if spec is None:
             raise ToolError(f"Unknown tool: {name}")
         session = self._session_for(context)
+        lock = self._locks.setdefault(session, asyncio.Lock())
         try:
-            result = await invoke(spec, session, arguments or {})
+            async with lock:  # one call at a time per worker: its claim limit holds
+                result = await invoke(spec, session, arguments or {})
         except ToolFailure as exc:
             raise ToolError(str(exc)) from exc
         text = json.dumps(result, ensure_ascii=False, default=str)
