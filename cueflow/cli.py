@@ -154,6 +154,10 @@ def mcp(
         "tool_names": tool_names,
     }
     if http:
+        if email is not None:
+            raise typer.BadParameter(
+                "over HTTP each caller's API key picks the account", param_hint="--email"
+            )
         typer.echo(f"cueflow mcp: streamable HTTP at http://{host}:{port}/mcp", err=True)
         serving = serve_http(host=host, port=port, **options)
     else:

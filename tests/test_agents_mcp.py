@@ -247,6 +247,7 @@ def test_cueflow_mcp_explains_missing_settings(monkeypatch: pytest.MonkeyPatch) 
         (["mcp", "--database-url", "sqlite://"], "--email"),
         (["mcp", "--http", "--port", "55459"], "give --url or --database-url"),
         (["mcp", "--tool-names", "cue"], "cueflow, cueapi or both"),
+        (["mcp", "--http", "--database-url", "sqlite://", "--email", "a@b.c"], "API key"),
     ]:
         result = runner.invoke(cli.app, args)
         assert result.exit_code == 2
@@ -373,11 +374,13 @@ async def test_http_keeps_claims_apart_by_key(http_server: HttpServer) -> None:
 async def test_langchain_mcp_adapters_use_the_tools_over_http_and_stdio(
     http_server: HttpServer, tmp_path: Path
 ) -> None:
-    adapters_client = pytest.importorskip("langchain_mcp_adapters.client")  # needs mcp 1.x
-    MultiServerMCPClient = adapters_client.MultiServerMCPClient
+    adapters = pytest.importorskip("langchain_mcp_adapters.client")  # needs mcp 1.x
+    from langchain_mcp_adapters.tools import load_mcp_tools
+
+    MultiServerMCPClient = adapters.MultiServerMCPClient
 
     key = http_server.keys["b"]
-    adapters = MultiServerMCPClient(
+    client = MultiServerMCPClient(
         {
             "cueflow": {
                 "transport": "streamable_http",
@@ -387,7 +390,7 @@ async def test_langchain_mcp_adapters_use_the_tools_over_http_and_stdio(
         }
     )
     async with asyncio.timeout(60):
-        tools = {tool.name: tool for tool in await adapters.get_tools()}  # a session per call
+        tools = {tool.name: tool for tool in await client.get_tools()}  # a session per call
         assert {"claim_execution", "cueapi_claim_execution"} <= set(tools)
 
         async def call(tool: str, /, **args: Any) -> dict[str, Any]:
@@ -417,11 +420,19 @@ async def test_langchain_mcp_adapters_use_the_tools_over_http_and_stdio(
         assert SECRET[:12] not in str(reply.content)
 
         command = ["-m", "cueflow", "mcp", "--tool-names", "cueapi", "--email", "lc@example.com",
-                   "--database-url", f"sqlite:///{tmp_path / 'stdio.db'}"]  # fmt: skip
+                   "--database-url", f"sqlite:///{tmp_path / 'stdio.db'}", "--manage"]  # fmt: skip
         stdio = MultiServerMCPClient(
             {"cueflow": {"transport": "stdio", "command": sys.executable, "args": command}}
         )
-        assert {tool.name for tool in await stdio.get_tools()} == CUEAPI_WORKER_TOOLS
+        async with stdio.session("cueflow") as session:  # one process for all the calls
+            tools = {tool.name: tool for tool in await load_mcp_tools(session)}
+            assert set(tools) == CUEAPI_WORKER_TOOLS | CUEAPI_MANAGEMENT_TOOLS
+            cue = await call("cueapi_create_cue", name="stdio", cron="0 0 1 1 *", worker=True)
+            fired = await call("cueapi_fire_cue", cue_id=cue["id"])
+            await call("cueapi_claim_execution", execution_id=fired["id"])
+            await call("cueapi_report_outcome", execution_id=fired["id"], success=True)
+            execution = await call("cueapi_get_execution", execution_id=fired["id"])
+            assert execution["status"] == "success"
 
 
 async def test_http_in_front_of_a_cueflow_server_acts_with_each_callers_key(
