@@ -48,6 +48,14 @@ def serve(
         str | None,
         typer.Option(help="Log lines: text (readable) or json [env CUEFLOW_LOG_FORMAT, text]"),
     ] = None,
+    with_mcp: Annotated[
+        bool,
+        typer.Option(
+            "--mcp",
+            help="Also serve the agent tools to MCP clients at /mcp (streamable HTTP, API key "
+            "as bearer token; needs the mcp extra)",
+        ),
+    ] = False,
 ) -> None:
     """Run the REST API server with its scheduler (migrates the database first)."""
     import uvicorn
@@ -79,8 +87,16 @@ def serve(
         typer.echo(f"cueflow: {exc}", err=True)
         raise typer.Exit(2) from exc
     logs.configure(settings.log_format, log_level)
+    app = create_app(engine)
+    if with_mcp:
+        try:
+            from cueflow.agents.mcp_http import mount_mcp
+        except ImportError as exc:
+            typer.echo(f"--mcp needs the mcp extra: pip install 'cueflow[mcp]' ({exc})", err=True)
+            raise typer.Exit(2) from exc
+        mount_mcp(app, engine, host=settings.host)
     uvicorn.run(
-        create_app(engine),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=log_level,

@@ -289,26 +289,32 @@ async def _register(database_url: str, names: list[str]) -> dict[str, str]:
 
 
 @contextmanager
-def mcp_http(cwd: Path, *args: str) -> Iterator[str]:
-    """``cueflow mcp --http`` with ``args`` on a port of this suite; yields its MCP URL."""
+def cueflow_command(cwd: Path, *args: str) -> Iterator[str]:
+    """``cueflow *args --port P`` (a server) on a port of this suite; yields its MCP URL
+    (``http://127.0.0.1:P/mcp``) once it answers."""
     port = _port()
-    command = [sys.executable, "-m", "cueflow", "mcp", "--http", "--port", str(port), *args]
+    command = [sys.executable, "-m", "cueflow", *args, "--port", str(port)]
     process = subprocess.Popen(command, cwd=cwd)
     url = f"http://127.0.0.1:{port}/mcp"
     try:
         deadline = time.monotonic() + 30
         while True:
-            assert process.poll() is None, f"cueflow mcp exited with {process.returncode}"
+            assert process.poll() is None, f"cueflow exited with {process.returncode}"
             try:
                 httpx.post(url, timeout=1)
                 break
             except httpx.TransportError:
-                assert time.monotonic() < deadline, "cueflow mcp --http did not start"
+                assert time.monotonic() < deadline, "cueflow did not start"
                 time.sleep(0.1)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def mcp_http(cwd: Path, *args: str) -> Any:
+    """``cueflow mcp --http *args``; yields its MCP URL."""
+    return cueflow_command(cwd, "mcp", "--http", *args)
 
 
 @pytest.fixture(scope="module")
@@ -479,3 +485,23 @@ async def test_concurrent_calls_of_one_worker_do_not_exceed_its_claim_limit(
         assert sorted(is_error for is_error, _, _ in results) == [False, True]
         [refusal] = [text for is_error, text, _ in results if is_error]
         assert "already holds 1 claim" in refusal
+
+
+async def test_cueflow_serve_mcp_serves_the_tools_beside_the_rest_api(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'serve.db'}"
+    [key] = (await _register(database_url, ["s"])).values()
+    with cueflow_command(tmp_path, "serve", "--mcp", "--database-url", database_url) as url:
+        base = url.removesuffix("/mcp")
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.post(url, json={}).status_code == 401
+        async with asyncio.timeout(30):
+            async with over_http(url, key) as mcp:
+                cue = await mcp.ok("create_cue", name="served", cron="0 0 1 1 *")
+                fired = await mcp.ok("cueapi_fire_cue", cue_id=cue["id"])
+                await mcp.ok("claim_execution", execution_id=fired["id"])
+            rest = httpx.get(f"{base}/v1/executions/{fired['id']}", headers=headers).json()
+            assert rest["status"] == "delivering"
+            async with over_http(url, key) as mcp:
+                await mcp.ok("report_outcome", execution_id=fired["id"], success=True)
+            rest = httpx.get(f"{base}/v1/executions/{fired['id']}", headers=headers).json()
+            assert (rest["status"], rest["attempts"]) == ("success", 1)

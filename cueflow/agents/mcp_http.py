@@ -213,6 +213,35 @@ def mcp_http_app(
     return Starlette(routes=[Route(path, _McpEndpoint(manager, sessions))], lifespan=lifespan)
 
 
+def mount_mcp(
+    app: Starlette,
+    engine: Engine,
+    *,
+    path: str = "/mcp",
+    host: str = "127.0.0.1",
+    tool_names: ToolNames = "both",
+    max_claims: int = 1,
+) -> None:
+    """Serve the tools (worker and management ones, no delete) at ``path`` of ``app`` (the
+    REST app of ``engine``, ``cueflow serve --mcp``) over streamable HTTP, for the accounts of
+    ``engine``; the MCP sessions run, and the key sessions close, with the app's lifespan."""
+    specs = mcp_tools(tool_names=tool_names, include_management=True)
+    sessions = KeySessions(EngineAccounts(engine), max_claims=max_claims)
+    manager = prepare_http(CueflowMCPServer(specs, host=host), path=path, host=host)
+    app.router.routes.insert(0, Route(path, _McpEndpoint(manager, sessions)))
+    app_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running: Starlette) -> AsyncIterator[Any]:
+        async with app_lifespan(running) as state, manager.run():
+            try:
+                yield state
+            finally:
+                await sessions.aclose()
+
+    app.router.lifespan_context = lifespan
+
+
 async def serve_http(
     *,
     host: str = "127.0.0.1",
