@@ -204,6 +204,16 @@ async def test_cueapi_named_tools_take_cueapi_arguments(engine: Engine) -> None:
         assert (cue["transport"], cue["schedule"]["cron"]) == ("worker", "0 9 * * *")
         updated = await mcp.ok("cueapi_update_cue", cue_id=cue["id"], description="morning")
         assert updated["description"] == "morning"
+        updated = await mcp.ok(
+            "cueapi_update_cue", cue_id=cue["id"], cron="0 10 * * *", timezone="Europe/Paris"
+        )
+        assert (updated["schedule"]["cron"], updated["schedule"]["timezone"]) == (
+            "0 10 * * *",
+            "Europe/Paris",
+        )
+        assert "give cron or at too" in await mcp.error(
+            "cueapi_update_cue", cue_id=cue["id"], timezone="UTC"
+        )
         assert "payload_override" in await mcp.error(
             "cueapi_fire_cue", cue_id=cue["id"], payload_override={"x": 1}
         )
