@@ -515,3 +515,16 @@ async def test_cueflow_serve_mcp_serves_the_tools_beside_the_rest_api(tmp_path: 
                 await mcp.ok("report_outcome", execution_id=fired["id"], success=True)
             rest = httpx.get(f"{base}/v1/executions/{fired['id']}", headers=headers).json()
             assert (rest["status"], rest["attempts"]) == ("success", 1)
+
+
+async def test_a_fault_inside_a_tool_is_an_error_result_without_its_details(
+    engine: Engine,
+) -> None:
+    class Broken(EngineWorkerClient):
+        async def get_execution(self, execution_id: str) -> dict[str, Any]:
+            raise RuntimeError(f"connection to postgresql://app:{SECRET}@db failed")
+
+    server = build_mcp_server(Broken(engine, await new_user(engine)))
+    async with in_process(server) as mcp:
+        text = await mcp.error("get_execution", execution_id="x")
+    assert text == "Error executing tool get_execution"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -33,6 +34,8 @@ from cueflow.agents.mcp_compat import ServerBase, ToolError, current_request, ho
 from cueflow.agents.session import ToolFailure, WorkerSession
 from cueflow.agents.tools import TOOLS, ToolSpec, invoke
 from cueflow.engine import open_engine
+
+log = logging.getLogger(__name__)
 
 ToolNames = Literal["cueflow", "cueapi", "both"]
 """Which names the tools are served under: cueflow's, CueAPI's MCP server's, or both."""
@@ -144,6 +147,9 @@ class CueflowMCPServer(ServerBase):  # type: ignore[misc,valid-type]
                 result = await invoke(spec, session, arguments or {})
         except ToolFailure as exc:
             raise ToolError(str(exc)) from exc
+        except Exception as exc:  # a fault, not a refusal: details stay in the server's log
+            log.exception("MCP tool %s failed", name)
+            raise ToolError(f"Error executing tool {name}") from exc
         text = json.dumps(result, ensure_ascii=False, default=str)
         return CallToolResult(
             content=[TextContent(type="text", text=text)], structuredContent=result
