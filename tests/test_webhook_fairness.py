@@ -3,8 +3,13 @@ slot, and every attempt ends at its total deadline, DNS lookup and body included
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from cueflow.clock import FakeClock
 from cueflow.delivery import Slot, destination, share
@@ -14,8 +19,10 @@ from tests.webhook_support import (
     api,
     create_cue,
     executions_of,
+    fire,
     new_user,
     open_engine,
+    webhook,
 )
 
 
@@ -84,3 +91,94 @@ def test_no_account_or_destination_goes_over_its_cap() -> None:
     assert [r["id"] for r in chosen] == ["b7", "a0", "a1"]
     assert destination(slow) == "slow.example.test:443"
     assert destination("http://Hooks.example.test.:8080/x") == "hooks.example.test:8080"
+
+
+async def test_a_trickling_answer_ends_the_attempt_at_its_deadline(
+    database_url: str, clock: FakeClock
+) -> None:
+    async with (
+        open_engine(database_url, clock, webhook_timeout_seconds=0.5) as engine,
+        api(engine) as client,
+        Receiver(trickle=0.05) as trickling,
+    ):
+        auth = await new_user(client)
+        cue = await create_cue(client, auth, clock, trickling.url(), retry={"max_attempts": 2})
+
+        assert await fire(engine, clock) == 1
+
+        [execution] = await executions_of(client, auth, cue["id"])
+        assert (execution["status"], execution["error_message"]) == (
+            "retrying",
+            "Webhook endpoint timed out",
+        )
+
+
+async def test_a_slow_dns_answer_ends_the_attempt_at_its_deadline(
+    database_url: str, clock: FakeClock
+) -> None:
+    async with (
+        open_engine(database_url, clock, webhook_timeout_seconds=0.5) as engine,
+        api(engine) as client,
+        Receiver() as receiver,
+    ):
+        slow = False
+
+        async def resolve(host: str) -> list[str]:
+            if slow:
+                await asyncio.sleep(3)
+            return ["127.0.0.1"]
+
+        webhook(engine).guard.resolve = resolve
+        auth = await new_user(client)
+        url = receiver.url(host="hooks.example.test")
+        cue = await create_cue(client, auth, clock, url, retry={"max_attempts": 2})
+        slow = True
+
+        assert await fire(engine, clock) == 1
+
+        assert receiver.requests == []
+        [execution] = await executions_of(client, auth, cue["id"])
+        assert (execution["status"], execution["error_message"]) == (
+            "retrying",
+            "Webhook endpoint timed out",
+        )
+
+
+async def test_stuck_system_dns_lookups_neither_outlast_the_deadline_nor_take_the_shared_pool(
+    database_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = socket.getaddrinfo
+    stuck = threading.Event()
+    release = threading.Event()
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not str(host).endswith(".slow.test"):
+            return real(host, *args, **kwargs)
+        if stuck.is_set():
+            release.wait(10)
+        return real("127.0.0.1", *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    async with (
+        open_engine(database_url, clock, webhook_timeout_seconds=0.5) as engine,
+        api(engine) as client,
+        Receiver() as receiver,
+    ):
+        auth = await new_user(client)
+        # More names than the event loop's default executor has threads on a small machine.
+        cues = [
+            await create_cue(client, auth, clock, receiver.url(host=f"h{n}.slow.test"))
+            for n in range(8)
+        ]
+        stuck.set()
+        try:
+            assert await fire(engine, clock) == 8
+
+            # The loop's shared thread pool still serves while every lookup hangs.
+            assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 1) == "free"
+        finally:
+            release.set()
+        assert receiver.requests == []
+        for cue in cues:
+            [execution] = await executions_of(client, auth, cue["id"])
+            assert execution["error_message"] == "Webhook endpoint timed out"
