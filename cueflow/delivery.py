@@ -10,14 +10,6 @@ change an :class:`cueflow.states.Event` applied by a conditional update:
   row. A claim counts the attempt (``attempts`` + 1) and holds a lease of the transport's
   ``lease_seconds``. The transport's ``deliver`` then runs outside any store transaction, at most
   ``delivery_concurrency`` (``WEBHOOK_CONCURRENCY_PER_WORKER``, default 50) at once.
-
-The slots are shared fairly (:func:`share`), so one account's slow receivers cannot delay
-everybody's deliveries: at most ``delivery_per_account_concurrency`` deliveries of one account
-and ``delivery_per_host_concurrency`` to one destination (host and port of ``callback_url``)
-are in flight at once in a process, and free slots go round-robin between the accounts with due
-work, the account with the fewest deliveries in flight first. The store proposes candidates
-(:meth:`cueflow.store.Tx.due_deliveries`: each account's oldest few); only those chosen are
-claimed, in the same transaction, so a candidate left out stays ``pending``.
 * ``delivering`` → ``success`` (``SUCCEEDED``) when the transport accepted it; → ``retrying``
   (``RETRY_SCHEDULED``) with ``next_retry`` stored when it failed with attempts left; →
   ``failed`` (``FAILED``) when the cue's ``retry.max_attempts`` (which counts the first attempt)
@@ -26,6 +18,14 @@ claimed, in the same transaction, so a candidate left out stays ``pending``.
   ``cue.failed`` notice. Every attempt adds one to the cue's ``run_count``; success and final
   failure set its ``last_run``; a one-time cue whose execution succeeds is ``completed``.
 * ``retrying`` → ``retry_ready`` (``RETRY_DUE``) once ``next_retry`` has passed.
+
+The slots are shared fairly (:func:`share`), so one account's slow receivers cannot delay
+everybody's deliveries: at most ``delivery_per_account_concurrency`` deliveries of one account
+and ``delivery_per_host_concurrency`` to one destination (host and port of ``callback_url``)
+are in flight at once in a process, and free slots go round-robin between the accounts with due
+work, the account with the fewest deliveries in flight first. The store proposes candidates
+(:meth:`cueflow.store.StoreTx.due_deliveries`: each account's oldest few); only those chosen are
+claimed, in the same transaction, so a candidate left out stays ``pending``.
 
 A transport that does the work itself (the in-process transport) marks its results
 ``is_outcome``: the dispatcher then also writes the execution's outcome in the transaction that
