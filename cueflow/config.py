@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         30.0, gt=0, validation_alias=_env("WEBHOOK_TIMEOUT_SECONDS")
     )
-    """Longest a webhook delivery may take, connect to response (a timeout is a failed attempt)."""
+    """Longest a webhook delivery attempt may take, from the DNS lookup to the end of the
+    answer (a timeout is a failed attempt)."""
     delivery_concurrency: int = Field(
         50, ge=1, validation_alias=_env("WEBHOOK_CONCURRENCY_PER_WORKER")
     )

@@ -52,6 +52,12 @@ async def test_one_accounts_hanging_receivers_do_not_delay_another_accounts_webh
         await eventually(lambda: _all_delivered(client, tenant, cues), timeout=3)
         assert len(healthy.requests) == 3
         assert len(hanging.requests) + len(trickling.requests) == 4  # the account's cap
+        # What the hostile account could not start yet was never claimed: no attempt used.
+        waiting = await client.get(
+            "/v1/executions", params={"status": "pending", "limit": 100}, headers=hostile
+        )
+        assert waiting.json()["total"] == 56
+        assert {e["attempts"] for e in waiting.json()["executions"]} == {0}
 
 
 async def _all_delivered(client: Any, auth: dict[str, str], cues: list[dict]) -> bool:
