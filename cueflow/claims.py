@@ -312,11 +312,14 @@ async def sweep(engine: Engine, limit: int = 500) -> int:
 async def sweep_forever(engine: Engine) -> None:
     """The engine's sweeper task: :func:`sweep` every ``sweep_interval_seconds``."""
     interval = engine.settings.sweep_interval_seconds
+    pulse = engine.loops.pulse("sweeper")
     while True:
+        pulse.busy()
         try:
             await sweep(engine)
         except Exception:
             log.exception("lease sweep failed")
+        pulse.idle()
         await engine.clock.sleep_until(
             engine.clock.now() + timedelta(seconds=interval), asyncio.Event()
         )

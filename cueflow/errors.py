@@ -64,3 +64,14 @@ class Unauthorized(CueflowError):
 
 class PluginError(RuntimeError):
     """A plugin failed to load or registered something invalid; raised at start-up."""
+
+
+class DatabaseUnavailable(CueflowError):
+    """The database cannot do the work now (unreachable, not answering in time, restarting,
+    full); the caller should retry after :attr:`retry_after` seconds. Never the caller's
+    fault: answered 503 ``database_unavailable`` with a ``Retry-After`` header."""
+
+    code = "database_unavailable"
+    status = 503
+    retry_after = 5
+    """Seconds a client should wait before trying again."""

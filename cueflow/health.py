@@ -1,12 +1,17 @@
 """Health, status and server information, for monitors and clients (no authentication).
 
 * ``health``: always answered; ``status`` is ``degraded`` when the database does not answer
-  within :data:`DATABASE_TIMEOUT_SECONDS` or this process's scheduler loop is not running.
-  ``services`` reports ``database`` (``ok``/``error``) and ``scheduler`` (``ok``/``stale``);
+  within :data:`DATABASE_TIMEOUT_SECONDS`, failed a recent unit of work that no successful write
+  followed (it answers reads but refuses writes, e.g. a full disk), this process's scheduler
+  loop is not running, or a background loop is stalled (:mod:`cueflow.loops`). ``services``
+  reports ``database`` (``ok``/``error``), ``scheduler`` (``ok``/``stale`` when not running/
+  ``stalled``) and each other running loop (``sweeper``, ``dispatcher``, ``listener``:
+  ``ok``/``stalled``);
   ``queue`` holds the execution counts of CueAPI's queue (``pending_outbox`` counts pending
   executions of push transports: cueflow has no outbox table, the executions are the queue).
-* ``status``: ``healthy``, ``degraded`` (scheduler not running) or, when the database does not
-  answer, ``down`` (the API layer answers that with 503).
+* ``status``: ``healthy``, ``degraded`` (database failing writes, scheduler not running, a loop
+  stalled: ``reason`` says which) or, when the database does not answer, ``down`` (the API
+  layer answers that with 503).
 * ``info``: the server's version and authentication model.
 """
 
@@ -43,12 +48,25 @@ async def _database_queue(engine: Engine) -> dict[str, int] | None:
         return None
 
 
+def _database_failure(engine: Engine) -> str | None:
+    """Why the store failed recent work although it answers (stores that track it)."""
+    failure = getattr(engine.store, "failure", None)
+    return failure() if callable(failure) else None
+
+
+def _loops(engine: Engine) -> dict[str, str]:
+    """``scheduler`` (``ok``, ``stale``: not running, ``stalled``) and each other loop's
+    state."""
+    states = engine.loops.states()
+    return {"scheduler": states.pop("scheduler", "stale"), **states}
+
+
 async def health(engine: Engine) -> dict[str, Any]:
     """The body of ``GET /health``."""
     queue = await _database_queue(engine)
     services = {
-        "database": "ok" if queue is not None else "error",
-        "scheduler": "ok" if engine.scheduler_running() else "stale",
+        "database": "ok" if queue is not None and _database_failure(engine) is None else "error",
+        **_loops(engine),
     }
     healthy = all(value == "ok" for value in services.values())
     return {
@@ -64,8 +82,15 @@ async def status(engine: Engine) -> dict[str, str]:
     """The body of ``GET /status``: ``status`` ``down`` means the database is unreachable."""
     if await _database_queue(engine) is None:
         return {"status": "down", "reason": "database unreachable"}
-    if not engine.scheduler_running():
+    failure = _database_failure(engine)
+    if failure is not None:
+        return {"status": "degraded", "reason": f"database failing: {failure}"}
+    loops = _loops(engine)
+    if loops["scheduler"] == "stale":
         return {"status": "degraded", "reason": "scheduler stale"}
+    stalled = [name for name, state in loops.items() if state != "ok"]
+    if stalled:
+        return {"status": "degraded", "reason": f"loop stalled: {', '.join(stalled)}"}
     return {"status": "healthy"}
 
 

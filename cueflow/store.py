@@ -13,9 +13,12 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cueflow.states import Move
+
+if TYPE_CHECKING:
+    from cueflow.loops import Pulse
 
 Row = Mapping[str, Any]
 
@@ -393,5 +396,11 @@ class Store(Protocol):
     def tx(self) -> AbstractAsyncContextManager[StoreTx]:
         """A unit of work: commits on normal exit, rolls back on an exception."""
 
-    async def listen(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` whenever another node reports a schedule change (optional)."""
+    async def listen(self, callback: Callable[[], None], pulse: Pulse) -> None:
+        """Call ``callback`` whenever another node reports a schedule change, until cancelled
+        (the engine runs this as its ``listener`` loop). Keep a listening connection: when it
+        is lost, reconnect with backoff and call ``callback`` once connected again (notices
+        may have been missed meanwhile). Report on ``pulse``: ``busy()`` before connecting or
+        checking that the connection is alive, ``idle()`` once that succeeded, so that a
+        listener stuck on a dead connection is seen and restarted. A store with no other nodes
+        to hear returns at once."""
