@@ -62,5 +62,5 @@ def database_fault(exc: BaseException) -> str | None:
         message = str(current).lower()
         for fragment in _MESSAGES:
             if fragment in message:
-                return f"the database failed: {fragment}"
+                return fragment
     return None
