@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from cueflow import ids
 from cueflow.accounts import Principal
-from cueflow.errors import Conflict, Forbidden, NotFound
+from cueflow.errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
 from cueflow.states import Event, Status, move
 from cueflow.store import Row
 
@@ -317,6 +317,8 @@ async def sweep_forever(engine: Engine) -> None:
         pulse.busy()
         try:
             await sweep(engine)
+        except DatabaseUnavailable as exc:
+            log.warning("lease sweep failed: %s", exc.message)
         except Exception:
             log.exception("lease sweep failed")
         pulse.idle()

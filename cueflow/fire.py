@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from cueflow import ids, quotas, schedule
 from cueflow.config import Settings
 from cueflow.cues import schedule_of_row
+from cueflow.errors import DatabaseUnavailable
 from cueflow.states import Status
 from cueflow.store import FirePlan, Row
 
@@ -162,6 +163,9 @@ class Scheduler:
             try:
                 await self.fire_due()
                 when = await self.next_wakeup()
+            except DatabaseUnavailable as exc:
+                log.warning("scheduler cycle failed: %s; retrying in 1 s", exc.message)
+                when = clock.now() + timedelta(seconds=1)
             except Exception:
                 log.exception("scheduler cycle failed; retrying in 1 s")
                 when = clock.now() + timedelta(seconds=1)
