@@ -6,9 +6,10 @@ asyncpg through SQLAlchemy's async engine. Due-cue selection, claim-next and the
 nodes starting together migrate once.
 
 Faults: every statement has a deadline (asyncpg's ``command_timeout``), so does opening a
-connection and waiting for one from the pool. A pooled connection is checked with a quick
-``SELECT 1`` before each use; when that fails every older pooled connection is discarded (after
-a network cut or a restart they are all dead) and fresh ones are opened. A statement that fails
+connection and waiting for one from the pool. A pooled connection the server closed is never
+handed out, and one idle for a second or more is checked with a quick ``SELECT 1`` first; when
+either fails every older pooled connection is discarded (after a network cut or a restart they
+are all dead) and fresh ones are opened. A statement that fails
 on a dead or silent connection discards it too. The server is asked to end a session left idle
 inside a transaction (its client is gone: our units of work never wait on anything else) so the
 rows it locked are freed, and to probe idle connections with TCP keepalives. The ``LISTEN``
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -49,6 +51,9 @@ LISTEN_CHECK_SECONDS = 5.0
 """How often the ``LISTEN`` connection is checked with a ``SELECT 1``."""
 LISTEN_BACKOFF_SECONDS = (0.1, 5.0)
 """First and longest wait before reopening a lost ``LISTEN`` connection (doubling, jittered)."""
+PING_AFTER_IDLE_SECONDS = 1.0
+"""A pooled connection idle longer than this is checked before use (one that was just in use
+is not: a statement on it that fails discards it and every older one anyway)."""
 POOL_RECYCLE_SECONDS = 1800
 """Pooled connections older than this are replaced (network equipment drops old flows)."""
 MIGRATION_TIMEOUT_SECONDS = 600.0
@@ -96,13 +101,21 @@ class PostgresConnector:
                 "server_settings": self.server_settings,
             },
         )
-        event.listen(self.engine.sync_engine.pool, "checkout", self._ping)
+        pool = self.engine.sync_engine.pool
+        event.listen(pool, "connect", _mark_idle)
+        event.listen(pool, "checkin", _mark_idle)
+        event.listen(pool, "checkout", self._ping)
         event.listen(self.engine.sync_engine, "handle_error", _discard_broken)
 
-    def _ping(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        """Check a pooled connection before use (SQLAlchemy's ``pool_pre_ping``, with its own
-        short deadline): a dead one makes the pool discard every connection as old as it."""
+    def _ping(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        """Check a pooled connection idle for a while before use (SQLAlchemy's
+        ``pool_pre_ping``, with its own short deadline): a dead one makes the pool discard every
+        connection as old as it."""
         driver = dbapi_connection.driver_connection
+        if driver.is_closed():  # the server closed it (a restart): known without asking
+            raise exc.InvalidatePoolError("connection closed by the server")
+        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
         try:
             await_(driver.execute("SELECT 1", timeout=self.connect_timeout))
         except Exception as error:
@@ -190,6 +203,14 @@ async def _hold(conn: asyncpg.Connection, callback: Callable[[], None], pulse: P
         pulse.busy()
         await conn.execute("SELECT 1")
         pulse.idle()
+
+
+_IDLE_SINCE = "cueflow_idle_since"
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    """Note when a pooled connection was opened or given back."""
+    record.info[_IDLE_SINCE] = time.monotonic()
 
 
 def _discard_broken(context: Any) -> None:
