@@ -2,7 +2,7 @@
 for a while nothing passes, then new connections work and the old ones never answer again
 (:class:`tests.tcp_proxy.TcpProxy`). Requests made during the cut answer 503 within their
 deadlines instead of hanging; once the network is back, the API answers, cues fire and
-``/health`` is healthy again, with no restart.
+``/health`` is healthy again, with no restart; a webhook due after the cut is delivered.
 
 The figures of the same scenario with the default deadlines come from
 ``benchmarks/partition.py``."""
@@ -28,6 +28,7 @@ from tests.conftest import (
 )
 from tests.helpers import assert_error, cue_body
 from tests.tcp_proxy import TcpProxy
+from tests.webhook_support import Receiver
 
 pytestmark = pytest.mark.postgres
 
@@ -35,6 +36,7 @@ DEADLINES = {
     "database_statement_timeout_seconds": 1,
     "database_connect_timeout_seconds": 1,
     "scheduler_recheck_seconds": 1,
+    "allow_private_webhooks": True,
 }
 """Short deadlines, so the test takes seconds (the defaults are 10, 5 and 2 s)."""
 
@@ -51,7 +53,10 @@ async def test_after_a_network_cut_the_api_answers_and_cues_fire_again() -> None
     await engine.start()
     transport = httpx.ASGITransport(app=create_app(engine, manage_engine=False))
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://cueflow.test") as api:
+        async with (
+            Receiver() as receiver,
+            httpx.AsyncClient(transport=transport, base_url="http://cueflow.test") as api,
+        ):
             auth = await register(api)
             before = await _once_cue(api, auth, in_seconds=1)
             await eventually(lambda: _fired(api, auth, before["id"]), timeout=10)
@@ -68,7 +73,10 @@ async def test_after_a_network_cut_the_api_answers_and_cues_fire_again() -> None
                 return response if response.status_code == 201 else None
 
             after = (await eventually(answers, timeout=20)).json()
+            hook = _once_body(in_seconds=1, transport="webhook", callback={"url": receiver.url()})
+            assert (await api.post("/v1/cues", json=hook, headers=auth)).status_code == 201
             await eventually(lambda: _fired(api, auth, after["id"]), timeout=20)
+            await eventually(lambda: _async(receiver.to("/hook")), timeout=20)  # delivered
 
             async def healthy() -> bool:
                 return (await api.get("/health")).json()["status"] == "healthy"
@@ -82,9 +90,13 @@ async def test_after_a_network_cut_the_api_answers_and_cues_fire_again() -> None
         await drop_pg_database(database)
 
 
-def _once_body(in_seconds: float) -> dict[str, object]:
+def _once_body(in_seconds: float, **fields: object) -> dict[str, object]:
     at = datetime.now(UTC) + timedelta(seconds=in_seconds)
-    return cue_body(schedule={"type": "once", "at": at.isoformat()})
+    return cue_body(schedule={"type": "once", "at": at.isoformat()}, **fields)
+
+
+async def _async(value: object) -> object:
+    return value
 
 
 async def _once_cue(
