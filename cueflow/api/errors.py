@@ -49,6 +49,11 @@ class ErrorEnvelope(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorEnvelope, "description": "The contract's error envelope"},
+    503: {
+        "model": ErrorEnvelope,
+        "description": "database_unavailable: the database cannot do the work now; retry after "
+        "the Retry-After header's seconds",
+    },
 }
 """The error answers every route may give, for the OpenAPI document (a 5xx other than 503
 ``database_unavailable`` is a bug)."""
