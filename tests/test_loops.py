@@ -79,7 +79,7 @@ async def _looked(engine: Engine) -> bool:
 async def test_a_stalled_loop_is_named_by_health_and_status_and_restarted(
     database_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = Engine(make_settings(database_url, loop_stall_seconds=0.2), clock=clock)
+    engine = Engine(make_settings(database_url, loop_stall_seconds=1.0), clock=clock)
     stuck = asyncio.Event()
     real_sweep = claims.sweep
 

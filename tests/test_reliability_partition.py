@@ -65,6 +65,8 @@ async def test_after_a_network_cut_the_api_answers_and_cues_fire_again() -> None
             during = await asyncio.wait_for(api.get("/v1/cues", headers=auth), timeout=15)
             assert_error(during, 503, "database_unavailable")
             assert during.headers["retry-after"]
+            health = (await api.get("/health")).json()
+            assert (health["status"], health["services"]["database"]) == ("degraded", "error")
             await asyncio.sleep(2)  # the cut lasts a little longer
             proxy.heal()
 
