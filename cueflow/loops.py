@@ -100,9 +100,7 @@ class Loops:
 
     def states(self) -> dict[str, str]:
         """``ok`` or ``stalled`` for each loop that runs."""
-        return {
-            name: "stalled" if self.pulse(name).stalled else "ok" for name in self.running()
-        }
+        return {name: "stalled" if self.pulse(name).stalled else "ok" for name in self.running()}
 
     async def stop(self) -> None:
         """Cancel every loop and the watch, and wait for them to end."""
