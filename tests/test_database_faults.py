@@ -97,7 +97,9 @@ async def test_an_unreachable_postgresql_answers_503_and_the_api_comes_back_with
             health = await client.get("/health")
             assert health.status_code == 200
             assert health.json()["services"]["database"] == "error"
-            assert (await client.get("/status")).status_code == 503
+            status = await client.get("/status")
+            assert status.status_code == 503
+            assert int(status.headers["retry-after"]) > 0
 
             await proxy.start(port)  # back: the pool replaces its dead connections
             assert (await client.get("/v1/cues", headers=auth)).status_code == 200
