@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from cueflow import ids
 from cueflow.accounts import Principal
-from cueflow.errors import Conflict, Forbidden, NotFound
+from cueflow.errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
 from cueflow.states import Event, Status, move
 from cueflow.store import Row
 
@@ -312,11 +312,16 @@ async def sweep(engine: Engine, limit: int = 500) -> int:
 async def sweep_forever(engine: Engine) -> None:
     """The engine's sweeper task: :func:`sweep` every ``sweep_interval_seconds``."""
     interval = engine.settings.sweep_interval_seconds
+    pulse = engine.loops.pulse("sweeper")
     while True:
+        pulse.busy()
         try:
             await sweep(engine)
+        except DatabaseUnavailable as exc:
+            log.warning("lease sweep failed: %s", exc.message)
         except Exception:
             log.exception("lease sweep failed")
+        pulse.idle()
         await engine.clock.sleep_until(
             engine.clock.now() + timedelta(seconds=interval), asyncio.Event()
         )

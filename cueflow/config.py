@@ -58,6 +58,25 @@ class Settings(BaseSettings):
         1.0, gt=0, validation_alias=_env("CUEFLOW_SWEEP_INTERVAL_SECONDS")
     )
     """How often expired leases and unclaimed executions are swept."""
+    scheduler_recheck_seconds: float = Field(
+        2.0, gt=0, validation_alias=_env("CUEFLOW_SCHEDULER_RECHECK_SECONDS")
+    )
+    """Longest the scheduler sleeps without looking at the database, whatever it knows of due
+    cues: the bound on how late a cue fires when a change notice from another node was lost."""
+    loop_stall_seconds: float = Field(
+        60.0, gt=0, validation_alias=_env("CUEFLOW_LOOP_STALL_SECONDS")
+    )
+    """A background loop whose cycle makes no progress for this long is stalled: ``/health``
+    names it and it is restarted (every database call has its own deadline, far shorter)."""
+    database_statement_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("CUEFLOW_DATABASE_STATEMENT_TIMEOUT_SECONDS")
+    )
+    """Longest one database statement (and a pool checkout) may take on PostgreSQL; past it the
+    connection is discarded and the work fails with 503 ``database_unavailable``."""
+    database_connect_timeout_seconds: float = Field(
+        5.0, gt=0, validation_alias=_env("CUEFLOW_DATABASE_CONNECT_TIMEOUT_SECONDS")
+    )
+    """Longest opening one PostgreSQL connection may take."""
     auth_cache_seconds: float = Field(
         5.0, ge=0, validation_alias=_env("CUEFLOW_AUTH_CACHE_SECONDS")
     )

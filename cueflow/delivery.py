@@ -423,6 +423,7 @@ class Dispatcher:
         poll = timedelta(seconds=self.engine.settings.delivery_poll_seconds)
         while True:
             self.wakeup.clear()
+            self.engine.loops.pulse("dispatcher").busy()
             when: datetime | None = None
             try:
                 await self.dispatch()
@@ -431,6 +432,7 @@ class Dispatcher:
             except Exception:
                 log.exception("delivery cycle failed; retrying in 1 s")
                 when = clock.now() + timedelta(seconds=1)
+            self.engine.loops.pulse("dispatcher").idle()
             now = clock.now()
             if when is not None and when <= now:
                 # Due work this pass could not take (rows another node holds): look again soon.

@@ -52,6 +52,7 @@ from cueflow.cues import CueValidationError
 from cueflow.delivery import Dispatcher
 from cueflow.errors import CueflowError, PluginError
 from cueflow.fire import Scheduler
+from cueflow.loops import LoopFactory, Loops
 from cueflow.metrics import Metrics
 from cueflow.plugins import PluginManager
 from cueflow.runner import run_until_signalled
@@ -114,7 +115,8 @@ class Engine:
             (t for t in self.transports.values() if callable(getattr(t, "notify", None))), None
         )
         """Sends failure notices: the first transport that has ``notify`` (the webhook one)."""
-        self._tasks: list[asyncio.Task[None]] = []
+        self.loops = Loops(self.settings.loop_stall_seconds)
+        """The background loops, each reporting progress; a stalled one is restarted."""
         self._opened = False
 
     # lifecycle --------------------------------------------------------------------------------
@@ -132,35 +134,26 @@ class Engine:
             self._opened = False
 
     async def start(self) -> None:
-        """Open, start transports, and run the scheduler loop, the lease sweeper and (when a push
-        transport is installed) the delivery dispatcher."""
+        """Open, start transports, and run the background loops (see :mod:`cueflow.loops`): the
+        scheduler, the lease sweeper, the store's listener for other nodes' changes and (when a
+        push transport is installed) the delivery dispatcher."""
         await self.open()
-        if self._tasks:
+        if self.loops.running():
             return
         for transport in self.transports.values():
             await transport.start(self)
-        await self.store.listen(self.wake)
-        self._tasks = [
-            asyncio.create_task(self.scheduler.run(), name="cueflow-scheduler"),
-            asyncio.create_task(claims.sweep_forever(self), name="cueflow-sweeper"),
-        ]
+        loops: dict[str, LoopFactory] = {
+            "scheduler": self.scheduler.run,
+            "sweeper": lambda: claims.sweep_forever(self),
+            "listener": lambda: self.store.listen(self.wake, self.loops.pulse("listener")),
+        }
         if self.push_transports():
-            self._tasks.append(
-                asyncio.create_task(self.dispatcher.run(), name="cueflow-dispatcher")
-            )
+            loops["dispatcher"] = self.dispatcher.run
+        self.loops.start(loops, self.metrics)
 
     async def stop(self) -> None:
         """Cancel background tasks, finish or cancel deliveries in flight, stop transports."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # stop() itself is being cancelled: do not swallow that
+        await self.loops.stop()
         await self.dispatcher.stop()
         for transport in self.transports.values():
             await transport.stop()
@@ -541,4 +534,4 @@ class Engine:
 
     def scheduler_running(self) -> bool:
         """Whether this engine's scheduler loop runs (it was started and has not crashed)."""
-        return any(t.get_name() == "cueflow-scheduler" and not t.done() for t in self._tasks)
+        return "scheduler" in self.loops.running()

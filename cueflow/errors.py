@@ -62,13 +62,24 @@ class Unauthorized(CueflowError):
     status = 401
 
 
-class DatabaseBusy(CueflowError):
-    """The database stayed locked by another process (SQLite's write lock) for longer than
-    the store waits; nothing was written, and the request may be retried."""
+class PluginError(RuntimeError):
+    """A plugin failed to load or registered something invalid; raised at start-up."""
+
+
+class DatabaseUnavailable(CueflowError):
+    """The database cannot do the work now (unreachable, not answering in time, restarting,
+    full); the caller should retry after :attr:`retry_after` seconds. Never the caller's
+    fault: answered 503 ``database_unavailable`` with a ``Retry-After`` header."""
 
     code = "database_unavailable"
     status = 503
+    retry_after = 5
+    """Seconds a client should wait before trying again."""
 
 
-class PluginError(RuntimeError):
-    """A plugin failed to load or registered something invalid; raised at start-up."""
+class DatabaseBusy(DatabaseUnavailable):
+    """The database stayed locked by another process (SQLite's write lock) for longer than
+    the store waits; nothing was written, and the request may be retried (503
+    ``database_unavailable`` with ``Retry-After``, like any unavailable database)."""
+
+    retry_after = 1

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from cueflow import ids, quotas, schedule
 from cueflow.config import Settings
 from cueflow.cues import schedule_of_row
+from cueflow.errors import DatabaseUnavailable
 from cueflow.states import Status
 from cueflow.store import FirePlan, Row
 
@@ -137,6 +138,7 @@ class Scheduler:
                     now, engine.settings.scheduler_batch_size, gated
                 )
             created += len(inserted)
+            engine.loops.pulse("scheduler").beat()
             watch.record(inserted, now)
             if inserted:
                 engine.executions_created(inserted)
@@ -149,14 +151,24 @@ class Scheduler:
             return await tx.earliest_next_run()
 
     async def run(self) -> None:
-        """Fire due cues, then sleep until the next one is due or a change wakes the loop."""
+        """Fire due cues, then sleep until the next one is due, a change wakes the loop or
+        ``scheduler_recheck_seconds`` passed: a change notice from another node that was lost
+        (a dropped listening connection) delays a fire by at most that, never for good."""
         clock = self.engine.clock
+        pulse = self.engine.loops.pulse("scheduler")
+        recheck = timedelta(seconds=self.engine.settings.scheduler_recheck_seconds)
         while True:
             self.wakeup.clear()
+            pulse.busy()
             try:
                 await self.fire_due()
                 when = await self.next_wakeup()
+            except DatabaseUnavailable as exc:
+                log.warning("scheduler cycle failed: %s; retrying in 1 s", exc.message)
+                when = clock.now() + timedelta(seconds=1)
             except Exception:
                 log.exception("scheduler cycle failed; retrying in 1 s")
                 when = clock.now() + timedelta(seconds=1)
-            await clock.sleep_until(when, self.wakeup)
+            pulse.idle()
+            latest = clock.now() + recheck
+            await clock.sleep_until(latest if when is None else min(when, latest), self.wakeup)

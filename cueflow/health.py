@@ -2,12 +2,17 @@
 
 * ``health``: always answered; ``status`` is ``degraded`` when the database does not answer
   within :data:`DATABASE_TIMEOUT_SECONDS`, another process has held its lock for
-  :data:`BUSY_WAIT_SECONDS`, or this process's scheduler loop is not running. ``services``
-  reports ``database`` (``ok``/``busy``/``error``) and ``scheduler`` (``ok``/``stale``);
+  :data:`BUSY_WAIT_SECONDS`, it failed a recent unit of work that no successful write followed
+  (it answers reads but refuses writes, e.g. a full disk), this process's scheduler loop is not
+  running, or a background loop is stalled (:mod:`cueflow.loops`). ``services`` reports
+  ``database`` (``ok``/``busy``/``error``), ``scheduler`` (``ok``/``stale`` when not running/
+  ``stalled``) and each other running loop (``sweeper``, ``dispatcher``, ``listener``:
+  ``ok``/``stalled``);
   ``queue`` holds the execution counts of CueAPI's queue (``pending_outbox`` counts pending
   executions of push transports: cueflow has no outbox table, the executions are the queue).
-* ``status``: ``healthy``, ``degraded`` (scheduler not running, or database busy) or, when
-  the database does not answer, ``down`` (the API layer answers that with 503).
+* ``status``: ``healthy``, ``degraded`` (database busy or failing writes, scheduler not
+  running, a loop stalled: ``reason`` says which) or, when the database does not answer,
+  ``down`` (the API layer answers that with 503).
 * ``info``: the server's version and authentication model.
 """
 
@@ -53,12 +58,25 @@ async def _database_queue(engine: Engine) -> tuple[str, dict[str, int] | None]:
         lock_wait_limit.reset(token)
 
 
+def _database_failure(engine: Engine) -> str | None:
+    """Why the store failed recent work although it answers (stores that track it)."""
+    failure = getattr(engine.store, "failure", None)
+    return failure() if callable(failure) else None
+
+
+def _loops(engine: Engine) -> dict[str, str]:
+    """``scheduler`` (``ok``, ``stale``: not running, ``stalled``) and each other loop's
+    state."""
+    states = engine.loops.states()
+    return {"scheduler": states.pop("scheduler", "stale"), **states}
+
+
 async def health(engine: Engine) -> dict[str, Any]:
     """The body of ``GET /health``."""
     database, queue = await _database_queue(engine)
     services = {
-        "database": database,
-        "scheduler": "ok" if engine.scheduler_running() else "stale",
+        "database": "error" if database == "ok" and _database_failure(engine) else database,
+        **_loops(engine),
     }
     healthy = all(value == "ok" for value in services.values())
     return {
@@ -77,8 +95,15 @@ async def status(engine: Engine) -> dict[str, str]:
         return {"status": "down", "reason": "database unreachable"}
     if database == "busy":
         return {"status": "degraded", "reason": "database busy"}
-    if not engine.scheduler_running():
+    failure = _database_failure(engine)
+    if failure is not None:
+        return {"status": "degraded", "reason": f"database failing: {failure}"}
+    loops = _loops(engine)
+    if loops["scheduler"] == "stale":
         return {"status": "degraded", "reason": "scheduler stale"}
+    stalled = [name for name, state in loops.items() if state != "ok"]
+    if stalled:
+        return {"status": "degraded", "reason": f"loop stalled: {', '.join(stalled)}"}
     return {"status": "healthy"}
 
 

@@ -140,6 +140,20 @@ class Metrics:
             "1 when the last scrape could read the queue figures from the database, else 0.",
             registry=r,
         )
+        self.loop_lag = Gauge(
+            "cueflow_loop_lag_seconds",
+            "Seconds since each background loop (scheduler, sweeper, dispatcher, listener) last "
+            "made progress: about its sleep interval when healthy, growing while it is stuck.",
+            ["loop"],
+            registry=r,
+        )
+        self.loop_restarts = Counter(
+            "cueflow_loop_restarts",
+            "Background loops restarted because they stalled (no progress for "
+            "CUEFLOW_LOOP_STALL_SECONDS) or died.",
+            ["loop"],
+            registry=r,
+        )
         Info("cueflow_build", "The cueflow version serving these metrics.", registry=r).info(
             {"version": __version__}
         )

@@ -14,9 +14,12 @@ from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cueflow.states import Move
+
+if TYPE_CHECKING:
+    from cueflow.loops import Pulse
 
 Row = Mapping[str, Any]
 
@@ -427,5 +430,11 @@ class Store(Protocol):
         :class:`cueflow.errors.DatabaseBusy` when a lock held elsewhere keeps it from starting
         (or committing) within the store's limit (see :data:`lock_wait_limit`)."""
 
-    async def listen(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` whenever another node reports a schedule change (optional)."""
+    async def listen(self, callback: Callable[[], None], pulse: Pulse) -> None:
+        """Call ``callback`` whenever another node reports a schedule change, until cancelled
+        (the engine runs this as its ``listener`` loop). Keep a listening connection: when it
+        is lost, reconnect with backoff and call ``callback`` once connected again (notices
+        may have been missed meanwhile). Report on ``pulse``: ``busy()`` before connecting or
+        checking that the connection is alive, ``idle()`` once that succeeded, so that a
+        listener stuck on a dead connection is seen and restarted. A store with no other nodes
+        to hear returns at once."""

@@ -191,7 +191,7 @@ async def test_the_engine_runs_inside_an_existing_asyncio_app(database_url: str)
 
         await eventually(succeeded, timeout=15)
     assert ran[0] == {"task": "tick"}
-    assert not engine._tasks  # closed with the block
+    assert not engine.loops.running()  # closed with the block
 
 
 async def test_the_rest_router_mounted_in_an_existing_app_shares_the_python_api(
@@ -223,7 +223,7 @@ async def test_the_rest_router_mounted_in_an_existing_app_shares_the_python_api(
             transport=httpx.ASGITransport(app=app), base_url="http://host.test"
         ) as client,
     ):
-        assert engine._tasks, "the host app's lifespan starts the engine"
+        assert engine.loops.running(), "the host app's lifespan starts the engine"
         assert (await client.get("/hello")).json() == {"hello": "world"}
         key = (await client.post("/v1/auth/register", json={"email": "app@example.com"})).json()[
             "api_key"
@@ -250,7 +250,7 @@ async def test_the_rest_router_mounted_in_an_existing_app_shares_the_python_api(
             headers=auth,
         )
         assert refused.status_code == 422
-    assert not engine._tasks, "and its shutdown closes it"
+    assert not engine.loops.running(), "and its shutdown closes it"
 
 
 def test_importing_cueflow_stays_light() -> None:

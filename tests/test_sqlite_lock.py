@@ -151,6 +151,7 @@ async def test_a_request_waiting_longer_than_the_lock_timeout_gets_503(tmp_path:
         with outside_lock(db):
             response = await client.post("/v1/cues", json=cue_body(), headers=auth)
             assert_error(response, 503, "database_unavailable")
+            assert response.headers["Retry-After"] == "1"
         after = await client.post("/v1/cues", json=cue_body(), headers=auth)
         assert after.status_code == 201, after.text
 

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cueflow.api.render import json_response
-from cueflow.errors import CueflowError
+from cueflow.errors import CueflowError, DatabaseUnavailable
+from cueflow.faults import database_fault
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,14 @@ class ErrorEnvelope(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorEnvelope, "description": "The contract's error envelope"},
+    503: {
+        "model": ErrorEnvelope,
+        "description": "database_unavailable: the database cannot do the work now; retry after "
+        "the Retry-After header's seconds",
+    },
 }
-"""The error answers every route may give, for the OpenAPI document (a 5xx is a bug)."""
+"""The error answers every route may give, for the OpenAPI document (a 5xx other than 503
+``database_unavailable`` is a bug)."""
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -87,7 +94,11 @@ def _domain(request: Request, exc: Exception) -> Any:
     if exc.code == "validation_error":
         field, _, message = exc.message.partition(": ")
         body["error"]["details"] = [{"field": field, "message": message}]
-    return json_response(body, exc.status)
+    response = json_response(body, exc.status)
+    if isinstance(exc, DatabaseUnavailable):
+        log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _http(request: Request, exc: Exception) -> Any:
@@ -104,6 +115,10 @@ def _http(request: Request, exc: Exception) -> Any:
 
 
 def _unexpected(request: Request, exc: Exception) -> Any:
+    reason = database_fault(exc)
+    if reason is not None:  # raised outside a store's unit of work (a third-party store)
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason)
+        return _domain(request, DatabaseUnavailable(f"Database unavailable: {reason}"))
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return json_response(envelope("internal_error", "An internal error occurred", 500), 500)
 

@@ -4,7 +4,7 @@ few statement helpers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     Select,
@@ -21,6 +21,9 @@ from cueflow.sql.tables import (
     executions,
 )
 from cueflow.store import Duplicate, Row
+
+if TYPE_CHECKING:
+    from cueflow.loops import Pulse
 
 
 class Connection(Protocol):
@@ -52,8 +55,9 @@ class Connector(Protocol):
     async def notify(self, conn: Connection) -> None:
         """Signal other nodes that schedules changed, inside ``conn``'s transaction."""
 
-    async def listen(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` when another node signals a schedule change."""
+    async def listen(self, callback: Callable[[], None], pulse: Pulse) -> None:
+        """Call ``callback`` when another node signals a schedule change, until cancelled (see
+        :meth:`cueflow.store.Store.listen`)."""
 
 
 _UNIQUE_HINTS = {

@@ -7,9 +7,13 @@ databases — how a connection is driven, ``INSERT ... ON CONFLICT``, row lockin
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
+from cueflow.errors import DatabaseBusy, DatabaseUnavailable
+from cueflow.faults import database_fault
 from cueflow.sql.accounts import AccountQueries
 from cueflow.sql.base import Connection, Connector
 from cueflow.sql.cue_queries import CueQueries
@@ -17,7 +21,28 @@ from cueflow.sql.delivery_queries import DeliveryQueries
 from cueflow.sql.execution_queries import ExecutionQueries
 from cueflow.sql.registry_queries import RegistryQueries
 
+if TYPE_CHECKING:
+    from cueflow.loops import Pulse
+
 __all__ = ["Connection", "Connector", "SqlStore", "SqlTx"]
+
+FAILURE_MEMORY_SECONDS = 60.0
+"""How long a database failure is reported (:meth:`SqlStore.failure`) when no write succeeds
+after it: an idle node forgets a passing fault after this long."""
+
+
+class _WatchedConnection:
+    """A transaction's connection that notes whether a statement wrote (insert, update,
+    delete), so that a committed write can clear a reported failure."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.wrote = False
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        if not self.wrote and getattr(statement, "is_dml", False):
+            self.wrote = True
+        return await self._conn.execute(statement, parameters)
 
 
 class SqlStore:
@@ -26,6 +51,7 @@ class SqlStore:
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
         self.name = connector.name
+        self._failed: tuple[float, str] | None = None
 
     async def open(self) -> None:
         """Connect and migrate."""
@@ -37,13 +63,40 @@ class SqlStore:
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[SqlTx]:
-        """A unit of work in one database transaction."""
-        async with self.connector.begin() as conn:
-            yield SqlTx(conn, self.connector)
+        """A unit of work in one database transaction. A failure of the database itself
+        (unreachable, too slow, restarting, full: :func:`cueflow.faults.database_fault`) is
+        raised as :class:`cueflow.errors.DatabaseUnavailable` and remembered for
+        :meth:`failure`."""
+        try:
+            async with self.connector.begin() as conn:
+                watched = _WatchedConnection(conn)
+                yield SqlTx(watched, self.connector)
+        except DatabaseBusy:
+            raise  # another process holds the lock: busy, not failing
+        except Exception as exc:
+            reason = database_fault(exc)
+            if reason is None:
+                raise
+            self._failed = (time.monotonic(), reason)
+            raise DatabaseUnavailable(f"Database unavailable: {reason}") from exc
+        if watched.wrote:
+            self._failed = None
 
-    async def listen(self, callback: Callable[[], None]) -> None:
-        """Forward other nodes' schedule changes to ``callback``."""
-        await self.connector.listen(callback)
+    def failure(self) -> str | None:
+        """Why the database failed a unit of work in the last
+        :data:`FAILURE_MEMORY_SECONDS`, if no write has been committed since (a database that
+        still answers reads but refuses writes, e.g. a full disk, shows here)."""
+        if self._failed is None:
+            return None
+        at, reason = self._failed
+        if time.monotonic() - at > FAILURE_MEMORY_SECONDS:
+            return None
+        return reason
+
+    async def listen(self, callback: Callable[[], None], pulse: Pulse) -> None:
+        """Forward other nodes' schedule changes to ``callback``, until cancelled (see
+        :meth:`cueflow.store.Store.listen`)."""
+        await self.connector.listen(callback, pulse)
 
 
 class SqlTx(AccountQueries, CueQueries, ExecutionQueries, DeliveryQueries, RegistryQueries):

@@ -4,31 +4,63 @@ asyncpg through SQLAlchemy's async engine. Due-cue selection, claim-next and the
 ``FOR UPDATE SKIP LOCKED`` so nodes never take the same row; schedule changes are broadcast with
 ``NOTIFY`` so every node's scheduler wakes at once. Migrations run under an advisory lock, so
 nodes starting together migrate once.
+
+Faults: every statement has a deadline (asyncpg's ``command_timeout``), so does opening a
+connection and waiting for one from the pool. A pooled connection the server closed is never
+handed out, and one idle for a second or more is checked with a quick ``SELECT 1`` first; when
+either fails every older pooled connection is discarded (after a network cut or a restart they
+are all dead) and fresh ones are opened. A statement that fails
+on a dead or silent connection discards it too. The server is asked to end a session left idle
+inside a transaction (its client is gone: our units of work never wait on anything else) so the
+rows it locked are freed, and to probe idle connections with TCP keepalives. The ``LISTEN``
+connection is checked every :data:`LISTEN_CHECK_SECONDS` and reopened with backoff when lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import text
+from sqlalchemy import event, exc, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlalchemy.util import await_
 
 from cueflow import hookimpl
 from cueflow.config import Settings
+from cueflow.faults import database_fault
+from cueflow.loops import Pulse
 from cueflow.migrate import upgrade
 from cueflow.sql.store import SqlStore
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "cueflow_schedule"
+LISTENER_NAME = "cueflow-listener"
+"""The ``application_name`` of each node's ``LISTEN`` connection (see ``pg_stat_activity``)."""
+LISTEN_CHECK_SECONDS = 5.0
+"""How often the ``LISTEN`` connection is checked with a ``SELECT 1``."""
+LISTEN_BACKOFF_SECONDS = (0.1, 5.0)
+"""First and longest wait before reopening a lost ``LISTEN`` connection (doubling, jittered)."""
+PING_AFTER_IDLE_SECONDS = 1.0
+"""A pooled connection idle longer than this is checked before use (one that was just in use
+is not: a statement on it that fails discards it and every older one anyway)."""
+POOL_RECYCLE_SECONDS = 1800
+"""Pooled connections older than this are replaced (network equipment drops old flows)."""
+MIGRATION_TIMEOUT_SECONDS = 600.0
+"""Deadline of each migration statement (waiting for another node's migration included)."""
 _MIGRATION_LOCK = 7_260_812_001
+_KEEPALIVES = {"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10",
+               "tcp_keepalives_count": "3"}  # fmt: skip
 
 
 def _json_dumps(value: Any) -> str:
@@ -41,17 +73,53 @@ class PostgresConnector:
     name = "postgresql"
     skip_locked = True
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 10,
+        *,
+        statement_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
         parsed = make_url(url).set(drivername="postgresql+asyncpg")
         self.url = parsed
+        self.statement_timeout = statement_timeout
+        self.connect_timeout = connect_timeout
+        idle_ms = str(int(max(2 * statement_timeout, 5.0) * 1000))
+        self.server_settings = {**_KEEPALIVES, "idle_in_transaction_session_timeout": idle_ms}
         self.engine = create_async_engine(
             parsed,
             pool_size=pool_size,
             max_overflow=pool_size,
+            pool_timeout=statement_timeout,
+            pool_recycle=POOL_RECYCLE_SECONDS,
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
+            connect_args={
+                "timeout": connect_timeout,
+                "command_timeout": statement_timeout,
+                "server_settings": self.server_settings,
+            },
         )
-        self._listener: asyncpg.Connection | None = None
+        pool = self.engine.sync_engine.pool
+        event.listen(pool, "connect", _mark_idle)
+        event.listen(pool, "checkin", _mark_idle)
+        event.listen(pool, "checkout", self._ping)
+        event.listen(self.engine.sync_engine, "handle_error", _discard_broken)
+
+    def _ping(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        """Check a pooled connection idle for a while before use (SQLAlchemy's
+        ``pool_pre_ping``, with its own short deadline): a dead one makes the pool discard every
+        connection as old as it."""
+        driver = dbapi_connection.driver_connection
+        if driver.is_closed():  # the server closed it (a restart): known without asking
+            raise exc.InvalidatePoolError("connection closed by the server")
+        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            await_(driver.execute("SELECT 1", timeout=self.connect_timeout))
+        except Exception as error:
+            raise exc.InvalidatePoolError(f"connection check failed: {error!r}") from error
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -64,37 +132,114 @@ class PostgresConnector:
         return pg_insert(table)
 
     async def open(self) -> None:
-        """Apply migrations, once across nodes."""
-        async with self.engine.connect() as conn:
-            await conn.execute(text(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})"))
-            try:
-                await conn.run_sync(upgrade)
-                await conn.commit()
-            finally:
-                await conn.execute(text(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})"))
-                await conn.commit()
+        """Apply migrations, once across nodes (on a connection of its own whose statements
+        may wait for another node's migration)."""
+        migrator = create_async_engine(
+            self.url,
+            poolclass=NullPool,
+            connect_args={"timeout": self.connect_timeout,
+                          "command_timeout": MIGRATION_TIMEOUT_SECONDS},
+        )  # fmt: skip
+        try:
+            async with migrator.connect() as conn:
+                await conn.execute(text(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})"))
+                try:
+                    await conn.run_sync(upgrade)
+                    await conn.commit()
+                finally:
+                    await conn.execute(text(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})"))
+                    await conn.commit()
+        finally:
+            await migrator.dispose()
 
     async def close(self) -> None:
-        """Close the listener and the pool."""
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
+        """Close the pool."""
         await self.engine.dispose()
 
     async def notify(self, conn: Any) -> None:
         """Queue a notification; PostgreSQL delivers it when the transaction commits."""
         await conn.execute(text(f"NOTIFY {CHANNEL}"))
 
-    async def listen(self, callback: Callable[[], None]) -> None:
-        """Hold one connection that LISTENs and calls ``callback`` on each notification."""
-        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._listener = await asyncpg.connect(dsn)
-        await self._listener.add_listener(CHANNEL, lambda *_: callback())
+    async def listen(self, callback: Callable[[], None], pulse: Pulse) -> None:
+        """Until cancelled, hold one connection that LISTENs and calls ``callback`` on each
+        notification; reopen it with backoff when it is lost, then call ``callback`` (notices
+        sent meanwhile were missed)."""
+        first, longest = LISTEN_BACKOFF_SECONDS
+        delay = first
+        while True:
+            pulse.busy()
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(
+                    self.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                    timeout=self.connect_timeout,
+                    command_timeout=self.statement_timeout,
+                    server_settings={**self.server_settings, "application_name": LISTENER_NAME},
+                )
+                delay = first
+                await _hold(conn, callback, pulse)
+            except Exception as error:
+                log.warning("LISTEN connection lost (%r); reopening in up to %.1f s", error, delay)
+            finally:
+                if conn is not None:
+                    conn.terminate()
+            pulse.idle()
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, longest)
+
+
+async def _hold(conn: asyncpg.Connection, callback: Callable[[], None], pulse: Pulse) -> None:
+    """LISTEN on ``conn`` and check it every :data:`LISTEN_CHECK_SECONDS` until it is lost
+    (then raise)."""
+    lost = asyncio.Event()
+    conn.add_termination_listener(lambda _conn: lost.set())
+    await conn.add_listener(CHANNEL, lambda *_: callback())
+    callback()  # changes made while nobody here listened
+    pulse.idle()
+    while True:
+        await _wait(lost, LISTEN_CHECK_SECONDS)
+        if lost.is_set():
+            raise ConnectionError("the LISTEN connection was closed")
+        pulse.busy()
+        await conn.execute("SELECT 1")
+        pulse.idle()
+
+
+_IDLE_SINCE = "cueflow_idle_since"
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    """Note when a pooled connection was opened or given back."""
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _discard_broken(context: Any) -> None:
+    """A statement that failed because the database is gone, silent or restarting leaves its
+    connection unusable (a timed-out query may still be running on it): have SQLAlchemy
+    discard it, and the pool every connection opened before it."""
+    if database_fault(context.original_exception) is not None:
+        context.is_disconnect = True
+
+
+async def _wait(event_: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event_`` is set or ``seconds`` passed (``asyncio.wait``, which, unlike
+    ``wait_for`` on Python 3.11, never drops a cancellation)."""
+    waiter = asyncio.ensure_future(event_.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
 
 
 def open_store(url: str, settings: Settings) -> SqlStore:
     """Build a PostgreSQL store for ``postgresql://user@host/db``."""
-    return SqlStore(PostgresConnector(url))
+    return SqlStore(
+        PostgresConnector(
+            url,
+            statement_timeout=settings.database_statement_timeout_seconds,
+            connect_timeout=settings.database_connect_timeout_seconds,
+        )
+    )
 
 
 @hookimpl

@@ -207,7 +207,7 @@ class SqliteConnector:
     async def notify(self, conn: Any) -> None:
         """One process owns a SQLite database: nobody else to tell."""
 
-    async def listen(self, callback: Callable[[], None]) -> None:
+    async def listen(self, callback: Callable[[], None], pulse: Any) -> None:
         """Nothing to listen to."""
 
 

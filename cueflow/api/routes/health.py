@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from cueflow.api import responses
 from cueflow.api.deps import EngineDep
 from cueflow.api.render import json_response
+from cueflow.errors import DatabaseUnavailable
 
 router = APIRouter(tags=["health"])
 probes = APIRouter(tags=["health"])
@@ -25,9 +26,14 @@ async def health(engine: EngineDep):  # type: ignore[no-untyped-def]
     "/status", response_model=responses.Status, responses={503: {"model": responses.Status}}
 )
 async def status(engine: EngineDep):  # type: ignore[no-untyped-def]
-    """``healthy`` / ``degraded`` (200), or ``down`` (503) when the database is unreachable."""
+    """``healthy`` / ``degraded`` (200), or ``down`` (503, with ``Retry-After``) when the
+    database is unreachable."""
     body = await engine.status()
-    return json_response(body, 503 if body["status"] == "down" else 200)
+    if body["status"] != "down":
+        return json_response(body)
+    response = json_response(body, 503)
+    response.headers["Retry-After"] = str(DatabaseUnavailable.retry_after)
+    return response
 
 
 @router.get("/v1/info", response_model=responses.Info)
