@@ -425,11 +425,20 @@ class Engine:
         return await outcomes.record_outcomes(self, user, parsed, worker_id)
 
     async def release_execution(
-        self, user: Principal, execution_id: str, worker_id: str, reason: str | None = None
+        self,
+        user: Principal,
+        execution_id: str,
+        worker_id: str,
+        reason: str | None = None,
+        *,
+        retry_after_seconds: float | None = None,
     ) -> dict[str, Any]:
         """Give a claimed execution back unfinished (cueflow extension): back to the queue
-        with the claim counted, or failed once its attempts are used up."""
-        return await claims.release(self, user, execution_id, worker_id, reason)
+        with the claim counted, claimable again after ``retry_after_seconds`` (default: the
+        cue's retry backoff), or failed once its attempts are used up."""
+        return await claims.release(
+            self, user, execution_id, worker_id, reason, retry_after_seconds
+        )
 
     # workers ------------------------------------------------------------------------------------
     async def worker_heartbeat(
