@@ -37,6 +37,7 @@ MANAGEMENT_TOOLS = {
     "pause_cue",
     "resume_cue",
     "list_executions",
+    "schedule_followup",
 }
 
 

@@ -83,8 +83,16 @@ class WorkerClient(Protocol):
         """Record an outcome (an ``OutcomeReport`` body) as this worker, once."""
         ...
 
-    async def release(self, execution_id: str, reason: str | None = None) -> JSON:
-        """Give a claim back unfinished: ``{execution_id, released, status}``."""
+    async def release(
+        self, execution_id: str, reason: str | None = None, retry_after: float | None = None
+    ) -> JSON:
+        """Give a claim back unfinished, claimable again after ``retry_after`` seconds (default:
+        the cue's retry backoff): ``{execution_id, released, status, ...}``."""
+        ...
+
+    async def register(self, handlers: list[str]) -> JSON:
+        """Register or refresh this worker (``POST /v1/worker/heartbeat``) with the task names
+        it handles, so it is listed in ``GET /v1/workers``."""
         ...
 
     async def get_execution(self, execution_id: str) -> JSON:
@@ -118,6 +126,11 @@ class WorkerClient(Protocol):
 
     async def update_cue(self, cue_id: str, patch: JSON) -> JSON:
         """Change a cue (``PATCH /v1/cues/{id}``); pause/resume is ``{"status": ...}``."""
+        ...
+
+    async def fire_cue(self, cue_id: str, body: JSON) -> JSON:
+        """Fire a cue (``POST /v1/cues/{id}/fire``: ``send_at``, ``payload_override``); the
+        new run ``{id, cue_id, scheduled_for, status, triggered_by}``."""
         ...
 
     async def delete_cue(self, cue_id: str) -> None:

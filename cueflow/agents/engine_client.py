@@ -36,6 +36,10 @@ async def _call(work: Awaitable[T]) -> T:
         raise ClientError(422, "validation_error", validation_message(exc)) from exc
 
 
+async def _validated(model: Any, body: JSON) -> Any:
+    return model.model_validate(body)
+
+
 class EngineWorkerClient:
     """A :class:`~cueflow.agents.client.WorkerClient` for ``user`` on an embedded engine (which
     the caller opens or starts; its clock measures leases)."""
@@ -76,9 +80,18 @@ class EngineWorkerClient:
         work = self.engine.report_outcome(self.user, execution_id, body, self.worker_id)
         return _wire(await _call(work))
 
-    async def release(self, execution_id: str, reason: str | None = None) -> JSON:
+    async def release(
+        self, execution_id: str, reason: str | None = None, retry_after: float | None = None
+    ) -> JSON:
         """Give a held claim back unfinished."""
-        work = self.engine.release_execution(self.user, execution_id, self.worker_id, reason)
+        work = self.engine.release_execution(
+            self.user, execution_id, self.worker_id, reason, retry_after_seconds=retry_after
+        )
+        return _wire(await _call(work))
+
+    async def register(self, handlers: list[str]) -> JSON:
+        """Register or refresh this worker."""
+        work = self.engine.worker_heartbeat(self.user, self.worker_id, handlers)
         return _wire(await _call(work))
 
     async def get_execution(self, execution_id: str) -> JSON:
@@ -129,6 +142,21 @@ class EngineWorkerClient:
     async def update_cue(self, cue_id: str, patch: JSON) -> JSON:
         """Change a cue."""
         return _wire(cue_json(await _call(self.engine.update_cue(self.user, cue_id, patch))))
+
+    async def fire_cue(self, cue_id: str, body: JSON) -> JSON:
+        """Fire a cue now or at ``send_at``, with ``payload_override`` for that run."""
+        from cueflow.api.routes.runs import FireRequest, run_json
+
+        request = await _call(_validated(FireRequest, body))
+        row = await _call(
+            self.engine.fire_cue(
+                self.user,
+                cue_id,
+                send_at=request.send_at,
+                payload_override=request.payload_override,
+            )
+        )
+        return _wire(run_json(row))
 
     async def delete_cue(self, cue_id: str) -> None:
         """Delete a cue."""
