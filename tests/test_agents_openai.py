@@ -6,11 +6,15 @@ loopback) replaying tool calls, malformed and made-up ones, rate limits and 5xx;
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
+import warnings
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from cueflow.agents import CueflowToolkit, EngineWorkerClient, run_agent_worker
@@ -20,6 +24,7 @@ from cueflow.engine import Engine
 from tests.agents_support import due_executions, new_user, state
 from tests.conftest import eventually
 from tests.openai_stub import Reply, call, fail, openai_stub, say, strict_problems
+from tests.server import cueflow_server
 
 
 def execution_of(body: dict[str, Any]) -> str:
@@ -261,7 +266,7 @@ async def test_a_checkpointer_resumes_an_interrupted_conversation(
         return call("get_execution", {"execution_id": execution_of(body)})
 
     def crash_here(body: dict[str, Any]) -> Reply:
-        stub.delay = 5.0  # the model thinks; the worker is stopped meanwhile
+        stub.delay = 1.0  # the model thinks; the worker is stopped meanwhile
         return fail(500)
 
     with openai_stub([look, crash_here, reporting(success=True, result="resumed")]) as stub:
@@ -282,3 +287,124 @@ async def test_a_checkpointer_resumes_an_interrupted_conversation(
 
 async def _asked(stub: Any, n: int) -> bool:
     return len(stub.requests) >= n
+
+
+# 3. tools work sync, in LangGraph's and langchain's agents --------------------------------------
+def _server_with_work(base: str, n: int) -> tuple[str, list[str]]:
+    """An account on the server at ``base`` with ``n`` due worker executions; its API key and
+    the execution ids."""
+    key = httpx.post(f"{base}/v1/auth/register", json={"email": "agent@example.com"}).json()
+    headers = {"Authorization": f"Bearer {key['api_key']}"}
+    cue = httpx.post(
+        f"{base}/v1/cues",
+        headers=headers,
+        json={
+            "name": "job",
+            "transport": "worker",
+            "schedule": {"type": "recurring", "cron": "0 0 1 1 *"},
+            "payload": {"task": "t"},
+        },
+    ).json()
+    ids = [
+        httpx.post(f"{base}/v1/cues/{cue['id']}/fire", headers=headers).json()["id"]
+        for _ in range(n)
+    ]
+    return key["api_key"], ids
+
+
+def _steps_for(execution_id: str, final: str) -> list[Any]:
+    """Claim, a made-up tool, a bad argument, report, final answer."""
+    return [
+        call("claim_execution", {"execution_id": execution_id}),
+        call("launch_rockets", {"count": 3}),
+        call("report_outcome", {"execution_id": execution_id, "success": "perhaps"}),
+        call("report_outcome", {"execution_id": execution_id, "success": True, "result": final}),
+        say(final),
+    ]
+
+
+def test_tools_work_sync_in_langgraph_and_langchain_agents(tmp_path: Path) -> None:
+    from langchain.agents import create_agent
+
+    from langgraph.prebuilt import create_react_agent
+
+    with cueflow_server(f"sqlite:///{tmp_path / 'agents.db'}", tmp_path) as base:
+        key, ids = _server_with_work(base, 2)
+        toolkit = CueflowToolkit.for_url(base, key, worker_id="sync-agent")
+        tools = toolkit.get_tools()
+        by_name = {t.name: t for t in tools}
+        polled = json.loads(by_name["poll_executions"].invoke({}))
+        assert sorted(item["execution_id"] for item in polled["executions"]) == sorted(ids)
+        steps = [*_steps_for(ids[0], "first"), *_steps_for(ids[1], "second")]
+        with openai_stub(steps) as stub:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                graph = create_react_agent(stub.model(), tools)
+            graph.invoke({"messages": [("user", "Process the due work.")]})
+            agent = create_agent(model=stub.model(), tools=tools, system_prompt="Work.")
+            result = agent.invoke({"messages": [("user", "Process the due work.")]})
+            tool_replies = [m for m in stub.tool_results(2)] + [m for m in stub.tool_results(7)]
+        toolkit.close()
+        headers = {"Authorization": f"Bearer {key}"}
+        rows = [httpx.get(f"{base}/v1/executions/{i}", headers=headers).json() for i in ids]
+        workers = httpx.get(f"{base}/v1/workers", headers=headers).json()["workers"]
+    assert result["messages"][-1].text == "second"
+    assert [(r["status"], r["outcome"]["result"]) for r in rows] == [
+        ("success", "first"),
+        ("success", "second"),
+    ]
+    assert all("launch_rockets" in m["content"] for m in tool_replies)
+    assert [w["worker_id"] for w in workers] == ["sync-agent"]
+
+
+# 6. the toolkit example survives the ordinary mistakes of models --------------------------------
+def _example(name: str) -> Any:
+    path = Path(__file__).resolve().parents[1] / "examples" / "agents" / name
+    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_toolkit_example_survives_made_up_tools_and_malformed_calls(
+    engine: Engine, clock: FakeClock
+) -> None:
+    example = _example("toolkit_agent.py")
+    user = await new_user(engine)
+    [execution_id] = await due_executions(engine, clock, user, [{"task": "invoice"}])
+    steps = [
+        call("claim_execution", {"execution_id": execution_id}),
+        call("send_invoice", {"customer": "acme"}),  # made up
+        call("report_outcome", '{"execution_id": "' + execution_id + '", "success": tru'),
+        call("report_outcome", {"execution_id": execution_id, "success": True, "result": "sent"}),
+        say("All invoices are sent."),
+    ]
+    with openai_stub(steps) as stub:
+        async with CueflowToolkit.for_engine(engine, user) as toolkit:
+            final = await example.agent(stub.model(), toolkit.get_tools(), "Send the invoices.")
+        replies = [stub.tool_results(i) for i in (2, 3)]
+    assert final == "All invoices are sent."
+    assert "unknown tool 'send_invoice'" in replies[0][0]["content"]
+    assert "invalid tool call" in replies[1][0]["content"]
+    row = await state(engine, user, execution_id)
+    assert (row["status"], row["outcome_result"]) == ("success", "sent")
+
+
+async def test_the_toolkit_example_gives_back_a_claim_the_model_never_reports(
+    engine: Engine, clock: FakeClock
+) -> None:
+    example = _example("toolkit_agent.py")
+    user = await new_user(engine)
+    [execution_id] = await due_executions(engine, clock, user, [{"task": "invoice"}])
+    steps = [
+        call("claim_execution", {"execution_id": execution_id}),
+        call("report_outcome", "{not json"),
+        say(""),
+    ]
+    with openai_stub(steps) as stub:
+        async with CueflowToolkit.for_engine(engine, user) as toolkit:
+            await example.agent(stub.model(), toolkit.get_tools(), "Send the invoices.")
+    row = await state(engine, user, execution_id)
+    assert (row["status"], row["claimed_by_worker"]) == ("pending", None)
+    assert "worker stopped" in row["error_message"]

@@ -122,12 +122,7 @@ class WorkerSession:
         self._depth -= 1
         if self._depth:
             return
-        await self.release_all("worker stopped")
-        task, self._keepalive = self._keepalive, None
-        if task is not None and task.get_loop() is asyncio.get_running_loop():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._stop()
 
     def run_sync(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` to completion from synchronous code, on the session's own event loop
@@ -136,10 +131,12 @@ class WorkerSession:
         with self._portal_lock:
             if self._portal is None or self._portal.is_closed():
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="cueflow-agent-session", daemon=True
-                )
-                thread.start()
+
+                def serve() -> None:
+                    loop.run_forever()
+                    loop.close()
+
+                threading.Thread(target=serve, name="cueflow-agent-session", daemon=True).start()
                 self._portal = loop
         return asyncio.run_coroutine_threadsafe(work, self._portal).result()
 
@@ -148,9 +145,17 @@ class WorkerSession:
         session's own loop) and stop that loop's thread."""
         if self._portal is None:
             return
-        self.run_sync(self.release_all("worker stopped"))
+        self.run_sync(self._stop())
         portal, self._portal = self._portal, None
         portal.call_soon_threadsafe(portal.stop)
+
+    async def _stop(self) -> None:
+        await self.release_all("worker stopped")
+        task, self._keepalive = self._keepalive, None
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _ensure_keepalive(self) -> None:
         """Start the keepalive task on the running loop unless one is running already (on this
