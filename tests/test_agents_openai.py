@@ -325,7 +325,6 @@ def _steps_for(execution_id: str, final: str) -> list[Any]:
 
 def test_tools_work_sync_in_langgraph_and_langchain_agents(tmp_path: Path) -> None:
     from langchain.agents import create_agent
-
     from langgraph.prebuilt import create_react_agent
 
     with cueflow_server(f"sqlite:///{tmp_path / 'agents.db'}", tmp_path) as base:
