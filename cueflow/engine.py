@@ -471,11 +471,17 @@ class Engine:
 
     # runs started by hand ------------------------------------------------------------------------
     async def fire_cue(
-        self, user: Principal, cue_id: str, *, send_at: datetime | None = None
+        self,
+        user: Principal,
+        cue_id: str,
+        *,
+        send_at: datetime | None = None,
+        payload_override: dict[str, Any] | None = None,
     ) -> Row:
-        """Fire a cue now, or at ``send_at`` if that is in the future (any cue status); returns
-        the new ``pending`` execution (``triggered_by`` ``manual_fire``)."""
-        return await fire_now.fire_cue(self, user, cue_id, send_at)
+        """Fire a cue now, or at ``send_at`` if that is in the future (any cue status), with
+        ``payload_override`` replacing the cue's payload for that run; returns the new
+        ``pending`` execution (``triggered_by`` ``manual_fire``)."""
+        return await fire_now.fire_cue(self, user, cue_id, send_at, payload_override)
 
     async def replay_execution(self, user: Principal, execution_id: str) -> Row:
         """Run a finished execution's cue again now; returns the new execution (``triggered_by``

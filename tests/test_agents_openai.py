@@ -407,3 +407,72 @@ async def test_the_toolkit_example_gives_back_a_claim_the_model_never_reports(
     row = await state(engine, user, execution_id)
     assert (row["status"], row["claimed_by_worker"]) == ("pending", None)
     assert "worker stopped" in row["error_message"]
+
+
+# follow-up work from inside the agent ------------------------------------------------------------
+async def test_an_agent_schedules_a_follow_up_run_with_its_own_payload(
+    engine: Engine, clock: FakeClock
+) -> None:
+    user = await new_user(engine)
+    [execution_id] = await due_executions(engine, clock, user, [{"task": "poll", "page": 1}])
+    cue_id = (await state(engine, user, execution_id))["cue_id"]
+    assert "schedule_followup" not in {
+        t.name for t in CueflowToolkit.for_engine(engine, user).get_tools()
+    }
+    later = (clock.now() + timedelta(minutes=10)).isoformat()
+    follow_up = {"cue_id": cue_id, "payload": json.dumps({"task": "poll", "page": 2}),
+                 "send_at": later}  # fmt: skip
+    steps = [
+        call("claim_execution", {"execution_id": execution_id}),
+        call("schedule_followup", follow_up),
+        call("schedule_followup", {**follow_up, "payload": '{"task": "poll", "page": '}),
+        call("report_outcome", {"execution_id": execution_id, "success": True, "result": "p1"}),
+        say("done"),
+    ]
+    toolkit = CueflowToolkit.for_engine(engine, user, include_management=True)
+    async with toolkit:
+        tools = {t.name: t for t in toolkit.get_tools()}
+        with openai_stub(steps) as stub:
+            llm = stub.model().bind_tools(list(tools.values()), strict=True)
+            messages: list[Any] = [("user", "work")]
+            for _ in range(5):
+                reply = await llm.ainvoke(messages)
+                messages.append(reply)
+                for tool_call in reply.tool_calls:
+                    messages.append(await tools[tool_call["name"]].ainvoke(tool_call))
+    replies = [m for m in messages[1:] if m.type == "tool"]
+    assert [m.status for m in replies] == ["success", "success", "error", "success"]
+    assert "payload must be JSON text" in replies[2].text
+    scheduled = json.loads(replies[1].text)
+    assert scheduled["scheduled_for"].startswith(later[:19])
+    assert await engine.claimable(user) == []
+    clock.advance(600)
+    [item] = await engine.claimable(user)
+    assert item["id"] == scheduled["execution_id"]
+    assert item["payload_override"] == {"task": "poll", "page": 2}
+
+
+async def test_fire_takes_a_payload_override_for_one_run(
+    engine: Engine, clock: FakeClock, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    user = await engine.principal(auth["Authorization"].removeprefix("Bearer "))
+    [first] = await due_executions(engine, clock, user, [{"task": "t", "n": 1}])
+    cue_id = (await state(engine, user, first))["cue_id"]
+    fire = f"/v1/cues/{cue_id}/fire"
+    bad = await client.post(fire, json={"payload_override": {"x": "a\u0000"}}, headers=auth)
+    assert bad.status_code == 400, bad.text
+    assert (
+        await client.post(fire, json={"payload_override": [1]}, headers=auth)
+    ).status_code == 422
+    clock.advance(1)  # not at the scheduled run's instant
+    run = await client.post(fire, json={"payload_override": {"task": "t", "n": 2}}, headers=auth)
+    assert run.status_code == 200, run.text
+    listed = (await client.get("/v1/executions/claimable", headers=auth)).json()["executions"]
+    assert {i["execution_id"]: i["payload"] for i in listed} == {
+        first: {"task": "t", "n": 1},
+        run.json()["id"]: {"task": "t", "n": 2},
+    }
+    batch = await client.post(
+        "/v1/executions/claims", json={"worker_id": "w", "limit": 5}, headers=auth
+    )
+    assert sorted(i["payload"]["n"] for i in batch.json()["claimed"]) == [1, 2]

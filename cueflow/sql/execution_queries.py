@@ -148,6 +148,7 @@ class ExecutionQueries(TxBase):
                     executions.c.cue_id,
                     executions.c.scheduled_for,
                     executions.c.attempts,
+                    executions.c.payload_override,
                     cues.c.name.label("cue_name"),
                     cues.c.task,
                     cues.c.payload,
@@ -275,6 +276,7 @@ class ExecutionQueries(TxBase):
                     executions.c.cue_id,
                     executions.c.scheduled_for,
                     executions.c.attempts,
+                    executions.c.payload_override,
                 )
             )
 
