@@ -128,9 +128,10 @@ class WorkerClient(Protocol):
         """Change a cue (``PATCH /v1/cues/{id}``); pause/resume is ``{"status": ...}``."""
         ...
 
-    async def fire_cue(self, cue_id: str, body: JSON) -> JSON:
-        """Fire a cue (``POST /v1/cues/{id}/fire``: ``send_at``, ``payload_override``); the
-        new run ``{id, cue_id, scheduled_for, status, triggered_by}``."""
+    async def fire_cue(self, cue_id: str, body: JSON | None = None) -> JSON:
+        """Fire a cue now (``POST /v1/cues/{id}/fire``; ``body`` may hold ``send_at`` and
+        ``payload_override``): ``{id, cue_id, scheduled_for, status, triggered_by}`` of the new
+        execution."""
         ...
 
     async def delete_cue(self, cue_id: str) -> None:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from cueflow.accounts import Principal
 from cueflow.agents.client import JSON, ClientError, new_worker_id, validation_message
 from cueflow.api.render import claimable_json, cue_json, execution_json
+from cueflow.api.routes.runs import FireRequest, run_json
 from cueflow.clock import Clock
 from cueflow.errors import CueflowError
 from cueflow.store import ExecutionFilter
@@ -143,11 +144,9 @@ class EngineWorkerClient:
         """Change a cue."""
         return _wire(cue_json(await _call(self.engine.update_cue(self.user, cue_id, patch))))
 
-    async def fire_cue(self, cue_id: str, body: JSON) -> JSON:
+    async def fire_cue(self, cue_id: str, body: JSON | None = None) -> JSON:
         """Fire a cue now or at ``send_at``, with ``payload_override`` for that run."""
-        from cueflow.api.routes.runs import FireRequest, run_json
-
-        request = await _call(_validated(FireRequest, body))
+        request = await _call(_validated(FireRequest, body or {}))
         row = await _call(
             self.engine.fire_cue(
                 self.user,

@@ -189,9 +189,9 @@ class HttpWorkerClient:
         result: JSON = await self._request("PATCH", f"/v1/cues/{cue_id}", json=patch)
         return result
 
-    async def fire_cue(self, cue_id: str, body: JSON) -> JSON:
+    async def fire_cue(self, cue_id: str, body: JSON | None = None) -> JSON:
         """Fire a cue now or at ``send_at``."""
-        result: JSON = await self._request("POST", f"/v1/cues/{cue_id}/fire", json=body)
+        result: JSON = await self._request("POST", f"/v1/cues/{cue_id}/fire", json=body or {})
         return result
 
     async def delete_cue(self, cue_id: str) -> None:
