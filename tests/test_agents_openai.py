@@ -152,6 +152,7 @@ async def test_rate_limits_5xx_and_releases_follow_the_backoff_with_the_failure_
     assert "previous_attempt" not in tasks[0]
     assert tasks[1]["previous_attempt"]["attempt"] == 1
     assert "RateLimitError" in tasks[1]["previous_attempt"]["failure"]
+    assert "after 0 model call(s); tools called: none" in tasks[1]["previous_attempt"]["failure"]
     assert "Error code: 500" in tasks[2]["previous_attempt"]["failure"]
     assert "API down" in tasks[3]["previous_attempt"]["failure"]
     assert (await state(engine, user, execution_id))["attempts"] == 4

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -71,6 +71,8 @@ class ExecutionRun:
 @dataclass
 class _Progress:
     steps: int = 0
+    tools: list[str] = field(default_factory=list)
+    """The tools called successfully so far (what the attempt got done)."""
 
 
 class _StepsExhausted(Exception):
@@ -251,7 +253,9 @@ async def _work(
             log.warning("model error on %s", execution_id, exc_info=True)
             transient, retry_after = transient_delay(exc)
             if transient:
-                await _release_quietly(session, execution_id, reason[:500], retry_after)
+                done = ", ".join(progress.tools) or "none"
+                why = f"{reason[:300]} (after {progress.steps} model call(s); tools called: {done})"
+                await _release_quietly(session, execution_id, why[:500], retry_after)
     run = await _finish(session, execution_id, report, reason, progress.steps, say)
     if saved is not None and run.status in ("succeeded", "failed"):
         await saved.forget(execution_id)
@@ -325,6 +329,8 @@ async def _converse(
             return report
         for call in ai.tool_calls:
             reply = await _call_tool(by_name, call)
+            if reply.status != "error":
+                progress.tools.append(call["name"])
             _say(say, execution_id, f"{call['name']}({call['args']}) -> {reply.text[:160]}")
             messages.append(reply)
         for bad in ai.invalid_tool_calls:
