@@ -5,7 +5,10 @@ workers exactly one wins. The claim holds a lease of ``WORKER_CLAIM_TIMEOUT_SECO
 execution heartbeat restarts it. The sweeper returns an execution to the queue when its lease
 ends or when its worker, registered through ``POST /v1/worker/heartbeat``, has been silent for
 ``WORKER_HEARTBEAT_TIMEOUT_SECONDS``; each claim counts in ``attempts``, and after the cue's
-``retry.max_attempts`` claims the execution fails instead of going round again.
+``retry.max_attempts`` claims the execution fails instead of going round again. A worker that
+releases a claim (cueflow extension) puts it back to be claimable again after the cue's retry
+backoff, or after the ``retry_after_seconds`` it asks for: until then ``next_retry`` holds the
+execution back from claimable lists and claims.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from cueflow import ids
 from cueflow.accounts import Principal
+from cueflow.delivery import retry_wait
 from cueflow.errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
 from cueflow.states import Event, Status, move
 from cueflow.store import Row
@@ -99,6 +103,7 @@ def _claim_values(engine: Engine, worker_id: str, now: datetime) -> dict[str, An
         "started_at": now,
         "last_attempt_at": now,
         "last_heartbeat_at": None,
+        "next_retry": None,
         "lease_expires_at": now + timedelta(seconds=lease),
         "updated_at": now,
     }
@@ -222,12 +227,18 @@ async def heartbeat(
 
 
 async def release(
-    engine: Engine, user: Principal, execution_id: str, worker_id: str, reason: str | None = None
+    engine: Engine,
+    user: Principal,
+    execution_id: str,
+    worker_id: str,
+    reason: str | None = None,
+    retry_after_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Give a claimed execution back unfinished (cueflow extension): it returns to the queue
-    with the claim counted in ``attempts``, or fails when the cue's ``retry.max_attempts``
-    claims are used up, as when a lease runs out. 404 unknown, 409 not claimed, 403 claimed by
-    another worker."""
+    with the claim counted in ``attempts``, claimable again after ``retry_after_seconds`` or, by
+    default, after the cue's retry backoff for that attempt (``next_retry``); or it fails when
+    the cue's ``retry.max_attempts`` claims are used up, as when a lease runs out. 404 unknown,
+    409 not claimed, 403 claimed by another worker."""
     if not ids.is_uuid(execution_id):
         raise NotFound("Execution not found", code="execution_not_found")
     now = engine.clock.now()
@@ -245,6 +256,13 @@ async def release(
         exhausted = cue is not None and row["attempts"] >= cue["retry_max_attempts"]
         because = f"released by worker: {reason}" if reason else "released by worker"
         event, values = _give_back(Event.RELEASED, exhausted, because, row["attempts"], now)
+        if not exhausted:
+            if retry_after_seconds is not None:
+                wait = timedelta(seconds=max(0.0, retry_after_seconds))
+            else:
+                backoff = cue["retry_backoff_minutes"] if cue is not None else []
+                wait = retry_wait(backoff or [], max(row["attempts"], 1))
+            values["next_retry"] = now + wait
         done = await tx.update_execution(
             execution_id, values, move=move(event), expect={"claimed_by_worker": worker_id}
         )
@@ -262,6 +280,7 @@ async def release(
         "released": True,
         "status": done["status"],
         "attempts": done["attempts"],
+        "next_attempt_at": done["next_retry"],
     }
 
 
@@ -342,6 +361,7 @@ def _give_back(
         claimed_by_worker=None,
         claimed_at=None,
         started_at=None,
+        next_retry=None,
         error_message=f"Reset: {reason}; execution returned to the queue",
     )
     return requeue, values

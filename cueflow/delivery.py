@@ -113,7 +113,9 @@ def delivery_of(row: Row) -> Delivery:
         user_id=row["user_id"],
         scheduled_for=row["scheduled_for"],
         attempt=row["attempts"],
-        payload=row["payload"] or {},
+        payload=row["payload_override"]
+        if row.get("payload_override") is not None
+        else (row["payload"] or {}),
         callback_url=row["callback_url"],
         callback_method=row["callback_method"],
         callback_headers=row["callback_headers"] or {},

@@ -418,11 +418,20 @@ class Engine:
         return await outcomes.record_outcomes(self, user, parsed, worker_id)
 
     async def release_execution(
-        self, user: Principal, execution_id: str, worker_id: str, reason: str | None = None
+        self,
+        user: Principal,
+        execution_id: str,
+        worker_id: str,
+        reason: str | None = None,
+        *,
+        retry_after_seconds: float | None = None,
     ) -> dict[str, Any]:
         """Give a claimed execution back unfinished (cueflow extension): back to the queue
-        with the claim counted, or failed once its attempts are used up."""
-        return await claims.release(self, user, execution_id, worker_id, reason)
+        with the claim counted, claimable again after ``retry_after_seconds`` (default: the
+        cue's retry backoff), or failed once its attempts are used up."""
+        return await claims.release(
+            self, user, execution_id, worker_id, reason, retry_after_seconds
+        )
 
     # workers ------------------------------------------------------------------------------------
     async def worker_heartbeat(
@@ -455,11 +464,17 @@ class Engine:
 
     # runs started by hand ------------------------------------------------------------------------
     async def fire_cue(
-        self, user: Principal, cue_id: str, *, send_at: datetime | None = None
+        self,
+        user: Principal,
+        cue_id: str,
+        *,
+        send_at: datetime | None = None,
+        payload_override: dict[str, Any] | None = None,
     ) -> Row:
-        """Fire a cue now, or at ``send_at`` if that is in the future (any cue status); returns
-        the new ``pending`` execution (``triggered_by`` ``manual_fire``)."""
-        return await fire_now.fire_cue(self, user, cue_id, send_at)
+        """Fire a cue now, or at ``send_at`` if that is in the future (any cue status), with
+        ``payload_override`` replacing the cue's payload for that run; returns the new
+        ``pending`` execution (``triggered_by`` ``manual_fire``)."""
+        return await fire_now.fire_cue(self, user, cue_id, send_at, payload_override)
 
     async def replay_execution(self, user: Principal, execution_id: str) -> Row:
         """Run a finished execution's cue again now; returns the new execution (``triggered_by``

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from cueflow import ids
 from cueflow.accounts import Principal
+from cueflow.cues import check_payload
 from cueflow.errors import Conflict, NotFound
 from cueflow.fire import new_execution
 from cueflow.states import TERMINAL
@@ -32,10 +33,12 @@ _NUDGE = timedelta(microseconds=1)
 _MAX_NUDGES = 1000
 
 
-async def _insert_run(tx: Any, cue: Row, when: datetime, now: datetime, trigger: str) -> Row:
+async def _insert_run(
+    tx: Any, cue: Row, when: datetime, now: datetime, trigger: str, **extra: Any
+) -> Row:
     """Insert a pending execution of ``cue`` at ``when`` (or just after, if taken)."""
     for _ in range(_MAX_NUDGES):
-        values = new_execution(cue, when, now, triggered_by=trigger)
+        values = new_execution(cue, when, now, triggered_by=trigger, **extra)
         if await tx.insert_execution(values):
             row = await tx.get_execution(cue["user_id"], values["id"])
             assert row is not None
@@ -45,17 +48,26 @@ async def _insert_run(tx: Any, cue: Row, when: datetime, now: datetime, trigger:
 
 
 async def fire_cue(
-    engine: Engine, user: Principal, cue_id: str, send_at: datetime | None = None
+    engine: Engine,
+    user: Principal,
+    cue_id: str,
+    send_at: datetime | None = None,
+    payload_override: dict[str, Any] | None = None,
 ) -> Row:
     """Create a ``manual_fire`` execution of one of the caller's cues, whatever its status, due
-    at ``send_at`` when that is in the future and now otherwise; 404 ``cue_not_found``."""
+    at ``send_at`` when that is in the future and now otherwise; 404 ``cue_not_found``. With
+    ``payload_override`` (checked like a cue payload) that run carries this payload instead of
+    the cue's; the cue's ``task`` still routes it."""
+    if payload_override is not None:
+        check_payload(payload_override)
     now = engine.clock.now()
     when = send_at if send_at is not None and send_at > now else now
     async with engine.store.tx() as tx:
         cue = await tx.get_cue(user.user_id, cue_id)
         if cue is None:
             raise NotFound("Cue not found", code="cue_not_found")
-        row = await _insert_run(tx, cue, when, now, MANUAL_FIRE)
+        extra = {} if payload_override is None else {"payload_override": payload_override}
+        row = await _insert_run(tx, cue, when, now, MANUAL_FIRE, **extra)
     engine.executions_created([row])
     return row
 

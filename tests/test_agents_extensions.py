@@ -61,7 +61,7 @@ async def test_a_batch_claim_takes_the_oldest_in_one_request(
     assert lease.execution_id == ids[0]
     assert session.describe(lease)["payload"] == {"task": "a", "n": 1}
     assert session.describe(lease)["attempt"] == 1
-    assert paths == ["POST /v1/executions/claims"]
+    assert paths == ["POST /v1/worker/heartbeat", "POST /v1/executions/claims"]
     execution = await engine.get_execution(user, ids[0])
     assert (execution["status"], execution["claimed_by_worker"]) == ("delivering", "agent-x")
     await client.aclose()

@@ -112,7 +112,9 @@ async def test_a_model_exception_is_reported_as_a_failure_and_the_next_one_is_pr
 ) -> None:
     user = await new_user(engine)
     ids = await due_executions(engine, clock, user, [{"task": "t"}, {"task": "t"}])
-    model = ScriptedChatModel(steps=[RuntimeError("provider overloaded"), answer("all good")])
+    model = ScriptedChatModel(
+        steps=[RuntimeError("provider overloaded"), answer(success=True, result="all good")]
+    )
     runs = await run_agent_worker(model, EngineWorkerClient(engine, user), until_idle=True)
     assert [(r.status, r.detail) for r in runs] == [
         ("failed", "model error: RuntimeError: provider overloaded"),
@@ -253,7 +255,7 @@ async def test_concurrency_runs_several_executions_at_once(
             pair.set()
         await asyncio.wait_for(pair.wait(), 10)  # the first two run side by side
         active -= 1
-        return answer("done")
+        return answer(success=True, result="done")
 
     runs = await run_agent_worker(
         ScriptedChatModel(policy=policy),

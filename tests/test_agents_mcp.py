@@ -49,6 +49,7 @@ MANAGEMENT_TOOLS = {
     "pause_cue",
     "resume_cue",
     "list_executions",
+    "schedule_followup",
 }
 CUEAPI_WORKER_TOOLS = {
     "cueapi_list_claimable_executions",

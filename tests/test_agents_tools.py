@@ -159,7 +159,12 @@ async def test_release_tool_gives_the_claim_back(
     [execution_id] = await due_executions(engine, clock, user, [{"task": "a"}])
     await kit.ok("claim_execution", execution_id=execution_id)
     released = await kit.ok("release_execution", execution_id=execution_id, reason="need a human")
-    assert released == {"execution_id": execution_id, "released": True, "status": "pending"}
+    assert released == {
+        "execution_id": execution_id,
+        "released": True,
+        "status": "pending",
+        "next_attempt_at": "2026-01-05T12:02:00Z",  # the cue's backoff: a minute
+    }
     row = await state(engine, user, execution_id)
     assert (row["status"], row["attempts"]) == ("pending", 1)
 

@@ -83,8 +83,16 @@ class WorkerClient(Protocol):
         """Record an outcome (an ``OutcomeReport`` body) as this worker, once."""
         ...
 
-    async def release(self, execution_id: str, reason: str | None = None) -> JSON:
-        """Give a claim back unfinished: ``{execution_id, released, status}``."""
+    async def release(
+        self, execution_id: str, reason: str | None = None, retry_after: float | None = None
+    ) -> JSON:
+        """Give a claim back unfinished, claimable again after ``retry_after`` seconds (default:
+        the cue's retry backoff): ``{execution_id, released, status, ...}``."""
+        ...
+
+    async def register(self, handlers: list[str]) -> JSON:
+        """Register or refresh this worker (``POST /v1/worker/heartbeat``) with the task names
+        it handles, so it is listed in ``GET /v1/workers``."""
         ...
 
     async def get_execution(self, execution_id: str) -> JSON:
@@ -120,13 +128,14 @@ class WorkerClient(Protocol):
         """Change a cue (``PATCH /v1/cues/{id}``); pause/resume is ``{"status": ...}``."""
         ...
 
-    async def delete_cue(self, cue_id: str) -> None:
-        """Delete a cue and its executions."""
+    async def fire_cue(self, cue_id: str, body: JSON | None = None) -> JSON:
+        """Fire a cue now (``POST /v1/cues/{id}/fire``; ``body`` may hold ``send_at`` and
+        ``payload_override``): ``{id, cue_id, scheduled_for, status, triggered_by}`` of the new
+        execution."""
         ...
 
-    async def fire_cue(self, cue_id: str) -> JSON:
-        """Fire a cue now (``POST /v1/cues/{id}/fire``): ``{id, cue_id, scheduled_for, status,
-        triggered_by}`` of the new execution."""
+    async def delete_cue(self, cue_id: str) -> None:
+        """Delete a cue and its executions."""
         ...
 
     async def aclose(self) -> None:

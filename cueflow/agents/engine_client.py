@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from cueflow.accounts import Principal
 from cueflow.agents.client import JSON, ClientError, new_worker_id, validation_message
 from cueflow.api.render import claimable_json, cue_json, execution_json
-from cueflow.api.routes.runs import run_json
+from cueflow.api.routes.runs import FireRequest, run_json
 from cueflow.clock import Clock
 from cueflow.errors import CueflowError
 from cueflow.store import ExecutionFilter
@@ -35,6 +35,10 @@ async def _call(work: Awaitable[T]) -> T:
         raise ClientError(exc.status, exc.code, exc.message) from exc
     except ValidationError as exc:
         raise ClientError(422, "validation_error", validation_message(exc)) from exc
+
+
+async def _validated(model: Any, body: JSON) -> Any:
+    return model.model_validate(body)
 
 
 class EngineWorkerClient:
@@ -77,9 +81,18 @@ class EngineWorkerClient:
         work = self.engine.report_outcome(self.user, execution_id, body, self.worker_id)
         return _wire(await _call(work))
 
-    async def release(self, execution_id: str, reason: str | None = None) -> JSON:
+    async def release(
+        self, execution_id: str, reason: str | None = None, retry_after: float | None = None
+    ) -> JSON:
         """Give a held claim back unfinished."""
-        work = self.engine.release_execution(self.user, execution_id, self.worker_id, reason)
+        work = self.engine.release_execution(
+            self.user, execution_id, self.worker_id, reason, retry_after_seconds=retry_after
+        )
+        return _wire(await _call(work))
+
+    async def register(self, handlers: list[str]) -> JSON:
+        """Register or refresh this worker."""
+        work = self.engine.worker_heartbeat(self.user, self.worker_id, handlers)
         return _wire(await _call(work))
 
     async def get_execution(self, execution_id: str) -> JSON:
@@ -131,14 +144,22 @@ class EngineWorkerClient:
         """Change a cue."""
         return _wire(cue_json(await _call(self.engine.update_cue(self.user, cue_id, patch))))
 
+    async def fire_cue(self, cue_id: str, body: JSON | None = None) -> JSON:
+        """Fire a cue now or at ``send_at``, with ``payload_override`` for that run."""
+        request = await _call(_validated(FireRequest, body or {}))
+        row = await _call(
+            self.engine.fire_cue(
+                self.user,
+                cue_id,
+                send_at=request.send_at,
+                payload_override=request.payload_override,
+            )
+        )
+        return _wire(run_json(row))
+
     async def delete_cue(self, cue_id: str) -> None:
         """Delete a cue."""
         await _call(self.engine.delete_cue(self.user, cue_id))
-
-    async def fire_cue(self, cue_id: str) -> JSON:
-        """Fire a cue now."""
-        row = await _call(self.engine.fire_cue(self.user, cue_id))
-        return _wire(run_json(row))
 
     async def aclose(self) -> None:
         """Nothing to free: the engine belongs to the caller."""

@@ -119,9 +119,13 @@ class HttpWorkerClient:
         result: JSON = await self._request("POST", path, json=body, headers=headers)
         return result
 
-    async def release(self, execution_id: str, reason: str | None = None) -> JSON:
+    async def release(
+        self, execution_id: str, reason: str | None = None, retry_after: float | None = None
+    ) -> JSON:
         """Give a held claim back; a server without the extension gets a failure outcome."""
-        body = {"worker_id": self.worker_id, "reason": reason}
+        body: JSON = {"worker_id": self.worker_id, "reason": reason}
+        if retry_after is not None:
+            body["retry_after_seconds"] = retry_after
         try:
             result: JSON = await self._request(
                 "POST", f"/v1/executions/{execution_id}/release", json=body
@@ -134,6 +138,12 @@ class HttpWorkerClient:
         error = f"released by worker: {reason}" if reason else "released by worker"
         await self.report_outcome(execution_id, {"success": False, "error": error})
         return {"execution_id": execution_id, "released": False, "status": "failed"}
+
+    async def register(self, handlers: list[str]) -> JSON:
+        """Register or refresh this worker."""
+        body = {"worker_id": self.worker_id, "handlers": handlers}
+        result: JSON = await self._request("POST", "/v1/worker/heartbeat", json=body)
+        return result
 
     async def get_execution(self, execution_id: str) -> JSON:
         """One execution."""
@@ -179,14 +189,14 @@ class HttpWorkerClient:
         result: JSON = await self._request("PATCH", f"/v1/cues/{cue_id}", json=patch)
         return result
 
+    async def fire_cue(self, cue_id: str, body: JSON | None = None) -> JSON:
+        """Fire a cue now or at ``send_at``."""
+        result: JSON = await self._request("POST", f"/v1/cues/{cue_id}/fire", json=body or {})
+        return result
+
     async def delete_cue(self, cue_id: str) -> None:
         """Delete a cue."""
         await self._request("DELETE", f"/v1/cues/{cue_id}")
-
-    async def fire_cue(self, cue_id: str) -> JSON:
-        """Fire a cue now."""
-        result: JSON = await self._request("POST", f"/v1/cues/{cue_id}/fire", json={})
-        return result
 
     async def aclose(self) -> None:
         """Close the connection pool."""

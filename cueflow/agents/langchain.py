@@ -1,27 +1,32 @@
 """The agent tools as langchain-core tools, and :class:`CueflowToolkit`.
 
-Each tool is an async :class:`~langchain_core.tools.StructuredTool` with a pydantic argument
-schema that answers with a JSON object as text. A refusal (bad arguments, a claim another worker
-won, an unknown id) comes back to the model as an error :class:`ToolMessage`
-(``handle_tool_error=True``), never as an exception that ends the agent's loop; validation
-errors name the fields without echoing their values. The tools work in any langchain-core tool
-loop, :func:`cueflow.agents.loop.run_agent_worker` or another one.
+Each tool is a :class:`~langchain_core.tools.StructuredTool` that works sync (``invoke``, run
+on the session's own event loop thread) and async (``ainvoke``) and answers with a JSON object
+as text. The schema a model sees is :func:`~cueflow.agents.schemas.model_schema`'s, which also
+passes OpenAI's strict function calling (``bind_tools(..., strict=True)``); the arguments are
+checked by the pydantic models. A refusal (bad arguments, a claim another worker won, an unknown
+id) comes back to the model as an error :class:`ToolMessage` (``handle_tool_error=True``), never
+as an exception that ends the agent's loop; validation errors name the fields without echoing
+their values. The tools work in any langchain-core tool loop:
+:func:`cueflow.agents.loop.run_agent_worker`, LangGraph's ``create_react_agent``, langchain's
+``create_agent`` or your own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.tools import BaseTool, BaseToolkit, StructuredTool, ToolException
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, field_validator
 
-from cueflow.agents.client import validation_message
 from cueflow.agents.engine_client import EngineWorkerClient
 from cueflow.agents.http_client import HttpWorkerClient
+from cueflow.agents.schemas import model_schema
 from cueflow.agents.session import ToolFailure, WorkerSession
-from cueflow.agents.tools import ToolSpec, invoke, select_tools
+from cueflow.agents.tools import TOOLS, ToolSpec, invoke, select_tools
 
 if TYPE_CHECKING:
     from cueflow.accounts import Principal
@@ -29,10 +34,9 @@ if TYPE_CHECKING:
 
 TASK_TOOLS = ("report_outcome", "release_execution", "get_execution")
 """The tools an agent loop gives the model for the execution it works on."""
-
-
-def _invalid_arguments(exc: ValidationError) -> str:
-    return f"invalid arguments: {validation_message(exc)}"
+MAX_NAME = 64
+"""Longest tool name providers accept (OpenAI, Anthropic): ``^[a-zA-Z0-9_-]{1,64}$``."""
+_NAME = re.compile(r"^[a-zA-Z0-9_-]*$")
 
 
 def langchain_tool(
@@ -48,13 +52,16 @@ def langchain_tool(
             raise ToolException(str(exc)) from exc
         return json.dumps(result, ensure_ascii=False, default=str)
 
+    def run_sync(**arguments: Any) -> str:
+        return session.run_sync(run(**arguments))
+
     return StructuredTool.from_function(
+        func=run_sync,
         coroutine=run,
         name=name_prefix + spec.name,
         description=spec.description,
-        args_schema=spec.args,
+        args_schema=model_schema(spec.args),
         handle_tool_error=True,
-        handle_validation_error=_invalid_arguments,
     )
 
 
@@ -63,8 +70,11 @@ class CueflowToolkit(BaseToolkit):
 
     ``get_tools()`` gives the worker tools; ``include_management`` adds cue management, and
     ``allow_destructive`` (with it) adds ``delete_cue``. Make one with :meth:`for_engine`
-    (embedded engine) or :meth:`for_url` (any cueflow or CueAPI server), and use it as
-    ``async with toolkit:`` so leases are kept alive and released at the end.
+    (embedded engine) or :meth:`for_url` (any cueflow or CueAPI server). Leases are kept alive
+    from the first claim on; use it as ``async with toolkit:`` (or call :meth:`close` when used
+    synchronously) so that unfinished claims are given back at the end rather than left to
+    run out. ``name_prefix`` is put before every tool name; with it a name must stay within
+    :data:`MAX_NAME` characters.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -73,6 +83,19 @@ class CueflowToolkit(BaseToolkit):
     include_management: bool = False
     allow_destructive: bool = False
     name_prefix: str = ""
+
+    @field_validator("name_prefix")
+    @classmethod
+    def _short_names(cls, prefix: str) -> str:
+        longest = max(len(spec.name) for spec in TOOLS)
+        if not _NAME.match(prefix):
+            raise ValueError("name_prefix may hold only letters, digits, '_' and '-'")
+        if len(prefix) + longest > MAX_NAME:
+            raise ValueError(
+                f"name_prefix is too long: tool names would exceed {MAX_NAME} characters "
+                f"(at most {MAX_NAME - longest} characters of prefix)"
+            )
+        return prefix
 
     @classmethod
     def for_engine(
@@ -132,3 +155,7 @@ class CueflowToolkit(BaseToolkit):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.session.__aexit__(*exc)
+
+    def close(self) -> None:
+        """Give back unfinished claims when the tools were used synchronously."""
+        self.session.close()

@@ -1,11 +1,25 @@
 """:func:`run_agent_worker`: a langchain-core chat model as a cueflow worker.
 
-The loop does what a worker process does, and the model does the work: it polls and claims an
-execution, hands the payload to the model as the task, runs the tool calls the model makes (one
-at a time, each answered), heartbeats the lease before and after every model call while the
-session's keepalive task covers long calls, and reports the outcome the model's final answer
-states. A model error, a timeout or running out of steps is reported as a failure with the
-reason; a loop that is stopped (cancelled) releases what it holds. Nothing but langchain-core.
+The loop does what a worker process does, and the model does the work: it registers as a worker,
+polls and claims an execution, hands the payload to the model as the task (with the previous
+attempt's failure on a retry), runs the tool calls the model makes (one at a time, each
+answered), heartbeats the lease before and after every model call while the session's keepalive
+task covers long calls, and records the outcome.
+
+The outcome is taken from the ``report_outcome`` tool call that ends the run; a model that
+answers in text instead has the (fenced or embedded) JSON object of its answer read field by
+field, and a text that states no outcome is never a success: the model is asked once more, with
+the reason and ``report_outcome`` required (``tool_choice``) where the model supports it, and
+the execution fails if that answer cannot be read either.
+
+A transient model error (rate limit, a 5xx, a connection error) gives the execution back to be
+retried after the provider's ``Retry-After`` or the cue's retry backoff, like
+``release_execution``; any other model error, a timeout or running out of steps is reported as
+a failure with the reason; a loop that is stopped (cancelled) releases what it holds.
+
+With a ``checkpointer`` (a LangGraph checkpoint saver: ``InMemorySaver``, ``SqliteSaver``...)
+the conversation of each execution is saved after every step under its execution id, and an
+attempt that starts after a crash resumes it. Nothing but langchain-core.
 """
 
 from __future__ import annotations
@@ -14,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -23,8 +37,15 @@ from langchain_core.messages.tool import ToolCall
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
-from cueflow.agents.answers import SYSTEM_PROMPT, outcome_from_answer, task_text
-from cueflow.agents.client import WorkerClient
+from cueflow.agents.answers import (
+    SYSTEM_PROMPT,
+    UnreadableAnswer,
+    ask_again,
+    outcome_from_answer,
+    task_text,
+)
+from cueflow.agents.client import JSON, WorkerClient
+from cueflow.agents.conversations import Conversations
 from cueflow.agents.langchain import CueflowToolkit
 from cueflow.agents.session import Lease, ToolFailure, WorkerSession
 
@@ -50,6 +71,8 @@ class ExecutionRun:
 @dataclass
 class _Progress:
     steps: int = 0
+    tools: list[str] = field(default_factory=list)
+    """The tools called successfully so far (what the attempt got done)."""
 
 
 class _StepsExhausted(Exception):
@@ -58,6 +81,41 @@ class _StepsExhausted(Exception):
 
 class _LeaseLost(Exception):
     pass
+
+
+_TRANSIENT = {
+    "APIConnectionError",
+    "APITimeoutError",
+    "RateLimitError",
+    "InternalServerError",
+    "ModelAPIError",
+    "ModelConnectionError",
+    "ModelRateLimitError",
+    "ModelTimeoutError",
+}
+"""Provider errors (by class name, so no provider package is imported) worth a later retry."""
+
+
+def transient_delay(exc: BaseException) -> tuple[bool, float | None]:
+    """Whether a model error is transient (a rate limit, a 5xx, a connection failure), and the
+    ``Retry-After`` the provider asked for, in seconds, if any."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    status = getattr(exc, "status_code", None)
+    transient = bool(names & _TRANSIENT) or (
+        isinstance(status, int) and (status in (408, 429) or status >= 500)
+    )
+    if not transient:
+        return False, None
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    for key, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(key)
+        if value is not None:
+            try:
+                return True, max(0.0, float(value) / scale)
+            except ValueError:
+                continue  # an HTTP date: leave it to the cue's backoff
+    return True, None
 
 
 def _toolkit(
@@ -88,6 +146,7 @@ async def run_agent_worker(
     until_idle: bool = False,
     poll_seconds: float = 5.0,
     say: Say | None = None,
+    checkpointer: Any = None,
 ) -> list[ExecutionRun]:
     """Run ``model`` (any langchain-core chat model with ``bind_tools``) as a worker.
 
@@ -99,16 +158,22 @@ async def run_agent_worker(
     ``concurrency`` executions run at once (claims held at once); each gets ``max_steps``
     model calls and ``execution_timeout`` seconds. The loop runs until cancelled, until
     ``max_executions`` were taken, or (``until_idle``) until nothing is claimable, polling every
-    ``poll_seconds`` meanwhile; ``say`` receives a line for each thing that happens. Returns
-    what happened to each execution taken.
+    ``poll_seconds`` meanwhile; ``say`` receives a line for each thing that happens.
+    ``checkpointer`` (a LangGraph checkpoint saver) keeps each execution's conversation, keyed
+    by execution id, so that an attempt after a crash resumes it. Returns what happened to each
+    execution taken.
     """
     toolkit = _toolkit(worker, task, max(1, concurrency))
     system = SYSTEM_PROMPT + (f"\n\n{instructions}" if instructions else "")
     runs: list[ExecutionRun] = []
     running: set[asyncio.Task[ExecutionRun]] = set()
 
+    saved = Conversations(checkpointer) if checkpointer is not None else None
+
     async def work(lease: Lease) -> ExecutionRun:
-        return await _work(model, toolkit, lease, tools, system, max_steps, execution_timeout, say)
+        return await _work(
+            model, toolkit, lease, tools, system, max_steps, execution_timeout, say, saved
+        )
 
     async with toolkit:
         try:
@@ -154,23 +219,25 @@ async def _work(
     max_steps: int,
     timeout: float | None,
     say: Say | None,
+    saved: Conversations | None,
 ) -> ExecutionRun:
     session = toolkit.session
     execution_id = lease.execution_id
-    task = session.describe(lease)
+    task = await _task(session, lease)
     _say(say, execution_id, f"claimed ({task.get('cue_name')}): payload {task.get('payload')}")
     tools = [*toolkit.task_tools(execution_id), *extra]
     messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(task_text(task))]
-    answer: AIMessage | None = None
+    if saved is not None:
+        messages = await saved.resume(execution_id, messages, task["attempt"])
+    report: JSON | None = None
     reason: str | None = None
     progress = _Progress()
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
-            answer = await _converse(
-                model.bind_tools(tools), tools, messages, session, execution_id, max_steps,
-                progress, say,
-            )  # fmt: skip
+            report = await _converse(
+                model, tools, messages, session, execution_id, max_steps, progress, say, saved
+            )
     except asyncio.CancelledError:
         await _release_quietly(session, execution_id, "worker stopped")
         raise
@@ -184,11 +251,43 @@ async def _work(
         else:
             reason = f"model error: {type(exc).__name__}: {exc}"
             log.warning("model error on %s", execution_id, exc_info=True)
-    return await _finish(session, execution_id, answer, reason, progress.steps, say)
+            transient, retry_after = transient_delay(exc)
+            if transient:
+                done = ", ".join(progress.tools) or "none"
+                why = f"{reason[:300]} (after {progress.steps} model call(s); tools called: {done})"
+                await _release_quietly(session, execution_id, why[:500], retry_after)
+    run = await _finish(session, execution_id, report, reason, progress.steps, say)
+    if saved is not None and run.status in ("succeeded", "failed"):
+        await saved.forget(execution_id)
+    return run
+
+
+async def _task(session: WorkerSession, lease: Lease) -> dict[str, Any]:
+    """The task handed to the model; on a retry with what became of the attempt before."""
+    task = session.describe(lease)
+    if task["attempt"] > 1:
+        try:
+            earlier = await session.get(lease.execution_id)
+        except ToolFailure:
+            earlier = {}
+        if earlier.get("error_message"):
+            task["previous_attempt"] = {
+                "attempt": task["attempt"] - 1,
+                "failure": earlier["error_message"],
+            }
+    return task
+
+
+def _forced(model: BaseChatModel, tools: list[BaseTool], name: str) -> Runnable[Any, Any] | None:
+    """``model`` with ``tools`` bound and the tool ``name`` required, if the model can."""
+    try:
+        return model.bind_tools(tools, tool_choice=name)
+    except (NotImplementedError, TypeError, ValueError):
+        return None
 
 
 async def _converse(
-    llm: Runnable[Any, Any],
+    model: BaseChatModel,
     tools: list[BaseTool],
     messages: list[BaseMessage],
     session: WorkerSession,
@@ -196,10 +295,15 @@ async def _converse(
     max_steps: int,
     progress: _Progress,
     say: Say | None,
-) -> AIMessage | None:
-    """Model calls and tool calls until a final answer (returned), until a tool reported or
-    released the execution (``None``), or until ``max_steps`` model calls were made."""
+    saved: Conversations | None,
+) -> JSON | None:
+    """Model calls and tool calls until a final answer (whose outcome is returned), until a
+    tool reported or released the execution (``None``), or until ``max_steps`` model calls were
+    made. An answer that states no outcome is asked about once more, then is a failure."""
     by_name = {tool.name: tool for tool in tools}
+    report_tool = next(name for name in by_name if name.endswith("report_outcome"))
+    llm: Runnable[Any, Any] = model.bind_tools(tools)
+    asked_again = False
     while progress.steps < max_steps:
         await _keep(session, execution_id)
         ai = await llm.ainvoke(messages)
@@ -209,9 +313,24 @@ async def _converse(
             ai = AIMessage(content=getattr(ai, "content", str(ai)))
         messages.append(ai)
         if not ai.tool_calls and not ai.invalid_tool_calls:
-            return ai
+            try:
+                report, dropped = outcome_from_answer(ai.text)
+            except UnreadableAnswer as exc:
+                if asked_again:
+                    error = f"the model's final answer states no outcome: {exc}"
+                    return {"success": False, "error": error}
+                asked_again = True
+                _say(say, execution_id, f"unreadable answer ({exc}): asking again")
+                messages.append(HumanMessage(ask_again(str(exc), report_tool)))
+                llm = _forced(model, tools, report_tool) or llm
+                continue
+            if dropped:
+                _say(say, execution_id, f"invalid outcome fields dropped: {', '.join(dropped)}")
+            return report
         for call in ai.tool_calls:
             reply = await _call_tool(by_name, call)
+            if reply.status != "error":
+                progress.tools.append(call["name"])
             _say(say, execution_id, f"{call['name']}({call['args']}) -> {reply.text[:160]}")
             messages.append(reply)
         for bad in ai.invalid_tool_calls:
@@ -222,6 +341,8 @@ async def _converse(
             )
         if not session.holds(execution_id):
             return None
+        if saved is not None:
+            await saved.save(execution_id, messages)
     raise _StepsExhausted
 
 
@@ -255,17 +376,15 @@ async def _call_tool(by_name: dict[str, BaseTool], call: ToolCall) -> ToolMessag
 async def _finish(
     session: WorkerSession,
     execution_id: str,
-    answer: AIMessage | None,
+    report: JSON | None,
     reason: str | None,
     steps: int,
     say: Say | None,
 ) -> ExecutionRun:
     """Report the outcome unless a tool already did, and say what became of the execution."""
     if session.holds(execution_id):
-        if reason is not None:
-            report: dict[str, Any] = {"success": False, "error": reason[:2000]}
-        else:
-            report = outcome_from_answer(answer.text if answer is not None else "")
+        if reason is not None or report is None:
+            report = {"success": False, "error": (reason or "no outcome")[:2000]}
         try:
             await session.report(execution_id, report)
         except ToolFailure as exc:
@@ -281,14 +400,16 @@ async def _finish(
         why = f"claim lost [{session.lost[execution_id]}]"
         _say(say, execution_id, why)
         return ExecutionRun(execution_id, "lost", why, steps)
-    _say(say, execution_id, "released")
-    return ExecutionRun(execution_id, "released", None, steps)
+    _say(say, execution_id, f"released: {reason}" if reason else "released")
+    return ExecutionRun(execution_id, "released", reason, steps)
 
 
-async def _release_quietly(session: WorkerSession, execution_id: str, reason: str) -> None:
+async def _release_quietly(
+    session: WorkerSession, execution_id: str, reason: str, retry_after: float | None = None
+) -> None:
     if session.holds(execution_id):
         try:
-            await session.release(execution_id, reason)
+            await session.release(execution_id, reason, retry_after)
         except ToolFailure as exc:
             log.warning("could not release %s: %s", execution_id, exc)
 

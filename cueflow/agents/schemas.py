@@ -1,13 +1,18 @@
 """Argument models of the agent tools, shared by the langchain-core tools and the MCP server.
 
 They are what a model sees as each tool's JSON schema, so field descriptions are written for
-models. No framework import here: pydantic only.
+models. :func:`model_schema` gives the schema a model is shown: one that also satisfies OpenAI's
+strict function-calling rules (every property required, optional ones nullable, no ``default``
+and no length, range or format keywords, which move into the description; free-form JSON objects
+travel as JSON text). The pydantic models still check every constraint. No framework import
+here: pydantic only.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
@@ -16,9 +21,31 @@ CueId = Annotated[str, Field(min_length=1, max_length=64, description="The cue's
 
 
 class ToolArgs(BaseModel):
-    """Base of tool arguments: unknown fields are refused, so typos surface to the model."""
+    """Base of tool arguments: unknown fields are refused, so typos surface to the model.
+
+    A ``None`` argument means "not given" (strict models must send every property, ``null``
+    for the ones they leave out); the fields named in ``json_text_fields`` hold free-form JSON
+    and may also be given as JSON text (how :func:`model_schema` shows them)."""
 
     model_config = ConfigDict(extra="forbid")
+    json_text_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _given(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        given = {key: value for key, value in data.items() if value is not None}
+        for key in cls.json_text_fields:
+            text = given.get(key)
+            if isinstance(text, str):
+                try:
+                    given[key] = json.loads(text) if text.strip() else None
+                except ValueError:
+                    raise ValueError(f"{key} must be JSON text") from None
+                if given[key] is None:
+                    del given[key]
+        return given
 
 
 class PollArgs(ToolArgs):
@@ -40,6 +67,8 @@ class ExecutionArgs(ToolArgs):
 
 class OutcomeFields(ToolArgs):
     """An outcome: success or failure, what came of it, and evidence."""
+
+    json_text_fields = ("artifacts", "metadata")
 
     success: bool = Field(description="Whether the work was done.")
     result: str | None = Field(None, max_length=2000, description="What the work produced.")
@@ -66,10 +95,39 @@ class ReportOutcomeArgs(OutcomeFields):
 class ReleaseArgs(ToolArgs):
     execution_id: ExecutionId
     reason: str = Field(min_length=1, max_length=500, description="Why it is given back.")
+    retry_after_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=86400,
+        description="Seconds until it may be tried again; leave out for the cue's retry backoff.",
+    )
 
 
 class CueIdArgs(ToolArgs):
     cue_id: CueId
+
+
+class FollowUpArgs(ToolArgs):
+    """A follow-up run of a cue: now, or at ``send_at``, optionally with another payload."""
+
+    json_text_fields = ("payload",)
+
+    cue_id: CueId
+    payload: dict[str, Any] | None = Field(
+        None, description="The payload of this one run, replacing the cue's; leave out to keep it."
+    )
+    send_at: datetime | None = Field(
+        None, description="When to run it (ISO-8601 with offset); leave out for now."
+    )
+
+    def body(self) -> dict[str, Any]:
+        """The ``POST /v1/cues/{id}/fire`` body."""
+        body: dict[str, Any] = {}
+        if self.payload is not None:
+            body["payload_override"] = self.payload
+        if self.send_at is not None:
+            body["send_at"] = self.send_at.isoformat()
+        return body
 
 
 class ListCuesArgs(ToolArgs):
@@ -92,6 +150,8 @@ class ListExecutionsArgs(ToolArgs):
 
 class CreateCueArgs(ToolArgs):
     """A cue: exactly one of ``cron``, ``at`` or ``interval_seconds``."""
+
+    json_text_fields = ("payload",)
 
     name: str = Field(min_length=1, max_length=255, description="Unique name of the cue.")
     cron: str | None = Field(None, max_length=100, description="Recurring: a 5-field cron.")
@@ -138,3 +198,77 @@ class CreateCueArgs(ToolArgs):
         if self.description is not None:
             spec["description"] = self.description
         return spec
+
+
+_MOVED = {
+    "minLength": "at least {} characters",
+    "maxLength": "at most {} characters",
+    "minimum": "at least {}",
+    "maximum": "at most {}",
+    "exclusiveMinimum": "more than {}",
+    "exclusiveMaximum": "less than {}",
+    "minItems": "at least {} items",
+    "maxItems": "at most {} items",
+    "format": "{}",
+    "pattern": "matching {}",
+}
+"""Keywords strict function calling refuses, and how the description says them instead."""
+_FORMATS = {"uri": "a URL", "date-time": "an ISO-8601 date-time", "email": "an e-mail address"}
+
+
+def _strict(node: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``node`` without the keywords strict mode refuses; the constraints it had, as words."""
+    notes = []
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _MOVED:
+            shown = _FORMATS.get(value, value) if key == "format" else value
+            notes.append(_MOVED[key].format(shown))
+        elif key in ("default", "title"):
+            continue
+        elif key == "anyOf":
+            branches = []
+            for branch in value:
+                clean, more = _strict(branch)
+                branches.append(clean)
+                notes.extend(more)
+            out[key] = branches
+        elif key == "items" and isinstance(value, dict):
+            out[key], more = _strict(value)
+            notes.extend(more)
+        else:
+            out[key] = value
+    return out, notes
+
+
+def model_schema(args: type[ToolArgs]) -> dict[str, Any]:
+    """The JSON schema a model is shown for ``args``: strict-mode compatible (see the module
+    docstring); a field left out (``null``) takes its default."""
+    full = args.model_json_schema()
+    required = set(full.get("required", []))
+    properties: dict[str, Any] = {}
+    for name, prop in full.get("properties", {}).items():
+        description = prop.get("description", "")
+        if name in args.json_text_fields:
+            node: dict[str, Any] = {"type": "string"}
+            notes = ["a JSON value as text"]
+        else:
+            node, notes = _strict({k: v for k, v in prop.items() if k != "description"})
+        default = args.model_fields[name].get_default(call_default_factory=True)
+        if name not in required:
+            if default not in (None, {}, []):
+                notes.append(f"null means {json.dumps(default)}")
+            nullable = node.get("anyOf", [node])
+            if not any(branch.get("type") == "null" for branch in nullable):
+                node = {"anyOf": [node, {"type": "null"}]}
+        text = description + (f" ({'; '.join(notes)})" if notes else "")
+        properties[name] = {**node, "description": text.strip()}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    if full.get("description"):
+        schema["description"] = full["description"]
+    return schema

@@ -2,9 +2,15 @@
 
 The session sits between agent tools and a :class:`~cueflow.agents.client.WorkerClient`. It
 remembers which executions it holds (lease details stay here, never in tool output), keeps their
-leases alive with a background task on the client's clock while a model thinks, makes a repeated
-identical report harmless, caps how many claims it holds, and gives back whatever it still holds
-when it closes. Every refusal becomes a :class:`ToolFailure` whose text a model can act on.
+leases alive with a background task on the client's clock while a model thinks, registers the
+agent as a worker (``POST /v1/worker/heartbeat`` with its task names, so it is listed in
+``GET /v1/workers``), makes a repeated identical report harmless, caps how many claims it holds,
+and gives back whatever it still holds when it closes. Every refusal becomes a
+:class:`ToolFailure` whose text a model can act on.
+
+The keepalive task starts with the first claim on the event loop that made it, so leases never
+lapse silently even without ``async with``; synchronous callers (a sync ``tool.invoke``) run on
+the session's own event loop thread (:meth:`WorkerSession.run_sync`), where the task runs too.
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cueflow.agents.client import JSON, ClientError, WorkerClient
 
@@ -22,6 +30,10 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
 """How soon a heartbeat that failed for a passing reason (a network error) is tried again."""
+REGISTER_SECONDS = 30.0
+"""How often the session refreshes its worker registration (as ``cueapi-worker`` does)."""
+
+T = TypeVar("T")
 
 _HINTS = {
     "claim_failed": "another worker took it, or it is not due or not claimable; poll again",
@@ -71,9 +83,12 @@ class WorkerSession:
         task: str | None = None,
         max_claims: int = 1,
         max_hold_seconds: float = 3600.0,
+        register: bool = True,
     ) -> None:
         self.client = client
         self.task = task
+        self.register = register
+        """Whether to register as a worker (``POST /v1/worker/heartbeat``) while running."""
         self.max_claims = max_claims
         self.max_hold_seconds = max_hold_seconds
         self.held: dict[str, Lease] = {}
@@ -84,6 +99,9 @@ class WorkerSession:
         self._wake = asyncio.Event()
         self._keepalive: asyncio.Task[None] | None = None
         self._depth = 0
+        self._portal: asyncio.AbstractEventLoop | None = None
+        self._portal_lock = threading.Lock()
+        self._registered_at: datetime | None = None
 
     @property
     def worker_id(self) -> str:
@@ -97,20 +115,63 @@ class WorkerSession:
     # lifecycle ----------------------------------------------------------------------------------
     async def __aenter__(self) -> WorkerSession:
         self._depth += 1
-        if self._keepalive is None:
-            self._keepalive = asyncio.create_task(self._keep_alive(), name="cueflow-keepalive")
+        self._ensure_keepalive()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._depth -= 1
         if self._depth:
             return
+        await self._stop()
+
+    def run_sync(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` to completion from synchronous code, on the session's own event loop
+        (a daemon thread started on first use, which also runs the keepalive task for claims
+        made there)."""
+        with self._portal_lock:
+            if self._portal is None or self._portal.is_closed():
+                loop = asyncio.new_event_loop()
+
+                def serve() -> None:
+                    loop.run_forever()
+                    loop.close()
+
+                threading.Thread(target=serve, name="cueflow-agent-session", daemon=True).start()
+                self._portal = loop
+        return asyncio.run_coroutine_threadsafe(work, self._portal).result()
+
+    def close(self) -> None:
+        """Synchronous counterpart of leaving ``async with``: give back what is held (on the
+        session's own loop) and stop that loop's thread."""
+        if self._portal is None:
+            return
+        self.run_sync(self._stop())
+        portal, self._portal = self._portal, None
+        portal.call_soon_threadsafe(portal.stop)
+
+    async def _stop(self) -> None:
         await self.release_all("worker stopped")
         task, self._keepalive = self._keepalive, None
-        if task is not None:
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _ensure_keepalive(self) -> None:
+        """Start the keepalive task on the running loop unless one is running already (on this
+        loop or another), and wake it to look at the leases again."""
+        task = self._keepalive
+        if task is not None and not task.done():
+            loop = task.get_loop()
+            if loop is asyncio.get_running_loop():
+                self._wake.set()
+            else:
+                loop.call_soon_threadsafe(self._wake.set)
+            return
+        self._wake = asyncio.Event()
+        self._keepalive = asyncio.get_running_loop().create_task(
+            self._keep_alive(), name="cueflow-keepalive"
+        )
 
     # worker operations --------------------------------------------------------------------------
     async def poll(self, limit: int = 10) -> list[JSON]:
@@ -143,6 +204,7 @@ class WorkerSession:
                 f"this worker already holds {len(self.held)} claim(s), its limit: report an "
                 f"outcome for (or release) {ids} first"
             )
+        await self._register()
         claim_due = getattr(self.client, "claim_due", None)
         if execution_id is None and claim_due is not None:
             try:
@@ -191,7 +253,7 @@ class WorkerSession:
         lease.next_beat = now + timedelta(seconds=lease.lease_seconds / 3)
         self.held[lease.execution_id] = lease
         self.lost.pop(lease.execution_id, None)
-        self._wake.set()
+        self._ensure_keepalive()
         return lease
 
     async def report(self, execution_id: str, report: JSON) -> tuple[JSON, bool]:
@@ -215,12 +277,15 @@ class WorkerSession:
         self.reported[execution_id] = (report, answer)
         return answer, False
 
-    async def release(self, execution_id: str, reason: str | None = None) -> JSON:
-        """Give a held execution back unfinished (a failure outcome on servers without the
-        release extension)."""
+    async def release(
+        self, execution_id: str, reason: str | None = None, retry_after: float | None = None
+    ) -> JSON:
+        """Give a held execution back unfinished, to be claimable again after ``retry_after``
+        seconds (default: the cue's retry backoff); a failure outcome on servers without the
+        release extension."""
         self._check_held(execution_id)
         try:
-            answer = await self.client.release(execution_id, reason)
+            answer = await self.client.release(execution_id, reason, retry_after)
         except ClientError as exc:
             self._drop(execution_id, exc.code)
             raise _failure(exc) from exc
@@ -256,6 +321,28 @@ class WorkerSession:
         lease.next_beat = now + timedelta(seconds=lease.lease_seconds / 3)
         return True
 
+    async def _register(self) -> None:
+        """Register (or refresh) this worker with its task names, at most every
+        :data:`REGISTER_SECONDS`; a failure only logs (claims work without it).
+
+        Not while a claim is held past ``max_hold_seconds``: a worker heartbeat extends every
+        lease the worker holds, and that claim is meant to run out."""
+        if not self.register:
+            return
+        now = self.client.clock.now()
+        if self._registered_at is not None and now < self._registered_at + timedelta(
+            seconds=REGISTER_SECONDS
+        ):
+            return
+        self._registered_at = now  # tried (or skipped) now: the next try is due in a while
+        held_too_long = now - timedelta(seconds=self.max_hold_seconds)
+        if any(lease.claimed_at <= held_too_long for lease in self.held.values()):
+            return
+        try:
+            await self.client.register([self.task] if self.task else [])
+        except ClientError as exc:
+            log.warning("worker registration failed: %s", exc)
+
     async def release_all(self, reason: str) -> list[str]:
         """Give back everything still held (on shutdown); returns the released ids."""
         released = []
@@ -287,8 +374,14 @@ class WorkerSession:
         while True:
             self._wake.clear()
             due = [lease.next_beat for lease in self.held.values() if lease.next_beat]
+            if self.register and self._registered_at is not None:
+                due.append(self._registered_at + timedelta(seconds=REGISTER_SECONDS))
             await clock.sleep_until(min(due) if due else None, self._wake)
             now = clock.now()
+            try:
+                await self._register()
+            except Exception:  # keep the task alive whatever one registration does
+                log.exception("worker registration failed")
             for execution_id, lease in list(self.held.items()):
                 if lease.next_beat is None or lease.next_beat > now:
                     continue

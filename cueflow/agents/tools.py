@@ -8,7 +8,8 @@ of JSON values); refusals raise :class:`~cueflow.agents.session.ToolFailure`.
 * Worker tools (always): ``poll_executions``, ``claim_execution``, ``report_outcome``,
   ``release_execution``, ``get_execution``.
 * Management tools (opt-in): ``list_cues``, ``get_cue``, ``create_cue``, ``pause_cue``,
-  ``resume_cue``, ``list_executions``; ``delete_cue`` only with ``allow_destructive``.
+  ``resume_cue``, ``list_executions``, ``schedule_followup``; ``delete_cue`` only with
+  ``allow_destructive``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cueflow.agents.schemas import (
     CreateCueArgs,
     CueIdArgs,
     ExecutionArgs,
+    FollowUpArgs,
     ListCuesArgs,
     ListExecutionsArgs,
     PollArgs,
@@ -102,11 +104,12 @@ async def _report(session: WorkerSession, args: ReportOutcomeArgs) -> JSON:
 
 
 async def _release(session: WorkerSession, args: ReleaseArgs) -> JSON:
-    answer = await session.release(args.execution_id, args.reason)
+    answer = await session.release(args.execution_id, args.reason, args.retry_after_seconds)
     result = {
         "execution_id": args.execution_id,
         "released": bool(answer.get("released", True)),
         "status": answer.get("status"),
+        "next_attempt_at": answer.get("next_attempt_at"),
     }
     if not result["released"]:
         result["note"] = "the server cannot release claims; it was recorded as a failure"
@@ -152,6 +155,11 @@ async def _list_executions(session: WorkerSession, args: ListExecutionsArgs) -> 
     return await session.client.list_executions(
         cue_id=args.cue_id, status=args.status, limit=args.limit, offset=args.offset
     )
+
+
+async def _follow_up(session: WorkerSession, args: FollowUpArgs) -> JSON:
+    run = await session.client.fire_cue(args.cue_id, args.body())
+    return {"scheduled": True, "execution_id": run.get("id"), **run}
 
 
 async def _delete_cue(session: WorkerSession, args: CueIdArgs) -> JSON:
@@ -227,6 +235,14 @@ TOOLS: tuple[ToolSpec, ...] = (
         _list_executions,
         "manage",
         read_only=True,
+    ),
+    ToolSpec(
+        "schedule_followup",
+        "Schedule a follow-up run of a cue: now, or at send_at, with a payload for that one run "
+        "(replacing the cue's) when given. Returns the new execution.",
+        FollowUpArgs,
+        _follow_up,
+        "manage",
     ),
     ToolSpec(
         "delete_cue",

@@ -113,6 +113,12 @@ def execution_json(row: Row) -> dict[str, Any]:
     }
 
 
+def payload_of(row: Row) -> dict[str, Any]:
+    """The payload a run carries: its fire's ``payload_override``, else its cue's."""
+    override = row.get("payload_override")
+    return dict(override) if override is not None else dict(row.get("payload") or {})
+
+
 def claimable_json(row: Row) -> dict[str, Any]:
     """One item of ``GET /v1/executions/claimable``."""
     return {
@@ -121,7 +127,7 @@ def claimable_json(row: Row) -> dict[str, Any]:
         "cue_name": row["cue_name"],
         "task": row["task"],
         "scheduled_for": row["scheduled_for"],
-        "payload": row["payload"] or {},
+        "payload": payload_of(row),
         "attempt": row["attempts"],
     }
 

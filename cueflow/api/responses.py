@@ -196,6 +196,8 @@ class Released(_Wire):
     released: bool
     status: str
     attempts: int
+    next_attempt_at: datetime | None = None
+    """When it is claimable again (``None``: it failed, its attempts used up)."""
 
 
 class LeaseExtended(_Wire):

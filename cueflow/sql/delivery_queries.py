@@ -145,6 +145,7 @@ class DeliveryQueries(TxBase):
                 executions.c.user_id,
                 executions.c.scheduled_for,
                 executions.c.attempts,
+                executions.c.payload_override,
                 cues.c.name.label("cue_name"),
                 cues.c.task,
                 cues.c.callback_url,

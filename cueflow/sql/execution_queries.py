@@ -27,6 +27,11 @@ from cueflow.states import Move
 from cueflow.store import ExecutionFilter, ExecutionPage, Row
 
 
+def _not_held_back() -> Any:
+    """A released worker execution waits out its retry delay (``next_retry``, bound ``now``)."""
+    return or_(executions.c.next_retry.is_(None), executions.c.next_retry <= _at("p_now"))
+
+
 def _at(name: str) -> Any:
     """A bound datetime parameter, typed like the execution timestamps."""
     return bindparam(name, type_=executions.c.scheduled_for.type)
@@ -143,6 +148,7 @@ class ExecutionQueries(TxBase):
                     executions.c.cue_id,
                     executions.c.scheduled_for,
                     executions.c.attempts,
+                    executions.c.payload_override,
                     cues.c.name.label("cue_name"),
                     cues.c.task,
                     cues.c.payload,
@@ -153,6 +159,7 @@ class ExecutionQueries(TxBase):
                     executions.c.status.in_(bindparam("p_statuses", expanding=True)),
                     executions.c.transport.in_(bindparam("p_transports", expanding=True)),
                     executions.c.scheduled_for <= _at("p_now"),
+                    _not_held_back(),
                 )
             )
             if task is not None:
@@ -216,6 +223,7 @@ class ExecutionQueries(TxBase):
             executions.c.status.in_(move.sources),
             executions.c.transport.in_(bindparam("p_transports", expanding=True)),
             executions.c.scheduled_for <= _at("p_now"),
+            _not_held_back(),
         )
         if task:
             waiting = and_(
@@ -268,6 +276,7 @@ class ExecutionQueries(TxBase):
                     executions.c.cue_id,
                     executions.c.scheduled_for,
                     executions.c.attempts,
+                    executions.c.payload_override,
                 )
             )
 
@@ -424,6 +433,7 @@ class ExecutionQueries(TxBase):
                 executions.c.transport.in_(list(transports)),
                 executions.c.scheduled_for <= before,
                 executions.c.updated_at <= before,
+                or_(executions.c.next_retry.is_(None), executions.c.next_retry <= before),
             )
             .limit(limit),
             self.connector,

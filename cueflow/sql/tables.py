@@ -121,6 +121,8 @@ class Execution(SQLModel, table=True):
     claimed_at: datetime | None = _dt()
     lease_expires_at: datetime | None = _dt()
     last_heartbeat_at: datetime | None = _dt()
+    payload_override: Any = _json()
+    """The payload of this run when it differs from the cue's (a fire's ``payload_override``)."""
     outcome_success: bool | None = Field(default=None)
     outcome_result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     outcome_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

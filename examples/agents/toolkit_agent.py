@@ -17,7 +17,13 @@ import json
 from datetime import timedelta
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.tools import BaseTool
 
 import cueflow
@@ -50,28 +56,43 @@ def scripted_model(messages: list[BaseMessage]) -> AIMessage:
 
 
 async def agent(model: BaseChatModel, tools: list[BaseTool], goal: str, max_steps: int = 20) -> str:
-    """A minimal tool-calling loop on langchain-core: call the model, run its tool calls."""
+    """A minimal tool-calling loop on langchain-core: call the model, run its tool calls.
+
+    Models make mistakes: a tool name that does not exist, arguments that are not valid JSON
+    (``invalid_tool_calls``), arguments that break the schema. Each is answered with an error
+    message the model can correct itself from, never a crash, and every tool call gets exactly
+    one answer (providers refuse the next request otherwise)."""
     by_name = {t.name: t for t in tools}
     llm = model.bind_tools(tools)
     messages: list[BaseMessage] = [SystemMessage("You process cueflow work."), HumanMessage(goal)]
     for _ in range(max_steps):
         reply = await llm.ainvoke(messages)
         messages.append(reply)
-        if not reply.tool_calls:
+        if not reply.tool_calls and not reply.invalid_tool_calls:
             return reply.text
         for call in reply.tool_calls:
-            result = await by_name[call["name"]].ainvoke(call)  # errors come back as messages
+            tool = by_name.get(call["name"])
+            if tool is None:  # a made-up tool
+                known = ", ".join(by_name)
+                text = f"unknown tool {call['name']!r}; the tools are: {known}"
+                result = ToolMessage(text, tool_call_id=call["id"], status="error")
+            else:
+                result = await tool.ainvoke(call)  # refusals come back as error messages
             print(f"  {call['name']}({call['args']}) -> {result.text[:100]}")
             messages.append(result)
+        for bad in reply.invalid_tool_calls:  # arguments that are not valid JSON
+            text = f"invalid tool call: {bad.get('error') or 'the arguments are not valid JSON'}"
+            print(f"  {bad.get('name')}: {text}")
+            messages.append(ToolMessage(text, tool_call_id=bad.get("id") or "", status="error"))
     return "gave up"
 
 
 async def main() -> None:
     model = ScriptedChatModel(policy=scripted_model)
     # A real model instead (any langchain-core chat model that supports tool calling):
-    #   pip install langchain-anthropic         # or langchain-openai, langchain-ollama, ...
-    #   from langchain_anthropic import ChatAnthropic
-    #   model = ChatAnthropic(model="claude-sonnet-4-5")  # reads ANTHROPIC_API_KEY
+    #   pip install langchain-openai            # or langchain-anthropic, langchain-ollama, ...
+    #   from langchain_openai import ChatOpenAI
+    #   model = ChatOpenAI(model="gpt-4.1-mini")  # reads OPENAI_API_KEY (and OPENAI_BASE_URL)
     engine = cueflow.open_engine("sqlite://")
     async with engine:
         me = await engine.account("billing@example.com")

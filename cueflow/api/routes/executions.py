@@ -159,6 +159,8 @@ class ReleaseRequest(ClaimRequest):
     """``POST /v1/executions/{id}/release`` (cueflow extension): the holder and why."""
 
     reason: str | None = Field(None, max_length=500)
+    retry_after_seconds: float | None = Field(None, ge=0, le=86400)
+    """Claimable again after this long; by default after the cue's retry backoff."""
 
 
 @router.post("/{execution_id}/release", response_model=responses.Released)
@@ -166,7 +168,14 @@ async def release(  # type: ignore[no-untyped-def]
     execution_id: str, body: ReleaseRequest, user: CurrentUser, engine: EngineDep
 ):
     """Give a claimed execution back unfinished (cueflow extension): it returns to the queue
-    with the claim counted in ``attempts`` (or fails when its attempts are used up)."""
+    with the claim counted in ``attempts``, claimable again after ``retry_after_seconds`` or the
+    cue's retry backoff (or it fails when its attempts are used up)."""
     return json_response(
-        await engine.release_execution(user, execution_id, body.worker_id, body.reason)
+        await engine.release_execution(
+            user,
+            execution_id,
+            body.worker_id,
+            body.reason,
+            retry_after_seconds=body.retry_after_seconds,
+        )
     )

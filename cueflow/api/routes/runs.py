@@ -17,12 +17,14 @@ router = APIRouter(tags=["executions"])
 
 
 class FireRequest(BaseModel):
-    """The optional fire body: ``send_at`` delays the run; other fields (the hosted service's
-    ``payload_override``, ``merge_strategy`` ...) are ignored."""
+    """The optional fire body: ``send_at`` delays the run, ``payload_override`` (a JSON object,
+    checked like a cue payload) replaces the cue's payload for this one run; other fields (the
+    hosted service's ``merge_strategy`` ...) are ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
     send_at: datetime | None = None
+    payload_override: dict[str, Any] | None = None
 
 
 def run_json(row: Row, **extra: Any) -> dict[str, Any]:
@@ -45,7 +47,9 @@ async def fire(  # type: ignore[no-untyped-def]
     send_at = body.send_at if body is not None else None
     if send_at is not None and send_at.tzinfo is None:
         send_at = send_at.replace(tzinfo=UTC)
-    return json_response(run_json(await engine.fire_cue(user, cue_id, send_at=send_at)))
+    override = body.payload_override if body is not None else None
+    row = await engine.fire_cue(user, cue_id, send_at=send_at, payload_override=override)
+    return json_response(run_json(row))
 
 
 @router.post("/v1/executions/{execution_id}/replay", response_model=responses.Run)
