@@ -65,6 +65,15 @@ class Settings(BaseSettings):
         600, ge=1, validation_alias=_env("CUEFLOW_RATE_LIMIT_ANONYMOUS_PER_MINUTE")
     )
     """Requests per sliding minute per client address without an API key."""
+    rate_limit_wait_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("CUEFLOW_RATE_LIMIT_WAIT_SECONDS")
+    )
+    """A request that holds the server this long costs one more request against the rate limit
+    (per such period, charged when it ends): long-polls pay for their waiting."""
+    forwarded_allow_ips: str = Field("", validation_alias=_env("CUEFLOW_FORWARDED_ALLOW_IPS"))
+    """Comma-separated addresses (or networks, or ``*``) of reverse proxies whose
+    ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed for the client address (rate
+    limits, logs). Empty (the default): none; the peer's address is the client's."""
     plugins: str | None = Field(None, validation_alias=_env("CUEFLOW_PLUGINS"))
     """Comma-separated entry-point names to load (default: all installed)."""
     disable_plugins: str | None = Field(None, validation_alias=_env("CUEFLOW_DISABLE_PLUGINS"))

@@ -111,7 +111,7 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
         expose_headers=EXPOSED_HEADERS,
     )
     app.add_middleware(VerifyEcho)
-    app.add_middleware(RateLimit, settings=engine.settings)
+    app.add_middleware(RateLimit, engine=engine)
     app.add_middleware(RequestGuard)
     app.add_middleware(RequestContext, metrics=engine.metrics)
     mount(app, engine)

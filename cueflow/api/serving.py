@@ -1,0 +1,26 @@
+"""Serving the ASGI app over HTTP with uvicorn, configured from the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+
+from cueflow.config import Settings
+
+
+def serve_forever(app: Any, settings: Settings, log_level: str) -> None:
+    """Serve ``app`` on ``settings.host:port`` until a signal stops the process."""
+    proxies = settings.forwarded_allow_ips.strip()
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        log_config=None,  # uvicorn's records go through the handler logs.configure installed
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: only from
+        # the configured proxies, and from nobody by default
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
+    uvicorn.Server(config).run()
