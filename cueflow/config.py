@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     """Comma-separated addresses (or networks, or ``*``) of reverse proxies whose
     ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed for the client address (rate
     limits, logs). Empty (the default): none; the peer's address is the client's."""
+    max_waits_per_key: int = Field(100, ge=0, validation_alias=_env("CUEFLOW_MAX_WAITS_PER_KEY"))
+    """Most long-polls (``claimable?wait=``, batch claims with ``wait``) one account may have
+    waiting at once on this node; beyond it a long-poll is answered at once, as without
+    ``wait``."""
     plugins: str | None = Field(None, validation_alias=_env("CUEFLOW_PLUGINS"))
     """Comma-separated entry-point names to load (default: all installed)."""
     disable_plugins: str | None = Field(None, validation_alias=_env("CUEFLOW_DISABLE_PLUGINS"))
@@ -132,7 +136,5 @@ class Settings(BaseSettings):
 
     metrics_enabled: bool = Field(True, validation_alias=_env("CUEFLOW_METRICS_ENABLED"))
     """Serve ``GET /metrics`` (Prometheus format, no authentication) on the standalone server."""
-    log_format: Literal["text", "json"] = Field(
-        "text", validation_alias=_env("CUEFLOW_LOG_FORMAT")
-    )
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("CUEFLOW_LOG_FORMAT"))
     """``cueflow serve``'s log lines: ``text`` (readable) or ``json`` (one object per line)."""
