@@ -6,6 +6,7 @@ from typing import Any
 
 import uvicorn
 
+from cueflow.api.connections import guarded_protocol
 from cueflow.config import Settings
 
 
@@ -22,5 +23,7 @@ def serve_forever(app: Any, settings: Settings, log_level: str) -> None:
         # the configured proxies, and from nobody by default
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
+        http=guarded_protocol(settings),  # timeouts and caps: cueflow.api.connections
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     uvicorn.Server(config).run()
