@@ -65,6 +65,16 @@ class Settings(BaseSettings):
         600, ge=1, validation_alias=_env("CUEFLOW_RATE_LIMIT_ANONYMOUS_PER_MINUTE")
     )
     """Requests per sliding minute per client address without an API key."""
+    anonymous_in_flight: int = Field(
+        64, ge=1, validation_alias=_env("CUEFLOW_MAX_ANONYMOUS_IN_FLIGHT")
+    )
+    """Most requests without a valid key (registration, the echo store, wrong keys) in progress
+    at once on this node, bodies included; more are answered 429 at once. This bounds what
+    keyless callers can make the server hold (at most this many bodies of up to 1 MiB)."""
+    anonymous_in_flight_per_address: int = Field(
+        16, ge=1, validation_alias=_env("CUEFLOW_MAX_ANONYMOUS_IN_FLIGHT_PER_ADDRESS")
+    )
+    """The same, per client address."""
     rate_limit_wait_seconds: float = Field(
         10.0, gt=0, validation_alias=_env("CUEFLOW_RATE_LIMIT_WAIT_SECONDS")
     )

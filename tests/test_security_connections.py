@@ -134,6 +134,26 @@ def test_a_refused_request_costs_no_body_and_a_stalled_body_is_cut(tmp_path: Pat
     assert results.count(b"") == 5  # the others: closed at the body timeout
 
 
+def test_keyless_callers_can_hold_only_so_many_bodies_at_once(tmp_path: Path) -> None:
+    env = {"CUEFLOW_MAX_ANONYMOUS_IN_FLIGHT_PER_ADDRESS": "4"}
+    head = (
+        b"POST /v1/echo/held HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000000\r\n\r\n"
+    )
+    with server(tmp_path, **env) as base:
+        stalled = []
+        for _ in range(10):
+            sock = connect(base)
+            sock.sendall(head + b" " * 999_999)  # all but the last byte
+            stalled.append(sock)
+            time.sleep(0.05)
+        results = outcome(stalled, within=6)
+        assert served(base) == 200
+    assert None not in results
+    assert sum(1 for r in results if r and r.startswith(b"HTTP/1.1 429")) == 6  # at once
+    assert results.count(b"") == 4  # held until the body timeout
+
+
 def test_too_many_headers_are_refused_with_431(tmp_path: Path) -> None:
     headers = b"".join(b"X-H%d: v\r\n" % n for n in range(150))
     with server(tmp_path) as base:

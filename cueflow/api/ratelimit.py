@@ -9,6 +9,11 @@ counts against the client address, which is refused once it has failed as often 
 anonymous caller may ask. The client address is the connection's peer; ``X-Forwarded-For`` is
 believed only from the proxies ``CUEFLOW_FORWARDED_ALLOW_IPS`` names (uvicorn applies it).
 
+Requests nothing authenticated are also limited in number *at once*: at most
+``CUEFLOW_MAX_ANONYMOUS_IN_FLIGHT`` in all and ``CUEFLOW_MAX_ANONYMOUS_IN_FLIGHT_PER_ADDRESS``
+per address may be in progress (their bodies being read included); more answer 429 at once.
+So keyless callers who send bodies slowly hold a bounded amount of memory.
+
 A request that holds the server longer costs more: one more unit per
 ``CUEFLOW_RATE_LIMIT_WAIT_SECONDS`` it took (a long-poll of 60 s costs 1 + 60 / 10 units by
 default), charged when it ends. The window is a sliding minute, estimated from the current and
@@ -24,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -137,6 +143,10 @@ class RateLimit:
         is refused once the address has failed as often as an anonymous caller may ask."""
         self.enabled = settings.rate_limit_per_minute > 0
         self.wait_seconds = settings.rate_limit_wait_seconds
+        self.max_anonymous = settings.anonymous_in_flight
+        self.max_anonymous_per_address = settings.anonymous_in_flight_per_address
+        self._anonymous = Counter[str]()
+        """Keyless requests in progress, by address (and in all under the key ``""``)."""
         self._keyless: list[tuple[str, re.Pattern[str]]] | None = None
 
     def _takes_no_key(self, scope: dict[str, Any]) -> bool:
@@ -175,7 +185,9 @@ class RateLimit:
         verdict = self.failed_auth.hit(address, count=False)
         if verdict.allowed:
             key, window = await self._caller(scope)
-            verdict = window.hit(key)
+            verdict = (
+                self._too_many_at_once(address) if window is self.anonymous else None
+            ) or window.hit(key)
         reset = str(int(time.time() + (verdict.retry_after or WINDOW_SECONDS))).encode()
         headers = [
             (b"x-ratelimit-limit", str(verdict.limit).encode()),
@@ -210,9 +222,28 @@ class RateLimit:
             await send(message)
 
         started = self.engine.clock.now()
+        keyless = window is self.anonymous
+        if keyless:
+            self._anonymous[address] += 1
+            self._anonymous[""] += 1
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            if keyless:
+                for counted in (address, ""):
+                    self._anonymous[counted] -= 1
+                    if not self._anonymous[counted]:
+                        del self._anonymous[counted]
             held = (self.engine.clock.now() - started).total_seconds()
             if held >= self.wait_seconds:
                 window.charge(key, int(held // self.wait_seconds))
+
+    def _too_many_at_once(self, address: str) -> Verdict | None:
+        """A refusal when keyless requests in progress are at their cap (in all, or from
+        ``address``), else ``None``."""
+        if (
+            self._anonymous[""] >= self.max_anonymous
+            or self._anonymous[address] >= self.max_anonymous_per_address
+        ):
+            return Verdict(False, self.anonymous.limit, 0, 1)
+        return None
