@@ -96,25 +96,18 @@ class Flood:
 
     async def count(self) -> dict[str, int]:
         """How many are still open, were answered (and how), or were closed silently."""
-        open_, answered, closed = 0, {}, 0
-        for reader, _ in self.streams:
+
+        async def state(reader: asyncio.StreamReader) -> str:
             try:
-                data = await asyncio.wait_for(reader.read(64), 0.01)
+                data = await asyncio.wait_for(reader.read(64), 0.2)
             except TimeoutError:
-                open_ += 1
-                continue
+                return "open"
             except ConnectionError:
-                data = b""
-            if data.startswith(b"HTTP/1.1 "):
-                status = data[9:12].decode()
-                answered[status] = answered.get(status, 0) + 1
-            else:
-                closed += 1
-        return {
-            "open": open_,
-            "closed": closed,
-            **{f"answered_{k}": v for k, v in answered.items()},
-        }
+                return "closed"
+            return f"answered_{data[9:12].decode()}" if data.startswith(b"HTTP/1.1 ") else "closed"
+
+        states = await asyncio.gather(*(state(reader) for reader, _ in self.streams))
+        return {name: states.count(name) for name in sorted(set(states))}
 
     def close(self) -> None:
         """Close every connection."""

@@ -9,9 +9,9 @@ waiting on it. So a thousand waits of one key cost one query per wake-up, not a 
 a quiet key costs two queries a second whatever the number of its waits.
 
 Each account may hold at most ``CUEFLOW_MAX_WAITS_PER_KEY`` waits at once; a request beyond
-that is answered at once, as if it had not asked to wait (an empty list), and the client's next
-poll pays the rate limit again. The rate limiter charges a wait by its duration
-(:mod:`cueflow.api.ratelimit`).
+that is answered at once, as if it had not asked to wait (an empty list). The rate limiter
+charges a wait by its duration (:mod:`cueflow.api.ratelimit`), and a wait refused for the cap
+by the duration it asked for: a key that re-asks at once in a loop pays as if it had waited.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 RECHECK_SECONDS = 0.5
 """How often a watch looks without a signal: work created by another node (or made due by the
 passing of time) is seen within this."""
+
+REFUSED_WAITS: ContextVar[list[float] | None] = ContextVar("cueflow_refused_waits", default=None)
+"""Set by a caller that charges for waiting (the rate limiter) to a list: each wait refused for
+the cap adds the seconds it asked for."""
 
 Look = Callable[[str, str | None], Awaitable[list[Row]]]
 """``look(user_id, task)``: the claimable rows of an account (of one task, or any), oldest
@@ -82,6 +87,9 @@ class LongPolls:
         took before its own look came back empty: a signal since then is not lost. ``[]`` at
         once when the account already holds its maximum of waits."""
         if self._waits.get(user_id, 0) >= self.max_waits_per_key:
+            refused = REFUSED_WAITS.get()
+            if refused is not None:
+                refused.append(max(0.0, (until - self._clock.now()).total_seconds()))
             return []
         key = (user_id, task)
         watch = self._watches.get(key)

@@ -140,3 +140,19 @@ async def test_a_wait_is_charged_against_the_rate_limit_by_its_duration(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_wait_refused_for_the_cap_is_charged_the_wait_it_asked_for(
+    client: httpx.AsyncClient, clock: FakeClock, looks: list[str]
+) -> None:
+    auth = await register(client)
+    held = [poll(client, auth) for _ in range(CAP)]
+    await eventually(lambda: _async(len(looks) >= CAP))
+    await settled()
+    refused = await asyncio.wait_for(poll(client, auth, wait=60), 10)  # answered at once
+    assert refused.json() == {"executions": []}
+    after = await client.get("/v1/cues", headers=auth)
+    # 6 held waits (1 each so far) + the refused one (1, and 60 s / 10 s = 6 more) + this one
+    assert after.headers["X-RateLimit-Remaining"] == str(100 - CAP - 7 - 1)
+    clock.advance(61)
+    await asyncio.gather(*held)

@@ -15,9 +15,9 @@ file descriptors. :class:`GuardedHttpProtocol` (uvicorn's httptools protocol wit
   descriptors allow) and ``CUEFLOW_MAX_CONNECTIONS_PER_ADDRESS`` per client address (the
   configured proxies, ``CUEFLOW_FORWARDED_ALLOW_IPS``, are exempt). A connection past the
   per-address cap is answered 503 ``too_many_connections`` and closed; when the total is
-  reached, the connection that has waited longest without sending a request is closed to make
-  room (a client's idle keep-alive connection, or a flooder's), and only when none is idle is
-  the new one refused.
+  reached, an idle connection is closed to make room: the oldest of those that never sent a
+  request, else the oldest idle keep-alive connection; only when none is idle is the new one
+  refused.
 """
 
 from __future__ import annotations
@@ -86,11 +86,18 @@ class ConnectionLimits:
 @dataclass
 class ConnectionTable:
     """The open connections of one server: how many, per address, and those idle (waiting for
-    a request head), oldest first."""
+    a request head), oldest first: ``fresh`` ones never sent a request, ``idle`` ones are kept
+    alive after a response."""
 
     total: int = 0
     per_address: Counter[str] = field(default_factory=Counter)
+    fresh: dict[GuardedHttpProtocol, None] = field(default_factory=dict)
     idle: dict[GuardedHttpProtocol, None] = field(default_factory=dict)
+
+    def forget(self, connection: GuardedHttpProtocol) -> None:
+        """``connection`` is no longer idle."""
+        self.fresh.pop(connection, None)
+        self.idle.pop(connection, None)
 
 
 def _raw_response(status: int, reason: str, code: str, message: str) -> bytes:
@@ -142,7 +149,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             transport.close()
             return
         if table.total >= limits.max_connections:
-            if not table.idle:
+            if not table.fresh and not table.idle:
                 transport.write(
                     _raw_response(
                         503,
@@ -153,13 +160,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 )
                 transport.close()
                 return
-            oldest = next(iter(table.idle))
+            oldest = next(iter(table.fresh or table.idle))
             oldest._close()
         self._admitted = True
         table.total += 1
         table.per_address[self._address] += 1
         super().connection_made(transport)
-        self._await_head()
+        self._await_head(first=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._admitted:
@@ -170,16 +177,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         table.per_address[self._address] -= 1
         if not table.per_address[self._address]:
             del table.per_address[self._address]
-        table.idle.pop(self, None)
+        table.forget(self)
         self._disarm()
         super().connection_lost(exc)
 
     # deadlines ----------------------------------------------------------------------------------
-    def _await_head(self) -> None:
+    def _await_head(self, first: bool = False) -> None:
         """A request head is due: within the header timeout, and the connection is idle."""
         self._awaiting_head = True
         self._head_bytes = 0
-        self.table.idle[self] = None
+        (self.table.fresh if first else self.table.idle)[self] = None
         self._arm(self.limits.header_timeout)
 
     def _arm(self, seconds: float) -> None:
@@ -192,13 +199,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._deadline = None
 
     def _close(self) -> None:
-        self.table.idle.pop(self, None)
+        self.table.forget(self)
         if not self.transport.is_closing():
             self.transport.close()
 
     def _refuse_head(self) -> None:
         self._refused = True
-        self.table.idle.pop(self, None)
+        self.table.forget(self)
         self._disarm()
         if not self.transport.is_closing():
             message = (
@@ -244,7 +251,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self._awaiting_head = False
         self._in_body = True
-        self.table.idle.pop(self, None)
+        self.table.forget(self)
         self._arm(self.limits.body_timeout)
         super().on_headers_complete()
 

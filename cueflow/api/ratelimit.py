@@ -16,12 +16,14 @@ So keyless callers who send bodies slowly hold a bounded amount of memory.
 
 A request that holds the server longer costs more: one more unit per
 ``CUEFLOW_RATE_LIMIT_WAIT_SECONDS`` it took (a long-poll of 60 s costs 1 + 60 / 10 units by
-default), charged when it ends. The window is a sliding minute, estimated from the current and
-previous fixed minutes, so each caller costs three numbers. Every limited response carries
-``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``; a refusal answers
-429 ``rate_limit_exceeded`` with an integer ``Retry-After`` (the official clients parse it with
-``int()``). The limiter runs before the request body is read, so a refused request costs no
-body buffer. In a cluster each node counts its own requests.
+default), charged when it ends; a long-poll refused for the per-key cap of waits is charged
+the wait it asked for (:data:`cueflow.longpoll.REFUSED_WAITS`). The window is a sliding
+minute, estimated from the current and previous fixed minutes, so each caller costs three
+numbers. Every limited response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
+``X-RateLimit-Reset``; a refusal answers 429 ``rate_limit_exceeded`` with an integer
+``Retry-After`` (the official clients parse it with ``int()``). The limiter runs before the
+request body is read, so a refused request costs no body buffer. In a cluster each node
+counts its own requests.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from starlette.routing import compile_path
 from cueflow.api.deps import PRINCIPAL_STATE
 from cueflow.api.errors import envelope
 from cueflow.errors import CueflowError
+from cueflow.longpoll import REFUSED_WAITS
 
 if TYPE_CHECKING:
     from cueflow.engine import Engine
@@ -226,15 +229,18 @@ class RateLimit:
         if keyless:
             self._anonymous[address] += 1
             self._anonymous[""] += 1
+        refused: list[float] = []
+        token = REFUSED_WAITS.set(refused)
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            REFUSED_WAITS.reset(token)
             if keyless:
                 for counted in (address, ""):
                     self._anonymous[counted] -= 1
                     if not self._anonymous[counted]:
                         del self._anonymous[counted]
-            held = (self.engine.clock.now() - started).total_seconds()
+            held = (self.engine.clock.now() - started).total_seconds() + sum(refused)
             if held >= self.wait_seconds:
                 window.charge(key, int(held // self.wait_seconds))
 
