@@ -78,6 +78,10 @@ async def claimable(
     other waits: :mod:`cueflow.longpoll`)."""
     limit = min(max(limit, 1), MAX_LIMIT)
     deadline = engine.clock.now() + timedelta(seconds=min(max(wait, 0), MAX_WAIT_SECONDS))
+    if wait > 0 and engine.long_polls.watched(user.user_id, task):
+        # the account's waits share a look that has found nothing since the last signal
+        rows = await engine.long_polls.wait(user.user_id, task, deadline)
+        return rows[:limit]
     while True:
         ticket = engine.work.ticket()
         rows = await claimable_rows(engine, user.user_id, task, limit)

@@ -79,13 +79,24 @@ class LongPolls:
         """How many requests of ``user_id`` are waiting now."""
         return self._waits.get(user_id, 0)
 
+    def watched(self, user_id: str, task: str | None) -> bool:
+        """Whether ``(user_id, task)`` has a watch: then its last look found nothing, and it
+        looks again on every signal since, so a new wait may join it without a look of its own
+        (work that no local signal announces is seen within :data:`RECHECK_SECONDS`)."""
+        return (user_id, task) in self._watches
+
     async def wait(
-        self, user_id: str, task: str | None, until: datetime, ticket: asyncio.Event
+        self,
+        user_id: str,
+        task: str | None,
+        until: datetime,
+        ticket: asyncio.Event | None = None,
     ) -> list[Row]:
         """Wait until the watch of ``(user_id, task)`` finds claimable work (its rows, oldest
         first) or until ``until`` (``[]``). ``ticket`` is the work signal's ticket the caller
-        took before its own look came back empty: a signal since then is not lost. ``[]`` at
-        once when the account already holds its maximum of waits."""
+        took before its own look came back empty (a signal since then is not lost); without one
+        (the caller did not look) a new watch looks at once. ``[]`` at once when the account
+        already holds its maximum of waits."""
         if self._waits.get(user_id, 0) >= self.max_waits_per_key:
             refused = REFUSED_WAITS.get()
             if refused is not None:
@@ -94,6 +105,9 @@ class LongPolls:
         key = (user_id, task)
         watch = self._watches.get(key)
         if watch is None:
+            if ticket is None:
+                ticket = asyncio.Event()
+                ticket.set()
             watch = self._watches[key] = _Watch()
             watch.task = asyncio.create_task(self._watch(key, watch, ticket), name="cueflow-watch")
         current = watch.round

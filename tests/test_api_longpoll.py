@@ -91,9 +91,12 @@ async def test_a_fire_wakes_every_waiter_with_one_look(
 ) -> None:
     auth = await register(client)
     cue = await make_once_cue(client, auth, clock, in_seconds=3600)
-    polls = [poll(client, auth) for _ in range(CAP)]
-    await eventually(lambda: _async(len(looks) >= CAP))  # each looked once on arrival
-    await settled()
+    user = await engine.authenticate(auth["Authorization"])
+    polls = [poll(client, auth)]
+    await eventually(lambda: _async(engine.long_polls.waiting(user.user_id) == 1))
+    polls += [poll(client, auth) for _ in range(CAP - 1)]
+    await eventually(lambda: _async(engine.long_polls.waiting(user.user_id) == CAP))
+    assert len(looks) == 1  # the first looked; the others joined its watch without a look
     assert not any(p.done() for p in polls)
     looks.clear()
     # a manual fire creates work now (the clock stands still: no fallback look is due)
@@ -110,10 +113,10 @@ async def test_waiters_of_two_tasks_are_woken_with_their_own_work(
 ) -> None:
     auth = await register(client)
     cue = await make_once_cue(client, auth, clock, in_seconds=3600, payload={"task": "a"})
+    user = await engine.authenticate(auth["Authorization"])
     a = [asyncio.create_task(client.get("/v1/executions/claimable?task=a&wait=60", headers=auth))]
     b = [asyncio.create_task(client.get("/v1/executions/claimable?task=b&wait=60", headers=auth))]
-    await eventually(lambda: _async(len(looks) >= 2))
-    await settled()
+    await eventually(lambda: _async(engine.long_polls.waiting(user.user_id) == 2))
     assert (await client.post(f"/v1/cues/{cue['id']}/fire", headers=auth)).status_code == 200
     got = await asyncio.wait_for(a[0], 10)
     assert len(got.json()["executions"]) == 1
@@ -143,12 +146,12 @@ async def _async(value: Any) -> Any:
 
 
 async def test_a_wait_refused_for_the_cap_is_charged_the_wait_it_asked_for(
-    client: httpx.AsyncClient, clock: FakeClock, looks: list[str]
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock
 ) -> None:
     auth = await register(client)
+    user = await engine.authenticate(auth["Authorization"])
     held = [poll(client, auth) for _ in range(CAP)]
-    await eventually(lambda: _async(len(looks) >= CAP))
-    await settled()
+    await eventually(lambda: _async(engine.long_polls.waiting(user.user_id) == CAP))
     refused = await asyncio.wait_for(poll(client, auth, wait=60), 10)  # answered at once
     assert refused.json() == {"executions": []}
     after = await client.get("/v1/cues", headers=auth)
