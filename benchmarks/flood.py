@@ -107,7 +107,7 @@ class Flood:
             return f"answered_{data[9:12].decode()}" if data.startswith(b"HTTP/1.1 ") else "closed"
 
         states = await asyncio.gather(*(state(reader) for reader, _ in self.streams))
-        return {name: states.count(name) for name in sorted(set(states))}
+        return {name: states.count(name) for name in sorted({"open", "closed", *states})}
 
     def close(self) -> None:
         """Close every connection."""
