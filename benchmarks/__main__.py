@@ -30,6 +30,7 @@ from benchmarks import (
     claimable_latency,
     embedded,
     flood,
+    hostile_tenant,
     longpoll,
     scale,
     webhook_latency,
@@ -38,7 +39,17 @@ from benchmarks import (
 from benchmarks.stats import summarize
 from benchmarks.target import ServerTarget, Target
 
-SCENARIOS = ("worker", "claimable", "webhook", "api", "scale", "embedded", "flood", "longpoll")
+SCENARIOS = (
+    "worker",
+    "claimable",
+    "webhook",
+    "hostile",
+    "api",
+    "scale",
+    "embedded",
+    "flood",
+    "longpoll",
+)
 
 ROBUSTNESS_ENV = {
     "flood": {"CUEFLOW_RATE_LIMIT_PER_MINUTE": "60000"},
@@ -104,6 +115,9 @@ def _configs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
             elif scenario == "webhook":
                 params = {"store": store, "cues": args.webhooks, "spread": args.spread}
                 configs.append((f"webhook {store}", scenario, params))
+            elif scenario == "hostile":
+                params = {"store": store, "hostile_cues": args.hostile_cues}
+                configs.append((f"hostile {store}", scenario, params))
             elif scenario == "claimable":
                 params = {
                     "store": store,
@@ -155,6 +169,8 @@ async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, An
             return await webhook_latency.run(
                 target, params["cues"], params["spread"], args.receiver_host
             )
+        if scenario == "hostile":
+            return await hostile_tenant.run(target, params["hostile_cues"], args.receiver_host)
         if scenario == "claimable":
             return await claimable_latency.run(
                 target, params["cues"], params["spread"], params["long_poll"]
@@ -197,6 +213,14 @@ HEADLINES: dict[str, Headline] = {
         "max ms": r["lag_ms"]["max"],
         "received": r["received"],
         "repeats": r["repeated_deliveries"],
+        "peak rss MB": r.get("server_peak_rss_mb"),
+    },
+    "hostile": lambda r: {
+        "B lag p50 ms": r["healthy_lag_ms"]["p50"],
+        "B lag p99 ms": r["healthy_lag_ms"]["p99"],
+        "B lag max ms": r["healthy_lag_ms"]["max"],
+        "B received": r["healthy_received"],
+        "A requests": sum(r["hostile_requests"].values()),
         "peak rss MB": r.get("server_peak_rss_mb"),
     },
     "claimable": lambda r: {
@@ -269,7 +293,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default="sqlite,postgresql", help="sqlite,postgresql")
     parser.add_argument("--url", help="benchmark a running server instead of starting one")
     parser.add_argument("--api-key", help="key for --url when it does not allow registering")
-    parser.add_argument("--scenarios", default="worker,claimable,webhook,api,scale,embedded")
+    parser.add_argument(
+        "--scenarios", default="worker,claimable,webhook,hostile,api,scale,embedded"
+    )
     parser.add_argument("--protocols", default="first,random,next,batch")
     parser.add_argument("--clients", default="lite,httpx", help="lite,httpx")
     parser.add_argument("--executions", type=int, default=3000)
@@ -281,6 +307,9 @@ async def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--tight-poll", action="store_true", help="claimable scenario without long-poll"
+    )
+    parser.add_argument(
+        "--hostile-cues", type=int, default=300, help="account A's misbehaving webhook cues"
     )
     parser.add_argument("--requests", type=int, default=2000, help="per API endpoint")
     parser.add_argument("--idle-cues", default="10000,100000")

@@ -23,6 +23,12 @@ class Settings(BaseSettings):
 
     database_url: str = Field("sqlite:///cueflow.db", validation_alias=_env("DATABASE_URL"))
     """Store URL: ``sqlite:///path.db``, ``sqlite://`` (memory) or ``postgresql://...``."""
+    sqlite_lock_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("CUEFLOW_SQLITE_LOCK_TIMEOUT_SECONDS")
+    )
+    """SQLite: longest a unit of work waits for the database's write lock (held by another
+    process, or queued behind this process's own work) before it fails with 503
+    ``database_unavailable``. The wait never blocks the server."""
     host: str = Field("127.0.0.1", validation_alias=_env("HOST"))
     port: int = Field(8000, validation_alias=_env("PORT"))
 
@@ -124,11 +130,22 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         30.0, gt=0, validation_alias=_env("WEBHOOK_TIMEOUT_SECONDS")
     )
-    """Longest a webhook delivery may take, connect to response (a timeout is a failed attempt)."""
+    """Longest a webhook delivery attempt may take, from the DNS lookup to the end of the
+    answer (a timeout is a failed attempt)."""
     delivery_concurrency: int = Field(
         50, ge=1, validation_alias=_env("WEBHOOK_CONCURRENCY_PER_WORKER")
     )
     """Most push deliveries (webhook calls) in flight at once in this process."""
+    delivery_per_account_concurrency: int = Field(
+        10, ge=0, validation_alias=_env("CUEFLOW_DELIVERY_PER_ACCOUNT_CONCURRENCY")
+    )
+    """Most push deliveries of one account in flight at once in this process (0: no cap), so
+    one account's slow receivers cannot hold every slot of ``delivery_concurrency``."""
+    delivery_per_host_concurrency: int = Field(
+        20, ge=0, validation_alias=_env("CUEFLOW_DELIVERY_PER_HOST_CONCURRENCY")
+    )
+    """Most push deliveries to one destination (host and port of the URL) in flight at once in
+    this process (0: no cap), so one slow destination cannot hold every slot either."""
     delivery_lease_margin_seconds: float = Field(
         30.0, ge=0, validation_alias=_env("CUEFLOW_DELIVERY_LEASE_MARGIN_SECONDS")
     )

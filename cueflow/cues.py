@@ -68,18 +68,21 @@ def _schedule_of(spec: ScheduleIn, now: datetime) -> schedule.Schedule:
             cron=spec.cron,
             at=spec.at,
             interval_seconds=spec.interval_seconds,
+            fall_back=spec.fall_back or "both",
         ),
         now,
     )
 
 
-def _schedule_values(sched: schedule.Schedule) -> dict[str, Any]:
+def _schedule_values(sched: schedule.Schedule, spec: ScheduleIn) -> dict[str, Any]:
     return {
         "schedule_type": sched.type,
         "schedule_cron": sched.cron if sched.type == "recurring" else None,
         "schedule_at": sched.at if sched.type == "once" else None,
         "schedule_timezone": sched.timezone,
         "schedule_interval_seconds": sched.interval_seconds if sched.type == "interval" else None,
+        # as sent (null when omitted), so a cue is echoed the way it was created
+        "schedule_fall_back": spec.fall_back if sched.type == "recurring" else None,
     }
 
 
@@ -91,6 +94,7 @@ def schedule_of_row(row: Row) -> schedule.Schedule:
         cron=row["schedule_cron"],
         at=row["schedule_at"],
         interval_seconds=row["schedule_interval_seconds"],
+        fall_back=row.get("schedule_fall_back") or "both",
     )
 
 
@@ -121,7 +125,7 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
         "name": spec.name,
         "description": spec.description,
         "status": "active",
-        **_schedule_values(sched),
+        **_schedule_values(sched, spec.schedule),
         "misfire_policy": spec.misfire_policy or "fire_once",
         "transport": spec.transport,
         "task": _task_of(payload),
@@ -217,7 +221,7 @@ async def update_cue(engine: Engine, user: Principal, cue_id: str, patch: CueUpd
     sched = schedule_of_row(current)
     if patch.schedule is not None:
         sched = _schedule_of(patch.schedule, now)
-        values.update(_schedule_values(sched))
+        values.update(_schedule_values(sched, patch.schedule))
         if current["status"] == "active":
             values["next_run"] = first_run(sched, now)
     if patch.status == "paused":

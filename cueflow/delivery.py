@@ -19,6 +19,14 @@ change an :class:`cueflow.states.Event` applied by a conditional update:
   failure set its ``last_run``; a one-time cue whose execution succeeds is ``completed``.
 * ``retrying`` → ``retry_ready`` (``RETRY_DUE``) once ``next_retry`` has passed.
 
+The slots are shared fairly (:func:`share`), so one account's slow receivers cannot delay
+everybody's deliveries: at most ``delivery_per_account_concurrency`` deliveries of one account
+and ``delivery_per_host_concurrency`` to one destination (host and port of ``callback_url``)
+are in flight at once in a process, and free slots go round-robin between the accounts with due
+work, the account with the fewest deliveries in flight first. The store proposes candidates
+(:meth:`cueflow.store.StoreTx.due_deliveries`: each account's oldest few); only those chosen are
+claimed, in the same transaction, so a candidate left out stays ``pending``.
+
 A transport that does the work itself (the in-process transport) marks its results
 ``is_outcome``: the dispatcher then also writes the execution's outcome in the transaction that
 changes its status — ``outcome.success`` and ``outcome.result`` on success, ``outcome.error``
@@ -54,9 +62,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
 from cueflow import alerts, logs
 from cueflow.outcomes import outcome_state
@@ -77,6 +88,9 @@ MAX_OUTCOME_CHARS = 2000
 STOP_GRACE_SECONDS = 5.0
 """How long stopping waits for deliveries in flight before cancelling them."""
 _RACE_PAUSE = timedelta(milliseconds=100)
+CANDIDATES_PER_SLOT = 4
+"""Candidates read per free slot, so that some are left when others are over a cap."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def retry_wait(
@@ -107,6 +121,65 @@ def delivery_of(row: Row) -> Delivery:
         task=row.get("task"),
         timeout_seconds=row.get("timeout_seconds"),
     )
+
+
+def destination(url: str | None) -> str | None:
+    """The destination a delivery to ``url`` loads: ``host:port`` (``None`` without a URL)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return None
+    return f"{(parts.hostname or '').rstrip('.')}:{port}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What a delivery task in flight is for: its transport (``None``: alerts), account and
+    destination."""
+
+    transport: str | None
+    account: str | None = None
+    destination: str | None = None
+
+
+def share(
+    candidates: Iterable[Row],
+    slots: int,
+    busy: Iterable[Slot],
+    per_account: int,
+    per_host: int,
+) -> list[Row]:
+    """Which of ``candidates`` (due executions with ``user_id``, ``scheduled_for`` and
+    ``callback_url``) take ``slots`` free slots while ``busy`` are in flight: round-robin
+    between accounts, the account with the fewest in flight first (each account's oldest
+    first), never more than ``per_account`` of one account nor ``per_host`` to one destination
+    in flight (0: no cap)."""
+    busy = list(busy)
+    accounts = Counter(slot.account for slot in busy)
+    hosts = Counter(slot.destination for slot in busy)
+    turns: Counter[str] = Counter()
+    queue: list[tuple[int, datetime, str, Row]] = []
+    for row in sorted(candidates, key=lambda r: (r["scheduled_for"], r["id"])):
+        turns[row["user_id"]] += 1
+        turn = accounts[row["user_id"]] + turns[row["user_id"]]
+        queue.append((turn, row["scheduled_for"], row["id"], row))
+    queue.sort(key=lambda item: item[:3])
+    chosen: list[Row] = []
+    for *_, row in queue:
+        if len(chosen) >= slots:
+            break
+        account, host = row["user_id"], destination(row["callback_url"])
+        if per_account and accounts[account] >= per_account:
+            continue
+        if per_host and host is not None and hosts[host] >= per_host:
+            continue
+        accounts[account] += 1
+        hosts[host] += 1
+        chosen.append(row)
+    return chosen
 
 
 def tasks_of(transport: PushTransport) -> frozenset[str] | None:
@@ -218,12 +291,13 @@ class Dispatcher:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.wakeup = asyncio.Event()
-        self._running: dict[asyncio.Task[None], str | None] = {}
-        """Tasks in flight, with the transport each delivery is for (``None``: alerts)."""
+        self._running: dict[asyncio.Task[None], Slot] = {}
+        """Tasks in flight, with what each delivery is for."""
         self._next_waiting_check: datetime | None = None
         self._full = False
-        """Whether the last pass used every free slot: only then may a finished delivery make
-        room for work that is already due (otherwise the loop's own timer covers it)."""
+        """Whether the last pass used every free slot or left due work for a cap: only then may
+        a finished delivery make room for work that is already due (otherwise the loop's own
+        timer covers it)."""
 
     def free_slots(self, transport: str | None = None) -> int:
         """How many more deliveries may start now (of ``transport``, when given: its own
@@ -232,9 +306,18 @@ class Dispatcher:
         if transport is not None:
             own = getattr(self.engine.push_transports().get(transport), "concurrency", None)
             if own is not None:
-                busy = sum(1 for name in self._running.values() if name == transport)
+                busy = sum(1 for slot in self._running.values() if slot.transport == transport)
                 free = min(free, own - busy)
         return max(0, free)
+
+    def capped_accounts(self, busy: Iterable[Slot] = ()) -> list[str]:
+        """Accounts with ``delivery_per_account_concurrency`` deliveries in flight (also
+        counting ``busy``): none of theirs may start now."""
+        cap = self.engine.settings.delivery_per_account_concurrency
+        if not cap:
+            return []
+        counts = Counter(slot.account for slot in (*self._running.values(), *busy))
+        return [account for account, n in counts.items() if account and n >= cap]
 
     async def dispatch(self) -> int:
         """One pass: fail attempts whose lease ran out, make due retries ready, claim due
@@ -246,32 +329,70 @@ class Dispatcher:
             return 0
         notices = await self._expire_leases(list(push))
         if notices:
-            self._spawn(alerts.send(engine, notices))
+            self._spawn(alerts.send(engine, notices), Slot(None))
         await self._mark_waiting(push)
         now = engine.clock.now()
-        claimed: list[tuple[PushTransport, Row]] = []
+        claimed: list[tuple[Slot, PushTransport, Row]] = []
+        held_back = False
         async with engine.store.tx() as tx:
             await tx.promote_retries(list(push), move(Event.RETRY_DUE), now, {"updated_at": now})
             for name, transport in push.items():
                 slots = min(self.free_slots() - len(claimed), self.free_slots(name))
                 if slots <= 0:
                     continue
-                values = {
-                    "lease_expires_at": now + timedelta(seconds=transport.lease_seconds),
-                    "last_attempt_at": now,
-                    "updated_at": now,
-                }
-                rows = await tx.claim_deliveries(
-                    name, move(Event.CLAIM), now, slots, values, tasks_of(transport)
+                rows, left = await self._claim(tx, transport, now, slots, [s for s, *_ in claimed])
+                held_back = held_back or left
+                claimed.extend(
+                    (Slot(name, row["user_id"], destination(row["callback_url"])), transport, row)
+                    for row in rows
                 )
-                claimed.extend((transport, row) for row in rows)
-        used = {name: sum(1 for t, _ in claimed if t.name == name) for name in push}
-        self._full = self.free_slots() <= len(claimed) or any(
-            self.free_slots(name) <= used[name] for name in push
+        used = {name: sum(1 for s, *_ in claimed if s.transport == name) for name in push}
+        self._full = (
+            held_back
+            or self.free_slots() <= len(claimed)
+            or any(self.free_slots(name) <= used[name] for name in push)
         )
-        for transport, row in claimed:
-            self._spawn(self._deliver(transport, row), transport.name)
+        for slot, transport, row in claimed:
+            self._spawn(self._deliver(transport, row), slot)
         return len(claimed)
+
+    async def _claim(
+        self, tx: Any, transport: PushTransport, now: datetime, slots: int, taken: list[Slot]
+    ) -> tuple[list[Row], bool]:
+        """Claim up to ``slots`` due executions of ``transport``, shared fairly (``taken``:
+        slots this pass claimed already); also says whether due work was left for a cap."""
+        settings = self.engine.settings
+        per_account = settings.delivery_per_account_concurrency
+        capped = self.capped_accounts(taken)
+        candidates = await tx.due_deliveries(
+            transport.name,
+            move(Event.CLAIM),
+            now,
+            slots * CANDIDATES_PER_SLOT,
+            min(per_account, slots) if per_account else slots,
+            tasks_of(transport),
+            capped,
+        )
+        busy = [*self._running.values(), *taken]
+        chosen = share(candidates, slots, busy, per_account, settings.delivery_per_host_concurrency)
+        left = bool(capped) or len(chosen) < min(slots, len(candidates))
+        if not chosen:
+            return [], left
+        values = {
+            "lease_expires_at": now + timedelta(seconds=transport.lease_seconds),
+            "last_attempt_at": now,
+            "updated_at": now,
+        }
+        rows = await tx.claim_deliveries(
+            transport.name,
+            move(Event.CLAIM),
+            now,
+            len(chosen),
+            values,
+            tasks_of(transport),
+            ids=[row["id"] for row in chosen],
+        )
+        return rows, left
 
     async def deliver_due(self) -> int:
         """Deliver everything due now and wait for every started delivery (and its alerts) to be
@@ -288,13 +409,13 @@ class Dispatcher:
     async def next_due(self) -> datetime | None:
         """When the dispatcher next has work it can take: a pending execution, a retry or a
         lease expiry of a transport with a free slot (a busy one wakes the loop when a delivery
-        finishes)."""
+        finishes); pending work of accounts at their cap waits for such a wake-up too."""
         push = {n: t for n, t in self.engine.push_transports().items() if self.free_slots(n)}
         if not push:
             return None
         routed = {name: tasks for name, t in push.items() if (tasks := tasks_of(t)) is not None}
         async with self.engine.store.tx() as tx:
-            return await tx.next_delivery_due(list(push), routed)
+            return await tx.next_delivery_due(list(push), routed, self.capped_accounts())
 
     async def run(self) -> None:
         """Dispatch, then sleep until work is due, a delivery finishes or new executions exist."""
@@ -382,9 +503,9 @@ class Dispatcher:
         if notice is not None:
             await alerts.send(self.engine, [notice])
 
-    def _spawn(self, work: Coroutine[Any, Any, None], transport: str | None = None) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], slot: Slot) -> None:
         task = asyncio.create_task(work, name="cueflow-delivery")
-        self._running[task] = transport
+        self._running[task] = slot
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:

@@ -62,5 +62,13 @@ class Unauthorized(CueflowError):
     status = 401
 
 
+class DatabaseBusy(CueflowError):
+    """The database stayed locked by another process (SQLite's write lock) for longer than
+    the store waits; nothing was written, and the request may be retried."""
+
+    code = "database_unavailable"
+    status = 503
+
+
 class PluginError(RuntimeError):
     """A plugin failed to load or registered something invalid; raised at start-up."""

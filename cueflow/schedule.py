@@ -23,8 +23,12 @@ zone's offsets (``_cron_after``). The resulting rules, pinned by the tests:
 * spring forward: a wall time that does not exist is read with the offset before the jump,
   so in America/New_York ``30 2 * * *`` fires once on 2026-03-08, at 07:30 UTC = 03:30 EDT
   (croniter: 03:00 EDT). This is also how ``zoneinfo`` and APScheduler read such a time.
-* fall back: a wall time in the repeated hour fires twice, once per offset: ``30 1 * * *``
-  fires on 2026-11-01 at 05:30 UTC (01:30 EDT) and 06:30 UTC (01:30 EST), as croniter does.
+* fall back: by default (``fall_back="both"``) a wall time in the repeated hour fires twice,
+  once per offset: ``30 1 * * *`` fires on 2026-11-01 at 05:30 UTC (01:30 EDT) and 06:30 UTC
+  (01:30 EST), as croniter (and so CueAPI) does. With ``fall_back="first"`` it fires only at
+  the first occurrence (05:30 UTC), as cron daemons do for jobs at a fixed time; every fire
+  time in the repeated hour's second pass is skipped, so a cron firing hourly or more often
+  has no fire for that hour (use ``both`` for those).
 * successive fire times strictly increase.
 """
 
@@ -49,6 +53,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from cueflow.errors import InvalidSchedule, InvalidTimezone
 
 ScheduleType = Literal["once", "recurring", "interval"]
+FallBack = Literal["both", "first"]
 
 SCHEDULE_TYPES: tuple[str, ...] = ("once", "recurring", "interval")
 MAX_CRON_LENGTH = 100
@@ -79,6 +84,7 @@ class Schedule:
     cron: str | None = None
     at: datetime | None = None  # aware UTC
     interval_seconds: int | None = None
+    fall_back: str = "both"  # a cron's wall times the clocks repeat: fire at "both" or "first"
 
 
 @cache
@@ -269,6 +275,21 @@ def _cron_after(trigger: BaseTrigger, tz: ZoneInfo, after: datetime) -> datetime
     return gap
 
 
+def _cron_next(
+    trigger: BaseTrigger, tz: ZoneInfo, after: datetime, fall_back: str
+) -> datetime | None:
+    """:func:`_cron_after`, skipping the second pass of a repeated hour under ``first``."""
+    fire = _cron_after(trigger, tz, after)
+    while fall_back == "first" and fire is not None and fire.astimezone(tz).fold:
+        o = _offset(tz, fire)
+        went_back = _change(tz, fire, fire - _DST_MARGIN, o)
+        if went_back is None:  # not reached: fold=1 only follows a change within the margin
+            break
+        # The repeated wall times end as long after the change as the clocks went back.
+        fire = _cron_after(trigger, tz, went_back + (_offset(tz, went_back - _TICK) - o) - _TICK)
+    return fire
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -336,7 +357,7 @@ def next_fire_after(
         return fire if fire > after else fire + step
     if schedule.type == "recurring":
         tz = resolve_timezone(schedule.timezone)
-        return _cron_after(_wall_trigger(schedule.cron or ""), tz, after)
+        return _cron_next(_wall_trigger(schedule.cron or ""), tz, after, schedule.fall_back)
     raise InvalidSchedule("Schedule type must be 'once' or 'recurring'")
 
 
@@ -345,7 +366,7 @@ def _stepper(schedule: Schedule, anchor: datetime) -> Callable[[datetime], datet
     if schedule.type != "recurring":
         return lambda after: next_fire_after(schedule, after, anchor=anchor)
     trigger, tz = _wall_trigger(schedule.cron or ""), resolve_timezone(schedule.timezone)
-    return lambda after: _cron_after(trigger, tz, after)
+    return lambda after: _cron_next(trigger, tz, after, schedule.fall_back)
 
 
 def _walk(

@@ -2,18 +2,20 @@
 
 The REST API uses these as request bodies and the Python API takes the same objects, so both
 reach the engine through one path. Limits and messages follow the wire contract; cueflow's
-additions (``interval`` schedules, ``misfire_policy``, ``timeout_seconds``) are optional fields old
-clients never send.
+additions (``interval`` schedules, ``schedule.fall_back``, ``misfire_policy``, ``timeout_seconds``)
+are optional fields old clients never send.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -31,6 +33,16 @@ TimeoutSeconds = Annotated[int, Field(ge=1, le=86_400)]
 ignore it; the in-process transport also caps it at ``CUEFLOW_HANDLER_TIMEOUT_SECONDS``)."""
 
 MisfirePolicy = Literal["fire_once", "skip", "fire_all"]
+
+
+def _nfc(value: Any) -> Any:
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
+CueName = Annotated[str, BeforeValidator(_nfc), Field(min_length=1, max_length=255)]
+"""A cue's name, in Unicode NFC: canonically equivalent spellings ("café" composed or as "e" +
+combining accent) are one name, stored and compared composed. The length limit counts the
+composed characters."""
 
 
 CALLBACK_METHODS = ("POST", "GET", "PUT", "PATCH")
@@ -77,6 +89,9 @@ class ScheduleIn(_Lenient):
     at: datetime | None = None
     timezone: str = "UTC"
     interval_seconds: int | None = None
+    fall_back: Literal["both", "first"] | None = None
+    """Recurring schedules: a wall time the clocks repeat when daylight saving time ends fires
+    at ``both`` occurrences (the default, as CueAPI) or only the ``first``."""
 
 
 class CallbackIn(_Lenient):
@@ -137,7 +152,7 @@ def _reject_nested_transport(data: Any) -> Any:
 class CueCreate(_Lenient):
     """``POST /v1/cues``."""
 
-    name: str = Field(min_length=1, max_length=255)
+    name: CueName
     description: str | None = None
     schedule: ScheduleIn
     callback: CallbackIn | None = None
@@ -158,7 +173,7 @@ class CueUpdate(_Input):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: CueName | None = None
     description: str | None = None
     status: str | None = None
     schedule: ScheduleIn | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +19,12 @@ from typing import Any, Protocol
 from cueflow.states import Move
 
 Row = Mapping[str, Any]
+
+lock_wait_limit: ContextVar[float | None] = ContextVar("cueflow_lock_wait_limit", default=None)
+"""At most this many seconds a unit of work opened in the current context waits for a database
+lock another process holds before raising :class:`cueflow.errors.DatabaseBusy` (``None``: the
+store's own limit). ``/health`` sets it so it can answer at once; a store whose waits are
+bounded otherwise may ignore it."""
 
 
 class Duplicate(Exception):
@@ -216,6 +223,25 @@ class StoreTx(Protocol):
         """Move every execution of ``transports`` in ``move.sources`` whose ``next_retry`` is at
         or before ``now`` to ``move.target`` and set ``values``; returns how many moved."""
 
+    async def due_deliveries(
+        self,
+        transport: str,
+        move: Move,
+        now: datetime,
+        limit: int,
+        per_account: int,
+        tasks: Collection[str] | None = None,
+        skip_accounts: Collection[str] = (),
+    ) -> list[Row]:
+        """Candidates for :meth:`claim_deliveries`, shared fairly between accounts: of the due
+        executions (``scheduled_for <= now``) of ``transport`` in ``move.sources`` (with
+        ``tasks``, only those whose cue's ``task`` is one of them) whose ``user_id`` is not in
+        ``skip_accounts``, each account's ``per_account`` oldest, and of those at most
+        ``limit``, taken round-robin (every account's oldest first, then every account's
+        second ...). Rows other nodes hold are skipped; on a store that can, the rows returned
+        stay locked until the transaction ends. Each row has ``id``, ``user_id``,
+        ``scheduled_for`` and its cue's ``callback_url``. Nothing is changed."""
+
     async def claim_deliveries(
         self,
         transport: str,
@@ -224,10 +250,12 @@ class StoreTx(Protocol):
         limit: int,
         values: dict[str, Any],
         tasks: Collection[str] | None = None,
+        ids: Collection[str] | None = None,
     ) -> list[Row]:
         """Atomically move up to ``limit`` due executions (``scheduled_for <= now``) of
         ``transport`` from ``move.sources`` to ``move.target``, oldest first, skipping rows other
-        nodes hold; with ``tasks``, only executions whose cue's ``task`` is one of them.
+        nodes hold; with ``tasks``, only executions whose cue's ``task`` is one of them; with
+        ``ids``, only those executions (typically chosen from :meth:`due_deliveries`).
         ``attempts`` grows by one, ``started_at`` becomes ``now`` when empty and ``values`` are
         set. Returns the claimed executions' ``id``, ``cue_id``, ``user_id``, ``scheduled_for``
         and ``attempts``, with their cue's ``cue_name``, ``task``, ``callback_url``,
@@ -236,12 +264,16 @@ class StoreTx(Protocol):
         ``timeout_seconds`` and the owner's ``webhook_secret``."""
 
     async def next_delivery_due(
-        self, transports: Sequence[str], tasks: Mapping[str, Collection[str]] | None = None
+        self,
+        transports: Sequence[str],
+        tasks: Mapping[str, Collection[str]] | None = None,
+        skip_accounts: Collection[str] = (),
     ) -> datetime | None:
         """The earliest time an execution of ``transports`` needs the dispatcher: a pending
         execution's ``scheduled_for``, a retrying one's ``next_retry`` or a delivering one's
         ``lease_expires_at``. For a transport named in ``tasks``, pending executions count only
-        when their cue's ``task`` is among its tasks."""
+        when their cue's ``task`` is among its tasks; pending executions of ``skip_accounts``
+        do not count."""
 
     async def unserved_deliveries(
         self, transport: str, tasks: Collection[str], before: datetime, limit: int
@@ -391,7 +423,9 @@ class Store(Protocol):
         """Release connections."""
 
     def tx(self) -> AbstractAsyncContextManager[StoreTx]:
-        """A unit of work: commits on normal exit, rolls back on an exception."""
+        """A unit of work: commits on normal exit, rolls back on an exception. Raises
+        :class:`cueflow.errors.DatabaseBusy` when a lock held elsewhere keeps it from starting
+        (or committing) within the store's limit (see :data:`lock_wait_limit`)."""
 
     async def listen(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever another node reports a schedule change (optional)."""

@@ -35,9 +35,11 @@ class Received:
 @dataclass
 class Receiver:
     """A minimal HTTP/1.1 server that records every request and answers with the status
-    configured for its path (200 by default), optionally after a delay."""
+    configured for its path (200 by default), optionally after a delay, or (``trickle``) as a
+    body that never ends, one byte every ``trickle`` seconds."""
 
     delay: float = 0.0
+    trickle: float | None = None
     requests: list[Received] = field(default_factory=list)
     statuses: dict[str, list[int]] = field(default_factory=dict)
     in_flight: int = 0
@@ -100,6 +102,13 @@ class Receiver:
             finally:
                 self.in_flight -= 1
             status = self._status(target)
+            if self.trickle is not None:
+                head = f"HTTP/1.1 {status} Status\r\nContent-Length: 1000000\r\n\r\n"
+                writer.write(head.encode())
+                while True:
+                    await writer.drain()
+                    await asyncio.sleep(self.trickle)
+                    writer.write(b".")
             head = f"HTTP/1.1 {status} Status\r\nContent-Length: 2\r\nConnection: close\r\n"
             writer.write(head.encode() + b"\r\nok")
             await writer.drain()

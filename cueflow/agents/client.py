@@ -124,6 +124,11 @@ class WorkerClient(Protocol):
         """Delete a cue and its executions."""
         ...
 
+    async def fire_cue(self, cue_id: str) -> JSON:
+        """Fire a cue now (``POST /v1/cues/{id}/fire``): ``{id, cue_id, scheduled_for, status,
+        triggered_by}`` of the new execution."""
+        ...
+
     async def aclose(self) -> None:
         """Free the client's resources (connections)."""
         ...

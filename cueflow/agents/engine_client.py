@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from cueflow.accounts import Principal
 from cueflow.agents.client import JSON, ClientError, new_worker_id, validation_message
 from cueflow.api.render import claimable_json, cue_json, execution_json
+from cueflow.api.routes.runs import run_json
 from cueflow.clock import Clock
 from cueflow.errors import CueflowError
 from cueflow.store import ExecutionFilter
@@ -133,6 +134,11 @@ class EngineWorkerClient:
     async def delete_cue(self, cue_id: str) -> None:
         """Delete a cue."""
         await _call(self.engine.delete_cue(self.user, cue_id))
+
+    async def fire_cue(self, cue_id: str) -> JSON:
+        """Fire a cue now."""
+        row = await _call(self.engine.fire_cue(self.user, cue_id))
+        return _wire(run_json(row))
 
     async def aclose(self) -> None:
         """Nothing to free: the engine belongs to the caller."""

@@ -183,6 +183,11 @@ class HttpWorkerClient:
         """Delete a cue."""
         await self._request("DELETE", f"/v1/cues/{cue_id}")
 
+    async def fire_cue(self, cue_id: str) -> JSON:
+        """Fire a cue now."""
+        result: JSON = await self._request("POST", f"/v1/cues/{cue_id}/fire", json={})
+        return result
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()

@@ -33,8 +33,8 @@ def json_response(content: Any, status_code: int = 200) -> JSONResponse:
 
 
 def cue_json(row: Row, warning: str | None = None) -> dict[str, Any]:
-    """The contract's Cue object (plus ``misfire_policy``, ``timeout_seconds`` and, for interval
-    schedules, ``schedule.interval_seconds``)."""
+    """The contract's Cue object (plus ``misfire_policy``, ``timeout_seconds``, for interval
+    schedules ``schedule.interval_seconds`` and, when it was sent, ``schedule.fall_back``)."""
     sched: dict[str, Any] = {"type": row["schedule_type"], "timezone": row["schedule_timezone"]}
     if row["schedule_cron"]:
         sched["cron"] = row["schedule_cron"]
@@ -42,6 +42,8 @@ def cue_json(row: Row, warning: str | None = None) -> dict[str, Any]:
         sched["at"] = row["schedule_at"].isoformat()
     if row["schedule_interval_seconds"] is not None:
         sched["interval_seconds"] = row["schedule_interval_seconds"]
+    if row.get("schedule_fall_back") is not None:
+        sched["fall_back"] = row["schedule_fall_back"]
     mode = row["verification_mode"]
     return {
         "id": row["id"],

@@ -21,13 +21,15 @@ class _Wire(BaseModel):
 
 
 class Schedule(_Wire):
-    """A cue's schedule; ``cron``, ``at`` and ``interval_seconds`` appear by type."""
+    """A cue's schedule; ``cron``, ``at`` and ``interval_seconds`` appear by type, ``fall_back``
+    when it was sent."""
 
     type: str
     timezone: str
     cron: str | None = None
     at: datetime | None = None
     interval_seconds: int | None = None
+    fall_back: str | None = None
 
 
 class Callback(_Wire):

@@ -46,6 +46,56 @@ class DeliveryQueries(TxBase):
         )
         return int((await self.conn.execute(stmt)).rowcount or 0)
 
+    async def due_deliveries(
+        self,
+        transport: str,
+        move: Move,
+        now: datetime,
+        limit: int,
+        per_account: int,
+        tasks: Collection[str] | None = None,
+        skip_accounts: Collection[str] = (),
+    ) -> list[Row]:
+        """Due push executions, each account's oldest first, round-robin (see the protocol)."""
+        if tasks is not None and not tasks:
+            return []
+        waiting = _waiting(transport, move, now, tasks)
+        if skip_accounts:
+            waiting = and_(waiting, executions.c.user_id.not_in(list(skip_accounts)))
+        # The window ranks each account's due executions; the rows are then locked in an outer
+        # query, as PostgreSQL allows no FOR UPDATE beside a window function.
+        ranked = (
+            select(
+                executions.c.id,
+                executions.c.scheduled_for,
+                func.row_number()
+                .over(
+                    partition_by=executions.c.user_id,
+                    order_by=(executions.c.scheduled_for, executions.c.id),
+                )
+                .label("turn"),
+            )
+            .where(waiting)
+            .subquery()
+        )
+        fair = (
+            select(ranked.c.id)
+            .where(ranked.c.turn <= per_account)
+            .order_by(ranked.c.turn, ranked.c.scheduled_for, ranked.c.id)
+            .limit(limit)
+        )
+        url = select(cues.c.callback_url).where(cues.c.id == executions.c.cue_id)
+        stmt = _lock(
+            select(
+                executions.c.id,
+                executions.c.user_id,
+                executions.c.scheduled_for,
+                url.scalar_subquery().label("callback_url"),
+            ).where(executions.c.id.in_(fair), waiting),
+            self.connector,
+        )
+        return await self._all(stmt)
+
     async def claim_deliveries(
         self,
         transport: str,
@@ -54,17 +104,14 @@ class DeliveryQueries(TxBase):
         limit: int,
         values: dict[str, Any],
         tasks: Collection[str] | None = None,
+        ids: Collection[str] | None = None,
     ) -> list[Row]:
         """Claim a batch of due push executions (see the protocol)."""
-        if tasks is not None and not tasks:
+        if (tasks is not None and not tasks) or (ids is not None and not ids):
             return []
-        waiting = and_(
-            executions.c.status.in_(move.sources),
-            executions.c.transport == transport,
-            executions.c.scheduled_for <= now,
-        )
-        if tasks is not None:
-            waiting = and_(waiting, _task_in(tasks))
+        waiting = _waiting(transport, move, now, tasks)
+        if ids is not None:
+            waiting = and_(waiting, executions.c.id.in_(list(ids)))
         due = _lock(
             select(executions.c.id)
             .where(waiting)
@@ -72,12 +119,12 @@ class DeliveryQueries(TxBase):
             .limit(limit),
             self.connector,
         )
-        ids = [row["id"] for row in await self._all(due)]
-        if not ids:
+        picked = [row["id"] for row in await self._all(due)]
+        if not picked:
             return []
         claim = (
             update(executions)
-            .where(executions.c.id.in_(ids), waiting)
+            .where(executions.c.id.in_(picked), waiting)
             .values(
                 status=move.target,
                 attempts=executions.c.attempts + 1,
@@ -120,7 +167,10 @@ class DeliveryQueries(TxBase):
         return await self._all(stmt)
 
     async def next_delivery_due(
-        self, transports: Sequence[str], tasks: Mapping[str, Collection[str]] | None = None
+        self,
+        transports: Sequence[str],
+        tasks: Mapping[str, Collection[str]] | None = None,
+        skip_accounts: Collection[str] = (),
     ) -> datetime | None:
         """The earliest time the dispatcher has work for ``transports``."""
         tasks = tasks or {}
@@ -132,9 +182,12 @@ class DeliveryQueries(TxBase):
             for name in transports
             if tasks.get(name, True)
         ]
+        pending = or_(false(), *servable)
+        if skip_accounts:
+            pending = and_(pending, executions.c.user_id.not_in(list(skip_accounts)))
         found: list[datetime] = []
         for status, column, where in (
-            ("pending", executions.c.scheduled_for, or_(false(), *servable)),
+            ("pending", executions.c.scheduled_for, pending),
             ("retrying", executions.c.next_retry, push),
             ("delivering", executions.c.lease_expires_at, push),
         ):
@@ -162,3 +215,13 @@ class DeliveryQueries(TxBase):
             .limit(limit)
         )
         return await self._all(stmt)
+
+
+def _waiting(transport: str, move: Move, now: datetime, tasks: Collection[str] | None) -> Any:
+    """Executions of ``transport`` due by ``now`` that ``move`` may claim (of ``tasks``)."""
+    waiting = and_(
+        executions.c.status.in_(move.sources),
+        executions.c.transport == transport,
+        executions.c.scheduled_for <= now,
+    )
+    return waiting if tasks is None else and_(waiting, _task_in(tasks))

@@ -63,6 +63,7 @@ class Cue(SQLModel, table=True):
     schedule_at: datetime | None = _dt()
     schedule_timezone: str = Field(default="UTC", max_length=64)
     schedule_interval_seconds: int | None = Field(default=None)
+    schedule_fall_back: str | None = Field(default=None, max_length=10)
     misfire_policy: str = Field(default="fire_once", max_length=20)
     transport: str = Field(max_length=64)
     task: str | None = Field(default=None, max_length=255)

@@ -174,6 +174,33 @@ class StoreDeliveryTests(StoreFixtures):
         assert (await only_execution(engine, user, cue["id"]))["status"] == "success"
         assert [d.attempt for d in recorder.deliveries] == [2]
 
+    async def test_delivery_candidates_are_each_accounts_oldest_taken_round_robin(
+        self, engine: Engine, clock: FakeClock, recorder: RecordingTransport
+    ) -> None:
+        busy, quiet = await new_user(engine), await new_user(engine)
+        for delay in (60, 61, 62, 63):
+            await one_time_cue(engine, busy, PUSH, delay=delay)
+        for delay in (64, 65):
+            await one_time_cue(engine, quiet, PUSH, delay=delay)
+        assert await fire(engine, clock, 70) == 6
+        now, claim = clock.now(), move(Event.CLAIM)
+        async with engine.store.tx() as tx:
+            every = await tx.due_deliveries(PUSH, claim, now, 10, 2)
+            first_turns = await tx.due_deliveries(PUSH, claim, now, 3, 2)
+            only_quiet = await tx.due_deliveries(PUSH, claim, now, 10, 2, None, [busy.user_id])
+        owners = [row["user_id"] for row in sorted(every, key=lambda r: r["scheduled_for"])]
+        assert owners == [busy.user_id] * 2 + [quiet.user_id] * 2
+        assert sorted(r["user_id"] for r in first_turns) == sorted(
+            [busy.user_id] * 2 + [quiet.user_id]
+        )
+        assert {r["user_id"] for r in only_quiet} == {quiet.user_id}
+        assert all(r["callback_url"] is None for r in every)
+        chosen = only_quiet[0]["id"]
+        async with engine.store.tx() as tx:
+            claimed = await tx.claim_deliveries(PUSH, claim, now, 5, {}, ids=[chosen])
+        assert [row["id"] for row in claimed] == [chosen]
+        assert await deliver_due(engine) == 5
+
     async def test_two_nodes_delivering_together_deliver_each_execution_once(
         self,
         engine: Engine,

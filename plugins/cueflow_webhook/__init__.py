@@ -30,7 +30,9 @@ Deliberate differences from CueAPI:
 
 Operators: ``CUEFLOW_ALLOW_PRIVATE_WEBHOOKS=true`` lets webhooks reach loopback and private
 networks (local development and tests); it is off by default. ``WEBHOOK_TIMEOUT_SECONDS`` (30)
-bounds each request; ``WEBHOOK_CONCURRENCY_PER_WORKER`` (50) bounds deliveries in flight.
+bounds each attempt as a whole, DNS lookup included; ``WEBHOOK_CONCURRENCY_PER_WORKER`` (50)
+bounds deliveries in flight, of which ``CUEFLOW_DELIVERY_PER_ACCOUNT_CONCURRENCY`` (10) per
+account and ``CUEFLOW_DELIVERY_PER_HOST_CONCURRENCY`` (20) per destination host.
 """
 
 from __future__ import annotations

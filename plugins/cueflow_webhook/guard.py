@@ -17,8 +17,10 @@ loopback (``127.0.0.0/8``, ``::1``, ``localhost`` and ``*.localhost``), private 
 IPv4-mapped, -compatible and -translated IPv6 addresses are judged by the IPv4 address they
 carry.
 
-The resolver is injectable (:attr:`UrlGuard.resolve`), so tests make names resolve wherever
-they like without real DNS.
+Names are resolved by :class:`SystemResolver`: the system resolver on a small thread pool of
+its own, so slow DNS never occupies the event loop's shared default executor. The resolver is
+injectable (:attr:`UrlGuard.resolve`), so tests make names resolve wherever they like without
+real DNS.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -84,10 +88,45 @@ class Target:
         return _literal(self.host) is not None
 
 
-async def resolve_host(host: str) -> list[str]:
-    """Every address (A and AAAA) the system resolver gives for ``host``."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
+def _getaddrinfo(host: str) -> list[str]:
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
+
+
+class SystemResolver:
+    """Every address (A and AAAA) the system resolver (hosts file, DNS ...) gives for a name,
+    looked up on a thread pool of at most ``threads`` threads of its own.
+
+    A lookup cannot be stopped once it runs, so a caller bounds its own wait (the webhook
+    transport's attempt deadline) and the thread stays busy until the system resolver gives up;
+    a pool of its own keeps such threads from starving the event loop's shared executor, and
+    concurrent lookups of one name share one thread."""
+
+    def __init__(self, threads: int = 8) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cueflow-dns")
+        self._lookups: dict[str, Future[list[str]]] = {}
+        self._lock = threading.Lock()
+
+    async def __call__(self, host: str) -> list[str]:
+        with self._lock:
+            lookup = self._lookups.get(host)
+            if lookup is None:
+                lookup = self._lookups[host] = self._pool.submit(_getaddrinfo, host)
+                started = True
+            else:
+                started = False
+        if started:
+            lookup.add_done_callback(lambda done: self._forget(host, done))
+        # Shielded: a caller whose deadline passes must not cancel the lookup others share.
+        return await asyncio.shield(asyncio.wrap_future(lookup))
+
+    def _forget(self, host: str, lookup: Future[list[str]]) -> None:
+        with self._lock:
+            if self._lookups.get(host) is lookup:
+                del self._lookups[host]
+
+
+resolve_host: Resolver = SystemResolver()
+"""The default resolver of a :class:`UrlGuard`."""
 
 
 def _literal(host: str) -> Address | None:

@@ -4,10 +4,13 @@ one shared httpx client.
 Requests go through a single ``httpx.AsyncClient`` (a shared connection pool of
 ``delivery_concurrency`` connections; redirects are not followed, so a 3xx is a failed attempt;
 proxy variables from the environment are ignored, because a proxy would resolve names past the
-SSRF guard). Each request is bounded as a whole by ``WEBHOOK_TIMEOUT_SECONDS`` (stricter than
-CueAPI, which applies it per connect/read/write phase); notices by 10 seconds.
+SSRF guard). Each attempt is bounded as a whole by ``WEBHOOK_TIMEOUT_SECONDS`` — the guard's
+DNS lookup, connecting, TLS, sending and reading the answer, however slowly the receiver
+trickles it — (stricter than CueAPI, which applies it per connect/read/write phase, after an
+unbounded lookup); notices by 10 seconds. At most 64 KiB of an answer is read.
 
-Before each request the guard resolves the host again and refuses blocked addresses; a plain
+Before each request the guard resolves the host again (on its own bounded thread pool, see
+:class:`cueflow_webhook.guard.SystemResolver`) and refuses blocked addresses; a plain
 ``http`` request is then sent to the very address that was checked (with the original ``Host``
 header), so the name cannot be re-pointed in between. ``https`` requests connect by name: TLS
 certificate verification already stops a name re-pointed at a host without its certificate.
@@ -26,7 +29,7 @@ from cueflow.config import Settings
 from cueflow.cues import CueValidationError
 from cueflow.errors import CueflowError
 from cueflow.transport import Delivery, DeliveryResult, Notice
-from cueflow_webhook.guard import BlockedUrl, Resolver, Target, UrlGuard, resolve_host
+from cueflow_webhook.guard import BlockedUrl, Resolver, SystemResolver, Target, UrlGuard
 from cueflow_webhook.signing import (
     USER_AGENT,
     body_bytes,
@@ -70,12 +73,14 @@ class WebhookTransport:
         self,
         settings: Settings,
         *,
-        resolve: Resolver = resolve_host,
+        resolve: Resolver | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.timeout = settings.webhook_timeout_seconds
         self.lease_seconds = self.timeout + settings.delivery_lease_margin_seconds
         self.concurrency = settings.delivery_concurrency
+        # As many lookup threads as deliveries in flight: lookups never wait for each other.
+        resolve = resolve or SystemResolver(settings.delivery_concurrency)
         self.guard = UrlGuard(allow_private=settings.allow_private_webhooks, resolve=resolve)
         """The SSRF guard; tests replace ``guard.resolve`` to fake DNS."""
         self.wall_clock = wall_clock
@@ -170,25 +175,10 @@ class WebhookTransport:
         timeout: float,
     ) -> DeliveryResult:
         try:
-            target = await self.guard.check_send(url)
+            async with asyncio.timeout(timeout):  # one deadline for the whole attempt
+                status = await self._attempt(method, url, body, headers, timeout)
         except BlockedUrl as exc:
             return DeliveryResult(ok=False, error=exc.message)
-        client = self._http()
-        request = client.build_request(
-            method, url, content=body, headers=headers, timeout=httpx.Timeout(timeout)
-        )
-        _pin(request, target)
-        try:
-            async with asyncio.timeout(timeout):
-                response = await client.send(request, stream=True)
-                try:
-                    drained = 0
-                    async for chunk in response.aiter_raw():
-                        drained += len(chunk)
-                        if drained >= _DRAIN_BYTES:
-                            break
-                finally:
-                    await response.aclose()
         except (TimeoutError, httpx.TimeoutException):
             return DeliveryResult(ok=False, error="Webhook endpoint timed out")
         except httpx.ConnectError:
@@ -197,10 +187,36 @@ class WebhookTransport:
             return DeliveryResult(
                 ok=False, error=(str(exc) or type(exc).__name__)[:MAX_ERROR_CHARS]
             )
-        status = response.status_code
         if 200 <= status < 300:
             return DeliveryResult(ok=True, http_status=status)
         return DeliveryResult(ok=False, http_status=status, error=error_for_status(status))
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: list[tuple[str, str]],
+        timeout: float,
+    ) -> int:
+        """Check ``url``, send the request to the checked address and read (and drop) the
+        start of the answer; its status."""
+        target = await self.guard.check_send(url)
+        client = self._http()
+        request = client.build_request(
+            method, url, content=body, headers=headers, timeout=httpx.Timeout(timeout)
+        )
+        _pin(request, target)
+        response = await client.send(request, stream=True)
+        try:
+            drained = 0
+            async for chunk in response.aiter_raw():
+                drained += len(chunk)
+                if drained >= _DRAIN_BYTES:
+                    break
+        finally:
+            await response.aclose()
+        return response.status_code
 
 
 def _failure_webhook(cue: Mapping[str, Any]) -> str | None:
