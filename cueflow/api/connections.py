@@ -111,6 +111,12 @@ def _raw_response(status: int, reason: str, code: str, message: str) -> bytes:
     return head.encode() + b"\r\n" + body
 
 
+def _refuse(transport: asyncio.Transport, message: str) -> None:
+    """Answer a connection over a cap with 503 ``too_many_connections`` and close it."""
+    transport.write(_raw_response(503, "Service Unavailable", "too_many_connections", message))
+    transport.close()
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of this module (one subclass per server,
     made by :func:`guarded_protocol`, carries its ``limits`` and ``table``)."""
@@ -138,30 +144,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             limits.capped(self._address)
             and table.per_address[self._address] >= limits.max_per_address
         ):
-            transport.write(
-                _raw_response(
-                    503,
-                    "Service Unavailable",
-                    "too_many_connections",
-                    "Too many connections from this address",
-                )
-            )
-            transport.close()
+            _refuse(transport, "Too many connections from this address")
             return
         if table.total >= limits.max_connections:
             if not table.fresh and not table.idle:
-                transport.write(
-                    _raw_response(
-                        503,
-                        "Service Unavailable",
-                        "too_many_connections",
-                        "Too many connections",
-                    )
-                )
-                transport.close()
+                _refuse(transport, "Too many connections")
                 return
-            oldest = next(iter(table.fresh or table.idle))
-            oldest._close()
+            next(iter(table.fresh or table.idle))._close()  # the oldest idle makes room
         self._admitted = True
         table.total += 1
         table.per_address[self._address] += 1

@@ -24,6 +24,7 @@ def serve_forever(app: Any, settings: Settings, log_level: str) -> None:
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
         http=guarded_protocol(settings),  # timeouts and caps: cueflow.api.connections
+        ws="none",  # no WebSocket routes: an upgrade stays a plain HTTP request
         timeout_keep_alive=settings.keep_alive_seconds,
     )
     uvicorn.Server(config).run()
