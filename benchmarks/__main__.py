@@ -3,6 +3,7 @@
     python -m benchmarks                          # everything, SQLite and PostgreSQL, 3 runs
     python -m benchmarks --store sqlite --scenarios worker --protocols batch --repeat 1
     python -m benchmarks --url http://host:8000 --api-key cue_sk_... --scenarios worker,api
+    python -m benchmarks --store sqlite --scenarios flood,longpoll --repeat 1   # robustness
 
 Each run of a scenario gets a fresh ``cueflow serve`` on a fresh database (or uses the server
 at ``--url``). Figures are printed as a table (median and range over ``--repeat`` runs) and
@@ -28,7 +29,9 @@ from benchmarks import (
     api_latency,
     claimable_latency,
     embedded,
+    flood,
     hostile_tenant,
+    longpoll,
     scale,
     webhook_latency,
     worker_throughput,
@@ -36,7 +39,24 @@ from benchmarks import (
 from benchmarks.stats import summarize
 from benchmarks.target import ServerTarget, Target
 
-SCENARIOS = ("worker", "claimable", "webhook", "hostile", "api", "scale", "embedded")
+SCENARIOS = (
+    "worker",
+    "claimable",
+    "webhook",
+    "hostile",
+    "api",
+    "scale",
+    "embedded",
+    "flood",
+    "longpoll",
+)
+
+ROBUSTNESS_ENV = {
+    "flood": {"CUEFLOW_RATE_LIMIT_PER_MINUTE": "60000"},
+    # the waits must reach the long-poll code, not stop at the connection cap (1000)
+    "longpoll": {"CUEFLOW_RATE_LIMIT_PER_MINUTE": "60000", "CUEFLOW_MAX_CONNECTIONS": "4000"},
+}
+"""The flood and long-poll scenarios measure the server as shipped: rate limits on."""
 
 
 def machine() -> dict[str, Any]:
@@ -109,16 +129,23 @@ def _configs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
             elif scenario == "api":
                 params = {"store": store, "requests": args.requests, "concurrency": 8}
                 configs.append((f"api {store}", scenario, params))
+            elif scenario == "flood":
+                params = {"store": store, "connections": args.flood, "bodies": args.bodies}
+                configs.append((f"flood {store}", scenario, params))
+            elif scenario == "longpoll":
+                params = {"store": store, "waits": args.waits}
+                configs.append((f"longpoll {store}", scenario, params))
             elif scenario == "scale" and store != "remote":
                 params = {"store": store, "idle": args.idle_cues, "burst": args.burst}
                 configs.append((f"scale {store}", scenario, params))
     return configs
 
 
-def _target(args: argparse.Namespace, store: str) -> Target:
+def _target(args: argparse.Namespace, store: str, scenario: str) -> Target:
     if args.url:
         return Target(args.url, args.api_key)
-    return ServerTarget(store, log=Path(args.server_log) if args.server_log else None)
+    env = ROBUSTNESS_ENV.get(scenario)
+    return ServerTarget(store, env=env, log=Path(args.server_log) if args.server_log else None)
 
 
 async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, Any]) -> dict:
@@ -127,7 +154,7 @@ async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, An
         return await embedded.run(
             store, params["executions"], params["workers"], params["protocol"], params["batch"]
         )
-    target = await asyncio.to_thread(_target, args, store)
+    target = await asyncio.to_thread(_target, args, store, scenario)
     try:
         if scenario == "worker":
             return await worker_throughput.run(
@@ -150,6 +177,10 @@ async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, An
             )
         if scenario == "api":
             return await api_latency.run(target, params["requests"], params["concurrency"])
+        if scenario == "flood":
+            return await flood.run(target, params["connections"], bodies=params["bodies"])
+        if scenario == "longpoll":
+            return await longpoll.run(target, params["waits"])
         assert isinstance(target, ServerTarget)
         counts = tuple(int(c) for c in params["idle"].split(","))
         return await scale.run(target, counts, params["burst"])
@@ -211,6 +242,26 @@ HEADLINES: dict[str, Headline] = {
         }
         | {"peak rss MB": r.get("server_peak_rss_mb")}
     ),
+    "flood": lambda r: {
+        f"{phase} {name}": value
+        for phase, p in r["phases"].items()
+        for name, value in (
+            ("client p50 ms", p["client"]["latency_ms"]["p50"]),
+            ("client p99 ms", p["client"]["latency_ms"]["p99"]),
+            ("client errors", p["client"]["errors"]),
+            ("rss peak MB", p["server_rss_mb_peak"]),
+            ("flood open after hold", p["flood_after_hold"].get("open")),
+        )
+    },
+    "longpoll": lambda r: {
+        "other tenant p50 ms": r["other_tenant"]["latency_ms"]["p50"],
+        "other tenant p99 ms": r["other_tenant"]["latency_ms"]["p99"],
+        "health max ms": r["health_max_ms"],
+        "waits held": r["waits_held"],
+        "waits answered at once": r["waits_answered_at_once"],
+        "server cpu %": r["server_cpu_percent"],
+        "peak rss MB": r.get("server_peak_rss_mb"),
+    },
     "scale": lambda r: {
         **{f"idle {n} cpu %": v["idle_cpu_percent"] for n, v in r["idle"].items()},
         **{f"idle {n} rss MB": v["rss_mb"] for n, v in r["idle"].items()},
@@ -263,6 +314,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="per API endpoint")
     parser.add_argument("--idle-cues", default="10000,100000")
     parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--flood", type=int, default=1000, help="flood: idle connections")
+    parser.add_argument("--bodies", type=int, default=300, help="flood: held 1 MB bodies")
+    parser.add_argument("--waits", type=int, default=3000, help="longpoll: concurrent waits")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--receiver-host", default="127.0.0.1")
     parser.add_argument("--server-log", help="append the started servers' output here")

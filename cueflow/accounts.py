@@ -102,7 +102,9 @@ class Authenticator:
         """The principal for an ``Authorization`` header value, or :class:`Unauthorized`."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("Missing or invalid Authorization header")
-        key = authorization[len("Bearer ") :].strip()
+        # Only HTTP's own blanks: a key padded with other (Unicode) whitespace is another key,
+        # so it cannot authenticate as this one while the rate limiter counts it apart.
+        key = authorization[len("Bearer ") :].strip(" \t")
         digest = ids.hash_api_key(key)
         cached = self._cache.get(digest)
         ttl = self._engine.settings.auth_cache_seconds

@@ -37,10 +37,7 @@ CLAIMABLE_LIMIT = 50
 MAX_LIMIT = 100
 """Most items one claimable list or one batch claim holds."""
 MAX_WAIT_SECONDS = 60.0
-"""Longest a long-poll (``wait``) holds a request open."""
-RECHECK_SECONDS = 0.5
-"""How often a long-poll looks again without a signal: work made due by the passing of time
-or created by another node is seen within this."""
+"""Longest a long-poll (``wait``) holds a request open (see :mod:`cueflow.longpoll`)."""
 
 
 class WorkSignal:
@@ -60,11 +57,20 @@ class WorkSignal:
         between the look and the wait is not lost."""
         return self._event
 
-    async def wait(self, engine: Engine, until: datetime, ticket: asyncio.Event) -> None:
-        """Return at ``until`` (engine clock), after at most :data:`RECHECK_SECONDS`, or when
-        notified since ``ticket`` was taken, whichever is first."""
-        recheck = engine.clock.now() + timedelta(seconds=RECHECK_SECONDS)
-        await engine.clock.sleep_until(min(until, recheck), ticket)
+
+async def claimable_rows(
+    engine: Engine, user_id: str, task: str | None, limit: int = MAX_LIMIT
+) -> list[Row]:
+    """One look: the executions ``user_id``'s workers may claim now, oldest first."""
+    async with engine.store.tx() as tx:
+        return await tx.claimable(
+            user_id,
+            engine.pull_transports(),
+            [Status.PENDING.value],
+            engine.clock.now(),
+            task,
+            min(max(limit, 1), MAX_LIMIT),
+        )
 
 
 async def claimable(
@@ -72,22 +78,21 @@ async def claimable(
 ) -> list[Row]:
     """Executions the caller's workers may claim now, oldest first (the task filter applies
     before the limit, unlike CueAPI). With ``wait`` seconds, an empty answer is held back until
-    something is claimable or the time is up (long-poll)."""
+    something is claimable or the time is up (long-poll, sharing the look of the account's
+    other waits: :mod:`cueflow.longpoll`)."""
+    limit = min(max(limit, 1), MAX_LIMIT)
     deadline = engine.clock.now() + timedelta(seconds=min(max(wait, 0), MAX_WAIT_SECONDS))
+    if wait > 0 and engine.long_polls.watched(user.user_id, task):
+        # the account's waits share a look that has found nothing since the last signal
+        rows = await engine.long_polls.wait(user.user_id, task, deadline)
+        return rows[:limit]
     while True:
         ticket = engine.work.ticket()
-        async with engine.store.tx() as tx:
-            rows = await tx.claimable(
-                user.user_id,
-                engine.pull_transports(),
-                [Status.PENDING.value],
-                engine.clock.now(),
-                task,
-                min(max(limit, 1), MAX_LIMIT),
-            )
+        rows = await claimable_rows(engine, user.user_id, task, limit)
         if rows or engine.clock.now() >= deadline:
             return rows
-        await engine.work.wait(engine, deadline, ticket)
+        if not ticket.is_set():  # else work may have come since the look: look again
+            return (await engine.long_polls.wait(user.user_id, task, deadline, ticket))[:limit]
 
 
 _WORKER_CLAIM = move(Event.CLAIM, only=[Status.PENDING])
@@ -185,7 +190,10 @@ async def claim_batch(
                 )
         if rows or wanted is not None or engine.clock.now() >= deadline:
             break
-        await engine.work.wait(engine, deadline, ticket)
+        if not ticket.is_set() and not await engine.long_polls.wait(
+            user.user_id, task, deadline, ticket
+        ):
+            break  # the wait is over (or the account may not wait more): nothing claimed
     got = {row["id"] for row in rows}
     refused = [i for i in wanted or [] if i not in got]
     engine.metrics.claims.inc(len(rows))

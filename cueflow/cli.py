@@ -43,6 +43,13 @@ def serve(
             "[env CUEFLOW_ALLOW_PRIVATE_WEBHOOKS, default off]",
         ),
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Reverse proxies (addresses or networks, comma-separated, or *) whose "
+            "X-Forwarded-For is believed [env CUEFLOW_FORWARDED_ALLOW_IPS, default none]"
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "info",
     log_format: Annotated[
         str | None,
@@ -58,10 +65,9 @@ def serve(
     ] = False,
 ) -> None:
     """Run the REST API server with its scheduler (migrates the database first)."""
-    import uvicorn
-
     from cueflow import logs
     from cueflow.api import create_app
+    from cueflow.api.serving import serve_forever
     from cueflow.engine import Engine
     from cueflow.errors import PluginError
 
@@ -76,6 +82,7 @@ def serve(
             "worker_claim_timeout_seconds": worker_claim_timeout_seconds,
             "worker_heartbeat_timeout_seconds": worker_heartbeat_timeout_seconds,
             "allow_private_webhooks": allow_private_webhooks,
+            "forwarded_allow_ips": forwarded_allow_ips,
             "log_format": log_format,
         }.items()
         if value is not None
@@ -95,13 +102,7 @@ def serve(
             typer.echo(f"--mcp needs the mcp extra: pip install 'cueflow[mcp]' ({exc})", err=True)
             raise typer.Exit(2) from exc
         mount_mcp(app, engine, host=settings.host)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        log_config=None,  # uvicorn's records go through the handler logs.configure installed
-    )
+    serve_forever(app, settings, log_level)
 
 
 @app.command()

@@ -90,6 +90,55 @@ class Settings(BaseSettings):
         600, ge=1, validation_alias=_env("CUEFLOW_RATE_LIMIT_ANONYMOUS_PER_MINUTE")
     )
     """Requests per sliding minute per client address without an API key."""
+    anonymous_in_flight: int = Field(
+        64, ge=1, validation_alias=_env("CUEFLOW_MAX_ANONYMOUS_IN_FLIGHT")
+    )
+    """Most requests without a valid key (registration, the echo store, wrong keys) in progress
+    at once on this node, bodies included; more are answered 429 at once. This bounds what
+    keyless callers can make the server hold (at most this many bodies of up to 1 MiB)."""
+    anonymous_in_flight_per_address: int = Field(
+        16, ge=1, validation_alias=_env("CUEFLOW_MAX_ANONYMOUS_IN_FLIGHT_PER_ADDRESS")
+    )
+    """The same, per client address."""
+    rate_limit_wait_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("CUEFLOW_RATE_LIMIT_WAIT_SECONDS")
+    )
+    """A request that holds the server this long costs one more request against the rate limit
+    (per such period, charged when it ends): long-polls pay for their waiting."""
+    forwarded_allow_ips: str = Field("", validation_alias=_env("CUEFLOW_FORWARDED_ALLOW_IPS"))
+    """Comma-separated addresses (or networks, or ``*``) of reverse proxies whose
+    ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed for the client address (rate
+    limits, logs). Empty (the default): none; the peer's address is the client's."""
+    max_waits_per_key: int = Field(100, ge=0, validation_alias=_env("CUEFLOW_MAX_WAITS_PER_KEY"))
+    """Most long-polls (``claimable?wait=``, batch claims with ``wait``) one account may have
+    waiting at once on this node; beyond it a long-poll is answered at once, as without
+    ``wait``."""
+    max_connections: int = Field(1000, ge=1, validation_alias=_env("CUEFLOW_MAX_CONNECTIONS"))
+    """Most HTTP connections ``cueflow serve`` holds open (lowered to fit the process's file
+    descriptor limit); at the cap, the connection idle the longest is closed for a new one."""
+    max_connections_per_address: int = Field(
+        256, ge=1, validation_alias=_env("CUEFLOW_MAX_CONNECTIONS_PER_ADDRESS")
+    )
+    """Most HTTP connections one client address may hold open (the proxies of
+    ``CUEFLOW_FORWARDED_ALLOW_IPS`` are exempt); more are answered 503 and closed."""
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("CUEFLOW_HEADER_TIMEOUT_SECONDS")
+    )
+    """A connection must complete a request's line and headers within this long of opening (or
+    of its previous response), or it is closed."""
+    body_timeout_seconds: float = Field(
+        60.0, gt=0, validation_alias=_env("CUEFLOW_BODY_TIMEOUT_SECONDS")
+    )
+    """A request's body must arrive within this long of its headers, or the connection is
+    closed."""
+    keep_alive_seconds: int = Field(5, ge=1, validation_alias=_env("CUEFLOW_KEEP_ALIVE_SECONDS"))
+    """An idle keep-alive connection is closed this long after its last response."""
+    max_header_count: int = Field(100, ge=1, validation_alias=_env("CUEFLOW_MAX_HEADER_COUNT"))
+    """Most headers one request may have (more: 431)."""
+    max_header_bytes: int = Field(
+        65_536, ge=1024, validation_alias=_env("CUEFLOW_MAX_HEADER_BYTES")
+    )
+    """Largest request line plus headers, in bytes (larger: 431)."""
     plugins: str | None = Field(None, validation_alias=_env("CUEFLOW_PLUGINS"))
     """Comma-separated entry-point names to load (default: all installed)."""
     disable_plugins: str | None = Field(None, validation_alias=_env("CUEFLOW_DISABLE_PLUGINS"))
@@ -159,7 +208,5 @@ class Settings(BaseSettings):
 
     metrics_enabled: bool = Field(True, validation_alias=_env("CUEFLOW_METRICS_ENABLED"))
     """Serve ``GET /metrics`` (Prometheus format, no authentication) on the standalone server."""
-    log_format: Literal["text", "json"] = Field(
-        "text", validation_alias=_env("CUEFLOW_LOG_FORMAT")
-    )
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("CUEFLOW_LOG_FORMAT"))
     """``cueflow serve``'s log lines: ``text`` (readable) or ``json`` (one object per line)."""

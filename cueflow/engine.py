@@ -52,6 +52,7 @@ from cueflow.cues import CueValidationError
 from cueflow.delivery import Dispatcher
 from cueflow.errors import CueflowError, PluginError
 from cueflow.fire import Scheduler
+from cueflow.longpoll import LongPolls
 from cueflow.loops import LoopFactory, Loops
 from cueflow.metrics import Metrics
 from cueflow.plugins import PluginManager
@@ -111,6 +112,13 @@ class Engine:
         self.scheduler = Scheduler(self)
         self.dispatcher = Dispatcher(self)
         self.work = claims.WorkSignal()
+        self.long_polls = LongPolls(
+            self.clock,
+            self.work.ticket,
+            lambda user_id, task: claims.claimable_rows(self, user_id, task),
+            self.settings.max_waits_per_key,
+        )
+        """The long-polls waiting for claimable work, one shared look per account and task."""
         self.notifier: Notifier | None = next(
             (t for t in self.transports.values() if callable(getattr(t, "notify", None))), None
         )
@@ -154,6 +162,7 @@ class Engine:
     async def stop(self) -> None:
         """Cancel background tasks, finish or cancel deliveries in flight, stop transports."""
         await self.loops.stop()
+        await self.long_polls.close()
         await self.dispatcher.stop()
         for transport in self.transports.values():
             await transport.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -29,16 +30,29 @@ def cueflow_server(
     *,
     log_level: str = "warning",
     stderr: IO[str] | None = None,
+    nofile: int | None = None,
     **env: str,
 ) -> Iterator[str]:
     """Start ``cueflow serve`` on a free port; yields its base URL; stops it on exit. Its log
-    goes to ``stderr`` (a file; default: this process's stderr)."""
+    goes to ``stderr`` (a file; default: this process's stderr). ``nofile`` lowers the file
+    descriptors it may open."""
     port = free_port()
     command = [
         sys.executable, "-m", "cueflow", "serve", "--port", str(port),
         "--database-url", database_url, "--log-level", log_level,
     ]
-    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stderr=stderr)
+
+    def limit_descriptors() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stderr=stderr,
+        preexec_fn=limit_descriptors if nofile is not None else None,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

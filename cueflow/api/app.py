@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from cueflow import __version__
 from cueflow.api import errors
-from cueflow.api.middleware import RequestGuard, VerifyEcho
+from cueflow.api.middleware import BodyGuard, RequestGuard, VerifyEcho
 from cueflow.api.observability import RequestContext
 from cueflow.api.ratelimit import RateLimit
 from cueflow.api.routes import (
@@ -99,9 +99,9 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
                 await engine.close()
 
     app = FastAPI(title="cueflow", version=__version__, lifespan=lifespan)
-    # Added innermost first: the request context (request id, latency) and the size guard see
-    # every request, then rate limiting, then the verify-echo; CORS answers preflights inside
-    # them (as CueAPI orders it).
+    # Added innermost first: the request context (request id, latency) and the request guard
+    # see every request, then rate limiting (before any body is read), then the body guard and
+    # the verify-echo; CORS answers preflights inside them (as CueAPI orders it).
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
@@ -111,7 +111,8 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
         expose_headers=EXPOSED_HEADERS,
     )
     app.add_middleware(VerifyEcho)
-    app.add_middleware(RateLimit, settings=engine.settings)
+    app.add_middleware(BodyGuard)
+    app.add_middleware(RateLimit, engine=engine)
     app.add_middleware(RequestGuard)
     app.add_middleware(RequestContext, metrics=engine.metrics)
     mount(app, engine)

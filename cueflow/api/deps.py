@@ -26,13 +26,22 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer cue_s
 engine, which wants it exactly as sent (``Bearer`` with a capital B, as CueAPI does)."""
 
 
+PRINCIPAL_STATE = "cueflow_principal"
+"""Request-state key under which the rate limiter leaves ``(authorization, principal)`` when it
+authenticated the request already."""
+
+
 async def get_principal(
     engine: EngineDep,
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from ``Authorization: Bearer cue_sk_...`` (401 otherwise)."""
-    return await engine.authenticate(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    known = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    if known is not None and known[0] == authorization:
+        return known[1]  # type: ignore[no-any-return]
+    return await engine.authenticate(authorization)
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

@@ -1,6 +1,6 @@
 """ASGI middleware for what every request shares: a request id, the body-size limit, the
-refusal of NUL characters in paths and query strings (PostgreSQL cannot store them), and
-CueAPI's opt-in verify-echo."""
+refusal of NUL characters in paths and query strings (PostgreSQL cannot store them), the check
+of JSON bodies, and CueAPI's opt-in verify-echo."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ Scope = dict[str, Any]
 
 class RequestGuard:
     """Adds ``X-Request-Id`` to every response (the request context's id, see
-    :mod:`cueflow.api.observability`, or a new one); answers 413 above 1 MiB of body (declared
-    or streamed), 400 for NUL characters in the path or query, and 400 ``invalid_json`` for a
-    JSON body cueflow could not store (see :func:`_json_refusal`)."""
+    :mod:`cueflow.api.observability`, or a new one); answers 413 when the declared body is over
+    1 MiB, and 400 for NUL characters in the path or query. It reads no body: the rate limiter
+    runs after it and before :class:`BodyGuard`, so a refused request costs no buffer."""
 
     def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -51,6 +51,21 @@ class RequestGuard:
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             await _too_large(send_with_id, self.max_body)
             return
+        await self.app(scope, receive, send_with_id)
+
+
+class BodyGuard:
+    """Reads the request body: 413 when it streams past 1 MiB, 400 ``invalid_json`` for a JSON
+    body cueflow could not store (see :func:`_json_refusal`)."""
+
+    def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -61,14 +76,14 @@ class RequestGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                await _too_large(send_with_id, self.max_body)
+                await _too_large(send, self.max_body)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
         refusal = _json_refusal(scope, body)
         if refusal is not None:
-            await _reject(send_with_id, 400, "invalid_json", refusal)
+            await _reject(send, 400, "invalid_json", refusal)
             return
         replayed = False
 
@@ -79,7 +94,7 @@ class RequestGuard:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send_with_id)
+        await self.app(scope, replay, send)
 
 
 def _json_refusal(scope: Scope, body: bytes) -> str | None:

@@ -1,28 +1,51 @@
-"""Per-key rate limiting with CueAPI's headers, kept in process (no Redis).
+"""Per-caller rate limiting with CueAPI's headers, kept in process (no Redis).
 
-Requests carrying a ``cue_sk_`` key count against that key (valid or not); others count against
-the client address; and every 401 counts against the client address too, which is refused
-once it has failed as often as an anonymous caller may ask (a flood of made-up keys cannot
-dodge the limit by changing key each time). The window is a sliding minute, estimated from
-the current and previous fixed minutes, so each key costs three numbers. Every limited
-response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``; a
-refusal answers 429 ``rate_limit_exceeded`` with an integer ``Retry-After`` (the official
-clients parse it with ``int()``). In a cluster each node counts its own requests.
+A request counts against the account whose API key authenticated it; a request nothing
+authenticated (no key, a wrong key, or a route that takes no key, such as registration) counts
+against the client address, under the anonymous limit. The limiter authenticates the key itself,
+with the same :class:`~cueflow.accounts.Authenticator` the routes use (and hands them the
+result), so no variant of a key, and no made-up key, gets a budget of its own. Every 401 also
+counts against the client address, which is refused once it has failed as often as an
+anonymous caller may ask. The client address is the connection's peer; ``X-Forwarded-For`` is
+believed only from the proxies ``CUEFLOW_FORWARDED_ALLOW_IPS`` names (uvicorn applies it).
+
+Requests nothing authenticated are also limited in number *at once*: at most
+``CUEFLOW_MAX_ANONYMOUS_IN_FLIGHT`` in all and ``CUEFLOW_MAX_ANONYMOUS_IN_FLIGHT_PER_ADDRESS``
+per address may be in progress (their bodies being read included); more answer 429 at once.
+So keyless callers who send bodies slowly hold a bounded amount of memory.
+
+A request that holds the server longer costs more: one more unit per
+``CUEFLOW_RATE_LIMIT_WAIT_SECONDS`` it took (a long-poll of 60 s costs 1 + 60 / 10 units by
+default), charged when it ends; a long-poll refused for the per-key cap of waits is charged
+the wait it asked for (:data:`cueflow.longpoll.REFUSED_WAITS`). The window is a sliding
+minute, estimated from the current and previous fixed minutes, so each caller costs three
+numbers. Every limited response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
+``X-RateLimit-Reset``; a refusal answers 429 ``rate_limit_exceeded`` with an integer
+``Retry-After`` (the official clients parse it with ``int()``). The limiter runs before the
+request body is read, so a refused request costs no body buffer. In a cluster each node
+counts its own requests.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
+import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.routing import compile_path
 
+from cueflow.api.deps import PRINCIPAL_STATE
 from cueflow.api.errors import envelope
-from cueflow.config import Settings
+from cueflow.errors import CueflowError
+from cueflow.longpoll import REFUSED_WAITS
+
+if TYPE_CHECKING:
+    from cueflow.engine import Engine
 
 WINDOW_SECONDS = 60.0
 EXEMPT_PATHS = frozenset(
@@ -74,12 +97,34 @@ class SlidingWindow:
         remaining = max(0, math.floor(self.limit - used - 1))
         return Verdict(True, self.limit, remaining, 0)
 
+    def charge(self, key: str, units: int) -> None:
+        """Count ``units`` more for ``key`` without refusing anything (the cost of a request
+        that already ran); later requests pay for it."""
+        slot = int(self._clock() // WINDOW_SECONDS)
+        start, current, previous = self._counts.get(key, (slot, 0, 0))
+        if slot != start:
+            previous = current if slot == start + 1 else 0
+            current, start = 0, slot
+        self._counts[key] = (start, current + units, previous)
 
-def _key(scope: dict[str, Any]) -> str:
+
+def _authorization(scope: dict[str, Any]) -> str | None:
     for name, value in scope.get("headers", []):
-        if name == b"authorization" and b"cue_sk_" in value:
-            return "key:" + hashlib.sha256(value.split(b" ", 1)[-1].strip()).hexdigest()
-    return _address(scope)
+        if name == b"authorization":
+            return str(value.decode("latin-1"))  # as Starlette decodes it for the routes
+    return None
+
+
+def _keyless_operations(app: Any) -> list[tuple[str, re.Pattern[str]]]:
+    """The (method, path pattern) of every documented operation that takes no API key (its
+    OpenAPI operation names no security scheme): registration, the echo store, the probes."""
+    schema = app.openapi() if callable(getattr(app, "openapi", None)) else {}
+    return [
+        (method.upper(), compile_path(path)[0])
+        for path, operations in schema.get("paths", {}).items()
+        for method, operation in operations.items()
+        if not operation.get("security")
+    ]
 
 
 def _address(scope: dict[str, Any]) -> str:
@@ -88,16 +133,46 @@ def _address(scope: dict[str, Any]) -> str:
 
 
 class RateLimit:
-    """ASGI middleware applying :class:`SlidingWindow` limits from the settings."""
+    """ASGI middleware applying :class:`SlidingWindow` limits from the engine's settings."""
 
-    def __init__(self, app: Any, settings: Settings) -> None:
+    def __init__(self, app: Any, engine: Engine) -> None:
+        settings = engine.settings
         self.app = app
+        self.engine = engine
         self.keyed = SlidingWindow(settings.rate_limit_per_minute)
         self.anonymous = SlidingWindow(settings.rate_limit_anonymous_per_minute)
         self.failed_auth = SlidingWindow(settings.rate_limit_anonymous_per_minute)
         """401s per client address: a flood of made-up keys (each with a budget of its own)
         is refused once the address has failed as often as an anonymous caller may ask."""
         self.enabled = settings.rate_limit_per_minute > 0
+        self.wait_seconds = settings.rate_limit_wait_seconds
+        self.max_anonymous = settings.anonymous_in_flight
+        self.max_anonymous_per_address = settings.anonymous_in_flight_per_address
+        self._anonymous = Counter[str]()
+        """Keyless requests in progress, by address (and in all under the key ``""``)."""
+        self._keyless: list[tuple[str, re.Pattern[str]]] | None = None
+
+    def _takes_no_key(self, scope: dict[str, Any]) -> bool:
+        """Whether the request goes to an operation that authenticates nobody (registration,
+        the echo store): such requests count against the address whatever key they carry."""
+        if self._keyless is None:
+            self._keyless = _keyless_operations(scope.get("app"))
+        method, path = scope["method"], scope["path"]
+        return any(m == method and p.match(path) for m, p in self._keyless)
+
+    async def _caller(self, scope: dict[str, Any]) -> tuple[str, SlidingWindow]:
+        """Whom the request counts against: the account its key authenticates, else its
+        address. The principal found is left in the request state for the route."""
+        authorization = _authorization(scope)
+        if authorization is not None and not self._takes_no_key(scope):
+            try:
+                principal = await self.engine.authenticate(authorization)
+            except CueflowError:
+                pass  # unknown key, or the store is down: the route answers it
+            else:
+                scope.setdefault("state", {})[PRINCIPAL_STATE] = (authorization, principal)
+                return "user:" + principal.user_id, self.keyed
+        return _address(scope), self.anonymous
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if (
@@ -108,11 +183,14 @@ class RateLimit:
         ):
             await self.app(scope, receive, send)
             return
-        key, address = _key(scope), _address(scope)
-        window = self.keyed if key.startswith("key:") else self.anonymous
+        address = _address(scope)
+        key, window = address, self.anonymous
         verdict = self.failed_auth.hit(address, count=False)
         if verdict.allowed:
-            verdict = window.hit(key)
+            key, window = await self._caller(scope)
+            verdict = (
+                self._too_many_at_once(address) if window is self.anonymous else None
+            ) or window.hit(key)
         reset = str(int(time.time() + (verdict.retry_after or WINDOW_SECONDS))).encode()
         headers = [
             (b"x-ratelimit-limit", str(verdict.limit).encode()),
@@ -146,4 +224,32 @@ class RateLimit:
                     self.failed_auth.hit(address)
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        started = self.engine.clock.now()
+        keyless = window is self.anonymous
+        if keyless:
+            self._anonymous[address] += 1
+            self._anonymous[""] += 1
+        refused: list[float] = []
+        token = REFUSED_WAITS.set(refused)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            REFUSED_WAITS.reset(token)
+            if keyless:
+                for counted in (address, ""):
+                    self._anonymous[counted] -= 1
+                    if not self._anonymous[counted]:
+                        del self._anonymous[counted]
+            held = (self.engine.clock.now() - started).total_seconds() + sum(refused)
+            if held >= self.wait_seconds:
+                window.charge(key, int(held // self.wait_seconds))
+
+    def _too_many_at_once(self, address: str) -> Verdict | None:
+        """A refusal when keyless requests in progress are at their cap (in all, or from
+        ``address``), else ``None``."""
+        if (
+            self._anonymous[""] >= self.max_anonymous
+            or self._anonymous[address] >= self.max_anonymous_per_address
+        ):
+            return Verdict(False, self.anonymous.limit, 0, 1)
+        return None
