@@ -215,13 +215,16 @@ async def test_cueapi_named_tools_take_cueapi_arguments(engine: Engine) -> None:
         assert "give cron or at too" in await mcp.error(
             "cueapi_update_cue", cue_id=cue["id"], timezone="UTC"
         )
-        assert "payload_override" in await mcp.error(
-            "cueapi_fire_cue", cue_id=cue["id"], payload_override={"x": 1}
+        assert "merge_strategy" in await mcp.error(
+            "cueapi_fire_cue", cue_id=cue["id"], merge_strategy="merge"
         )
-        fired = await mcp.ok("cueapi_fire_cue", cue_id=cue["id"])
+        fired = await mcp.ok(
+            "cueapi_fire_cue", cue_id=cue["id"], payload_override={"task": "digest", "day": 2}
+        )
         assert fired["triggered_by"] == "manual_fire"
         claimable = await mcp.ok("cueapi_list_claimable_executions", task_name="digest")
         assert [e["execution_id"] for e in claimable["executions"]] == [fired["id"]]
+        assert claimable["executions"][0]["payload"] == {"task": "digest", "day": 2}
         claimed = await mcp.ok("cueapi_claim_next_execution", worker_id="my-agent")
         assert (claimed["execution_id"], claimed["worker_id"]) == (fired["id"], "server-worker")
         beat = await mcp.ok("cueapi_execution_heartbeat", execution_id=fired["id"])

@@ -7,9 +7,10 @@ CueAPI name. The rest map CueAPI's arguments onto the same session and client ca
 
 * ``worker_id`` (claim, claim next, heartbeat) is accepted for compatibility; the server acts
   as its own worker id (shown in the result) and keeps held leases alive itself.
-* Arguments CueAPI's server sends on to hosted-only features (``payload_override``,
-  ``merge_strategy``, ``agent``, ``require_payload_override``, ``required_payload_keys``) are
-  not arguments here: passing one is an error, never silently dropped.
+* ``payload_override`` on ``cueapi_fire_cue`` replaces the cue's payload for that one run.
+  Arguments CueAPI's server sends on to hosted-only features (``merge_strategy``, ``agent``,
+  ``require_payload_override``, ``required_payload_keys``) are not arguments here: passing one
+  is an error, never silently dropped.
 """
 
 from __future__ import annotations
@@ -127,7 +128,12 @@ class UpdateCueArgs(ToolArgs):
 
 
 class FireCueArgs(ToolArgs):
+    json_text_fields = ("payload_override",)
+
     cue_id: CueId
+    payload_override: dict[str, Any] | None = Field(
+        None, description="The payload of this one run, replacing the cue's."
+    )
 
 
 class ClaimableArgs(ToolArgs):
@@ -168,7 +174,8 @@ async def _update_cue(session: WorkerSession, args: UpdateCueArgs) -> JSON:
 
 
 async def _fire_cue(session: WorkerSession, args: FireCueArgs) -> JSON:
-    return await session.client.fire_cue(args.cue_id)
+    body = None if args.payload_override is None else {"payload_override": args.payload_override}
+    return await session.client.fire_cue(args.cue_id, body)
 
 
 async def _claimable(session: WorkerSession, args: ClaimableArgs) -> JSON:

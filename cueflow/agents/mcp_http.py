@@ -261,6 +261,9 @@ async def serve_http(
     (started here, so it also fires cues)."""
     import uvicorn
 
+    from cueflow.api.connections import guarded_protocol
+    from cueflow.config import Settings
+
     specs = mcp_tools(
         tool_names=tool_names,
         include_management=include_management,
@@ -270,7 +273,18 @@ async def serve_http(
     async def run(accounts: Accounts) -> None:
         sessions = KeySessions(accounts, worker_id=worker_id, task=task, max_claims=max_claims)
         app = mcp_http_app(CueflowMCPServer(specs, host=host), sessions, path=path, host=host)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        settings = Settings()
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            # the same connection deadlines and caps as cueflow serve (cueflow.api.connections)
+            http=guarded_protocol(settings),
+            ws="none",
+            timeout_keep_alive=settings.keep_alive_seconds,
+        )
         await uvicorn.Server(config).serve()
 
     if url is not None:
