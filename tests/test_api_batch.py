@@ -270,8 +270,10 @@ async def test_a_returned_claim_wakes_long_polls(
     polling = asyncio.create_task(client.get("/v1/executions/claimable?wait=30", headers=auth))
     await asyncio.sleep(0.2)
     assert not polling.done()
-    released = await client.post(
-        f"/v1/executions/{eid}/release", json={"worker_id": "w1"}, headers=auth
+    released = await client.post(  # at once, not after the cue's retry backoff
+        f"/v1/executions/{eid}/release",
+        json={"worker_id": "w1", "retry_after_seconds": 0},
+        headers=auth,
     )
     assert released.status_code == 200, released.text
     response = await asyncio.wait_for(polling, 10)
