@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import pytest_asyncio
 
-from cueflow import hookimpl
 from cueflow.accounts import Principal
 from cueflow.clock import FakeClock
 from cueflow.config import Settings
 from cueflow.engine import Engine
+from cueflow.markers import hookimpl
 from cueflow.transport import Delivery, DeliveryResult, Transport
 
 if TYPE_CHECKING:
