@@ -1,7 +1,10 @@
-"""The engine: every use case of cueflow, free of HTTP.
+"""The engine: the lifecycle and the public Python API of cueflow, free of HTTP.
 
 The REST API, the CLI and embedding applications all call these methods; nothing else changes
-stored state, so whatever the REST API does, Python code does through the same calls. An engine
+stored state, so whatever the REST API does, Python code does through the same calls. The
+engine composes: it builds one :class:`cueflow.services.Services` (store, clock, settings,
+metrics, transports, wake-up signals, loops) and hands it to the use-case modules, the
+scheduler and the dispatcher, which never see the engine (``docs/architecture.md``). An engine
 is made over a store URL, started (it connects and migrates, then runs the scheduler loop, the
 lease sweeper and the push-delivery dispatcher as asyncio tasks) and closed::
 
