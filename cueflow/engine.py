@@ -63,7 +63,7 @@ from cueflow.schemas import ClaimRequest, CueCreate, CueUpdate, OutcomeReport, R
 from cueflow.services import Services, Transports
 from cueflow.signals import Signals, WorkSignal
 from cueflow.store import ExecutionFilter, ExecutionPage, Row, Store
-from cueflow.transport import HandlerHost, Notifier, PushTransport, Transport
+from cueflow.transport import HandlerHost, Notifier
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class Engine:
             "sweeper": lambda: claims.sweep_forever(self.services),
             "listener": lambda: self.store.listen(self.wake, self.loops.pulse("listener")),
         }
-        if self.push_transports():
+        if self.transports.push():
             loops["dispatcher"] = self.dispatcher.run
         self.loops.start(loops, self.metrics)
 
@@ -239,7 +239,7 @@ class Engine:
         :meth:`start`/:meth:`close` instead."""
         asyncio.run(run_until_signalled(self, startup))
 
-    # helpers for the use-case modules ----------------------------------------------------------
+    # in-process handlers and wake-ups ------------------------------------------------------------
     def wake(self) -> None:
         """Make the scheduler re-read due times now (a cue changed)."""
         self.services.signals.wake()
@@ -269,30 +269,6 @@ class Engine:
             return function
 
         return register
-
-    def transport(self, name: str) -> Transport:
-        """The transport called ``name``, or a 422 naming the available ones."""
-        return self.services.transports.named(name)
-
-    def is_pull(self, transport: str) -> bool:
-        """Whether executions of ``transport`` wait for workers (unknown transports do)."""
-        return self.services.transports.is_pull(transport)
-
-    def pull_transports(self) -> list[str]:
-        """Names of the transports whose executions workers claim."""
-        return self.services.transports.pull()
-
-    def push_transports(self) -> dict[str, PushTransport]:
-        """The transports the dispatcher delivers to, by name."""
-        return self.services.transports.push()
-
-    def seconds_ago(self, seconds: float) -> datetime:
-        """``now - seconds`` on the engine clock."""
-        return self.services.seconds_ago(seconds)
-
-    def executions_created(self, rows: Sequence[Row]) -> None:
-        """Executions were inserted: wakes the delivery dispatcher and long-polling workers."""
-        self.services.signals.executions_created(rows)
 
     # accounts -----------------------------------------------------------------------------------
     async def register(self, email: str) -> dict[str, str]:
