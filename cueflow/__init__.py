@@ -18,17 +18,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-import pluggy
+from cueflow.markers import hookimpl
+from cueflow.version import __version__
 
 if TYPE_CHECKING:
     from cueflow.accounts import Principal
     from cueflow.config import Settings
     from cueflow.engine import Engine, open_engine
-
-hookimpl = pluggy.HookimplMarker("cueflow")
-"""Marker for plugin hook implementations: ``@cueflow.hookimpl``."""
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "Engine": "cueflow.engine",

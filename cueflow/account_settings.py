@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from cueflow import ids, quotas
-from cueflow.accounts import ROTATED_KEY_SECONDS, Principal
+import cueflow.ids as ids
+import cueflow.quotas as quotas
+from cueflow.accounts import ROTATED_KEY_SECONDS, Authenticator, Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_nul
 from cueflow.store import Duplicate, Row
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 REVEAL_UNAVAILABLE = "Key not available. Regenerate to enable Reveal."
 
@@ -54,11 +55,11 @@ async def _user(tx: Any, user: Principal) -> Row:
     return row
 
 
-async def me(engine: Engine, user: Principal) -> dict[str, Any]:
+async def me(services: Services, user: Principal) -> dict[str, Any]:
     """The body of ``GET /v1/auth/me``."""
-    now = engine.clock.now()
-    settings = engine.settings
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    settings = services.settings
+    async with services.store.tx() as tx:
         row = await _user(tx, user)
         counts = await tx.usage_counts(user.user_id, quotas.month_start(now))
     return {
@@ -75,10 +76,10 @@ async def me(engine: Engine, user: Principal) -> dict[str, Any]:
     }
 
 
-async def _check_alert_url(engine: Engine, url: str) -> None:
+async def _check_alert_url(services: Services, url: str) -> None:
     """400 ``invalid_alert_webhook_url`` unless the URL passes the guard of the transport that
     sends alerts (without one, only the scheme and host are checked)."""
-    guard = getattr(engine.notifier, "guard", None)
+    guard = getattr(services.transports.notifier, "guard", None)
     try:
         if guard is not None:
             await guard.check(url)
@@ -91,47 +92,49 @@ async def _check_alert_url(engine: Engine, url: str) -> None:
         raise CueflowError("URL must use http:// or https://", code="invalid_alert_webhook_url")
 
 
-async def update_me(engine: Engine, user: Principal, update: AccountUpdate) -> dict[str, str]:
+async def update_me(
+    services: Services, auth: Authenticator, user: Principal, update: AccountUpdate
+) -> dict[str, str]:
     """Apply ``PATCH /v1/auth/me``; 422 ``no_fields`` when it sets nothing."""
-    now = engine.clock.now()
+    now = services.clock.now()
     values: dict[str, Any] = {}
     if update.email is not None:
         values["email"] = str(update.email)
     if update.alert_webhook_url is not None:
         url = update.alert_webhook_url
         if url:
-            await _check_alert_url(engine, url)
+            await _check_alert_url(services, url)
         values["alert_webhook_url"] = url or None
     if not values:
         raise CueflowError("No fields to update", code="no_fields", status=422)
     try:
-        async with engine.store.tx() as tx:
+        async with services.store.tx() as tx:
             if await tx.update_user(user.user_id, {**values, "updated_at": now}) is None:
                 raise NotFound("User not found", code="user_not_found")
     except Duplicate as dup:
         raise Conflict("Email already registered", code="duplicate_email") from dup
-    engine.auth.forget()
+    auth.forget()
     return {"updated_at": now.isoformat()}
 
 
-async def regenerate_key(engine: Engine, user: Principal) -> str:
+async def regenerate_key(services: Services, auth: Authenticator, user: Principal) -> str:
     """Replace the caller's API key; returns the new one (the only time it is shown)."""
     key = ids.new_api_key()
-    now = engine.clock.now()
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    async with services.store.tx() as tx:
         row = await tx.lock_user(user.user_id)
         if row is None:
             raise NotFound("User not found", code="user_not_found")
         values = {"api_key_hash": ids.hash_api_key(key), "api_key_prefix": key[:12]}
         await tx.update_user(user.user_id, {**values, "updated_at": now})
         await tx.remember_rotated_key(row["api_key_hash"], user.user_id, now)
-        await tx.forget_rotated_keys(engine.seconds_ago(ROTATED_KEY_SECONDS))
-    engine.auth.forget()
+        await tx.forget_rotated_keys(services.seconds_ago(ROTATED_KEY_SECONDS))
+    auth.forget()
     return key
 
 
-async def reveal_key(engine: Engine, user: Principal) -> dict[str, Any]:
+async def reveal_key(services: Services, user: Principal) -> dict[str, Any]:
     """The body of ``GET /v1/auth/key``: never the key itself (only its hash is stored)."""
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         row = await _user(tx, user)
     return {"api_key": None, "prefix": row["api_key_prefix"], "message": REVEAL_UNAVAILABLE}

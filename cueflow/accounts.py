@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from cueflow import ids
+import cueflow.ids as ids
 from cueflow.errors import Conflict, CueflowError, NotFound, Unauthorized
 from cueflow.schemas import RegisterRequest
 from cueflow.store import Duplicate
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 
 ROTATED_KEY_SECONDS = 86_400
@@ -31,17 +31,17 @@ class Principal:
     plan: str = "free"
 
 
-async def register(engine: Engine, request: RegisterRequest) -> dict[str, str]:
+async def register(services: Services, request: RegisterRequest) -> dict[str, str]:
     """Create a user; the only time the API key is ever returned in full."""
-    if not engine.settings.allow_register:
+    if not services.settings.allow_register:
         raise NotFound("Not found", code="not_found")
     email = str(request.email)
     key = ids.new_api_key()
-    await _insert_user(engine, email, key)
+    await _insert_user(services, email, key)
     return {"api_key": key, "email": email}
 
 
-async def account(engine: Engine, email: str) -> Principal:
+async def account(services: Services, email: str) -> Principal:
     """The user registered with ``email``, created first if there is none (a 422
     ``validation_error`` for an invalid address). For code embedding the engine: no API key is
     returned or logged, and ``ALLOW_REGISTER`` does not apply. A user created here gets a key
@@ -52,20 +52,20 @@ async def account(engine: Engine, email: str) -> Principal:
         message = exc.errors()[0]["msg"]
         raise CueflowError(f"email: {message}", code="validation_error", status=422) from exc
     for _ in range(2):
-        async with engine.store.tx() as tx:
+        async with services.store.tx() as tx:
             user = await tx.user_by_email(email)
         if user is not None:
             return Principal(user_id=user["id"], email=user["email"], plan=user["plan"])
         try:
-            await _insert_user(engine, email, ids.new_api_key())
+            await _insert_user(services, email, ids.new_api_key())
         except Conflict:
             continue  # created concurrently: read it back
     raise Conflict("Email already registered", code="duplicate_email")
 
 
-async def _insert_user(engine: Engine, email: str, key: str) -> None:
+async def _insert_user(services: Services, email: str, key: str) -> None:
     """Insert a user owning ``key`` (stored hashed); 409 ``duplicate_email`` if taken."""
-    now = engine.clock.now()
+    now = services.clock.now()
     base_slug = ids.slug_from_email(email)
     for attempt in range(5):
         slug = base_slug if attempt == 0 else f"{base_slug}-{ids.new_cue_id()[4:8]}"
@@ -81,7 +81,7 @@ async def _insert_user(engine: Engine, email: str, key: str) -> None:
             "updated_at": now,
         }
         try:
-            async with engine.store.tx() as tx:
+            async with services.store.tx() as tx:
                 await tx.insert_user(values)
         except Duplicate as dup:
             if dup.constraint == "slug":
@@ -94,8 +94,8 @@ async def _insert_user(engine: Engine, email: str, key: str) -> None:
 class Authenticator:
     """Verifies bearer API keys, remembering good ones briefly so hot paths skip the store."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, services: Services) -> None:
+        self._services = services
         self._cache: dict[str, tuple[float, Principal]] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -107,15 +107,15 @@ class Authenticator:
         key = authorization[len("Bearer ") :].strip(" \t")
         digest = ids.hash_api_key(key)
         cached = self._cache.get(digest)
-        ttl = self._engine.settings.auth_cache_seconds
+        ttl = self._services.settings.auth_cache_seconds
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         if not key.startswith("cue_sk_"):
             raise Unauthorized("Invalid API key")
-        async with self._engine.store.tx() as tx:
+        async with self._services.store.tx() as tx:
             user = await tx.user_by_key_hash(digest)
             rotated = user is None and await tx.key_rotated_since(
-                digest, self._engine.seconds_ago(ROTATED_KEY_SECONDS)
+                digest, self._services.seconds_ago(ROTATED_KEY_SECONDS)
             )
         if rotated:
             raise Unauthorized(

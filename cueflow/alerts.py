@@ -25,14 +25,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cueflow import signing_secrets
+import cueflow.signing_secrets as signing_secrets
 from cueflow.accounts import Principal
 from cueflow.errors import CueflowError
 from cueflow.store import Row
 from cueflow.transport import Notice
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -99,16 +99,16 @@ async def delivery_failed(
     )
 
 
-async def send(engine: Engine, notices: Iterable[Notice]) -> None:
+async def send(services: Services, notices: Iterable[Notice]) -> None:
     """Send each notice once through the engine's notifier. A failure is logged (with the target
     host only: webhook URLs often embed tokens) and dropped."""
     for notice in notices:
         host = urlsplit(notice.url).hostname
-        if engine.notifier is None:
+        if services.transports.notifier is None:
             log.warning("no transport can send alert webhooks; alert to %s dropped", host)
             continue
         try:
-            result = await engine.notifier.notify(notice)
+            result = await services.transports.notifier.notify(notice)
         except Exception:
             log.exception("alert webhook to %s failed", host)
             continue
@@ -117,7 +117,7 @@ async def send(engine: Engine, notices: Iterable[Notice]) -> None:
 
 
 async def list_alerts(
-    engine: Engine,
+    services: Services,
     user: Principal,
     alert_type: str | None,
     since: datetime | None,
@@ -131,5 +131,5 @@ async def list_alerts(
             f"Invalid alert_type. Must be one of: {', '.join(ALERT_TYPES)}",
             code="invalid_filter",
         )
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         return await tx.list_alerts(user.user_id, alert_type, since, limit, offset)

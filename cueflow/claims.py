@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cueflow import ids
+import cueflow.ids as ids
 from cueflow.accounts import Principal
 from cueflow.delivery import retry_wait
 from cueflow.errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
@@ -28,7 +28,8 @@ from cueflow.states import Event, Status, move
 from cueflow.store import Row
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.longpoll import LongPolls
+    from cueflow.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -40,59 +41,46 @@ MAX_WAIT_SECONDS = 60.0
 """Longest a long-poll (``wait``) holds a request open (see :mod:`cueflow.longpoll`)."""
 
 
-class WorkSignal:
-    """Wakes long-polling workers when executions may have become claimable in this process
-    (fired, returned to the queue, replayed)."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        """Wake every current waiter."""
-        self._event.set()
-        self._event = asyncio.Event()
-
-    def ticket(self) -> asyncio.Event:
-        """Take this before looking for work, and wait with it: a notification that arrives
-        between the look and the wait is not lost."""
-        return self._event
-
-
 async def claimable_rows(
-    engine: Engine, user_id: str, task: str | None, limit: int = MAX_LIMIT
+    services: Services, user_id: str, task: str | None, limit: int = MAX_LIMIT
 ) -> list[Row]:
     """One look: the executions ``user_id``'s workers may claim now, oldest first."""
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         return await tx.claimable(
             user_id,
-            engine.pull_transports(),
+            services.transports.pull(),
             [Status.PENDING.value],
-            engine.clock.now(),
+            services.clock.now(),
             task,
             min(max(limit, 1), MAX_LIMIT),
         )
 
 
 async def claimable(
-    engine: Engine, user: Principal, task: str | None, limit: int = CLAIMABLE_LIMIT, wait: float = 0
+    services: Services,
+    long_polls: LongPolls,
+    user: Principal,
+    task: str | None,
+    limit: int = CLAIMABLE_LIMIT,
+    wait: float = 0,
 ) -> list[Row]:
     """Executions the caller's workers may claim now, oldest first (the task filter applies
     before the limit, unlike CueAPI). With ``wait`` seconds, an empty answer is held back until
     something is claimable or the time is up (long-poll, sharing the look of the account's
     other waits: :mod:`cueflow.longpoll`)."""
     limit = min(max(limit, 1), MAX_LIMIT)
-    deadline = engine.clock.now() + timedelta(seconds=min(max(wait, 0), MAX_WAIT_SECONDS))
-    if wait > 0 and engine.long_polls.watched(user.user_id, task):
+    deadline = services.clock.now() + timedelta(seconds=min(max(wait, 0), MAX_WAIT_SECONDS))
+    if wait > 0 and long_polls.watched(user.user_id, task):
         # the account's waits share a look that has found nothing since the last signal
-        rows = await engine.long_polls.wait(user.user_id, task, deadline)
+        rows = await long_polls.wait(user.user_id, task, deadline)
         return rows[:limit]
     while True:
-        ticket = engine.work.ticket()
-        rows = await claimable_rows(engine, user.user_id, task, limit)
-        if rows or engine.clock.now() >= deadline:
+        ticket = services.signals.work.ticket()
+        rows = await claimable_rows(services, user.user_id, task, limit)
+        if rows or services.clock.now() >= deadline:
             return rows
         if not ticket.is_set():  # else work may have come since the look: look again
-            return (await engine.long_polls.wait(user.user_id, task, deadline, ticket))[:limit]
+            return (await long_polls.wait(user.user_id, task, deadline, ticket))[:limit]
 
 
 _WORKER_CLAIM = move(Event.CLAIM, only=[Status.PENDING])
@@ -100,8 +88,8 @@ _WORKER_CLAIM = move(Event.CLAIM, only=[Status.PENDING])
 status, so the queue index hands out the oldest without sorting the whole due queue."""
 
 
-def _claim_values(engine: Engine, worker_id: str, now: datetime) -> dict[str, Any]:
-    lease = engine.settings.worker_claim_timeout_seconds
+def _claim_values(services: Services, worker_id: str, now: datetime) -> dict[str, Any]:
+    lease = services.settings.worker_claim_timeout_seconds
     return {
         "claimed_by_worker": worker_id,
         "claimed_at": now,
@@ -115,28 +103,30 @@ def _claim_values(engine: Engine, worker_id: str, now: datetime) -> dict[str, An
 
 
 async def claim(
-    engine: Engine, user: Principal, worker_id: str, execution_id: str | None = None
+    services: Services, user: Principal, worker_id: str, execution_id: str | None = None
 ) -> dict[str, Any]:
     """Claim ``execution_id`` (or the oldest due one) for ``worker_id``; 409 ``claim_failed``
     when another worker won, it is not claimable, not due, or not the caller's."""
     if execution_id is not None and not ids.is_uuid(execution_id):
         raise Conflict("Execution not available for claiming", code="claim_failed")
-    now = engine.clock.now()
-    lease = engine.settings.worker_claim_timeout_seconds
-    values = _claim_values(engine, worker_id, now)
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    lease = services.settings.worker_claim_timeout_seconds
+    values = _claim_values(services, worker_id, now)
+    async with services.store.tx() as tx:
         row = await tx.claim(
-            user.user_id, engine.pull_transports(), execution_id, _WORKER_CLAIM, now, values
+            user.user_id, services.transports.pull(), execution_id, _WORKER_CLAIM, now, values
         )
     if row is None:
-        engine.metrics.claim_conflicts.labels("next" if execution_id is None else "execution").inc()
+        services.metrics.claim_conflicts.labels(
+            "next" if execution_id is None else "execution"
+        ).inc()
         message = (
             "No executions available for claiming"
             if execution_id is None
             else "Execution not available for claiming"
         )
         raise Conflict(message, code="claim_failed")
-    engine.metrics.claims.inc()
+    services.metrics.claims.inc()
     return {"claimed": True, "execution_id": row["id"], "lease_seconds": lease}
 
 
@@ -153,7 +143,8 @@ class ClaimBatch:
 
 
 async def claim_batch(
-    engine: Engine,
+    services: Services,
+    long_polls: LongPolls,
     user: Principal,
     worker_id: str,
     *,
@@ -170,46 +161,44 @@ async def claim_batch(
     limit = min(max(limit, 1), MAX_LIMIT)
     wanted = None if execution_ids is None else list(dict.fromkeys(execution_ids))[:MAX_LIMIT]
     valid = None if wanted is None else [i for i in wanted if ids.is_uuid(i)]
-    deadline = engine.clock.now() + timedelta(seconds=min(max(wait, 0), MAX_WAIT_SECONDS))
-    lease = engine.settings.worker_claim_timeout_seconds
+    deadline = services.clock.now() + timedelta(seconds=min(max(wait, 0), MAX_WAIT_SECONDS))
+    lease = services.settings.worker_claim_timeout_seconds
     while True:
-        ticket = engine.work.ticket()
-        now = engine.clock.now()
+        ticket = services.signals.work.ticket()
+        now = services.clock.now()
         rows: list[Row] = []
         if valid is None or valid:
-            async with engine.store.tx() as tx:
+            async with services.store.tx() as tx:
                 rows = await tx.claim_many(
                     user.user_id,
-                    engine.pull_transports(),
+                    services.transports.pull(),
                     valid,
                     limit if valid is None else len(valid),
                     task,
                     _WORKER_CLAIM,
                     now,
-                    _claim_values(engine, worker_id, now),
+                    _claim_values(services, worker_id, now),
                 )
-        if rows or wanted is not None or engine.clock.now() >= deadline:
+        if rows or wanted is not None or services.clock.now() >= deadline:
             break
-        if not ticket.is_set() and not await engine.long_polls.wait(
-            user.user_id, task, deadline, ticket
-        ):
+        if not ticket.is_set() and not await long_polls.wait(user.user_id, task, deadline, ticket):
             break  # the wait is over (or the account may not wait more): nothing claimed
     got = {row["id"] for row in rows}
     refused = [i for i in wanted or [] if i not in got]
-    engine.metrics.claims.inc(len(rows))
-    engine.metrics.claim_conflicts.labels("execution").inc(len(refused))
+    services.metrics.claims.inc(len(rows))
+    services.metrics.claim_conflicts.labels("execution").inc(len(refused))
     return ClaimBatch(rows, lease, now + timedelta(seconds=lease), refused)
 
 
 async def heartbeat(
-    engine: Engine, user: Principal, execution_id: str, worker_id: str | None
+    services: Services, user: Principal, execution_id: str, worker_id: str | None
 ) -> dict[str, Any]:
     """Extend a claim's lease. 404 unknown, 409 not claimed, 403 claimed by another worker."""
     if not ids.is_uuid(execution_id):
         raise NotFound("Execution not found", code="execution_not_found")
-    now = engine.clock.now()
-    until = now + timedelta(seconds=engine.settings.worker_claim_timeout_seconds)
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    until = now + timedelta(seconds=services.settings.worker_claim_timeout_seconds)
+    async with services.store.tx() as tx:
         row = await tx.get_execution(user.user_id, execution_id)
         if row is None:
             raise NotFound("Execution not found", code="execution_not_found")
@@ -235,7 +224,7 @@ async def heartbeat(
 
 
 async def release(
-    engine: Engine,
+    services: Services,
     user: Principal,
     execution_id: str,
     worker_id: str,
@@ -249,12 +238,12 @@ async def release(
     409 not claimed, 403 claimed by another worker."""
     if not ids.is_uuid(execution_id):
         raise NotFound("Execution not found", code="execution_not_found")
-    now = engine.clock.now()
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    async with services.store.tx() as tx:
         row = await tx.get_execution(user.user_id, execution_id)
         if row is None:
             raise NotFound("Execution not found", code="execution_not_found")
-        if row["status"] != Status.DELIVERING or not engine.is_pull(row["transport"]):
+        if row["status"] != Status.DELIVERING or not services.transports.is_pull(row["transport"]):
             raise Conflict(
                 "Execution is not currently being claimed", code="execution_not_claiming"
             )
@@ -282,7 +271,7 @@ async def release(
             one_time = {"cue_id": cue["id"], "schedule_type": cue["schedule_type"]}
             await _fail_one_time_cue(tx, one_time, now)
     if not exhausted:
-        engine.work.notify()
+        services.signals.work.notify()
     return {
         "execution_id": execution_id,
         "released": True,
@@ -292,14 +281,14 @@ async def release(
     }
 
 
-async def sweep(engine: Engine, limit: int = 500) -> int:
+async def sweep(services: Services, limit: int = 500) -> int:
     """Return expired claims to the queue (or fail them) and mark long-unclaimed executions
     ``missed``; returns how many executions changed."""
-    now = engine.clock.now()
-    settings = engine.settings
-    pull = engine.pull_transports()
+    now = services.clock.now()
+    settings = services.settings
+    pull = services.transports.pull()
     changed = 0
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         stale_before = now - timedelta(seconds=settings.worker_heartbeat_timeout_seconds)
         for row in await tx.expired_leases(now, stale_before, pull, limit):
             lease_over = row["lease_expires_at"] is not None and row["lease_expires_at"] <= now
@@ -314,7 +303,7 @@ async def sweep(engine: Engine, limit: int = 500) -> int:
             )
             if done is not None:
                 changed += 1
-                engine.metrics.lease_expiries.labels("claim" if lease_over else "stale").inc()
+                services.metrics.lease_expiries.labels("claim" if lease_over else "stale").inc()
                 if exhausted:
                     await _fail_one_time_cue(tx, row, now)
         if settings.worker_unclaimed_timeout_seconds > 0:
@@ -332,25 +321,25 @@ async def sweep(engine: Engine, limit: int = 500) -> int:
                     changed += 1
                     await _fail_one_time_cue(tx, row, now)
     if changed:
-        engine.work.notify()
+        services.signals.work.notify()
     return changed
 
 
-async def sweep_forever(engine: Engine) -> None:
+async def sweep_forever(services: Services) -> None:
     """The engine's sweeper task: :func:`sweep` every ``sweep_interval_seconds``."""
-    interval = engine.settings.sweep_interval_seconds
-    pulse = engine.loops.pulse("sweeper")
+    interval = services.settings.sweep_interval_seconds
+    pulse = services.loops.pulse("sweeper")
     while True:
         pulse.busy()
         try:
-            await sweep(engine)
+            await sweep(services)
         except DatabaseUnavailable as exc:
             log.warning("lease sweep failed: %s", exc.message)
         except Exception:
             log.exception("lease sweep failed")
         pulse.idle()
-        await engine.clock.sleep_until(
-            engine.clock.now() + timedelta(seconds=interval), asyncio.Event()
+        await services.clock.sleep_until(
+            services.clock.now() + timedelta(seconds=interval), asyncio.Event()
         )
 
 

@@ -7,26 +7,22 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from cueflow import ids, quotas, schedule
+import cueflow.ids as ids
+import cueflow.quotas as quotas
+import cueflow.schedule as schedule
 from cueflow.accounts import Principal
 from cueflow.errors import CueflowError, NotFound
+from cueflow.errors import CueValidationError as CueValidationError  # its former home
 from cueflow.jsonvalues import has_huge_int, has_nul
 from cueflow.schemas import CallbackPatch, CueCreate, CueUpdate, OnFailureIn, RetryIn, ScheduleIn
 from cueflow.store import Duplicate, Row
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 MAX_PAYLOAD_BYTES = 1_048_576
 NO_WORKER_WARNING = "No active workers found. Start a cueapi-worker to process this cue."
 DEFAULT_ON_FAILURE = {"email": True, "webhook": None, "pause": False}
-
-
-class CueValidationError(CueflowError):
-    """A whole-cue rule failed; rendered like a Pydantic model error (422, loc ``body``)."""
-
-    code = "validation_error"
-    status = 422
 
 
 def check_payload(payload: dict[str, Any]) -> None:
@@ -105,10 +101,12 @@ def first_run(sched: schedule.Schedule, now: datetime) -> datetime | None:
     return schedule.next_fire_after(sched, now, anchor=now)
 
 
-async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[Row, str | None]:
+async def create_cue(
+    services: Services, user: Principal, spec: CueCreate
+) -> tuple[Row, str | None]:
     """Create a cue; returns it and the no-worker warning for pull transports."""
-    now = engine.clock.now()
-    transport = engine.transport(spec.transport)
+    now = services.clock.now()
+    transport = services.transports.named(spec.transport)
     payload = spec.payload or {}
     try:
         check_payload(payload)
@@ -116,7 +114,7 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
     except CueflowError:
         # A taken name or a full account is reported before a bad schedule or payload; the
         # happy path checks both inside the one transaction that inserts the cue.
-        await _check_room(engine, user, spec.name)
+        await _check_room(services, user, spec.name)
         raise
     callback = spec.callback
     values: dict[str, Any] = {
@@ -147,54 +145,54 @@ async def create_cue(engine: Engine, user: Principal, spec: CueCreate) -> tuple[
     try:
         await transport.validate_cue(values)
     except CueflowError:
-        await _check_room(engine, user, spec.name)
+        await _check_room(services, user, spec.name)
         raise
     try:
-        async with engine.store.tx() as tx:
-            if engine.settings.active_cue_limit > 0 and await tx.cue_name_taken(
+        async with services.store.tx() as tx:
+            if services.settings.active_cue_limit > 0 and await tx.cue_name_taken(
                 user.user_id, spec.name
             ):
                 raise _duplicate_name(spec.name)
-            await quotas.check_cue_limit(engine, tx, user.user_id, lock=True)
+            await quotas.check_cue_limit(services, tx, user.user_id, lock=True)
             await tx.insert_cue(values)
             row = await tx.get_cue(user.user_id, values["id"])
             await tx.notify_schedule_changed()
             live = (
                 await tx.count_live_workers(
                     user.user_id,
-                    engine.seconds_ago(engine.settings.worker_heartbeat_timeout_seconds),
+                    services.seconds_ago(services.settings.worker_heartbeat_timeout_seconds),
                 )
                 if transport.pull
                 else 1
             )
     except Duplicate as dup:
         raise _duplicate_name(spec.name) from dup
-    engine.wake()
+    services.signals.wake()
     assert row is not None
     return row, (NO_WORKER_WARNING if live == 0 else None)
 
 
-async def _check_room(engine: Engine, user: Principal, name: str) -> None:
+async def _check_room(services: Services, user: Principal, name: str) -> None:
     """409 when ``name`` is taken, 403 when the account has no room for another cue."""
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         if await tx.cue_name_taken(user.user_id, name):
             raise _duplicate_name(name)
-        await quotas.check_cue_limit(engine, tx, user.user_id)
+        await quotas.check_cue_limit(services, tx, user.user_id)
 
 
-async def get_cue(engine: Engine, user: Principal, cue_id: str) -> Row:
+async def get_cue(services: Services, user: Principal, cue_id: str) -> Row:
     """One of the caller's cues, or 404 ``cue_not_found``."""
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         row = await tx.get_cue(user.user_id, cue_id)
     if row is None:
         raise NotFound("Cue not found", code="cue_not_found")
     return row
 
 
-async def update_cue(engine: Engine, user: Principal, cue_id: str, patch: CueUpdate) -> Row:
+async def update_cue(services: Services, user: Principal, cue_id: str, patch: CueUpdate) -> Row:
     """Apply a PATCH: only the fields sent change; ``status`` pauses or resumes."""
-    now = engine.clock.now()
-    current = await get_cue(engine, user, cue_id)
+    now = services.clock.now()
+    current = await get_cue(services, user, cue_id)
     values: dict[str, Any] = {"updated_at": now}
     sent = patch.model_fields_set
     if patch.name is not None:
@@ -230,16 +228,18 @@ async def update_cue(engine: Engine, user: Principal, cue_id: str, patch: CueUpd
     elif patch.status == "active":
         values["status"] = "active"
         values["next_run"] = first_run(sched, now)
-    await engine.transport(current["transport"]).validate_cue({**current, **values}, current)
+    await services.transports.named(current["transport"]).validate_cue(
+        {**current, **values}, current
+    )
     try:
-        async with engine.store.tx() as tx:
+        async with services.store.tx() as tx:
             row = await tx.update_cue(user.user_id, cue_id, values)
             await tx.notify_schedule_changed()
     except Duplicate as dup:
         raise _duplicate_name(patch.name or "") from dup
     if row is None:
         raise NotFound("Cue not found", code="cue_not_found")
-    engine.wake()
+    services.signals.wake()
     return row
 
 
@@ -255,9 +255,9 @@ def _callback_changes(callback: CallbackPatch) -> dict[str, Any]:
     return changes
 
 
-async def delete_cue(engine: Engine, user: Principal, cue_id: str) -> None:
+async def delete_cue(services: Services, user: Principal, cue_id: str) -> None:
     """Delete a cue with its executions, or 404."""
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         deleted = await tx.delete_cue(user.user_id, cue_id)
         await tx.notify_schedule_changed()
     if not deleted:

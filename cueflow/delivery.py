@@ -50,7 +50,7 @@ says it was interrupted) and the execution is retried or failed like any other f
 A receiver may therefore see an execution twice and should be idempotent on ``execution_id``.
 
 The dispatcher loop (started with the engine) wakes when the scheduler creates executions
-(:meth:`cueflow.engine.Engine.executions_created`) and when a delivery finishes, and otherwise
+(:meth:`cueflow.signals.Signals.executions_created`) and when a delivery finishes, and otherwise
 sleeps until the next pending execution, retry or lease expiry — at most
 ``delivery_poll_seconds``, the bound on how late it notices work another node left behind.
 Tests drive it with :meth:`Dispatcher.deliver_due` instead.
@@ -69,14 +69,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from cueflow import alerts, logs
+import cueflow.alerts as alerts
+import cueflow.logs as logs
 from cueflow.outcomes import outcome_state
 from cueflow.states import Event, Status, move
 from cueflow.store import Row
 from cueflow.transport import Delivery, DeliveryResult, Notice, PushTransport, TaskRouter
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -209,15 +210,15 @@ async def _write_outcome(tx: Any, row: Row, result: DeliveryResult, now: datetim
     await tx.update_execution(row["id"], values, expect={"outcome_recorded_at": None})
 
 
-async def record_attempt(engine: Engine, row: Row, result: DeliveryResult) -> Notice | None:
+async def record_attempt(services: Services, row: Row, result: DeliveryResult) -> Notice | None:
     """Record the result of the attempt claimed as ``row`` (and, when it ``is_outcome``, the
     outcome, in the same transaction); returns the ``cue.failed`` notice to send when it was the
     last attempt and failed."""
-    now = engine.clock.now()
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    async with services.store.tx() as tx:
         if not result.ok:
             return await _attempt_failed(
-                engine, tx, row, result.error, result.http_status, now, result
+                services, tx, row, result.error, result.http_status, now, result
             )
         values = {
             "http_status": result.http_status,
@@ -243,7 +244,7 @@ async def record_attempt(engine: Engine, row: Row, result: DeliveryResult) -> No
 
 
 async def _attempt_failed(
-    engine: Engine,
+    services: Services,
     tx: Any,
     row: Row,
     error: str | None,
@@ -262,7 +263,7 @@ async def _attempt_failed(
     }
     if not final:
         wait = retry_wait(
-            row["retry_backoff_minutes"] or [], attempt, engine.settings.retry_jitter_seconds
+            row["retry_backoff_minutes"] or [], attempt, services.settings.retry_jitter_seconds
         )
         values["next_retry"] = now + wait
     event = Event.FAILED if final else Event.RETRY_SCHEDULED
@@ -290,9 +291,9 @@ class Dispatcher:
     """Claims due push executions, runs their deliveries with bounded concurrency and records
     the results; one per engine, any number per database."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.wakeup = asyncio.Event()
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.wakeup = services.signals.dispatcher
         self._running: dict[asyncio.Task[None], Slot] = {}
         """Tasks in flight, with what each delivery is for."""
         self._next_waiting_check: datetime | None = None
@@ -304,9 +305,9 @@ class Dispatcher:
     def free_slots(self, transport: str | None = None) -> int:
         """How many more deliveries may start now (of ``transport``, when given: its own
         ``concurrency`` bound applies too)."""
-        free = self.engine.settings.delivery_concurrency - len(self._running)
+        free = self.services.settings.delivery_concurrency - len(self._running)
         if transport is not None:
-            own = getattr(self.engine.push_transports().get(transport), "concurrency", None)
+            own = getattr(self.services.transports.push().get(transport), "concurrency", None)
             if own is not None:
                 busy = sum(1 for slot in self._running.values() if slot.transport == transport)
                 free = min(free, own - busy)
@@ -315,7 +316,7 @@ class Dispatcher:
     def capped_accounts(self, busy: Iterable[Slot] = ()) -> list[str]:
         """Accounts with ``delivery_per_account_concurrency`` deliveries in flight (also
         counting ``busy``): none of theirs may start now."""
-        cap = self.engine.settings.delivery_per_account_concurrency
+        cap = self.services.settings.delivery_per_account_concurrency
         if not cap:
             return []
         counts = Counter(slot.account for slot in (*self._running.values(), *busy))
@@ -325,18 +326,18 @@ class Dispatcher:
         """One pass: fail attempts whose lease ran out, make due retries ready, claim due
         executions for the free delivery slots and start delivering them. Returns how many
         deliveries started (they run on as tasks)."""
-        engine = self.engine
-        push = engine.push_transports()
+        services = self.services
+        push = services.transports.push()
         if not push:
             return 0
         notices = await self._expire_leases(list(push))
         if notices:
-            self._spawn(alerts.send(engine, notices), Slot(None))
+            self._spawn(alerts.send(services, notices), Slot(None))
         await self._mark_waiting(push)
-        now = engine.clock.now()
+        now = services.clock.now()
         claimed: list[tuple[Slot, PushTransport, Row]] = []
         held_back = False
-        async with engine.store.tx() as tx:
+        async with services.store.tx() as tx:
             await tx.promote_retries(list(push), move(Event.RETRY_DUE), now, {"updated_at": now})
             for name, transport in push.items():
                 slots = min(self.free_slots() - len(claimed), self.free_slots(name))
@@ -363,7 +364,7 @@ class Dispatcher:
     ) -> tuple[list[Row], bool]:
         """Claim up to ``slots`` due executions of ``transport``, shared fairly (``taken``:
         slots this pass claimed already); also says whether due work was left for a cap."""
-        settings = self.engine.settings
+        settings = self.services.settings
         per_account = settings.delivery_per_account_concurrency
         capped = self.capped_accounts(taken)
         candidates = await tx.due_deliveries(
@@ -412,20 +413,20 @@ class Dispatcher:
         """When the dispatcher next has work it can take: a pending execution, a retry or a
         lease expiry of a transport with a free slot (a busy one wakes the loop when a delivery
         finishes); pending work of accounts at their cap waits for such a wake-up too."""
-        push = {n: t for n, t in self.engine.push_transports().items() if self.free_slots(n)}
+        push = {n: t for n, t in self.services.transports.push().items() if self.free_slots(n)}
         if not push:
             return None
         routed = {name: tasks for name, t in push.items() if (tasks := tasks_of(t)) is not None}
-        async with self.engine.store.tx() as tx:
+        async with self.services.store.tx() as tx:
             return await tx.next_delivery_due(list(push), routed, self.capped_accounts())
 
     async def run(self) -> None:
         """Dispatch, then sleep until work is due, a delivery finishes or new executions exist."""
-        clock = self.engine.clock
-        poll = timedelta(seconds=self.engine.settings.delivery_poll_seconds)
+        clock = self.services.clock
+        poll = timedelta(seconds=self.services.settings.delivery_poll_seconds)
         while True:
             self.wakeup.clear()
-            self.engine.loops.pulse("dispatcher").busy()
+            self.services.loops.pulse("dispatcher").busy()
             when: datetime | None = None
             try:
                 await self.dispatch()
@@ -434,7 +435,7 @@ class Dispatcher:
             except Exception:
                 log.exception("delivery cycle failed; retrying in 1 s")
                 when = clock.now() + timedelta(seconds=1)
-            self.engine.loops.pulse("dispatcher").idle()
+            self.services.loops.pulse("dispatcher").idle()
             now = clock.now()
             if when is not None and when <= now:
                 # Due work this pass could not take (rows another node holds): look again soon.
@@ -455,16 +456,16 @@ class Dispatcher:
     async def _mark_waiting(self, push: dict[str, PushTransport]) -> None:
         """Say on each execution no process here can deliver what it waits for (at most every
         ``delivery_poll_seconds``; only once it has been due for twice that)."""
-        engine = self.engine
-        now = engine.clock.now()
+        services = self.services
+        now = services.clock.now()
         if self._next_waiting_check is not None and now < self._next_waiting_check:
             return
-        poll = timedelta(seconds=engine.settings.delivery_poll_seconds)
+        poll = timedelta(seconds=services.settings.delivery_poll_seconds)
         self._next_waiting_check = now + poll
         routers = [(name, t) for name, t in push.items() if tasks_of(t) is not None]
         if not routers:
             return
-        async with engine.store.tx() as tx:
+        async with services.store.tx() as tx:
             for name, transport in routers:
                 router = cast(TaskRouter, transport)
                 rows = await tx.unserved_deliveries(
@@ -479,13 +480,13 @@ class Dispatcher:
                     await tx.update_execution(row["id"], values, expect=expect)
 
     async def _expire_leases(self, transports: list[str]) -> list[Notice]:
-        engine = self.engine
-        now = engine.clock.now()
+        services = self.services
+        now = services.clock.now()
         notices: list[Notice] = []
-        async with engine.store.tx() as tx:
+        async with services.store.tx() as tx:
             for row in await tx.expired_leases(now, now, transports, LEASE_SWEEP_LIMIT):
-                engine.metrics.lease_expiries.labels("delivery").inc()
-                notice = await _attempt_failed(engine, tx, row, INTERRUPTED, None, now)
+                services.metrics.lease_expiries.labels("delivery").inc()
+                notice = await _attempt_failed(services, tx, row, INTERRUPTED, None, now)
                 if notice is not None:
                     notices.append(notice)
         return notices
@@ -498,14 +499,16 @@ class Dispatcher:
         except Exception as exc:
             log.exception("transport %r failed on execution %s", transport.name, row["id"])
             result = DeliveryResult(ok=False, error=(str(exc) or type(exc).__name__)[:500])
-        self.engine.metrics.delivered(transport.name, result.ok, row, time.perf_counter() - started)
+        self.services.metrics.delivered(
+            transport.name, result.ok, row, time.perf_counter() - started
+        )
         if not result.ok:
             log.info("delivery attempt %d failed: %s", row["attempts"], result.error)
-        notice = await record_attempt(self.engine, row, result)
+        notice = await record_attempt(self.services, row, result)
         if not result.ok:
             self.wakeup.set()  # a retry is now scheduled: the loop's next wake-up may move
         if notice is not None:
-            await alerts.send(self.engine, [notice])
+            await alerts.send(self.services, [notice])
 
     def _spawn(self, work: Coroutine[Any, Any, None], slot: Slot) -> None:
         task = asyncio.create_task(work, name="cueflow-delivery")

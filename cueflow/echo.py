@@ -21,7 +21,7 @@ from cueflow.errors import CueflowError
 from cueflow.jsonvalues import strip_nul
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 ECHO_SECONDS = 300
 MAX_ECHO_BYTES = 1_000_000
@@ -39,7 +39,7 @@ def check_token(token: str) -> None:
 
 
 async def store_echo(
-    engine: Engine, token: str, body: bytes, headers: Iterable[tuple[str, str]]
+    services: Services, token: str, body: bytes, headers: Iterable[tuple[str, str]]
 ) -> dict[str, bool]:
     """Keep ``body`` (which must be JSON) and ``headers`` under ``token``."""
     check_token(token)
@@ -50,8 +50,8 @@ async def store_echo(
     except orjson.JSONDecodeError as exc:
         raise CueflowError("Request body is not valid JSON", code="invalid_json") from exc
     kept = {name.lower(): value for name, value in headers if name.lower() not in PRIVATE_HEADERS}
-    now = engine.clock.now()
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    async with services.store.tx() as tx:
         await tx.forget_echoes(now)
         await tx.put_echo(
             {
@@ -65,10 +65,10 @@ async def store_echo(
     return {"stored": True}
 
 
-async def read_echo(engine: Engine, token: str) -> dict[str, Any]:
+async def read_echo(services: Services, token: str) -> dict[str, Any]:
     """``{"status": "waiting"}``, or ``delivered`` with the stored payload and headers."""
-    async with engine.store.tx() as tx:
-        row = await tx.get_echo(token, engine.clock.now())
+    async with services.store.tx() as tx:
+        row = await tx.get_echo(token, services.clock.now())
     if row is None:
         return {"status": "waiting"}
     return {

@@ -1,7 +1,10 @@
-"""The engine: every use case of cueflow, free of HTTP.
+"""The engine: the lifecycle and the public Python API of cueflow, free of HTTP.
 
 The REST API, the CLI and embedding applications all call these methods; nothing else changes
-stored state, so whatever the REST API does, Python code does through the same calls. An engine
+stored state, so whatever the REST API does, Python code does through the same calls. The
+engine composes: it builds one :class:`cueflow.services.Services` (store, clock, settings,
+metrics, transports, wake-up signals, loops) and hands it to the use-case modules, the
+scheduler and the dispatcher, which never see the engine (``docs/architecture.md``). An engine
 is made over a store URL, started (it connects and migrates, then runs the scheduler loop, the
 lease sweeper and the push-delivery dispatcher as asyncio tasks) and closed::
 
@@ -24,31 +27,30 @@ REST API from an existing FastAPI app.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from cueflow import (
-    account_settings,
-    accounts,
-    alerts,
-    claims,
-    cues,
-    echo,
-    executions,
-    fire_now,
-    health,
-    outcomes,
-    signing_secrets,
-    usage,
-    verification,
-    workers,
-)
+import cueflow.account_settings as account_settings
+import cueflow.accounts as accounts
+import cueflow.alerts as alerts
+import cueflow.claims as claims
+import cueflow.cues as cues
+import cueflow.echo as echo
+import cueflow.executions as executions
+import cueflow.fire_now as fire_now
+import cueflow.health as health
+import cueflow.outcomes as outcomes
+import cueflow.signing_secrets as signing_secrets
+import cueflow.usage as usage
+import cueflow.verification as verification
+import cueflow.workers as workers
 from cueflow.accounts import Authenticator, Principal
 from cueflow.clock import Clock, SystemClock
 from cueflow.config import Settings
-from cueflow.cues import CueValidationError
 from cueflow.delivery import Dispatcher
 from cueflow.errors import CueflowError, PluginError
 from cueflow.fire import Scheduler
@@ -58,8 +60,10 @@ from cueflow.metrics import Metrics
 from cueflow.plugins import PluginManager
 from cueflow.runner import run_until_signalled
 from cueflow.schemas import ClaimRequest, CueCreate, CueUpdate, OutcomeReport, RegisterRequest
+from cueflow.services import Services, Transports
+from cueflow.signals import Signals, WorkSignal
 from cueflow.store import ExecutionFilter, ExecutionPage, Row, Store
-from cueflow.transport import HandlerHost, Notifier, PushTransport, Transport
+from cueflow.transport import HandlerHost, Notifier
 
 log = logging.getLogger(__name__)
 
@@ -95,37 +99,91 @@ class Engine:
         clock: Clock | None = None,
         plugins: Iterable[object] = (),
     ) -> None:
-        self.settings = settings or Settings()
-        self.clock: Clock = clock or SystemClock()
-        self.metrics = Metrics()
-        """This engine's Prometheus metrics (``GET /metrics`` renders its registry)."""
-        self.plugins = PluginManager(self.settings, extra=plugins)
-        self.transports: dict[str, Transport] = self.plugins.transports()
+        settings = settings or Settings()
+        self.plugins = PluginManager(settings, extra=plugins)
+        transports = Transports(self.plugins.transports())
         factories = self.plugins.stores()
-        scheme = _scheme(self.settings.database_url)
+        scheme = _scheme(settings.database_url)
         if scheme not in factories:
             raise PluginError(
                 f"no store plugin serves {scheme!r} URLs (installed: {sorted(factories)})"
             )
-        self.store: Store = factories[scheme](self.settings.database_url, self.settings)
-        self.auth = Authenticator(self)
-        self.scheduler = Scheduler(self)
-        self.dispatcher = Dispatcher(self)
-        self.work = claims.WorkSignal()
+        self.services = Services(
+            settings=settings,
+            clock=clock or SystemClock(),
+            store=factories[scheme](settings.database_url, settings),
+            metrics=Metrics(),
+            transports=transports,
+            signals=Signals(),
+            loops=Loops(settings.loop_stall_seconds),
+        )
+        """What the use cases, the scheduler, the dispatcher and the loops receive."""
+        self._compose()
+        self._opened = False
+
+    def _compose(self) -> None:
+        """Build the parts that hold the services."""
+        services = self.services
+        self.auth = Authenticator(services)
+        self.scheduler = Scheduler(services)
+        self.dispatcher = Dispatcher(services)
         self.long_polls = LongPolls(
-            self.clock,
-            self.work.ticket,
-            lambda user_id, task: claims.claimable_rows(self, user_id, task),
-            self.settings.max_waits_per_key,
+            services.clock,
+            services.signals.work.ticket,
+            functools.partial(claims.claimable_rows, services),
+            services.settings.max_waits_per_key,
         )
         """The long-polls waiting for claimable work, one shared look per account and task."""
-        self.notifier: Notifier | None = next(
-            (t for t in self.transports.values() if callable(getattr(t, "notify", None))), None
-        )
+
+    # the services, as embedders and tests have always read them --------------------------------
+    @property
+    def settings(self) -> Settings:
+        """This engine's settings."""
+        return self.services.settings
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every part of this engine reads."""
+        return self.services.clock
+
+    @property
+    def store(self) -> Store:
+        """The store this engine runs over."""
+        return self.services.store
+
+    @property
+    def metrics(self) -> Metrics:
+        """This engine's Prometheus metrics (``GET /metrics`` renders its registry)."""
+        return self.services.metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Metrics) -> None:
+        """Record into ``metrics`` instead (say over the process-wide registry); only before
+        the engine starts."""
+        if self.loops.running():
+            raise RuntimeError("set an engine's metrics before it starts")
+        self.services = dataclasses.replace(self.services, metrics=metrics)
+        self._compose()
+
+    @property
+    def transports(self) -> Transports:
+        """The installed transports by name."""
+        return self.services.transports
+
+    @property
+    def notifier(self) -> Notifier | None:
         """Sends failure notices: the first transport that has ``notify`` (the webhook one)."""
-        self.loops = Loops(self.settings.loop_stall_seconds)
+        return self.services.transports.notifier
+
+    @property
+    def loops(self) -> Loops:
         """The background loops, each reporting progress; a stalled one is restarted."""
-        self._opened = False
+        return self.services.loops
+
+    @property
+    def work(self) -> WorkSignal:
+        """Wakes long-polling workers when work may have become claimable."""
+        return self.services.signals.work
 
     # lifecycle --------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -149,13 +207,13 @@ class Engine:
         if self.loops.running():
             return
         for transport in self.transports.values():
-            await transport.start(self)
+            await transport.start(self.services)
         loops: dict[str, LoopFactory] = {
             "scheduler": self.scheduler.run,
-            "sweeper": lambda: claims.sweep_forever(self),
+            "sweeper": lambda: claims.sweep_forever(self.services),
             "listener": lambda: self.store.listen(self.wake, self.loops.pulse("listener")),
         }
-        if self.push_transports():
+        if self.transports.push():
             loops["dispatcher"] = self.dispatcher.run
         self.loops.start(loops, self.metrics)
 
@@ -181,10 +239,10 @@ class Engine:
         :meth:`start`/:meth:`close` instead."""
         asyncio.run(run_until_signalled(self, startup))
 
-    # helpers for the use-case modules ----------------------------------------------------------
+    # in-process handlers and wake-ups ------------------------------------------------------------
     def wake(self) -> None:
         """Make the scheduler re-read due times now (a cue changed)."""
-        self.scheduler.wakeup.set()
+        self.services.signals.wake()
 
     def handler(self, name: str) -> Callable[[F], F]:
         """Decorator: run the function for each fire of an ``inprocess`` cue whose
@@ -212,41 +270,10 @@ class Engine:
 
         return register
 
-    def transport(self, name: str) -> Transport:
-        """The transport called ``name``, or a 422 naming the available ones."""
-        found = self.transports.get(name)
-        if found is None:
-            names = " or ".join(f"'{n}'" for n in sorted(self.transports))
-            raise CueValidationError(f"body: Value error, transport must be {names}")
-        return found
-
-    def is_pull(self, transport: str) -> bool:
-        """Whether executions of ``transport`` wait for workers (unknown transports do)."""
-        found = self.transports.get(transport)
-        return found is None or found.pull
-
-    def pull_transports(self) -> list[str]:
-        """Names of the transports whose executions workers claim."""
-        return [name for name, t in self.transports.items() if t.pull]
-
-    def push_transports(self) -> dict[str, PushTransport]:
-        """The transports the dispatcher delivers to, by name."""
-        return {name: cast(PushTransport, t) for name, t in self.transports.items() if not t.pull}
-
-    def seconds_ago(self, seconds: float) -> datetime:
-        """``now - seconds`` on the engine clock."""
-        return self.clock.now() - timedelta(seconds=seconds)
-
-    def executions_created(self, rows: Sequence[Row]) -> None:
-        """Called after the scheduler inserted executions: wakes the delivery dispatcher."""
-        if rows:
-            self.dispatcher.wakeup.set()
-            self.work.notify()
-
     # accounts -----------------------------------------------------------------------------------
     async def register(self, email: str) -> dict[str, str]:
         """Create a user; returns ``{"api_key", "email"}``."""
-        return await accounts.register(self, RegisterRequest(email=email))
+        return await accounts.register(self.services, RegisterRequest(email=email))
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller behind an ``Authorization: Bearer cue_sk_...`` header value."""
@@ -260,23 +287,23 @@ class Engine:
         """The account registered with ``email``, created if there is none: how Python code
         gets a principal without handling API keys (none is returned or logged). Cues created
         for it are listed over REST to whoever holds a key of the same account."""
-        return await accounts.account(self, email)
+        return await accounts.account(self.services, email)
 
     async def webhook_secret(self, user: Principal) -> str:
         """The caller's webhook signing secret (``whsec_...``)."""
-        return await signing_secrets.webhook_secret(self, user)
+        return await signing_secrets.webhook_secret(self.services, user)
 
     async def rotate_webhook_secret(self, user: Principal) -> str:
         """Replace the caller's webhook secret; the next delivery is signed with the new one."""
-        return await signing_secrets.rotate_webhook_secret(self, user)
+        return await signing_secrets.rotate_webhook_secret(self.services, user)
 
     async def alert_webhook_secret(self, user: Principal) -> str:
         """The caller's alert webhook secret, created on first call."""
-        return await signing_secrets.alert_webhook_secret(self, user)
+        return await signing_secrets.alert_webhook_secret(self.services, user)
 
     async def rotate_alert_webhook_secret(self, user: Principal) -> str:
         """Replace the caller's alert webhook secret."""
-        return await signing_secrets.rotate_alert_webhook_secret(self, user)
+        return await signing_secrets.rotate_alert_webhook_secret(self.services, user)
 
     async def list_alerts(
         self,
@@ -288,7 +315,7 @@ class Engine:
         offset: int = 0,
     ) -> tuple[list[Row], int]:
         """A page of the caller's alerts, newest first, and the total."""
-        return await alerts.list_alerts(self, user, alert_type, since, limit, offset)
+        return await alerts.list_alerts(self.services, user, alert_type, since, limit, offset)
 
     # cues ---------------------------------------------------------------------------------------
     async def create_cue(
@@ -300,7 +327,7 @@ class Engine:
         :class:`pydantic.ValidationError`)."""
         if isinstance(spec, dict):
             spec = CueCreate.model_validate(spec)
-        return await cues.create_cue(self, user, spec)
+        return await cues.create_cue(self.services, user, spec)
 
     async def list_cues(
         self, user: Principal, *, status: str | None = None, limit: int = 50, offset: int = 0
@@ -312,7 +339,7 @@ class Engine:
 
     async def get_cue(self, user: Principal, cue_id: str) -> Row:
         """One cue, or 404."""
-        return await cues.get_cue(self, user, cue_id)
+        return await cues.get_cue(self.services, user, cue_id)
 
     async def update_cue(
         self, user: Principal, cue_id: str, patch: CueUpdate | dict[str, Any]
@@ -320,7 +347,7 @@ class Engine:
         """Change a cue (PATCH semantics)."""
         if isinstance(patch, dict):
             patch = CueUpdate.model_validate(patch)
-        return await cues.update_cue(self, user, cue_id, patch)
+        return await cues.update_cue(self.services, user, cue_id, patch)
 
     async def pause_cue(self, user: Principal, cue_id: str) -> Row:
         """Pause a cue: it stops firing until resumed."""
@@ -332,7 +359,7 @@ class Engine:
 
     async def delete_cue(self, user: Principal, cue_id: str) -> None:
         """Delete a cue and its executions."""
-        await cues.delete_cue(self, user, cue_id)
+        await cues.delete_cue(self.services, user, cue_id)
 
     # executions ---------------------------------------------------------------------------------
     async def list_executions(
@@ -345,18 +372,18 @@ class Engine:
     ) -> ExecutionPage:
         """A page of the caller's executions, newest first."""
         return await executions.list_executions(
-            self, user, where or ExecutionFilter(), limit, offset
+            self.services, user, where or ExecutionFilter(), limit, offset
         )
 
     async def get_execution(self, user: Principal, execution_id: str) -> Row:
         """One execution, or 404."""
-        return await executions.get_execution(self, user, execution_id)
+        return await executions.get_execution(self.services, user, execution_id)
 
     async def cue_executions(
         self, user: Principal, cue_id: str, *, limit: int = 10, offset: int = 0
     ) -> tuple[list[Row], int]:
         """A page of one cue's executions and their total."""
-        return await executions.cue_executions(self, user, cue_id, limit, offset)
+        return await executions.cue_executions(self.services, user, cue_id, limit, offset)
 
     async def claimable(
         self,
@@ -368,7 +395,7 @@ class Engine:
     ) -> list[Row]:
         """Executions ready to be claimed by the caller's workers, oldest first; with ``wait``
         seconds an empty answer waits for work to arrive (long-poll)."""
-        return await claims.claimable(self, user, task, limit, wait)
+        return await claims.claimable(self.services, self.long_polls, user, task, limit, wait)
 
     async def claim_batch(
         self,
@@ -384,7 +411,14 @@ class Engine:
         due), each with its own lease, exactly as single claims would."""
         ClaimRequest(worker_id=worker_id)
         return await claims.claim_batch(
-            self, user, worker_id, limit=limit, execution_ids=execution_ids, task=task, wait=wait
+            self.services,
+            self.long_polls,
+            user,
+            worker_id,
+            limit=limit,
+            execution_ids=execution_ids,
+            task=task,
+            wait=wait,
         )
 
     async def claim(
@@ -392,13 +426,13 @@ class Engine:
     ) -> dict[str, Any]:
         """Claim one execution (or the oldest due one) with a lease."""
         ClaimRequest(worker_id=worker_id)
-        return await claims.claim(self, user, worker_id, execution_id)
+        return await claims.claim(self.services, user, worker_id, execution_id)
 
     async def heartbeat_execution(
         self, user: Principal, execution_id: str, worker_id: str | None = None
     ) -> dict[str, Any]:
         """Extend the lease of a claimed execution."""
-        return await claims.heartbeat(self, user, execution_id, worker_id)
+        return await claims.heartbeat(self.services, user, execution_id, worker_id)
 
     async def report_outcome(
         self,
@@ -410,7 +444,7 @@ class Engine:
         """Record an execution's outcome (once)."""
         if isinstance(report, dict):
             report = OutcomeReport.model_validate(report)
-        return await outcomes.record_outcome(self, user, execution_id, report, worker_id)
+        return await outcomes.record_outcome(self.services, user, execution_id, report, worker_id)
 
     async def report_outcomes(
         self,
@@ -424,7 +458,7 @@ class Engine:
             (eid, OutcomeReport.model_validate(r) if isinstance(r, dict) else r)
             for eid, r in reports
         ]
-        return await outcomes.record_outcomes(self, user, parsed, worker_id)
+        return await outcomes.record_outcomes(self.services, user, parsed, worker_id)
 
     async def release_execution(
         self,
@@ -439,7 +473,7 @@ class Engine:
         with the claim counted, claimable again after ``retry_after_seconds`` (default: the
         cue's retry backoff), or failed once its attempts are used up."""
         return await claims.release(
-            self, user, execution_id, worker_id, reason, retry_after_seconds
+            self.services, user, execution_id, worker_id, reason, retry_after_seconds
         )
 
     # workers ------------------------------------------------------------------------------------
@@ -447,15 +481,15 @@ class Engine:
         self, user: Principal, worker_id: str, handlers: list[str] | None = None
     ) -> dict[str, Any]:
         """Register or refresh a worker."""
-        return await workers.heartbeat(self, user, worker_id, handlers)
+        return await workers.heartbeat(self.services, user, worker_id, handlers)
 
     async def list_workers(self, user: Principal) -> list[dict[str, Any]]:
         """The caller's workers and their liveness."""
-        return await workers.list_workers(self, user)
+        return await workers.list_workers(self.services, user)
 
     async def delete_worker(self, user: Principal, worker_id: str) -> None:
         """Forget a worker."""
-        await workers.delete_worker(self, user, worker_id)
+        await workers.delete_worker(self.services, user, worker_id)
 
     # background work, callable directly (tests move a fake clock, then call these) ---------------
     async def fire_due(self) -> int:
@@ -464,7 +498,7 @@ class Engine:
 
     async def sweep(self) -> int:
         """Expire leases and mark unclaimed executions missed; returns how many changed."""
-        return await claims.sweep(self)
+        return await claims.sweep(self.services)
 
     async def deliver_due(self) -> int:
         """Hand every due push execution (new, retry due, or lease expired) to its transport and
@@ -483,35 +517,35 @@ class Engine:
         """Fire a cue now, or at ``send_at`` if that is in the future (any cue status), with
         ``payload_override`` replacing the cue's payload for that run; returns the new
         ``pending`` execution (``triggered_by`` ``manual_fire``)."""
-        return await fire_now.fire_cue(self, user, cue_id, send_at, payload_override)
+        return await fire_now.fire_cue(self.services, user, cue_id, send_at, payload_override)
 
     async def replay_execution(self, user: Principal, execution_id: str) -> Row:
         """Run a finished execution's cue again now; returns the new execution (``triggered_by``
         ``replay``)."""
-        return await fire_now.replay_execution(self, user, execution_id)
+        return await fire_now.replay_execution(self.services, user, execution_id)
 
     # verification --------------------------------------------------------------------------------
     async def verify_outcome(
         self, user: Principal, execution_id: str, *, valid: bool = True, reason: str | None = None
     ) -> dict[str, Any]:
         """Confirm (``valid``) or reject an execution's reported outcome."""
-        return await verification.verify(self, user, execution_id, valid, reason)
+        return await verification.verify(self.services, user, execution_id, valid, reason)
 
     async def mark_verification_pending(self, user: Principal, execution_id: str) -> dict[str, Any]:
         """Put an execution's recorded outcome back to ``verification_pending``."""
-        return await verification.mark_pending(self, user, execution_id)
+        return await verification.mark_pending(self.services, user, execution_id)
 
     async def append_evidence(
         self, user: Principal, execution_id: str, evidence: dict[str, Any]
     ) -> dict[str, Any]:
         """Add evidence (``external_id``, ``result_url``, ``summary`` ...) to a recorded
         outcome."""
-        return await verification.append_evidence(self, user, execution_id, evidence)
+        return await verification.append_evidence(self.services, user, execution_id, evidence)
 
     # the caller's account ------------------------------------------------------------------------
     async def me(self, user: Principal) -> dict[str, Any]:
         """The caller's account: email, plan, counts and limits, key prefix, slug."""
-        return await account_settings.me(self, user)
+        return await account_settings.me(self.services, user)
 
     async def update_me(
         self, user: Principal, update: account_settings.AccountUpdate | dict[str, Any]
@@ -519,38 +553,38 @@ class Engine:
         """Change the caller's ``email`` and/or ``alert_webhook_url`` (``""`` clears it)."""
         if isinstance(update, dict):
             update = account_settings.AccountUpdate.model_validate(update)
-        return await account_settings.update_me(self, user, update)
+        return await account_settings.update_me(self.services, self.auth, user, update)
 
     async def regenerate_api_key(self, user: Principal) -> str:
         """Replace the caller's API key; the old one answers 401 ``key_rotated`` from now on."""
-        return await account_settings.regenerate_key(self, user)
+        return await account_settings.regenerate_key(self.services, self.auth, user)
 
     async def reveal_api_key(self, user: Principal) -> dict[str, Any]:
         """What ``GET /v1/auth/key`` shows: only the key's prefix (keys are stored hashed)."""
-        return await account_settings.reveal_key(self, user)
+        return await account_settings.reveal_key(self.services, user)
 
     async def usage(self, user: Principal, *, rate_used: int = 0) -> dict[str, Any]:
         """The caller's usage this calendar month against the configured limits."""
-        return await usage.usage(self, user, rate_used)
+        return await usage.usage(self.services, user, rate_used)
 
     # echo receiver, health -----------------------------------------------------------------------
     async def store_echo(
         self, token: str, body: bytes, headers: Iterable[tuple[str, str]]
     ) -> dict[str, bool]:
         """Keep a JSON body and its headers under ``token`` for a few minutes."""
-        return await echo.store_echo(self, token, body, headers)
+        return await echo.store_echo(self.services, token, body, headers)
 
     async def read_echo(self, token: str) -> dict[str, Any]:
         """What was stored under ``token``: ``{"status": "waiting"}`` or ``delivered``."""
-        return await echo.read_echo(self, token)
+        return await echo.read_echo(self.services, token)
 
     async def health(self) -> dict[str, Any]:
         """Database and scheduler state, and queue depth."""
-        return await health.health(self)
+        return await health.health(self.services)
 
     async def status(self) -> dict[str, str]:
         """``healthy``, ``degraded`` or (database unreachable) ``down``."""
-        return await health.status(self)
+        return await health.status(self.services)
 
     def info(self) -> dict[str, Any]:
         """The server's version and authentication model."""

@@ -23,6 +23,13 @@ class CueflowError(Exception):
             self.status = status
 
 
+class CueValidationError(CueflowError):
+    """A whole-cue rule failed; rendered like a Pydantic model error (422, loc ``body``)."""
+
+    code = "validation_error"
+    status = 422
+
+
 class InvalidSchedule(CueflowError):
     """A schedule that cannot be computed: bad type, bad cron, missing or past ``at``."""
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cueflow import ids
+import cueflow.ids as ids
 from cueflow.accounts import Principal
 from cueflow.errors import CueflowError, NotFound
 from cueflow.store import ExecutionFilter, ExecutionPage, Row
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 
 def status_filter(status: str | None, status_in: str | None) -> list[str] | None:
@@ -28,18 +28,18 @@ def status_filter(status: str | None, status_in: str | None) -> list[str] | None
 
 
 async def list_executions(
-    engine: Engine, user: Principal, where: ExecutionFilter, limit: int, offset: int
+    services: Services, user: Principal, where: ExecutionFilter, limit: int, offset: int
 ) -> ExecutionPage:
     """A page of the caller's executions, newest first."""
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         return await tx.list_executions(user.user_id, where, limit, offset)
 
 
-async def get_execution(engine: Engine, user: Principal, execution_id: str) -> Row:
+async def get_execution(services: Services, user: Principal, execution_id: str) -> Row:
     """One of the caller's executions, or 404 ``execution_not_found``."""
     row = None
     if ids.is_uuid(execution_id):
-        async with engine.store.tx() as tx:
+        async with services.store.tx() as tx:
             row = await tx.get_execution(user.user_id, execution_id)
     if row is None:
         raise NotFound("Execution not found", code="execution_not_found")
@@ -47,8 +47,8 @@ async def get_execution(engine: Engine, user: Principal, execution_id: str) -> R
 
 
 async def cue_executions(
-    engine: Engine, user: Principal, cue_id: str, limit: int, offset: int
+    services: Services, user: Principal, cue_id: str, limit: int, offset: int
 ) -> tuple[list[Row], int]:
     """A page of one cue's executions, newest first."""
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         return await tx.cue_executions(user.user_id, cue_id, limit, offset)

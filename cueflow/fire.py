@@ -21,13 +21,14 @@ while a cue is paused are skipped on resume (as CueAPI does).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cueflow import ids, quotas, schedule
+import cueflow.ids as ids
+import cueflow.quotas as quotas
+import cueflow.schedule as schedule
 from cueflow.config import Settings
 from cueflow.cues import schedule_of_row
 from cueflow.errors import DatabaseUnavailable
@@ -35,7 +36,7 @@ from cueflow.states import Status
 from cueflow.store import FirePlan, Row
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -120,43 +121,43 @@ def plan_fire(row: Row, now: datetime, settings: Settings) -> FirePlan:
 class Scheduler:
     """The loop that fires due cues; one per engine, any number per database."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.wakeup = asyncio.Event()
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.wakeup = services.signals.scheduler
 
     async def fire_due(self) -> int:
         """Fire every cue due now, batch by batch; returns how many executions were created."""
-        engine = self.engine
+        services = self.services
         created = 0
         while True:
-            now = engine.clock.now()
-            plan = functools.partial(plan_fire, now=now, settings=engine.settings)
-            watch = engine.metrics.watch_fires(plan)
-            async with engine.store.tx() as tx:
-                gated = await quotas.monthly_gate(engine, tx, watch, now)
+            now = services.clock.now()
+            plan = functools.partial(plan_fire, now=now, settings=services.settings)
+            watch = services.metrics.watch_fires(plan)
+            async with services.store.tx() as tx:
+                gated = await quotas.monthly_gate(services, tx, watch, now)
                 locked, inserted = await tx.fire_due(
-                    now, engine.settings.scheduler_batch_size, gated
+                    now, services.settings.scheduler_batch_size, gated
                 )
             created += len(inserted)
-            engine.loops.pulse("scheduler").beat()
+            services.loops.pulse("scheduler").beat()
             watch.record(inserted, now)
             if inserted:
-                engine.executions_created(inserted)
-            if locked < engine.settings.scheduler_batch_size:
+                services.signals.executions_created(inserted)
+            if locked < services.settings.scheduler_batch_size:
                 return created
 
     async def next_wakeup(self) -> datetime | None:
         """The earliest ``next_run`` of any active cue."""
-        async with self.engine.store.tx() as tx:
+        async with self.services.store.tx() as tx:
             return await tx.earliest_next_run()
 
     async def run(self) -> None:
         """Fire due cues, then sleep until the next one is due, a change wakes the loop or
         ``scheduler_recheck_seconds`` passed: a change notice from another node that was lost
         (a dropped listening connection) delays a fire by at most that, never for good."""
-        clock = self.engine.clock
-        pulse = self.engine.loops.pulse("scheduler")
-        recheck = timedelta(seconds=self.engine.settings.scheduler_recheck_seconds)
+        clock = self.services.clock
+        pulse = self.services.loops.pulse("scheduler")
+        recheck = timedelta(seconds=self.services.settings.scheduler_recheck_seconds)
         while True:
             self.wakeup.clear()
             pulse.busy()

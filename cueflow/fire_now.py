@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cueflow import ids
+import cueflow.ids as ids
 from cueflow.accounts import Principal
 from cueflow.cues import check_payload
 from cueflow.errors import Conflict, NotFound
@@ -25,7 +25,7 @@ from cueflow.states import TERMINAL
 from cueflow.store import Row
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 MANUAL_FIRE = "manual_fire"
 REPLAY = "replay"
@@ -48,7 +48,7 @@ async def _insert_run(
 
 
 async def fire_cue(
-    engine: Engine,
+    services: Services,
     user: Principal,
     cue_id: str,
     send_at: datetime | None = None,
@@ -60,26 +60,26 @@ async def fire_cue(
     the cue's; the cue's ``task`` still routes it."""
     if payload_override is not None:
         check_payload(payload_override)
-    now = engine.clock.now()
+    now = services.clock.now()
     when = send_at if send_at is not None and send_at > now else now
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         cue = await tx.get_cue(user.user_id, cue_id)
         if cue is None:
             raise NotFound("Cue not found", code="cue_not_found")
         extra = {} if payload_override is None else {"payload_override": payload_override}
         row = await _insert_run(tx, cue, when, now, MANUAL_FIRE, **extra)
-    engine.executions_created([row])
+    services.signals.executions_created([row])
     return row
 
 
-async def replay_execution(engine: Engine, user: Principal, execution_id: str) -> Row:
+async def replay_execution(services: Services, user: Principal, execution_id: str) -> Row:
     """Create a ``replay`` execution, due now, of the cue of a finished execution (``success``,
     ``failed`` or ``missed``); 404 ``execution_not_found``, 409 ``execution_in_flight`` while
     the original is still under way. The original is left as it is."""
     if not ids.is_uuid(execution_id):
         raise NotFound("Execution not found", code="execution_not_found")
-    now = engine.clock.now()
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    async with services.store.tx() as tx:
         source = await tx.get_execution(user.user_id, execution_id)
         if source is None:
             raise NotFound("Execution not found", code="execution_not_found")
@@ -92,5 +92,5 @@ async def replay_execution(engine: Engine, user: Principal, execution_id: str) -
         if cue is None:
             raise NotFound("Execution not found", code="execution_not_found")
         row = await _insert_run(tx, cue, now, now, REPLAY)
-    engine.executions_created([row])
+    services.signals.executions_created([row])
     return row

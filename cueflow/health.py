@@ -22,12 +22,12 @@ import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from cueflow import __version__
 from cueflow.errors import DatabaseBusy
 from cueflow.store import lock_wait_limit
+from cueflow.version import __version__
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 HEALTH_VERSION = "1.0.0"
 """What ``/health`` reports as ``version`` (CueAPI's clients and tests pin this value)."""
@@ -37,19 +37,19 @@ BUSY_WAIT_SECONDS = 0.5
 STALE_EXECUTION_SECONDS = 300
 
 
-async def _queue(engine: Engine) -> dict[str, int]:
-    stale_before = engine.clock.now() - timedelta(seconds=STALE_EXECUTION_SECONDS)
-    async with engine.store.tx() as tx:
+async def _queue(services: Services) -> dict[str, int]:
+    stale_before = services.clock.now() - timedelta(seconds=STALE_EXECUTION_SECONDS)
+    async with services.store.tx() as tx:
         return await tx.queue_counts(
-            list(engine.push_transports()), engine.pull_transports(), stale_before
+            list(services.transports.push()), services.transports.pull(), stale_before
         )
 
 
-async def _database_queue(engine: Engine) -> tuple[str, dict[str, int] | None]:
+async def _database_queue(services: Services) -> tuple[str, dict[str, int] | None]:
     """The database's state (``ok``, ``busy`` or ``error``) and, when ``ok``, the queue counts."""
     token = lock_wait_limit.set(BUSY_WAIT_SECONDS)
     try:
-        return "ok", await asyncio.wait_for(_queue(engine), DATABASE_TIMEOUT_SECONDS)
+        return "ok", await asyncio.wait_for(_queue(services), DATABASE_TIMEOUT_SECONDS)
     except DatabaseBusy:
         return "busy", None
     except Exception:
@@ -58,47 +58,47 @@ async def _database_queue(engine: Engine) -> tuple[str, dict[str, int] | None]:
         lock_wait_limit.reset(token)
 
 
-def _database_failure(engine: Engine) -> str | None:
+def _database_failure(services: Services) -> str | None:
     """Why the store failed recent work although it answers (stores that track it)."""
-    failure = getattr(engine.store, "failure", None)
+    failure = getattr(services.store, "failure", None)
     return failure() if callable(failure) else None
 
 
-def _loops(engine: Engine) -> dict[str, str]:
+def _loops(services: Services) -> dict[str, str]:
     """``scheduler`` (``ok``, ``stale``: not running, ``stalled``) and each other loop's
     state."""
-    states = engine.loops.states()
+    states = services.loops.states()
     return {"scheduler": states.pop("scheduler", "stale"), **states}
 
 
-async def health(engine: Engine) -> dict[str, Any]:
+async def health(services: Services) -> dict[str, Any]:
     """The body of ``GET /health``."""
-    database, queue = await _database_queue(engine)
-    services = {
-        "database": "error" if database == "ok" and _database_failure(engine) else database,
-        **_loops(engine),
+    database, queue = await _database_queue(services)
+    parts = {
+        "database": "error" if database == "ok" and _database_failure(services) else database,
+        **_loops(services),
     }
-    healthy = all(value == "ok" for value in services.values())
+    healthy = all(value == "ok" for value in parts.values())
     return {
         "status": "healthy" if healthy else "degraded",
         "version": HEALTH_VERSION,
-        "timestamp": engine.clock.now().isoformat(),
-        "services": services,
+        "timestamp": services.clock.now().isoformat(),
+        "services": parts,
         "queue": queue or {},
     }
 
 
-async def status(engine: Engine) -> dict[str, str]:
+async def status(services: Services) -> dict[str, str]:
     """The body of ``GET /status``: ``status`` ``down`` means the database is unreachable."""
-    database, _ = await _database_queue(engine)
+    database, _ = await _database_queue(services)
     if database == "error":
         return {"status": "down", "reason": "database unreachable"}
     if database == "busy":
         return {"status": "degraded", "reason": "database busy"}
-    failure = _database_failure(engine)
+    failure = _database_failure(services)
     if failure is not None:
         return {"status": "degraded", "reason": f"database failing: {failure}"}
-    loops = _loops(engine)
+    loops = _loops(services)
     if loops["scheduler"] == "stale":
         return {"status": "degraded", "reason": "scheduler stale"}
     stalled = [name for name, state in loops.items() if state != "ok"]

@@ -78,7 +78,8 @@ def cueflow_register_transports(register: Callable[[Transport], None], settings:
         environment variables.
     :return: ignored.
 
-    The engine calls ``await transport.start(engine)`` when it starts, ``await
+    The engine calls ``await transport.start(services)`` (its store, clock and settings:
+    :class:`cueflow.transport.TransportServices`) when it starts, ``await
     transport.stop()`` when it stops or closes, ``await transport.validate_cue(...)`` before a
     cue of this transport is stored, and for a push transport ``await
     transport.deliver(delivery)`` for each attempt. A transport must pass

@@ -2,7 +2,7 @@
 
 A worker's ``claimable?wait=N`` (or batch claim with ``wait``) that finds nothing joins the
 **watch** of its (account, task). A watch is one task that looks in the database for its key
-when the process's :class:`~cueflow.claims.WorkSignal` says work may have appeared (a fire, a
+when the process's :class:`~cueflow.signals.WorkSignal` says work may have appeared (a fire, a
 claim given back, a lease swept), and otherwise every :data:`RECHECK_SECONDS` (work another
 node created, which no local signal announces), and hands what it found to every request
 waiting on it. So a thousand waits of one key cost one query per wake-up, not a thousand, and

@@ -4,7 +4,7 @@ Each engine owns a :class:`Metrics` with its own ``CollectorRegistry`` (not the 
 default), so several embedded engines, or the tests, never share or collide on series. The
 engine's modules record events with one cheap call at the place they happen (a counter
 increment, a histogram observation: no extra database query); the queue figures are read at
-scrape time, by :func:`exposition`. ``GET /metrics`` serves :func:`exposition`;
+scrape time, by :func:`cueflow.scrape.exposition`, which ``GET /metrics`` serves;
 ``docs/operations.md`` lists every metric with its labels and meaning.
 
 Label values are bounded sets (transport names, results, route templates, status codes), never
@@ -13,19 +13,13 @@ ids, so the number of series stays small however many cues and executions there 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.exposition import generate_latest
 
-from cueflow import __version__
 from cueflow.store import FirePlan, Row
-
-if TYPE_CHECKING:
-    from cueflow.engine import Engine
+from cueflow.version import __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Prometheus text exposition format's content type: version 0.0.4, which every Prometheus
@@ -45,7 +39,7 @@ DATABASE_TIMEOUT_SECONDS = 5.0
 
 
 class Metrics:
-    """The metrics of one engine, registered in :attr:`registry`."""
+    """The metrics of one services, registered in :attr:`registry`."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -199,31 +193,3 @@ class FireWatch:
             if status == "pending" and isinstance(scheduled_for, datetime):
                 lag = (now - scheduled_for).total_seconds()
                 self.metrics.scheduler_lag.observe(max(lag, 0.0))
-
-
-async def exposition(engine: Engine) -> bytes:
-    """The engine's metrics in the Prometheus text format, with the queue figures read now (two
-    small count queries; a database that does not answer sets ``cueflow_database_up`` to 0)."""
-    metrics = engine.metrics
-    now = engine.clock.now()
-    try:
-        counts, earliest = await asyncio.wait_for(_queue(engine, now), DATABASE_TIMEOUT_SECONDS)
-    except Exception:
-        metrics.up.set(0)
-    else:
-        metrics.up.set(1)
-        for name in QUEUE_FIGURES:
-            metrics.queue_depth.labels(name).set(counts.get(name, 0))
-        overdue = (now - earliest).total_seconds() if earliest is not None else 0.0
-        metrics.overdue.set(max(overdue, 0.0))
-    return generate_latest(metrics.registry)
-
-
-async def _queue(engine: Engine, now: datetime) -> tuple[dict[str, int], datetime | None]:
-    async with engine.store.tx() as tx:
-        counts = await tx.queue_counts(
-            list(engine.push_transports()),
-            engine.pull_transports(),
-            now - timedelta(seconds=STALE_EXECUTION_SECONDS),
-        )
-        return counts, await tx.earliest_next_run()

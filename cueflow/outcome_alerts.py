@@ -23,12 +23,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cueflow import alerts, signing_secrets
+import cueflow.alerts as alerts
+import cueflow.signing_secrets as signing_secrets
 from cueflow.store import Row
 from cueflow.transport import Notice
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,10 @@ async def _raise(
     )
 
 
-async def _raise_alerts(engine: Engine, execution: Row, success: bool) -> list[Notice]:
-    now = engine.clock.now()
+async def _raise_alerts(services: Services, execution: Row, success: bool) -> list[Notice]:
+    now = services.clock.now()
     found: list[Notice | None] = []
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         if execution["outcome_state"] == "verification_failed":
             message = (
                 f"Execution {execution['id']} reported success but failed verification "
@@ -122,17 +123,17 @@ async def _raise_alerts(engine: Engine, execution: Row, success: bool) -> list[N
     return [notice for notice in found if notice is not None]
 
 
-async def after_outcome(engine: Engine, execution: Row, success: bool) -> None:
+async def after_outcome(services: Services, execution: Row, success: bool) -> None:
     """Raise the alerts an outcome just recorded on ``execution`` calls for, and start sending
     their webhooks; never raises."""
     if success and execution["outcome_state"] != "verification_failed":
         return  # the common case costs nothing
     try:
-        notices = await _raise_alerts(engine, execution, success)
+        notices = await _raise_alerts(services, execution, success)
     except Exception:
         log.exception("alerts for the outcome of execution %s failed", execution["id"])
         return
     if notices:
-        task = asyncio.create_task(alerts.send(engine, notices), name="cueflow-outcome-alerts")
+        task = asyncio.create_task(alerts.send(services, notices), name="cueflow-outcome-alerts")
         _sending.add(task)
         task.add_done_callback(_sending.discard)

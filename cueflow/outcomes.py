@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
-from cueflow import ids, outcome_alerts
+import cueflow.ids as ids
+import cueflow.outcome_alerts as outcome_alerts
 from cueflow.accounts import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int
@@ -19,7 +20,7 @@ from cueflow.states import Event, Move, Status, move
 from cueflow.store import Row
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 MAX_METADATA_BYTES = 10_240
 MAX_BATCH = 100
@@ -54,7 +55,7 @@ def outcome_state(success: bool, mode: str | None, evidence: dict[str, Any]) -> 
 
 
 async def record_outcome(
-    engine: Engine,
+    services: Services,
     user: Principal,
     execution_id: str,
     report: OutcomeReport,
@@ -66,7 +67,7 @@ async def record_outcome(
     A worker that names itself (``worker_id`` in the body or ``X-Worker-Id``) and no longer holds
     the claim gets 409 ``lease_lost``: the new holder's result stands.
     """
-    (answer,) = await record_outcomes(engine, user, [(execution_id, report)], worker_id)
+    (answer,) = await record_outcomes(services, user, [(execution_id, report)], worker_id)
     if isinstance(answer, CueflowError):
         raise answer
     return answer
@@ -87,7 +88,7 @@ class _Write:
 
 
 async def record_outcomes(
-    engine: Engine,
+    services: Services,
     user: Principal,
     reports: Sequence[tuple[str, OutcomeReport]],
     worker_id: str | None = None,
@@ -104,8 +105,8 @@ async def record_outcomes(
         raise CueflowError(f"At most {MAX_BATCH} outcomes per request", code="batch_too_large")
     answers: list[dict[str, Any] | CueflowError | None] = [None] * len(reports)
     recorded: list[tuple[Row, bool]] = []
-    now = engine.clock.now()
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    async with services.store.tx() as tx:
         wanted = list({eid for eid, _ in reports if ids.is_uuid(eid)})
         found = {r["id"]: r for r in await tx.outcome_targets(user.user_id, wanted)}
         groups: dict[bytes, list[_Write]] = {}
@@ -118,7 +119,7 @@ async def record_outcomes(
             seen.add(execution_id)
             try:
                 current = found.get(execution_id)
-                write = _prepare(engine, index, current, report, worker_id, now)
+                write = _prepare(services, index, current, report, worker_id, now)
             except CueflowError as error:
                 answers[index] = error
                 continue
@@ -172,8 +173,8 @@ async def record_outcomes(
             )
         )
     for row, success in recorded:
-        engine.metrics.outcomes.labels(row["transport"], str(success).lower()).inc()
-        await outcome_alerts.after_outcome(engine, row, success)
+        services.metrics.outcomes.labels(row["transport"], str(success).lower()).inc()
+        await outcome_alerts.after_outcome(services, row, success)
     return cast("list[dict[str, Any] | CueflowError]", answers)
 
 
@@ -181,7 +182,7 @@ _FINAL = (Status.SUCCESS, Status.FAILED)
 
 
 def _prepare(
-    engine: Engine,
+    services: Services,
     index: int,
     current: Row | None,
     report: OutcomeReport,
@@ -216,7 +217,7 @@ def _prepare(
     state = outcome_state(report.success, cue["verification_mode"] if cue else None, evidence)
     if report.success and state in ("verified_success", "verification_failed"):
         evidence["validation_state"] = "valid" if state == "verified_success" else "invalid"
-    pull = engine.is_pull(current["transport"])
+    pull = services.transports.is_pull(current["transport"])
     values: dict[str, Any] = {
         "outcome_success": report.success,
         "outcome_result": report.result,

@@ -25,7 +25,7 @@ from typing import Any
 
 import pluggy
 
-from cueflow import hookspecs
+import cueflow.hookspecs as hookspecs
 from cueflow.config import Settings
 from cueflow.errors import PluginError
 from cueflow.hookspecs import StoreFactory

@@ -27,7 +27,7 @@ from cueflow.states import Status
 from cueflow.store import FirePlan, Row
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 COUNTED_CUE_STATUSES = ("active", "paused")
 """Cue statuses that count toward the active cue limit."""
@@ -52,10 +52,10 @@ def _limit_reached(limit: int) -> Forbidden:
     return Forbidden(f"Active cue limit of {limit} reached", code="cue_limit_exceeded")
 
 
-async def check_cue_limit(engine: Engine, tx: Any, user_id: str, *, lock: bool = False) -> None:
+async def check_cue_limit(services: Services, tx: Any, user_id: str, *, lock: bool = False) -> None:
     """403 ``cue_limit_exceeded`` when the account may not have one more cue. With ``lock`` the
     account's row is locked first, so the check holds until ``tx`` commits the new cue."""
-    limit = engine.settings.active_cue_limit
+    limit = services.settings.active_cue_limit
     if limit <= 0:
         return
     if lock:
@@ -65,11 +65,11 @@ async def check_cue_limit(engine: Engine, tx: Any, user_id: str, *, lock: bool =
 
 
 async def monthly_gate(
-    engine: Engine, tx: Any, plan: Callable[[Row], FirePlan], now: datetime
+    services: Services, tx: Any, plan: Callable[[Row], FirePlan], now: datetime
 ) -> Callable[[Row], FirePlan]:
     """``plan`` (the scheduler's fire plan), changed so that runs past an account's monthly
     execution limit become ``missed`` executions; ``plan`` itself when there is no limit."""
-    limit = engine.settings.monthly_execution_limit
+    limit = services.settings.monthly_execution_limit
     if limit <= 0:
         return plan
     used = await tx.due_users_executions(now, month_start(now))

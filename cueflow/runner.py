@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from cueflow.engine import Engine
+from contextlib import AbstractAsyncContextManager
 
 
 async def run_until_signalled(
-    engine: Engine, startup: Callable[[], Awaitable[object]] | None = None
+    engine: AbstractAsyncContextManager[object],
+    startup: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
-    """Start ``engine``, await ``startup()`` if given, then wait for SIGINT or SIGTERM and close
-    the engine (deliveries in flight get a few seconds to finish)."""
+    """Start ``engine`` (anything used as ``async with engine``), await ``startup()`` if given,
+    then wait for SIGINT or SIGTERM and close the engine (deliveries in flight get a few
+    seconds to finish)."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []

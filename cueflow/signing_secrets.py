@@ -14,13 +14,13 @@ import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cueflow import ids
+import cueflow.ids as ids
 from cueflow.accounts import Principal
 from cueflow.errors import NotFound
 from cueflow.store import Row
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 
 def new_alert_secret() -> str:
@@ -35,20 +35,20 @@ async def _user(tx: Any, user: Principal) -> Row:
     return row
 
 
-async def webhook_secret(engine: Engine, user: Principal) -> str:
+async def webhook_secret(services: Services, user: Principal) -> str:
     """The caller's current webhook secret; 404 ``no_webhook_secret`` if it has none."""
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         row = await _user(tx, user)
     if not row["webhook_secret"]:
         raise NotFound("No webhook secret found", code="no_webhook_secret")
     return str(row["webhook_secret"])
 
 
-async def rotate_webhook_secret(engine: Engine, user: Principal) -> str:
+async def rotate_webhook_secret(services: Services, user: Principal) -> str:
     """Replace the caller's webhook secret; the old one stops signing at once."""
     secret = ids.new_webhook_secret()
-    now = engine.clock.now()
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    async with services.store.tx() as tx:
         values = {"webhook_secret": secret, "updated_at": now}
         if await tx.update_user(user.user_id, values) is None:
             raise NotFound("User not found", code="user_not_found")
@@ -70,17 +70,17 @@ async def ensure_alert_secret(tx: Any, user: Row, now: datetime) -> str:
     return str(stored["alert_webhook_secret"])
 
 
-async def alert_webhook_secret(engine: Engine, user: Principal) -> str:
+async def alert_webhook_secret(services: Services, user: Principal) -> str:
     """The caller's alert webhook secret, created on first call."""
-    async with engine.store.tx() as tx:
-        return await ensure_alert_secret(tx, await _user(tx, user), engine.clock.now())
+    async with services.store.tx() as tx:
+        return await ensure_alert_secret(tx, await _user(tx, user), services.clock.now())
 
 
-async def rotate_alert_webhook_secret(engine: Engine, user: Principal) -> str:
+async def rotate_alert_webhook_secret(services: Services, user: Principal) -> str:
     """Replace the caller's alert webhook secret."""
     secret = new_alert_secret()
-    now = engine.clock.now()
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    async with services.store.tx() as tx:
         values = {"alert_webhook_secret": secret, "updated_at": now}
         if await tx.update_user(user.user_id, values) is None:
             raise NotFound("User not found", code="user_not_found")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cueflow.states import Move
 
 if TYPE_CHECKING:
-    from cueflow.loops import Pulse
+    from cueflow.pulse import Pulse
 
 Row = Mapping[str, Any]
 
@@ -324,6 +324,7 @@ class StoreTx(Protocol):
         self, user_id: str, worker_id: str, transports: Sequence[str], until: datetime
     ) -> int:
         """Move the lease end of every execution the worker holds to ``until``."""
+
     async def delete_worker(self, user_id: str, worker_id: str) -> bool:
         """Forget a worker; ``False`` if unknown."""
 

@@ -19,7 +19,23 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.clock import Clock
+    from cueflow.config import Settings
+    from cueflow.store import Store
+
+
+class TransportServices(Protocol):
+    """What :meth:`Transport.start` receives: the engine's :class:`cueflow.services.Services`
+    (its store, clock and settings), never the engine itself."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def store(self) -> Store: ...
 
 
 @dataclass(frozen=True)
@@ -92,8 +108,9 @@ class Transport(Protocol):
         stored ones when it is a change); raise a :class:`cueflow.errors.CueflowError` to
         refuse it."""
 
-    async def start(self, engine: Engine) -> None:
-        """Called when the engine starts."""
+    async def start(self, services: TransportServices) -> None:
+        """Called when the engine starts, with the engine's services (store, clock,
+        settings)."""
 
     async def stop(self) -> None:
         """Called when the engine stops or closes (also if it never started); idempotent."""
@@ -167,7 +184,7 @@ class PullTransport:
     ) -> None:
         """Any cue can be pulled."""
 
-    async def start(self, engine: Engine) -> None:
+    async def start(self, services: TransportServices) -> None:
         """Nothing to start: the engine serves claims."""
 
     async def stop(self) -> None:

@@ -13,12 +13,12 @@ import calendar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cueflow import quotas
+import cueflow.quotas as quotas
 from cueflow.accounts import Principal
 from cueflow.errors import NotFound
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 
 def _share(used: int, limit: int) -> dict[str, Any]:
@@ -43,13 +43,13 @@ def _executions(used: int, limit: int, now: datetime) -> dict[str, Any]:
     }
 
 
-async def usage(engine: Engine, user: Principal, rate_used: int = 0) -> dict[str, Any]:
+async def usage(services: Services, user: Principal, rate_used: int = 0) -> dict[str, Any]:
     """The usage report; ``rate_used`` is how many requests the caller's key made in the current
     rate-limit window (the API layer knows it)."""
-    now = engine.clock.now().astimezone(UTC)
-    settings = engine.settings
+    now = services.clock.now().astimezone(UTC)
+    settings = services.settings
     start = quotas.month_start(now)
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         row = await tx.get_user(user.user_id)
         counts = await tx.usage_counts(user.user_id, start)
     if row is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from cueflow import ids
+import cueflow.ids as ids
 from cueflow.accounts import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int, strip_nul
@@ -30,7 +30,7 @@ from cueflow.outcomes import MAX_METADATA_BYTES
 from cueflow.store import Row
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 VERIFIABLE = frozenset({"reported_success", "reported_failure", "verification_pending"})
 """Outcome states ``verify`` accepts."""
@@ -52,16 +52,16 @@ async def _locked(tx: Any, user: Principal, execution_id: str, missing: CueflowE
 
 
 async def verify(
-    engine: Engine,
+    services: Services,
     user: Principal,
     execution_id: str,
     valid: bool = True,
     reason: str | None = None,
 ) -> dict[str, Any]:
     """Confirm (``valid``) or reject a reported outcome."""
-    now = engine.clock.now()
+    now = services.clock.now()
     reason = strip_nul(reason) if reason is not None else None
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         row = await _locked(tx, user, execution_id, _not_found())
         state = row["outcome_state"]
         if state not in VERIFIABLE:
@@ -84,12 +84,12 @@ async def verify(
     }
 
 
-async def mark_pending(engine: Engine, user: Principal, execution_id: str) -> dict[str, Any]:
+async def mark_pending(services: Services, user: Principal, execution_id: str) -> dict[str, Any]:
     """Put a recorded outcome (in any state) back to ``verification_pending``. An unknown
     execution answers CueAPI's generic 404 body; no outcome yet, 409 ``no_outcome``."""
-    now = engine.clock.now()
+    now = services.clock.now()
     missing = CueflowError("Not Found", code="http_error", status=404)
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         row = await _locked(tx, user, execution_id, missing)
         if row["outcome_recorded_at"] is None:
             raise Conflict("No outcome recorded yet", code="no_outcome")
@@ -135,13 +135,13 @@ def evidence_patch(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def append_evidence(
-    engine: Engine, user: Principal, execution_id: str, body: dict[str, Any]
+    services: Services, user: Principal, execution_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     """Add evidence to a recorded outcome (``outcome_state`` is not recomputed); 404
     ``execution_not_found``, 409 ``no_outcome`` before an outcome is reported."""
     added = evidence_patch(body)
-    now = engine.clock.now()
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    async with services.store.tx() as tx:
         row = await _locked(tx, user, execution_id, _not_found())
         if row["outcome_recorded_at"] is None:
             raise Conflict("Report outcome first before appending evidence", code="no_outcome")

@@ -9,33 +9,33 @@ from cueflow.accounts import Principal
 from cueflow.errors import NotFound
 
 if TYPE_CHECKING:
-    from cueflow.engine import Engine
+    from cueflow.services import Services
 
 
 async def heartbeat(
-    engine: Engine, user: Principal, worker_id: str, handlers: list[str] | None
+    services: Services, user: Principal, worker_id: str, handlers: list[str] | None
 ) -> dict[str, Any]:
     """Create or refresh a worker; ``handlers`` is informational (replaced on every call).
 
     A live worker keeps its claims: each heartbeat extends the lease of every execution it holds
     (the official ``cueapi-worker`` never sends execution heartbeats, only these).
     """
-    now = engine.clock.now()
-    lease_until = now + timedelta(seconds=engine.settings.worker_claim_timeout_seconds)
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    lease_until = now + timedelta(seconds=services.settings.worker_claim_timeout_seconds)
+    async with services.store.tx() as tx:
         await tx.upsert_worker(user.user_id, worker_id, handlers, now)
         await tx.extend_worker_leases(
-            user.user_id, worker_id, engine.pull_transports(), lease_until
+            user.user_id, worker_id, services.transports.pull(), lease_until
         )
     return {"acknowledged": True, "server_time": now}
 
 
-async def list_workers(engine: Engine, user: Principal) -> list[dict[str, Any]]:
+async def list_workers(services: Services, user: Principal) -> list[dict[str, Any]]:
     """The caller's workers with their liveness: ``active`` within the heartbeat timeout,
     ``stale`` within the claim timeout, else ``dead``."""
-    now = engine.clock.now()
-    settings = engine.settings
-    async with engine.store.tx() as tx:
+    now = services.clock.now()
+    settings = services.settings
+    async with services.store.tx() as tx:
         rows = await tx.list_workers(user.user_id)
     found = []
     for row in rows:
@@ -59,9 +59,9 @@ async def list_workers(engine: Engine, user: Principal) -> list[dict[str, Any]]:
     return found
 
 
-async def delete_worker(engine: Engine, user: Principal, worker_id: str) -> None:
+async def delete_worker(services: Services, user: Principal, worker_id: str) -> None:
     """Forget a worker (its claims are left alone), or 404 ``worker_not_found``."""
-    async with engine.store.tx() as tx:
+    async with services.store.tx() as tx:
         deleted = await tx.delete_worker(user.user_id, worker_id)
     if not deleted:
         raise NotFound("Worker not found", code="worker_not_found")

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from cueflow import __version__
@@ -363,3 +364,28 @@ def test_a_real_server_serves_metrics(tmp_path: Path) -> None:
     assert samples("cueflow_database_up") == 1
     count = "cueflow_http_request_duration_seconds_count"
     assert samples(count, method="POST", route="/v1/auth/register", status="201") == 1
+
+
+async def test_metrics_set_before_start_record_what_the_engine_does(clock: FakeClock) -> None:
+    """``engine.metrics = Metrics(registry)`` (docs/operations.md) reaches the scheduler."""
+    registry = CollectorRegistry()
+    engine = Engine(make_settings("sqlite://"), clock=clock)
+    engine.metrics = Metrics(registry)
+    due = (clock.now() + timedelta(minutes=1)).isoformat()
+    async with engine:
+        me = await engine.account("metrics@example.com")
+        await engine.create_cue(
+            me,
+            {
+                "name": "counted",
+                "transport": "worker",
+                "schedule": {"type": "once", "at": due},
+                "payload": {"task": "count"},
+            },
+        )
+        clock.advance(65)
+        assert await engine.fire_due() == 1
+        with pytest.raises(RuntimeError):
+            engine.metrics = Metrics()  # too late: the loops hold the first one
+    labels = {"transport": "worker", "status": "pending"}
+    assert registry.get_sample_value("cueflow_fires_total", labels) == 1

@@ -10,11 +10,11 @@ from pydantic import ValidationError
 
 from cueflow.accounts import Principal
 from cueflow.agents.client import JSON, ClientError, new_worker_id, validation_message
-from cueflow.api.render import claimable_json, cue_json, execution_json
 from cueflow.api.routes.runs import FireRequest, run_json
 from cueflow.clock import Clock
 from cueflow.errors import CueflowError
 from cueflow.store import ExecutionFilter
+from cueflow.wire import claimable_json, cue_json, execution_json
 
 if TYPE_CHECKING:
     from cueflow.engine import Engine

@@ -8,8 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from cueflow import __version__
-from cueflow.api import errors
+import cueflow.api.errors as errors
 from cueflow.api.middleware import BodyGuard, RequestGuard, VerifyEcho
 from cueflow.api.observability import RequestContext
 from cueflow.api.ratelimit import RateLimit
@@ -30,6 +29,7 @@ from cueflow.api.routes import (
     workers,
 )
 from cueflow.engine import Engine
+from cueflow.version import __version__
 
 EXPOSED_HEADERS = [
     "X-Request-Id",

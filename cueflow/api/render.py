@@ -1,4 +1,5 @@
-"""Wire rendering: store rows to the contract's JSON shapes, serialised with orjson.
+"""Wire rendering: the contract's JSON shapes (built by :mod:`cueflow.wire`, re-exported
+here), serialised with orjson.
 
 Model datetimes render as ``...Z`` (as Pydantic does in CueAPI); the hand-built fields the
 contract lists render with ``isoformat()`` (``+00:00``) and are formatted where they are built.
@@ -11,8 +12,17 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
-from cueflow.cues import DEFAULT_ON_FAILURE
-from cueflow.store import Row
+from cueflow.wire import claimable_json, claimed_json, cue_json, execution_json, payload_of
+
+__all__ = [
+    "JSONResponse",
+    "claimable_json",
+    "claimed_json",
+    "cue_json",
+    "execution_json",
+    "json_response",
+    "payload_of",
+]
 
 _OPTS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
@@ -30,108 +40,3 @@ class JSONResponse(Response):
 def json_response(content: Any, status_code: int = 200) -> JSONResponse:
     """A JSON response."""
     return JSONResponse(content, status_code=status_code)
-
-
-def cue_json(row: Row, warning: str | None = None) -> dict[str, Any]:
-    """The contract's Cue object (plus ``misfire_policy``, ``timeout_seconds``, for interval
-    schedules ``schedule.interval_seconds`` and, when it was sent, ``schedule.fall_back``)."""
-    sched: dict[str, Any] = {"type": row["schedule_type"], "timezone": row["schedule_timezone"]}
-    if row["schedule_cron"]:
-        sched["cron"] = row["schedule_cron"]
-    if row["schedule_at"] is not None:
-        sched["at"] = row["schedule_at"].isoformat()
-    if row["schedule_interval_seconds"] is not None:
-        sched["interval_seconds"] = row["schedule_interval_seconds"]
-    if row.get("schedule_fall_back") is not None:
-        sched["fall_back"] = row["schedule_fall_back"]
-    mode = row["verification_mode"]
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "description": row["description"],
-        "status": row["status"],
-        "transport": row["transport"],
-        "schedule": sched,
-        "callback": {
-            "url": row["callback_url"],
-            "method": row["callback_method"],
-            "headers": row["callback_headers"] or {},
-        },
-        "payload": row["payload"] or {},
-        "retry": {
-            "max_attempts": row["retry_max_attempts"],
-            "backoff_minutes": row["retry_backoff_minutes"],
-        },
-        "next_run": row["next_run"],
-        "last_run": row["last_run"],
-        "run_count": row["run_count"],
-        "fired_count": row["fired_count"],
-        "on_failure": row["on_failure"] or dict(DEFAULT_ON_FAILURE),
-        "verification": {"mode": mode} if mode else None,
-        "misfire_policy": row["misfire_policy"],
-        "timeout_seconds": row["timeout_seconds"],
-        "warning": warning,
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
-
-
-def execution_json(row: Row) -> dict[str, Any]:
-    """The contract's 13-key Execution object, plus ``claimed_by_worker``, ``triggered_by``,
-    ``outcome_state``, ``claimed_at``, ``last_heartbeat_at``, ``next_retry`` and ``evidence``
-    (additive: clients ignore unknown keys; the CLI and the dashboard show them)."""
-    outcome = None
-    if row["outcome_recorded_at"] is not None:
-        outcome = {
-            "success": row["outcome_success"],
-            "result": row["outcome_result"],
-            "error": row["outcome_error"],
-            "metadata": row["outcome_metadata"],
-            "recorded_at": row["outcome_recorded_at"],
-        }
-    return {
-        "id": row["id"],
-        "cue_id": row["cue_id"],
-        "scheduled_for": row["scheduled_for"],
-        "status": row["status"],
-        "http_status": row["http_status"],
-        "attempts": row["attempts"],
-        "error_message": row["error_message"],
-        "started_at": row["started_at"],
-        "delivered_at": row["delivered_at"],
-        "last_attempt_at": row["last_attempt_at"],
-        "outcome": outcome,
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "claimed_by_worker": row["claimed_by_worker"],
-        "triggered_by": row["triggered_by"],
-        "outcome_state": row["outcome_state"],
-        "claimed_at": row["claimed_at"],
-        "last_heartbeat_at": row["last_heartbeat_at"],
-        "next_retry": row["next_retry"],
-        "evidence": row["evidence"],
-    }
-
-
-def payload_of(row: Row) -> dict[str, Any]:
-    """The payload a run carries: its fire's ``payload_override``, else its cue's."""
-    override = row.get("payload_override")
-    return dict(override) if override is not None else dict(row.get("payload") or {})
-
-
-def claimable_json(row: Row) -> dict[str, Any]:
-    """One item of ``GET /v1/executions/claimable``."""
-    return {
-        "execution_id": row["id"],
-        "cue_id": row["cue_id"],
-        "cue_name": row["cue_name"],
-        "task": row["task"],
-        "scheduled_for": row["scheduled_for"],
-        "payload": payload_of(row),
-        "attempt": row["attempts"],
-    }
-
-
-def claimed_json(row: Row, lease_expires_at: Any) -> dict[str, Any]:
-    """One item of a batch claim (cueflow extension): a claimable item plus its lease end."""
-    return {**claimable_json(row), "lease_expires_at": lease_expires_at}

@@ -23,7 +23,7 @@ from cueflow.sql.tables import (
 from cueflow.store import Duplicate, Row
 
 if TYPE_CHECKING:
-    from cueflow.loops import Pulse
+    from cueflow.pulse import Pulse
 
 
 class Connection(Protocol):

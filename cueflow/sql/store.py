@@ -22,7 +22,7 @@ from cueflow.sql.execution_queries import ExecutionQueries
 from cueflow.sql.registry_queries import RegistryQueries
 
 if TYPE_CHECKING:
-    from cueflow.loops import Pulse
+    from cueflow.pulse import Pulse
 
 __all__ = ["Connection", "Connector", "SqlStore", "SqlTx"]
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import pytest_asyncio
 
-from cueflow import hookimpl
 from cueflow.accounts import Principal
 from cueflow.clock import FakeClock
 from cueflow.config import Settings
 from cueflow.engine import Engine
-from cueflow.transport import Delivery, DeliveryResult, Transport
+from cueflow.markers import hookimpl
+from cueflow.transport import Delivery, DeliveryResult, Transport, TransportServices
 
 if TYPE_CHECKING:
     from cueflow.store import Row
@@ -107,7 +107,7 @@ class RecordingTransport:
     ) -> None:
         """Any cue is fine."""
 
-    async def start(self, engine: Engine) -> None:
+    async def start(self, services: TransportServices) -> None:
         """Nothing to start."""
 
     async def stop(self) -> None:

@@ -87,7 +87,7 @@ class TransportConformance(EngineFixtures):
             f"no plugin registered the transport {transport_name!r} "
             f"(registered: {sorted(engine.transports)}, plugins: {engine.plugins.names})"
         )
-        await found.start(engine)
+        await found.start(engine.services)
         try:
             yield found
         finally:

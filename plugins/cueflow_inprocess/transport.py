@@ -20,14 +20,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cueflow.config import Settings
-from cueflow.cues import CueValidationError
-from cueflow.transport import Delivery, DeliveryResult
-
-if TYPE_CHECKING:
-    from cueflow.engine import Engine
+from cueflow.errors import CueValidationError
+from cueflow.transport import Delivery, DeliveryResult, TransportServices
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +169,7 @@ class InProcessTransport:
             )
 
     # lifecycle ---------------------------------------------------------------------------------
-    async def start(self, engine: Engine) -> None:
+    async def start(self, services: TransportServices) -> None:
         """Nothing to start: the thread pool starts with the first sync run."""
 
     async def stop(self) -> None:

@@ -35,11 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util import await_
 
-from cueflow import hookimpl
 from cueflow.config import Settings
 from cueflow.faults import database_fault
-from cueflow.loops import Pulse
+from cueflow.markers import hookimpl
 from cueflow.migrate import upgrade
+from cueflow.pulse import Pulse
 from cueflow.sql.store import SqlStore
 
 log = logging.getLogger(__name__)

@@ -33,9 +33,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
-from cueflow import hookimpl
 from cueflow.config import Settings
 from cueflow.errors import DatabaseBusy
+from cueflow.markers import hookimpl
 from cueflow.migrate import upgrade
 from cueflow.sql.store import SqlStore
 from cueflow.store import lock_wait_limit

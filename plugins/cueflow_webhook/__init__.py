@@ -39,8 +39,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cueflow import hookimpl
 from cueflow.config import Settings
+from cueflow.markers import hookimpl
 from cueflow.transport import Transport
 from cueflow_webhook.transport import WebhookTransport
 

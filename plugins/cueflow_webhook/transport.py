@@ -21,14 +21,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from cueflow.config import Settings
-from cueflow.cues import CueValidationError
-from cueflow.errors import CueflowError
-from cueflow.transport import Delivery, DeliveryResult, Notice
+from cueflow.errors import CueflowError, CueValidationError
+from cueflow.transport import Delivery, DeliveryResult, Notice, TransportServices
 from cueflow_webhook.guard import BlockedUrl, Resolver, SystemResolver, Target, UrlGuard
 from cueflow_webhook.signing import (
     USER_AGENT,
@@ -37,9 +36,6 @@ from cueflow_webhook.signing import (
     delivery_headers,
     signed_headers,
 )
-
-if TYPE_CHECKING:
-    from cueflow.engine import Engine
 
 METHODS = ("POST", "GET", "PUT", "PATCH")
 NOTICE_TIMEOUT_SECONDS = 10.0
@@ -119,7 +115,7 @@ class WebhookTransport:
             raise CueflowError(prefix + exc.message, code="invalid_callback_url") from exc
 
     # lifecycle ---------------------------------------------------------------------------------
-    async def start(self, engine: Engine) -> None:
+    async def start(self, services: TransportServices) -> None:
         """Open the shared HTTP client."""
         self._http()
 

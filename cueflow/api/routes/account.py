@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+import cueflow.api.responses as responses
 from cueflow.account_settings import AccountUpdate
-from cueflow.api import responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 from cueflow.api.routes.secrets import Confirmed

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from cueflow.api import responses
+import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 from cueflow.store import Row

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+import cueflow.api.responses as responses
 from cueflow import accounts
-from cueflow.api import responses
 from cueflow.api.deps import EngineDep
 from cueflow.api.render import json_response
 from cueflow.schemas import RegisterRequest

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from cueflow.api import responses
+import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import cue_json, execution_json, json_response
 from cueflow.schemas import CueCreate, CueUpdate

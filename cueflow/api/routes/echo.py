@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from cueflow.api import responses
+import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 

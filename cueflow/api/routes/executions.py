@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from pydantic import Field
 
-from cueflow.api import responses
+import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.errors import envelope
 from cueflow.api.render import claimable_json, claimed_json, execution_json, json_response

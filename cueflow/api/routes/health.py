@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cueflow.api import responses
+import cueflow.api.responses as responses
 from cueflow.api.deps import EngineDep
 from cueflow.api.render import json_response
 from cueflow.errors import DatabaseUnavailable

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from cueflow import metrics
 from cueflow.api.deps import EngineDep
+from cueflow.scrape import exposition
 
 router = APIRouter(tags=["metrics"])
 
@@ -20,4 +21,4 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics", response_class=Response)
 async def scrape(engine: EngineDep) -> Response:
     """Every ``cueflow_`` metric of this process, with the queue figures read now."""
-    return Response(await metrics.exposition(engine), media_type=metrics.CONTENT_TYPE)
+    return Response(await exposition(engine.services), media_type=metrics.CONTENT_TYPE)

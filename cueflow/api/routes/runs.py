@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from cueflow.api import responses
+import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 from cueflow.store import Row

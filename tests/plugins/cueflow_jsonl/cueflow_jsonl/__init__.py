@@ -12,14 +12,11 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cueflow import hookimpl
 from cueflow.errors import CueflowError
-from cueflow.transport import Delivery, DeliveryResult, Transport
-
-if TYPE_CHECKING:
-    from cueflow.engine import Engine
+from cueflow.transport import Delivery, DeliveryResult, Transport, TransportServices
 
 JSONL_FILE = "CUEFLOW_JSONL_FILE"
 
@@ -57,7 +54,7 @@ class JsonlTransport:
                 status=400,
             )
 
-    async def start(self, engine: Engine) -> None:
+    async def start(self, services: TransportServices) -> None:
         """Nothing to open: the file is opened for each delivery."""
 
     async def stop(self) -> None:
