@@ -9,8 +9,8 @@ Embedding in a few lines (see README, "Embedding")::
     @engine.handler("send-report")
     def send_report(payload: dict) -> str: ...
 
-``Engine``, ``Settings``, ``Principal`` and ``open_engine`` are imported on first use, so plugins
-importing :data:`hookimpl` stay cheap.
+``Engine``, ``Settings``, ``Principal``, ``HandlerContext`` and ``open_engine`` are imported on
+first use, so plugins importing :data:`hookimpl` stay cheap.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from cueflow.accounts import Principal
     from cueflow.config import Settings
     from cueflow.engine import Engine, open_engine
+    from cueflow.handler_context import HandlerContext
 
 hookimpl = pluggy.HookimplMarker("cueflow")
 """Marker for plugin hook implementations: ``@cueflow.hookimpl``."""
@@ -35,9 +36,18 @@ _LAZY = {
     "open_engine": "cueflow.engine",
     "Settings": "cueflow.config",
     "Principal": "cueflow.accounts",
+    "HandlerContext": "cueflow.handler_context",
 }
 
-__all__ = ["Engine", "Principal", "Settings", "__version__", "hookimpl", "open_engine"]
+__all__ = [
+    "Engine",
+    "HandlerContext",
+    "Principal",
+    "Settings",
+    "__version__",
+    "hookimpl",
+    "open_engine",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -119,10 +119,9 @@ class Engine:
             self.settings.max_waits_per_key,
         )
         """The long-polls waiting for claimable work, one shared look per account and task."""
-        self.notifier: Notifier | None = next(
-            (t for t in self.transports.values() if callable(getattr(t, "notify", None))), None
-        )
-        """Sends failure notices: the first transport that has ``notify`` (the webhook one)."""
+        self.notifier: Notifier | None = self.plugins.notifier(self.transports)
+        """Sends failure notices: the one registered through ``cueflow_register_notifiers``
+        (the webhook transport), or ``None``."""
         self.loops = Loops(self.settings.loop_stall_seconds)
         """The background loops, each reporting progress; a stalled one is restarted."""
         self._opened = False
@@ -194,20 +193,17 @@ class Engine:
             async def send_report(payload: dict) -> dict: ...
 
         Sync or async; it receives the cue's payload (and, if it takes a second positional
-        parameter without a default, a :class:`cueflow_inprocess.HandlerContext` with the
+        parameter without a default, a :class:`cueflow.HandlerContext` with the
         execution id, cue id and name, task, ``scheduled_for`` and attempt number). Its return
         value becomes the outcome's ``result`` (a string as is, anything else as JSON); an
         exception or a timeout is a failed attempt, retried per the cue's ``retry`` policy. See
         :mod:`cueflow_inprocess`. A name registers once per engine."""
-        host = next(
-            (t for t in self.transports.values() if callable(getattr(t, "add_handler", None))),
-            None,
-        )
+        host = next((t for t in self.transports.values() if isinstance(t, HandlerHost)), None)
         if host is None:
             raise PluginError("no installed transport runs in-process handlers (cueflow_inprocess)")
 
         def register(function: F) -> F:
-            cast(HandlerHost, host).add_handler(name, function)
+            host.add_handler(name, function)
             return function
 
         return register
