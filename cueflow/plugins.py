@@ -66,6 +66,10 @@ def _names(value: str | None) -> set[str] | None:
     return {part.strip() for part in value.split(",") if part.strip()}
 
 
+def _describe(plugin: object) -> str:
+    return plugin.__name__ if isinstance(plugin, types.ModuleType) else repr(plugin)
+
+
 class _Pluggy(pluggy.PluginManager):
     """pluggy's manager, also taking unmarked ``cueflow_*`` functions for hook implementations
     (as pytest does for ``pytest_*``), so a forgotten marker or a misspelt name fails
@@ -98,7 +102,7 @@ class PluginManager:
         self._load_default_plugins(only, blocked)
         self._load_entry_points(only, blocked)
         for plugin in extra:
-            if not self._pm.is_registered(plugin):  # also installed: its entry point loaded it
+            if not self._pm.is_registered(plugin):  # a built-in, or an entry point's module
                 self.register(plugin, name=self._name_for(plugin))
         self._refuse_unknown_hooks()
 
@@ -142,8 +146,8 @@ class PluginManager:
                 if isinstance(taken, types.ModuleType) and taken.__name__ == ep.module:
                     continue  # a built-in in older metadata, or one entry point seen twice
                 raise PluginError(
-                    f"cueflow plugin {ep.name!r} (entry point {ep.value!r}) has the name of "
-                    f"the plugin {taken!r}, which is loaded already; rename its entry point"
+                    f"cueflow plugin {ep.name!r} (entry point {ep.value!r}) takes the name of "
+                    f"a plugin loaded already ({_describe(taken)}); rename its entry point"
                 )
             try:
                 module = ep.load()
