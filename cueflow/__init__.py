@@ -9,8 +9,8 @@ Embedding in a few lines (see README, "Embedding")::
     @engine.handler("send-report")
     def send_report(payload: dict) -> str: ...
 
-``Engine``, ``Settings``, ``Principal`` and ``open_engine`` are imported on first use, so plugins
-importing :data:`hookimpl` stay cheap.
+``Engine``, ``Settings``, ``Principal``, ``HandlerContext`` and ``open_engine`` are imported on
+first use, so plugins importing :data:`hookimpl` stay cheap.
 """
 
 from __future__ import annotations
@@ -25,15 +25,25 @@ if TYPE_CHECKING:
     from cueflow.accounts import Principal
     from cueflow.config import Settings
     from cueflow.engine import Engine, open_engine
+    from cueflow.handler_context import HandlerContext
 
 _LAZY = {
     "Engine": "cueflow.engine",
     "open_engine": "cueflow.engine",
     "Settings": "cueflow.config",
     "Principal": "cueflow.accounts",
+    "HandlerContext": "cueflow.handler_context",
 }
 
-__all__ = ["Engine", "Principal", "Settings", "__version__", "hookimpl", "open_engine"]
+__all__ = [
+    "Engine",
+    "HandlerContext",
+    "Principal",
+    "Settings",
+    "__version__",
+    "hookimpl",
+    "open_engine",
+]
 
 
 def __getattr__(name: str) -> Any:

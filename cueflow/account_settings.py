@@ -3,8 +3,8 @@
 * ``me``: email, plan, counts and limits (from the settings: ``0`` means unlimited), whether a
   webhook secret exists, the key's first 12 characters and the account's slug.
 * ``update_me``: a new ``email`` (validated and normalised like registration; taken by another
-  account: 409 ``duplicate_email``) and/or ``alert_webhook_url`` (checked by the webhook
-  transport's SSRF guard: 400 ``invalid_alert_webhook_url``; ``""`` clears it).
+  account: 409 ``duplicate_email``) and/or ``alert_webhook_url`` (checked by the notifier,
+  the webhook transport's SSRF guard: 400 ``invalid_alert_webhook_url``; ``""`` clears it).
 * ``regenerate_key``: a new ``cue_sk_`` key replaces the old one at once. The old key's hash is
   kept for :data:`cueflow.accounts.ROTATED_KEY_SECONDS` so that it answers 401 ``key_rotated``
   on every node (other nodes may still accept it for ``CUEFLOW_AUTH_CACHE_SECONDS``, 5 s by
@@ -77,16 +77,16 @@ async def me(services: Services, user: Principal) -> dict[str, Any]:
 
 
 async def _check_alert_url(services: Services, url: str) -> None:
-    """400 ``invalid_alert_webhook_url`` unless the URL passes the guard of the transport that
-    sends alerts (without one, only the scheme and host are checked)."""
-    guard = getattr(services.transports.notifier, "guard", None)
-    try:
-        if guard is not None:
-            await guard.check(url)
-            return
-    except Exception as exc:
-        message = getattr(exc, "message", None) or "Invalid URL format"
-        raise CueflowError(message, code="invalid_alert_webhook_url") from exc
+    """400 ``invalid_alert_webhook_url`` unless the notifier that sends alerts accepts the URL
+    (without one, only the scheme and host are checked)."""
+    notifier = services.transports.notifier
+    if notifier is not None:
+        try:
+            await notifier.check_url(url)
+        except ValueError as exc:
+            message = str(exc) or "Invalid URL format"
+            raise CueflowError(message, code="invalid_alert_webhook_url") from exc
+        return
     scheme, _, rest = url.partition("://")
     if scheme not in ("http", "https") or not rest.split("/", 1)[0]:
         raise CueflowError("URL must use http:// or https://", code="invalid_alert_webhook_url")

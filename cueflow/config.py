@@ -140,9 +140,11 @@ class Settings(BaseSettings):
     )
     """Largest request line plus headers, in bytes (larger: 431)."""
     plugins: str | None = Field(None, validation_alias=_env("CUEFLOW_PLUGINS"))
-    """Comma-separated entry-point names to load (default: all installed)."""
+    """Comma-separated plugin names (built-in or entry point) to load, besides the required
+    built-ins (default: every built-in and every installed plugin)."""
     disable_plugins: str | None = Field(None, validation_alias=_env("CUEFLOW_DISABLE_PLUGINS"))
-    """Comma-separated entry-point names never to load."""
+    """Comma-separated plugin names never to load; naming a required built-in (``sqlite``,
+    ``worker``) stops start-up."""
     allow_register: bool = Field(True, validation_alias=_env("ALLOW_REGISTER"))
     """Whether ``POST /v1/auth/register`` is open."""
 

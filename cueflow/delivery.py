@@ -33,10 +33,11 @@ changes its status — ``outcome.success`` and ``outcome.result`` on success, ``
 when the last attempt fails (earlier failed attempts only set ``error_message``, as outcomes are
 write-once) — and ``outcome_state`` follows the cue's verification mode.
 
-A transport may bound its own deliveries in flight (``concurrency``); the dispatcher claims no
-more than that. A transport that serves only some tasks here (:class:`cueflow.transport.
-TaskRouter`) is handed only executions of those tasks; the rest stay ``pending`` for a process
-that serves them, and once one has been due for twice ``delivery_poll_seconds`` its
+A transport may bound its own deliveries in flight
+(:class:`cueflow.transport.ConcurrencyBound`); the dispatcher claims no more than that. A
+transport that serves only some tasks here (:class:`cueflow.transport.TaskRouter`) is handed
+only executions of those tasks; the rest stay ``pending`` for a process that serves them, and
+once one has been due for twice ``delivery_poll_seconds`` its
 ``error_message`` says what it waits for (set once; the status does not change).
 
 Retry waits are data: after failed attempt *n* the wait is ``backoff_minutes[min(n-1, len-1)]``
@@ -66,7 +67,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import cueflow.alerts as alerts
@@ -74,7 +75,16 @@ import cueflow.logs as logs
 from cueflow.outcomes import outcome_state
 from cueflow.states import Event, Status, move
 from cueflow.store import Row
-from cueflow.transport import Delivery, DeliveryResult, Notice, PushTransport, TaskRouter
+from cueflow.transport import (
+    Callback,
+    CallbackSender,
+    ConcurrencyBound,
+    Delivery,
+    DeliveryResult,
+    Notice,
+    PushTransport,
+    TaskRouter,
+)
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -105,8 +115,17 @@ def retry_wait(
     return timedelta(minutes=max(minutes, 0), seconds=jitter_seconds * rand())
 
 
-def delivery_of(row: Row) -> Delivery:
-    """The :class:`Delivery` for a row claimed by ``claim_deliveries``."""
+def delivery_of(row: Row, transport: PushTransport) -> Delivery:
+    """The :class:`Delivery` of ``transport`` for a row claimed by ``claim_deliveries``. The
+    cue's callback and its owner's signing secret go only to a :class:`CallbackSender`."""
+    callback = None
+    if isinstance(transport, CallbackSender) and row["callback_url"]:
+        callback = Callback(
+            url=row["callback_url"],
+            method=row["callback_method"],
+            headers=row["callback_headers"] or {},
+            signing_secret=row["webhook_secret"],
+        )
     return Delivery(
         execution_id=row["id"],
         cue_id=row["cue_id"],
@@ -117,12 +136,9 @@ def delivery_of(row: Row) -> Delivery:
         payload=row["payload_override"]
         if row.get("payload_override") is not None
         else (row["payload"] or {}),
-        callback_url=row["callback_url"],
-        callback_method=row["callback_method"],
-        callback_headers=row["callback_headers"] or {},
-        signing_secret=row["webhook_secret"],
         task=row.get("task"),
         timeout_seconds=row.get("timeout_seconds"),
+        callback=callback,
     )
 
 
@@ -188,8 +204,7 @@ def share(
 def tasks_of(transport: PushTransport) -> frozenset[str] | None:
     """The tasks ``transport`` can deliver in this process (a :class:`TaskRouter`), or ``None``
     when it delivers every execution."""
-    tasks = getattr(transport, "tasks", None)
-    return None if tasks is None else frozenset(tasks)
+    return frozenset(transport.tasks) if isinstance(transport, TaskRouter) else None
 
 
 def _held(row: Row) -> dict[str, Any]:
@@ -307,10 +322,10 @@ class Dispatcher:
         ``concurrency`` bound applies too)."""
         free = self.services.settings.delivery_concurrency - len(self._running)
         if transport is not None:
-            own = getattr(self.services.transports.push().get(transport), "concurrency", None)
-            if own is not None:
+            own = self.services.transports.push().get(transport)
+            if isinstance(own, ConcurrencyBound):
                 busy = sum(1 for slot in self._running.values() if slot.transport == transport)
-                free = min(free, own - busy)
+                free = min(free, own.concurrency - busy)
         return max(0, free)
 
     def capped_accounts(self, busy: Iterable[Slot] = ()) -> list[str]:
@@ -462,14 +477,13 @@ class Dispatcher:
             return
         poll = timedelta(seconds=services.settings.delivery_poll_seconds)
         self._next_waiting_check = now + poll
-        routers = [(name, t) for name, t in push.items() if tasks_of(t) is not None]
+        routers = [(name, t) for name, t in push.items() if isinstance(t, TaskRouter)]
         if not routers:
             return
         async with services.store.tx() as tx:
-            for name, transport in routers:
-                router = cast(TaskRouter, transport)
+            for name, router in routers:
                 rows = await tx.unserved_deliveries(
-                    name, tasks_of(transport) or (), now - 2 * poll, WAITING_MARK_LIMIT
+                    name, frozenset(router.tasks), now - 2 * poll, WAITING_MARK_LIMIT
                 )
                 for row in rows:
                     values = {
@@ -495,7 +509,7 @@ class Dispatcher:
         logs.bind_execution(row["id"], row["cue_id"])
         started = time.perf_counter()
         try:
-            result = await transport.deliver(delivery_of(row))
+            result = await transport.deliver(delivery_of(row, transport))
         except Exception as exc:
             log.exception("transport %r failed on execution %s", transport.name, row["id"])
             result = DeliveryResult(ok=False, error=(str(exc) or type(exc).__name__)[:500])

@@ -32,7 +32,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import cueflow.account_settings as account_settings
 import cueflow.accounts as accounts
@@ -101,7 +101,8 @@ class Engine:
     ) -> None:
         settings = settings or Settings()
         self.plugins = PluginManager(settings, extra=plugins)
-        transports = Transports(self.plugins.transports())
+        registered = self.plugins.transports()
+        transports = Transports(registered, self.plugins.notifier(registered))
         factories = self.plugins.stores()
         scheme = _scheme(settings.database_url)
         if scheme not in factories:
@@ -172,7 +173,7 @@ class Engine:
 
     @property
     def notifier(self) -> Notifier | None:
-        """Sends failure notices: the first transport that has ``notify`` (the webhook one)."""
+        """Sends failure notices: the one registered through ``cueflow_register_notifiers``."""
         return self.services.transports.notifier
 
     @property
@@ -252,20 +253,17 @@ class Engine:
             async def send_report(payload: dict) -> dict: ...
 
         Sync or async; it receives the cue's payload (and, if it takes a second positional
-        parameter without a default, a :class:`cueflow_inprocess.HandlerContext` with the
+        parameter without a default, a :class:`cueflow.HandlerContext` with the
         execution id, cue id and name, task, ``scheduled_for`` and attempt number). Its return
         value becomes the outcome's ``result`` (a string as is, anything else as JSON); an
         exception or a timeout is a failed attempt, retried per the cue's ``retry`` policy. See
         :mod:`cueflow_inprocess`. A name registers once per engine."""
-        host = next(
-            (t for t in self.transports.values() if callable(getattr(t, "add_handler", None))),
-            None,
-        )
+        host = next((t for t in self.transports.values() if isinstance(t, HandlerHost)), None)
         if host is None:
             raise PluginError("no installed transport runs in-process handlers (cueflow_inprocess)")
 
         def register(function: F) -> F:
-            cast(HandlerHost, host).add_handler(name, function)
+            host.add_handler(name, function)
             return function
 
         return register

@@ -3,21 +3,23 @@
 A plugin is a module (or any object) with functions named after these hooks, marked with
 :data:`cueflow.hookimpl`, and made known either through an entry point in the ``cueflow`` group
 (``[project.entry-points.cueflow] name = "module"``) or by passing it to
-``Engine(settings, plugins=[...])``. The built-in stores and transports under ``plugins/`` are
-registered the same way. Names starting with ``cueflow_`` are reserved for hooks: a plugin
-function with such a name that matches no hook here stops start-up with a
-:class:`cueflow.errors.PluginError` naming the plugin, marked or not.
+``Engine(settings, plugins=[...])``. The built-in stores and transports under ``plugins/`` use
+the same hooks; they are loaded from :data:`cueflow.plugins.DEFAULT_PLUGINS`. Names starting
+with ``cueflow_`` are reserved for hooks: a plugin function with such a name that matches no
+hook here stops start-up with a :class:`cueflow.errors.PluginError` naming the plugin, marked
+or not.
 
 All hooks are plain (synchronous) functions, called once per engine while ``Engine(...)`` is
-constructed, in plugin registration order (entry points first, then ``plugins=[...]``).
-Implementations may accept any subset of a hook's parameters, by name. Both hooks hand the
-plugin a ``register(...)`` callback, so one package can offer several stores or transports.
+constructed, in plugin registration order (built-ins first, then entry points, then
+``plugins=[...]``). Implementations may accept any subset of a hook's parameters, by name.
+Every hook hands the plugin a ``register(...)`` callback, so one package can offer several
+stores or transports.
 :mod:`cueflow.plugins` is the only caller; the rest of cueflow asks its typed facade.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -25,7 +27,7 @@ import pluggy
 if TYPE_CHECKING:
     from cueflow.config import Settings
     from cueflow.store import Store
-    from cueflow.transport import Transport
+    from cueflow.transport import Notifier, Transport
 
 hookspec = pluggy.HookspecMarker("cueflow")
 
@@ -69,8 +71,9 @@ def cueflow_register_transports(register: Callable[[Transport], None], settings:
         ``transport`` field, 1 to 64 characters), ``pull`` and the coroutine methods
         ``validate_cue``, ``start`` and ``stop``; a push transport (``pull = False``) also has
         ``lease_seconds`` (a positive number) and the coroutine method ``deliver`` of
-        :class:`cueflow.transport.PushTransport`, and may have ``notify`` of
-        :class:`cueflow.transport.Notifier`. ``register`` raises
+        :class:`cueflow.transport.PushTransport`, and may declare the optional capabilities
+        of :mod:`cueflow.transport` (``ConcurrencyBound``, ``TaskRouter``, ``HandlerHost``,
+        ``CallbackSender``) by satisfying their protocols. ``register`` raises
         :class:`cueflow.errors.PluginError` for a name another plugin registered already or an
         object lacking any of these, and that stops start-up.
     :param settings: the engine's :class:`cueflow.config.Settings` (read-only), for transports
@@ -85,6 +88,36 @@ def cueflow_register_transports(register: Callable[[Transport], None], settings:
     transport.deliver(delivery)`` for each attempt. A transport must pass
     :class:`cueflow.testing.TransportConformance` (push transports
     :class:`cueflow.testing.PushTransportConformance`).
+    """
+
+
+@hookspec
+def cueflow_register_notifiers(
+    register: Callable[[Notifier], None],
+    transports: Mapping[str, Transport],
+    settings: Settings,
+) -> None:
+    """Offer the sender of failure notices (the ``cue.failed`` alerts of
+    :mod:`cueflow.alerts`, sent to ``on_failure.webhook`` or an account's alert webhook).
+
+    When: once per engine, while ``Engine(...)`` is constructed, after
+    ``cueflow_register_transports`` (so ``transports`` is complete). Synchronous; do no I/O.
+
+    :param register: ``register(notifier)``; call it at most once. ``notifier`` satisfies
+        :class:`cueflow.transport.Notifier`: the coroutine methods ``notify(notice)`` (send one
+        :class:`cueflow.transport.Notice` once, answering with a
+        :class:`cueflow.transport.DeliveryResult`) and ``check_url(url)`` (raise
+        ``ValueError`` with the reason for a URL notices may not go to; the REST API answers
+        400 ``invalid_alert_webhook_url``). An engine has at most one notifier: ``register``
+        raises :class:`cueflow.errors.PluginError` naming both plugins when a second one is
+        registered, or for an object lacking either method, and that stops start-up.
+    :param transports: the registered transports by name (read-only), so a transport plugin
+        can register the very transport object that already holds a client.
+    :param settings: the engine's :class:`cueflow.config.Settings` (read-only).
+    :return: ignored.
+
+    Without a notifier, failure notices are logged and dropped, and alert webhook URLs are
+    checked for scheme and host only. The built-in ``webhook`` plugin registers its transport.
     """
 
 

@@ -1,25 +1,33 @@
-"""The plugin manager: loads ``cueflow`` entry points and answers with typed registries.
+"""The plugin manager: loads the built-in plugins and ``cueflow`` entry points and answers
+with typed registries.
 
-One method per hook (:meth:`PluginManager.stores`, :meth:`PluginManager.transports`), so the
-rest of cueflow never calls ``pm.hook.*``. Everything that can be wrong with a plugin stops
-start-up with a :class:`cueflow.errors.PluginError` that names the plugin: an entry point that
-fails to import, a ``cueflow_*`` function that matches no hook (a misspelling), a hook that
-raises, two plugins claiming one store scheme or transport name, and a registered object that
-lacks part of its protocol.
+The built-ins (the modules under ``plugins/``) are ordinary plugins loaded from
+:data:`DEFAULT_PLUGINS`, as pytest loads its ``default_plugins`` and Datasette its
+``DEFAULT_PLUGINS``: they work without any packaging metadata, and they use the same hooks as
+third-party plugins, which come from entry points in the ``cueflow`` group.
 
-Operators choose plugins by entry-point name: ``CUEFLOW_PLUGINS`` (comma-separated) loads only
-those, and fails when one of them is not installed; ``CUEFLOW_DISABLE_PLUGINS`` never loads
-those. Plugin objects passed to ``Engine(plugins=[...])`` are always registered (once: a module
-that an entry point loaded already is not registered again).
+One method per hook (:meth:`PluginManager.stores`, :meth:`PluginManager.transports`,
+:meth:`PluginManager.notifier`), so the rest of cueflow never calls ``pm.hook.*``. Everything
+that can be wrong with a plugin stops start-up with a :class:`cueflow.errors.PluginError` that
+names the plugin: a plugin that fails to import, a ``cueflow_*`` function that matches no hook
+(a misspelling), a hook that raises, two plugins claiming one store scheme, transport name or
+the notifier, and a registered object that lacks part of its protocol.
+
+Operators choose plugins by name: ``CUEFLOW_PLUGINS`` (comma-separated) loads only those (and
+the :data:`REQUIRED_PLUGINS`), and fails when one of them is not installed;
+``CUEFLOW_DISABLE_PLUGINS`` never loads those, and fails when it names a required one. Plugin
+objects passed to ``Engine(plugins=[...])`` are always registered (once: a module loaded
+already is not registered again).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import re
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -29,8 +37,22 @@ import cueflow.hookspecs as hookspecs
 from cueflow.config import Settings
 from cueflow.errors import PluginError
 from cueflow.hookspecs import StoreFactory
-from cueflow.transport import Transport
+from cueflow.transport import Notifier, Transport
 
+DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("sqlite", "cueflow_sqlite"),
+    ("postgresql", "cueflow_postgres"),
+    ("worker", "cueflow_worker"),
+    ("webhook", "cueflow_webhook"),
+    ("inprocess", "cueflow_inprocess"),
+)
+"""The built-in plugins, as ``(name, module)`` in registration order. They are loaded from this
+list, not from entry points, so cueflow has its stores and transports even where packaging
+metadata is missing; ``name`` is what ``CUEFLOW_PLUGINS`` and ``CUEFLOW_DISABLE_PLUGINS`` take."""
+REQUIRED_PLUGINS = frozenset({"sqlite", "worker"})
+"""Built-ins a server cannot run without: the default store (``DATABASE_URL`` defaults to a
+SQLite file) and the default transport (the one the REST API's claim, heartbeat and outcome
+endpoints serve). They always load; ``CUEFLOW_DISABLE_PLUGINS`` naming one stops start-up."""
 ENTRY_POINT_GROUP = "cueflow"
 HOOK_PREFIX = "cueflow_"
 MAX_TRANSPORT_NAME = 64
@@ -42,6 +64,10 @@ def _names(value: str | None) -> set[str] | None:
     if value is None:
         return None
     return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _describe(plugin: object) -> str:
+    return plugin.__name__ if isinstance(plugin, types.ModuleType) else repr(plugin)
 
 
 class _Pluggy(pluggy.PluginManager):
@@ -71,28 +97,58 @@ class PluginManager:
         self.settings = settings
         self._pm = _Pluggy(ENTRY_POINT_GROUP)
         self._pm.add_hookspecs(hookspecs)
-        self._load_entry_points()
+        only = _names(self.settings.plugins)
+        blocked = _names(self.settings.disable_plugins) or set()
+        self._load_default_plugins(only, blocked)
+        self._load_entry_points(only, blocked)
         for plugin in extra:
-            if not self._pm.is_registered(plugin):  # also installed: its entry point loaded it
+            if not self._pm.is_registered(plugin):  # a built-in, or an entry point's module
                 self.register(plugin, name=self._name_for(plugin))
         self._refuse_unknown_hooks()
 
     # loading ----------------------------------------------------------------------------------
-    def _load_entry_points(self) -> None:
-        only = _names(self.settings.plugins)
-        blocked = _names(self.settings.disable_plugins) or set()
+    def _load_default_plugins(self, only: set[str] | None, blocked: set[str]) -> None:
+        """Register the built-ins of :data:`DEFAULT_PLUGINS` that are not switched off."""
+        required = sorted(blocked & REQUIRED_PLUGINS)
+        if required:
+            raise PluginError(
+                f"CUEFLOW_DISABLE_PLUGINS names {', '.join(required)}, which cueflow cannot run "
+                f"without (required built-ins: {', '.join(sorted(REQUIRED_PLUGINS))})"
+            )
+        for name, module_name in DEFAULT_PLUGINS:
+            wanted = name in REQUIRED_PLUGINS or only is None or name in only
+            if name in blocked or not wanted:
+                continue
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as exc:
+                raise PluginError(
+                    f"built-in cueflow plugin {name!r} ({module_name}) failed to load: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            self.register(module, name=name)
+
+    def _load_entry_points(self, only: set[str] | None, blocked: set[str]) -> None:
+        """Register the third-party plugins: entry points of the ``cueflow`` group."""
         found = list(entry_points(group=ENTRY_POINT_GROUP))
-        missing = (only or set()) - {ep.name for ep in found}
+        available = {ep.name for ep in found} | {name for name, _ in DEFAULT_PLUGINS}
+        missing = (only or set()) - available
         if missing:
             raise PluginError(
                 f"CUEFLOW_PLUGINS names {', '.join(sorted(missing))}, which is not an installed "
-                f"cueflow plugin (installed: {', '.join(sorted({ep.name for ep in found}))})"
+                f"cueflow plugin (installed: {', '.join(sorted(available))})"
             )
         for ep in found:
             if ep.name in blocked or (only is not None and ep.name not in only):
                 continue
-            if self._pm.has_plugin(ep.name):
-                continue  # the same entry point seen twice on sys.path
+            taken = self._pm.get_plugin(ep.name)
+            if taken is not None:
+                if isinstance(taken, types.ModuleType) and taken.__name__ == ep.module:
+                    continue  # a built-in in older metadata, or one entry point seen twice
+                raise PluginError(
+                    f"cueflow plugin {ep.name!r} (entry point {ep.value!r}) takes the name of "
+                    f"a plugin loaded already ({_describe(taken)}); rename its entry point"
+                )
             try:
                 module = ep.load()
             except Exception as exc:
@@ -100,7 +156,8 @@ class PluginManager:
                     f"cueflow plugin {ep.name!r} (entry point {ep.value!r}) failed to load: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            self.register(module, name=ep.name)
+            if not self._pm.is_registered(module):  # a built-in under another name
+                self.register(module, name=ep.name)
 
     def register(self, plugin: object, name: str | None = None) -> None:
         """Add a plugin object or module, as an entry point would, under ``name`` (by default
@@ -195,6 +252,38 @@ class PluginManager:
 
         self._call("cueflow_register_transports", for_plugin, settings=self.settings)
         return {name: transport for name, (_, transport) in found.items()}
+
+    def notifier(self, transports: Mapping[str, Transport]) -> Notifier | None:
+        """The sender of failure notices, from ``cueflow_register_notifiers`` (``None`` when no
+        plugin registers one); ``transports`` are the registered ones, by name."""
+        found: list[tuple[str, Notifier]] = []
+
+        def for_plugin(plugin: str) -> Callable[[Notifier], None]:
+            def register(notifier: Notifier) -> None:
+                if not isinstance(notifier, Notifier) or not all(
+                    inspect.iscoroutinefunction(getattr(notifier, method))
+                    for method in ("notify", "check_url")
+                ):
+                    raise PluginError(
+                        f"cueflow plugin {plugin!r} registered a notifier without an async "
+                        f"notify(notice) and check_url(url): {notifier!r}"
+                    )
+                if found:
+                    raise PluginError(
+                        f"cueflow plugins {found[0][0]!r} and {plugin!r} both register a "
+                        "notifier; disable one of them"
+                    )
+                found.append((plugin, notifier))
+
+            return register
+
+        self._call(
+            "cueflow_register_notifiers",
+            for_plugin,
+            transports=types.MappingProxyType(dict(transports)),
+            settings=self.settings,
+        )
+        return found[0][1] if found else None
 
     def _call(self, hook: str, for_plugin: Callable[[str], Any], **kwargs: Any) -> None:
         """Call every implementation of ``hook`` in registration order, each with a

@@ -25,17 +25,13 @@ from cueflow.transport import Notifier, PushTransport, Transport
 class Transports(Mapping[str, Transport]):
     """The engine's transports by name (read-only), with the questions the use cases ask."""
 
-    def __init__(self, transports: Mapping[str, Transport]) -> None:
+    def __init__(
+        self, transports: Mapping[str, Transport], notifier: Notifier | None = None
+    ) -> None:
         self._transports = dict(transports)
-        self.notifier: Notifier | None = next(
-            (
-                cast(Notifier, t)
-                for t in self._transports.values()
-                if callable(getattr(t, "notify", None))
-            ),
-            None,
-        )
-        """Sends failure notices: the first transport that has ``notify`` (the webhook one)."""
+        self.notifier = notifier
+        """Sends failure notices: the one registered through ``cueflow_register_notifiers``
+        (the webhook transport), or ``None``."""
 
     def __getitem__(self, name: str) -> Transport:
         return self._transports[name]

@@ -7,8 +7,10 @@ leases and outcomes for every pull transport alike. A *push* transport (``webhoo
 and answers with a :class:`DeliveryResult`; the dispatcher records it, retries and escalates.
 Transports never change an execution's status themselves.
 
-Optional capabilities, found by attribute: ``concurrency`` on a push transport (see
-:class:`PushTransport`), :class:`TaskRouter`, :class:`HandlerHost` and :class:`Notifier`.
+Optional capabilities are declared, not guessed: a transport that has one satisfies its
+``runtime_checkable`` protocol here (:class:`ConcurrencyBound`, :class:`TaskRouter`,
+:class:`HandlerHost`, :class:`CallbackSender`), and the sender of failure notices
+(:class:`Notifier`) is registered through the ``cueflow_register_notifiers`` hook.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from cueflow.clock import Clock
@@ -39,8 +41,21 @@ class TransportServices(Protocol):
 
 
 @dataclass(frozen=True)
+class Callback:
+    """Where and how to send a cue's deliveries: the cue's ``callback`` and its owner's signing
+    secret. Only a :class:`CallbackSender` (the webhook transport) receives it."""
+
+    url: str
+    method: str
+    headers: Mapping[str, str]
+    signing_secret: str
+    """The cue owner's webhook secret, read when the attempt was claimed."""
+
+
+@dataclass(frozen=True)
 class Delivery:
-    """One attempt to hand an execution to a push transport, with what it needs to send it."""
+    """One attempt to hand an execution to a push transport, with what that transport needs to
+    send it (and nothing another transport needs: see :attr:`callback`)."""
 
     execution_id: str
     cue_id: str
@@ -51,15 +66,13 @@ class Delivery:
     """1-based number of this attempt."""
     payload: dict[str, Any]
     """The cue's payload as it is now (retries send the current payload)."""
-    callback_url: str | None
-    callback_method: str
-    callback_headers: dict[str, str]
-    signing_secret: str
-    """The cue owner's webhook secret, read when the attempt was claimed."""
     task: str | None = None
     """The cue's ``task`` (its ``payload["task"]``): what the work is, for routing."""
     timeout_seconds: int | None = None
     """The cue's ``timeout_seconds``, if it set one."""
+    callback: Callback | None = None
+    """The cue's callback with the signing secret, for a :class:`CallbackSender` whose cue has a
+    ``callback.url``; ``None`` for every other transport."""
 
 
 @dataclass(frozen=True)
@@ -124,10 +137,8 @@ class PushTransport(Transport, Protocol):
     If the process dies before the result is recorded, the lease runs out and the attempt counts
     as failed: delivery is at least once.
 
-    Optional: an ``int`` attribute ``concurrency``, the most deliveries of this transport in
-    flight at once in this process. The dispatcher then claims no more than that, so no claimed
-    execution waits for a free slot while its lease runs (``delivery_concurrency`` bounds all
-    push transports together).
+    Optional capabilities: :class:`ConcurrencyBound`, :class:`TaskRouter`,
+    :class:`HandlerHost`, :class:`CallbackSender`.
     """
 
     lease_seconds: float
@@ -138,6 +149,17 @@ class PushTransport(Transport, Protocol):
         non-2xx) are results, not exceptions; an exception also counts as a failed attempt."""
 
 
+@runtime_checkable
+class ConcurrencyBound(Protocol):
+    """A push transport with its own bound: at most :attr:`concurrency` of its deliveries in
+    flight at once in this process. The dispatcher then claims no more than that, so no claimed
+    execution waits for a free slot while its lease runs (``delivery_concurrency`` bounds all
+    push transports together)."""
+
+    concurrency: int
+
+
+@runtime_checkable
 class TaskRouter(Protocol):
     """A push transport that can deliver only some tasks in this process (the in-process
     transport: the tasks it has handlers for). The dispatcher claims only executions whose cue's
@@ -153,22 +175,39 @@ class TaskRouter(Protocol):
         ...
 
 
+@runtime_checkable
 class HandlerHost(Protocol):
     """A transport that runs Python functions registered in this process.
-    :meth:`cueflow.engine.Engine.handler` registers them with the first transport that has
-    ``add_handler``."""
+    :meth:`cueflow.engine.Engine.handler` registers them with the first registered transport
+    that is a ``HandlerHost`` (the in-process transport)."""
 
     def add_handler(self, name: str, function: Callable[..., Any]) -> None:
         """Run ``function`` for cues whose ``task`` is ``name``; a name registers once."""
         ...
 
 
+@runtime_checkable
+class CallbackSender(Protocol):
+    """A push transport that sends each delivery to its cue's ``callback``: only its
+    deliveries carry :attr:`Delivery.callback` (URL, method, headers and the owner's signing
+    secret). It declares so with ``sends_callbacks = True``."""
+
+    sends_callbacks: Literal[True]
+
+
+@runtime_checkable
 class Notifier(Protocol):
-    """A transport that can also send :class:`Notice` messages (failure alerts). The engine uses
-    the first registered transport that has a ``notify`` method."""
+    """Sends :class:`Notice` messages (failure alerts) and vets their URLs. Registered through
+    the ``cueflow_register_notifiers`` hook (the webhook plugin registers its transport)."""
 
     async def notify(self, notice: Notice) -> DeliveryResult:
         """Send one notice, once (no retries)."""
+        ...
+
+    async def check_url(self, url: str) -> None:
+        """Refuse a URL that notices may not be sent to (an account's alert webhook) with a
+        :class:`ValueError` whose text says why."""
+        ...
 
 
 class PullTransport:

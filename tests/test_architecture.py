@@ -86,6 +86,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.config",
             "cueflow.errors",
             "cueflow.faults",
+            "cueflow.handler_context",
             "cueflow.ids",
             "cueflow.jsonvalues",
             "cueflow.logs",

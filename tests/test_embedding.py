@@ -261,3 +261,16 @@ def test_importing_cueflow_stays_light() -> None:
         "assert callable(cueflow.open_engine) and cueflow.Engine.__name__ == 'Engine'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_every_name_the_embedding_docs_import_comes_from_cueflow() -> None:
+    """The README's embedding sections name no import from a plugin package, and each
+    ``cueflow.X`` they name resolves."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Embedding")
+    sections = readme[start : readme.index("\n## ", readme.index("## In-process handlers") + 1)]
+    assert not re.findall(r"cueflow_(?:inprocess|webhook|worker|sqlite|postgres)\.", sections)
+    for name in sorted(set(re.findall(r"`cueflow\.([A-Z]\w+)", sections))):
+        assert getattr(cueflow, name) is not None, name
+    assert cueflow.HandlerContext.__module__ == "cueflow.handler_context"
+    assert "HandlerContext" in cueflow.__all__

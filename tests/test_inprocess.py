@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from cueflow_inprocess import HandlerContext
 
+from cueflow import HandlerContext
 from cueflow.accounts import Principal
 from cueflow.api import create_app
 from cueflow.api.render import execution_json
@@ -31,6 +31,7 @@ from cueflow.engine import Engine
 from cueflow.errors import PluginError
 from cueflow.states import Event, move
 from cueflow.store import Row
+from cueflow.transport import Delivery
 from tests.conftest import make_settings, register
 from tests.helpers import assert_error
 
@@ -386,7 +387,8 @@ async def test_concurrent_handler_runs_never_exceed_the_bound(
         await engine.fire_due()
         [row] = await claimed_rows(engine)
         transport = engine.transports["inprocess"]
-        results = await asyncio.gather(*(transport.deliver(delivery_of(row)) for _ in range(10)))
+        delivery = delivery_of(row, transport)
+        results = await asyncio.gather(*(transport.deliver(delivery) for _ in range(10)))
         assert all(result.ok for result in results)
         assert most == 2
 
@@ -583,3 +585,35 @@ async def test_handler_names_register_once(database_url: str, clock: FakeClock) 
     async with opened(database_url, clock, disable_plugins="inprocess") as engine:
         with pytest.raises(PluginError, match="in-process handlers"):
             engine.handler("x")
+
+
+async def test_an_in_process_delivery_carries_no_signing_secret(
+    database_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with opened(database_url, clock) as engine:
+        transport = engine.transports["inprocess"]
+        seen: list[Delivery] = []
+        deliver = transport.deliver  # type: ignore[attr-defined]
+
+        async def recording(delivery: Delivery) -> Any:
+            seen.append(delivery)
+            return await deliver(delivery)
+
+        monkeypatch.setattr(transport, "deliver", recording)
+        engine.handler("quiet")(lambda payload: "ok")
+        user = await engine.account("app@example.com")
+        secret = await engine.webhook_secret(user)
+        await due_cue(engine, user, clock, "quiet")
+        assert await fire(engine, clock) == 1
+        [delivery] = seen
+        assert delivery.callback is None
+        assert secret.startswith("whsec_") and secret not in repr(delivery)
+
+
+def test_handler_context_is_importable_from_the_core_and_the_plugin_alike() -> None:
+    import cueflow_inprocess
+
+    import cueflow
+
+    assert cueflow_inprocess.HandlerContext is HandlerContext is cueflow.HandlerContext
+    assert HandlerContext.__module__ == "cueflow.handler_context"

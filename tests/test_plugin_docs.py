@@ -69,7 +69,11 @@ TestMemSqliteStoreFromTheGuide = STORAGE_EXAMPLE["tests/test_memsqlite.py"].Test
 
 
 def test_there_are_hooks_to_guard() -> None:
-    assert HOOKS == ["cueflow_register_stores", "cueflow_register_transports"]
+    assert HOOKS == [
+        "cueflow_register_notifiers",
+        "cueflow_register_stores",
+        "cueflow_register_transports",
+    ]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -165,10 +169,6 @@ async def test_the_transport_guides_transport_reports_an_unwritable_spool_as_a_r
         scheduled_for=datetime.now(UTC),
         attempt=1,
         payload={},
-        callback_url=None,
-        callback_method="POST",
-        callback_headers={},
-        signing_secret="whsec_x",
     )
     result = await transport.deliver(delivery)
     assert result.ok is False

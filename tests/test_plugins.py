@@ -4,9 +4,11 @@ stopping start-up with an error that names it."""
 from __future__ import annotations
 
 import re
+import tomllib
 import types
 from collections.abc import Callable, Mapping
 from importlib.metadata import EntryPoint
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,13 +17,14 @@ import cueflow.plugins
 from cueflow import hookimpl
 from cueflow.config import Settings
 from cueflow.engine import Engine
-from cueflow.errors import PluginError
-from cueflow.plugins import PluginManager
+from cueflow.errors import CueflowError, PluginError
+from cueflow.plugins import DEFAULT_PLUGINS, REQUIRED_PLUGINS, PluginManager
 from cueflow.testing import RecordingTransport, TransportPlugin
-from cueflow.transport import PullTransport, Transport
+from cueflow.transport import DeliveryResult, Notice, Notifier, PullTransport, Transport
 from tests.conftest import make_settings
 
-BUILT_IN = {"sqlite", "postgresql", "worker", "webhook"}
+BUILT_IN = {"sqlite", "postgresql", "worker", "webhook", "inprocess"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def manager(*extra: object, **settings: Any) -> PluginManager:
@@ -57,11 +60,77 @@ class StorePlugin:
 # entry points ---------------------------------------------------------------------------------
 
 
-def test_built_in_plugins_load_through_their_entry_points() -> None:
+def without_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the manager see no installed entry point at all (no packaging metadata)."""
+    monkeypatch.setattr(cueflow.plugins, "entry_points", lambda *, group: [])
+
+
+async def test_built_in_plugins_load_from_the_default_list_without_entry_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    without_entry_points(monkeypatch)
     plugins = manager()
-    assert set(plugins.names) >= BUILT_IN
+    assert set(plugins.names) == BUILT_IN
     assert {"sqlite", "postgresql", "postgres"} <= set(plugins.stores())
-    assert {"worker", "webhook"} <= set(plugins.transports())
+    assert list(plugins.transports()) == ["worker", "webhook", "inprocess"]
+    engine = Engine(make_settings("sqlite://"))
+    await engine.open()
+    try:
+        user = await engine.principal((await engine.register("a@example.com"))["api_key"])
+        cue, _ = await engine.create_cue(
+            user, {"name": "n", "transport": "worker", "schedule": _hourly()}
+        )
+        assert cue["transport"] == "worker"
+    finally:
+        await engine.close()
+
+
+def test_the_built_ins_are_not_also_declared_as_entry_points() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "cueflow" not in project["project"].get("entry-points", {})
+    assert {name for name, _ in DEFAULT_PLUGINS} == BUILT_IN
+
+
+def test_an_entry_point_of_a_built_in_module_does_not_register_it_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Metadata of an older install still declaring the built-ins changes nothing."""
+    stale = [EntryPoint(name=n, value=m, group="cueflow") for n, m in DEFAULT_PLUGINS]
+    renamed = EntryPoint(name="sqlite-again", value="cueflow_sqlite", group="cueflow")
+    with_entry_points(monkeypatch, *stale, renamed)
+    plugins = manager()
+    assert sorted(plugins.names) == sorted(BUILT_IN)
+    assert "worker" in plugins.transports() and "sqlite" in plugins.stores()
+
+
+def test_an_entry_point_taking_a_built_in_name_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    impostor = EntryPoint(name="webhook", value="cueflow_no_such_module", group="cueflow")
+    with_entry_points(monkeypatch, impostor)
+    with pytest.raises(PluginError, match=r"'webhook' \(entry point 'cueflow_no_such_module'\)"):
+        manager()
+
+
+@pytest.mark.parametrize("package", ["cueflow", *(module for _, module in DEFAULT_PLUGINS)])
+def test_every_package_a_user_imports_from_ships_py_typed(package: str) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    folder = ROOT / package if package == "cueflow" else ROOT / "plugins" / package
+    assert (folder / "py.typed").is_file()
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"][package]
+
+
+@pytest.mark.parametrize("required", sorted(REQUIRED_PLUGINS))
+def test_disabling_a_required_built_in_is_a_clear_start_up_error(required: str) -> None:
+    with pytest.raises(PluginError) as error:
+        Engine(make_settings("sqlite://", disable_plugins=f"webhook,{required}"))
+    message = str(error.value)
+    assert f"CUEFLOW_DISABLE_PLUGINS names {required}, which cueflow cannot run without" in message
+
+
+def test_the_required_built_ins_load_whatever_cueflow_plugins_names() -> None:
+    plugins = manager(plugins="webhook")
+    assert plugins.names == ["sqlite", "webhook", "worker"]
 
 
 def test_a_plugin_whose_import_fails_stops_start_up_naming_its_entry_point(
@@ -297,6 +366,79 @@ def test_a_transport_missing_part_of_its_protocol_is_refused_naming_the_plugin(
 def test_a_pull_transport_needs_no_deliver_or_lease() -> None:
     fake = Fake(name="pulled", pull=True, deliver=_MISSING, lease_seconds=_MISSING)
     assert "pulled" in manager(TransportPlugin(fake)).transports()  # type: ignore[arg-type]
+
+
+# capabilities ---------------------------------------------------------------------------------
+
+
+class Bell:
+    """A notifier that records notices instead of sending them."""
+
+    def __init__(self) -> None:
+        self.notices: list[Notice] = []
+
+    async def notify(self, notice: Notice) -> DeliveryResult:
+        self.notices.append(notice)
+        return DeliveryResult(ok=True)
+
+    async def check_url(self, url: str) -> None:
+        if "forbidden" in url:
+            raise ValueError("Bell refuses this URL")
+
+
+class NotifierPlugin:
+    def __init__(self, notifier: object) -> None:
+        self.notifier = notifier
+
+    @hookimpl
+    def cueflow_register_notifiers(self, register: Callable[[Notifier], None]) -> None:
+        register(self.notifier)  # type: ignore[arg-type]
+
+
+def test_the_notifier_is_the_one_registered_through_cueflow_register_notifiers() -> None:
+    from cueflow_webhook import WebhookTransport
+
+    engine = Engine(make_settings("sqlite://"))
+    assert engine.notifier is engine.transports["webhook"]
+    assert isinstance(engine.notifier, WebhookTransport)
+    assert Engine(make_settings("sqlite://", disable_plugins="webhook")).notifier is None
+    bell = Bell()
+    settings = make_settings("sqlite://", disable_plugins="webhook")
+    engine = Engine(settings, plugins=[NotifierPlugin(bell)])
+    assert engine.notifier is bell
+
+
+def test_a_transport_with_a_notify_method_is_not_taken_for_the_notifier() -> None:
+    class Noisy(RecordingTransport):
+        async def notify(self, notice: Notice) -> DeliveryResult:
+            raise AssertionError("never asked: it registered no notifier")
+
+    settings = make_settings("sqlite://", disable_plugins="webhook")
+    assert Engine(settings, plugins=[TransportPlugin(Noisy())]).notifier is None
+
+
+def test_two_notifiers_stop_start_up_naming_both_plugins() -> None:
+    with pytest.raises(PluginError, match=r"'webhook' and .*NotifierPlugin' both register a"):
+        Engine(make_settings("sqlite://"), plugins=[NotifierPlugin(Bell())])
+
+
+def test_a_notifier_lacking_its_methods_is_refused() -> None:
+    settings = make_settings("sqlite://", disable_plugins="webhook")
+    with pytest.raises(PluginError, match="registered a notifier without an async notify"):
+        Engine(settings, plugins=[NotifierPlugin(object())])
+
+
+async def test_alert_webhook_urls_are_vetted_by_the_registered_notifier() -> None:
+    settings = make_settings("sqlite://", disable_plugins="webhook")
+    engine = Engine(settings, plugins=[NotifierPlugin(Bell())])
+    await engine.open()
+    try:
+        user = await engine.principal((await engine.register("a@example.com"))["api_key"])
+        with pytest.raises(CueflowError, match="Bell refuses this URL") as refused:
+            await engine.update_me(user, {"alert_webhook_url": "https://forbidden.example.com/x"})
+        assert refused.value.code == "invalid_alert_webhook_url"
+    finally:
+        await engine.close()
 
 
 def _hourly() -> dict[str, str]:

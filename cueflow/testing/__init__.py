@@ -16,8 +16,9 @@ a fixture or two; pytest then runs every test of the suite against the plugin::
 * :class:`PushTransportConformance` needs ``transport_name`` and ``received_execution_ids``.
 
 Every test drives a real :class:`cueflow.engine.Engine` (on a :class:`cueflow.clock.FakeClock`)
-built from the installed entry points plus the ``cueflow_plugins`` fixture. The suites need
-pytest and pytest-asyncio (strict or auto mode). ``docs/plugins.md`` describes each fixture.
+built from the built-ins, the installed entry points and the ``cueflow_plugins`` fixture. The
+suites need pytest and pytest-asyncio (strict or auto mode). ``docs/plugins.md`` describes
+each fixture.
 """
 
 from cueflow.testing.harness import (

@@ -62,8 +62,8 @@ class EngineFixtures:
 
     @pytest.fixture
     def cueflow_plugins(self) -> list[object]:
-        """Plugin objects or modules to register besides the installed entry points (for a
-        plugin under test that is not installed). Default: none."""
+        """Plugin objects or modules to register besides the built-ins and the installed entry
+        points (for a plugin under test that is not installed). Default: none."""
         return []
 
     @pytest.fixture

@@ -39,12 +39,13 @@ class TransportConformance(EngineFixtures):
 
     Subclass it in a test module (the name must start with ``Test``) and provide the fixture
     ``transport_name``: the name the transport registers under. The suite takes the transport
-    from an engine built the normal way (installed entry points plus ``cueflow_plugins``), so
-    it tests the registration too. Optional fixtures: ``cue_fields`` (the ``POST /v1/cues``
-    fields, besides ``name``, ``schedule`` and ``transport``, of a cue the transport accepts
-    and can deliver), ``refused_cue_fields`` (fields of a cue its ``validate_cue`` refuses;
-    ``None`` skips that test), ``cueflow_plugins``, ``cueflow_settings`` and ``store_url``
-    (a SQLite file by default). Needs pytest-asyncio, in either mode.
+    from an engine built the normal way (built-ins, installed entry points and
+    ``cueflow_plugins``), so it tests the registration too. Optional fixtures: ``cue_fields``
+    (the ``POST /v1/cues`` fields, besides ``name``, ``schedule`` and ``transport``, of a cue
+    the transport accepts and can deliver), ``refused_cue_fields`` (fields of a cue its
+    ``validate_cue`` refuses; ``None`` skips that test), ``cueflow_plugins``,
+    ``cueflow_settings`` and ``store_url`` (a SQLite file by default). Needs pytest-asyncio, in
+    either mode.
     """
 
     pytestmark = pytest.mark.asyncio
@@ -235,7 +236,7 @@ class PushTransportConformance(TransportConformance):
         cue = await one_time_cue(engine, user, transport.name, **cue_fields)
         row = await _claim_one(engine, clock, _push(transport))
         async with asyncio.timeout(SCENARIO_TIMEOUT):
-            result = await _push(transport).deliver(delivery_of(row))
+            result = await _push(transport).deliver(delivery_of(row, _push(transport)))
         assert isinstance(result, DeliveryResult)
         assert result.ok, result
         assert row["id"] in await _received(received_execution_ids)
@@ -257,7 +258,7 @@ class PushTransportConformance(TransportConformance):
         cue = await one_time_cue(engine, user, transport.name, retry=retry, **failing_cue_fields)
         row = await _claim_one(engine, clock, _push(transport))
         async with asyncio.timeout(SCENARIO_TIMEOUT):
-            result = await _push(transport).deliver(delivery_of(row))
+            result = await _push(transport).deliver(delivery_of(row, _push(transport)))
         assert isinstance(result, DeliveryResult)
         assert result.ok is False
         assert isinstance(result.error, str) and result.error

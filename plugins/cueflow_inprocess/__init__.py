@@ -14,8 +14,8 @@ A cue with ``"transport": "inprocess"`` runs the handler named by its ``payload[
 routing key workers use too, stored as the cue's ``task``), through the engine's push
 dispatcher (:mod:`cueflow.delivery`):
 
-* The handler receives the cue's payload, and a :class:`HandlerContext` when it takes a second
-  positional parameter without a default value.
+* The handler receives the cue's payload, and a :class:`cueflow.HandlerContext` when it takes a
+  second positional parameter without a default value.
 * Returning is success: the execution becomes ``success`` with ``outcome.success = true`` and
   ``outcome.result`` the return value (a string as is, ``None`` as no result, anything else as
   JSON), cut to 2000 characters.
@@ -48,11 +48,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cueflow.config import Settings
+from cueflow.handler_context import HandlerContext
 from cueflow.markers import hookimpl
 from cueflow.transport import Transport
-from cueflow_inprocess.transport import HandlerContext, InProcessTransport
+from cueflow_inprocess.transport import InProcessTransport
 
 __all__ = ["HandlerContext", "InProcessTransport"]
+# HandlerContext is defined in the core (``from cueflow import HandlerContext``); it is
+# re-exported here for code written when it lived in this plugin.
 
 
 @hookimpl

@@ -19,11 +19,11 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from cueflow.config import Settings
 from cueflow.errors import CueValidationError
+from cueflow.handler_context import HandlerContext
 from cueflow.transport import Delivery, DeliveryResult, TransportServices
 
 log = logging.getLogger(__name__)
@@ -31,21 +31,6 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 2000
 """Longest ``result`` or error text kept (outcome texts are cut to this)."""
 MAX_TASK = 255
-
-
-@dataclass(frozen=True)
-class HandlerContext:
-    """What a handler taking a second positional parameter receives besides the payload."""
-
-    execution_id: str
-    """The same for every attempt of one run: the key to make a handler idempotent."""
-    cue_id: str
-    cue_name: str
-    task: str
-    scheduled_for: datetime
-    """The time this run was due (aware, UTC)."""
-    attempt: int
-    """1 for the first attempt, then 2, 3 ... up to the cue's ``retry.max_attempts``."""
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,11 @@ account and ``CUEFLOW_DELIVERY_PER_HOST_CONCURRENCY`` (20) per destination host.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from cueflow.config import Settings
 from cueflow.markers import hookimpl
-from cueflow.transport import Transport
+from cueflow.transport import Notifier, Transport
 from cueflow_webhook.transport import WebhookTransport
 
 __all__ = ["WebhookTransport"]
@@ -51,3 +51,14 @@ __all__ = ["WebhookTransport"]
 def cueflow_register_transports(register: Callable[[Transport], None], settings: Settings) -> None:
     """Register the ``webhook`` transport."""
     register(WebhookTransport(settings))
+
+
+@hookimpl
+def cueflow_register_notifiers(
+    register: Callable[[Notifier], None], transports: Mapping[str, Transport]
+) -> None:
+    """Send failure notices (``cue.failed`` alerts) through the ``webhook`` transport, sharing
+    its HTTP client and SSRF guard."""
+    transport = transports.get("webhook")
+    if isinstance(transport, WebhookTransport):
+        register(transport)

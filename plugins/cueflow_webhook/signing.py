@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from cueflow.transport import Delivery
+from cueflow.transport import Callback, Delivery
 
 USER_AGENT = "CueAPI/1.0"
 SIGNATURE_HEADER = "X-CueAPI-Signature"
@@ -55,12 +55,15 @@ def delivery_document(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def delivery_headers(delivery: Delivery, timestamp: str, body: bytes) -> list[tuple[str, str]]:
-    """The headers of a delivery, in CueAPI's order, then the cue's custom headers. A custom
-    header replaces a built-in one of the same name (case-insensitively), except the signature
-    and timestamp, which stay cueflow's so that a delivery always verifies."""
+def delivery_headers(
+    delivery: Delivery, callback: Callback, timestamp: str, body: bytes
+) -> list[tuple[str, str]]:
+    """The headers of a delivery to ``callback``, in CueAPI's order, then the cue's custom
+    headers. A custom header replaces a built-in one of the same name (case-insensitively),
+    except the signature and timestamp, which stay cueflow's so that a delivery always
+    verifies."""
     headers = {
-        **signed_headers(delivery.signing_secret, timestamp, body),
+        **signed_headers(callback.signing_secret, timestamp, body),
         "X-CueAPI-Cue-Id": delivery.cue_id,
         "X-CueAPI-Execution-Id": delivery.execution_id,
         "X-CueAPI-Scheduled-For": delivery.scheduled_for.isoformat(),
@@ -68,7 +71,7 @@ def delivery_headers(delivery: Delivery, timestamp: str, body: bytes) -> list[tu
         "User-Agent": USER_AGENT,
     }
     merged = {name.lower(): (name, value) for name, value in headers.items()}
-    for name, value in delivery.callback_headers.items():
+    for name, value in callback.headers.items():
         if name.lower() not in PROTECTED_HEADERS:
             merged[name.lower()] = (name, str(value))
     return list(merged.values())

@@ -64,6 +64,8 @@ class WebhookTransport:
 
     name = "webhook"
     pull = False
+    sends_callbacks = True
+    """Deliveries carry the cue's callback and signing secret (:class:`CallbackSender`)."""
 
     def __init__(
         self,
@@ -139,16 +141,25 @@ class WebhookTransport:
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         """Send one attempt: ``callback.method`` to ``callback.url``, signed with the owner's
         secret as it is now. ``GET`` sends no body but the same headers."""
+        callback = delivery.callback
+        if callback is None:
+            return DeliveryResult(ok=False, error="Webhook cue has no callback.url")
         body = body_bytes(delivery_document(delivery))
         timestamp = str(int(self.wall_clock()))
-        method = delivery.callback_method
         return await self._send(
-            method,
-            delivery.callback_url or "",
-            None if method == "GET" else body,
-            delivery_headers(delivery, timestamp, body),
+            callback.method,
+            callback.url,
+            None if callback.method == "GET" else body,
+            delivery_headers(delivery, callback, timestamp, body),
             self.timeout,
         )
+
+    async def check_url(self, url: str) -> None:
+        """Refuse (``ValueError``) a URL the SSRF guard blocks, with the guard's message."""
+        try:
+            await self.guard.check(url)
+        except BlockedUrl as exc:
+            raise ValueError(exc.message) from exc
 
     async def notify(self, notice: Notice) -> DeliveryResult:
         """POST a signed notice (a ``cue.failed`` alert), once."""

@@ -52,10 +52,6 @@ async def test_an_unwritable_file_is_a_failed_attempt_not_an_exception(
         scheduled_for=datetime.now(UTC),
         attempt=1,
         payload={},
-        callback_url=None,
-        callback_method="POST",
-        callback_headers={},
-        signing_secret="s",
     )
     result = await JsonlTransport().deliver(delivery)
     assert result.ok is False and "cannot write" in (result.error or "")
