@@ -58,6 +58,7 @@ from cueflow.metrics import Metrics
 from cueflow.plugins import PluginManager
 from cueflow.runner import run_until_signalled
 from cueflow.schemas import ClaimRequest, CueCreate, CueUpdate, OutcomeReport, RegisterRequest
+from cueflow.states import CueStatus
 from cueflow.store import ExecutionFilter, ExecutionPage, Row, Store
 from cueflow.transport import HandlerHost, Notifier, PushTransport, Transport
 
@@ -324,11 +325,11 @@ class Engine:
 
     async def pause_cue(self, user: Principal, cue_id: str) -> Row:
         """Pause a cue: it stops firing until resumed."""
-        return await self.update_cue(user, cue_id, CueUpdate(status="paused"))
+        return await self.update_cue(user, cue_id, CueUpdate(status=CueStatus.PAUSED.value))
 
     async def resume_cue(self, user: Principal, cue_id: str) -> Row:
         """Resume a cue: its next run is computed from now."""
-        return await self.update_cue(user, cue_id, CueUpdate(status="active"))
+        return await self.update_cue(user, cue_id, CueUpdate(status=CueStatus.ACTIVE.value))
 
     async def delete_cue(self, user: Principal, cue_id: str) -> None:
         """Delete a cue and its executions."""

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
 
 from cueflow import __version__
+from cueflow.states import Status
 from cueflow.store import FirePlan, Row
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ class FireWatch:
             status = str(row.get("status") or planned["status"])
             self.metrics.fires.labels(str(planned["transport"]), status).inc()
             scheduled_for = planned["scheduled_for"]
-            if status == "pending" and isinstance(scheduled_for, datetime):
+            if status == Status.PENDING and isinstance(scheduled_for, datetime):
                 lag = (now - scheduled_for).total_seconds()
                 self.metrics.scheduler_lag.observe(max(lag, 0.0))
 

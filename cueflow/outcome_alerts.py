@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cueflow import alerts, signing_secrets
+from cueflow.states import Status
 from cueflow.store import Row
 from cueflow.transport import Notice
 
@@ -44,7 +45,7 @@ def failure_streak(runs: list[Row]) -> int:
     streak = 0
     for run in runs:
         success = run["outcome_success"]
-        failed = (not success) if success is not None else run["status"] == "failed"
+        failed = (not success) if success is not None else run["status"] == Status.FAILED
         if not failed:
             break
         streak += 1
