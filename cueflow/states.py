@@ -182,11 +182,9 @@ def can(status: str, event: Event | CueEvent) -> bool:
     return status in _transition(event)[0]
 
 
-def _transition(
-    event: Event | CueEvent,
-) -> tuple[frozenset[Status], Status] | tuple[frozenset[CueStatus], CueStatus]:
-    # Two tables, not one: the enums' members are equal to their strings, so an execution's
-    # ``failed`` event and a cue's status would collide as keys of a shared dict.
+def _transition(event: Event | CueEvent) -> tuple[frozenset[StrEnum], StrEnum]:
+    # Two tables, not one: a member of a StrEnum is equal to its string, so a cue event and an
+    # execution event of the same name would be the same key of a shared dict.
     if isinstance(event, CueEvent):
         return CUE_TRANSITIONS[event]
     return TRANSITIONS[event]
