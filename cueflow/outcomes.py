@@ -193,12 +193,11 @@ def report_gate(worker_id: str | None) -> ReportGate | None:
     reporter."""
     if worker_id is None:
         return None
-    guarded = _HELD | _LEASE_FAILED
-    return ReportGate(
-        worker_id,
-        open=tuple(sorted(s.value for s in Status if s not in guarded)),
-        held=tuple(sorted(s.value for s in _HELD)),
-    )
+    return ReportGate(worker_id, open=_OPEN_TO_ANY, held=_OPEN_TO_HOLDER)
+
+
+_OPEN_TO_ANY = tuple(sorted(s.value for s in set(Status) - _HELD - _LEASE_FAILED))
+_OPEN_TO_HOLDER = tuple(sorted(s.value for s in _HELD))
 
 
 def _prepare(
