@@ -24,7 +24,7 @@ import cueflow.ids as ids
 from cueflow.accounts import Principal
 from cueflow.delivery import retry_wait
 from cueflow.errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
-from cueflow.states import Event, Status, move
+from cueflow.states import Event, Status, move, one_time_cue_end
 from cueflow.store import Row
 
 if TYPE_CHECKING:
@@ -268,8 +268,7 @@ async def release(
                 "Execution is not currently being claimed", code="execution_not_claiming"
             )
         if exhausted and cue is not None:
-            one_time = {"cue_id": cue["id"], "schedule_type": cue["schedule_type"]}
-            await _fail_one_time_cue(tx, one_time, now)
+            await _end_one_time_cue(tx, cue["id"], cue["schedule_type"], done["status"], now)
     if not exhausted:
         services.signals.work.notify()
     return {
@@ -305,7 +304,9 @@ async def sweep(services: Services, limit: int = 500) -> int:
                 changed += 1
                 services.metrics.lease_expiries.labels("claim" if lease_over else "stale").inc()
                 if exhausted:
-                    await _fail_one_time_cue(tx, row, now)
+                    await _end_one_time_cue(
+                        tx, row["cue_id"], row["schedule_type"], done["status"], now
+                    )
         if settings.worker_unclaimed_timeout_seconds > 0:
             before = now - timedelta(seconds=settings.worker_unclaimed_timeout_seconds)
             for row in await tx.unclaimed(before, pull, limit):
@@ -319,7 +320,9 @@ async def sweep(services: Services, limit: int = 500) -> int:
                 )
                 if done is not None:
                     changed += 1
-                    await _fail_one_time_cue(tx, row, now)
+                    await _end_one_time_cue(
+                        tx, row["cue_id"], row["schedule_type"], done["status"], now
+                    )
     if changed:
         services.signals.work.notify()
     return changed
@@ -364,10 +367,15 @@ def _give_back(
     return requeue, values
 
 
-async def _fail_one_time_cue(tx: Any, row: Row, now: Any) -> None:
-    if row["schedule_type"] == "once":
+async def _end_one_time_cue(
+    tx: Any, cue_id: str, schedule_type: str, status: str, now: datetime
+) -> None:
+    """End the cue if it is a one-time cue whose run ended in ``status`` (failed, missed)."""
+    ended = one_time_cue_end(schedule_type, status)
+    if ended is not None:
+        change = move(ended)
         await tx.bump_cue(
-            row["cue_id"],
-            values={"status": "failed", "last_run": now, "updated_at": now},
-            only_if_status=["active"],
+            cue_id,
+            values={"status": change.target, "last_run": now, "updated_at": now},
+            only_if_status=change.sources,
         )

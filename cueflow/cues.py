@@ -15,6 +15,7 @@ from cueflow.errors import CueflowError, NotFound
 from cueflow.errors import CueValidationError as CueValidationError  # its former home
 from cueflow.jsonvalues import has_huge_int, has_nul
 from cueflow.schemas import CallbackPatch, CueCreate, CueUpdate, OnFailureIn, RetryIn, ScheduleIn
+from cueflow.states import CUE_INITIAL, CueEvent, CueStatus, ScheduleType, move
 from cueflow.store import Duplicate, Row
 
 if TYPE_CHECKING:
@@ -71,14 +72,17 @@ def _schedule_of(spec: ScheduleIn, now: datetime) -> schedule.Schedule:
 
 
 def _schedule_values(sched: schedule.Schedule, spec: ScheduleIn) -> dict[str, Any]:
+    kind = sched.type
     return {
-        "schedule_type": sched.type,
-        "schedule_cron": sched.cron if sched.type == "recurring" else None,
-        "schedule_at": sched.at if sched.type == "once" else None,
+        "schedule_type": kind,
+        "schedule_cron": sched.cron if kind == ScheduleType.RECURRING else None,
+        "schedule_at": sched.at if kind == ScheduleType.ONCE else None,
         "schedule_timezone": sched.timezone,
-        "schedule_interval_seconds": sched.interval_seconds if sched.type == "interval" else None,
+        "schedule_interval_seconds": sched.interval_seconds
+        if kind == ScheduleType.INTERVAL
+        else None,
         # as sent (null when omitted), so a cue is echoed the way it was created
-        "schedule_fall_back": spec.fall_back if sched.type == "recurring" else None,
+        "schedule_fall_back": spec.fall_back if kind == ScheduleType.RECURRING else None,
     }
 
 
@@ -96,7 +100,7 @@ def schedule_of_row(row: Row) -> schedule.Schedule:
 
 def first_run(sched: schedule.Schedule, now: datetime) -> datetime | None:
     """When a cue created or resumed at ``now`` fires first (past for an overdue one-time cue)."""
-    if sched.type == "once":
+    if sched.type == ScheduleType.ONCE:
         return sched.at
     return schedule.next_fire_after(sched, now, anchor=now)
 
@@ -122,7 +126,7 @@ async def create_cue(
         "user_id": user.user_id,
         "name": spec.name,
         "description": spec.description,
-        "status": "active",
+        "status": CUE_INITIAL.value,
         **_schedule_values(sched, spec.schedule),
         "misfire_policy": spec.misfire_policy or "fire_once",
         "transport": spec.transport,
@@ -220,13 +224,14 @@ async def update_cue(services: Services, user: Principal, cue_id: str, patch: Cu
     if patch.schedule is not None:
         sched = _schedule_of(patch.schedule, now)
         values.update(_schedule_values(sched, patch.schedule))
-        if current["status"] == "active":
+        if current["status"] == CueStatus.ACTIVE:
             values["next_run"] = first_run(sched, now)
-    if patch.status == "paused":
-        values["status"] = "paused"
+    # pause and resume start from any status: no condition on the update
+    if patch.status == CueStatus.PAUSED:
+        values["status"] = move(CueEvent.PAUSE).target
         values["next_run"] = None
-    elif patch.status == "active":
-        values["status"] = "active"
+    elif patch.status == CueStatus.ACTIVE:
+        values["status"] = move(CueEvent.RESUME).target
         values["next_run"] = first_run(sched, now)
     await services.transports.named(current["transport"]).validate_cue(
         {**current, **values}, current

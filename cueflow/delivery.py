@@ -73,7 +73,7 @@ from urllib.parse import urlsplit
 import cueflow.alerts as alerts
 import cueflow.logs as logs
 from cueflow.outcomes import outcome_state
-from cueflow.states import Event, Status, move
+from cueflow.states import CueEvent, Event, Status, move, one_time_cue_end
 from cueflow.store import Row
 from cueflow.transport import (
     Callback,
@@ -249,11 +249,12 @@ async def record_attempt(services: Services, row: Row, result: DeliveryResult) -
         if done is not None:
             if result.is_outcome:
                 await _write_outcome(tx, row, result, now)
+            ended = one_time_cue_end(row["schedule_type"], done["status"])
             await tx.bump_cues(
                 [row["cue_id"]],
                 run_count=1,
                 values={"last_run": now, "updated_at": now},
-                finish_once="completed" if row["schedule_type"] == "once" else None,
+                finish=move(ended) if ended is not None else None,
             )
     return None
 
@@ -293,11 +294,18 @@ async def _attempt_failed(
         return None
     if result is not None and result.is_outcome:
         await _write_outcome(tx, row, result, now)
-    if row["schedule_type"] == "once":
-        await tx.bump_cue(row["cue_id"], values={"status": "failed"}, only_if_status=["active"])
-    elif (row["on_failure"] or {}).get("pause"):
+    ended = one_time_cue_end(row["schedule_type"], done["status"])
+    if ended is not None:
+        change = move(ended)
         await tx.bump_cue(
-            row["cue_id"], values={"status": "paused", "next_run": None}, only_if_status=["active"]
+            row["cue_id"], values={"status": change.target}, only_if_status=change.sources
+        )
+    elif (row["on_failure"] or {}).get("pause"):
+        change = move(CueEvent.PAUSE_ON_FAILURE)
+        await tx.bump_cue(
+            row["cue_id"],
+            values={"status": change.target, "next_run": None},
+            only_if_status=change.sources,
         )
     return await alerts.delivery_failed(tx, row, error, http_status, now)
 

@@ -62,6 +62,7 @@ from cueflow.runner import run_until_signalled
 from cueflow.schemas import ClaimRequest, CueCreate, CueUpdate, OutcomeReport, RegisterRequest
 from cueflow.services import Services, Transports
 from cueflow.signals import Signals, WorkSignal
+from cueflow.states import CueStatus
 from cueflow.store import ExecutionFilter, ExecutionPage, Row, Store
 from cueflow.transport import HandlerHost, Notifier
 
@@ -349,11 +350,11 @@ class Engine:
 
     async def pause_cue(self, user: Principal, cue_id: str) -> Row:
         """Pause a cue: it stops firing until resumed."""
-        return await self.update_cue(user, cue_id, CueUpdate(status="paused"))
+        return await self.update_cue(user, cue_id, CueUpdate(status=CueStatus.PAUSED.value))
 
     async def resume_cue(self, user: Principal, cue_id: str) -> Row:
         """Resume a cue: its next run is computed from now."""
-        return await self.update_cue(user, cue_id, CueUpdate(status="active"))
+        return await self.update_cue(user, cue_id, CueUpdate(status=CueStatus.ACTIVE.value))
 
     async def delete_cue(self, user: Principal, cue_id: str) -> None:
         """Delete a cue and its executions."""

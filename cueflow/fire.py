@@ -32,7 +32,7 @@ import cueflow.schedule as schedule
 from cueflow.config import Settings
 from cueflow.cues import schedule_of_row
 from cueflow.errors import DatabaseUnavailable
-from cueflow.states import Status
+from cueflow.states import ScheduleType, Status, move, one_time_cue_end
 from cueflow.store import FirePlan, Row
 
 if TYPE_CHECKING:
@@ -75,13 +75,15 @@ def plan_fire(row: Row, now: datetime, settings: Settings) -> FirePlan:
     policy = row["misfire_policy"]
     late = (now - due).total_seconds() > settings.misfire_grace_seconds
     plan = FirePlan(cue_values={"updated_at": now})
-    if sched.type == "once":
+    if sched.type == ScheduleType.ONCE:
         plan.cue_values["next_run"] = None
         if late and policy == "skip":
-            plan.executions.append(
-                _missed(row, due, now, "Skipped: the cue was due while cueflow was not running")
-            )
-            plan.cue_values_if_fired["status"] = "failed"
+            why = "Skipped: the cue was due while cueflow was not running"
+            skipped = _missed(row, due, now, why)
+            plan.executions.append(skipped)
+            ended = one_time_cue_end(sched.type, skipped["status"])
+            if ended is not None:  # the scheduler fires only active cues, locked: the move holds
+                plan.cue_values_if_fired["status"] = move(ended).target
         else:
             plan.executions.append(new_execution(row, due, now))
         return plan

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from cueflow.states import Status
 from cueflow.store import FirePlan, Row
 from cueflow.version import __version__
 
@@ -190,6 +191,6 @@ class FireWatch:
             status = str(row.get("status") or planned["status"])
             self.metrics.fires.labels(str(planned["transport"]), status).inc()
             scheduled_for = planned["scheduled_for"]
-            if status == "pending" and isinstance(scheduled_for, datetime):
+            if status == Status.PENDING and isinstance(scheduled_for, datetime):
                 lag = (now - scheduled_for).total_seconds()
                 self.metrics.scheduler_lag.observe(max(lag, 0.0))

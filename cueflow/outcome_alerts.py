@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import cueflow.alerts as alerts
 import cueflow.signing_secrets as signing_secrets
+from cueflow.states import Status
 from cueflow.store import Row
 from cueflow.transport import Notice
 
@@ -45,7 +46,7 @@ def failure_streak(runs: list[Row]) -> int:
     streak = 0
     for run in runs:
         success = run["outcome_success"]
-        failed = (not success) if success is not None else run["status"] == "failed"
+        failed = (not success) if success is not None else run["status"] == Status.FAILED
         if not failed:
             break
         streak += 1

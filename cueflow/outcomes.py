@@ -16,8 +16,8 @@ from cueflow.accounts import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int
 from cueflow.schemas import OutcomeReport
-from cueflow.states import Event, Move, Status, move
-from cueflow.store import Row
+from cueflow.states import Event, Move, Status, move, one_time_cue_end
+from cueflow.store import ReportGate, Row
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -125,13 +125,13 @@ async def record_outcomes(
                 continue
             key = _group_key(write)
             groups.setdefault(key, []).append(write)
-        finished: dict[tuple[int, str | None], list[str]] = {}
+        finished: dict[tuple[int, Move | None], list[str]] = {}
         runs: dict[str, list[Any]] = {}
         for writes in groups.values():
             first = writes[0]
             rows = await tx.record_outcomes(
                 user.user_id, [w.execution_id for w in writes], first.values, first.move,
-                first.holder,
+                report_gate(first.holder),
             )
             by_id = {row["id"]: row for row in rows}
             for write in writes:
@@ -152,14 +152,15 @@ async def record_outcomes(
                 if write.move is not None and write.cue is not None:
                     run = runs.setdefault(write.cue["id"], [0, None])
                     run[0] += 1
-                    if write.cue["schedule_type"] == "once" and row["status"] in _FINAL:
-                        run[1] = "completed" if row["status"] == Status.SUCCESS else "failed"
+                    ended = one_time_cue_end(write.cue["schedule_type"], row["status"])
+                    if ended is not None:
+                        run[1] = move(ended)
         for cue_id, (count, finish) in runs.items():
             finished.setdefault((count, finish), []).append(cue_id)
         for (count, finish), ids_ in finished.items():
             await tx.bump_cues(
                 ids_, run_count=count, values={"last_run": now, "updated_at": now},
-                finish_once=finish,
+                finish=finish,
             )
     for index in repeats:
         execution_id = reports[index][0]
@@ -178,7 +179,26 @@ async def record_outcomes(
     return cast("list[dict[str, Any] | CueflowError]", answers)
 
 
-_FINAL = (Status.SUCCESS, Status.FAILED)
+_HELD = frozenset({Status.DELIVERING})
+"""A claim under way: only the worker holding it may report (the worker it was taken from gets
+``lease_lost``: the new holder's result stands)."""
+_LEASE_FAILED = frozenset({Status.FAILED})
+"""A claimed execution that failed without an outcome: its lease ran out for the last time, and
+its worker's late report is refused (its last attempt ended without it)."""
+
+
+def report_gate(worker_id: str | None) -> ReportGate | None:
+    """Where a late report of the worker that names itself ``worker_id`` may land: on an
+    execution it holds, one nobody holds, or one back in the queue; not on one its claim was
+    taken from, nor on one its expired lease failed. ``None`` (no check) for an unnamed
+    reporter."""
+    if worker_id is None:
+        return None
+    return ReportGate(worker_id, open=_OPEN_TO_ANY, held=_OPEN_TO_HOLDER)
+
+
+_OPEN_TO_ANY = tuple(sorted(s.value for s in set(Status) - _HELD - _LEASE_FAILED))
+_OPEN_TO_HOLDER = tuple(sorted(s.value for s in _HELD))
 
 
 def _prepare(

@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cueflow.errors import Forbidden
-from cueflow.states import Status
+from cueflow.states import LIVE_CUE_STATUSES, Status, move, one_time_cue_end
 from cueflow.store import FirePlan, Row
 
 if TYPE_CHECKING:
     from cueflow.services import Services
 
-COUNTED_CUE_STATUSES = ("active", "paused")
+COUNTED_CUE_STATUSES = tuple(sorted(s.value for s in LIVE_CUE_STATUSES))
 """Cue statuses that count toward the active cue limit."""
 MONTHLY_LIMIT_REACHED = "Monthly execution limit reached"
 
@@ -89,8 +89,9 @@ async def monthly_gate(
             execution.update(status=Status.MISSED.value, error_message=MONTHLY_LIMIT_REACHED)
             refused = True
         left[user_id] = remaining
-        if refused and row["schedule_type"] == "once":
-            fired.cue_values_if_fired["status"] = "failed"
+        ended = one_time_cue_end(row["schedule_type"], Status.MISSED) if refused else None
+        if ended is not None:  # the scheduler fires only active cues, locked: the move holds
+            fired.cue_values_if_fired["status"] = move(ended).target
         return fired
 
     return gated

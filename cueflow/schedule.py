@@ -51,11 +51,11 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from cueflow.errors import InvalidSchedule, InvalidTimezone
+from cueflow.states import ScheduleType
 
-ScheduleType = Literal["once", "recurring", "interval"]
 FallBack = Literal["both", "first"]
 
-SCHEDULE_TYPES: tuple[str, ...] = ("once", "recurring", "interval")
+SCHEDULE_TYPES: tuple[str, ...] = tuple(t.value for t in ScheduleType)
 MAX_CRON_LENGTH = 100
 NEVER_FIRES_HORIZON = timedelta(days=365 * 50)  # no fire time within this (or before 2100):
 _LAST_YEAR_END = datetime(2100, 1, 1, tzinfo=UTC)  # "can never fire"; the year field ends 2099
@@ -79,7 +79,7 @@ Spec = tuple[tuple[tuple[str, str], ...], ...]  # CronTrigger keyword sets, OR-e
 class Schedule:
     """When a cue fires: once ``at``, on a ``cron`` in ``timezone``, or every N seconds."""
 
-    type: str  # "once" | "recurring" | "interval"
+    type: str  # a ScheduleType
     timezone: str = "UTC"  # stored exactly as the user sent it
     cron: str | None = None
     at: datetime | None = None  # aware UTC
@@ -315,11 +315,11 @@ def validate(schedule: Schedule, now: datetime) -> Schedule:
     tz = resolve_timezone(schedule.timezone)
     if schedule.type not in SCHEDULE_TYPES:
         raise InvalidSchedule("Schedule type must be 'once' or 'recurring'")
-    if schedule.type == "recurring":
+    if schedule.type == ScheduleType.RECURRING:
         if not isinstance(schedule.cron, str) or not schedule.cron.strip():
             raise InvalidSchedule("Cron expression is required for recurring schedules")
         parse_cron(schedule.cron, tz)
-    elif schedule.type == "once":
+    elif schedule.type == ScheduleType.ONCE:
         if not isinstance(schedule.at, datetime):
             raise InvalidSchedule("Timestamp is required for one-time schedules")
         try:
@@ -343,19 +343,19 @@ def next_fire_after(
     ``after``; pass the cue's creation time to keep a fixed grid). Cron times are whole seconds.
     """
     after = _utc(after)
-    if schedule.type == "once":
+    if schedule.type == ScheduleType.ONCE:
         if schedule.at is None:
             return None
         fire = DateTrigger(_utc(schedule.at), UTC).get_next_fire_time(None, after)
         return fire if fire > after else None
-    if schedule.type == "interval":
+    if schedule.type == ScheduleType.INTERVAL:
         step = _interval(schedule)
         start = after if anchor is None else _utc(anchor)
         trigger = IntervalTrigger(seconds=step.total_seconds(), start_date=start, timezone=UTC)
         fire = trigger.get_next_fire_time(None, after + _TICK)  # answers >= now: skip `after`
         fire = start + round((fire - start) / step) * step  # exact grid; the trigger uses floats
         return fire if fire > after else fire + step
-    if schedule.type == "recurring":
+    if schedule.type == ScheduleType.RECURRING:
         tz = resolve_timezone(schedule.timezone)
         return _cron_next(_wall_trigger(schedule.cron or ""), tz, after, schedule.fall_back)
     raise InvalidSchedule("Schedule type must be 'once' or 'recurring'")
@@ -363,7 +363,7 @@ def next_fire_after(
 
 def _stepper(schedule: Schedule, anchor: datetime) -> Callable[[datetime], datetime | None]:
     """``next_fire_after`` for one schedule, with the cron trigger and zone looked up once."""
-    if schedule.type != "recurring":
+    if schedule.type != ScheduleType.RECURRING:
         return lambda after: next_fire_after(schedule, after, anchor=anchor)
     trigger, tz = _wall_trigger(schedule.cron or ""), resolve_timezone(schedule.timezone)
     return lambda after: _cron_next(trigger, tz, after, schedule.fall_back)
@@ -422,7 +422,7 @@ def due_ticks(
             if delta >= span:  # the tail meets the walked head: the count is exact
                 tail = deque([*head, *tail], maxlen=limit)
             ticks, dropped = list(tail), count + found - len(tail)
-            if schedule.type == "interval" and ticks[0] != first:  # count the grid exactly
+            if schedule.type == ScheduleType.INTERVAL and ticks[0] != first:  # count the grid
                 dropped = 1 + (ticks[0] - (step(first) or first)) // _interval(schedule)
             return ticks, dropped
         low, high = (delta, high) if complete else (low, delta)

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from cueflow.jsonvalues import has_nul, strip_nul
+from cueflow.states import CueStatus
 
 HttpUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2083, allowed_schemes=["http", "https"])]
 
@@ -188,7 +189,7 @@ class CueUpdate(_Input):
     @field_validator("status")
     @classmethod
     def _status(cls, value: str | None) -> str | None:
-        if value is not None and value not in ("active", "paused"):
+        if value is not None and value not in (CueStatus.ACTIVE, CueStatus.PAUSED):
             raise ValueError("status must be 'active' or 'paused'")
         return value
 

@@ -1,12 +1,17 @@
-"""The execution state machine, written down once as data.
+"""The state machines of executions and cues, written down once as data.
 
-Every status change in cueflow is an :class:`Event` applied through this module: the engine asks
-:func:`move` for the allowed source statuses and the target, and the store turns that into a
-conditional ``UPDATE ... WHERE status IN (sources)``, so a transition the table does not allow
-can never be written, however requests race.
+Every status change in cueflow is an event applied through this module: an execution's
+:class:`Event` or a cue's :class:`CueEvent`. The use case asks :func:`move` for the allowed
+source statuses and the target, and the store turns that into a conditional
+``UPDATE ... WHERE status IN (sources)``, so a transition the table does not allow can never be
+written, however requests race.
 
-Status names are CueAPI's (``pending``, ``delivering``, ``retrying``, ``retry_ready``,
-``success``, ``failed``, ``missed``). A worker's claim is ``delivering`` with a lease.
+Execution statuses are CueAPI's (``pending``, ``delivering``, ``retrying``, ``retry_ready``,
+``success``, ``failed``, ``missed``); a worker's claim is ``delivering`` with a lease. Cue
+statuses are ``active``, ``paused``, ``completed`` and ``failed``; schedule types ``once``,
+``recurring`` and ``interval``. Every one of these names is written here and nowhere else in
+the package (``tests/test_state_machine.py`` scans for them): the enums are ``StrEnum`` so they
+are the wire strings themselves.
 """
 
 from __future__ import annotations
@@ -26,6 +31,28 @@ class Status(StrEnum):
     SUCCESS = "success"
     FAILED = "failed"
     MISSED = "missed"
+
+
+class CueStatus(StrEnum):
+    """Cue statuses, as on the wire."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    """A one-time cue whose run succeeded."""
+    FAILED = "failed"
+    """A one-time cue whose run failed, was missed or was skipped."""
+
+
+class ScheduleType(StrEnum):
+    """How a cue's schedule is given, as on the wire."""
+
+    ONCE = "once"
+    """At one time (``at``): the cue has one run, and ends with it (:func:`one_time_cue_end`)."""
+    RECURRING = "recurring"
+    """On a cron expression in a time zone."""
+    INTERVAL = "interval"
+    """Every ``interval_seconds``."""
 
 
 class Event(StrEnum):
@@ -80,6 +107,54 @@ TRANSITIONS: dict[Event, tuple[frozenset[Status], Status]] = {
 """For each event: the statuses it may start from, and the status it leads to."""
 
 
+
+
+class CueEvent(StrEnum):
+    """Things that happen to a cue."""
+
+    PAUSE = "pause"
+    """Its owner pauses it (``PATCH {"status": "paused"}``), whatever its status."""
+    RESUME = "resume"
+    """Its owner resumes it (``PATCH {"status": "active"}``), whatever its status: resuming a
+    completed or failed cue is allowed (contract)."""
+    COMPLETE = "complete"
+    """A one-time cue's run succeeded."""
+    FAIL = "fail"
+    """A one-time cue's run failed for good, was missed, or was skipped (misfire ``skip``,
+    monthly limit)."""
+    PAUSE_ON_FAILURE = "pause_on_failure"
+    """A recurring cue with ``on_failure.pause`` had a push delivery fail for good."""
+
+
+_ANY_CUE = frozenset(CueStatus)
+
+CUE_TRANSITIONS: dict[CueEvent, tuple[frozenset[CueStatus], CueStatus]] = {
+    CueEvent.PAUSE: (_ANY_CUE, CueStatus.PAUSED),
+    CueEvent.RESUME: (_ANY_CUE, CueStatus.ACTIVE),
+    CueEvent.COMPLETE: (frozenset({CueStatus.ACTIVE}), CueStatus.COMPLETED),
+    CueEvent.FAIL: (frozenset({CueStatus.ACTIVE}), CueStatus.FAILED),
+    CueEvent.PAUSE_ON_FAILURE: (frozenset({CueStatus.ACTIVE}), CueStatus.PAUSED),
+}
+"""For each cue event: the statuses it may start from, and the status it leads to. A cue that
+its owner paused or resumed meanwhile is not ended by a run that was already under way."""
+
+CUE_INITIAL = CueStatus.ACTIVE
+"""The status a new cue is created in."""
+
+LIVE_CUE_STATUSES = frozenset({CueStatus.ACTIVE, CueStatus.PAUSED})
+"""Cue statuses that count toward the account's active cue limit (contract: ``active`` and
+``paused``; ended cues do not)."""
+
+
+def one_time_cue_end(schedule_type: str, execution_status: str) -> CueEvent | None:
+    """The one place that decides a cue has ended: a one-time cue ends with its run, completed
+    when that execution succeeded and failed when it failed or was missed (skipped, refused, or
+    unclaimed). ``None`` for a recurring or interval cue, or for a run that has not ended."""
+    if schedule_type != ScheduleType.ONCE or execution_status not in TERMINAL:
+        return None
+    return CueEvent.COMPLETE if execution_status == Status.SUCCESS else CueEvent.FAIL
+
+
 @dataclass(frozen=True)
 class Move:
     """A transition ready for a conditional update."""
@@ -88,21 +163,31 @@ class Move:
     target: str
 
 
-def move(event: Event, only: Iterable[Status] | None = None) -> Move:
-    """The allowed sources and the target of ``event``; with ``only``, just those of its
-    sources (a narrower query: one status lets an index hand out rows in order)."""
-    sources, target = TRANSITIONS[event]
+def move(event: Event | CueEvent, only: Iterable[Status | CueStatus] | None = None) -> Move:
+    """The allowed sources and the target of ``event`` (an execution's or a cue's); with
+    ``only``, just those of its sources (a narrower query: one status lets an index hand out
+    rows in order)."""
+    sources, target = _transition(event)
     if only is not None:
         narrowed = set(only)
         if not narrowed <= set(sources):
             raise ValueError(f"{event} cannot start from {sorted(narrowed - set(sources))}")
-        sources = narrowed
-    return Move(tuple(sorted(sources)), target.value)
+        sources = frozenset(narrowed)
+    return Move(tuple(sorted(s.value for s in sources)), target.value)
 
 
-def can(status: str, event: Event) -> bool:
-    """Whether ``event`` may happen to an execution in ``status``."""
-    return status in TRANSITIONS[event][0]
+def can(status: str, event: Event | CueEvent) -> bool:
+    """Whether ``event`` may happen to an execution (or, for a :class:`CueEvent`, a cue) in
+    ``status``."""
+    return status in _transition(event)[0]
+
+
+def _transition(event: Event | CueEvent) -> tuple[frozenset[StrEnum], StrEnum]:
+    # Two tables, not one: a member of a StrEnum is equal to its string, so a cue event and an
+    # execution event of the same name would be the same key of a shared dict.
+    if isinstance(event, CueEvent):
+        return CUE_TRANSITIONS[event]
+    return TRANSITIONS[event]
 
 
 INITIAL = frozenset({Status.PENDING, Status.MISSED})

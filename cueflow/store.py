@@ -47,6 +47,18 @@ class ExecutionPage:
     oldest_claimed_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ReportGate:
+    """Which executions a report of the worker ``worker_id`` may land on: one in an ``open``
+    status, one no worker holds, or one in a ``held`` status that ``worker_id`` holds. The use
+    case decides the statuses (:func:`cueflow.outcomes.report_gate`); the store only applies
+    them."""
+
+    worker_id: str
+    open: tuple[str, ...]
+    held: tuple[str, ...]
+
+
 @dataclass
 class ExecutionFilter:
     """Filters of ``GET /v1/executions``; ``None`` means "any"."""
@@ -204,12 +216,12 @@ class StoreTx(Protocol):
         execution_ids: Sequence[str],
         values: dict[str, Any],
         move: Move | None,
-        holder: str | None,
+        gate: ReportGate | None,
     ) -> list[Row]:
         """Write the same outcome on each of ``execution_ids`` once: only where none is
-        recorded yet and, when ``holder`` is given, the execution is not currently claimed by
-        somebody else. The status moves to ``move.target`` where it is in ``move.sources`` and
-        stays otherwise. Returns the updated rows (absent: not written)."""
+        recorded yet and, with ``gate``, where the gate lets its worker report. The status
+        moves to ``move.target`` where it is in ``move.sources`` and stays otherwise. Returns
+        the updated rows (absent: not written)."""
 
     async def expired_leases(
         self, now: datetime, stale_before: datetime, transports: Sequence[str], limit: int
@@ -306,10 +318,11 @@ class StoreTx(Protocol):
         run_count: int = 0,
         values: dict[str, Any] | None = None,
         only_if_status: Sequence[str] | None = None,
-        finish_once: str | None = None,
+        finish: Move | None = None,
     ) -> None:
-        """:meth:`bump_cue` on several cues at once; with ``finish_once``, an ``active`` cue's
-        status also becomes that value in the same statement (a one-time cue's run ended)."""
+        """:meth:`bump_cue` on several cues at once; with ``finish``, a cue whose status is in
+        ``finish.sources`` also moves to ``finish.target`` in the same statement (a one-time
+        cue's run ended); the others keep their status."""
 
     # workers
     async def upsert_worker(

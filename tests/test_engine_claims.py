@@ -389,6 +389,42 @@ async def test_execution_fails_when_every_allowed_claim_lets_its_lease_expire(
     assert (await status_of(engine, user, execution_id))["status"] == "failed"
 
 
+async def test_worker_whose_last_lease_ran_out_cannot_report_late(
+    engine: Engine, clock: FakeClock
+) -> None:
+    user = await new_user(engine)
+    execution_id = await due_execution(engine, clock, user, retry={"max_attempts": 1})
+    await engine.claim(user, "worker-slow")
+    clock.advance(LEASE + 1)
+    assert await engine.sweep() == 1
+    assert (await status_of(engine, user, execution_id))["status"] == "failed"
+
+    with pytest.raises(Conflict) as err:
+        await engine.report_outcome(
+            user, execution_id, {"success": True, "result": "late"}, worker_id="worker-slow"
+        )
+    assert err.value.code == "lease_lost"
+    row = await status_of(engine, user, execution_id)
+    assert (row["status"], row["outcome_recorded_at"]) == ("failed", None)
+
+
+async def test_worker_may_report_on_an_execution_back_in_the_queue(
+    engine: Engine, clock: FakeClock
+) -> None:
+    user = await new_user(engine)
+    execution_id = await due_execution(engine, clock, user)
+    await engine.claim(user, "worker-slow")
+    clock.advance(LEASE + 1)
+    assert await engine.sweep() == 1
+    assert (await status_of(engine, user, execution_id))["status"] == "pending"
+
+    done = await engine.report_outcome(
+        user, execution_id, {"success": True, "result": "late"}, worker_id="worker-slow"
+    )
+    assert done["outcome_recorded"] is True
+    assert (await status_of(engine, user, execution_id))["status"] == "success"
+
+
 async def test_exhausted_leases_of_a_recurring_cue_fail_the_execution_not_the_cue(
     engine: Engine, clock: FakeClock
 ) -> None:

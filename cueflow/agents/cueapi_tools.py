@@ -25,6 +25,7 @@ from cueflow.agents.client import JSON
 from cueflow.agents.schemas import CueId, ExecutionId, ToolArgs
 from cueflow.agents.session import ToolFailure, WorkerSession
 from cueflow.agents.tools import TOOLS, ToolSpec
+from cueflow.states import ScheduleType
 
 _WORKER_ID = Field(
     None,
@@ -66,9 +67,9 @@ class CreateCueArgs(ToolArgs):
     def body(self) -> JSON:
         """The ``POST /v1/cues`` body."""
         schedule: JSON = (
-            {"type": "recurring", "cron": self.cron}
+            {"type": ScheduleType.RECURRING.value, "cron": self.cron}
             if self.cron is not None
-            else {"type": "once", "at": self.at.isoformat() if self.at else None}
+            else {"type": ScheduleType.ONCE.value, "at": self.at.isoformat() if self.at else None}
         )
         body: JSON = {
             "name": self.name,
@@ -119,9 +120,9 @@ class UpdateCueArgs(ToolArgs):
         if self.callback_url is not None:
             patch["callback"] = {"url": str(self.callback_url)}
         if self.cron is not None:
-            patch["schedule"] = {"type": "recurring", "cron": self.cron}
+            patch["schedule"] = {"type": ScheduleType.RECURRING.value, "cron": self.cron}
         elif self.at is not None:
-            patch["schedule"] = {"type": "once", "at": self.at.isoformat()}
+            patch["schedule"] = {"type": ScheduleType.ONCE.value, "at": self.at.isoformat()}
         if self.timezone is not None:
             patch["schedule"]["timezone"] = self.timezone
         return patch

@@ -10,6 +10,7 @@ import httpx
 
 from cueflow.agents.client import JSON, ClientError, new_worker_id
 from cueflow.clock import Clock, SystemClock
+from cueflow.states import Status
 
 
 def _error(response: httpx.Response) -> ClientError:
@@ -137,7 +138,7 @@ class HttpWorkerClient:
                 raise
         error = f"released by worker: {reason}" if reason else "released by worker"
         await self.report_outcome(execution_id, {"success": False, "error": error})
-        return {"execution_id": execution_id, "released": False, "status": "failed"}
+        return {"execution_id": execution_id, "released": False, "status": Status.FAILED.value}
 
     async def register(self, handlers: list[str]) -> JSON:
         """Register or refresh this worker."""

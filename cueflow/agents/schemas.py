@@ -16,6 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from cueflow.states import CueStatus, ScheduleType, Status
+
 ExecutionId = Annotated[str, Field(min_length=1, max_length=64, description="The execution's id.")]
 CueId = Annotated[str, Field(min_length=1, max_length=64, description="The cue's id.")]
 
@@ -131,7 +133,9 @@ class FollowUpArgs(ToolArgs):
 
 
 class ListCuesArgs(ToolArgs):
-    status: Literal["active", "paused", "completed", "failed"] | None = Field(
+    status: (
+        Literal[CueStatus.ACTIVE, CueStatus.PAUSED, CueStatus.COMPLETED, CueStatus.FAILED] | None
+    ) = Field(
         None, description="Only cues in this status."
     )
     limit: int = Field(20, ge=1, le=100, description="Most cues to list.")
@@ -141,7 +145,15 @@ class ListCuesArgs(ToolArgs):
 class ListExecutionsArgs(ToolArgs):
     cue_id: str | None = Field(None, max_length=64, description="Only this cue's executions.")
     status: (
-        Literal["pending", "delivering", "retrying", "retry_ready", "success", "failed", "missed"]
+        Literal[
+            Status.PENDING,
+            Status.DELIVERING,
+            Status.RETRYING,
+            Status.RETRY_READY,
+            Status.SUCCESS,
+            Status.FAILED,
+            Status.MISSED,
+        ]
         | None
     ) = Field(None, description="Only executions in this status.")
     limit: int = Field(20, ge=1, le=100, description="Most executions to list.")
@@ -181,11 +193,14 @@ class CreateCueArgs(ToolArgs):
     def body(self) -> dict[str, Any]:
         """The ``POST /v1/cues`` body."""
         if self.cron is not None:
-            schedule: dict[str, Any] = {"type": "recurring", "cron": self.cron}
+            schedule: dict[str, Any] = {"type": ScheduleType.RECURRING.value, "cron": self.cron}
         elif self.at is not None:
-            schedule = {"type": "once", "at": self.at.isoformat()}
+            schedule = {"type": ScheduleType.ONCE.value, "at": self.at.isoformat()}
         else:
-            schedule = {"type": "interval", "interval_seconds": self.interval_seconds}
+            schedule = {
+                "type": ScheduleType.INTERVAL.value,
+                "interval_seconds": self.interval_seconds,
+            }
         schedule["timezone"] = self.timezone
         spec: dict[str, Any] = {
             "name": self.name,

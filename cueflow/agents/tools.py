@@ -35,6 +35,7 @@ from cueflow.agents.schemas import (
     ToolArgs,
 )
 from cueflow.agents.session import ToolFailure, WorkerSession
+from cueflow.states import CueStatus
 
 Group = Literal["worker", "manage", "destructive"]
 
@@ -144,11 +145,13 @@ async def _create_cue(session: WorkerSession, args: CreateCueArgs) -> JSON:
 
 
 async def _pause_cue(session: WorkerSession, args: CueIdArgs) -> JSON:
-    return _cue_view(await session.client.update_cue(args.cue_id, {"status": "paused"}))
+    patch = {"status": CueStatus.PAUSED.value}
+    return _cue_view(await session.client.update_cue(args.cue_id, patch))
 
 
 async def _resume_cue(session: WorkerSession, args: CueIdArgs) -> JSON:
-    return _cue_view(await session.client.update_cue(args.cue_id, {"status": "active"}))
+    patch = {"status": CueStatus.ACTIVE.value}
+    return _cue_view(await session.client.update_cue(args.cue_id, patch))
 
 
 async def _list_executions(session: WorkerSession, args: ListExecutionsArgs) -> JSON:

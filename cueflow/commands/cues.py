@@ -13,6 +13,7 @@ import typer
 from cueflow.commands.executions import show_executions
 from cueflow.commands.output import print_json, say, show_fields, show_table, warn, when
 from cueflow.commands.remote import DEFAULT_API_URL, ApiKey, ApiUrl, JsonFlag, connect
+from cueflow.states import CueStatus, ScheduleType
 
 cues_app = typer.Typer(help="Manage cues: schedules that create executions.", no_args_is_help=True)
 
@@ -69,9 +70,9 @@ def schedule_text(schedule: dict[str, Any]) -> str:
     """A schedule in a few words: ``cron 0 9 * * * (Europe/Paris)``, ``every 300s``,
     ``once at 2026-07-01 09:00:00``."""
     kind = schedule.get("type")
-    if kind == "interval":
+    if kind == ScheduleType.INTERVAL:
         return f"every {schedule.get('interval_seconds')}s"
-    if kind == "once":
+    if kind == ScheduleType.ONCE:
         return f"once at {when(schedule.get('at'))}"
     return f"cron {schedule.get('cron')} ({schedule.get('timezone', 'UTC')})"
 
@@ -258,10 +259,10 @@ def create(
 
 def _schedule(cron: str | None, every: int | None, at: str | None, tz: str) -> dict[str, Any]:
     if cron is not None:
-        return {"type": "recurring", "cron": cron, "timezone": tz}
+        return {"type": ScheduleType.RECURRING.value, "cron": cron, "timezone": tz}
     if every is not None:
-        return {"type": "interval", "interval_seconds": every, "timezone": tz}
-    return {"type": "once", "at": at, "timezone": tz}
+        return {"type": ScheduleType.INTERVAL.value, "interval_seconds": every, "timezone": tz}
+    return {"type": ScheduleType.ONCE.value, "at": at, "timezone": tz}
 
 
 def _minutes(value: str) -> list[int]:
@@ -279,7 +280,7 @@ def _set_status(cue_id: str, status: str, api_url: str, api_key: str | None, as_
     if as_json:
         print_json(cue)
         return
-    verb = "Paused" if status == "paused" else "Resumed"
+    verb = "Paused" if status == CueStatus.PAUSED else "Resumed"
     nxt = when(cue.get("next_run"))
     say(
         f"{verb} cue [bold]{cue['id']}[/bold] ({cue['name']})"
@@ -295,7 +296,7 @@ def pause(
     as_json: JsonFlag = False,
 ) -> None:
     """Pause a cue: it stops firing until resumed."""
-    _set_status(cue_id, "paused", api_url, api_key, as_json)
+    _set_status(cue_id, CueStatus.PAUSED.value, api_url, api_key, as_json)
 
 
 @cues_app.command("resume")
@@ -306,7 +307,7 @@ def resume(
     as_json: JsonFlag = False,
 ) -> None:
     """Resume a paused cue (runs missed while paused are skipped)."""
-    _set_status(cue_id, "active", api_url, api_key, as_json)
+    _set_status(cue_id, CueStatus.ACTIVE.value, api_url, api_key, as_json)
 
 
 @cues_app.command("fire")

@@ -20,6 +20,7 @@ from cueflow.sql.tables import (
     cues,
     executions,
 )
+from cueflow.states import CueStatus, Move
 from cueflow.store import FirePlan, Row
 
 
@@ -89,7 +90,7 @@ class CueQueries(TxBase):
     async def earliest_next_run(self) -> datetime | None:
         """The soonest due time of any active cue."""
         stmt = select(func.min(cues.c.next_run)).where(
-            cues.c.status == "active", cues.c.next_run.is_not(None)
+            cues.c.status == CueStatus.ACTIVE.value, cues.c.next_run.is_not(None)
         )
         value = (await self.conn.execute(stmt)).scalar()
         return (
@@ -104,7 +105,11 @@ class CueQueries(TxBase):
         """Fire due cues in one transaction (see the protocol)."""
         due = _lock(
             select(cues)
-            .where(cues.c.status == "active", cues.c.next_run.is_not(None), cues.c.next_run <= now)
+            .where(
+                cues.c.status == CueStatus.ACTIVE.value,
+                cues.c.next_run.is_not(None),
+                cues.c.next_run <= now,
+            )
             .order_by(cues.c.next_run)
             .limit(limit),
             self.connector,
@@ -155,20 +160,21 @@ class CueQueries(TxBase):
         run_count: int = 0,
         values: dict[str, Any] | None = None,
         only_if_status: Sequence[str] | None = None,
-        finish_once: str | None = None,
+        finish: Move | None = None,
     ) -> None:
         """Count runs and set values on cues."""
         values = values or {}
-        if not (values or run_count or finish_once):
+        if not (values or run_count or finish):
             return
 
         def build() -> Any:
             new_values = bound_values(cues, values)
             if run_count:
                 new_values["run_count"] = cues.c.run_count + bindparam("p_runs")
-            if finish_once is not None:
+            if finish is not None:
                 new_values["status"] = case(
-                    (cues.c.status == "active", bindparam("p_finish")), else_=cues.c.status
+                    (cues.c.status.in_(finish.sources), bindparam("p_finish")),
+                    else_=cues.c.status,
                 )
             stmt = update(cues).where(cues.c.id.in_(bindparam("p_ids", expanding=True)))
             if only_if_status is not None:
@@ -178,12 +184,13 @@ class CueQueries(TxBase):
         key = (
             "bump_cues",
             bool(run_count),
-            finish_once is not None,
+            finish,
             only_if_status is not None,
             *sorted(values),
         )
         params = value_params(values)
-        params.update(p_ids=list(cue_ids), p_runs=run_count, p_finish=finish_once)
+        params.update(p_ids=list(cue_ids), p_runs=run_count)
+        params["p_finish"] = finish.target if finish is not None else None
         if only_if_status is not None:
             params["p_statuses"] = list(only_if_status)
         await self.conn.execute(self._prepared(key, build), params)

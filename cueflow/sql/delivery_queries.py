@@ -22,7 +22,7 @@ from cueflow.sql.tables import (
     executions,
     users,
 )
-from cueflow.states import Move
+from cueflow.states import Move, Status
 from cueflow.store import Row
 
 
@@ -188,9 +188,9 @@ class DeliveryQueries(TxBase):
             pending = and_(pending, executions.c.user_id.not_in(list(skip_accounts)))
         found: list[datetime] = []
         for status, column, where in (
-            ("pending", executions.c.scheduled_for, pending),
-            ("retrying", executions.c.next_retry, push),
-            ("delivering", executions.c.lease_expires_at, push),
+            (Status.PENDING.value, executions.c.scheduled_for, pending),
+            (Status.RETRYING.value, executions.c.next_retry, push),
+            (Status.DELIVERING.value, executions.c.lease_expires_at, push),
         ):
             stmt = select(func.min(column)).where(executions.c.status == status, where)
             value = (await self.conn.execute(stmt)).scalar()
@@ -206,7 +206,7 @@ class DeliveryQueries(TxBase):
             select(executions.c.id, cues.c.task)
             .join(cues, cues.c.id == executions.c.cue_id)
             .where(
-                executions.c.status == "pending",
+                executions.c.status == Status.PENDING.value,
                 executions.c.transport == transport,
                 executions.c.scheduled_for < before,
                 executions.c.error_message.is_(None),

@@ -23,8 +23,8 @@ from cueflow.sql.tables import (
     executions,
     workers,
 )
-from cueflow.states import Move
-from cueflow.store import ExecutionFilter, ExecutionPage, Row
+from cueflow.states import Move, Status
+from cueflow.store import ExecutionFilter, ExecutionPage, ReportGate, Row
 
 
 def _not_held_back() -> Any:
@@ -338,7 +338,7 @@ class ExecutionQueries(TxBase):
         execution_ids: Sequence[str],
         values: dict[str, Any],
         move: Move | None,
-        holder: str | None,
+        gate: ReportGate | None,
     ) -> list[Row]:
         """Write the same outcome on several executions, each only once."""
 
@@ -348,16 +348,13 @@ class ExecutionQueries(TxBase):
                 executions.c.user_id == bindparam("p_user_id"),
                 executions.c.outcome_recorded_at.is_(None),
             ]
-            if holder is not None:
-                # A named worker may report on an execution it holds, one nobody holds, or one
-                # back in the queue; not on one its claim was taken from, nor on one its
-                # expired lease failed (its last attempt ended without it).
+            if gate is not None:
                 conditions.append(
                     or_(
-                        executions.c.status.not_in(["delivering", "failed"]),
+                        executions.c.status.in_(bindparam("p_open", expanding=True)),
                         executions.c.claimed_by_worker.is_(None),
                         and_(
-                            executions.c.status == "delivering",
+                            executions.c.status.in_(bindparam("p_held", expanding=True)),
                             executions.c.claimed_by_worker == bindparam("p_holder"),
                         ),
                     )
@@ -372,10 +369,10 @@ class ExecutionQueries(TxBase):
                 update(executions).where(*conditions).values(**new_values).returning(*executions.c)
             )
 
-        key = ("record_outcomes", move, holder is not None, *sorted(values))
+        key = ("record_outcomes", move, gate is not None, *sorted(values))
         params = {**value_params(values), "p_ids": list(execution_ids), "p_user_id": user_id}
-        if holder is not None:
-            params["p_holder"] = holder
+        if gate is not None:
+            params.update(p_holder=gate.worker_id, p_open=list(gate.open), p_held=list(gate.held))
         return await self._all(self._prepared(key, build), params)
 
     async def expired_leases(
@@ -407,7 +404,7 @@ class ExecutionQueries(TxBase):
             )
             .join(cues, cues.c.id == executions.c.cue_id)
             .where(
-                executions.c.status == "delivering",
+                executions.c.status == Status.DELIVERING.value,
                 executions.c.transport.in_(list(transports)),
                 or_(
                     executions.c.lease_expires_at <= now,
@@ -429,7 +426,7 @@ class ExecutionQueries(TxBase):
             select(executions.c.id, executions.c.cue_id, cues.c.schedule_type, cues.c.on_failure)
             .join(cues, cues.c.id == executions.c.cue_id)
             .where(
-                executions.c.status == "pending",
+                executions.c.status == Status.PENDING.value,
                 executions.c.transport.in_(list(transports)),
                 executions.c.scheduled_for <= before,
                 executions.c.updated_at <= before,
@@ -454,7 +451,7 @@ class ExecutionQueries(TxBase):
             .where(
                 executions.c.cue_id == cue_id,
                 or_(
-                    executions.c.status.in_(["success", "failed"]),
+                    executions.c.status.in_([Status.SUCCESS.value, Status.FAILED.value]),
                     executions.c.outcome_recorded_at.is_not(None),
                 ),
             )

@@ -22,6 +22,7 @@ from cueflow.sql.tables import (
     executions,
     workers,
 )
+from cueflow.states import LIVE_CUE_STATUSES, TERMINAL, CueStatus, Status
 from cueflow.store import Row
 
 
@@ -68,7 +69,7 @@ class RegistryQueries(TxBase):
             .where(
                 executions.c.user_id == user_id,
                 executions.c.claimed_by_worker == worker_id,
-                executions.c.status == "delivering",
+                executions.c.status == Status.DELIVERING.value,
                 executions.c.transport.in_(list(transports)),
                 executions.c.lease_expires_at < until,
             )
@@ -122,40 +123,44 @@ class RegistryQueries(TxBase):
         """Cue and this-period execution figures of one user."""
         by_status = (
             select(cues.c.status, func.count())
-            .where(cues.c.user_id == user_id, cues.c.status.in_(["active", "paused"]))
+            .where(cues.c.user_id == user_id, cues.c.status.in_(sorted(LIVE_CUE_STATUSES)))
             .group_by(cues.c.status)
         )
         cue_counts = {row[0]: int(row[1]) for row in await self.conn.execute(by_status)}
         reported = executions.c.outcome_recorded_at.is_not(None)
         unreported = executions.c.outcome_recorded_at.is_(None)
         figures = {
-            "executions": executions.c.status != "missed",
+            "executions": executions.c.status != Status.MISSED.value,
             "reported": reported,
             "succeeded": and_(reported, executions.c.outcome_success.is_(True)),
             "failed": and_(reported, executions.c.outcome_success.is_(False)),
-            "failed_unreported": and_(unreported, executions.c.status.in_(["failed", "missed"])),
+            "failed_unreported": and_(
+                unreported, executions.c.status.in_([Status.FAILED.value, Status.MISSED.value])
+            ),
         }
         stmt = select(
             *(_count_if(condition).label(name) for name, condition in figures.items())
         ).where(executions.c.user_id == user_id, executions.c.created_at >= since)
         row = (await self.conn.execute(stmt)).mappings().one()
         return {
-            "active_cues": cue_counts.get("active", 0),
-            "paused_cues": cue_counts.get("paused", 0),
+            "active_cues": cue_counts.get(CueStatus.ACTIVE, 0),
+            "paused_cues": cue_counts.get(CueStatus.PAUSED, 0),
             **{name: int(row[name] or 0) for name in figures},
         }
 
     async def due_users_executions(self, now: datetime, since: datetime) -> dict[str, int]:
         """This-period execution counts of the users owning due cues."""
         due_users = select(cues.c.user_id).where(
-            cues.c.status == "active", cues.c.next_run.is_not(None), cues.c.next_run <= now
+            cues.c.status == CueStatus.ACTIVE.value,
+            cues.c.next_run.is_not(None),
+            cues.c.next_run <= now,
         )
         stmt = (
             select(executions.c.user_id, func.count())
             .where(
                 executions.c.user_id.in_(due_users),
                 executions.c.created_at >= since,
-                executions.c.status != "missed",
+                executions.c.status != Status.MISSED.value,
             )
             .group_by(executions.c.user_id)
         )
@@ -207,17 +212,20 @@ class RegistryQueries(TxBase):
         """Queue depth over all users."""
         status = executions.c.status
         figures = {
-            "pending_outbox": and_(status == "pending", executions.c.transport.in_(list(push))),
-            "stale_executions": and_(
-                status == "delivering", executions.c.updated_at < stale_before
+            "pending_outbox": and_(
+                status == Status.PENDING.value, executions.c.transport.in_(list(push))
             ),
-            "pending_retries": status.in_(["retrying", "retry_ready"]),
+            "stale_executions": and_(
+                status == Status.DELIVERING.value, executions.c.updated_at < stale_before
+            ),
+            "pending_retries": status.in_([Status.RETRYING.value, Status.RETRY_READY.value]),
             "pending_worker_claims": and_(
-                status == "pending", executions.c.transport.in_(list(pull))
+                status == Status.PENDING.value, executions.c.transport.in_(list(pull))
             ),
         }
+        queued = sorted(s.value for s in set(Status) - TERMINAL)
         stmt = select(
             *(_count_if(condition).label(name) for name, condition in figures.items())
-        ).where(status.in_(["pending", "delivering", "retrying", "retry_ready"]))
+        ).where(status.in_(queued))
         row = (await self.conn.execute(stmt)).mappings().one()
         return {name: int(row[name] or 0) for name in figures}

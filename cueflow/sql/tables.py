@@ -13,6 +13,7 @@ from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from cueflow.sql.types import JSONType, UTCDateTime
+from cueflow.states import CUE_INITIAL, Status
 
 
 def _dt(*, nullable: bool = True, index: bool = False) -> Any:
@@ -57,7 +58,7 @@ class Cue(SQLModel, table=True):
     )
     name: str = Field(max_length=255)
     description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    status: str = Field(default="active", max_length=20)
+    status: str = Field(default=CUE_INITIAL.value, max_length=20)
     schedule_type: str = Field(max_length=10)
     schedule_cron: str | None = Field(default=None, max_length=100)
     schedule_at: datetime | None = _dt()
@@ -108,7 +109,7 @@ class Execution(SQLModel, table=True):
     user_id: str = Field(max_length=36)
     transport: str = Field(max_length=64)
     scheduled_for: datetime = _dt(nullable=False)
-    status: str = Field(default="pending", max_length=20)
+    status: str = Field(default=Status.PENDING.value, max_length=20)
     triggered_by: str | None = Field(default=None, max_length=50)
     http_status: int | None = Field(default=None)
     attempts: int = Field(default=0)
