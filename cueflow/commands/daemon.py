@@ -261,6 +261,10 @@ class WorkerDaemon:
             try:
                 self._api().post(path, body, headers=headers)
                 break
+            except Unreachable:
+                if attempt == REPORT_ATTEMPTS - 1:
+                    raise
+                time.sleep(2**attempt)
             except ApiError as exc:
                 if exc.status == 422 and set(body) - _BARE_OUTCOME:
                     body = {k: v for k, v in body.items() if k in _BARE_OUTCOME}
@@ -273,10 +277,6 @@ class WorkerDaemon:
                     code=exc.code,
                 )
                 return
-            except Unreachable:
-                if attempt == REPORT_ATTEMPTS - 1:
-                    raise
-                time.sleep(2**attempt)
         with self._lock:
             self.finished += 1
         seconds = round(time.monotonic() - held.started, 3)
