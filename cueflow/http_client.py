@@ -160,9 +160,9 @@ class ApiClient:
                 response.status_code, "invalid_response", "the server's answer is not JSON"
             ) from exc
 
-    async def get(self, path: str, **params: Any) -> Any:
-        """``GET path?params``."""
-        return await self.request("GET", path, params=params)
+    async def get(self, path: str, *, waits: float = 0, **params: Any) -> Any:
+        """``GET path?params`` (``waits``: as for :meth:`request`)."""
+        return await self.request("GET", path, params=params, waits=waits)
 
     async def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
         """``POST path`` with a JSON ``body``."""

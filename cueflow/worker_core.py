@@ -4,10 +4,11 @@ A worker has an identity (:func:`new_worker_id`), registers with its task names
 (``POST /v1/worker/heartbeat``, again every :data:`REGISTER_SECONDS`), claims executions (one by
 id, the next due one, or a long-poll for one), keeps each claim's lease alive by heartbeating it
 a third of a lease after the last beat, notices a lease it lost, reports outcomes and gives back
-what it still holds when it stops. :class:`Leases` does all of that over a :class:`WorkerApi`:
-:class:`HttpWorker` (any cueflow or CueAPI server) or the agents' engine client. The
-``cueflow worker`` daemon and the agents' :class:`~cueflow.agents.session.WorkerSession` are
-both built on it, and differ only in what runs an execution.
+what it still holds when it stops. :class:`Leases` does all of that over a
+:class:`~cueflow.worker_api.WorkerApi`: :class:`~cueflow.worker_api.HttpWorker` (any cueflow or
+CueAPI server) or the agents' engine client. The ``cueflow worker`` daemon and the agents'
+:class:`~cueflow.agents.session.WorkerSession` are both built on it, and differ only in what
+runs an execution.
 """
 
 from __future__ import annotations
@@ -21,14 +22,12 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from cueflow.clock import Clock, SystemClock
-from cueflow.http_client import ApiClient, ApiError
+from cueflow.http_client import ApiError
+from cueflow.worker_api import JSON, WorkerApi
 
 log = logging.getLogger(__name__)
-
-JSON = dict[str, Any]
 
 REGISTER_SECONDS = 30.0
 """How often a worker refreshes its registration (the server calls a worker stale after 180 s)."""
@@ -46,140 +45,6 @@ def new_worker_id(prefix: str = "worker") -> str:
     return f"{prefix}-{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-class WorkerApi(Protocol):
-    """The worker pull protocol for one account and one worker id. Every method answers with
-    the REST API's JSON shapes and raises :class:`~cueflow.http_client.ApiError` when refused."""
-
-    worker_id: str
-    """The id this worker claims, heartbeats and reports as."""
-    clock: Clock
-    """The clock leases are measured on (the engine's, or the wall clock over HTTP)."""
-
-    async def claimable(self, task: str | None = None) -> list[JSON]:
-        """``GET /v1/executions/claimable`` items, oldest first."""
-        ...
-
-    async def claim_due(self, task: str | None = None, wait: float = 0) -> JSON | None:
-        """Claim the oldest due execution (of ``task``) in one request, waiting up to ``wait``
-        seconds for one to arrive (cueflow's batch claim extension,
-        ``POST /v1/executions/claims``). Returns the claimed item (the claimable shape plus
-        ``lease_seconds``) or ``None``; raises :class:`NotImplementedError` when the server
-        does not offer the extension, and the caller falls back to poll and claim."""
-        ...
-
-    async def claim(self, execution_id: str | None = None) -> JSON:
-        """Claim one execution (or the oldest due one): ``{claimed, execution_id,
-        lease_seconds}``."""
-        ...
-
-    async def heartbeat(self, execution_id: str) -> JSON:
-        """Extend the lease of a claim this worker holds."""
-        ...
-
-    async def report_outcome(self, execution_id: str, report: JSON) -> JSON:
-        """Record an outcome (an ``OutcomeReport`` body) as this worker, once."""
-        ...
-
-    async def release(
-        self, execution_id: str, reason: str | None = None, retry_after: float | None = None
-    ) -> JSON:
-        """Give a claim back unfinished, claimable again after ``retry_after`` seconds (default:
-        the cue's retry backoff): ``{execution_id, released, status, ...}``."""
-        ...
-
-    async def register(self, handlers: list[str]) -> JSON:
-        """Register or refresh this worker (``POST /v1/worker/heartbeat``) with the task names
-        it handles, so it is listed in ``GET /v1/workers``."""
-        ...
-
-
-class HttpWorker:
-    """The :class:`WorkerApi` over the REST API of any cueflow or CueAPI server. Only standard
-    endpoints are needed: the batch claim and ``POST /v1/executions/{id}/release`` are cueflow
-    extensions, and without the release one a release is reported as a failure instead."""
-
-    def __init__(self, api: ApiClient, worker_id: str) -> None:
-        self.api = api
-        self.worker_id = worker_id
-        self.clock: Clock = SystemClock()
-        self._no_batch = False
-
-    async def claimable(
-        self, task: str | None = None, *, wait: float | None = None, limit: int | None = None
-    ) -> list[JSON]:
-        """Claimable executions, oldest first; ``wait`` asks the server to hold an empty answer
-        that long and ``limit`` to list no more (cueflow extensions other servers ignore)."""
-        params = {"task": task, "wait": wait, "limit": limit}
-        body = await self.api.request(
-            "GET", "/v1/executions/claimable", params=params, waits=wait or 0
-        )
-        return list(body.get("executions", []))
-
-    async def claim_due(self, task: str | None = None, wait: float = 0) -> JSON | None:
-        """Claim the oldest due execution with ``POST /v1/executions/claims`` (long-polling up
-        to ``wait`` seconds); :class:`NotImplementedError` on a server without it (remembered,
-        so the extension is probed once)."""
-        if self._no_batch:
-            raise NotImplementedError("the server has no batch claim endpoint")
-        body: JSON = {"worker_id": self.worker_id, "limit": 1, "wait": max(0.0, min(wait, 60))}
-        if task:
-            body["task"] = task
-        try:
-            answer = await self.api.post("/v1/executions/claims", body, waits=body["wait"])
-        except ApiError as exc:
-            if exc.status in (404, 405):
-                self._no_batch = True
-                raise NotImplementedError("the server has no batch claim endpoint") from exc
-            raise
-        claimed = answer.get("claimed") or []
-        if not claimed:
-            return None
-        return {**claimed[0], "lease_seconds": answer.get("lease_seconds")}
-
-    async def claim(self, execution_id: str | None = None) -> JSON:
-        """Claim one execution (or the oldest due one)."""
-        path = f"/v1/executions/{execution_id}/claim" if execution_id else "/v1/executions/claim"
-        result: JSON = await self.api.post(path, {"worker_id": self.worker_id})
-        return result
-
-    async def heartbeat(self, execution_id: str) -> JSON:
-        """Extend a held claim's lease."""
-        path = f"/v1/executions/{execution_id}/heartbeat"
-        result: JSON = await self.api.post(path, headers={"X-Worker-Id": self.worker_id})
-        return result
-
-    async def report_outcome(self, execution_id: str, report: JSON) -> JSON:
-        """Record an outcome as this worker."""
-        body = {**report, "worker_id": self.worker_id}
-        path = f"/v1/executions/{execution_id}/outcome"
-        result: JSON = await self.api.post(path, body, headers={"X-Worker-Id": self.worker_id})
-        return result
-
-    async def release(
-        self, execution_id: str, reason: str | None = None, retry_after: float | None = None
-    ) -> JSON:
-        """Give a held claim back; a server without the extension gets a failure outcome."""
-        body: JSON = {"worker_id": self.worker_id, "reason": reason}
-        if retry_after is not None:
-            body["retry_after_seconds"] = retry_after
-        try:
-            result: JSON = await self.api.post(f"/v1/executions/{execution_id}/release", body)
-            return result
-        except ApiError as exc:
-            no_endpoint = exc.status in (404, 405) and exc.code != "execution_not_found"
-            if not no_endpoint:
-                raise
-        error = f"released by worker: {reason}" if reason else "released by worker"
-        await self.report_outcome(execution_id, {"success": False, "error": error})
-        return {"execution_id": execution_id, "released": False, "status": "failed"}
-
-    async def register(self, handlers: list[str]) -> JSON:
-        """Register or refresh this worker."""
-        body = {"worker_id": self.worker_id, "handlers": handlers}
-        result: JSON = await self.api.post("/v1/worker/heartbeat", body)
-        return result
-
-
 @dataclass
 class Lease:
     """A claim this worker holds."""
@@ -194,6 +59,7 @@ class Lease:
 
 
 LostCallback = Callable[[str, ApiError], None]
+Warn = Callable[[str], None]
 
 
 class Leases:
@@ -201,9 +67,10 @@ class Leases:
 
     ``tasks`` are the task names it registers with (if ``register``); heartbeats stop
     ``max_hold_seconds`` after a claim (``None``: never), so work that never finishes cannot
-    keep an execution from other workers forever. ``on_lost`` hears of every claim lost (the
-    execution id and the refusal). Start the keepalive task with :meth:`start` (claims start it
-    too) and end it with :meth:`stop`, which first gives back what is still held."""
+    keep an execution from other workers forever. ``on_lost`` hears of every claim a heartbeat
+    found lost (the execution id and the refusal); ``warn`` of registrations and heartbeats that
+    failed for a passing reason (default: logged). Claims start the keepalive task (so does
+    :meth:`start`); :meth:`stop` ends it."""
 
     def __init__(
         self,
@@ -213,12 +80,14 @@ class Leases:
         register: bool = True,
         max_hold_seconds: float | None = None,
         on_lost: LostCallback | None = None,
+        warn: Warn | None = None,
     ) -> None:
         self.api = api
         self.tasks = tasks
         self.register = register
         self.max_hold_seconds = max_hold_seconds
         self.on_lost = on_lost
+        self.warn: Warn = warn or log.warning
         self.held: dict[str, Lease] = {}
         self.lost: dict[str, str] = {}
         """Executions whose claim was lost, with the refusal's code."""
@@ -250,7 +119,7 @@ class Leases:
         except ApiError as exc:
             if not quietly:
                 raise
-            log.warning("worker registration failed: %s", exc)
+            self.warn(f"worker registration failed: {exc}")
 
     # claiming -----------------------------------------------------------------------------------
     async def claim_next(
@@ -325,8 +194,10 @@ class Leases:
         except ApiError as exc:
             if exc.status in LOST:
                 self.drop(execution_id, exc)
+                if self.on_lost is not None:
+                    self.on_lost(execution_id, exc)
                 return False
-            log.warning("heartbeat of %s failed: %s", execution_id, exc)
+            self.warn(f"heartbeat of {execution_id} failed: {exc}")
             retry = min(RETRY_SECONDS, lease.lease_seconds * LEASE_FRACTION)
             lease.next_beat = now + timedelta(seconds=retry)
             return True
@@ -334,11 +205,13 @@ class Leases:
         return True
 
     def drop(self, execution_id: str, exc: ApiError) -> None:
-        """Forget a claim the server says this worker lost."""
+        """Forget a claim the server says this worker lost, remembering why."""
         if self.held.pop(execution_id, None) is not None:
             self.lost[execution_id] = exc.code
-            if self.on_lost is not None:
-                self.on_lost(execution_id, exc)
+
+    def forget(self, execution_id: str) -> None:
+        """Stop keeping the lease of ``execution_id`` (its work is over, reported or not)."""
+        self.held.pop(execution_id, None)
 
     # outcomes -----------------------------------------------------------------------------------
     async def report(self, execution_id: str, report: JSON) -> JSON:

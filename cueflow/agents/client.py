@@ -14,7 +14,8 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from cueflow.http_client import ApiError
-from cueflow.worker_core import JSON, WorkerApi, new_worker_id
+from cueflow.worker_api import JSON, WorkerApi
+from cueflow.worker_core import new_worker_id
 
 __all__ = ["JSON", "ClientError", "WorkerClient", "new_worker_id", "validation_message"]
 
@@ -33,7 +34,7 @@ def validation_message(exc: ValidationError) -> str:
 
 
 class WorkerClient(WorkerApi, Protocol):
-    """The worker pull protocol (:class:`cueflow.worker_core.WorkerApi`) plus cue management,
+    """The worker pull protocol (:class:`cueflow.worker_api.WorkerApi`) plus cue management,
     for one account and one worker id.
 
     Every method answers with the REST API's JSON shapes and raises :class:`ClientError` for a

@@ -1,6 +1,6 @@
 """:class:`HttpWorkerClient`: the agents' :class:`~cueflow.agents.client.WorkerClient` over the
 REST API of any cueflow or CueAPI server: the worker protocol of
-:class:`cueflow.worker_core.HttpWorker` plus cue and execution management, all through the one
+:class:`cueflow.worker_api.HttpWorker` plus cue and execution management, all through the one
 :class:`cueflow.http_client.ApiClient`."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import httpx
 
 from cueflow.agents.client import JSON
 from cueflow.http_client import ApiClient
-from cueflow.worker_core import HttpWorker, new_worker_id
+from cueflow.worker_api import HttpWorker
+from cueflow.worker_core import new_worker_id
 
 
 class HttpWorkerClient(HttpWorker):
