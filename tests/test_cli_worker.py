@@ -24,9 +24,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cueflow.cli import app
-from cueflow.commands.client import ApiError, Unreachable
 from cueflow.commands.daemon import Events, WorkerDaemon
 from cueflow.commands.handlers import ShellHandler
+from cueflow.http_client import ApiError, Unreachable
 from tests.conftest import drop_pg_database, fresh_pg_database, pg_available
 from tests.server import cueflow_server, free_port
 
@@ -384,16 +384,16 @@ def test_worker_on_postgresql(pg_server: str) -> None:
 
 # the daemon against a scripted server -----------------------------------------------------------
 class ScriptedApi:
-    """Stands in for :class:`ApiClient`: claimable polls fail ``outages`` times with
-    :class:`Unreachable`, then list one execution; an outcome carrying evidence is refused
-    with 422 once."""
+    """Stands in for :class:`~cueflow.http_client.ApiClient`: claimable polls fail ``outages``
+    times with :class:`Unreachable`, then list one execution; an outcome carrying evidence is
+    refused with 422 once."""
 
     def __init__(self, outages: int) -> None:
         self.outages = outages
         self.outcomes: list[dict[str, Any]] = []
         self.listed = False
 
-    def get(self, path: str, **params: Any) -> Any:
+    async def get(self, path: str, **params: Any) -> Any:
         assert path == "/v1/executions/claimable"
         if self.outages:
             self.outages -= 1
@@ -406,7 +406,7 @@ class ScriptedApi:
         self.listed = True
         return {"executions": items}
 
-    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+    async def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
         if path.endswith("/claim"):
             return {"claimed": True, "execution_id": "e1", "lease_seconds": 60}
         if path.endswith("/outcome"):
@@ -415,14 +415,14 @@ class ScriptedApi:
             self.outcomes.append(body)
         return {}
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         pass
 
 
 def _daemon_for(api: ScriptedApi, **options: Any) -> WorkerDaemon:
     command = """echo '{"result": "r", "result_url": "not a url"}'"""
     return WorkerDaemon(
-        lambda: api, [ShellHandler("t", command)], Events(as_json=True),  # type: ignore[arg-type,return-value]
+        api, [ShellHandler("t", command)], Events(as_json=True),  # type: ignore[arg-type]
         worker_id="w", poll_interval=0.01, **options,
     )  # fmt: skip
 
@@ -440,3 +440,28 @@ def test_daemon_retries_polls_while_the_server_is_down_and_drops_refused_evidenc
 def test_daemon_once_reports_a_server_it_cannot_reach() -> None:
     with pytest.raises(Unreachable):
         _daemon_for(ScriptedApi(outages=1), once=True).run()
+
+
+class LosingApi(ScriptedApi):
+    """A :class:`ScriptedApi` whose claims come with a 0.3 s lease that no heartbeat keeps: the
+    server answers every execution heartbeat with ``lease_lost``."""
+
+    async def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        if path.startswith("/v1/executions/") and path.endswith("/heartbeat"):
+            self.beats = getattr(self, "beats", 0) + 1
+            raise ApiError(409, "lease_lost", "the lease ran out")
+        answer = await super().post(path, body, **kwargs)
+        return {**answer, "lease_seconds": 0.3} if path.endswith("/claim") else answer
+
+
+def test_daemon_tells_of_a_lost_lease_once_and_stops_heartbeating_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = LosingApi(outages=0)
+    daemon = WorkerDaemon(
+        api, [ShellHandler("t", "sleep 1; echo done")], Events(as_json=True),  # type: ignore[arg-type]
+        worker_id="w", poll_interval=0.01, max_executions=1,
+    )  # fmt: skip
+    daemon.run()
+    logged = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
+    assert logged.count("lease_lost") == 1 and api.beats == 1

@@ -9,26 +9,19 @@ which one they talk to.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import ValidationError
 
-from cueflow.clock import Clock
+from cueflow.http_client import ApiError
+from cueflow.worker_api import JSON, WorkerApi
+from cueflow.worker_core import new_worker_id
 
-JSON = dict[str, Any]
+__all__ = ["JSON", "ClientError", "WorkerClient", "new_worker_id", "validation_message"]
 
-
-class ClientError(Exception):
-    """A refused request: the HTTP status, the contract's error ``code`` and its message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{message} ({code})")
-        self.status = status
-        self.code = code
-        self.message = message
+ClientError = ApiError
+"""A refused request: the HTTP status, the contract's error ``code``, its message and
+``retry_after`` (the one error type of :mod:`cueflow.http_client`)."""
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -40,60 +33,13 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def new_worker_id(prefix: str = "agent") -> str:
-    """A worker id unique to this process and call: ``agent-<host>-<pid>-<random>``."""
-    host = socket.gethostname().split(".")[0][:40] or "host"
-    return f"{prefix}-{host}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-class WorkerClient(Protocol):
-    """The worker pull protocol plus cue management, for one account and one worker id.
+class WorkerClient(WorkerApi, Protocol):
+    """The worker pull protocol (:class:`cueflow.worker_api.WorkerApi`) plus cue management,
+    for one account and one worker id.
 
     Every method answers with the REST API's JSON shapes and raises :class:`ClientError` for a
     refusal (unknown id, lost claim, invalid input). Credentials stay inside the client.
     """
-
-    worker_id: str
-    """The id this client claims, heartbeats and reports as."""
-    clock: Clock
-    """The clock leases are measured on (the engine's, or the wall clock over HTTP)."""
-
-    async def claimable(self, task: str | None = None) -> list[JSON]:
-        """``GET /v1/executions/claimable`` items, oldest first."""
-        ...
-
-    async def claim_due(self, task: str | None = None, wait: float = 0) -> JSON | None:
-        """Claim the oldest due execution (of ``task``) in one request, waiting up to ``wait``
-        seconds for one to arrive (cueflow's batch claim extension,
-        ``POST /v1/executions/claims``). Returns the claimed item (the claimable shape plus
-        ``lease_seconds``) or ``None``; raises :class:`NotImplementedError` when the server
-        does not offer the extension, and the caller falls back to poll and claim."""
-        ...
-
-    async def claim(self, execution_id: str | None = None) -> JSON:
-        """Claim one execution (or the oldest due one): ``{claimed, execution_id,
-        lease_seconds}``."""
-        ...
-
-    async def heartbeat(self, execution_id: str) -> JSON:
-        """Extend the lease of a claim this worker holds."""
-        ...
-
-    async def report_outcome(self, execution_id: str, report: JSON) -> JSON:
-        """Record an outcome (an ``OutcomeReport`` body) as this worker, once."""
-        ...
-
-    async def release(
-        self, execution_id: str, reason: str | None = None, retry_after: float | None = None
-    ) -> JSON:
-        """Give a claim back unfinished, claimable again after ``retry_after`` seconds (default:
-        the cue's retry backoff): ``{execution_id, released, status, ...}``."""
-        ...
-
-    async def register(self, handlers: list[str]) -> JSON:
-        """Register or refresh this worker (``POST /v1/worker/heartbeat``) with the task names
-        it handles, so it is listed in ``GET /v1/workers``."""
-        ...
 
     async def get_execution(self, execution_id: str) -> JSON:
         """One execution (the contract's Execution object)."""

@@ -48,7 +48,7 @@ class EngineWorkerClient:
     def __init__(self, engine: Engine, user: Principal, *, worker_id: str | None = None) -> None:
         self.engine = engine
         self.user = user
-        self.worker_id = worker_id or new_worker_id()
+        self.worker_id = worker_id or new_worker_id("agent")
         self.clock: Clock = engine.clock
 
     async def claimable(self, task: str | None = None) -> list[JSON]:

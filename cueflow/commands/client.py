@@ -1,65 +1,34 @@
-"""A small synchronous REST client for the command line: one method per HTTP verb, the base
-URL and key from ``--api-url``/``--api-key``, and the error envelope turned into exceptions."""
+"""The command line's REST client: :class:`cueflow.http_client.ApiClient` run to completion on
+an event loop of its own, one call at a time, for commands that are plain functions."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 
-DEFAULT_API_URL = "http://127.0.0.1:8000"
+from cueflow.http_client import (
+    DEFAULT_API_URL,
+    ApiError,
+    BadServerUrl,
+    Unreachable,
+    check_server_url,
+)
+from cueflow.http_client import ApiClient as AsyncApiClient
 
-
-class ApiError(Exception):
-    """The server refused a request (4xx/5xx); carries the envelope's code and message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class Unreachable(Exception):
-    """The server could not be reached (refused, timed out, bad address)."""
-
-
-class BadServerUrl(ValueError):
-    """The server URL cannot be used (not ``http(s)://host[:port]``)."""
-
-
-def check_server_url(url: str) -> str:
-    """``url`` without a trailing slash; :class:`BadServerUrl` unless it is
-    ``http(s)://host...``."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise BadServerUrl(f"{url!r} is not an http(s):// server URL") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise BadServerUrl(f"{url!r} is not an http(s):// server URL")
-    return url.rstrip("/")
-
-
-def api_error(response: httpx.Response) -> ApiError:
-    """The :class:`ApiError` for a refused ``response``, from the contract's error envelope
-    (``{"error": {"code", "message"}}``) when it has one."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and error.get("message"):
-        return ApiError(
-            response.status_code, str(error.get("code") or "error"), str(error["message"])
-        )
-    reason = response.reason_phrase or "error"
-    return ApiError(response.status_code, "http_error", f"HTTP {response.status_code} {reason}")
+__all__ = [
+    "DEFAULT_API_URL",
+    "ApiClient",
+    "ApiError",
+    "BadServerUrl",
+    "Unreachable",
+    "check_server_url",
+]
 
 
 class ApiClient:
-    """The REST API of the cueflow (or CueAPI) server at ``base_url``, as the owner of
-    ``api_key`` (:class:`BadServerUrl` if ``base_url`` is not ``http(s)://host...``).
-    ``transport`` lets tests route requests in process."""
+    """A blocking :class:`cueflow.http_client.ApiClient` (same arguments, same errors)."""
 
     def __init__(
         self,
@@ -67,13 +36,11 @@ class ApiClient:
         api_key: str | None,
         *,
         timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = check_server_url(base_url)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
-        )
+        self._api = AsyncApiClient(base_url, api_key, timeout=timeout, transport=transport)
+        self.base_url = self._api.base_url
+        self._runner = asyncio.Runner()
 
     def __enter__(self) -> ApiClient:
         return self
@@ -82,54 +49,22 @@ class ApiClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        """Send one request; returns the decoded JSON body (``None`` when empty).
-
-        Raises :class:`ApiError` for a 4xx/5xx answer (or a redirect: the URL is probably
-        wrong) and :class:`Unreachable` when no answer came."""
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            response = self._http.request(method, path, json=json, params=query, headers=headers)
-        except httpx.TransportError as exc:
-            raise Unreachable(f"cannot reach {self.base_url}: {exc or type(exc).__name__}") from exc
-        if response.is_redirect:
-            where = response.headers.get("location", "elsewhere")
-            message = f"the server redirects to {where}; check the server URL"
-            raise ApiError(response.status_code, "redirect", message)
-        if response.status_code >= 400:
-            raise api_error(response)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ApiError(
-                response.status_code, "invalid_response", "the server's answer is not JSON"
-            ) from exc
+        """Close the connection pool and the event loop."""
+        self._runner.run(self._api.aclose())
+        self._runner.close()
 
     def get(self, path: str, **params: Any) -> Any:
         """``GET path?params``."""
-        return self.request("GET", path, params=params)
+        return self._runner.run(self._api.get(path, **params))
 
     def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
         """``POST path`` with a JSON ``body``."""
-        return self.request("POST", path, json=body, **kwargs)
+        return self._runner.run(self._api.post(path, body, **kwargs))
 
     def patch(self, path: str, body: Any) -> Any:
         """``PATCH path`` with a JSON ``body``."""
-        return self.request("PATCH", path, json=body)
+        return self._runner.run(self._api.patch(path, body))
 
     def delete(self, path: str) -> Any:
         """``DELETE path``."""
-        return self.request("DELETE", path)
+        return self._runner.run(self._api.delete(path))

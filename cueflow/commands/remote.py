@@ -53,9 +53,9 @@ def connect(api_url: str, api_key: str | None) -> Iterator[ApiClient]:
         fail(f"--api-url: {exc}", EXIT_USAGE)
     try:
         yield client
-    except ApiError as exc:
-        fail(f"{exc.message} ({exc.status} {exc.code})")
     except Unreachable as exc:
         fail(f"{exc} (is `cueflow serve` running there?)", EXIT_UNREACHABLE)
+    except ApiError as exc:
+        fail(f"{exc.message} ({exc.status} {exc.code})")
     finally:
         client.close()

@@ -12,17 +12,12 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from cueflow.commands.client import (
-    ApiClient,
-    ApiError,
-    BadServerUrl,
-    Unreachable,
-    check_server_url,
-)
-from cueflow.commands.daemon import Events, WorkerDaemon, new_worker_id
+from cueflow.commands.daemon import Events, WorkerDaemon
 from cueflow.commands.handlers import HandlerSpecError, parse_handler
 from cueflow.commands.output import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, fail
 from cueflow.commands.remote import DEFAULT_API_URL, ApiKey, ApiUrl
+from cueflow.http_client import ApiClient, ApiError, BadServerUrl, Unreachable
+from cueflow.worker_core import new_worker_id
 
 
 @contextmanager
@@ -89,12 +84,12 @@ def worker(
     if len(set(tasks)) != len(tasks):
         fail("each task may have only one --handler", EXIT_USAGE)
     try:
-        check_server_url(api_url)
+        api = ApiClient(api_url, api_key)
     except BadServerUrl as exc:
         fail(f"--api-url: {exc}", EXIT_USAGE)
     events = Events(as_json)
     daemon = WorkerDaemon(
-        lambda: ApiClient(api_url, api_key),
+        api,
         handlers,
         events,
         worker_id=worker_id or new_worker_id(),
