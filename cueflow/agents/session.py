@@ -232,11 +232,12 @@ class WorkerSession:
         return await self.leases.heartbeat(execution_id)
 
     async def release_all(self, reason: str) -> list[str]:
-        """Give back everything still held (on shutdown); returns the released ids."""
+        """Give back everything still held (on shutdown), claimable again at once (the work was
+        interrupted, not failed: no retry backoff); returns the released ids."""
         released = []
         for execution_id in list(self.held):
             try:
-                await self.release(execution_id, reason)
+                await self.release(execution_id, reason, retry_after=0)
                 released.append(execution_id)
             except ToolFailure as exc:
                 log.warning("could not release %s: %s", execution_id, exc)

@@ -325,7 +325,8 @@ class WorkerDaemon:
         for execution_id, run in list(self._running.items()):
             run.cancel()
             try:
-                await self.leases.release(execution_id, "worker stopped")
+                # unfinished, not failed: back in the queue at once, not after the backoff
+                await self.leases.release(execution_id, "worker stopped", retry_after=0)
             except ApiError as exc:
                 self._warn(exc.message)
             else:
