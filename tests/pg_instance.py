@@ -3,14 +3,13 @@
 Never restart the shared server at 127.0.0.1:5432 (other tests use it); start one of these
 instead: the installed server's ``initdb`` and ``pg_ctl`` on a data directory of its own, run as
 the ``postgres`` OS user when the tests run as root (``initdb`` refuses root), listening only on
-127.0.0.1 on a free port of :data:`PORTS`, with fsync off (test data)."""
+127.0.0.1 on a free port, with fsync off (test data)."""
 
 from __future__ import annotations
 
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-PORTS = range(55401, 55410)
+from tests.server import free_port
+
 """Ports a private server may take (the first one free)."""
 
 
@@ -29,17 +29,6 @@ def _bindir() -> Path | None:
         return Path(found[-1]).parent
     pg_ctl = shutil.which("pg_ctl")
     return Path(pg_ctl).parent if pg_ctl else None
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
 
 
 class PgInstance:
@@ -114,7 +103,7 @@ def private_postgres() -> Iterator[PgInstance]:
     root = Path(tempfile.mkdtemp(prefix="cueflow-pg-"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-    instance = PgInstance(bindir, root, _free_port())
+    instance = PgInstance(bindir, root, free_port())
     try:
         instance.init()
         instance.start()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from cueflow.clock import FakeClock
 from cueflow.engine import Engine, open_engine
 from tests.agents_support import due_executions, new_user, state
 from tests.mcp_support import in_process, over_http, over_stdio
-from tests.server import cueflow_server
+from tests.server import cueflow_server, free_port
 
 WORKER_TOOLS = {
     "poll_executions",
@@ -269,20 +268,6 @@ def test_cueflow_mcp_explains_missing_settings(monkeypatch: pytest.MonkeyPatch) 
 
 
 # streamable HTTP ---------------------------------------------------------------------------------
-PORTS = range(55451, 55459)  # this suite's share of loopback ports
-
-
-def _port() -> int:
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 55451-55458")
-
-
 @dataclass
 class HttpServer:
     url: str
@@ -306,7 +291,7 @@ async def _register(database_url: str, names: list[str]) -> dict[str, str]:
 def cueflow_command(cwd: Path, *args: str) -> Iterator[str]:
     """``cueflow *args --port P`` (a server) on a port of this suite; yields its MCP URL
     (``http://127.0.0.1:P/mcp``) once it answers."""
-    port = _port()
+    port = free_port()
     command = [sys.executable, "-m", "cueflow", *args, "--port", str(port)]
     process = subprocess.Popen(command, cwd=cwd)
     url = f"http://127.0.0.1:{port}/mcp"
