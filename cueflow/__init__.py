@@ -22,7 +22,7 @@ from cueflow.markers import hookimpl
 from cueflow.version import __version__
 
 if TYPE_CHECKING:
-    from cueflow.accounts import Principal
+    from cueflow.authentication import Principal
     from cueflow.config import Settings
     from cueflow.engine import Engine, open_engine
     from cueflow.handler_context import HandlerContext

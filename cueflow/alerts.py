@@ -19,14 +19,12 @@ When a push execution fails for the last time (its ``retry.max_attempts`` used u
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import cueflow.signing_secrets as signing_secrets
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.errors import CueflowError
 from cueflow.store import Row
 from cueflow.transport import Notice
@@ -40,63 +38,6 @@ DELIVERY_FAILED = "delivery_failed"
 ALERT_TYPES = ("consecutive_failures", DELIVERY_FAILED, "outcome_timeout", "verification_failed")
 """Values of ``alert_type``: CueAPI's three and cueflow's ``delivery_failed``."""
 MAX_ERROR_CHARS = 500
-
-
-async def delivery_failed(
-    tx: Any, execution: Row, error: str | None, http_status: int | None, now: datetime
-) -> Notice | None:
-    """Store the alert for a push execution that failed for good (inside the transaction that
-    failed it) and return the ``cue.failed`` notice to send once that commits, or ``None`` when
-    neither the cue nor its owner names a webhook for it.
-
-    ``execution`` carries ``id``, ``cue_id``, ``user_id``, ``attempts``, ``cue_name`` and
-    ``on_failure``.
-    """
-    alert_id = str(uuid.uuid4())
-    attempts = execution["attempts"]
-    last_error = (error or "")[:MAX_ERROR_CHARS]
-    await tx.insert_alert(
-        {
-            "id": alert_id,
-            "user_id": execution["user_id"],
-            "cue_id": execution["cue_id"],
-            "execution_id": execution["id"],
-            "alert_type": DELIVERY_FAILED,
-            "severity": "critical",
-            "message": (
-                f"Execution of cue '{execution['cue_name']}' failed after {attempts} "
-                f"attempt(s): {last_error}"
-            ),
-            "alert_metadata": {
-                "attempts": attempts,
-                "last_http_status": http_status,
-                "last_error": last_error,
-            },
-            "acknowledged": False,
-            "created_at": now,
-        }
-    )
-    user = await tx.get_user(execution["user_id"])
-    url = (execution["on_failure"] or {}).get("webhook") or (user and user["alert_webhook_url"])
-    if not url or user is None:
-        return None
-    return Notice(
-        url=url,
-        body={
-            "event": "cue.failed",
-            "alert_id": alert_id,
-            "cue_id": execution["cue_id"],
-            "cue_name": execution["cue_name"],
-            "execution_id": execution["id"],
-            "attempts": attempts,
-            "last_http_status": http_status,
-            "last_error": last_error,
-            "failed_at": now.isoformat(),
-            "dashboard_url": None,
-        },
-        secret=await signing_secrets.ensure_alert_secret(tx, user, now),
-        headers={"X-CueAPI-Alert-Id": alert_id, "X-CueAPI-Alert-Type": DELIVERY_FAILED},
-    )
 
 
 async def send(services: Services, notices: Iterable[Notice]) -> None:

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import cueflow.ids as ids
-from cueflow.accounts import Principal
-from cueflow.delivery import retry_wait
+from cueflow.authentication import Principal
+from cueflow.dispatcher import retry_wait
 from cueflow.errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
 from cueflow.states import Event, Status, move, one_time_cue_end
 from cueflow.store import Row

@@ -10,7 +10,7 @@ import orjson
 import cueflow.ids as ids
 import cueflow.quotas as quotas
 import cueflow.schedule as schedule
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.errors import CueflowError, NotFound
 from cueflow.errors import CueValidationError as CueValidationError  # its former home
 from cueflow.jsonvalues import has_huge_int, has_nul

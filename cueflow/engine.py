@@ -34,31 +34,30 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import cueflow.account_settings as account_settings
 import cueflow.accounts as accounts
 import cueflow.alerts as alerts
 import cueflow.claims as claims
 import cueflow.cues as cues
 import cueflow.echo as echo
 import cueflow.executions as executions
-import cueflow.fire_now as fire_now
 import cueflow.health as health
+import cueflow.manual_runs as manual_runs
 import cueflow.outcomes as outcomes
 import cueflow.signing_secrets as signing_secrets
 import cueflow.usage as usage
 import cueflow.verification as verification
 import cueflow.workers as workers
-from cueflow.accounts import Authenticator, Principal
+from cueflow.authentication import Authenticator, Principal
 from cueflow.clock import Clock, SystemClock
 from cueflow.config import Settings
-from cueflow.delivery import Dispatcher
+from cueflow.dispatcher import Dispatcher
 from cueflow.errors import CueflowError, PluginError
-from cueflow.fire import Scheduler
 from cueflow.longpoll import LongPolls
 from cueflow.loops import LoopFactory, Loops
 from cueflow.metrics import Metrics
 from cueflow.plugins import PluginManager
 from cueflow.runner import run_until_signalled
+from cueflow.scheduler import Scheduler
 from cueflow.schemas import ClaimRequest, CueCreate, CueUpdate, OutcomeReport, RegisterRequest
 from cueflow.services import Services, Transports
 from cueflow.signals import Signals, WorkSignal
@@ -516,12 +515,12 @@ class Engine:
         """Fire a cue now, or at ``send_at`` if that is in the future (any cue status), with
         ``payload_override`` replacing the cue's payload for that run; returns the new
         ``pending`` execution (``triggered_by`` ``manual_fire``)."""
-        return await fire_now.fire_cue(self.services, user, cue_id, send_at, payload_override)
+        return await manual_runs.fire_cue(self.services, user, cue_id, send_at, payload_override)
 
     async def replay_execution(self, user: Principal, execution_id: str) -> Row:
         """Run a finished execution's cue again now; returns the new execution (``triggered_by``
         ``replay``)."""
-        return await fire_now.replay_execution(self.services, user, execution_id)
+        return await manual_runs.replay_execution(self.services, user, execution_id)
 
     # verification --------------------------------------------------------------------------------
     async def verify_outcome(
@@ -544,23 +543,23 @@ class Engine:
     # the caller's account ------------------------------------------------------------------------
     async def me(self, user: Principal) -> dict[str, Any]:
         """The caller's account: email, plan, counts and limits, key prefix, slug."""
-        return await account_settings.me(self.services, user)
+        return await accounts.me(self.services, user)
 
     async def update_me(
-        self, user: Principal, update: account_settings.AccountUpdate | dict[str, Any]
+        self, user: Principal, update: accounts.AccountUpdate | dict[str, Any]
     ) -> dict[str, str]:
         """Change the caller's ``email`` and/or ``alert_webhook_url`` (``""`` clears it)."""
         if isinstance(update, dict):
-            update = account_settings.AccountUpdate.model_validate(update)
-        return await account_settings.update_me(self.services, self.auth, user, update)
+            update = accounts.AccountUpdate.model_validate(update)
+        return await accounts.update_me(self.services, self.auth, user, update)
 
     async def regenerate_api_key(self, user: Principal) -> str:
         """Replace the caller's API key; the old one answers 401 ``key_rotated`` from now on."""
-        return await account_settings.regenerate_key(self.services, self.auth, user)
+        return await accounts.regenerate_key(self.services, self.auth, user)
 
     async def reveal_api_key(self, user: Principal) -> dict[str, Any]:
         """What ``GET /v1/auth/key`` shows: only the key's prefix (keys are stored hashed)."""
-        return await account_settings.reveal_key(self.services, user)
+        return await accounts.reveal_key(self.services, user)
 
     async def usage(self, user: Principal, *, rate_used: int = 0) -> dict[str, Any]:
         """The caller's usage this calendar month against the configured limits."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import cueflow.ids as ids
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.errors import CueflowError, NotFound
 from cueflow.store import ExecutionFilter, ExecutionPage, Row
 

@@ -141,7 +141,7 @@ def _access_fields(args: tuple[Any, ...]) -> dict[str, Any]:
 
 
 class TextFormatter(logging.Formatter):
-    """Readable lines: ``2026-01-05T12:00:00.000Z INFO cueflow.delivery [request_id=...
+    """Readable lines: ``2026-01-05T12:00:00.000Z INFO cueflow.dispatcher [request_id=...
     execution_id=...] message``, then the traceback, if any."""
 
     def format(self, record: logging.LogRecord) -> str:

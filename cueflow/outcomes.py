@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
+import cueflow.alert_rules as alert_rules
 import cueflow.ids as ids
-import cueflow.outcome_alerts as outcome_alerts
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int
 from cueflow.schemas import OutcomeReport
@@ -130,7 +130,10 @@ async def record_outcomes(
         for writes in groups.values():
             first = writes[0]
             rows = await tx.record_outcomes(
-                user.user_id, [w.execution_id for w in writes], first.values, first.move,
+                user.user_id,
+                [w.execution_id for w in writes],
+                first.values,
+                first.move,
                 report_gate(first.holder),
             )
             by_id = {row["id"]: row for row in rows}
@@ -159,7 +162,9 @@ async def record_outcomes(
             finished.setdefault((count, finish), []).append(cue_id)
         for (count, finish), ids_ in finished.items():
             await tx.bump_cues(
-                ids_, run_count=count, values={"last_run": now, "updated_at": now},
+                ids_,
+                run_count=count,
+                values={"last_run": now, "updated_at": now},
                 finish=finish,
             )
     for index in repeats:
@@ -175,7 +180,7 @@ async def record_outcomes(
         )
     for row, success in recorded:
         services.metrics.outcomes.labels(row["transport"], str(success).lower()).inc()
-        await outcome_alerts.after_outcome(services, row, success)
+        await alert_rules.after_outcome(services, row, success)
     return cast("list[dict[str, Any] | CueflowError]", answers)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import cueflow.ids as ids
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.errors import NotFound
 from cueflow.store import Row
 

@@ -107,8 +107,6 @@ TRANSITIONS: dict[Event, tuple[frozenset[Status], Status]] = {
 """For each event: the statuses it may start from, and the status it leads to."""
 
 
-
-
 class CueEvent(StrEnum):
     """Things that happen to a cue."""
 

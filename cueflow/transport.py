@@ -3,7 +3,7 @@
 A transport decides how an execution reaches whoever runs it. A *pull* transport (``worker``)
 leaves executions in the queue for workers to claim over the API; the engine handles claims,
 leases and outcomes for every pull transport alike. A *push* transport (``webhook``,
-``inprocess``) is handed each due execution by the engine's dispatcher (:mod:`cueflow.delivery`)
+``inprocess``) is handed each due execution by the engine's dispatcher (:mod:`cueflow.dispatcher`)
 and answers with a :class:`DeliveryResult`; the dispatcher records it, retries and escalates.
 Transports never change an execution's status themselves.
 

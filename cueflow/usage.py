@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import cueflow.quotas as quotas
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.errors import NotFound
 
 if TYPE_CHECKING:

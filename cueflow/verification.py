@@ -23,7 +23,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import cueflow.ids as ids
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int, strip_nul
 from cueflow.outcomes import MAX_METADATA_BYTES

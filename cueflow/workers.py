@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.errors import NotFound
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 

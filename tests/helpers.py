@@ -57,6 +57,7 @@ UNKNOWN_ID = "5f0c1c6e-7d1a-4b8e-9c3a-2f6d8e1b4a70"
 """A well-formed execution id no test creates (fixed, so parallel test processes collect the
 same test ids)."""
 
+
 def zulu(when: datetime) -> str:
     """``when`` (aware UTC, whole seconds) as response-model datetimes render it."""
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -38,8 +38,16 @@ def cueflow_server(
     descriptors it may open."""
     port = free_port()
     command = [
-        sys.executable, "-m", "cueflow", "serve", "--port", str(port),
-        "--database-url", database_url, "--log-level", log_level,
+        sys.executable,
+        "-m",
+        "cueflow",
+        "serve",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--log-level",
+        log_level,
     ]
 
     def limit_descriptors() -> None:

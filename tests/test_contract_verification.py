@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from cueflow.alert_rules import after_outcome, failure_streak
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
-from cueflow.outcome_alerts import after_outcome, failure_streak
 from tests.conftest import eventually, register
 from tests.helpers import (
     assert_error,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.clock import Clock, FakeClock
 from cueflow.engine import Engine
 from tests.conftest import eventually, make_settings

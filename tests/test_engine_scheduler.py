@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.conftest import make_settings

@@ -21,12 +21,12 @@ import httpx
 import pytest
 
 from cueflow import HandlerContext
-from cueflow.accounts import Principal
 from cueflow.api import create_app
 from cueflow.api.render import execution_json
+from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.cues import CueValidationError
-from cueflow.delivery import delivery_of
+from cueflow.dispatcher import delivery_of
 from cueflow.engine import Engine
 from cueflow.errors import PluginError
 from cueflow.states import Event, move

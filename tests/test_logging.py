@@ -149,7 +149,7 @@ async def test_delivery_logs_carry_the_execution_and_cue_ids(
             await client.get("/v1/executions", params={"cue_id": cue["id"]}, headers=auth)
         ).json()["executions"]
 
-    [failed] = [r for r in records(stream) if r["logger"] == "cueflow.delivery"]
+    [failed] = [r for r in records(stream) if r["logger"] == "cueflow.dispatcher"]
     assert (
         failed["message"]
         == "delivery attempt 1 failed: Webhook endpoint returned server error (500)"

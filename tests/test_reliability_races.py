@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.errors import Conflict

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from cueflow import accounts
+from cueflow import authentication
 from cueflow.api import create_app
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
@@ -81,7 +81,7 @@ async def test_keys_are_looked_up_by_hash_and_compared_in_constant_time(
         return hmac.compare_digest(a, b)
 
     monkeypatch.setattr(AccountQueries, "user_by_key_hash", spy_lookup)
-    monkeypatch.setattr(accounts, "hmac", SimpleNamespace(compare_digest=spy_compare))
+    monkeypatch.setattr(authentication, "hmac", SimpleNamespace(compare_digest=spy_compare))
     engine = Engine(make_settings(database_url, auth_cache_seconds=0), clock=clock)
     await engine.open()
     try:

@@ -386,7 +386,7 @@ def test_vocabulary_scanner_catches_statuses_and_schedule_types_in_code(source: 
         'usage = {"active": 3, "failed": 1}',
         'ok = data.get("success")',
         'found = "success" in data',
-        'status = Status.PENDING.value',
+        "status = Status.PENDING.value",
         'message = f"{kind} failed"',
         '# values["status"] = "paused"',
         'error = "delivery failed"',

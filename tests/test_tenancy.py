@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.cues import NO_WORKER_WARNING
 from cueflow.engine import Engine

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 from pydantic import ValidationError
 
-from cueflow.accounts import Principal
 from cueflow.agents.client import JSON, ClientError, new_worker_id, validation_message
 from cueflow.api.routes.runs import FireRequest, run_json
+from cueflow.authentication import Principal
 from cueflow.clock import Clock
 from cueflow.errors import CueflowError
 from cueflow.store import ExecutionFilter

@@ -29,7 +29,7 @@ from cueflow.agents.session import ToolFailure, WorkerSession
 from cueflow.agents.tools import TOOLS, ToolSpec, invoke, select_tools
 
 if TYPE_CHECKING:
-    from cueflow.accounts import Principal
+    from cueflow.authentication import Principal
     from cueflow.engine import Engine
 
 TASK_TOOLS = ("report_outcome", "release_execution", "get_execution")

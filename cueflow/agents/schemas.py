@@ -135,9 +135,7 @@ class FollowUpArgs(ToolArgs):
 class ListCuesArgs(ToolArgs):
     status: (
         Literal[CueStatus.ACTIVE, CueStatus.PAUSED, CueStatus.COMPLETED, CueStatus.FAILED] | None
-    ) = Field(
-        None, description="Only cues in this status."
-    )
+    ) = Field(None, description="Only cues in this status.")
     limit: int = Field(20, ge=1, le=100, description="Most cues to list.")
     offset: int = Field(0, ge=0, description="Cues to skip.")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.engine import Engine
 
 

@@ -3,7 +3,7 @@
 A request counts against the account whose API key authenticated it; a request nothing
 authenticated (no key, a wrong key, or a route that takes no key, such as registration) counts
 against the client address, under the anonymous limit. The limiter authenticates the key itself,
-with the same :class:`~cueflow.accounts.Authenticator` the routes use (and hands them the
+with the same :class:`~cueflow.authentication.Authenticator` the routes use (and hands them the
 result), so no variant of a key, and no made-up key, gets a budget of its own. Every 401 also
 counts against the client address, which is refused once it has failed as often as an
 anonymous caller may ask. The client address is the connection's peer; ``X-Forwarded-For`` is

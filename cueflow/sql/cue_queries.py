@@ -126,9 +126,11 @@ class CueQueries(TxBase):
             # inserts ("insertmanyvalues") without compiling a new statement per batch.
             stmt = self._prepared(
                 ("fire_insert", *columns),
-                lambda: self.connector.insert(executions)
-                .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
-                .returning(executions.c.id, executions.c.cue_id, executions.c.status),
+                lambda: (
+                    self.connector.insert(executions)
+                    .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
+                    .returning(executions.c.id, executions.c.cue_id, executions.c.status)
+                ),
             )
             params = [{c: values.get(c) for c in columns} for values in planned]
             inserted = list((await self.conn.execute(stmt, params)).mappings().all())

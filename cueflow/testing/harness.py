@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import pytest_asyncio
 
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.config import Settings
 from cueflow.engine import Engine

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cueflow import ids
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.errors import Conflict, NotFound

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from cueflow.clock import FakeClock
-from cueflow.delivery import delivery_of, record_attempt
+from cueflow.dispatcher import delivery_of, record_attempt
 from cueflow.engine import Engine
 from cueflow.errors import CueflowError
 from cueflow.plugins import transport_problem

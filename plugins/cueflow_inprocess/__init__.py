@@ -12,7 +12,7 @@ Register handlers on the engine, by name::
 
 A cue with ``"transport": "inprocess"`` runs the handler named by its ``payload["task"]`` (the
 routing key workers use too, stored as the cue's ``task``), through the engine's push
-dispatcher (:mod:`cueflow.delivery`):
+dispatcher (:mod:`cueflow.dispatcher`):
 
 * The handler receives the cue's payload, and a :class:`cueflow.HandlerContext` when it takes a
   second positional parameter without a default value.

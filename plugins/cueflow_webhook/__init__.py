@@ -1,6 +1,6 @@
 """The ``webhook`` transport: each execution is sent as a signed HTTP request, as CueAPI does.
 
-At each fire the engine's dispatcher (:mod:`cueflow.delivery`) hands the execution to this
+At each fire the engine's dispatcher (:mod:`cueflow.dispatcher`) hands the execution to this
 transport, which sends ``callback.method`` (POST by default; GET sends no body) to
 ``callback.url`` with the body ``{"attempt", "cue_id", "execution_id", "name", "payload",
 "scheduled_for"}`` and CueAPI's headers, signed with the owner's ``whsec_`` secret so that the

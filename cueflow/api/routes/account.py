@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 import cueflow.api.responses as responses
-from cueflow.account_settings import AccountUpdate
+from cueflow.accounts import AccountUpdate
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import json_response
 from cueflow.api.routes.secrets import Confirmed

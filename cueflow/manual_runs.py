@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import cueflow.ids as ids
-from cueflow.accounts import Principal
+from cueflow.authentication import Principal
 from cueflow.cues import check_payload
 from cueflow.errors import Conflict, NotFound
-from cueflow.fire import new_execution
+from cueflow.scheduler import new_execution
 from cueflow.states import TERMINAL
 from cueflow.store import Row
 

@@ -1,4 +1,6 @@
-"""Alerts raised by reported outcomes (contract §4.8), after the outcome is committed:
+"""What raises an alert. A push execution that failed for good raises ``delivery_failed``
+(:func:`delivery_failed`, inside the transaction that failed it). Reported outcomes raise
+alerts after the outcome is committed (contract §4.8):
 
 * ``verification_failed`` when the recorded ``outcome_state`` is ``verification_failed``;
 * ``consecutive_failures`` on a failed outcome once the cue's latest finished runs start with
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import cueflow.alerts as alerts
 import cueflow.signing_secrets as signing_secrets
+from cueflow.alerts import DELIVERY_FAILED, MAX_ERROR_CHARS
 from cueflow.states import Status
 from cueflow.store import Row
 from cueflow.transport import Notice
@@ -39,6 +42,63 @@ DEDUPE_SECONDS = 300
 STREAK_LOOKBACK = 100
 """Most recent runs examined when counting a failure streak."""
 _sending: set[asyncio.Task[None]] = set()
+
+
+async def delivery_failed(
+    tx: Any, execution: Row, error: str | None, http_status: int | None, now: datetime
+) -> Notice | None:
+    """Store the alert for a push execution that failed for good (inside the transaction that
+    failed it) and return the ``cue.failed`` notice to send once that commits, or ``None`` when
+    neither the cue nor its owner names a webhook for it.
+
+    ``execution`` carries ``id``, ``cue_id``, ``user_id``, ``attempts``, ``cue_name`` and
+    ``on_failure``.
+    """
+    alert_id = str(uuid.uuid4())
+    attempts = execution["attempts"]
+    last_error = (error or "")[:MAX_ERROR_CHARS]
+    await tx.insert_alert(
+        {
+            "id": alert_id,
+            "user_id": execution["user_id"],
+            "cue_id": execution["cue_id"],
+            "execution_id": execution["id"],
+            "alert_type": DELIVERY_FAILED,
+            "severity": "critical",
+            "message": (
+                f"Execution of cue '{execution['cue_name']}' failed after {attempts} "
+                f"attempt(s): {last_error}"
+            ),
+            "alert_metadata": {
+                "attempts": attempts,
+                "last_http_status": http_status,
+                "last_error": last_error,
+            },
+            "acknowledged": False,
+            "created_at": now,
+        }
+    )
+    user = await tx.get_user(execution["user_id"])
+    url = (execution["on_failure"] or {}).get("webhook") or (user and user["alert_webhook_url"])
+    if not url or user is None:
+        return None
+    return Notice(
+        url=url,
+        body={
+            "event": "cue.failed",
+            "alert_id": alert_id,
+            "cue_id": execution["cue_id"],
+            "cue_name": execution["cue_name"],
+            "execution_id": execution["id"],
+            "attempts": attempts,
+            "last_http_status": http_status,
+            "last_error": last_error,
+            "failed_at": now.isoformat(),
+            "dashboard_url": None,
+        },
+        secret=await signing_secrets.ensure_alert_secret(tx, user, now),
+        headers={"X-CueAPI-Alert-Id": alert_id, "X-CueAPI-Alert-Type": DELIVERY_FAILED},
+    )
 
 
 def failure_streak(runs: list[Row]) -> int:

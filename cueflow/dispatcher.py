@@ -70,6 +70,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import cueflow.alert_rules as alert_rules
 import cueflow.alerts as alerts
 import cueflow.logs as logs
 from cueflow.outcomes import outcome_state
@@ -307,7 +308,7 @@ async def _attempt_failed(
             values={"status": change.target, "next_run": None},
             only_if_status=change.sources,
         )
-    return await alerts.delivery_failed(tx, row, error, http_status, now)
+    return await alert_rules.delivery_failed(tx, row, error, http_status, now)
 
 
 class Dispatcher:
