@@ -87,6 +87,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "cueflow.clock",
             "cueflow.config",
+            "cueflow.cron",
+            "cueflow.dst",
             "cueflow.errors",
             "cueflow.faults",
             "cueflow.handler_context",
