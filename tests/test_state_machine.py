@@ -303,6 +303,7 @@ VOCABULARY = frozenset(
 OTHER_MEANINGS: dict[tuple[str, str], str] = {
     ("cueflow/agents/answers.py", "success"): "the outcome report's field name",
     ("cueflow/agents/loop.py", "failed"): "an agent run's result (succeeded, failed, released)",
+    ("cueflow/agents/runs.py", "failed"): "an agent run's result (succeeded, failed, released)",
     ("cueflow/commands/handlers.py", "failed"): "a handler's error text when it printed none",
     ("cueflow/commands/executions.py", "failed"): "the CLI's label for a failure outcome",
     ("cueflow/commands/executions.py", "success"): "the CLI's label for a success outcome",
