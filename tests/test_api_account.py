@@ -12,13 +12,8 @@ import pytest
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.conftest import make_settings
-from tests.helpers import (
-    OFFSET_DATETIME,
-    assert_error,
-    assert_validation_error,
-    due_execution,
-    make_worker_cue,
-)
+from tests.factories import due_execution, make_worker_cue
+from tests.helpers import OFFSET_DATETIME, assert_error, assert_validation_error
 from tests.webhook_support import api
 
 ME_KEYS = {

@@ -14,6 +14,7 @@ import pytest
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
+from tests.factories import due_execution, fire, make_worker_cue
 from tests.helpers import (
     EXECUTION_ADDITIVE_KEYS,
     EXECUTION_CONTRACT_KEYS,
@@ -23,10 +24,7 @@ from tests.helpers import (
     assert_error,
     assert_validation_error,
     claim,
-    due_execution,
-    fire,
     get_execution,
-    make_worker_cue,
 )
 
 

@@ -13,17 +13,15 @@ import pytest
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.conftest import register
+from tests.factories import claimed_execution, due_execution, make_worker_cue
 from tests.helpers import (
     OFFSET_DATETIME,
     assert_error,
     assert_validation_error,
     claim,
-    claimed_execution,
-    due_execution,
     executions_of,
     get_cue,
     get_execution,
-    make_worker_cue,
     report,
 )
 from tests.webhook_support import Receiver, api, open_engine

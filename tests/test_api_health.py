@@ -15,7 +15,8 @@ from cueflow.api import mount
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.conftest import register
-from tests.helpers import OFFSET_DATETIME, due_execution
+from tests.factories import due_execution
+from tests.helpers import OFFSET_DATETIME
 from tests.webhook_support import Receiver, api, open_engine
 from tests.webhook_support import create_cue as create_webhook_cue
 

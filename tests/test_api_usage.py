@@ -15,17 +15,8 @@ from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.quotas import MONTHLY_LIMIT_REACHED, month_start, next_month_start
 from tests.conftest import make_settings, register
-from tests.helpers import (
-    assert_error,
-    claimed_execution,
-    create_cue,
-    due_execution,
-    executions_of,
-    get_cue,
-    make_once_cue,
-    make_worker_cue,
-    report,
-)
+from tests.factories import claimed_execution, due_execution, make_once_cue, make_worker_cue
+from tests.helpers import assert_error, create_cue, executions_of, get_cue, report
 from tests.webhook_support import api
 
 USAGE_KEYS = {

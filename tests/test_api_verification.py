@@ -13,15 +13,8 @@ from cueflow.alert_rules import after_outcome, failure_streak
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.conftest import eventually, register
-from tests.helpers import (
-    assert_error,
-    assert_validation_error,
-    claim,
-    claimed_execution,
-    due_execution,
-    get_execution,
-    report,
-)
+from tests.factories import claimed_execution, due_execution
+from tests.helpers import assert_error, assert_validation_error, claim, get_execution, report
 from tests.webhook_support import Receiver, api, open_engine, verifies
 from tests.webhook_support import create_cue as create_webhook_cue
 from tests.webhook_support import fire as fire_webhooks
