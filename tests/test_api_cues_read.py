@@ -10,7 +10,7 @@ import pytest
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
-from tests.factories import fire, make_worker_cue
+from tests.factories import fire, make_paused_cue, make_worker_cue
 from tests.helpers import (
     CUE_KEYS,
     EXECUTION_ADDITIVE_KEYS,
@@ -19,7 +19,6 @@ from tests.helpers import (
     assert_validation_error,
     get_cue,
     list_cues,
-    patched_cue,
 )
 
 DETAIL_KEYS = {"executions", "execution_total", "execution_limit", "execution_offset"}
@@ -85,8 +84,7 @@ async def test_list_is_newest_first_and_pages_with_offset(
 
 async def test_list_filters_by_status(client: httpx.AsyncClient, auth: dict[str, str]):
     active = await make_worker_cue(client, auth)
-    paused = await make_worker_cue(client, auth)
-    await patched_cue(client, auth, paused["id"], {"status": "paused"})
+    paused = await make_paused_cue(client, auth)
 
     only_paused = (await list_cues(client, auth, status="paused")).json()
     only_active = (await list_cues(client, auth, status="active")).json()

@@ -11,7 +11,7 @@ import pytest
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
-from tests.factories import fire, make_worker_cue
+from tests.factories import fire, make_paused_cue, make_worker_cue
 from tests.helpers import (
     CUE_KEYS,
     EVERY_5_MIN,
@@ -70,8 +70,7 @@ async def test_pause_sets_status_paused_and_clears_next_run(
 async def test_paused_cue_does_not_fire(
     client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, clock: FakeClock
 ):
-    cue = await make_worker_cue(client, auth)
-    await patched_cue(client, auth, cue["id"], {"status": "paused"})
+    await make_paused_cue(client, auth)
 
     assert await fire(engine, clock, 3600) == 0
 
@@ -79,8 +78,7 @@ async def test_paused_cue_does_not_fire(
 async def test_resume_recomputes_next_run_from_now(
     client: httpx.AsyncClient, auth: dict[str, str], clock: FakeClock
 ):
-    cue = await make_worker_cue(client, auth)
-    await patched_cue(client, auth, cue["id"], {"status": "paused"})
+    cue = await make_paused_cue(client, auth)
     clock.advance(17 * 60)  # 12:17, ticks 12:05 .. 12:15 passed while paused
 
     resumed = await patched_cue(client, auth, cue["id"], {"status": "active"})

@@ -10,14 +10,13 @@ import pytest
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
-from tests.factories import claimed_execution, fire, make_once_cue
+from tests.factories import claimed_execution, once_schedule
 from tests.helpers import (
     LEASE,
     UNKNOWN_ID,
     assert_error,
     assert_validation_error,
     claim,
-    executions_of,
     get_cue,
     get_execution,
     report,
@@ -96,15 +95,12 @@ async def test_outcome_of_a_one_time_cue_finishes_the_cue(
     success: bool,
     cue_status: str,
 ):
-    cue = await make_once_cue(client, auth, clock, in_seconds=60)
-    await fire(engine, clock, 60)
-    [execution] = await executions_of(client, auth, cue["id"])
-    await claim(client, auth, execution["id"])
+    execution = await claimed_execution(client, engine, clock, auth, schedule=once_schedule(clock))
 
     response = await report(client, auth, execution["id"], success=success, error="e")
 
     assert response.status_code == 200, response.text
-    after = await get_cue(client, auth, cue["id"])
+    after = await get_cue(client, auth, execution["cue_id"])
     assert after["status"] == cue_status
     assert after["run_count"] == 1
     assert after["next_run"] is None
