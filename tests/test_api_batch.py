@@ -15,7 +15,8 @@ import httpx
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
-from tests.helpers import assert_validation_error, claim, get_cue, get_execution, make_once_cue
+from tests.factories import make_once_cue
+from tests.helpers import assert_validation_error, claim, get_cue, get_execution
 
 
 async def pending(

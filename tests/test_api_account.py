@@ -12,13 +12,8 @@ import pytest
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.conftest import make_settings
-from tests.helpers import (
-    OFFSET_DATETIME,
-    assert_error,
-    assert_validation_error,
-    due_execution,
-    make_worker_cue,
-)
+from tests.factories import due_execution, make_paused_cue, manual_run
+from tests.helpers import OFFSET_DATETIME, assert_error, assert_validation_error
 from tests.webhook_support import api
 
 ME_KEYS = {
@@ -81,9 +76,8 @@ async def test_me_counts_active_cues_and_this_months_executions(
     client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
 ) -> None:
     await due_execution(client, engine, clock, auth)
-    paused = await make_worker_cue(client, auth)
-    await client.patch(f"/v1/cues/{paused['id']}", json={"status": "paused"}, headers=auth)
-    await client.post(f"/v1/cues/{paused['id']}/fire", headers=auth)
+    paused = await make_paused_cue(client, auth)
+    await manual_run(client, auth, paused["id"])
     body = await me(client, auth)
     assert body["active_cues"] == 1
     assert body["executions_this_month"] == 2

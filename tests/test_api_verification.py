@@ -13,15 +13,8 @@ from cueflow.alert_rules import after_outcome, failure_streak
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.conftest import eventually, register
-from tests.helpers import (
-    assert_error,
-    assert_validation_error,
-    claim,
-    claimed_execution,
-    due_execution,
-    get_execution,
-    report,
-)
+from tests.factories import claimed_execution, due_execution, reported_execution
+from tests.helpers import assert_error, assert_validation_error, claim, get_execution, report
 from tests.webhook_support import Receiver, api, open_engine, verifies
 from tests.webhook_support import create_cue as create_webhook_cue
 from tests.webhook_support import fire as fire_webhooks
@@ -39,10 +32,9 @@ async def reported(
 ) -> str:
     """A worker execution (of a cue with verification ``mode``) whose outcome is reported."""
     overrides = {"verification": {"mode": mode}} if mode else {}
-    execution = await claimed_execution(client, engine, clock, auth, **overrides)
-    outcome.setdefault("success", True)
-    response = await report(client, auth, execution["id"], **outcome)
-    assert response.status_code == 200, response.text
+    execution = await reported_execution(
+        client, engine, clock, auth, {"success": True, **outcome}, **overrides
+    )
     return str(execution["id"])
 
 
