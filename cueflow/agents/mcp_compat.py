@@ -10,18 +10,24 @@ The wire types (``mcp.types``) accept the same camelCase field names in both.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-try:  # mcp 2.x
-    from mcp.server.mcpserver import MCPServer as ServerBase
-    from mcp.server.mcpserver.exceptions import ToolError
+if TYPE_CHECKING:  # checked against 1.x, the major the dev extras install beside the adapters
+    from mcp.server.fastmcp import FastMCP as ServerBase
+    from mcp.server.fastmcp.exceptions import ToolError
 
-    MCP_MAJOR = 2
-except ImportError:  # mcp 1.x
-    from mcp.server.fastmcp import FastMCP as ServerBase  # type: ignore[no-redef]
-    from mcp.server.fastmcp.exceptions import ToolError  # type: ignore[no-redef]
+    MCP_MAJOR: int
+else:
+    try:  # mcp 2.x
+        from mcp.server.mcpserver import MCPServer as ServerBase
+        from mcp.server.mcpserver.exceptions import ToolError
 
-    MCP_MAJOR = 1
+        MCP_MAJOR = 2
+    except ImportError:  # mcp 1.x
+        from mcp.server.fastmcp import FastMCP as ServerBase
+        from mcp.server.fastmcp.exceptions import ToolError
+
+        MCP_MAJOR = 1
 
 __all__ = [
     "MCP_MAJOR",
