@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # checked against 1.x, the major the dev extras install beside the adapters
     from mcp.server.fastmcp import FastMCP as ServerBase
     from mcp.server.fastmcp.exceptions import ToolError
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+    from starlette.requests import Request
 
     MCP_MAJOR: int
 else:
@@ -46,7 +48,7 @@ def host_options(host: str) -> dict[str, Any]:
     return {"host": host} if MCP_MAJOR == 1 else {}
 
 
-def current_request(server: Any, context: Any) -> Any:
+def current_request(server: ServerBase, context: object) -> Request | None:
     """The HTTP request (a Starlette ``Request``) of the tool call being handled, or ``None``
     (stdio, in process)."""
     if MCP_MAJOR == 2:
@@ -56,10 +58,11 @@ def current_request(server: Any, context: Any) -> Any:
             request_context = server.get_context().request_context
         except ValueError:  # outside a request
             request_context = None
-    return getattr(request_context, "request", None)
+    request: Request | None = getattr(request_context, "request", None)
+    return request
 
 
-def prepare_http(server: Any, *, path: str, host: str) -> Any:
+def prepare_http(server: Any, *, path: str, host: str) -> StreamableHTTPSessionManager:
     """Create ``server``'s streamable HTTP session manager (stateful sessions, SSE answers)
     and return it; run it with ``manager.run()`` and hand it requests with
     ``manager.handle_request(scope, receive, send)``."""
@@ -68,4 +71,5 @@ def prepare_http(server: Any, *, path: str, host: str) -> Any:
     else:
         server.settings.streamable_http_path = path
         server.streamable_http_app()
-    return server.session_manager
+    manager: StreamableHTTPSessionManager = server.session_manager
+    return manager

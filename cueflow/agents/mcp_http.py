@@ -36,6 +36,8 @@ from cueflow.engine import open_engine
 from cueflow.errors import CueflowError
 
 if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
     from cueflow.engine import Engine
 
 
@@ -178,7 +180,7 @@ async def _unauthorized(send: Send, message: str) -> None:
 class _McpEndpoint:
     """The MCP endpoint: authenticate, attach the key's session, hand over to the SDK."""
 
-    def __init__(self, manager: Any, sessions: KeySessions) -> None:
+    def __init__(self, manager: StreamableHTTPSessionManager, sessions: KeySessions) -> None:
         self.manager = manager
         self.sessions = sessions
 
