@@ -31,7 +31,7 @@ _LAZY = {
     "Engine": "cueflow.engine",
     "open_engine": "cueflow.engine",
     "Settings": "cueflow.config",
-    "Principal": "cueflow.accounts",
+    "Principal": "cueflow.authentication",
     "HandlerContext": "cueflow.handler_context",
 }
 

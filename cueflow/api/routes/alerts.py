@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.render import json_response
+from cueflow.api.render import JSONResponse, json_response
 from cueflow.store import Row
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -31,14 +31,14 @@ def alert_json(row: Row) -> dict[str, Any]:
 
 
 @router.get("", response_model=responses.Alerts)
-async def list_alerts(  # type: ignore[no-untyped-def]
+async def list_alerts(
     user: CurrentUser,
     engine: EngineDep,
     alert_type: str | None = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-):
+) -> JSONResponse:
     """The caller's alerts, filtered by ``alert_type`` and ``since``."""
     rows, total = await engine.list_alerts(
         user, alert_type=alert_type, since=since, limit=limit, offset=offset
