@@ -63,7 +63,9 @@ def _expand(part: str, lo: int, top: int, names: dict[str, int] | None = None) -
     values: set[int] = set()
     for item in part.split(","):
         match = _ITEM.fullmatch(item)
-        span, step = (match[1], int(match[2] or 1)) if match else ("", 0)
+        if match is None:
+            raise _bad_cron()
+        span, step = match[1], int(match[2] or 1)
         if step < 1:
             raise _bad_cron()
         hi = 7 if names is _DOWS else top

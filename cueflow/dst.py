@@ -52,7 +52,9 @@ def _cron_after(trigger: BaseTrigger, tz: ZoneInfo, after: datetime) -> datetime
     cannot produce an earlier match); otherwise continue from the change. Wall times a
     spring-forward skipped are read with the offset before it.
     """
-    t, gap = after + TICK, None  # earliest allowed instant; best skipped-wall instant
+    t = after + TICK  # earliest allowed instant
+    gap: datetime | None = None  # best skipped-wall instant
+    wall: datetime | None
     for _ in range(16):
         o = _offset(tz, t)
         back = _change(tz, t, t - _DST_MARGIN, o)

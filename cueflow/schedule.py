@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Literal
+from typing import Literal, cast
 from zoneinfo import ZoneInfo, available_timezones
 
 from apscheduler.triggers.date import DateTrigger
@@ -123,7 +123,9 @@ def next_fire_after(
         step = _interval(schedule)
         start = after if anchor is None else _utc(anchor)
         trigger = IntervalTrigger(seconds=step.total_seconds(), start_date=start, timezone=UTC)
-        fire = trigger.get_next_fire_time(None, after + TICK)  # answers >= now: skip `after`
+        # An interval trigger without an end always has a next time; it answers >= now: skip
+        # `after`.
+        fire = cast(datetime, trigger.get_next_fire_time(None, after + TICK))
         fire = start + round((fire - start) / step) * step  # exact grid; the trigger uses floats
         return fire if fire > after else fire + step
     if schedule.type == ScheduleType.RECURRING:
