@@ -26,9 +26,9 @@ from cueflow.api.render import execution_json
 from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.cues import CueValidationError
-from cueflow.dispatcher import delivery_of
 from cueflow.engine import Engine
 from cueflow.errors import PluginError
+from cueflow.push_attempts import delivery_of
 from cueflow.states import Event, move
 from cueflow.store import Row
 from cueflow.transport import Delivery

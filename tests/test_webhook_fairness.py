@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cueflow.clock import FakeClock
-from cueflow.dispatcher import Slot, destination, share
+from cueflow.fair_share import Slot, destination, share
 from tests.conftest import eventually
 from tests.webhook_support import (
     Receiver,
