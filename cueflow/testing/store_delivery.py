@@ -195,7 +195,7 @@ class StoreDeliveryTests(StoreFixtures):
         )
         assert {r.user_id for r in only_quiet} == {quiet.user_id}
         assert all(r.callback_url is None for r in every)
-        chosen = only_quiet[0]["id"]
+        chosen = only_quiet[0].id
         async with engine.store.tx() as tx:
             claimed = await tx.claim_deliveries(PUSH, claim, now, 5, {}, ids=[chosen])
         assert [row.id for row in claimed] == [chosen]
