@@ -29,7 +29,7 @@ from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_nul
 from cueflow.records import Account
 from cueflow.schemas import RegisterRequest
-from cueflow.store import Duplicate
+from cueflow.store import Duplicate, StoreTx
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -53,7 +53,7 @@ class AccountUpdate(BaseModel):
         return data
 
 
-async def _user(tx: Any, user: Principal) -> Account:
+async def _user(tx: StoreTx, user: Principal) -> Account:
     row = await tx.get_user(user.user_id)
     if row is None:
         raise NotFound("User not found", code="user_not_found")

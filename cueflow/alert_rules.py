@@ -173,9 +173,15 @@ async def _raise_alerts(services: Services, execution: Execution, success: bool)
             streak = failure_streak(runs)
             if streak >= CONSECUTIVE_FAILURE_THRESHOLD:
                 message = f"Cue {execution.cue_id} has {streak} consecutive failed executions."
-                metadata = {"consecutive_failures": streak}
                 found.append(
-                    await _raise(tx, execution, "consecutive_failures", message, metadata, now)
+                    await _raise(
+                        tx,
+                        execution,
+                        "consecutive_failures",
+                        message,
+                        {"consecutive_failures": streak},
+                        now,
+                    )
                 )
     return [notice for notice in found if notice is not None]
 

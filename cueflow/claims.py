@@ -307,9 +307,9 @@ async def sweep(services: Services, limit: int = 500) -> int:
                     await _end_one_time_cue(tx, row.cue_id, row.schedule_type, done.status, now)
         if settings.worker_unclaimed_timeout_seconds > 0:
             before = now - timedelta(seconds=settings.worker_unclaimed_timeout_seconds)
-            for row in await tx.unclaimed(before, pull, limit):
+            for run in await tx.unclaimed(before, pull, limit):
                 done = await tx.update_execution(
-                    row.id,
+                    run.id,
                     {
                         "updated_at": now,
                         "error_message": "No worker claimed this execution within timeout window",
@@ -318,7 +318,7 @@ async def sweep(services: Services, limit: int = 500) -> int:
                 )
                 if done is not None:
                     changed += 1
-                    await _end_one_time_cue(tx, row.cue_id, row.schedule_type, done.status, now)
+                    await _end_one_time_cue(tx, run.cue_id, run.schedule_type, done.status, now)
     if changed:
         services.signals.work.notify()
     return changed

@@ -23,6 +23,7 @@ from cueflow.errors import Conflict, NotFound
 from cueflow.records import Cue, Execution
 from cueflow.scheduler import new_execution
 from cueflow.states import TERMINAL
+from cueflow.store import StoreTx
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -34,7 +35,7 @@ _MAX_NUDGES = 1000
 
 
 async def _insert_run(
-    tx: Any, cue: Cue, when: datetime, now: datetime, trigger: str, **extra: Any
+    tx: StoreTx, cue: Cue, when: datetime, now: datetime, trigger: str, **extra: Any
 ) -> Execution:
     """Insert a pending execution of ``cue`` at ``when`` (or just after, if taken)."""
     for _ in range(_MAX_NUDGES):

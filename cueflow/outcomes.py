@@ -171,10 +171,12 @@ async def record_outcomes(
             )
     for index in repeats:
         execution_id = reports[index][0]
-        first = next(a for (eid, _), a in zip(reports, answers, strict=True) if eid == execution_id)
+        answer = next(
+            a for (eid, _), a in zip(reports, answers, strict=True) if eid == execution_id
+        )
         answers[index] = (
-            first
-            if isinstance(first, CueflowError)
+            answer
+            if isinstance(answer, CueflowError)
             else Conflict(
                 "Outcome has already been recorded for this execution",
                 code="outcome_already_recorded",

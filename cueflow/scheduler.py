@@ -102,9 +102,9 @@ def plan_fire(cue: Cue, now: datetime, settings: Settings) -> FirePlan:
         anchor=anchor,
     )
     if policy == "skip":
-        skipped = len(ticks) + dropped
+        missed = len(ticks) + dropped
         plan.executions.append(
-            _missed(cue, ticks[-1], now, f"Skipped {skipped} missed run(s) (misfire policy skip)")
+            _missed(cue, ticks[-1], now, f"Skipped {missed} missed run(s) (misfire policy skip)")
         )
     else:
         plan.executions.extend(new_execution(cue, tick, now) for tick in ticks)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.errors import NotFound
 from cueflow.records import Account
+from cueflow.store import StoreTx
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -28,7 +29,7 @@ def new_alert_secret() -> str:
     return secrets.token_hex(32)
 
 
-async def _user(tx: Any, user: Principal) -> Account:
+async def _user(tx: StoreTx, user: Principal) -> Account:
     row = await tx.get_user(user.user_id)
     if row is None:
         raise NotFound("User not found", code="user_not_found")
@@ -55,7 +56,7 @@ async def rotate_webhook_secret(services: Services, user: Principal) -> str:
     return secret
 
 
-async def ensure_alert_secret(tx: Any, user: Account, now: datetime) -> str:
+async def ensure_alert_secret(tx: StoreTx, user: Account, now: datetime) -> str:
     """The user's alert webhook secret, created inside ``tx`` if it does not exist yet (when two
     callers race, both get the one that was stored)."""
     if user.alert_webhook_secret:

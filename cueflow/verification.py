@@ -28,6 +28,7 @@ from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int, strip_nul
 from cueflow.outcomes import MAX_METADATA_BYTES
 from cueflow.records import Execution
+from cueflow.store import StoreTx
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -44,7 +45,9 @@ def _not_found() -> NotFound:
     return NotFound("Execution not found", code="execution_not_found")
 
 
-async def _locked(tx: Any, user: Principal, execution_id: str, missing: CueflowError) -> Execution:
+async def _locked(
+    tx: StoreTx, user: Principal, execution_id: str, missing: CueflowError
+) -> Execution:
     row = await tx.lock_execution(user.user_id, execution_id) if ids.is_uuid(execution_id) else None
     if row is None:
         raise missing

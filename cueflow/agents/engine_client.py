@@ -23,9 +23,10 @@ T = TypeVar("T")
 _OPTS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 
-def _wire(value: Any) -> Any:
-    """``value`` as the REST API would send it (datetimes as ISO text)."""
-    return orjson.loads(orjson.dumps(value, option=_OPTS))
+def _wire(value: Any) -> JSON:
+    """``value`` (a wire dict) as the REST API would send it (datetimes as ISO text)."""
+    sent: JSON = orjson.loads(orjson.dumps(value, option=_OPTS))
+    return sent
 
 
 async def _call(work: Awaitable[T]) -> T:

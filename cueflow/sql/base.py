@@ -142,7 +142,8 @@ class TxBase:
         return stmt
 
     async def _one(self, stmt: Any, params: Any = None) -> Row | None:
-        return (await self.conn.execute(stmt, params)).mappings().first()
+        row: Row | None = (await self.conn.execute(stmt, params)).mappings().first()
+        return row
 
     async def _all(self, stmt: Any, params: Any = None) -> list[Row]:
         return list((await self.conn.execute(stmt, params)).mappings().all())

@@ -22,6 +22,7 @@ from cueflow.sql.tables import (
     cues,
     executions,
 )
+from cueflow.sql.types import UTCDateTime
 from cueflow.states import CueStatus, Move
 from cueflow.store import FirePlan
 
@@ -95,11 +96,9 @@ class CueQueries(TxBase):
             cues.c.status == CueStatus.ACTIVE.value, cues.c.next_run.is_not(None)
         )
         value = (await self.conn.execute(stmt)).scalar()
-        return (
-            cues.c.next_run.type.process_result_value(value, _Dialectless)
-            if isinstance(value, str)
-            else value
-        )
+        if isinstance(value, str):  # a dialect that returns the stored text
+            value = datetime.fromisoformat(value)
+        return UTCDateTime().process_result_value(value, _Dialectless)
 
     async def fire_due(
         self, now: datetime, limit: int, plan: Callable[[Cue], FirePlan]
@@ -142,9 +141,9 @@ class CueQueries(TxBase):
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for cue_id, p in plans.items():
             values = {**p.cue_values, **(p.cue_values_if_fired if fired.get(cue_id) else {})}
-            params = {f"v_{k}": v for k, v in values.items()}
-            params.update(v_id=cue_id, v_fired=fired.get(cue_id, 0))
-            groups.setdefault(tuple(sorted(values)), []).append(params)
+            bound = {f"v_{k}": v for k, v in values.items()}
+            bound.update(v_id=cue_id, v_fired=fired.get(cue_id, 0))
+            groups.setdefault(tuple(sorted(values)), []).append(bound)
         for keys, params_list in groups.items():
             stmt = (
                 update(cues)

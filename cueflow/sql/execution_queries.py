@@ -24,6 +24,7 @@ from cueflow.sql.tables import (
     cues,
     executions,
 )
+from cueflow.sql.types import UTCDateTime
 from cueflow.states import Move, Status
 from cueflow.store import ExecutionFilter, ExecutionPage, ReportGate
 
@@ -100,7 +101,7 @@ class ExecutionQueries(TxBase):
             .offset(offset)
         )
         if isinstance(oldest, str | datetime):
-            oldest = executions.c.claimed_at.type.process_result_value(
+            oldest = UTCDateTime().process_result_value(
                 datetime.fromisoformat(oldest) if isinstance(oldest, str) else oldest, _Dialectless
             )
         return ExecutionPage(await self._records(rows.execution, page), int(total), oldest)
