@@ -74,7 +74,8 @@ class StoreDataTests(StoreFixtures):
         assert found.created_at == clock.now()
         assert found.created_at.utcoffset() == timedelta(0)
         assert found.next_run == clock.now() + timedelta(seconds=60)
-        assert found.next_run.tzinfo is not None
+        assert found.next_run is not None and found.next_run.tzinfo is not None
+        assert found.schedule_at is not None
         assert found.schedule_at.astimezone(UTC) == found.next_run
 
     async def test_a_cue_name_is_unique_per_user_only(self, engine: Engine) -> None:

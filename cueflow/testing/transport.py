@@ -113,8 +113,8 @@ class TransportConformance(EngineFixtures):
         cue = await one_time_cue(engine, user, transport.name, **cue_fields)
         assert cue.transport == transport.name
         stored = dataclasses.asdict(cue)  # a transport checks a cue's store values
-        assert await transport.validate_cue(stored) is None
-        assert await transport.validate_cue(stored, stored) is None
+        await transport.validate_cue(stored)  # raises to refuse
+        await transport.validate_cue(stored, stored)
         assert (await engine.pause_cue(user, cue.id)).status == "paused"
         assert (await engine.resume_cue(user, cue.id)).status == "active"
         renamed = await engine.update_cue(user, cue.id, {"name": "renamed"})
