@@ -294,7 +294,7 @@ async def test_racing_batch_claimers_each_get_distinct_executions(
             )
             if not batch.claimed:
                 return got
-            got += [row["id"] for row in batch.claimed]
+            got += [run.id for run in batch.claimed]
 
     results = await asyncio.gather(*(claimer(n) for n in range(8)))
     claimed = [eid for got in results for eid in got]

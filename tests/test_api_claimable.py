@@ -40,7 +40,7 @@ async def insert_future_execution(
                 "id": execution_id,
                 "cue_id": cue_id,
                 "user_id": user.user_id,
-                "transport": cue["transport"],
+                "transport": cue.transport,
                 "scheduled_for": now + timedelta(seconds=seconds_ahead),
                 "status": "pending",
                 "triggered_by": "manual_fire",

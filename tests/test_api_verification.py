@@ -12,6 +12,8 @@ import pytest
 from cueflow.alert_rules import after_outcome, failure_streak
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
+from cueflow.records import Execution, FinishedRun
+from cueflow.states import Status
 from tests.conftest import eventually, register
 from tests.factories import claimed_execution, due_execution, reported_execution
 from tests.helpers import assert_error, assert_validation_error, claim, get_execution, report
@@ -38,11 +40,13 @@ async def reported(
     return str(execution["id"])
 
 
-async def stored(engine: Engine, auth: dict[str, str], execution_id: str) -> Any:
-    """The execution row as stored (evidence is not on the wire)."""
+async def stored(engine: Engine, auth: dict[str, str], execution_id: str) -> Execution:
+    """The execution as stored (evidence is not on the wire)."""
     user = await engine.authenticate(auth["Authorization"])
     async with engine.store.tx() as tx:
-        return await tx.get_execution(user.user_id, execution_id)
+        execution = await tx.get_execution(user.user_id, execution_id)
+    assert execution is not None
+    return execution
 
 
 async def state_of(client: httpx.AsyncClient, auth: dict[str, str], execution_id: str) -> str:
@@ -104,7 +108,7 @@ async def test_outcome_state_follows_the_verification_mode(
     execution_id = await reported(client, engine, clock, auth, mode, **outcome)
     assert await state_of(client, auth, execution_id) == state
     row = await stored(engine, auth, execution_id)
-    assert (row["evidence"] or {}).get("validation_state") == validation
+    assert (row.evidence or {}).get("validation_state") == validation
 
 
 async def test_outcome_evidence_is_stored_and_shown_on_the_execution(
@@ -120,9 +124,9 @@ async def test_outcome_evidence_is_stored_and_shown_on_the_execution(
     }
     execution_id = await reported(client, engine, clock, auth, **fields)
     row = await stored(engine, auth, execution_id)
-    assert row["evidence"] == {**fields, "result_url": "https://example.com/"}
+    assert row.evidence == {**fields, "result_url": "https://example.com/"}
     wire = await get_execution(client, auth, execution_id)
-    assert wire["evidence"] == row["evidence"]
+    assert wire["evidence"] == row.evidence
 
 
 async def test_over_long_evidence_in_an_outcome_is_refused(
@@ -153,7 +157,7 @@ async def test_verify_confirms_a_reported_success(
     }
     assert await state_of(client, auth, execution_id) == "verified_success"
     assert (await get_execution(client, auth, execution_id))["status"] == "success"
-    assert (await stored(engine, auth, execution_id))["evidence"]["validation_state"] == "valid"
+    assert (await stored(engine, auth, execution_id)).evidence["validation_state"] == "valid"
 
 
 @pytest.mark.parametrize("mode", ["manual", None])
@@ -174,9 +178,9 @@ async def test_verify_rejects_with_a_reason(
         "reason": "wrong",
     }
     row = await stored(engine, auth, execution_id)
-    assert row["evidence"]["summary"] == "did it | verification rejected: wrong"
-    assert row["evidence"]["validation_state"] == "invalid"
-    assert row["status"] == "success"
+    assert row.evidence["summary"] == "did it | verification rejected: wrong"
+    assert row.evidence["validation_state"] == "invalid"
+    assert row.status == "success"
 
 
 async def test_a_rejection_reason_alone_becomes_the_summary(
@@ -184,7 +188,7 @@ async def test_a_rejection_reason_alone_becomes_the_summary(
 ) -> None:
     execution_id = await reported(client, engine, clock, auth)
     await verify(client, auth, execution_id, json={"valid": "false", "reason": "r" * 600})
-    summary = (await stored(engine, auth, execution_id))["evidence"]["summary"]
+    summary = (await stored(engine, auth, execution_id)).evidence["summary"]
     assert summary == "r" * 500
 
 
@@ -307,8 +311,8 @@ async def test_evidence_is_appended_without_changing_the_state(
         "evidence_updated": True,
     }
     row = await stored(engine, auth, execution_id)
-    assert row["outcome_state"] == "verification_failed"
-    assert row["evidence"] == {
+    assert row.outcome_state == "verification_failed"
+    assert row.evidence == {
         "validation_state": "invalid",
         "external_id": "42",
         "result_url": "not-validated",
@@ -318,8 +322,8 @@ async def test_evidence_is_appended_without_changing_the_state(
     }
     await evidence(client, auth, execution_id, {"summary": "x" * 900, "external_id": None})
     row = await stored(engine, auth, execution_id)
-    assert row["evidence"]["summary"] == "x" * 500
-    assert row["evidence"]["external_id"] == "42"
+    assert row.evidence["summary"] == "x" * 500
+    assert row.evidence["external_id"] == "42"
 
 
 async def test_evidence_before_an_outcome_is_409(
@@ -373,7 +377,7 @@ async def test_evidence_answers_404_for_unknown_and_foreign_executions(
     for who, target in ((other_auth, execution_id), (auth, MISSING), (auth, "nope")):
         response = await evidence(client, who, target, {"external_id": "x"})
         assert_error(response, 404, "execution_not_found")
-    assert "external_id" not in ((await stored(engine, auth, execution_id))["evidence"] or {})
+    assert "external_id" not in ((await stored(engine, auth, execution_id)).evidence or {})
 
 
 # alerts raised by outcomes ---------------------------------------------------------------------
@@ -442,10 +446,10 @@ def test_a_failure_streak_counts_outcomes_first_and_stops_at_a_success() -> None
     assert (
         failure_streak(
             [
-                {"status": "failed", "outcome_success": None},
-                {"status": "success", "outcome_success": False},
-                {"status": "failed", "outcome_success": True},
-                {"status": "failed", "outcome_success": False},
+                FinishedRun("1", Status.FAILED, None),
+                FinishedRun("2", Status.SUCCESS, False),
+                FinishedRun("3", Status.FAILED, True),
+                FinishedRun("4", Status.FAILED, False),
             ]
         )
         == 2

@@ -202,7 +202,7 @@ def test_status_scanner_catches_literal_status_writes(line: str) -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        'if row["status"] == "pending":',
+        'if row.status == "pending":',
         'executions.c.status != "delivering"',
         '"status": Status.PENDING.value,',
         'values={"status": "failed", "last_run": now}',
@@ -366,7 +366,7 @@ def vocabulary_scanned_modules() -> list[Path]:
 @pytest.mark.parametrize(
     "source",
     [
-        'if row["status"] == "pending":\n    pass',
+        'if row.status == "pending":\n    pass',
         'values = {"status": "paused"}',
         'stmt.where(cues.c.status.in_(["active", "paused"]))',
         'finish = "completed" if once else None',

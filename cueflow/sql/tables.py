@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from cueflow.sql.types import JSONType, UTCDateTime
@@ -201,10 +201,10 @@ class EchoMessage(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
-users = User.__table__
-cues = Cue.__table__
-executions = Execution.__table__
-workers = Worker.__table__
-alerts = Alert.__table__
-rotated_keys = RotatedKey.__table__
-echo_messages = EchoMessage.__table__
+users: Table = metadata.tables[User.__tablename__]
+cues: Table = metadata.tables[Cue.__tablename__]
+executions: Table = metadata.tables[Execution.__tablename__]
+workers: Table = metadata.tables[Worker.__tablename__]
+alerts: Table = metadata.tables[Alert.__tablename__]
+rotated_keys: Table = metadata.tables[RotatedKey.__tablename__]
+echo_messages: Table = metadata.tables[EchoMessage.__tablename__]

@@ -17,7 +17,7 @@ from typing import Any, assert_type
 from fastapi import FastAPI
 
 import cueflow
-from cueflow import Engine, HandlerContext, Principal, Settings, open_engine
+from cueflow import Cue, Engine, Execution, HandlerContext, Principal, Settings, open_engine
 from cueflow.api import create_app, mount
 from cueflow.api.render import cue_json, execution_json
 from cueflow.errors import CueflowError, NotFound
@@ -79,7 +79,8 @@ async def create_cues(me: Principal) -> str:
         }
     )
     cue, _ = await engine.create_cue(me, spec)
-    cue_id: str = cue["id"]
+    assert_type(cue, Cue)
+    cue_id: str = cue.id
     await engine.pause_cue(me, cue_id)
     await engine.resume_cue(me, cue_id)
     await engine.update_cue(me, cue_id, {"payload": {"task": "report", "period": "weekly"}})
@@ -95,10 +96,11 @@ async def run_once() -> dict[str, Any]:
         assert_type(me, Principal)
         cue_id = await create_cues(me)
         fired = await engine.fire_cue(me, cue_id)
+        assert_type(fired, Execution)
         context = await asyncio.wait_for(reports.get(), timeout=30)
-        assert context.execution_id == fired["id"] and context.task == "report"
+        assert context.execution_id == fired.id and context.task == "report"
         for _ in range(300):  # the outcome is recorded just after the handler returns
-            execution = execution_json(await engine.get_execution(me, fired["id"]))
+            execution = execution_json(await engine.get_execution(me, fired.id))
             if execution["status"] == "success":
                 break
             await asyncio.sleep(0.1)

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.render import JSONResponse, json_response
-from cueflow.store import Row
+from cueflow.api.render import JSONResponse, alert_json, json_response
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
-
-
-def alert_json(row: Row) -> dict[str, Any]:
-    """The contract's alert object."""
-    return {
-        "id": row["id"],
-        "cue_id": row["cue_id"],
-        "execution_id": row["execution_id"],
-        "alert_type": row["alert_type"],
-        "severity": row["severity"],
-        "message": row["message"],
-        "metadata": row["alert_metadata"] or {},
-        "acknowledged": row["acknowledged"],
-        "created_at": row["created_at"],
-    }
 
 
 @router.get("", response_model=responses.Alerts)

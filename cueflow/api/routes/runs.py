@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.render import JSONResponse, json_response
-from cueflow.store import Row
+from cueflow.api.render import JSONResponse, json_response, run_json
 
 router = APIRouter(tags=["executions"])
 
@@ -25,18 +24,6 @@ class FireRequest(BaseModel):
 
     send_at: datetime | None = None
     payload_override: dict[str, Any] | None = None
-
-
-def run_json(row: Row, **extra: Any) -> dict[str, Any]:
-    """A manual run as fire and replay answer it (``scheduled_for`` with ``+00:00``)."""
-    return {
-        "id": row["id"],
-        "cue_id": row["cue_id"],
-        "scheduled_for": row["scheduled_for"].isoformat(),
-        "status": row["status"],
-        "triggered_by": row["triggered_by"],
-        **extra,
-    }
 
 
 @router.post("/v1/cues/{cue_id}/fire", response_model=responses.Run)
