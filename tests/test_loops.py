@@ -59,7 +59,7 @@ async def test_a_scheduler_that_knows_of_no_due_cue_looks_again_within_the_reche
         clock.advance(2.5)
 
         async def fired() -> bool:
-            rows, _ = await watcher.cue_executions(me, cue["id"])
+            rows, _ = await watcher.cue_executions(me, cue.id)
             return bool(rows)
 
         assert await eventually(fired)
