@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from cueflow.sql.base import TxBase, _Dialectless, _duplicate, _lock, bound_values, value_params
 from cueflow.sql.tables import (
+    FIRE_KEY,
+    FIRE_KEY_WHERE,
     cues,
     executions,
 )
@@ -128,7 +130,7 @@ class CueQueries(TxBase):
                 ("fire_insert", *columns),
                 lambda: (
                     self.connector.insert(executions)
-                    .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
+                    .on_conflict_do_nothing(index_elements=FIRE_KEY, index_where=FIRE_KEY_WHERE)
                     .returning(executions.c.id, executions.c.cue_id, executions.c.status)
                 ),
             )

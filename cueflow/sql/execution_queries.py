@@ -19,6 +19,8 @@ from sqlalchemy import (
 
 from cueflow.sql.base import TxBase, _Dialectless, _lock, bound_values, value_params
 from cueflow.sql.tables import (
+    FIRE_KEY,
+    FIRE_KEY_WHERE,
     cues,
     executions,
     workers,
@@ -54,7 +56,7 @@ class ExecutionQueries(TxBase):
         stmt = (
             self.connector.insert(executions)
             .values(**values)
-            .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
+            .on_conflict_do_nothing(index_elements=FIRE_KEY, index_where=FIRE_KEY_WHERE)
             .returning(executions.c.id)
         )
         return await self._one(stmt) is not None
