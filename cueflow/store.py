@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cueflow.flow_store import FlowStoreTx
 from cueflow.states import Move
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class ExecutionFilter:
     """Filters of ``GET /v1/executions``; ``None`` means "any"."""
 
     cue_id: str | None = None
+    flow_run_id: str | None = None
+    step_id: str | None = None
     statuses: Sequence[str] | None = None
     worker_id: str | None = None
     outcome_state: str | None = None
@@ -80,7 +83,7 @@ class FirePlan:
     already existed leaves the cue as it was)."""
 
 
-class StoreTx(Protocol):
+class StoreTx(FlowStoreTx, Protocol):
     """One unit of work. Every method runs in the enclosing transaction."""
 
     # accounts

@@ -57,7 +57,7 @@ class CueQueries(TxBase):
         self, user_id: str, status: str | None, limit: int, offset: int
     ) -> tuple[list[Row], int]:
         """A page of cues, newest first."""
-        stmt = select(cues).where(cues.c.user_id == user_id)
+        stmt = select(cues).where(cues.c.user_id == user_id, cues.c.flow_id.is_(None))
         if status is not None:
             stmt = stmt.where(cues.c.status == status)
         total = await self._count(stmt)
@@ -215,7 +215,9 @@ class CueQueries(TxBase):
     async def count_cues(self, user_id: str, statuses: Sequence[str]) -> int:
         """How many of the user's cues are in ``statuses``."""
         stmt = select(func.count()).where(
-            cues.c.user_id == user_id, cues.c.status.in_(list(statuses))
+            cues.c.user_id == user_id,
+            cues.c.status.in_(list(statuses)),
+            cues.c.flow_id.is_(None),
         )
         return int((await self.conn.execute(stmt)).scalar_one())
 

@@ -100,6 +100,10 @@ class ExecutionQueries(TxBase):
         conditions = [executions.c.user_id == user_id]
         if where.cue_id is not None:
             conditions.append(executions.c.cue_id == where.cue_id)
+        if where.flow_run_id is not None:
+            conditions.append(executions.c.flow_run_id == where.flow_run_id)
+        if where.step_id is not None:
+            conditions.append(executions.c.step_id == where.step_id)
         if where.statuses is not None:
             conditions.append(executions.c.status.in_(list(where.statuses)))
         if where.worker_id is not None:

@@ -123,7 +123,11 @@ class RegistryQueries(TxBase):
         """Cue and this-period execution figures of one user."""
         by_status = (
             select(cues.c.status, func.count())
-            .where(cues.c.user_id == user_id, cues.c.status.in_(sorted(LIVE_CUE_STATUSES)))
+            .where(
+                cues.c.user_id == user_id,
+                cues.c.status.in_(sorted(LIVE_CUE_STATUSES)),
+                cues.c.flow_id.is_(None),
+            )
             .group_by(cues.c.status)
         )
         cue_counts = {row[0]: int(row[1]) for row in await self.conn.execute(by_status)}

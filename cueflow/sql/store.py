@@ -19,6 +19,7 @@ from cueflow.sql.base import Connection, Connector
 from cueflow.sql.cue_queries import CueQueries
 from cueflow.sql.delivery_queries import DeliveryQueries
 from cueflow.sql.execution_queries import ExecutionQueries
+from cueflow.sql.flow_queries import FlowQueries
 from cueflow.sql.registry_queries import RegistryQueries
 
 if TYPE_CHECKING:
@@ -99,5 +100,7 @@ class SqlStore:
         await self.connector.listen(callback, pulse)
 
 
-class SqlTx(AccountQueries, CueQueries, ExecutionQueries, DeliveryQueries, RegistryQueries):
+class SqlTx(
+    AccountQueries, CueQueries, ExecutionQueries, DeliveryQueries, RegistryQueries, FlowQueries
+):
     """The statements of one unit of work, grouped by concept in the ``cueflow.sql`` modules."""
