@@ -72,6 +72,7 @@ from urllib.parse import urlsplit
 
 import cueflow.alert_rules as alert_rules
 import cueflow.alerts as alerts
+import cueflow.handoff as handoff
 import cueflow.logs as logs
 from cueflow.outcomes import outcome_state
 from cueflow.states import CueEvent, Event, Status, move, one_time_cue_end
@@ -257,6 +258,7 @@ async def record_attempt(services: Services, row: Row, result: DeliveryResult) -
                 values={"last_run": now, "updated_at": now},
                 finish=move(ended) if ended is not None else None,
             )
+            await handoff.executions_ended(services, tx, [done], now)
     return None
 
 
@@ -308,6 +310,7 @@ async def _attempt_failed(
             values={"status": change.target, "next_run": None},
             only_if_status=change.sources,
         )
+    await handoff.executions_ended(services, tx, [done], now)
     return await alert_rules.delivery_failed(tx, row, error, http_status, now)
 
 

@@ -51,6 +51,7 @@ from cueflow.authentication import Authenticator, Principal
 from cueflow.clock import Clock, SystemClock
 from cueflow.config import Settings
 from cueflow.dispatcher import Dispatcher
+from cueflow.engine_flows import FlowsAPI
 from cueflow.errors import CueflowError, PluginError
 from cueflow.longpoll import LongPolls
 from cueflow.loops import LoopFactory, Loops
@@ -89,7 +90,7 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].split("+", 1)[0].lower()
 
 
-class Engine:
+class Engine(FlowsAPI):
     """Scheduling, claims, leases and outcomes over one store."""
 
     def __init__(

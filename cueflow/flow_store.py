@@ -46,6 +46,9 @@ class FlowStoreTx(Protocol):
     async def get_run(self, user_id: str, run_id: str) -> FlowRunRecord | None:
         """One of the user's runs."""
 
+    async def run_status(self, run_id: str) -> str | None:
+        """A run's status (``None``: no such run)."""
+
     async def lock_run(self, run_id: str) -> FlowRunRecord | None:
         """A run, locked until the transaction ends: the hand-offs of one run take turns, so
         two parents finishing at once on two nodes see each other's end."""

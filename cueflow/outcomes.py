@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 import cueflow.alert_rules as alert_rules
+import cueflow.handoff as handoff
 import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
@@ -109,6 +110,7 @@ async def record_outcomes(
     async with services.store.tx() as tx:
         wanted = list({eid for eid, _ in reports if ids.is_uuid(eid)})
         found = {r["id"]: r for r in await tx.outcome_targets(user.user_id, wanted)}
+        refused = await handoff.refusals(tx, found.values())
         groups: dict[bytes, list[_Write]] = {}
         repeats: list[int] = []
         seen: set[str] = set()
@@ -118,6 +120,8 @@ async def record_outcomes(
                 continue
             seen.add(execution_id)
             try:
+                if execution_id in refused:
+                    raise refused[execution_id]
                 current = found.get(execution_id)
                 write = _prepare(services, index, current, report, worker_id, now)
             except CueflowError as error:
@@ -158,6 +162,7 @@ async def record_outcomes(
                     ended = one_time_cue_end(write.cue["schedule_type"], row["status"])
                     if ended is not None:
                         run[1] = move(ended)
+        await handoff.executions_ended(services, tx, [row for row, _ in recorded], now)
         for cue_id, (count, finish) in runs.items():
             finished.setdefault((count, finish), []).append(cue_id)
         for (count, finish), ids_ in finished.items():
@@ -248,6 +253,7 @@ def _prepare(
         "outcome_result": report.result,
         "outcome_error": report.error,
         "outcome_metadata": report.metadata,
+        "outcome_output": report.output,
         "outcome_state": state,
         "evidence": evidence or None,
         "outcome_recorded_at": now,

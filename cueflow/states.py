@@ -233,6 +233,8 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 class StepStatus(StrEnum):
     """The status of one step of a run (or of one item of a ``for_each`` step)."""
 
+    PENDING = "pending"
+    """Not started: a parent is still open (shown, never stored)."""
     RUNNING = "running"
     """An execution of it is under way (or waits for a retry)."""
     WAITING = "waiting"

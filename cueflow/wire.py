@@ -68,6 +68,7 @@ def execution_json(row: Row) -> dict[str, Any]:
             "result": row["outcome_result"],
             "error": row["outcome_error"],
             "metadata": row["outcome_metadata"],
+            "output": row.get("outcome_output"),
             "recorded_at": row["outcome_recorded_at"],
         }
     return {
@@ -91,6 +92,8 @@ def execution_json(row: Row) -> dict[str, Any]:
         "last_heartbeat_at": row["last_heartbeat_at"],
         "next_retry": row["next_retry"],
         "evidence": row["evidence"],
+        "flow_run_id": row.get("flow_run_id"),
+        "step_id": row.get("step_id"),
     }
 
 

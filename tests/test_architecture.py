@@ -32,7 +32,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.worker_core",
         ),
     ),
-    ("engine: lifecycle and public Python API", ("cueflow.engine", "cueflow.runner")),
+    (
+        "engine: lifecycle and public Python API",
+        ("cueflow.engine", "cueflow.engine_flows", "cueflow.runner"),
+    ),
     (
         "use cases, the scheduler and the dispatcher: each receives the services",
         (
@@ -45,6 +48,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.dispatcher",
             "cueflow.echo",
             "cueflow.executions",
+            "cueflow.flow_runs",
+            "cueflow.flow_wire",
+            "cueflow.flows",
+            "cueflow.handoff",
             "cueflow.health",
             "cueflow.manual_runs",
             "cueflow.outcomes",
@@ -81,7 +88,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow_worker",
         ),
     ),
-    ("store: the storage seam and its SQL", ("cueflow.migrate", "cueflow.sql", "cueflow.store")),
+    (
+        "store: the storage seam and its SQL",
+        ("cueflow.flow_store", "cueflow.migrate", "cueflow.sql", "cueflow.store"),
+    ),
     (
         "leaves: values, errors and helpers every layer may use",
         (
@@ -96,6 +106,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.markers",
             "cueflow.pulse",
             "cueflow.schedule",
+            "cueflow.flow_records",
+            "cueflow.flow_schemas",
             "cueflow.schemas",
             "cueflow.states",
             "cueflow.version",

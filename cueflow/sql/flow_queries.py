@@ -118,6 +118,11 @@ class FlowQueries(TxBase):
         )
         return None if row is None else FlowRunRecord.from_row(row)
 
+    async def run_status(self, run_id: str) -> str | None:
+        """A run's status."""
+        stmt = select(flow_runs.c.status).where(flow_runs.c.id == run_id)
+        return (await self.conn.execute(stmt)).scalar()
+
     async def lock_run(self, run_id: str) -> FlowRunRecord | None:
         """A run, locked until the transaction ends (SQLite: its one writer holds the lock
         already)."""
