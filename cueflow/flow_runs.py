@@ -25,6 +25,7 @@ from cueflow.states import (
     RUN_TERMINAL,
     STEP_OPEN,
     Event,
+    FailureType,
     RunStatus,
     StepStatus,
     move,
@@ -168,7 +169,7 @@ async def expire_waits(services: Services, now: datetime | None = None) -> int:
                 due = step.wait_until is not None and step.wait_until <= now
                 if step.status == StepStatus.WAITING and due:
                     reason = f"No event '{step.event}' arrived before the wait's deadline"
-                    error = {"type": "wait_timeout", "reason": reason, "attempt": 1}
+                    error = {"type": FailureType.WAIT_TIMEOUT.value, "reason": reason, "attempt": 1}
                     await handoff.finish_unit(
                         services, tx, run, step, StepStatus.FAILED, now, error=error
                     )

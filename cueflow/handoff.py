@@ -47,6 +47,7 @@ from cueflow.states import (
     STEP_OPEN,
     STEP_TERMINAL,
     TERMINAL,
+    FailureType,
     RunStatus,
     Status,
     StepStatus,
@@ -187,7 +188,7 @@ async def _start_step(
                 if not isinstance(source, list)
                 else f"for_each '{step['for_each']}' output has over {MAX_ITEMS} items"
             )
-            error = {"type": "for_each", "reason": reason}
+            error = {"type": FailureType.FOR_EACH.value, "reason": reason}
             values.update(status=StepStatus.FAILED.value, error=error, finished_at=now)
         elif not source:
             values.update(status=StepStatus.SUCCEEDED.value, output=[], finished_at=now)
@@ -291,21 +292,29 @@ def judge(execution: Mapping[str, Any], step: dict[str, Any]) -> tuple[Any, dict
         output = execution.get("outcome_result")
     if execution["status"] == Status.MISSED:
         reason = execution.get("error_message") or "No worker claimed it in time"
-        return None, {"type": "missed", "reason": reason, "output": None}
+        return None, {"type": FailureType.MISSED.value, "reason": reason, "output": None}
     if execution["status"] != Status.SUCCESS:
         if recorded and execution.get("outcome_success") is False:
             reason = execution.get("outcome_error") or "The step reported a failure"
-            return None, {"type": "reported_failure", "reason": reason, "output": output}
+            return None, {
+                "type": FailureType.REPORTED_FAILURE.value,
+                "reason": reason,
+                "output": output,
+            }
         reason = execution.get("error_message") or "The execution failed"
-        return None, {"type": "execution_failed", "reason": reason, "output": None}
+        return None, {"type": FailureType.EXECUTION_FAILED.value, "reason": reason, "output": None}
     if len(orjson.dumps(output)) > MAX_OUTPUT_BYTES:
         reason = f"The output is over {MAX_OUTPUT_BYTES} bytes of JSON"
-        return None, {"type": "output_too_large", "reason": reason, "output": None}
+        return None, {"type": FailureType.OUTPUT_TOO_LARGE.value, "reason": reason, "output": None}
     schema = step.get("output_schema")
     if schema is not None:
         problem = schema_error(schema, output)
         if problem is not None:
-            return None, {"type": "output_contract", "reason": problem, "output": output}
+            return None, {
+                "type": FailureType.OUTPUT_CONTRACT.value,
+                "reason": problem,
+                "output": output,
+            }
     return output, None
 
 

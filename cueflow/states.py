@@ -262,6 +262,25 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
 waiting or skipped)."""
 
 
+class FailureType(StrEnum):
+    """Why a step's attempt failed: the ``type`` of its ``error`` and of the next attempt's
+    ``flow.previous_failure``."""
+
+    REPORTED_FAILURE = "reported_failure"
+    """Its worker (or handler) reported ``success: false``."""
+    EXECUTION_FAILED = "execution_failed"
+    """Its execution failed without a reported outcome: lease used up, delivery failed."""
+    MISSED = "missed"
+    """Nobody claimed its execution in time."""
+    OUTPUT_CONTRACT = "output_contract"
+    """Its output does not validate against the step's ``output_schema``."""
+    OUTPUT_TOO_LARGE = "output_too_large"
+    FOR_EACH = "for_each"
+    """The ``for_each`` parent's output is not an array of at most the bound's items."""
+    WAIT_TIMEOUT = "wait_timeout"
+    """A wait step's event did not come before its deadline."""
+
+
 class When(StrEnum):
     """When a step runs, once all its parents have finished."""
 

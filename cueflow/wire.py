@@ -60,7 +60,8 @@ def cue_json(row: Row, warning: str | None = None) -> dict[str, Any]:
 def execution_json(row: Row) -> dict[str, Any]:
     """The contract's 13-key Execution object, plus ``claimed_by_worker``, ``triggered_by``,
     ``outcome_state``, ``claimed_at``, ``last_heartbeat_at``, ``next_retry`` and ``evidence``
-    (additive: clients ignore unknown keys; the CLI and the dashboard show them)."""
+    (additive: clients ignore unknown keys; the CLI and the dashboard show them); a flow step's
+    execution also shows ``flow_run_id`` and ``step_id``, and its outcome its ``output``."""
     outcome = None
     if row["outcome_recorded_at"] is not None:
         outcome = {
@@ -68,10 +69,9 @@ def execution_json(row: Row) -> dict[str, Any]:
             "result": row["outcome_result"],
             "error": row["outcome_error"],
             "metadata": row["outcome_metadata"],
-            "output": row.get("outcome_output"),
             "recorded_at": row["outcome_recorded_at"],
         }
-    return {
+    shown = {
         "id": row["id"],
         "cue_id": row["cue_id"],
         "scheduled_for": row["scheduled_for"],
@@ -92,9 +92,12 @@ def execution_json(row: Row) -> dict[str, Any]:
         "last_heartbeat_at": row["last_heartbeat_at"],
         "next_retry": row["next_retry"],
         "evidence": row["evidence"],
-        "flow_run_id": row.get("flow_run_id"),
-        "step_id": row.get("step_id"),
     }
+    if row.get("flow_run_id") is not None:  # a flow step's execution (additive keys)
+        shown.update(flow_run_id=row["flow_run_id"], step_id=row["step_id"])
+    if outcome is not None and row.get("outcome_output") is not None:
+        outcome["output"] = row["outcome_output"]
+    return shown
 
 
 def payload_of(row: Row) -> dict[str, Any]:

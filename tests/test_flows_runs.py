@@ -50,13 +50,14 @@ async def test_step_executions_show_and_filter_by_run_and_step(
 ) -> None:
     flow = await create_flow(client, auth, [task("a"), task("b", "a")])
     run = await start(client, auth, flow["id"])
-    item = await work(client, auth, "a")
+    item = await work(client, auth, "a", output={"k": 1})
     listed = await client.get(
         "/v1/executions", params={"flow_run_id": run["id"], "step_id": "a"}, headers=auth
     )
     assert [e["id"] for e in listed.json()["executions"]] == [item["execution_id"]]
     shown = listed.json()["executions"][0]
     assert (shown["flow_run_id"], shown["step_id"]) == (run["id"], "a")
+    assert shown["outcome"]["output"] == {"k": 1}
     every = await client.get("/v1/executions", params={"flow_run_id": run["id"]}, headers=auth)
     assert every.json()["total"] == 2
 
