@@ -214,3 +214,39 @@ async def test_an_unknown_run_is_404_for_events_and_cancel(
     user = await engine.account("py@example.com")
     with pytest.raises(CueflowError):
         await engine.get_flow_run(user, "run_nope")
+
+
+async def test_an_in_process_step_hands_its_result_on_as_its_output(
+    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine
+) -> None:
+    @engine.handler("double")
+    def double(payload: dict[str, Any]) -> str:
+        return str(payload["flow"]["input"] * 2)
+
+    step = {"id": "double", "transport": "inprocess", "payload": {"task": "double"}}
+    flow = await create_flow(client, auth, [step, task("after", "double")])
+    run = await start(client, auth, flow["id"], input=21)
+    assert await engine.deliver_due() == 1
+    item = await work(client, auth, "after")
+    assert item["payload"]["flow"]["parents"] == {"double": "42"}
+    assert (await run_of(client, auth, run["id"]))["status"] == "succeeded"
+
+
+async def test_a_batch_of_outcomes_hands_off_each_step(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    flow = await create_flow(client, auth, [task("a"), task("b"), task("c", "a", "b")])
+    run = await start(client, auth, flow["id"])
+    first, second = await claim_next(client, auth, "a"), await claim_next(client, auth, "b")
+    assert first is not None and second is not None
+    outcomes = [
+        {"execution_id": first["execution_id"], "success": True, "output": "A"},
+        {"execution_id": second["execution_id"], "success": True, "output": "B"},
+    ]
+    response = await client.post(
+        "/v1/executions/outcomes", json={"outcomes": outcomes}, headers=auth
+    )
+    assert response.status_code == 200, response.text
+    item = await work(client, auth, "c")
+    assert item["payload"]["flow"]["parents"] == {"a": "A", "b": "B"}
+    assert (await run_of(client, auth, run["id"]))["status"] == "succeeded"
