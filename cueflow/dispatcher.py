@@ -245,6 +245,8 @@ async def record_attempt(services: Services, row: Row, result: DeliveryResult) -
             "lease_expires_at": None,
             "updated_at": now,
         }
+        if result.output is not None and row.get("flow_run_id") is not None:
+            values["outcome_output"] = result.output  # a flow step's output
         done = await tx.update_execution(
             row["id"], values, move=move(Event.SUCCEEDED), expect=_held(row)
         )

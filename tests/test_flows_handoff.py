@@ -174,6 +174,7 @@ async def test_a_webhook_step_is_delivered_and_its_acceptance_hands_off(
             "payload": {"kind": "notify"},
         }
         flow = await create_flow(client, auth, [hook, task("after", "notify")])
+        receiver.answers["/hook"] = b'{"sent": true, "id": 3}'
         run = await start(client, auth, flow["id"], input={"order": 7})
         assert await engine.deliver_due() == 1
         [request] = receiver.requests
@@ -182,7 +183,7 @@ async def test_a_webhook_step_is_delivered_and_its_acceptance_hands_off(
         assert sent["flow"]["input"] == {"order": 7}
         assert sent["flow"]["step"] == "notify"
         item = await work(client, auth, "after")
-        assert item["payload"]["flow"]["parents"] == {"notify": None}
+        assert item["payload"]["flow"]["parents"] == {"notify": {"sent": True, "id": 3}}
         assert (await run_of(client, auth, run["id"]))["status"] == "succeeded"
 
 
