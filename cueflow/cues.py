@@ -188,7 +188,7 @@ async def get_cue(services: Services, user: Principal, cue_id: str) -> Row:
     """One of the caller's cues, or 404 ``cue_not_found``."""
     async with services.store.tx() as tx:
         row = await tx.get_cue(user.user_id, cue_id)
-    if row is None:
+    if row is None or row["flow_id"] is not None:  # a flow step's hidden cue is no cue of theirs
         raise NotFound("Cue not found", code="cue_not_found")
     return row
 

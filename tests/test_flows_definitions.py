@@ -145,3 +145,17 @@ async def test_another_accounts_flow_is_not_found(
         await client.delete(f"/v1/flows/{flow['id']}", headers=other_auth),
     ):
         assert_error(response, 404, "flow_not_found")
+
+
+async def test_a_steps_hidden_cue_cannot_be_read_changed_or_deleted_as_a_cue(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    flow = await create_flow(client, auth, [task("a")])
+    await start(client, auth, flow["id"])
+    [execution] = (await client.get("/v1/executions", headers=auth)).json()["executions"]
+    path = f"/v1/cues/{execution['cue_id']}"
+    assert_error(await client.get(path, headers=auth), 404, "cue_not_found")
+    patch = await client.patch(path, json={"status": "active"}, headers=auth)
+    assert_error(patch, 404, "cue_not_found")
+    assert_error(await client.delete(path, headers=auth), 404, "cue_not_found")
+    assert (await client.get("/v1/executions", headers=auth)).json()["total"] == 1

@@ -68,7 +68,7 @@ class CueQueries(TxBase):
         """Update one cue and return it."""
         stmt = (
             update(cues)
-            .where(cues.c.id == cue_id, cues.c.user_id == user_id)
+            .where(cues.c.id == cue_id, cues.c.user_id == user_id, cues.c.flow_id.is_(None))
             .values(**values)
             .returning(*cues.c)
         )
@@ -81,11 +81,15 @@ class CueQueries(TxBase):
         """Delete a cue and its executions."""
         await self.conn.execute(
             executions.delete().where(
-                executions.c.cue_id == cue_id, executions.c.user_id == user_id
+                executions.c.cue_id == cue_id,
+                executions.c.user_id == user_id,
+                executions.c.flow_run_id.is_(None),
             )
         )
         result = await self.conn.execute(
-            cues.delete().where(cues.c.id == cue_id, cues.c.user_id == user_id)
+            cues.delete().where(
+                cues.c.id == cue_id, cues.c.user_id == user_id, cues.c.flow_id.is_(None)
+            )
         )
         return bool(result.rowcount)
 
