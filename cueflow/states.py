@@ -254,12 +254,13 @@ STEP_TERMINAL = frozenset(
 STEP_OPEN = frozenset({StepStatus.RUNNING, StepStatus.WAITING})
 
 STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
+    StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.WAITING, StepStatus.SKIPPED}),
     StepStatus.RUNNING: frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED}),
     StepStatus.WAITING: frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED}),
     **{status: frozenset() for status in STEP_TERMINAL},
 }
-"""For each step status, the statuses a step may move to from it (a step is created running,
-waiting or skipped)."""
+"""For each step status, the statuses a step may move to from it (a step's row is created
+running, waiting or skipped once its parents have ended: ``pending`` is never stored)."""
 
 
 class FailureType(StrEnum):
