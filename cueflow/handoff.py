@@ -200,11 +200,12 @@ async def _start_step(
     if values["status"] != StepStatus.RUNNING:
         return head
     if items is None:
-        return await _attempt(services, tx, run, step, head, now, None, timedelta(0))
+        return await _attempt(services, tx, run, step, head, heads, now, None, timedelta(0))
     for index, item in enumerate(items):
         unit = {**values, "id": ids.new_execution_id(), "item": index, "item_input": item}
         if await tx.insert_step(unit):
-            await _attempt(services, tx, run, step, _record(unit), now, None, timedelta(0))
+            first = _record(unit)
+            await _attempt(services, tx, run, step, first, heads, now, None, timedelta(0))
     return head
 
 
@@ -214,13 +215,14 @@ async def _attempt(
     run: FlowRunRecord,
     step: dict[str, Any],
     unit: StepRecord,
+    heads: Mapping[str, StepRecord],
     now: datetime,
     previous_failure: dict[str, Any] | None,
     delay: timedelta,
 ) -> StepRecord:
-    """Create the next attempt's execution of ``unit``."""
+    """Create the next attempt's execution of ``unit`` (``heads``: the run's steps' own rows,
+    for the parents' outputs)."""
     attempt = unit.attempts + 1
-    heads = {row.step_id: row for row in await tx.run_steps(run.id) if row.item == WHOLE_STEP}
     flow: dict[str, Any] = {
         "run_id": run.id,
         "flow_id": run.flow_id,
@@ -278,7 +280,8 @@ async def _step_execution_ended(
     retry = step.get("retry") or {}
     if unit.attempts < retry.get("max_attempts", 1):
         delay = backoff(retry.get("backoff_minutes") or [], unit.attempts)
-        await _attempt(services, tx, run, step, unit, now, failure, delay)
+        heads = {r.step_id: r for r in rows if r.item == WHOLE_STEP}
+        await _attempt(services, tx, run, step, unit, heads, now, failure, delay)
         return
     await finish_unit(services, tx, run, unit, StepStatus.FAILED, now, error=failure)
 
