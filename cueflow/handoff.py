@@ -76,10 +76,11 @@ async def executions_ended(
 ) -> None:
     """Hand off after the executions ``rows`` (as updated) ended, inside their transaction.
     Rows that are not flow steps, or not in a terminal status, are ignored; so is the end of an
-    attempt its step no longer waits for (a late report, a cancelled run)."""
-    for row in rows:
-        if row.get("flow_run_id") is not None and row.get("status") in TERMINAL:
-            await _step_execution_ended(services, tx, row, now)
+    attempt its step no longer waits for (a late report, a cancelled run). Runs are locked in
+    the order of their ids, so two batches ending steps of the same runs cannot deadlock."""
+    ended = [r for r in rows if r.get("flow_run_id") is not None and r.get("status") in TERMINAL]
+    for row in sorted(ended, key=lambda r: (r["flow_run_id"], r["id"])):
+        await _step_execution_ended(services, tx, row, now)
 
 
 async def refuse_if_cancelled(tx: StoreTx, row: Mapping[str, Any]) -> None:

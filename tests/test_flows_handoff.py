@@ -112,6 +112,21 @@ async def test_a_lease_used_up_fails_the_attempt_and_the_retry_is_told(
     assert (await run_of(client, auth, run["id"]))["status"] == "succeeded"
 
 
+async def test_an_execution_nobody_claims_in_time_fails_its_step_as_missed(
+    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, clock: FakeClock
+) -> None:
+    flow = await create_flow(
+        client, auth, [task("lonely"), task("cleanup", "lonely", when="failure")]
+    )
+    run = await start(client, auth, flow["id"])
+    clock.advance(engine.settings.worker_unclaimed_timeout_seconds + 1)
+    await engine.sweep()
+    shown = await run_of(client, auth, run["id"])
+    assert shown["steps"]["lonely"]["status"] == "failed"
+    assert shown["steps"]["lonely"]["error"]["type"] == "missed"
+    assert shown["steps"]["cleanup"]["status"] == "running"
+
+
 async def test_a_wait_step_is_resumed_by_its_event_whose_data_is_its_output(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
