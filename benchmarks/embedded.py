@@ -30,7 +30,7 @@ async def _loop(
         got: list[str] = []
         if protocol == "batch":
             result = await engine.claim_batch(user, worker, limit=batch)
-            got = [row["id"] for row in result.claimed]
+            got = [run.id for run in result.claimed]
             if got:
                 await engine.report_outcomes(
                     user, [(eid, {"success": True, "result": "ok"}) for eid in got], worker

@@ -9,8 +9,10 @@ Embedding in a few lines (see README, "Embedding")::
     @engine.handler("send-report")
     def send_report(payload: dict) -> str: ...
 
-``Engine``, ``Settings``, ``Principal``, ``HandlerContext`` and ``open_engine`` are imported on
-first use, so plugins importing :data:`hookimpl` stay cheap.
+``Engine``, ``Settings``, ``Principal``, ``HandlerContext``, ``open_engine`` and the record types
+the engine returns (``Cue``, ``Execution``, ``Account``, ``Worker``, ``Alert``, ``QueuedRun``,
+``ExecutionPage``, ``ExecutionFilter``: :mod:`cueflow.records`) are imported on first use, so
+plugins importing :data:`hookimpl` stay cheap.
 """
 
 from __future__ import annotations
@@ -26,20 +28,38 @@ if TYPE_CHECKING:
     from cueflow.config import Settings
     from cueflow.engine import Engine, open_engine
     from cueflow.handler_context import HandlerContext
+    from cueflow.records import Account, Alert, Cue, Execution, QueuedRun, Worker
+    from cueflow.store import ExecutionFilter, ExecutionPage
 
 _LAZY = {
     "Engine": "cueflow.engine",
     "open_engine": "cueflow.engine",
     "Settings": "cueflow.config",
-    "Principal": "cueflow.accounts",
+    "Principal": "cueflow.authentication",
     "HandlerContext": "cueflow.handler_context",
+    "Account": "cueflow.records",
+    "Alert": "cueflow.records",
+    "Cue": "cueflow.records",
+    "Execution": "cueflow.records",
+    "QueuedRun": "cueflow.records",
+    "Worker": "cueflow.records",
+    "ExecutionFilter": "cueflow.store",
+    "ExecutionPage": "cueflow.store",
 }
 
 __all__ = [
+    "Account",
+    "Alert",
+    "Cue",
     "Engine",
+    "Execution",
+    "ExecutionFilter",
+    "ExecutionPage",
     "HandlerContext",
     "Principal",
+    "QueuedRun",
     "Settings",
+    "Worker",
     "__version__",
     "hookimpl",
     "open_engine",

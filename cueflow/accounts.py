@@ -27,8 +27,9 @@ import cueflow.quotas as quotas
 from cueflow.authentication import ROTATED_KEY_SECONDS, Authenticator, Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_nul
+from cueflow.records import Account
 from cueflow.schemas import RegisterRequest
-from cueflow.store import Duplicate, Row
+from cueflow.store import Duplicate, StoreTx
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -52,7 +53,7 @@ class AccountUpdate(BaseModel):
         return data
 
 
-async def _user(tx: Any, user: Principal) -> Row:
+async def _user(tx: StoreTx, user: Principal) -> Account:
     row = await tx.get_user(user.user_id)
     if row is None:
         raise NotFound("User not found", code="user_not_found")
@@ -67,16 +68,16 @@ async def me(services: Services, user: Principal) -> dict[str, Any]:
         row = await _user(tx, user)
         counts = await tx.usage_counts(user.user_id, quotas.month_start(now))
     return {
-        "email": row["email"],
-        "plan": row["plan"],
+        "email": row.email,
+        "plan": row.plan,
         "active_cues": counts["active_cues"],
         "active_cue_limit": settings.active_cue_limit,
         "executions_this_month": counts["executions"],
         "monthly_execution_limit": settings.monthly_execution_limit,
         "rate_limit_per_minute": settings.rate_limit_per_minute,
-        "has_webhook_secret": bool(row["webhook_secret"]),
-        "api_key_prefix": row["api_key_prefix"],
-        "slug": row["slug"],
+        "has_webhook_secret": bool(row.webhook_secret),
+        "api_key_prefix": row.api_key_prefix,
+        "slug": row.slug,
     }
 
 
@@ -131,7 +132,7 @@ async def regenerate_key(services: Services, auth: Authenticator, user: Principa
             raise NotFound("User not found", code="user_not_found")
         values = {"api_key_hash": ids.hash_api_key(key), "api_key_prefix": key[:12]}
         await tx.update_user(user.user_id, {**values, "updated_at": now})
-        await tx.remember_rotated_key(row["api_key_hash"], user.user_id, now)
+        await tx.remember_rotated_key(row.api_key_hash, user.user_id, now)
         await tx.forget_rotated_keys(services.seconds_ago(ROTATED_KEY_SECONDS))
     auth.forget()
     return key
@@ -141,7 +142,7 @@ async def reveal_key(services: Services, user: Principal) -> dict[str, Any]:
     """The body of ``GET /v1/auth/key``: never the key itself (only its hash is stored)."""
     async with services.store.tx() as tx:
         row = await _user(tx, user)
-    return {"api_key": None, "prefix": row["api_key_prefix"], "message": REVEAL_UNAVAILABLE}
+    return {"api_key": None, "prefix": row.api_key_prefix, "message": REVEAL_UNAVAILABLE}
 
 
 async def register(services: Services, request: RegisterRequest) -> dict[str, str]:
@@ -168,7 +169,7 @@ async def account(services: Services, email: str) -> Principal:
         async with services.store.tx() as tx:
             user = await tx.user_by_email(email)
         if user is not None:
-            return Principal(user_id=user["id"], email=user["email"], plan=user["plan"])
+            return Principal(user_id=user.id, email=user.email, plan=user.plan)
         try:
             await _insert_user(services, email, ids.new_api_key())
         except Conflict:

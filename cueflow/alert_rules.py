@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import cueflow.alerts as alerts
 import cueflow.signing_secrets as signing_secrets
 from cueflow.alerts import DELIVERY_FAILED, MAX_ERROR_CHARS
+from cueflow.records import Execution, FailedAttempt, FinishedRun
 from cueflow.states import Status
-from cueflow.store import Row
 from cueflow.transport import Notice
 
 if TYPE_CHECKING:
@@ -45,28 +45,24 @@ _sending: set[asyncio.Task[None]] = set()
 
 
 async def delivery_failed(
-    tx: Any, execution: Row, error: str | None, http_status: int | None, now: datetime
+    tx: Any, execution: FailedAttempt, error: str | None, http_status: int | None, now: datetime
 ) -> Notice | None:
     """Store the alert for a push execution that failed for good (inside the transaction that
     failed it) and return the ``cue.failed`` notice to send once that commits, or ``None`` when
-    neither the cue nor its owner names a webhook for it.
-
-    ``execution`` carries ``id``, ``cue_id``, ``user_id``, ``attempts``, ``cue_name`` and
-    ``on_failure``.
-    """
+    neither the cue nor its owner names a webhook for it."""
     alert_id = str(uuid.uuid4())
-    attempts = execution["attempts"]
+    attempts = execution.attempts
     last_error = (error or "")[:MAX_ERROR_CHARS]
     await tx.insert_alert(
         {
             "id": alert_id,
-            "user_id": execution["user_id"],
-            "cue_id": execution["cue_id"],
-            "execution_id": execution["id"],
+            "user_id": execution.user_id,
+            "cue_id": execution.cue_id,
+            "execution_id": execution.id,
             "alert_type": DELIVERY_FAILED,
             "severity": "critical",
             "message": (
-                f"Execution of cue '{execution['cue_name']}' failed after {attempts} "
+                f"Execution of cue '{execution.cue_name}' failed after {attempts} "
                 f"attempt(s): {last_error}"
             ),
             "alert_metadata": {
@@ -78,8 +74,8 @@ async def delivery_failed(
             "created_at": now,
         }
     )
-    user = await tx.get_user(execution["user_id"])
-    url = (execution["on_failure"] or {}).get("webhook") or (user and user["alert_webhook_url"])
+    user = await tx.get_user(execution.user_id)
+    url = (execution.on_failure or {}).get("webhook") or (user and user.alert_webhook_url)
     if not url or user is None:
         return None
     return Notice(
@@ -87,9 +83,9 @@ async def delivery_failed(
         body={
             "event": "cue.failed",
             "alert_id": alert_id,
-            "cue_id": execution["cue_id"],
-            "cue_name": execution["cue_name"],
-            "execution_id": execution["id"],
+            "cue_id": execution.cue_id,
+            "cue_name": execution.cue_name,
+            "execution_id": execution.id,
             "attempts": attempts,
             "last_http_status": http_status,
             "last_error": last_error,
@@ -101,12 +97,12 @@ async def delivery_failed(
     )
 
 
-def failure_streak(runs: list[Row]) -> int:
+def failure_streak(runs: list[FinishedRun]) -> int:
     """How many of ``runs`` (newest first) failed before the first one that did not."""
     streak = 0
     for run in runs:
-        success = run["outcome_success"]
-        failed = (not success) if success is not None else run["status"] == Status.FAILED
+        success = run.outcome_success
+        failed = (not success) if success is not None else run.status == Status.FAILED
         if not failed:
             break
         streak += 1
@@ -115,14 +111,14 @@ def failure_streak(runs: list[Row]) -> int:
 
 async def _raise(
     tx: Any,
-    execution: Row,
+    execution: Execution,
     alert_type: str,
     message: str,
     metadata: dict[str, Any],
     now: datetime,
 ) -> Notice | None:
     """Store one alert unless a recent one makes it a duplicate; returns the notice to send."""
-    user_id, cue_id, execution_id = execution["user_id"], execution["cue_id"], execution["id"]
+    user_id, cue_id, execution_id = execution.user_id, execution.cue_id, execution.id
     since = now - timedelta(seconds=DEDUPE_SECONDS)
     if await tx.alert_exists(user_id, alert_type, execution_id, cue_id, since):
         return None
@@ -142,10 +138,10 @@ async def _raise(
         }
     )
     user = await tx.get_user(user_id)
-    if user is None or not user["alert_webhook_url"]:
+    if user is None or not user.alert_webhook_url:
         return None
     return Notice(
-        url=user["alert_webhook_url"],
+        url=user.alert_webhook_url,
         body={
             "alert_id": alert_id,
             "alert_type": alert_type,
@@ -161,38 +157,44 @@ async def _raise(
     )
 
 
-async def _raise_alerts(services: Services, execution: Row, success: bool) -> list[Notice]:
+async def _raise_alerts(services: Services, execution: Execution, success: bool) -> list[Notice]:
     now = services.clock.now()
     found: list[Notice | None] = []
     async with services.store.tx() as tx:
-        if execution["outcome_state"] == "verification_failed":
+        if execution.outcome_state == "verification_failed":
             message = (
-                f"Execution {execution['id']} reported success but failed verification "
+                f"Execution {execution.id} reported success but failed verification "
                 "(required evidence missing)."
             )
-            metadata = {"outcome_state": "verification_failed", "transport": execution["transport"]}
+            metadata = {"outcome_state": "verification_failed", "transport": execution.transport}
             found.append(await _raise(tx, execution, "verification_failed", message, metadata, now))
         if not success:
-            runs = await tx.finished_runs(execution["cue_id"], STREAK_LOOKBACK)
+            runs = await tx.finished_runs(execution.cue_id, STREAK_LOOKBACK)
             streak = failure_streak(runs)
             if streak >= CONSECUTIVE_FAILURE_THRESHOLD:
-                message = f"Cue {execution['cue_id']} has {streak} consecutive failed executions."
-                metadata = {"consecutive_failures": streak}
+                message = f"Cue {execution.cue_id} has {streak} consecutive failed executions."
                 found.append(
-                    await _raise(tx, execution, "consecutive_failures", message, metadata, now)
+                    await _raise(
+                        tx,
+                        execution,
+                        "consecutive_failures",
+                        message,
+                        {"consecutive_failures": streak},
+                        now,
+                    )
                 )
     return [notice for notice in found if notice is not None]
 
 
-async def after_outcome(services: Services, execution: Row, success: bool) -> None:
+async def after_outcome(services: Services, execution: Execution, success: bool) -> None:
     """Raise the alerts an outcome just recorded on ``execution`` calls for, and start sending
     their webhooks; never raises."""
-    if success and execution["outcome_state"] != "verification_failed":
+    if success and execution.outcome_state != "verification_failed":
         return  # the common case costs nothing
     try:
         notices = await _raise_alerts(services, execution, success)
     except Exception:
-        log.exception("alerts for the outcome of execution %s failed", execution["id"])
+        log.exception("alerts for the outcome of execution %s failed", execution.id)
         return
     if notices:
         task = asyncio.create_task(alerts.send(services, notices), name="cueflow-outcome-alerts")

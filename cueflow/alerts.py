@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from cueflow.authentication import Principal
 from cueflow.errors import CueflowError
-from cueflow.store import Row
+from cueflow.records import Alert
 from cueflow.transport import Notice
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ async def list_alerts(
     since: datetime | None,
     limit: int,
     offset: int,
-) -> tuple[list[Row], int]:
+) -> tuple[list[Alert], int]:
     """A page of the caller's alerts, newest first, and the total; 400 ``invalid_filter`` for an
     unknown ``alert_type``."""
     if alert_type is not None and alert_type not in ALERT_TYPES:

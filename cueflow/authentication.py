@@ -58,9 +58,9 @@ class Authenticator:
             raise Unauthorized(
                 "This API key has been rotated. Use your new key.", code="key_rotated"
             )
-        if user is None or not hmac.compare_digest(user["api_key_hash"], digest):
+        if user is None or not hmac.compare_digest(user.api_key_hash, digest):
             raise Unauthorized("Invalid API key")
-        principal = Principal(user_id=user["id"], email=user["email"], plan=user["plan"])
+        principal = Principal(user_id=user.id, email=user.email, plan=user.plan)
         if ttl > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()

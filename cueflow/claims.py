@@ -24,10 +24,10 @@ import cueflow.flow_runs as flow_runs
 import cueflow.handoff as handoff
 import cueflow.ids as ids
 from cueflow.authentication import Principal
-from cueflow.dispatcher import retry_wait
 from cueflow.errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
-from cueflow.states import Event, Status, move, one_time_cue_end
-from cueflow.store import Row
+from cueflow.push_attempts import retry_wait
+from cueflow.records import QueuedRun
+from cueflow.states import Event, ScheduleType, Status, move, one_time_cue_end
 
 if TYPE_CHECKING:
     from cueflow.longpoll import LongPolls
@@ -45,7 +45,7 @@ MAX_WAIT_SECONDS = 60.0
 
 async def claimable_rows(
     services: Services, user_id: str, task: str | None, limit: int = MAX_LIMIT
-) -> list[Row]:
+) -> list[QueuedRun]:
     """One look: the executions ``user_id``'s workers may claim now, oldest first."""
     async with services.store.tx() as tx:
         return await tx.claimable(
@@ -65,7 +65,7 @@ async def claimable(
     task: str | None,
     limit: int = CLAIMABLE_LIMIT,
     wait: float = 0,
-) -> list[Row]:
+) -> list[QueuedRun]:
     """Executions the caller's workers may claim now, oldest first (the task filter applies
     before the limit, unlike CueAPI). With ``wait`` seconds, an empty answer is held back until
     something is claimable or the time is up (long-poll, sharing the look of the account's
@@ -129,16 +129,16 @@ async def claim(
         )
         raise Conflict(message, code="claim_failed")
     services.metrics.claims.inc()
-    return {"claimed": True, "execution_id": row["id"], "lease_seconds": lease}
+    return {"claimed": True, "execution_id": row.id, "lease_seconds": lease}
 
 
 @dataclass
 class ClaimBatch:
     """What one batch claim got: the claimed executions (oldest first, each with its cue's
-    ``cue_name``, ``task`` and ``payload``), their common lease, and the asked-for ids that
-    could not be claimed."""
+    name, task and payload), their common lease, and the asked-for ids that could not be
+    claimed."""
 
-    claimed: list[Row]
+    claimed: list[QueuedRun]
     lease_seconds: int
     lease_expires_at: datetime
     refused: list[str] = field(default_factory=list)
@@ -168,7 +168,7 @@ async def claim_batch(
     while True:
         ticket = services.signals.work.ticket()
         now = services.clock.now()
-        rows: list[Row] = []
+        rows: list[QueuedRun] = []
         if valid is None or valid:
             async with services.store.tx() as tx:
                 rows = await tx.claim_many(
@@ -185,7 +185,7 @@ async def claim_batch(
             break
         if not ticket.is_set() and not await long_polls.wait(user.user_id, task, deadline, ticket):
             break  # the wait is over (or the account may not wait more): nothing claimed
-    got = {row["id"] for row in rows}
+    got = {row.id for row in rows}
     refused = [i for i in wanted or [] if i not in got]
     services.metrics.claims.inc(len(rows))
     services.metrics.claim_conflicts.labels("execution").inc(len(refused))
@@ -205,11 +205,11 @@ async def heartbeat(
         if row is None:
             raise NotFound("Execution not found", code="execution_not_found")
         await handoff.refuse_if_cancelled(tx, row)
-        if row["status"] != Status.DELIVERING:
+        if row.status != Status.DELIVERING:
             raise Conflict(
                 "Execution is not currently being claimed", code="execution_not_claiming"
             )
-        holder = row["claimed_by_worker"]
+        holder = row.claimed_by_worker
         if worker_id and holder and worker_id != holder:
             raise Forbidden("Only the claiming worker can heartbeat", code="not_execution_owner")
         extended = await tx.update_execution(
@@ -246,22 +246,22 @@ async def release(
         row = await tx.get_execution(user.user_id, execution_id)
         if row is None:
             raise NotFound("Execution not found", code="execution_not_found")
-        if row["status"] != Status.DELIVERING or not services.transports.is_pull(row["transport"]):
+        if row.status != Status.DELIVERING or not services.transports.is_pull(row.transport):
             raise Conflict(
                 "Execution is not currently being claimed", code="execution_not_claiming"
             )
-        if row["claimed_by_worker"] != worker_id:
+        if row.claimed_by_worker != worker_id:
             raise Forbidden("Only the claiming worker can release", code="not_execution_owner")
-        cue = await tx.get_cue(user.user_id, row["cue_id"])
-        exhausted = cue is not None and row["attempts"] >= cue["retry_max_attempts"]
+        cue = await tx.get_cue(user.user_id, row.cue_id)
+        exhausted = cue is not None and row.attempts >= cue.retry_max_attempts
         because = f"released by worker: {reason}" if reason else "released by worker"
-        event, values = _give_back(Event.RELEASED, exhausted, because, row["attempts"], now)
+        event, values = _give_back(Event.RELEASED, exhausted, because, row.attempts, now)
         if not exhausted:
             if retry_after_seconds is not None:
                 wait = timedelta(seconds=max(0.0, retry_after_seconds))
             else:
-                backoff = cue["retry_backoff_minutes"] if cue is not None else []
-                wait = retry_wait(backoff or [], max(row["attempts"], 1))
+                backoff = cue.retry_backoff_minutes if cue is not None else []
+                wait = retry_wait(backoff or [], max(row.attempts, 1))
             values["next_retry"] = now + wait
         done = await tx.update_execution(
             execution_id, values, move=move(event), expect={"claimed_by_worker": worker_id}
@@ -271,16 +271,16 @@ async def release(
                 "Execution is not currently being claimed", code="execution_not_claiming"
             )
         if exhausted and cue is not None:
-            await _end_one_time_cue(tx, cue["id"], cue["schedule_type"], done["status"], now)
+            await _end_one_time_cue(tx, cue.id, cue.schedule_type, done.status, now)
         await handoff.executions_ended(services, tx, [done], now)
     if not exhausted:
         services.signals.work.notify()
     return {
         "execution_id": execution_id,
         "released": True,
-        "status": done["status"],
-        "attempts": done["attempts"],
-        "next_attempt_at": done["next_retry"],
+        "status": done.status,
+        "attempts": done.attempts,
+        "next_attempt_at": done.next_retry,
     }
 
 
@@ -294,29 +294,27 @@ async def sweep(services: Services, limit: int = 500) -> int:
     async with services.store.tx() as tx:
         stale_before = now - timedelta(seconds=settings.worker_heartbeat_timeout_seconds)
         for row in await tx.expired_leases(now, stale_before, pull, limit):
-            lease_over = row["lease_expires_at"] is not None and row["lease_expires_at"] <= now
+            lease_over = row.lease_expires_at is not None and row.lease_expires_at <= now
             reason = "claim lease expired" if lease_over else "worker heartbeat stale"
-            exhausted = row["attempts"] >= row["retry_max_attempts"]
-            event, values = _give_back(Event.LEASE_EXPIRED, exhausted, reason, row["attempts"], now)
+            exhausted = row.attempts >= row.retry_max_attempts
+            event, values = _give_back(Event.LEASE_EXPIRED, exhausted, reason, row.attempts, now)
             done = await tx.update_execution(
-                row["id"],
+                row.id,
                 values,
                 move=move(event),
-                expect={"claimed_by_worker": row["claimed_by_worker"]},
+                expect={"claimed_by_worker": row.claimed_by_worker},
             )
             if done is not None:
                 changed += 1
                 services.metrics.lease_expiries.labels("claim" if lease_over else "stale").inc()
                 if exhausted:
-                    await _end_one_time_cue(
-                        tx, row["cue_id"], row["schedule_type"], done["status"], now
-                    )
+                    await _end_one_time_cue(tx, row.cue_id, row.schedule_type, done.status, now)
                 await handoff.executions_ended(services, tx, [done], now)
         if settings.worker_unclaimed_timeout_seconds > 0:
             before = now - timedelta(seconds=settings.worker_unclaimed_timeout_seconds)
-            for row in await tx.unclaimed(before, pull, limit):
+            for run in await tx.unclaimed(before, pull, limit):
                 done = await tx.update_execution(
-                    row["id"],
+                    run.id,
                     {
                         "updated_at": now,
                         "error_message": "No worker claimed this execution within timeout window",
@@ -325,9 +323,7 @@ async def sweep(services: Services, limit: int = 500) -> int:
                 )
                 if done is not None:
                     changed += 1
-                    await _end_one_time_cue(
-                        tx, row["cue_id"], row["schedule_type"], done["status"], now
-                    )
+                    await _end_one_time_cue(tx, run.cue_id, run.schedule_type, done.status, now)
                     await handoff.executions_ended(services, tx, [done], now)
     changed += await flow_runs.expire_waits(services, now)
     if changed:
@@ -375,7 +371,7 @@ def _give_back(
 
 
 async def _end_one_time_cue(
-    tx: Any, cue_id: str, schedule_type: str, status: str, now: datetime
+    tx: Any, cue_id: str, schedule_type: ScheduleType, status: Status, now: datetime
 ) -> None:
     """End the cue if it is a one-time cue whose run ended in ``status`` (failed, missed)."""
     ended = one_time_cue_end(schedule_type, status)

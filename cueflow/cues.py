@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +15,10 @@ from cueflow.authentication import Principal
 from cueflow.errors import CueflowError, NotFound
 from cueflow.errors import CueValidationError as CueValidationError  # its former home
 from cueflow.jsonvalues import has_huge_int, has_nul
+from cueflow.records import Cue
 from cueflow.schemas import CallbackPatch, CueCreate, CueUpdate, OnFailureIn, RetryIn, ScheduleIn
 from cueflow.states import CUE_INITIAL, CueEvent, CueStatus, ScheduleType, move
-from cueflow.store import Duplicate, Row
+from cueflow.store import Duplicate
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -86,15 +88,15 @@ def _schedule_values(sched: schedule.Schedule, spec: ScheduleIn) -> dict[str, An
     }
 
 
-def schedule_of_row(row: Row) -> schedule.Schedule:
-    """The :class:`cueflow.schedule.Schedule` stored in a cue row."""
+def schedule_of_cue(cue: Cue) -> schedule.Schedule:
+    """The :class:`cueflow.schedule.Schedule` stored with ``cue``."""
     return schedule.Schedule(
-        type=row["schedule_type"],
-        timezone=row["schedule_timezone"],
-        cron=row["schedule_cron"],
-        at=row["schedule_at"],
-        interval_seconds=row["schedule_interval_seconds"],
-        fall_back=row.get("schedule_fall_back") or "both",
+        type=cue.schedule_type,
+        timezone=cue.schedule_timezone,
+        cron=cue.schedule_cron,
+        at=cue.schedule_at,
+        interval_seconds=cue.schedule_interval_seconds,
+        fall_back="first" if cue.schedule_fall_back == "first" else "both",
     )
 
 
@@ -107,7 +109,7 @@ def first_run(sched: schedule.Schedule, now: datetime) -> datetime | None:
 
 async def create_cue(
     services: Services, user: Principal, spec: CueCreate
-) -> tuple[Row, str | None]:
+) -> tuple[Cue, str | None]:
     """Create a cue; returns it and the no-worker warning for pull transports."""
     now = services.clock.now()
     transport = services.transports.named(spec.transport)
@@ -159,7 +161,7 @@ async def create_cue(
                 raise _duplicate_name(spec.name)
             await quotas.check_cue_limit(services, tx, user.user_id, lock=True)
             await tx.insert_cue(values)
-            row = await tx.get_cue(user.user_id, values["id"])
+            cue = await tx.get_cue(user.user_id, values["id"])
             await tx.notify_schedule_changed()
             live = (
                 await tx.count_live_workers(
@@ -172,8 +174,8 @@ async def create_cue(
     except Duplicate as dup:
         raise _duplicate_name(spec.name) from dup
     services.signals.wake()
-    assert row is not None
-    return row, (NO_WORKER_WARNING if live == 0 else None)
+    assert cue is not None
+    return cue, (NO_WORKER_WARNING if live == 0 else None)
 
 
 async def _check_room(services: Services, user: Principal, name: str) -> None:
@@ -184,16 +186,16 @@ async def _check_room(services: Services, user: Principal, name: str) -> None:
         await quotas.check_cue_limit(services, tx, user.user_id)
 
 
-async def get_cue(services: Services, user: Principal, cue_id: str) -> Row:
+async def get_cue(services: Services, user: Principal, cue_id: str) -> Cue:
     """One of the caller's cues, or 404 ``cue_not_found``."""
     async with services.store.tx() as tx:
-        row = await tx.get_cue(user.user_id, cue_id)
-    if row is None or row["flow_id"] is not None:  # a flow step's hidden cue is no cue of theirs
+        cue = await tx.get_cue(user.user_id, cue_id)
+    if cue is None or cue.flow_id is not None:  # a flow step's hidden cue is no cue of theirs
         raise NotFound("Cue not found", code="cue_not_found")
-    return row
+    return cue
 
 
-async def update_cue(services: Services, user: Principal, cue_id: str, patch: CueUpdate) -> Row:
+async def update_cue(services: Services, user: Principal, cue_id: str, patch: CueUpdate) -> Cue:
     """Apply a PATCH: only the fields sent change; ``status`` pauses or resumes."""
     now = services.clock.now()
     current = await get_cue(services, user, cue_id)
@@ -220,11 +222,11 @@ async def update_cue(services: Services, user: Principal, cue_id: str, patch: Cu
         values["misfire_policy"] = patch.misfire_policy
     if patch.timeout_seconds is not None:
         values["timeout_seconds"] = patch.timeout_seconds
-    sched = schedule_of_row(current)
+    sched = schedule_of_cue(current)
     if patch.schedule is not None:
         sched = _schedule_of(patch.schedule, now)
         values.update(_schedule_values(sched, patch.schedule))
-        if current["status"] == CueStatus.ACTIVE:
+        if current.status == CueStatus.ACTIVE:
             values["next_run"] = first_run(sched, now)
     # pause and resume start from any status: no condition on the update
     if patch.status == CueStatus.PAUSED:
@@ -233,19 +235,18 @@ async def update_cue(services: Services, user: Principal, cue_id: str, patch: Cu
     elif patch.status == CueStatus.ACTIVE:
         values["status"] = move(CueEvent.RESUME).target
         values["next_run"] = first_run(sched, now)
-    await services.transports.named(current["transport"]).validate_cue(
-        {**current, **values}, current
-    )
+    stored = dataclasses.asdict(current)
+    await services.transports.named(current.transport).validate_cue({**stored, **values}, stored)
     try:
         async with services.store.tx() as tx:
-            row = await tx.update_cue(user.user_id, cue_id, values)
+            cue = await tx.update_cue(user.user_id, cue_id, values)
             await tx.notify_schedule_changed()
     except Duplicate as dup:
         raise _duplicate_name(patch.name or "") from dup
-    if row is None:
+    if cue is None:
         raise NotFound("Cue not found", code="cue_not_found")
     services.signals.wake()
-    return row
+    return cue
 
 
 def _callback_changes(callback: CallbackPatch) -> dict[str, Any]:

@@ -19,11 +19,8 @@ change an :class:`cueflow.states.Event` applied by a conditional update:
   failure set its ``last_run``; a one-time cue whose execution succeeds is ``completed``.
 * ``retrying`` → ``retry_ready`` (``RETRY_DUE``) once ``next_retry`` has passed.
 
-The slots are shared fairly (:func:`share`), so one account's slow receivers cannot delay
-everybody's deliveries: at most ``delivery_per_account_concurrency`` deliveries of one account
-and ``delivery_per_host_concurrency`` to one destination (host and port of ``callback_url``)
-are in flight at once in a process, and free slots go round-robin between the accounts with due
-work, the account with the fewest deliveries in flight first. The store proposes candidates
+The slots are shared fairly between accounts and destinations (:mod:`cueflow.fair_share`). The
+store proposes candidates
 (:meth:`cueflow.store.StoreTx.due_deliveries`: each account's oldest few); only those chosen are
 claimed, in the same transaction, so a candidate left out stays ``pending``.
 
@@ -40,9 +37,8 @@ only executions of those tasks; the rest stay ``pending`` for a process that ser
 once one has been due for twice ``delivery_poll_seconds`` its
 ``error_message`` says what it waits for (set once; the status does not change).
 
-Retry waits are data: after failed attempt *n* the wait is ``backoff_minutes[min(n-1, len-1)]``
-minutes (one minute when the list is empty), plus up to ``retry_jitter_seconds`` of random
-jitter (default 0: none). ``next_retry`` is stored, so a restart neither loses nor repeats a
+How an attempt's result is recorded, and how long a retry waits, is
+:mod:`cueflow.push_attempts`. ``next_retry`` is stored, so a restart neither loses nor repeats a
 pending retry.
 
 Delivery is **at least once**. When a lease ends with no result recorded — the process died or
@@ -61,259 +57,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import cueflow.alert_rules as alert_rules
 import cueflow.alerts as alerts
-import cueflow.handoff as handoff
 import cueflow.logs as logs
-from cueflow.outcomes import outcome_state
-from cueflow.states import CueEvent, Event, Status, move, one_time_cue_end
-from cueflow.store import Row
-from cueflow.transport import (
-    Callback,
-    CallbackSender,
-    ConcurrencyBound,
-    Delivery,
-    DeliveryResult,
-    Notice,
-    PushTransport,
-    TaskRouter,
-)
+from cueflow.fair_share import Slot, destination, share
+from cueflow.push_attempts import INTERRUPTED, attempt_failed, delivery_of, record_attempt
+from cueflow.records import DueDelivery
+from cueflow.states import Event, Status, move
+from cueflow.transport import ConcurrencyBound, DeliveryResult, Notice, PushTransport, TaskRouter
 
 if TYPE_CHECKING:
     from cueflow.services import Services
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = "Delivery interrupted: no result was recorded before its lease expired"
 LEASE_SWEEP_LIMIT = 500
 WAITING_MARK_LIMIT = 500
-MAX_OUTCOME_CHARS = 2000
-"""Outcome ``result``/``error`` text is cut to this length, as reported outcomes are."""
 STOP_GRACE_SECONDS = 5.0
 """How long stopping waits for deliveries in flight before cancelling them."""
 _RACE_PAUSE = timedelta(milliseconds=100)
 CANDIDATES_PER_SLOT = 4
 """Candidates read per free slot, so that some are left when others are over a cap."""
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def retry_wait(
-    backoff_minutes: Sequence[int],
-    attempt: int,
-    jitter_seconds: float = 0.0,
-    rand: Callable[[], float] = random.random,
-) -> timedelta:
-    """How long to wait after failed attempt ``attempt`` (1-based) before the next one."""
-    minutes = backoff_minutes[min(attempt - 1, len(backoff_minutes) - 1)] if backoff_minutes else 1
-    return timedelta(minutes=max(minutes, 0), seconds=jitter_seconds * rand())
-
-
-def delivery_of(row: Row, transport: PushTransport) -> Delivery:
-    """The :class:`Delivery` of ``transport`` for a row claimed by ``claim_deliveries``. The
-    cue's callback and its owner's signing secret go only to a :class:`CallbackSender`."""
-    callback = None
-    if isinstance(transport, CallbackSender) and row["callback_url"]:
-        callback = Callback(
-            url=row["callback_url"],
-            method=row["callback_method"],
-            headers=row["callback_headers"] or {},
-            signing_secret=row["webhook_secret"],
-        )
-    return Delivery(
-        execution_id=row["id"],
-        cue_id=row["cue_id"],
-        cue_name=row["cue_name"],
-        user_id=row["user_id"],
-        scheduled_for=row["scheduled_for"],
-        attempt=row["attempts"],
-        payload=row["payload_override"]
-        if row.get("payload_override") is not None
-        else (row["payload"] or {}),
-        task=row.get("task"),
-        timeout_seconds=row.get("timeout_seconds"),
-        callback=callback,
-    )
-
-
-def destination(url: str | None) -> str | None:
-    """The destination a delivery to ``url`` loads: ``host:port`` (``None`` without a URL)."""
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-    except ValueError:
-        return None
-    return f"{(parts.hostname or '').rstrip('.')}:{port}"
-
-
-@dataclass(frozen=True)
-class Slot:
-    """What a delivery task in flight is for: its transport (``None``: alerts), account and
-    destination."""
-
-    transport: str | None
-    account: str | None = None
-    destination: str | None = None
-
-
-def share(
-    candidates: Iterable[Row],
-    slots: int,
-    busy: Iterable[Slot],
-    per_account: int,
-    per_host: int,
-) -> list[Row]:
-    """Which of ``candidates`` (due executions with ``user_id``, ``scheduled_for`` and
-    ``callback_url``) take ``slots`` free slots while ``busy`` are in flight: round-robin
-    between accounts, the account with the fewest in flight first (each account's oldest
-    first), never more than ``per_account`` of one account nor ``per_host`` to one destination
-    in flight (0: no cap)."""
-    busy = list(busy)
-    accounts = Counter(slot.account for slot in busy)
-    hosts = Counter(slot.destination for slot in busy)
-    turns: Counter[str] = Counter()
-    queue: list[tuple[int, datetime, str, Row]] = []
-    for row in sorted(candidates, key=lambda r: (r["scheduled_for"], r["id"])):
-        turns[row["user_id"]] += 1
-        turn = accounts[row["user_id"]] + turns[row["user_id"]]
-        queue.append((turn, row["scheduled_for"], row["id"], row))
-    queue.sort(key=lambda item: item[:3])
-    chosen: list[Row] = []
-    for *_, row in queue:
-        if len(chosen) >= slots:
-            break
-        account, host = row["user_id"], destination(row["callback_url"])
-        if per_account and accounts[account] >= per_account:
-            continue
-        if per_host and host is not None and hosts[host] >= per_host:
-            continue
-        accounts[account] += 1
-        hosts[host] += 1
-        chosen.append(row)
-    return chosen
 
 
 def tasks_of(transport: PushTransport) -> frozenset[str] | None:
     """The tasks ``transport`` can deliver in this process (a :class:`TaskRouter`), or ``None``
     when it delivers every execution."""
     return frozenset(transport.tasks) if isinstance(transport, TaskRouter) else None
-
-
-def _held(row: Row) -> dict[str, Any]:
-    """The claim a result belongs to: a late result of an expired or taken-over attempt finds
-    the execution moved on (another status or attempt count) and changes nothing."""
-    return {"status": Status.DELIVERING.value, "attempts": row["attempts"]}
-
-
-async def _write_outcome(tx: Any, row: Row, result: DeliveryResult, now: datetime) -> None:
-    """Record ``result`` as the execution's outcome unless one was reported already."""
-    values = {
-        "outcome_success": result.ok,
-        "outcome_result": result.result[:MAX_OUTCOME_CHARS] if result.result is not None else None,
-        "outcome_error": None if result.ok else (result.error or "")[:MAX_OUTCOME_CHARS],
-        "outcome_recorded_at": now,
-        "outcome_state": outcome_state(result.ok, row.get("verification_mode"), {}),
-    }
-    await tx.update_execution(row["id"], values, expect={"outcome_recorded_at": None})
-
-
-async def record_attempt(services: Services, row: Row, result: DeliveryResult) -> Notice | None:
-    """Record the result of the attempt claimed as ``row`` (and, when it ``is_outcome``, the
-    outcome, in the same transaction); returns the ``cue.failed`` notice to send when it was the
-    last attempt and failed."""
-    now = services.clock.now()
-    async with services.store.tx() as tx:
-        if not result.ok:
-            return await _attempt_failed(
-                services, tx, row, result.error, result.http_status, now, result
-            )
-        values = {
-            "http_status": result.http_status,
-            "error_message": None,
-            "delivered_at": now,
-            "next_retry": None,
-            "lease_expires_at": None,
-            "updated_at": now,
-        }
-        if result.output is not None and row.get("flow_run_id") is not None:
-            values["outcome_output"] = result.output  # a flow step's output
-        done = await tx.update_execution(
-            row["id"], values, move=move(Event.SUCCEEDED), expect=_held(row)
-        )
-        if done is not None:
-            if result.is_outcome:
-                await _write_outcome(tx, row, result, now)
-            ended = one_time_cue_end(row["schedule_type"], done["status"])
-            await tx.bump_cues(
-                [row["cue_id"]],
-                run_count=1,
-                values={"last_run": now, "updated_at": now},
-                finish=move(ended) if ended is not None else None,
-            )
-            await handoff.executions_ended(services, tx, [done], now)
-    return None
-
-
-async def _attempt_failed(
-    services: Services,
-    tx: Any,
-    row: Row,
-    error: str | None,
-    http_status: int | None,
-    now: datetime,
-    result: DeliveryResult | None = None,
-) -> Notice | None:
-    attempt = row["attempts"]
-    final = attempt >= row["retry_max_attempts"]
-    values: dict[str, Any] = {
-        "http_status": http_status,
-        "error_message": error,
-        "lease_expires_at": None,
-        "updated_at": now,
-        "next_retry": None,
-    }
-    if not final:
-        wait = retry_wait(
-            row["retry_backoff_minutes"] or [], attempt, services.settings.retry_jitter_seconds
-        )
-        values["next_retry"] = now + wait
-    event = Event.FAILED if final else Event.RETRY_SCHEDULED
-    done = await tx.update_execution(row["id"], values, move=move(event), expect=_held(row))
-    if done is None:
-        return None
-    cue_values: dict[str, Any] = {"updated_at": now}
-    if final:
-        cue_values["last_run"] = now
-    await tx.bump_cue(row["cue_id"], run_count=1, values=cue_values)
-    if not final:
-        return None
-    if result is not None and result.is_outcome:
-        await _write_outcome(tx, row, result, now)
-    ended = one_time_cue_end(row["schedule_type"], done["status"])
-    if ended is not None:
-        change = move(ended)
-        await tx.bump_cue(
-            row["cue_id"], values={"status": change.target}, only_if_status=change.sources
-        )
-    elif (row["on_failure"] or {}).get("pause"):
-        change = move(CueEvent.PAUSE_ON_FAILURE)
-        await tx.bump_cue(
-            row["cue_id"],
-            values={"status": change.target, "next_run": None},
-            only_if_status=change.sources,
-        )
-    await handoff.executions_ended(services, tx, [done], now)
-    return await alert_rules.delivery_failed(tx, row, error, http_status, now)
 
 
 class Dispatcher:
@@ -364,7 +139,7 @@ class Dispatcher:
             self._spawn(alerts.send(services, notices), Slot(None))
         await self._mark_waiting(push)
         now = services.clock.now()
-        claimed: list[tuple[Slot, PushTransport, Row]] = []
+        claimed: list[tuple[Slot, PushTransport, DueDelivery]] = []
         held_back = False
         async with services.store.tx() as tx:
             await tx.promote_retries(list(push), move(Event.RETRY_DUE), now, {"updated_at": now})
@@ -375,7 +150,7 @@ class Dispatcher:
                 rows, left = await self._claim(tx, transport, now, slots, [s for s, *_ in claimed])
                 held_back = held_back or left
                 claimed.extend(
-                    (Slot(name, row["user_id"], destination(row["callback_url"])), transport, row)
+                    (Slot(name, row.user_id, destination(row.callback_url)), transport, row)
                     for row in rows
                 )
         used = {name: sum(1 for s, *_ in claimed if s.transport == name) for name in push}
@@ -390,7 +165,7 @@ class Dispatcher:
 
     async def _claim(
         self, tx: Any, transport: PushTransport, now: datetime, slots: int, taken: list[Slot]
-    ) -> tuple[list[Row], bool]:
+    ) -> tuple[list[DueDelivery], bool]:
         """Claim up to ``slots`` due executions of ``transport``, shared fairly (``taken``:
         slots this pass claimed already); also says whether due work was left for a cap."""
         settings = self.services.settings
@@ -422,7 +197,7 @@ class Dispatcher:
             len(chosen),
             values,
             tasks_of(transport),
-            ids=[row["id"] for row in chosen],
+            ids=[row.id for row in chosen],
         )
         return rows, left
 
@@ -501,11 +276,11 @@ class Dispatcher:
                 )
                 for row in rows:
                     values = {
-                        "error_message": router.waiting_message(row["task"]),
+                        "error_message": router.waiting_message(row.task),
                         "updated_at": now,
                     }
                     expect = {"status": Status.PENDING.value, "error_message": None}
-                    await tx.update_execution(row["id"], values, expect=expect)
+                    await tx.update_execution(row.id, values, expect=expect)
 
     async def _expire_leases(self, transports: list[str]) -> list[Notice]:
         services = self.services
@@ -514,24 +289,24 @@ class Dispatcher:
         async with services.store.tx() as tx:
             for row in await tx.expired_leases(now, now, transports, LEASE_SWEEP_LIMIT):
                 services.metrics.lease_expiries.labels("delivery").inc()
-                notice = await _attempt_failed(services, tx, row, INTERRUPTED, None, now)
+                notice = await attempt_failed(services, tx, row, INTERRUPTED, None, now)
                 if notice is not None:
                     notices.append(notice)
         return notices
 
-    async def _deliver(self, transport: PushTransport, row: Row) -> None:
-        logs.bind_execution(row["id"], row["cue_id"])
+    async def _deliver(self, transport: PushTransport, row: DueDelivery) -> None:
+        logs.bind_execution(row.id, row.cue_id)
         started = time.perf_counter()
         try:
             result = await transport.deliver(delivery_of(row, transport))
         except Exception as exc:
-            log.exception("transport %r failed on execution %s", transport.name, row["id"])
+            log.exception("transport %r failed on execution %s", transport.name, row.id)
             result = DeliveryResult(ok=False, error=(str(exc) or type(exc).__name__)[:500])
         self.services.metrics.delivered(
             transport.name, result.ok, row, time.perf_counter() - started
         )
         if not result.ok:
-            log.info("delivery attempt %d failed: %s", row["attempts"], result.error)
+            log.info("delivery attempt %d failed: %s", row.attempts, result.error)
         notice = await record_attempt(self.services, row, result)
         if not result.ok:
             self.wakeup.set()  # a retry is now scheduled: the loop's next wake-up may move

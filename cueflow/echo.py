@@ -73,7 +73,7 @@ async def read_echo(services: Services, token: str) -> dict[str, Any]:
         return {"status": "waiting"}
     return {
         "status": "delivered",
-        "payload": row["payload"],
-        "headers": row["headers"],
-        "received_at": row["received_at"].isoformat(),
+        "payload": row.payload,
+        "headers": row.headers,
+        "received_at": row.received_at.isoformat(),
     }

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.errors import CueflowError, NotFound
-from cueflow.store import ExecutionFilter, ExecutionPage, Row
+from cueflow.records import Execution
+from cueflow.store import ExecutionFilter, ExecutionPage
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -35,7 +36,7 @@ async def list_executions(
         return await tx.list_executions(user.user_id, where, limit, offset)
 
 
-async def get_execution(services: Services, user: Principal, execution_id: str) -> Row:
+async def get_execution(services: Services, user: Principal, execution_id: str) -> Execution:
     """One of the caller's executions, or 404 ``execution_not_found``."""
     row = None
     if ids.is_uuid(execution_id):
@@ -48,7 +49,7 @@ async def get_execution(services: Services, user: Principal, execution_id: str) 
 
 async def cue_executions(
     services: Services, user: Principal, cue_id: str, limit: int, offset: int
-) -> tuple[list[Row], int]:
+) -> tuple[list[Execution], int]:
     """A page of one cue's executions, newest first."""
     async with services.store.tx() as tx:
         return await tx.cue_executions(user.user_id, cue_id, limit, offset)

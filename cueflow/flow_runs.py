@@ -18,8 +18,8 @@ import cueflow.handoff as handoff
 import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
-from cueflow.flow_records import FlowRunRecord, StepRecord
 from cueflow.flow_schemas import RunCreate, schema_error
+from cueflow.records import FlowRunRecord, StepRecord
 from cueflow.states import (
     RUN_INITIAL,
     RUN_TERMINAL,

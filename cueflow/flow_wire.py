@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cueflow.flow_records import FlowRecord, FlowRunRecord, StepRecord
 from cueflow.handoff import WHOLE_STEP
+from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
 from cueflow.states import StepStatus
 
 

@@ -22,8 +22,8 @@ import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.cues import check_payload
 from cueflow.errors import Conflict, CueflowError, NotFound
-from cueflow.flow_records import FlowRecord
 from cueflow.flow_schemas import FlowCreate, FlowUpdate, InvalidFlow, StepIn, check_definition
+from cueflow.records import FlowRecord
 from cueflow.states import CUE_INITIAL, RUN_TERMINAL, RunStatus, ScheduleType, StepType
 from cueflow.store import Duplicate
 

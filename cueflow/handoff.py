@@ -40,8 +40,8 @@ import orjson
 
 import cueflow.ids as ids
 from cueflow.errors import Conflict
-from cueflow.flow_records import FlowRunRecord, StepRecord
 from cueflow.flow_schemas import schema_error, topological
+from cueflow.records import Execution, FlowRunRecord, StepRecord
 from cueflow.states import (
     RUN_TERMINAL,
     STEP_OPEN,
@@ -72,21 +72,21 @@ that transaction has most likely committed (signals only shorten waits; loops re
 
 
 async def executions_ended(
-    services: Services, tx: StoreTx, rows: Iterable[Mapping[str, Any]], now: datetime
+    services: Services, tx: StoreTx, rows: Iterable[Execution], now: datetime
 ) -> None:
     """Hand off after the executions ``rows`` (as updated) ended, inside their transaction.
     Rows that are not flow steps, or not in a terminal status, are ignored; so is the end of an
     attempt its step no longer waits for (a late report, a cancelled run). Runs are locked in
     the order of their ids, so two batches ending steps of the same runs cannot deadlock."""
-    ended = [r for r in rows if r.get("flow_run_id") is not None and r.get("status") in TERMINAL]
-    for row in sorted(ended, key=lambda r: (r["flow_run_id"], r["id"])):
+    ended = [r for r in rows if r.flow_run_id is not None and r.status in TERMINAL]
+    for row in sorted(ended, key=lambda r: (r.flow_run_id or "", r.id)):
         await _step_execution_ended(services, tx, row, now)
 
 
-async def refuse_if_cancelled(tx: StoreTx, row: Mapping[str, Any]) -> None:
+async def refuse_if_cancelled(tx: StoreTx, row: Execution) -> None:
     """409 ``flow_run_cancelled`` when ``row`` is an execution of a cancelled run: how the
     holder of a running step learns of the cancel (through its heartbeat or its outcome)."""
-    run_id = row.get("flow_run_id")
+    run_id = row.flow_run_id
     if run_id is not None and await tx.run_status(run_id) == RunStatus.CANCELLED:
         raise Conflict("The flow run of this execution was cancelled", code="flow_run_cancelled")
 
@@ -262,17 +262,17 @@ async def _attempt(
 
 
 async def _step_execution_ended(
-    services: Services, tx: StoreTx, row: Mapping[str, Any], now: datetime
+    services: Services, tx: StoreTx, row: Execution, now: datetime
 ) -> None:
-    run = await tx.lock_run(row["flow_run_id"])
+    run = await tx.lock_run(row.flow_run_id) if row.flow_run_id is not None else None
     if run is None or run.status in RUN_TERMINAL:
         return
     rows = await tx.run_steps(run.id)
-    unit = next((r for r in rows if r.step_id == row["step_id"] and r.item == row["item"]), None)
-    if unit is None or unit.status not in STEP_OPEN or unit.execution_ids[-1:] != [row["id"]]:
+    unit = next((r for r in rows if r.step_id == row.step_id and r.item == row.item), None)
+    if unit is None or unit.status not in STEP_OPEN or unit.execution_ids[-1:] != [row.id]:
         return
-    step = run.step(unit.step_id)
-    execution = await tx.get_execution(run.user_id, row["id"]) or row
+    step = definition(run, unit.step_id)
+    execution = await tx.get_execution(run.user_id, row.id) or row
     output, failure = judge(execution, step)
     if failure is None:
         await finish_unit(services, tx, run, unit, StepStatus.SUCCEEDED, now, output=output)
@@ -287,25 +287,25 @@ async def _step_execution_ended(
     await finish_unit(services, tx, run, unit, StepStatus.FAILED, now, error=failure)
 
 
-def judge(execution: Mapping[str, Any], step: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+def judge(execution: Execution, step: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
     """The output of an ended step execution and, when the attempt failed, its failure
     (``reason``, ``type``, ``output``)."""
-    recorded = execution.get("outcome_recorded_at") is not None
-    output = execution.get("outcome_output")
+    recorded = execution.outcome_recorded_at is not None
+    output = execution.outcome_output
     if output is None and recorded:
-        output = execution.get("outcome_result")
-    if execution["status"] == Status.MISSED:
-        reason = execution.get("error_message") or "No worker claimed it in time"
+        output = execution.outcome_result
+    if execution.status == Status.MISSED:
+        reason = execution.error_message or "No worker claimed it in time"
         return None, {"type": FailureType.MISSED.value, "reason": reason, "output": None}
-    if execution["status"] != Status.SUCCESS:
-        if recorded and execution.get("outcome_success") is False:
-            reason = execution.get("outcome_error") or "The step reported a failure"
+    if execution.status != Status.SUCCESS:
+        if recorded and execution.outcome_success is False:
+            reason = execution.outcome_error or "The step reported a failure"
             return None, {
                 "type": FailureType.REPORTED_FAILURE.value,
                 "reason": reason,
                 "output": output,
             }
-        reason = execution.get("error_message") or "The execution failed"
+        reason = execution.error_message or "The execution failed"
         return None, {"type": FailureType.EXECUTION_FAILED.value, "reason": reason, "output": None}
     if len(orjson.dumps(output)) > MAX_OUTPUT_BYTES:
         reason = f"The output is over {MAX_OUTPUT_BYTES} bytes of JSON"
@@ -330,9 +330,15 @@ def backoff(minutes: list[int], attempt: int) -> timedelta:
     return timedelta(minutes=max(minutes[min(attempt - 1, len(minutes) - 1)], 0))
 
 
+def definition(run: FlowRunRecord, step_id: str) -> dict[str, Any]:
+    """The definition of one of the run's steps, as the run started."""
+    return next(step for step in run.steps if step["id"] == step_id)
+
+
 def _record(values: dict[str, Any]) -> StepRecord:
-    fields = {name: values.get(name) for name in StepRecord.__slots__}  # type: ignore[attr-defined]
+    fields: dict[str, Any] = {name: values.get(name) for name in StepRecord.__slots__}
     fields["execution_ids"] = list(values.get("execution_ids") or [])
+    fields["status"] = StepStatus(fields["status"])
     return StepRecord(**fields)
 
 
@@ -349,12 +355,12 @@ def _signal(services: Services, rows: list[dict[str, Any]]) -> None:
     loop.call_later(_LATE_SIGNAL_SECONDS, services.signals.executions_created, rows)
 
 
-async def refusals(tx: StoreTx, rows: Iterable[Mapping[str, Any]]) -> dict[str, Conflict]:
+async def refusals(tx: StoreTx, rows: Iterable[Execution]) -> dict[str, Conflict]:
     """For the executions among ``rows`` whose run was cancelled, the 409 their outcome gets."""
     refused: dict[str, Conflict] = {}
     for row in rows:
         try:
             await refuse_if_cancelled(tx, row)
         except Conflict as error:
-            refused[row["id"]] = error
+            refused[row.id] = error
     return refused

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cueflow.clock import Clock
-from cueflow.store import Row
+from cueflow.records import QueuedRun
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ REFUSED_WAITS: ContextVar[list[float] | None] = ContextVar("cueflow_refused_wait
 """Set by a caller that charges for waiting (the rate limiter) to a list: each wait refused for
 the cap adds the seconds it asked for."""
 
-Look = Callable[[str, str | None], Awaitable[list[Row]]]
+Look = Callable[[str, str | None], Awaitable[list[QueuedRun]]]
 """``look(user_id, task)``: the claimable rows of an account (of one task, or any), oldest
 first."""
 
@@ -46,7 +46,7 @@ class _Round:
     """What one look of a watch found, for the requests that waited for it."""
 
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    rows: list[Row] = field(default_factory=list)
+    rows: list[QueuedRun] = field(default_factory=list)
     error: BaseException | None = None
 
 
@@ -91,7 +91,7 @@ class LongPolls:
         task: str | None,
         until: datetime,
         ticket: asyncio.Event | None = None,
-    ) -> list[Row]:
+    ) -> list[QueuedRun]:
         """Wait until the watch of ``(user_id, task)`` finds claimable work (its rows, oldest
         first) or until ``until`` (``[]``). ``ticket`` is the work signal's ticket the caller
         took before its own look came back empty (a signal since then is not lost); without one

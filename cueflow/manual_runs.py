@@ -20,9 +20,10 @@ import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.cues import check_payload
 from cueflow.errors import Conflict, NotFound
+from cueflow.records import Cue, Execution
 from cueflow.scheduler import new_execution
 from cueflow.states import TERMINAL
-from cueflow.store import Row
+from cueflow.store import StoreTx
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -34,13 +35,13 @@ _MAX_NUDGES = 1000
 
 
 async def _insert_run(
-    tx: Any, cue: Row, when: datetime, now: datetime, trigger: str, **extra: Any
-) -> Row:
+    tx: StoreTx, cue: Cue, when: datetime, now: datetime, trigger: str, **extra: Any
+) -> Execution:
     """Insert a pending execution of ``cue`` at ``when`` (or just after, if taken)."""
     for _ in range(_MAX_NUDGES):
         values = new_execution(cue, when, now, triggered_by=trigger, **extra)
         if await tx.insert_execution(values):
-            row = await tx.get_execution(cue["user_id"], values["id"])
+            row = await tx.get_execution(cue.user_id, values["id"])
             assert row is not None
             return row
         when += _NUDGE
@@ -53,7 +54,7 @@ async def fire_cue(
     cue_id: str,
     send_at: datetime | None = None,
     payload_override: dict[str, Any] | None = None,
-) -> Row:
+) -> Execution:
     """Create a ``manual_fire`` execution of one of the caller's cues, whatever its status, due
     at ``send_at`` when that is in the future and now otherwise; 404 ``cue_not_found``. With
     ``payload_override`` (checked like a cue payload) that run carries this payload instead of
@@ -72,7 +73,7 @@ async def fire_cue(
     return row
 
 
-async def replay_execution(services: Services, user: Principal, execution_id: str) -> Row:
+async def replay_execution(services: Services, user: Principal, execution_id: str) -> Execution:
     """Create a ``replay`` execution, due now, of the cue of a finished execution (``success``,
     ``failed`` or ``missed``); 404 ``execution_not_found``, 409 ``execution_in_flight`` while
     the original is still under way. The original is left as it is."""
@@ -83,12 +84,12 @@ async def replay_execution(services: Services, user: Principal, execution_id: st
         source = await tx.get_execution(user.user_id, execution_id)
         if source is None:
             raise NotFound("Execution not found", code="execution_not_found")
-        if source["status"] not in TERMINAL:
+        if source.status not in TERMINAL:
             raise Conflict(
                 "Cannot replay an execution that is still in progress",
                 code="execution_in_flight",
             )
-        cue = await tx.get_cue(user.user_id, source["cue_id"])
+        cue = await tx.get_cue(user.user_id, source.cue_id)
         if cue is None:
             raise NotFound("Execution not found", code="execution_not_found")
         row = await _insert_run(tx, cue, now, now, REPLAY)

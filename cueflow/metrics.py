@@ -18,8 +18,9 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from cueflow.records import Cue, DueDelivery, FiredRun
 from cueflow.states import Status
-from cueflow.store import FirePlan, Row
+from cueflow.store import FirePlan
 from cueflow.version import __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -153,15 +154,15 @@ class Metrics:
             {"version": __version__}
         )
 
-    def delivered(self, transport: str, ok: bool, row: Row, seconds: float) -> None:
-        """Count one push delivery attempt of the execution claimed as ``row`` (a failure
+    def delivered(self, transport: str, ok: bool, run: DueDelivery, seconds: float) -> None:
+        """Count one push delivery attempt of the execution claimed as ``run`` (a failure
         with attempts left also counts a retry) and observe how long it took."""
         self.delivery_duration.labels(transport).observe(seconds)
         self.deliveries.labels(transport, "success" if ok else "failure").inc()
-        if not ok and row["attempts"] < row["retry_max_attempts"]:
+        if not ok and run.attempts < run.retry_max_attempts:
             self.retries.labels(transport).inc()
 
-    def watch_fires(self, plan: Callable[[Row], FirePlan]) -> FireWatch:
+    def watch_fires(self, plan: Callable[[Cue], FirePlan]) -> FireWatch:
         """Wrap the scheduler's fire plan so that :meth:`FireWatch.record` can count the
         executions a batch actually inserted (a fire key that existed already is not counted)."""
         return FireWatch(self, plan)
@@ -170,25 +171,25 @@ class Metrics:
 class FireWatch:
     """A fire plan that remembers what it planned, to record what was inserted."""
 
-    def __init__(self, metrics: Metrics, plan: Callable[[Row], FirePlan]) -> None:
+    def __init__(self, metrics: Metrics, plan: Callable[[Cue], FirePlan]) -> None:
         self.metrics = metrics
         self.plan = plan
         self.planned: dict[str, dict[str, object]] = {}
 
-    def __call__(self, row: Row) -> FirePlan:
-        """Plan ``row``'s fire, remembering each planned execution by id."""
-        fired = self.plan(row)
+    def __call__(self, cue: Cue) -> FirePlan:
+        """Plan ``cue``'s fire, remembering each planned execution by id."""
+        fired = self.plan(cue)
         for execution in fired.executions:
             self.planned[execution["id"]] = execution
         return fired
 
-    def record(self, inserted: Iterable[Row], now: datetime) -> None:
+    def record(self, inserted: Iterable[FiredRun], now: datetime) -> None:
         """Count the inserted executions and observe the lag of the pending ones."""
-        for row in inserted:
-            planned = self.planned.get(row["id"])
+        for run in inserted:
+            planned = self.planned.get(run.id)
             if planned is None:
                 continue
-            status = str(row.get("status") or planned["status"])
+            status = str(run.status)
             self.metrics.fires.labels(str(planned["transport"]), status).inc()
             scheduled_for = planned["scheduled_for"]
             if status == Status.PENDING and isinstance(scheduled_for, datetime):

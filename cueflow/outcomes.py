@@ -16,9 +16,10 @@ import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int
+from cueflow.records import Execution, OutcomeTarget
 from cueflow.schemas import OutcomeReport
-from cueflow.states import Event, Move, Status, move, one_time_cue_end
-from cueflow.store import ReportGate, Row
+from cueflow.states import Event, Move, ScheduleType, Status, move, one_time_cue_end
+from cueflow.store import ReportGate
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -81,7 +82,9 @@ class _Write:
     index: int
     execution_id: str
     success: bool
-    cue: Row | None
+    cue_id: str
+    schedule_type: ScheduleType | None
+    """The cue's schedule type; ``None`` when the cue is gone."""
     values: dict[str, Any]
     move: Move | None
     holder: str | None
@@ -105,12 +108,12 @@ async def record_outcomes(
     if len(reports) > MAX_BATCH:
         raise CueflowError(f"At most {MAX_BATCH} outcomes per request", code="batch_too_large")
     answers: list[dict[str, Any] | CueflowError | None] = [None] * len(reports)
-    recorded: list[tuple[Row, bool]] = []
+    recorded: list[tuple[Execution, bool]] = []
     now = services.clock.now()
     async with services.store.tx() as tx:
         wanted = list({eid for eid, _ in reports if ids.is_uuid(eid)})
-        found = {r["id"]: r for r in await tx.outcome_targets(user.user_id, wanted)}
-        refused = await handoff.refusals(tx, found.values())
+        found = {t.execution.id: t for t in await tx.outcome_targets(user.user_id, wanted)}
+        refused = await handoff.refusals(tx, [t.execution for t in found.values()])
         groups: dict[bytes, list[_Write]] = {}
         repeats: list[int] = []
         seen: set[str] = set()
@@ -122,8 +125,7 @@ async def record_outcomes(
             try:
                 if execution_id in refused:
                     raise refused[execution_id]
-                current = found.get(execution_id)
-                write = _prepare(services, index, current, report, worker_id, now)
+                write = _prepare(services, index, found.get(execution_id), report, worker_id, now)
             except CueflowError as error:
                 answers[index] = error
                 continue
@@ -133,33 +135,33 @@ async def record_outcomes(
         runs: dict[str, list[Any]] = {}
         for writes in groups.values():
             first = writes[0]
-            rows = await tx.record_outcomes(
+            written = await tx.record_outcomes(
                 user.user_id,
                 [w.execution_id for w in writes],
                 first.values,
                 first.move,
                 report_gate(first.holder),
             )
-            by_id = {row["id"]: row for row in rows}
+            by_id = {execution.id: execution for execution in written}
             for write in writes:
-                row = by_id.get(write.execution_id)
-                if row is None:
+                execution = by_id.get(write.execution_id)
+                if execution is None:
                     answers[write.index] = Conflict(
                         "This worker no longer holds the claim on this execution",
                         code="lease_lost",
                     )
                     continue
-                recorded.append((row, write.success))
+                recorded.append((execution, write.success))
                 answers[write.index] = {
                     "execution_id": write.execution_id,
                     "outcome_recorded": True,
                     "outcome_state": write.state,
                     "reason": None,
                 }
-                if write.move is not None and write.cue is not None:
-                    run = runs.setdefault(write.cue["id"], [0, None])
+                if write.move is not None and write.schedule_type is not None:
+                    run = runs.setdefault(write.cue_id, [0, None])
                     run[0] += 1
-                    ended = one_time_cue_end(write.cue["schedule_type"], row["status"])
+                    ended = one_time_cue_end(write.schedule_type, execution.status)
                     if ended is not None:
                         run[1] = move(ended)
         await handoff.executions_ended(services, tx, [row for row, _ in recorded], now)
@@ -174,18 +176,20 @@ async def record_outcomes(
             )
     for index in repeats:
         execution_id = reports[index][0]
-        first = next(a for (eid, _), a in zip(reports, answers, strict=True) if eid == execution_id)
+        answer = next(
+            a for (eid, _), a in zip(reports, answers, strict=True) if eid == execution_id
+        )
         answers[index] = (
-            first
-            if isinstance(first, CueflowError)
+            answer
+            if isinstance(answer, CueflowError)
             else Conflict(
                 "Outcome has already been recorded for this execution",
                 code="outcome_already_recorded",
             )
         )
-    for row, success in recorded:
-        services.metrics.outcomes.labels(row["transport"], str(success).lower()).inc()
-        await alert_rules.after_outcome(services, row, success)
+    for execution, success in recorded:
+        services.metrics.outcomes.labels(execution.transport, str(success).lower()).inc()
+        await alert_rules.after_outcome(services, execution, success)
     return cast("list[dict[str, Any] | CueflowError]", answers)
 
 
@@ -214,14 +218,15 @@ _OPEN_TO_HOLDER = tuple(sorted(s.value for s in _HELD))
 def _prepare(
     services: Services,
     index: int,
-    current: Row | None,
+    target: OutcomeTarget | None,
     report: OutcomeReport,
     worker_id: str | None,
     now: datetime,
 ) -> _Write:
     """Check one report against the execution as read and work out what to write."""
-    if current is None:
+    if target is None:
         raise NotFound("Execution not found", code="execution_not_found")
+    current = target.execution
     if report.metadata is not None and len(json.dumps(report.metadata)) > MAX_METADATA_BYTES:
         raise CueflowError("Outcome metadata must be under 10KB", code="metadata_too_large")
     if has_huge_int(report.metadata) or has_huge_int(report.artifacts):
@@ -229,25 +234,16 @@ def _prepare(
             "Outcome metadata contains an integer beyond 64 bits, which is not supported",
             code="invalid_metadata",
         )
-    if current["outcome_recorded_at"] is not None:
+    if current.outcome_recorded_at is not None:
         raise Conflict(
             "Outcome has already been recorded for this execution",
             code="outcome_already_recorded",
         )
-    cue = (
-        {
-            "id": current["cue_id"],
-            "verification_mode": current["cue_verification_mode"],
-            "schedule_type": current["cue_schedule_type"],
-        }
-        if current["cue_schedule_type"] is not None
-        else None
-    )
     evidence = evidence_of(report)
-    state = outcome_state(report.success, cue["verification_mode"] if cue else None, evidence)
+    state = outcome_state(report.success, target.verification_mode, evidence)
     if report.success and state in ("verified_success", "verification_failed"):
         evidence["validation_state"] = "valid" if state == "verified_success" else "invalid"
-    pull = services.transports.is_pull(current["transport"])
+    pull = services.transports.is_pull(current.transport)
     values: dict[str, Any] = {
         "outcome_success": report.success,
         "outcome_result": report.result,
@@ -269,9 +265,10 @@ def _prepare(
     event = Event.SUCCEEDED if report.success else Event.FAILED
     return _Write(
         index=index,
-        execution_id=current["id"],
+        execution_id=current.id,
         success=report.success,
-        cue=cue,
+        cue_id=current.cue_id,
+        schedule_type=target.schedule_type,
         values=values,
         move=move(event) if pull else None,
         holder=report.worker_id or worker_id,

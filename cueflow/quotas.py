@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cueflow.errors import Forbidden
+from cueflow.records import Cue
 from cueflow.states import LIVE_CUE_STATUSES, Status, move, one_time_cue_end
-from cueflow.store import FirePlan, Row
+from cueflow.store import FirePlan
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -65,8 +66,8 @@ async def check_cue_limit(services: Services, tx: Any, user_id: str, *, lock: bo
 
 
 async def monthly_gate(
-    services: Services, tx: Any, plan: Callable[[Row], FirePlan], now: datetime
-) -> Callable[[Row], FirePlan]:
+    services: Services, tx: Any, plan: Callable[[Cue], FirePlan], now: datetime
+) -> Callable[[Cue], FirePlan]:
     """``plan`` (the scheduler's fire plan), changed so that runs past an account's monthly
     execution limit become ``missed`` executions; ``plan`` itself when there is no limit."""
     limit = services.settings.monthly_execution_limit
@@ -75,9 +76,9 @@ async def monthly_gate(
     used = await tx.due_users_executions(now, month_start(now))
     left: dict[str, int] = {}
 
-    def gated(row: Row) -> FirePlan:
-        fired = plan(row)
-        user_id = row["user_id"]
+    def gated(cue: Cue) -> FirePlan:
+        fired = plan(cue)
+        user_id = cue.user_id
         remaining = left.get(user_id, limit - used.get(user_id, 0))
         refused = False
         for execution in fired.executions:
@@ -89,7 +90,7 @@ async def monthly_gate(
             execution.update(status=Status.MISSED.value, error_message=MONTHLY_LIMIT_REACHED)
             refused = True
         left[user_id] = remaining
-        ended = one_time_cue_end(row["schedule_type"], Status.MISSED) if refused else None
+        ended = one_time_cue_end(cue.schedule_type, Status.MISSED) if refused else None
         if ended is not None:  # the scheduler fires only active cues, locked: the move holds
             fired.cue_values_if_fired["status"] = move(ended).target
         return fired

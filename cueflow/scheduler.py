@@ -30,10 +30,11 @@ import cueflow.ids as ids
 import cueflow.quotas as quotas
 import cueflow.schedule as schedule
 from cueflow.config import Settings
-from cueflow.cues import schedule_of_row
+from cueflow.cues import schedule_of_cue
 from cueflow.errors import DatabaseUnavailable
+from cueflow.records import Cue
 from cueflow.states import ScheduleType, Status, move, one_time_cue_end
-from cueflow.store import FirePlan, Row
+from cueflow.store import FirePlan
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -41,13 +42,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def new_execution(row: Row, scheduled_for: datetime, now: datetime, **extra: Any) -> dict[str, Any]:
-    """The values of a new ``pending`` execution of the cue ``row`` (``extra`` overrides)."""
+def new_execution(cue: Cue, scheduled_for: datetime, now: datetime, **extra: Any) -> dict[str, Any]:
+    """The values of a new ``pending`` execution of ``cue`` (``extra`` overrides)."""
     return {
         "id": ids.new_execution_id(),
-        "cue_id": row["id"],
-        "user_id": row["user_id"],
-        "transport": row["transport"],
+        "cue_id": cue.id,
+        "user_id": cue.user_id,
+        "transport": cue.transport,
         "scheduled_for": scheduled_for,
         "status": Status.PENDING.value,
         "attempts": 0,
@@ -57,9 +58,9 @@ def new_execution(row: Row, scheduled_for: datetime, now: datetime, **extra: Any
     }
 
 
-def _missed(row: Row, scheduled_for: datetime, now: datetime, message: str) -> dict[str, Any]:
+def _missed(cue: Cue, scheduled_for: datetime, now: datetime, message: str) -> dict[str, Any]:
     return new_execution(
-        row,
+        cue,
         scheduled_for,
         now,
         status=Status.MISSED.value,
@@ -68,28 +69,29 @@ def _missed(row: Row, scheduled_for: datetime, now: datetime, message: str) -> d
     )
 
 
-def plan_fire(row: Row, now: datetime, settings: Settings) -> FirePlan:
+def plan_fire(cue: Cue, now: datetime, settings: Settings) -> FirePlan:
     """Decide what a due cue produces at ``now``: executions and its next ``next_run``."""
-    sched = schedule_of_row(row)
-    due: datetime = row["next_run"]
-    policy = row["misfire_policy"]
+    sched = schedule_of_cue(cue)
+    assert cue.next_run is not None  # the store fires only cues with a next run
+    due = cue.next_run
+    policy = cue.misfire_policy
     late = (now - due).total_seconds() > settings.misfire_grace_seconds
     plan = FirePlan(cue_values={"updated_at": now})
     if sched.type == ScheduleType.ONCE:
         plan.cue_values["next_run"] = None
         if late and policy == "skip":
             why = "Skipped: the cue was due while cueflow was not running"
-            skipped = _missed(row, due, now, why)
+            skipped = _missed(cue, due, now, why)
             plan.executions.append(skipped)
             ended = one_time_cue_end(sched.type, skipped["status"])
             if ended is not None:  # the scheduler fires only active cues, locked: the move holds
                 plan.cue_values_if_fired["status"] = move(ended).target
         else:
-            plan.executions.append(new_execution(row, due, now))
+            plan.executions.append(new_execution(cue, due, now))
         return plan
     anchor = due  # interval ticks stay on the grid the cue was started on
     if not late:
-        plan.executions.append(new_execution(row, due, now))
+        plan.executions.append(new_execution(cue, due, now))
         plan.cue_values["next_run"] = schedule.next_fire_after(sched, due, anchor=anchor)
         return plan
     ticks, dropped = schedule.due_ticks(
@@ -100,16 +102,16 @@ def plan_fire(row: Row, now: datetime, settings: Settings) -> FirePlan:
         anchor=anchor,
     )
     if policy == "skip":
-        skipped = len(ticks) + dropped
+        missed = len(ticks) + dropped
         plan.executions.append(
-            _missed(row, ticks[-1], now, f"Skipped {skipped} missed run(s) (misfire policy skip)")
+            _missed(cue, ticks[-1], now, f"Skipped {missed} missed run(s) (misfire policy skip)")
         )
     else:
-        plan.executions.extend(new_execution(row, tick, now) for tick in ticks)
+        plan.executions.extend(new_execution(cue, tick, now) for tick in ticks)
         if dropped and policy == "fire_all":
             plan.executions.append(
                 _missed(
-                    row,
+                    cue,
                     due,
                     now,
                     f"Skipped {dropped} older missed run(s) beyond the "

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.errors import NotFound
-from cueflow.store import Row
+from cueflow.records import Account
+from cueflow.store import StoreTx
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -28,7 +29,7 @@ def new_alert_secret() -> str:
     return secrets.token_hex(32)
 
 
-async def _user(tx: Any, user: Principal) -> Row:
+async def _user(tx: StoreTx, user: Principal) -> Account:
     row = await tx.get_user(user.user_id)
     if row is None:
         raise NotFound("User not found", code="user_not_found")
@@ -39,9 +40,9 @@ async def webhook_secret(services: Services, user: Principal) -> str:
     """The caller's current webhook secret; 404 ``no_webhook_secret`` if it has none."""
     async with services.store.tx() as tx:
         row = await _user(tx, user)
-    if not row["webhook_secret"]:
+    if not row.webhook_secret:
         raise NotFound("No webhook secret found", code="no_webhook_secret")
-    return str(row["webhook_secret"])
+    return str(row.webhook_secret)
 
 
 async def rotate_webhook_secret(services: Services, user: Principal) -> str:
@@ -55,19 +56,20 @@ async def rotate_webhook_secret(services: Services, user: Principal) -> str:
     return secret
 
 
-async def ensure_alert_secret(tx: Any, user: Row, now: datetime) -> str:
+async def ensure_alert_secret(tx: StoreTx, user: Account, now: datetime) -> str:
     """The user's alert webhook secret, created inside ``tx`` if it does not exist yet (when two
     callers race, both get the one that was stored)."""
-    if user["alert_webhook_secret"]:
-        return str(user["alert_webhook_secret"])
+    if user.alert_webhook_secret:
+        return str(user.alert_webhook_secret)
     stored = await tx.update_user(
-        user["id"],
+        user.id,
         {"alert_webhook_secret": new_alert_secret(), "updated_at": now},
         expect={"alert_webhook_secret": None},
     )
     if stored is None:
-        stored = await tx.get_user(user["id"])
-    return str(stored["alert_webhook_secret"])
+        stored = await tx.get_user(user.id)
+        assert stored is not None  # the account is the one just read
+    return str(stored.alert_webhook_secret)
 
 
 async def alert_webhook_secret(services: Services, user: Principal) -> str:

@@ -58,7 +58,7 @@ async def usage(services: Services, user: Principal, rate_used: int = 0) -> dict
     end = (quotas.next_month_start(now) - timedelta(days=1)).date()
     cues = counts["active_cues"] + counts["paused_cues"]
     return {
-        "plan": row["plan"],
+        "plan": row.plan,
         "billing_period": {
             "start": first,
             "end": end.isoformat(),

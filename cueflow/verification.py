@@ -27,7 +27,8 @@ from cueflow.authentication import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int, strip_nul
 from cueflow.outcomes import MAX_METADATA_BYTES
-from cueflow.store import Row
+from cueflow.records import Execution
+from cueflow.store import StoreTx
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -44,7 +45,9 @@ def _not_found() -> NotFound:
     return NotFound("Execution not found", code="execution_not_found")
 
 
-async def _locked(tx: Any, user: Principal, execution_id: str, missing: CueflowError) -> Row:
+async def _locked(
+    tx: StoreTx, user: Principal, execution_id: str, missing: CueflowError
+) -> Execution:
     row = await tx.lock_execution(user.user_id, execution_id) if ids.is_uuid(execution_id) else None
     if row is None:
         raise missing
@@ -63,10 +66,10 @@ async def verify(
     reason = strip_nul(reason) if reason is not None else None
     async with services.store.tx() as tx:
         row = await _locked(tx, user, execution_id, _not_found())
-        state = row["outcome_state"]
+        state = row.outcome_state
         if state not in VERIFIABLE:
             raise Conflict(f"Cannot verify from state '{state}'", code="invalid_state")
-        evidence = dict(row["evidence"] or {})
+        evidence = dict(row.evidence or {})
         evidence["validation_state"] = "valid" if valid else "invalid"
         if not valid and reason:
             rejected = reason[:SUMMARY_CHARS]
@@ -91,7 +94,7 @@ async def mark_pending(services: Services, user: Principal, execution_id: str) -
     missing = CueflowError("Not Found", code="http_error", status=404)
     async with services.store.tx() as tx:
         row = await _locked(tx, user, execution_id, missing)
-        if row["outcome_recorded_at"] is None:
+        if row.outcome_recorded_at is None:
             raise Conflict("No outcome recorded yet", code="no_outcome")
         values = {"outcome_state": "verification_pending", "updated_at": now}
         await tx.update_execution(execution_id, values)
@@ -143,13 +146,13 @@ async def append_evidence(
     now = services.clock.now()
     async with services.store.tx() as tx:
         row = await _locked(tx, user, execution_id, _not_found())
-        if row["outcome_recorded_at"] is None:
+        if row.outcome_recorded_at is None:
             raise Conflict("Report outcome first before appending evidence", code="no_outcome")
         if added:
-            evidence = {**(row["evidence"] or {}), **added}
+            evidence = {**(row.evidence or {}), **added}
             await tx.update_execution(execution_id, {"evidence": evidence, "updated_at": now})
     return {
         "execution_id": execution_id,
-        "outcome_state": row["outcome_state"],
+        "outcome_state": row.outcome_state,
         "evidence_updated": True,
     }

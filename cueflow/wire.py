@@ -1,4 +1,5 @@
-"""Records to the contract's wire dicts (cue, execution, claimable and claimed items).
+"""Records to the contract's wire dicts (cue, execution, claimable and claimed items, manual
+runs, alerts).
 
 Free of HTTP, so both the REST layer (:mod:`cueflow.api.render` serialises these with orjson)
 and the agents' in-process client (:mod:`cueflow.agents.engine_client`) shape their answers
@@ -10,115 +11,142 @@ from __future__ import annotations
 from typing import Any
 
 from cueflow.cues import DEFAULT_ON_FAILURE
-from cueflow.store import Row
+from cueflow.records import Alert, Cue, Execution, QueuedRun
 
 
-def cue_json(row: Row, warning: str | None = None) -> dict[str, Any]:
+def cue_json(cue: Cue, warning: str | None = None) -> dict[str, Any]:
     """The contract's Cue object (plus ``misfire_policy``, ``timeout_seconds``, for interval
     schedules ``schedule.interval_seconds`` and, when it was sent, ``schedule.fall_back``)."""
-    sched: dict[str, Any] = {"type": row["schedule_type"], "timezone": row["schedule_timezone"]}
-    if row["schedule_cron"]:
-        sched["cron"] = row["schedule_cron"]
-    if row["schedule_at"] is not None:
-        sched["at"] = row["schedule_at"].isoformat()
-    if row["schedule_interval_seconds"] is not None:
-        sched["interval_seconds"] = row["schedule_interval_seconds"]
-    if row.get("schedule_fall_back") is not None:
-        sched["fall_back"] = row["schedule_fall_back"]
-    mode = row["verification_mode"]
+    sched: dict[str, Any] = {"type": cue.schedule_type, "timezone": cue.schedule_timezone}
+    if cue.schedule_cron:
+        sched["cron"] = cue.schedule_cron
+    if cue.schedule_at is not None:
+        sched["at"] = cue.schedule_at.isoformat()
+    if cue.schedule_interval_seconds is not None:
+        sched["interval_seconds"] = cue.schedule_interval_seconds
+    if cue.schedule_fall_back is not None:
+        sched["fall_back"] = cue.schedule_fall_back
+    mode = cue.verification_mode
     return {
-        "id": row["id"],
-        "name": row["name"],
-        "description": row["description"],
-        "status": row["status"],
-        "transport": row["transport"],
+        "id": cue.id,
+        "name": cue.name,
+        "description": cue.description,
+        "status": cue.status,
+        "transport": cue.transport,
         "schedule": sched,
         "callback": {
-            "url": row["callback_url"],
-            "method": row["callback_method"],
-            "headers": row["callback_headers"] or {},
+            "url": cue.callback_url,
+            "method": cue.callback_method,
+            "headers": cue.callback_headers or {},
         },
-        "payload": row["payload"] or {},
+        "payload": cue.payload or {},
         "retry": {
-            "max_attempts": row["retry_max_attempts"],
-            "backoff_minutes": row["retry_backoff_minutes"],
+            "max_attempts": cue.retry_max_attempts,
+            "backoff_minutes": cue.retry_backoff_minutes,
         },
-        "next_run": row["next_run"],
-        "last_run": row["last_run"],
-        "run_count": row["run_count"],
-        "fired_count": row["fired_count"],
-        "on_failure": row["on_failure"] or dict(DEFAULT_ON_FAILURE),
+        "next_run": cue.next_run,
+        "last_run": cue.last_run,
+        "run_count": cue.run_count,
+        "fired_count": cue.fired_count,
+        "on_failure": cue.on_failure or dict(DEFAULT_ON_FAILURE),
         "verification": {"mode": mode} if mode else None,
-        "misfire_policy": row["misfire_policy"],
-        "timeout_seconds": row["timeout_seconds"],
+        "misfire_policy": cue.misfire_policy,
+        "timeout_seconds": cue.timeout_seconds,
         "warning": warning,
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
+        "created_at": cue.created_at,
+        "updated_at": cue.updated_at,
     }
 
 
-def execution_json(row: Row) -> dict[str, Any]:
+def execution_json(execution: Execution) -> dict[str, Any]:
     """The contract's 13-key Execution object, plus ``claimed_by_worker``, ``triggered_by``,
     ``outcome_state``, ``claimed_at``, ``last_heartbeat_at``, ``next_retry`` and ``evidence``
     (additive: clients ignore unknown keys; the CLI and the dashboard show them); a flow step's
     execution also shows ``flow_run_id`` and ``step_id``, and its outcome its ``output``."""
     outcome = None
-    if row["outcome_recorded_at"] is not None:
+    if execution.outcome_recorded_at is not None:
         outcome = {
-            "success": row["outcome_success"],
-            "result": row["outcome_result"],
-            "error": row["outcome_error"],
-            "metadata": row["outcome_metadata"],
-            "recorded_at": row["outcome_recorded_at"],
+            "success": execution.outcome_success,
+            "result": execution.outcome_result,
+            "error": execution.outcome_error,
+            "metadata": execution.outcome_metadata,
+            "recorded_at": execution.outcome_recorded_at,
         }
-    shown = {
-        "id": row["id"],
-        "cue_id": row["cue_id"],
-        "scheduled_for": row["scheduled_for"],
-        "status": row["status"],
-        "http_status": row["http_status"],
-        "attempts": row["attempts"],
-        "error_message": row["error_message"],
-        "started_at": row["started_at"],
-        "delivered_at": row["delivered_at"],
-        "last_attempt_at": row["last_attempt_at"],
+    shown: dict[str, Any] = {
+        "id": execution.id,
+        "cue_id": execution.cue_id,
+        "scheduled_for": execution.scheduled_for,
+        "status": execution.status,
+        "http_status": execution.http_status,
+        "attempts": execution.attempts,
+        "error_message": execution.error_message,
+        "started_at": execution.started_at,
+        "delivered_at": execution.delivered_at,
+        "last_attempt_at": execution.last_attempt_at,
         "outcome": outcome,
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "claimed_by_worker": row["claimed_by_worker"],
-        "triggered_by": row["triggered_by"],
-        "outcome_state": row["outcome_state"],
-        "claimed_at": row["claimed_at"],
-        "last_heartbeat_at": row["last_heartbeat_at"],
-        "next_retry": row["next_retry"],
-        "evidence": row["evidence"],
+        "created_at": execution.created_at,
+        "updated_at": execution.updated_at,
+        "claimed_by_worker": execution.claimed_by_worker,
+        "triggered_by": execution.triggered_by,
+        "outcome_state": execution.outcome_state,
+        "claimed_at": execution.claimed_at,
+        "last_heartbeat_at": execution.last_heartbeat_at,
+        "next_retry": execution.next_retry,
+        "evidence": execution.evidence,
     }
-    if row.get("flow_run_id") is not None:  # a flow step's execution (additive keys)
-        shown.update(flow_run_id=row["flow_run_id"], step_id=row["step_id"])
-    if outcome is not None and row.get("outcome_output") is not None:
-        outcome["output"] = row["outcome_output"]
+    if execution.flow_run_id is not None:  # a flow step's execution (additive keys)
+        shown.update(flow_run_id=execution.flow_run_id, step_id=execution.step_id)
+    if outcome is not None and execution.outcome_output is not None:
+        outcome["output"] = execution.outcome_output
     return shown
 
 
-def payload_of(row: Row) -> dict[str, Any]:
+def payload_of(run: QueuedRun) -> dict[str, Any]:
     """The payload a run carries: its fire's ``payload_override``, else its cue's."""
-    override = row.get("payload_override")
-    return dict(override) if override is not None else dict(row.get("payload") or {})
+    override = run.payload_override
+    return dict(override) if override is not None else dict(run.payload or {})
 
 
-def claimable_json(row: Row) -> dict[str, Any]:
+def claimable_json(run: QueuedRun) -> dict[str, Any]:
     """One item of ``GET /v1/executions/claimable``."""
     return {
-        "execution_id": row["id"],
-        "cue_id": row["cue_id"],
-        "cue_name": row["cue_name"],
-        "task": row["task"],
-        "scheduled_for": row["scheduled_for"],
-        "payload": payload_of(row),
-        "attempt": row["attempts"],
+        "execution_id": run.id,
+        "cue_id": run.cue_id,
+        "cue_name": run.cue_name,
+        "task": run.task,
+        "scheduled_for": run.scheduled_for,
+        "payload": payload_of(run),
+        "attempt": run.attempts,
     }
 
 
-def claimed_json(row: Row, lease_expires_at: Any) -> dict[str, Any]:
+def claimed_json(run: QueuedRun, lease_expires_at: Any) -> dict[str, Any]:
     """One item of a batch claim (cueflow extension): a claimable item plus its lease end."""
-    return {**claimable_json(row), "lease_expires_at": lease_expires_at}
+    return {**claimable_json(run), "lease_expires_at": lease_expires_at}
+
+
+def run_json(run: Execution, **extra: Any) -> dict[str, Any]:
+    """A manual run as fire and replay answer it (``scheduled_for`` with ``+00:00``)."""
+    return {
+        "id": run.id,
+        "cue_id": run.cue_id,
+        "scheduled_for": run.scheduled_for.isoformat(),
+        "status": run.status,
+        "triggered_by": run.triggered_by,
+        **extra,
+    }
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """The contract's alert object."""
+    return {
+        "id": alert.id,
+        "cue_id": alert.cue_id,
+        "execution_id": alert.execution_id,
+        "alert_type": alert.alert_type,
+        "severity": alert.severity,
+        "message": alert.message,
+        "metadata": alert.alert_metadata or {},
+        "acknowledged": alert.acknowledged,
+        "created_at": alert.created_at,
+    }

@@ -39,7 +39,7 @@ async def list_workers(services: Services, user: Principal) -> list[dict[str, An
         rows = await tx.list_workers(user.user_id)
     found = []
     for row in rows:
-        silent = max(0, int((now - row["last_heartbeat"]).total_seconds()))
+        silent = max(0, int((now - row.last_heartbeat).total_seconds()))
         if silent < settings.worker_heartbeat_timeout_seconds:
             status = "active"
         elif silent < settings.worker_claim_timeout_seconds:
@@ -48,12 +48,12 @@ async def list_workers(services: Services, user: Principal) -> list[dict[str, An
             status = "dead"
         found.append(
             {
-                "worker_id": row["worker_id"],
-                "last_heartbeat": row["last_heartbeat"],
+                "worker_id": row.worker_id,
+                "last_heartbeat": row.last_heartbeat,
                 "seconds_since_heartbeat": silent,
                 "heartbeat_status": status,
-                "handlers": row["handlers"],
-                "registered_since": row["created_at"],
+                "handlers": row.handlers,
+                "registered_since": row.created_at,
             }
         )
     return found

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.cluster_support import cluster, mixed_load, node_env
+from tests.cluster_support import cluster, node_env
+from tests.mixed_load import mixed_load
 from tests.webhook_support import Receiver
 
 

@@ -3,6 +3,7 @@ whose clock is the ``clock`` fixture, and quick reads of their state."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -32,17 +33,17 @@ async def due_executions(
             "payload": payload,
             **extra,
         }
-        row, _ = await engine.create_cue(user, spec)
-        cue_ids.append(row["id"])
+        cue, _ = await engine.create_cue(user, spec)
+        cue_ids.append(cue.id)
     clock.advance(60)
     assert await engine.fire_due() == len(payloads)
     ids = []
     for cue_id in cue_ids:
-        rows, _ = await engine.cue_executions(user, cue_id)
-        ids.append(rows[0]["id"])
+        executions, _ = await engine.cue_executions(user, cue_id)
+        ids.append(executions[0].id)
     return ids
 
 
 async def state(engine: Engine, user: Principal, execution_id: str) -> dict[str, Any]:
-    """The stored execution row."""
-    return dict(await engine.get_execution(user, execution_id))
+    """The stored execution, as a dict of its fields."""
+    return dataclasses.asdict(await engine.get_execution(user, execution_id))

@@ -1,4 +1,6 @@
-"""Helpers shared by the REST API tests (``tests/test_api_*.py``).
+"""Helpers shared by the REST API tests (``tests/test_api_*.py``): contract constants, error
+assertions and one thin wrapper per request. What builds state (a cue, a due or claimed
+execution...) is in :mod:`tests.factories`.
 
 Times are those of the ``clock`` fixture: a :class:`cueflow.clock.FakeClock` that starts on
 Monday 2026-01-05 at 12:00:00 UTC and moves only when a test advances it.
@@ -8,19 +10,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
-
-from cueflow.clock import FakeClock
-from cueflow.engine import Engine
 
 START = "2026-01-05T12:00:00Z"
 """The fake clock's starting time as response-model datetimes render it."""
 
 NO_WORKER_WARNING = "No active workers found. Start a cueapi-worker to process this cue."
 EVERY_5_MIN = "*/5 * * * *"
+
+LEASE = 900
+"""The lease a claim gets, in seconds (the default ``worker_claim_timeout_seconds``)."""
+NOT_AVAILABLE = "Execution not available for claiming"
+NONE_AVAILABLE = "No executions available for claiming"
 
 Z_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 OFFSET_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?\+00:00$")
@@ -51,6 +55,28 @@ EXECUTION_ADDITIVE_KEYS = {
     "evidence",
 }
 """cueflow's additive Execution keys."""
+
+CUE_KEYS = {
+    "id",
+    "name",
+    "description",
+    "status",
+    "transport",
+    "schedule",
+    "callback",
+    "payload",
+    "retry",
+    "next_run",
+    "last_run",
+    "run_count",
+    "fired_count",
+    "on_failure",
+    "verification",
+    "warning",
+    "created_at",
+    "updated_at",
+}
+"""Every key of the contract's Cue object (§2.2.2)."""
 
 
 UNKNOWN_ID = "5f0c1c6e-7d1a-4b8e-9c3a-2f6d8e1b4a70"
@@ -108,33 +134,6 @@ async def create_cue(
     return await client.post("/v1/cues", json=cue_body(**overrides), headers=auth)
 
 
-async def make_worker_cue(
-    client: httpx.AsyncClient, auth: dict[str, str], **overrides: Any
-) -> dict[str, Any]:
-    """Create a worker cue (every five minutes unless overridden); returns the response body."""
-    response = await create_cue(client, auth, **overrides)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def make_once_cue(
-    client: httpx.AsyncClient,
-    auth: dict[str, str],
-    clock: FakeClock,
-    in_seconds: int = 60,
-    **overrides: Any,
-) -> dict[str, Any]:
-    """Create a one-time worker cue due ``in_seconds`` from the fake now."""
-    at = (clock.now() + timedelta(seconds=in_seconds)).isoformat()
-    return await make_worker_cue(client, auth, schedule={"type": "once", "at": at}, **overrides)
-
-
-async def fire(engine: Engine, clock: FakeClock, seconds: float) -> int:
-    """Advance the fake clock by ``seconds`` and fire whatever is due."""
-    clock.advance(seconds)
-    return await engine.fire_due()
-
-
 async def executions_of(
     client: httpx.AsyncClient, auth: dict[str, str], cue_id: str
 ) -> list[dict[str, Any]]:
@@ -162,21 +161,38 @@ async def get_cue(client: httpx.AsyncClient, auth: dict[str, str], cue_id: str) 
     return response.json()
 
 
-async def due_execution(
-    client: httpx.AsyncClient,
-    engine: Engine,
-    clock: FakeClock,
-    auth: dict[str, str],
-    **overrides: Any,
+async def list_cues(
+    client: httpx.AsyncClient, auth: dict[str, str], **params: Any
+) -> httpx.Response:
+    """``GET /v1/cues``."""
+    return await client.get("/v1/cues", params=params, headers=auth)
+
+
+async def patch_cue(
+    client: httpx.AsyncClient, auth: dict[str, str], cue_id: str, body: Any
+) -> httpx.Response:
+    """``PATCH /v1/cues/{id}``."""
+    return await client.patch(f"/v1/cues/{cue_id}", json=body, headers=auth)
+
+
+async def patched_cue(
+    client: httpx.AsyncClient, auth: dict[str, str], cue_id: str, body: Any
 ) -> dict[str, Any]:
-    """Create a worker cue firing every five minutes, let it fire once (at 12:05 on a fresh
-    clock) and return its pending execution."""
-    cue = await make_worker_cue(client, auth, **overrides)
-    clock.set(datetime.fromisoformat(cue["next_run"].replace("Z", "+00:00")))
-    assert await engine.fire_due() >= 1
-    [execution] = await executions_of(client, auth, cue["id"])
-    assert execution["status"] == "pending"
-    return execution
+    """``PATCH /v1/cues/{id}`` that must succeed; returns the cue."""
+    response = await patch_cue(client, auth, cue_id, body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def claimable(
+    client: httpx.AsyncClient, auth: dict[str, str], **params: Any
+) -> list[dict[str, Any]]:
+    """``GET /v1/executions/claimable`` that must succeed; returns the items."""
+    response = await client.get("/v1/executions/claimable", params=params, headers=auth)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"executions"}
+    return body["executions"]
 
 
 async def claim(
@@ -188,19 +204,11 @@ async def claim(
     )
 
 
-async def claimed_execution(
-    client: httpx.AsyncClient,
-    engine: Engine,
-    clock: FakeClock,
-    auth: dict[str, str],
-    worker_id: str = "w1",
-    **overrides: Any,
-) -> dict[str, Any]:
-    """A due execution claimed by ``worker_id``; returns the execution as it was before."""
-    execution = await due_execution(client, engine, clock, auth, **overrides)
-    response = await claim(client, auth, execution["id"], worker_id)
-    assert response.status_code == 200, response.text
-    return execution
+async def claim_next(
+    client: httpx.AsyncClient, auth: dict[str, str], worker_id: str = "w1"
+) -> httpx.Response:
+    """``POST /v1/executions/claim``: the oldest due execution for ``worker_id``."""
+    return await client.post("/v1/executions/claim", json={"worker_id": worker_id}, headers=auth)
 
 
 async def report(

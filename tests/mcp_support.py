@@ -15,6 +15,51 @@ from mcp import StdioServerParameters
 
 from cueflow.agents.mcp_compat import MCP_MAJOR
 
+WORKER_TOOLS = {
+    "poll_executions",
+    "claim_execution",
+    "report_outcome",
+    "release_execution",
+    "get_execution",
+}
+"""The worker tools ``build_mcp_server`` always serves (cueflow names)."""
+
+MANAGEMENT_TOOLS = {
+    "list_cues",
+    "get_cue",
+    "create_cue",
+    "pause_cue",
+    "resume_cue",
+    "list_executions",
+    "schedule_followup",
+}
+"""The management tools ``include_management`` adds (``delete_cue`` needs ``allow_destructive``)."""
+
+CUEAPI_WORKER_TOOLS = {
+    "cueapi_list_claimable_executions",
+    "cueapi_claim_execution",
+    "cueapi_claim_next_execution",
+    "cueapi_execution_heartbeat",
+    "cueapi_report_outcome",
+    "cueapi_get_execution",
+}
+"""The worker tools under CueAPI's names (``tool_names="cueapi"``)."""
+
+CUEAPI_MANAGEMENT_TOOLS = {
+    "cueapi_create_cue",
+    "cueapi_list_cues",
+    "cueapi_get_cue",
+    "cueapi_update_cue",
+    "cueapi_pause_cue",
+    "cueapi_resume_cue",
+    "cueapi_fire_cue",
+    "cueapi_list_executions",
+}
+"""The management tools under CueAPI's names."""
+
+SECRET = "cue_sk_live_5ecret5ecret5ecret5ecret"
+"""A key-shaped secret: no error result or answer may show it."""
+
 
 def _field(value: Any, camel: str, snake: str) -> Any:
     """A result field: camelCase attributes in 1.x, snake_case in 2.x."""

@@ -63,7 +63,7 @@ async def test_a_batch_claim_takes_the_oldest_in_one_request(
     assert session.describe(lease)["attempt"] == 1
     assert paths == ["POST /v1/worker/heartbeat", "POST /v1/executions/claims"]
     execution = await engine.get_execution(user, ids[0])
-    assert (execution["status"], execution["claimed_by_worker"]) == ("delivering", "agent-x")
+    assert (execution.status, execution.claimed_by_worker) == ("delivering", "agent-x")
     await client.aclose()
 
 
@@ -99,7 +99,7 @@ async def test_the_agent_worker_long_polls_for_work(engine: Engine, clock: FakeC
     await asyncio.sleep(0.1)
     assert not waiting.done()
     # A manual fire creates work now, without moving the clock past the wait.
-    fired = await engine.fire_cue(user, cue["id"])
+    fired = await engine.fire_cue(user, cue.id)
     lease = await asyncio.wait_for(waiting, 10)
     assert lease is not None
-    assert lease.execution_id == fired["id"]
+    assert lease.execution_id == fired.id

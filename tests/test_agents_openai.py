@@ -449,8 +449,8 @@ async def test_an_agent_schedules_a_follow_up_run_with_its_own_payload(
     assert await engine.claimable(user) == []
     clock.advance(600)
     [item] = await engine.claimable(user)
-    assert item["id"] == scheduled["execution_id"]
-    assert item["payload_override"] == {"task": "poll", "page": 2}
+    assert item.id == scheduled["execution_id"]
+    assert item.payload_override == {"task": "poll", "page": 2}
 
 
 async def test_fire_takes_a_payload_override_for_one_run(

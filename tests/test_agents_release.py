@@ -37,7 +37,7 @@ async def test_release_returns_the_execution_to_the_queue_with_the_attempt_count
     assert row["lease_expires_at"] is None
     assert "rate limited" in row["error_message"]
     clock.advance(60)
-    assert [r["id"] for r in await engine.claimable(user)] == [execution_id]
+    assert [r.id for r in await engine.claimable(user)] == [execution_id]
     await engine.claim(user, "w2", execution_id)
     assert (await state(engine, user, execution_id))["attempts"] == 2
 
@@ -60,7 +60,7 @@ async def test_a_release_waits_out_the_cue_backoff_before_the_execution_is_claim
         clock.advance(minutes * 60 - 1)
         assert await engine.claimable(user) == []
         clock.advance(1)
-        assert [r["id"] for r in await engine.claimable(user)] == [execution_id]
+        assert [r.id for r in await engine.claimable(user)] == [execution_id]
     await engine.claim(user, "w1", execution_id)
     answer = await engine.release_execution(
         user, execution_id, "w1", "rate limited", retry_after_seconds=7
@@ -99,7 +99,7 @@ async def test_release_after_the_last_attempt_fails_the_execution_and_its_one_ti
     assert row["status"] == "failed"
     assert "max attempts exhausted" in row["error_message"]
     cue = await engine.get_cue(user, row["cue_id"])
-    assert cue["status"] == "failed"
+    assert cue.status == "failed"
 
 
 async def test_release_refuses_unknown_unclaimed_and_foreign_claims(

@@ -15,7 +15,8 @@ import httpx
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
-from tests.helpers import assert_validation_error, claim, get_cue, get_execution, make_once_cue
+from tests.factories import make_once_cue
+from tests.helpers import assert_validation_error, claim, get_cue, get_execution
 
 
 async def pending(
@@ -293,7 +294,7 @@ async def test_racing_batch_claimers_each_get_distinct_executions(
             )
             if not batch.claimed:
                 return got
-            got += [row["id"] for row in batch.claimed]
+            got += [run.id for run in batch.claimed]
 
     results = await asyncio.gather(*(claimer(n) for n in range(8)))
     claimed = [eid for got in results for eid in got]

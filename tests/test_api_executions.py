@@ -1,7 +1,7 @@
 """Execution history: ``GET /v1/executions`` and ``GET /v1/executions/{id}`` (contract §2.3.1-4).
 
-The worker pull protocol on ``/v1/executions/...`` (claimable, claim, heartbeat, outcome) is
-tested in ``test_api_workers.py``.
+The worker pull protocol on ``/v1/executions/...`` is tested in ``test_api_claimable.py``,
+``test_api_claims.py``, ``test_api_leases.py`` and ``test_api_outcomes.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
+from tests.factories import due_execution, fire, make_worker_cue
 from tests.helpers import (
     EXECUTION_ADDITIVE_KEYS,
     EXECUTION_CONTRACT_KEYS,
@@ -23,10 +24,8 @@ from tests.helpers import (
     assert_error,
     assert_validation_error,
     claim,
-    due_execution,
-    fire,
     get_execution,
-    make_worker_cue,
+    report,
 )
 
 
@@ -171,7 +170,7 @@ async def test_list_filters_by_outcome_state(
 ):
     _, b = await two_cues_three_executions(client, engine, clock, auth)
     [done] = (await listed(client, auth, cue_id=b["id"]))["executions"]
-    await client.post(f"/v1/executions/{done['id']}/outcome", json={"success": True}, headers=auth)
+    await report(client, auth, done["id"], success=True)
 
     reported = await listed(client, auth, outcome_state="reported_success")
     failed = await listed(client, auth, outcome_state="reported_failure")

@@ -15,7 +15,7 @@ from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.sql.store import SqlTx
 from tests.conftest import eventually, make_settings, register
-from tests.helpers import make_once_cue
+from tests.factories import make_once_cue
 
 CAP = 6
 

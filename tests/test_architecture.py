@@ -1,6 +1,7 @@
 """The shape of the code base (``docs/architecture.md``): no import cycle among the modules of
 ``cueflow/`` and ``plugins/`` (the package's ``__init__`` and type-checking imports included),
-and no import from a layer up to a layer above it.
+no import from a layer up to a layer above it, and no module over 400 lines unless its
+docstring says why on a line starting with ``Long because:``.
 
 Imports are read from the source with :mod:`ast`, so an import inside ``if TYPE_CHECKING:`` or
 inside a function counts like any other. ``from cueflow import ids`` counts as importing both
@@ -32,10 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.worker_core",
         ),
     ),
-    (
-        "engine: lifecycle and public Python API",
-        ("cueflow.engine", "cueflow.engine_flows", "cueflow.runner"),
-    ),
+    ("engine: lifecycle and public Python API", ("cueflow.engine", "cueflow.runner")),
     (
         "use cases, the scheduler and the dispatcher: each receives the services",
         (
@@ -48,6 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.dispatcher",
             "cueflow.echo",
             "cueflow.executions",
+            "cueflow.fair_share",
             "cueflow.flow_runs",
             "cueflow.flow_wire",
             "cueflow.flows",
@@ -55,6 +54,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.health",
             "cueflow.manual_runs",
             "cueflow.outcomes",
+            "cueflow.push_attempts",
             "cueflow.quotas",
             "cueflow.scheduler",
             "cueflow.scrape",
@@ -88,15 +88,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow_worker",
         ),
     ),
-    (
-        "store: the storage seam and its SQL",
-        ("cueflow.flow_store", "cueflow.migrate", "cueflow.sql", "cueflow.store"),
-    ),
+    ("store: the storage seam and its SQL", ("cueflow.migrate", "cueflow.sql", "cueflow.store")),
     (
         "leaves: values, errors and helpers every layer may use",
         (
             "cueflow.clock",
             "cueflow.config",
+            "cueflow.cron",
+            "cueflow.dst",
             "cueflow.errors",
             "cueflow.faults",
             "cueflow.handler_context",
@@ -105,9 +104,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.logs",
             "cueflow.markers",
             "cueflow.pulse",
-            "cueflow.schedule",
-            "cueflow.flow_records",
+            "cueflow.records",
             "cueflow.flow_schemas",
+            "cueflow.schedule",
             "cueflow.schemas",
             "cueflow.states",
             "cueflow.version",
@@ -249,3 +248,46 @@ def test_the_check_finds_a_cycle_made_by_a_type_checking_import(tmp_path: Path) 
     (tmp_path / "c.py").write_text("import a\n")
     graph = _graph({name: tmp_path / f"{name}.py" for name in "abc"})
     assert _cycles(graph) == [["a", "b"]]
+
+
+MAX_MODULE_LINES = 400
+"""A module longer than this holds two ideas, unless its docstring says why it does not."""
+
+
+def _too_long(root: Path) -> list[str]:
+    """``path: N lines`` for each module under ``root`` over :data:`MAX_MODULE_LINES` lines
+    whose module docstring has no line starting with ``Long because:``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        source = path.read_text()
+        lines = len(source.splitlines())
+        if lines <= MAX_MODULE_LINES:
+            continue
+        docstring = ast.get_docstring(ast.parse(source)) or ""
+        if not any(line.strip().startswith("Long because:") for line in docstring.splitlines()):
+            found.append(f"{path.relative_to(root.parent)}: {lines} lines")
+    return found
+
+
+def test_no_module_is_over_400_lines_without_a_reason_at_its_top() -> None:
+    too_long = _too_long(ROOT / "cueflow") + _too_long(ROOT / "plugins")
+    assert too_long == [], (
+        "split these modules (one concept each) or say why one is long in its docstring, on a "
+        f"line starting with 'Long because:' (over {MAX_MODULE_LINES} lines):\n"
+        + "\n".join(too_long)
+    )
+
+
+def test_only_a_reason_at_the_top_lets_a_module_be_long(tmp_path: Path) -> None:
+    package = tmp_path / "package"
+    package.mkdir()
+    body = "x = 1\n" * MAX_MODULE_LINES
+    (package / "plain.py").write_text('"""Two ideas."""\n' + body)
+    (package / "reason_below.py").write_text('"""Two ideas."""\n# Long because: no\n' + body)
+    reason = '"""One idea.\n\nLong because: the table of every code is one list.\n"""\n'
+    (package / "reasoned.py").write_text(reason + body)
+    (package / "short.py").write_text('"""Short."""\n' + body[: -len("x = 1\n")])
+    assert _too_long(package) == [
+        f"package/plain.py: {MAX_MODULE_LINES + 1} lines",
+        f"package/reason_below.py: {MAX_MODULE_LINES + 2} lines",
+    ]

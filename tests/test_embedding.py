@@ -105,23 +105,23 @@ async def test_cues_are_created_listed_paused_resumed_and_deleted_from_python(
             },
         )
         assert warning is None
-        assert (cue["name"], cue["status"], cue["task"]) == ("daily-report", "active", "report")
+        assert (cue.name, cue.status, cue.task) == ("daily-report", "active", "report")
 
         cues, total = await engine.list_cues(me)
-        assert total == 1 and [c["id"] for c in cues] == [cue["id"]]
+        assert total == 1 and [c.id for c in cues] == [cue.id]
 
-        paused = await engine.pause_cue(me, cue["id"])
-        assert (paused["status"], paused["next_run"]) == ("paused", None)
+        paused = await engine.pause_cue(me, cue.id)
+        assert (paused.status, paused.next_run) == ("paused", None)
         assert (await engine.list_cues(me, status="paused"))[1] == 1
-        resumed = await engine.resume_cue(me, cue["id"])
-        assert resumed["status"] == "active" and resumed["next_run"] is not None
-        changed = await engine.update_cue(me, cue["id"], {"description": "for the board"})
-        assert changed["description"] == "for the board"
+        resumed = await engine.resume_cue(me, cue.id)
+        assert resumed.status == "active" and resumed.next_run is not None
+        changed = await engine.update_cue(me, cue.id, {"description": "for the board"})
+        assert changed.description == "for the board"
 
-        await engine.delete_cue(me, cue["id"])
+        await engine.delete_cue(me, cue.id)
         assert await engine.list_cues(me) == ([], 0)
         with pytest.raises(NotFound):
-            await engine.get_cue(me, cue["id"])
+            await engine.get_cue(me, cue.id)
 
 
 async def test_a_file_store_keeps_cues_across_engines(tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ async def test_a_file_store_keeps_cues_across_engines(tmp_path: Path) -> None:
     async with engine_for(url) as second:
         again = await second.account("app@example.com")
         assert again == me
-        assert [c["name"] for c in (await second.list_cues(again))[0]] == ["kept"]
+        assert [c.name for c in (await second.list_cues(again))[0]] == ["kept"]
 
 
 async def test_account_gets_or_creates_a_principal_and_never_shows_a_key(
@@ -186,8 +186,8 @@ async def test_the_engine_runs_inside_an_existing_asyncio_app(database_url: str)
         )
 
         async def succeeded() -> bool:
-            rows, _ = await engine.cue_executions(me, cue["id"])
-            return any(row["status"] == "success" for row in rows)
+            rows, _ = await engine.cue_executions(me, cue.id)
+            return any(row.status == "success" for row in rows)
 
         await eventually(succeeded, timeout=15)
     assert ran[0] == {"task": "tick"}
@@ -237,10 +237,10 @@ async def test_the_rest_router_mounted_in_an_existing_app_shares_the_python_api(
         listed = (await client.get("/v1/cues", headers=auth)).json()
         assert {c["name"] for c in listed["cues"]} == {"from-python", "from-rest"}
         paused = await client.patch(
-            f"/v1/cues/{from_python['id']}", json={"status": "paused"}, headers=auth
+            f"/v1/cues/{from_python.id}", json={"status": "paused"}, headers=auth
         )
         assert paused.json()["status"] == "paused"
-        assert (await engine.get_cue(me, from_python["id"]))["status"] == "paused"
+        assert (await engine.get_cue(me, from_python.id)).status == "paused"
         missing = await client.get("/v1/cues/cue_missing00000", headers=auth)
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "cue_not_found"

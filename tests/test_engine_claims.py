@@ -16,6 +16,7 @@ from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.errors import Conflict, CueflowError
+from cueflow.records import Cue, Execution
 from cueflow.store import ExecutionFilter
 from tests.conftest import make_settings
 
@@ -30,7 +31,7 @@ async def new_user(engine: Engine, email: str = "a@example.com") -> Principal:
 
 async def one_time_cue(
     engine: Engine, user: Principal, name: str, delay: float = 60, **extra: Any
-) -> dict[str, Any]:
+) -> Cue:
     at = engine.clock.now() + timedelta(seconds=delay)
     spec = {
         "name": name,
@@ -39,8 +40,8 @@ async def one_time_cue(
         "payload": {"task": "job"},
         **extra,
     }
-    row, _ = await engine.create_cue(user, spec)
-    return dict(row)
+    cue, _ = await engine.create_cue(user, spec)
+    return cue
 
 
 async def due_execution(
@@ -50,9 +51,9 @@ async def due_execution(
     cue = await one_time_cue(engine, user, name, **extra)
     clock.advance(60)
     assert await engine.fire_due() == 1
-    rows, total = await engine.cue_executions(user, cue["id"])
+    rows, total = await engine.cue_executions(user, cue.id)
     assert total == 1
-    return rows[0]["id"]
+    return rows[0].id
 
 
 async def many_due_executions(
@@ -65,11 +66,11 @@ async def many_due_executions(
     assert await engine.fire_due() == count
     page = await engine.list_executions(user, limit=count + 10)
     assert page.total == count
-    return {row["id"] for row in page.rows}
+    return {row.id for row in page.rows}
 
 
-async def status_of(engine: Engine, user: Principal, execution_id: str) -> dict[str, Any]:
-    return dict(await engine.get_execution(user, execution_id))
+async def status_of(engine: Engine, user: Principal, execution_id: str) -> Execution:
+    return await engine.get_execution(user, execution_id)
 
 
 def conflict_code(error: BaseException) -> str | None:
@@ -113,7 +114,7 @@ async def claim_random_by_id_until_empty(
         rows = await engine.claimable(user)
         if not rows:
             return won, lost
-        target = rng.choice(rows)["id"]
+        target = rng.choice(rows).id
         try:
             result = await engine.claim(user, worker, target)
         except Conflict as exc:
@@ -142,9 +143,9 @@ async def test_eight_claim_next_workers_claim_each_of_200_executions_exactly_onc
     if is_postgres(database_url):
         assert sum(1 for won in results if won) > 1, "claims did not run concurrently"
     page = await engine.list_executions(user, limit=300)
-    assert {row["status"] for row in page.rows} == {"delivering"}
-    assert {row["attempts"] for row in page.rows} == {1}
-    holders = {row["id"]: row["claimed_by_worker"] for row in page.rows}
+    assert {row.status for row in page.rows} == {"delivering"}
+    assert {row.attempts for row in page.rows} == {1}
+    holders = {row.id: row.claimed_by_worker for row in page.rows}
     for i, won in enumerate(results):
         assert all(holders[eid] == f"worker-{i}" for eid in won)
     assert await engine.claimable(user) == []
@@ -168,7 +169,7 @@ async def test_eight_claim_by_id_workers_picking_random_items_claim_each_exactly
     assert len(set(claimed)) == 200, "an execution was handed out twice"
     assert set(claimed) == fired
     page = await engine.list_executions(user, limit=300)
-    assert {row["attempts"] for row in page.rows} == {1}
+    assert {row.attempts for row in page.rows} == {1}
     with pytest.raises(Conflict) as err:
         await engine.claim(user, "late-worker")
     assert err.value.code == "claim_failed"
@@ -192,9 +193,9 @@ async def test_eight_workers_racing_for_the_same_execution_one_wins_seven_get_cl
         winner, result = wins[0]
         assert result == {"claimed": True, "execution_id": execution_id, "lease_seconds": LEASE}
         row = await status_of(engine, user, execution_id)
-        assert row["status"] == "delivering"
-        assert row["claimed_by_worker"] == f"worker-{winner}"
-        assert row["attempts"] == 1
+        assert row.status == "delivering"
+        assert row.claimed_by_worker == f"worker-{winner}"
+        assert row.attempts == 1
 
 
 async def test_two_engines_firing_concurrently_create_each_execution_exactly_once(
@@ -225,10 +226,10 @@ async def test_two_engines_firing_concurrently_create_each_execution_exactly_onc
         assert sum(created) == 80
         page = await e2.list_executions(user, limit=500)
         assert page.total == 80
-        keys = [(row["cue_id"], row["scheduled_for"]) for row in page.rows]
+        keys = [(row.cue_id, row.scheduled_for) for row in page.rows]
         assert len(set(keys)) == 80, "a fire key was used twice"
         cues, _ = await e1.list_cues(user, limit=100)
-        assert {cue["fired_count"] for cue in cues} == {1}
+        assert {cue.fired_count for cue in cues} == {1}
         assert sum(await asyncio.gather(e1.fire_due(), e2.fire_due())) == 0
 
         results = await asyncio.gather(
@@ -237,7 +238,7 @@ async def test_two_engines_firing_concurrently_create_each_execution_exactly_onc
         claimed = [eid for won in results for eid in won]
         assert len(claimed) == 80
         assert len(set(claimed)) == 80, "two engines handed out the same execution"
-        assert set(claimed) == {row["id"] for row in page.rows}
+        assert set(claimed) == {row.id for row in page.rows}
 
 
 async def test_two_engines_claiming_the_same_execution_by_id_hand_it_out_once(
@@ -272,24 +273,24 @@ async def test_claim_lease_survives_899_seconds_and_returns_to_queue_after_901(
     clock.advance(LEASE - 1)
     assert await engine.sweep() == 0
     row = await status_of(engine, user, execution_id)
-    assert row["status"] == "delivering"
-    assert row["claimed_by_worker"] == "worker-1"
+    assert row.status == "delivering"
+    assert row.claimed_by_worker == "worker-1"
 
     clock.advance(2)
     assert await engine.sweep() == 1
     row = await status_of(engine, user, execution_id)
-    assert row["status"] == "pending"
-    assert row["claimed_by_worker"] is None
-    assert row["attempts"] == 1
-    assert "lease" in (row["error_message"] or "").lower()
-    assert [r["id"] for r in await engine.claimable(user)] == [execution_id]
+    assert row.status == "pending"
+    assert row.claimed_by_worker is None
+    assert row.attempts == 1
+    assert "lease" in (row.error_message or "").lower()
+    assert [r.id for r in await engine.claimable(user)] == [execution_id]
 
     again = await engine.claim(user, "worker-2")
     assert again["execution_id"] == execution_id
     row = await status_of(engine, user, execution_id)
-    assert row["status"] == "delivering"
-    assert row["attempts"] == 2
-    assert row["claimed_by_worker"] == "worker-2"
+    assert row.status == "delivering"
+    assert row.attempts == 2
+    assert row.claimed_by_worker == "worker-2"
 
 
 async def test_sweeping_twice_at_the_same_instant_changes_nothing_more(
@@ -322,13 +323,13 @@ async def test_execution_heartbeat_at_800_seconds_keeps_the_lease_past_900(
     clock.advance(200)  # 1000 s after the claim
     assert await engine.sweep() == 0
     row = await status_of(engine, user, execution_id)
-    assert row["status"] == "delivering"
-    assert row["claimed_by_worker"] == "worker-1"
-    assert row["lease_expires_at"] == until
+    assert row.status == "delivering"
+    assert row.claimed_by_worker == "worker-1"
+    assert row.lease_expires_at == until
 
     clock.advance(LEASE - 200 + 1)  # just past the extended lease
     assert await engine.sweep() == 1
-    assert (await status_of(engine, user, execution_id))["status"] == "pending"
+    assert (await status_of(engine, user, execution_id)).status == "pending"
 
 
 async def test_heartbeat_from_another_worker_is_refused_and_does_not_extend_the_lease(
@@ -343,7 +344,7 @@ async def test_heartbeat_from_another_worker_is_refused_and_does_not_extend_the_
     assert (err.value.status, err.value.code) == (403, "not_execution_owner")
     clock.advance(101)
     assert await engine.sweep() == 1
-    assert (await status_of(engine, user, execution_id))["status"] == "pending"
+    assert (await status_of(engine, user, execution_id)).status == "pending"
 
 
 async def test_heartbeat_of_an_unclaimed_execution_is_a_conflict(
@@ -364,29 +365,29 @@ async def test_execution_fails_when_every_allowed_claim_lets_its_lease_expire(
     execution_id = await due_execution(
         engine, clock, user, retry={"max_attempts": max_attempts, "backoff_minutes": [1]}
     )
-    cue_id = (await status_of(engine, user, execution_id))["cue_id"]
+    cue_id = (await status_of(engine, user, execution_id)).cue_id
 
     for attempt in range(1, max_attempts + 1):
         assert (await engine.claim(user, f"worker-{attempt}"))["execution_id"] == execution_id
-        assert (await status_of(engine, user, execution_id))["attempts"] == attempt
+        assert (await status_of(engine, user, execution_id)).attempts == attempt
         clock.advance(LEASE + 1)
         assert await engine.sweep() == 1
         row = await status_of(engine, user, execution_id)
         if attempt < max_attempts:
-            assert row["status"] == "pending"
-            assert (await engine.get_cue(user, cue_id))["status"] == "active"
+            assert row.status == "pending"
+            assert (await engine.get_cue(user, cue_id)).status == "active"
 
     row = await status_of(engine, user, execution_id)
-    assert row["status"] == "failed"
-    assert row["attempts"] == max_attempts
-    assert "lease" in (row["error_message"] or "").lower()
-    assert (await engine.get_cue(user, cue_id))["status"] == "failed"
+    assert row.status == "failed"
+    assert row.attempts == max_attempts
+    assert "lease" in (row.error_message or "").lower()
+    assert (await engine.get_cue(user, cue_id)).status == "failed"
     assert await engine.claimable(user) == []
     with pytest.raises(Conflict):
         await engine.claim(user, "worker-x", execution_id)
     clock.advance(UNCLAIMED_TIMEOUT * 2)
     assert await engine.sweep() == 0
-    assert (await status_of(engine, user, execution_id))["status"] == "failed"
+    assert (await status_of(engine, user, execution_id)).status == "failed"
 
 
 async def test_worker_whose_last_lease_ran_out_cannot_report_late(
@@ -397,7 +398,7 @@ async def test_worker_whose_last_lease_ran_out_cannot_report_late(
     await engine.claim(user, "worker-slow")
     clock.advance(LEASE + 1)
     assert await engine.sweep() == 1
-    assert (await status_of(engine, user, execution_id))["status"] == "failed"
+    assert (await status_of(engine, user, execution_id)).status == "failed"
 
     with pytest.raises(Conflict) as err:
         await engine.report_outcome(
@@ -405,7 +406,7 @@ async def test_worker_whose_last_lease_ran_out_cannot_report_late(
         )
     assert err.value.code == "lease_lost"
     row = await status_of(engine, user, execution_id)
-    assert (row["status"], row["outcome_recorded_at"]) == ("failed", None)
+    assert (row.status, row.outcome_recorded_at) == ("failed", None)
 
 
 async def test_worker_may_report_on_an_execution_back_in_the_queue(
@@ -416,13 +417,13 @@ async def test_worker_may_report_on_an_execution_back_in_the_queue(
     await engine.claim(user, "worker-slow")
     clock.advance(LEASE + 1)
     assert await engine.sweep() == 1
-    assert (await status_of(engine, user, execution_id))["status"] == "pending"
+    assert (await status_of(engine, user, execution_id)).status == "pending"
 
     done = await engine.report_outcome(
         user, execution_id, {"success": True, "result": "late"}, worker_id="worker-slow"
     )
     assert done["outcome_recorded"] is True
-    assert (await status_of(engine, user, execution_id))["status"] == "success"
+    assert (await status_of(engine, user, execution_id)).status == "success"
 
 
 async def test_exhausted_leases_of_a_recurring_cue_fail_the_execution_not_the_cue(
@@ -443,8 +444,8 @@ async def test_exhausted_leases_of_a_recurring_cue_fail_the_execution_not_the_cu
     claimed = await engine.claim(user, "worker-1")
     clock.advance(LEASE + 1)
     assert await engine.sweep() == 1
-    assert (await status_of(engine, user, claimed["execution_id"]))["status"] == "failed"
-    assert (await engine.get_cue(user, cue["id"]))["status"] == "active"
+    assert (await status_of(engine, user, claimed["execution_id"])).status == "failed"
+    assert (await engine.get_cue(user, cue.id)).status == "active"
 
 
 async def test_silent_registered_worker_loses_its_claim_before_the_lease_ends(
@@ -457,15 +458,15 @@ async def test_silent_registered_worker_loses_its_claim_before_the_lease_ends(
 
     clock.advance(HEARTBEAT_TIMEOUT - 1)
     assert await engine.sweep() == 0
-    assert (await status_of(engine, user, execution_id))["status"] == "delivering"
+    assert (await status_of(engine, user, execution_id)).status == "delivering"
 
     clock.advance(2)  # 181 s of silence; the lease still has 719 s to run
     assert await engine.sweep() == 1
     row = await status_of(engine, user, execution_id)
-    assert row["status"] == "pending"
-    assert row["claimed_by_worker"] is None
-    assert "heartbeat" in (row["error_message"] or "").lower()
-    assert [r["id"] for r in await engine.claimable(user)] == [execution_id]
+    assert row.status == "pending"
+    assert row.claimed_by_worker is None
+    assert "heartbeat" in (row.error_message or "").lower()
+    assert [r.id for r in await engine.claimable(user)] == [execution_id]
 
 
 async def test_registered_worker_that_keeps_heartbeating_keeps_its_claim(
@@ -479,7 +480,7 @@ async def test_registered_worker_that_keeps_heartbeating_keeps_its_claim(
         clock.advance(100)
         await engine.worker_heartbeat(user, "worker-1")
         assert await engine.sweep() == 0
-    assert (await status_of(engine, user, execution_id))["status"] == "delivering"
+    assert (await status_of(engine, user, execution_id)).status == "delivering"
 
 
 async def test_unregistered_worker_keeps_its_claim_until_the_lease_ends(
@@ -490,7 +491,7 @@ async def test_unregistered_worker_keeps_its_claim_until_the_lease_ends(
     await engine.claim(user, "never-sent-a-heartbeat")
     clock.advance(LEASE - 1)
     assert await engine.sweep() == 0
-    assert (await status_of(engine, user, execution_id))["status"] == "delivering"
+    assert (await status_of(engine, user, execution_id)).status == "delivering"
 
 
 async def test_worker_that_lost_its_lease_cannot_overwrite_the_new_holders_outcome(
@@ -514,25 +515,25 @@ async def test_worker_that_lost_its_lease_cannot_overwrite_the_new_holders_outco
         )
     assert err.value.code == "lease_lost"
     row = await status_of(engine, user, execution_id)
-    assert row["outcome_recorded_at"] is None
-    assert row["status"] == "delivering"
+    assert row.outcome_recorded_at is None
+    assert row.status == "delivering"
 
     done = await engine.report_outcome(
         user, execution_id, {"success": True, "result": "ok"}, worker_id="worker-new"
     )
     assert done["outcome_recorded"] is True
     row = await status_of(engine, user, execution_id)
-    assert row["status"] == "success"
-    assert row["outcome_success"] is True
-    assert row["outcome_result"] == "ok"
-    assert row["attempts"] == 2
+    assert row.status == "success"
+    assert row.outcome_success is True
+    assert row.outcome_result == "ok"
+    assert row.attempts == 2
 
     with pytest.raises(Conflict) as err:
         await engine.report_outcome(
             user, execution_id, {"success": False, "error": "late"}, worker_id="worker-old"
         )
     assert err.value.code == "outcome_already_recorded"
-    assert (await status_of(engine, user, execution_id))["outcome_success"] is True
+    assert (await status_of(engine, user, execution_id)).outcome_success is True
 
 
 async def test_outcome_of_the_holder_finishes_the_execution_and_the_one_time_cue(
@@ -540,16 +541,16 @@ async def test_outcome_of_the_holder_finishes_the_execution_and_the_one_time_cue
 ) -> None:
     user = await new_user(engine)
     execution_id = await due_execution(engine, clock, user)
-    cue_id = (await status_of(engine, user, execution_id))["cue_id"]
+    cue_id = (await status_of(engine, user, execution_id)).cue_id
     await engine.claim(user, "worker-1")
     await engine.report_outcome(user, execution_id, {"success": True}, worker_id="worker-1")
     row = await status_of(engine, user, execution_id)
-    assert row["status"] == "success"
-    assert row["lease_expires_at"] is None
-    assert (await engine.get_cue(user, cue_id))["status"] == "completed"
+    assert row.status == "success"
+    assert row.lease_expires_at is None
+    assert (await engine.get_cue(user, cue_id)).status == "completed"
     clock.advance(LEASE * 2)
     assert await engine.sweep() == 0
-    assert (await status_of(engine, user, execution_id))["status"] == "success"
+    assert (await status_of(engine, user, execution_id)).status == "success"
 
 
 async def test_unclaimed_execution_is_missed_after_900_seconds_and_its_one_time_cue_fails(
@@ -557,18 +558,18 @@ async def test_unclaimed_execution_is_missed_after_900_seconds_and_its_one_time_
 ) -> None:
     user = await new_user(engine)
     execution_id = await due_execution(engine, clock, user)
-    cue_id = (await status_of(engine, user, execution_id))["cue_id"]
+    cue_id = (await status_of(engine, user, execution_id)).cue_id
 
     clock.advance(UNCLAIMED_TIMEOUT - 1)
     assert await engine.sweep() == 0
-    assert (await status_of(engine, user, execution_id))["status"] == "pending"
+    assert (await status_of(engine, user, execution_id)).status == "pending"
 
     clock.advance(2)
     assert await engine.sweep() == 1
     row = await status_of(engine, user, execution_id)
-    assert row["status"] == "missed"
-    assert row["error_message"]
-    assert (await engine.get_cue(user, cue_id))["status"] == "failed"
+    assert row.status == "missed"
+    assert row.error_message
+    assert (await engine.get_cue(user, cue_id)).status == "failed"
     assert await engine.claimable(user) == []
     with pytest.raises(Conflict) as err:
         await engine.claim(user, "worker-1", execution_id)
@@ -593,7 +594,7 @@ async def test_unclaimed_execution_of_a_recurring_cue_is_missed_and_the_cue_stay
     assert await engine.sweep() == 1
     page = await engine.list_executions(user, ExecutionFilter(statuses=["missed"]))
     assert page.total == 1
-    assert (await engine.get_cue(user, cue["id"]))["status"] == "active"
+    assert (await engine.get_cue(user, cue.id)).status == "active"
 
 
 async def test_execution_returned_by_an_expired_lease_is_not_immediately_marked_missed(
@@ -605,8 +606,8 @@ async def test_execution_returned_by_an_expired_lease_is_not_immediately_marked_
     clock.advance(LEASE + 1)  # scheduled_for is now older than the unclaimed timeout
     assert await engine.sweep() == 1
     assert await engine.sweep() == 0
-    assert (await status_of(engine, user, execution_id))["status"] == "pending"
-    assert [r["id"] for r in await engine.claimable(user)] == [execution_id]
+    assert (await status_of(engine, user, execution_id)).status == "pending"
+    assert [r.id for r in await engine.claimable(user)] == [execution_id]
 
 
 async def test_custom_claim_timeout_sets_the_lease_length(
@@ -618,17 +619,17 @@ async def test_custom_claim_timeout_sets_the_lease_length(
         claimed = await eng.claim(user, "worker-1")
         assert claimed["lease_seconds"] == 30
         row = await status_of(eng, user, execution_id)
-        assert row["lease_expires_at"] == clock.now() + timedelta(seconds=30)
+        assert row.lease_expires_at == clock.now() + timedelta(seconds=30)
 
         clock.advance(29)
         assert await eng.sweep() == 0
-        assert (await status_of(eng, user, execution_id))["status"] == "delivering"
+        assert (await status_of(eng, user, execution_id)).status == "delivering"
         beat = await eng.heartbeat_execution(user, execution_id, "worker-1")
         assert beat["lease_extended_until"] == (clock.now() + timedelta(seconds=30)).isoformat()
 
         clock.advance(31)
         assert await eng.sweep() == 1
-        assert (await status_of(eng, user, execution_id))["status"] == "pending"
+        assert (await status_of(eng, user, execution_id)).status == "pending"
 
 
 async def test_custom_heartbeat_and_unclaimed_timeouts_are_honoured(
@@ -646,7 +647,7 @@ async def test_custom_heartbeat_and_unclaimed_timeouts_are_honoured(
         await eng.claim(user, "worker-1")
         clock.advance(11)
         assert await eng.sweep() == 1
-        assert (await status_of(eng, user, claimed_id))["status"] == "pending"
+        assert (await status_of(eng, user, claimed_id)).status == "pending"
         await eng.claim(user, "worker-2")
         await eng.report_outcome(user, claimed_id, {"success": True}, worker_id="worker-2")
 
@@ -655,8 +656,8 @@ async def test_custom_heartbeat_and_unclaimed_timeouts_are_honoured(
         assert await eng.sweep() == 0
         clock.advance(2)
         assert await eng.sweep() == 1
-        assert (await status_of(eng, user, waiting_id))["status"] == "missed"
-        assert (await status_of(eng, user, claimed_id))["status"] == "success"
+        assert (await status_of(eng, user, waiting_id)).status == "missed"
+        assert (await status_of(eng, user, claimed_id)).status == "success"
 
 
 async def test_unclaimed_timeout_zero_never_marks_executions_missed(
@@ -667,7 +668,7 @@ async def test_unclaimed_timeout_zero_never_marks_executions_missed(
         execution_id = await due_execution(eng, clock, user)
         clock.advance(days=2)
         assert await eng.sweep() == 0
-        assert (await status_of(eng, user, execution_id))["status"] == "pending"
+        assert (await status_of(eng, user, execution_id)).status == "pending"
 
 
 async def test_claim_next_hands_out_the_oldest_due_execution_first(
@@ -679,9 +680,9 @@ async def test_claim_next_hands_out_the_oldest_due_execution_first(
     clock.advance(120)
     assert await engine.fire_due() == 2
     rows = await engine.claimable(user)
-    assert [r["cue_name"] for r in rows] == ["sooner", "later"]
+    assert [r.cue_name for r in rows] == ["sooner", "later"]
     first = await engine.claim(user, "worker-1")
-    assert first["execution_id"] == rows[0]["id"]
+    assert first["execution_id"] == rows[0].id
 
 
 async def test_execution_heartbeats_keep_a_registered_workers_claim_alive(
@@ -698,9 +699,9 @@ async def test_execution_heartbeats_keep_a_registered_workers_claim_alive(
         beat = await engine.heartbeat_execution(user, execution_id, "worker-1")
         await engine.sweep()
         row = await status_of(engine, user, execution_id)
-        assert row["status"] == "delivering", (
+        assert row.status == "delivering", (
             f"claim reset {step * 100} s after the claim, right after a heartbeat extended "
-            f"the lease to {beat['lease_extended_until']}: {row['error_message']!r}"
+            f"the lease to {beat['lease_extended_until']}: {row.error_message!r}"
         )
 
 
@@ -720,8 +721,8 @@ async def test_two_engines_sweeping_concurrently_reset_each_lease_and_miss_each_
 
         assert sum(changed) == 40
         page = await e2.list_executions(user, limit=100)
-        statuses = sorted(row["status"] for row in page.rows)
+        statuses = sorted(row.status for row in page.rows)
         assert statuses == ["missed"] * 20 + ["pending"] * 20
-        assert {row["attempts"] for row in page.rows if row["status"] == "pending"} == {1}
-        assert {row["id"] for row in page.rows} == fired
+        assert {row.attempts for row in page.rows if row.status == "pending"} == {1}
+        assert {row.id for row in page.rows} == fired
         assert sum(await asyncio.gather(e1.sweep(), e2.sweep())) == 0

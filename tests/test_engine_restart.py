@@ -15,6 +15,7 @@ import pytest
 from cueflow.authentication import Principal
 from cueflow.clock import Clock, FakeClock
 from cueflow.engine import Engine
+from cueflow.records import Cue
 from tests.conftest import eventually, make_settings
 
 MAX_LAG_SECONDS = 0.5
@@ -24,10 +25,8 @@ async def new_user(engine: Engine, email: str = "a@example.com") -> Principal:
     return await engine.principal((await engine.register(email))["api_key"])
 
 
-async def one_time_worker_cue(
-    engine: Engine, user: Principal, when: datetime, **extra: Any
-) -> dict[str, Any]:
-    row, _ = await engine.create_cue(
+async def one_time_worker_cue(engine: Engine, user: Principal, when: datetime, **extra: Any) -> Cue:
+    cue, _ = await engine.create_cue(
         user,
         {
             "name": "once",
@@ -36,7 +35,7 @@ async def one_time_worker_cue(
             **extra,
         },
     )
-    return dict(row)
+    return cue
 
 
 @asynccontextmanager
@@ -61,7 +60,7 @@ async def cue_created_before_downtime(
         when = clock.now() + timedelta(minutes=2)
         row = await one_time_worker_cue(a, user, when, **extra)
     clock.advance(minutes=10)
-    return key, row["id"], when
+    return key, row.id, when
 
 
 # restart with a fake clock --------------------------------------------------------------------
@@ -79,18 +78,18 @@ async def test_one_time_cue_due_while_down_fires_exactly_once_after_restart(
         rows, total = await b.cue_executions(user, cue_id)
         assert total == 1
         execution = rows[0]
-        assert execution["scheduled_for"] == when
-        assert execution["status"] == "pending"
-        assert [r["id"] for r in await b.claimable(user)] == [execution["id"]]
+        assert execution.scheduled_for == when
+        assert execution.status == "pending"
+        assert [r.id for r in await b.claimable(user)] == [execution.id]
         cue = await b.get_cue(user, cue_id)
-        assert cue["next_run"] is None
-        assert cue["status"] == "active"
+        assert cue.next_run is None
+        assert cue.status == "active"
 
         assert await b.fire_due() == 0
         assert (await b.cue_executions(user, cue_id))[1] == 1
 
         claimed = await b.claim(user, "worker-1")
-        assert claimed["execution_id"] == execution["id"]
+        assert claimed["execution_id"] == execution.id
 
 
 async def test_one_time_cue_with_skip_policy_due_while_down_is_missed_and_fails(
@@ -106,13 +105,13 @@ async def test_one_time_cue_with_skip_policy_due_while_down_is_missed_and_fails(
 
         rows, total = await b.cue_executions(user, cue_id)
         assert total == 1
-        assert rows[0]["scheduled_for"] == when
-        assert rows[0]["status"] == "missed"
-        assert rows[0]["error_message"]
+        assert rows[0].scheduled_for == when
+        assert rows[0].status == "missed"
+        assert rows[0].error_message
         assert await b.claimable(user) == []
         cue = await b.get_cue(user, cue_id)
-        assert cue["status"] == "failed"
-        assert cue["next_run"] is None
+        assert cue.status == "failed"
+        assert cue.next_run is None
 
         assert await b.fire_due() == 0
         assert (await b.cue_executions(user, cue_id))[1] == 1
@@ -129,7 +128,7 @@ async def test_restart_of_the_same_engine_object_fires_the_run_once(
         await eng.open()
         assert await eng.fire_due() == 1
         assert await eng.fire_due() == 0
-        assert (await eng.cue_executions(user, row["id"]))[1] == 1
+        assert (await eng.cue_executions(user, row.id))[1] == 1
 
 
 async def test_recurring_cue_after_downtime_fires_once_and_resumes_its_schedule(
@@ -152,9 +151,9 @@ async def test_recurring_cue_after_downtime_fires_once_and_resumes_its_schedule(
     async with opened(database_url, clock) as b:
         user = await b.principal(key)
         assert await b.fire_due() == 1
-        rows, _ = await b.cue_executions(user, cue["id"])
-        assert [r["scheduled_for"] for r in rows] == [start + timedelta(minutes=50)]
-        assert (await b.get_cue(user, cue["id"]))["next_run"] == start + timedelta(minutes=55)
+        rows, _ = await b.cue_executions(user, cue.id)
+        assert [r.scheduled_for for r in rows] == [start + timedelta(minutes=50)]
+        assert (await b.get_cue(user, cue.id)).next_run == start + timedelta(minutes=55)
         assert await b.fire_due() == 0
 
 
@@ -187,7 +186,7 @@ async def test_background_loop_makes_a_due_cue_claimable_within_half_a_second(
 
         assert lag <= MAX_LAG_SECONDS, f"claimable {lag:.3f} s after its time"
         rows = await eng.claimable(user)
-        assert [r["scheduled_for"] for r in rows] == [due]
+        assert [r.scheduled_for for r in rows] == [due]
 
 
 async def test_scheduler_sleeping_on_an_empty_schedule_wakes_for_a_new_cue(
@@ -220,7 +219,7 @@ async def test_background_sweeper_runs_on_its_own(database_url: str) -> None:
 
         async def back_in_queue() -> bool:
             row = await eng.get_execution(user, claimed["execution_id"])
-            return row["status"] == "pending"
+            return row.status == "pending"
 
         await eventually(back_in_queue, timeout=4.0)
 
@@ -241,8 +240,8 @@ async def test_started_engine_handles_a_run_missed_while_down_on_start(
 
         assert await eventually(fired, timeout=3.0) == 1
         rows, _ = await b.cue_executions(user, cue_id)
-        assert rows[0]["scheduled_for"] == when
-        assert rows[0]["status"] == ("missed" if policy == "skip" else "pending")
+        assert rows[0].scheduled_for == when
+        assert rows[0].status == ("missed" if policy == "skip" else "pending")
 
 
 async def test_background_loop_on_the_fake_clock_fires_when_the_clock_reaches_next_run(
@@ -254,7 +253,7 @@ async def test_background_loop_on_the_fake_clock_fires_when_the_clock_reaches_ne
         row = await one_time_worker_cue(eng, user, clock.now() + timedelta(minutes=1))
 
         async def fired() -> int:
-            return (await eng.cue_executions(user, row["id"]))[1]
+            return (await eng.cue_executions(user, row.id))[1]
 
         await asyncio.sleep(0.1)
         assert await fired() == 0
@@ -291,11 +290,11 @@ async def test_run_fired_late_after_a_long_downtime_still_gets_the_full_unclaime
         assert await b.fire_due() == 1
         assert await b.sweep() == 0
         rows = await b.claimable(user)
-        assert [r["scheduled_for"] for r in rows] == [when]
+        assert [r.scheduled_for for r in rows] == [when]
 
         clock.advance(seconds=901)
         assert await b.sweep() == 1
-        assert (await b.cue_executions(user, cue_id))[0][0]["status"] == "missed"
+        assert (await b.cue_executions(user, cue_id))[0][0].status == "missed"
 
 
 async def test_a_third_engine_after_the_restart_fires_nothing_more(

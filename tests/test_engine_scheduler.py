@@ -16,6 +16,7 @@ import pytest
 from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
+from cueflow.records import Cue, Execution
 from tests.conftest import make_settings
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -48,7 +49,7 @@ async def recurring_cue(
             **extra,
         },
     )
-    return row["id"]
+    return row.id
 
 
 async def one_time_cue(
@@ -63,18 +64,18 @@ async def one_time_cue(
             **extra,
         },
     )
-    return row["id"]
+    return row.id
 
 
-async def runs(engine: Engine, user: Principal, cue_id: str) -> list[dict[str, Any]]:
+async def runs(engine: Engine, user: Principal, cue_id: str) -> list[Execution]:
     """The cue's executions, oldest ``scheduled_for`` first."""
     rows, total = await engine.cue_executions(user, cue_id, limit=500)
     assert len(rows) == total
-    return sorted((dict(r) for r in rows), key=lambda r: r["scheduled_for"])
+    return sorted(rows, key=lambda r: r.scheduled_for)
 
 
-async def cue(engine: Engine, user: Principal, cue_id: str) -> dict[str, Any]:
-    return dict(await engine.get_cue(user, cue_id))
+async def cue(engine: Engine, user: Principal, cue_id: str) -> Cue:
+    return await engine.get_cue(user, cue_id)
 
 
 @asynccontextmanager
@@ -96,8 +97,8 @@ async def test_recurring_cron_fires_once_per_tick_and_advances_next_run(
     user = await new_user(engine)
     cue_id = await recurring_cue(engine, user)
     created = await cue(engine, user, cue_id)
-    assert created["next_run"] == at(12, 5)
-    assert created["fired_count"] == 0
+    assert created.next_run == at(12, 5)
+    assert created.fired_count == 0
 
     clock.set(at(12, 4, 59))
     assert await engine.fire_due() == 0
@@ -106,14 +107,14 @@ async def test_recurring_cron_fires_once_per_tick_and_advances_next_run(
         clock.set(at(12, 5 * tick))
         assert await engine.fire_due() == 1
         row = await cue(engine, user, cue_id)
-        assert row["next_run"] == at(12, 5 * tick + 5)
-        assert row["fired_count"] == tick
-        assert row["status"] == "active"
+        assert row.next_run == at(12, 5 * tick + 5)
+        assert row.fired_count == tick
+        assert row.status == "active"
 
     executions = await runs(engine, user, cue_id)
-    assert [r["scheduled_for"] for r in executions] == [at(12, 5), at(12, 10), at(12, 15)]
-    assert {r["status"] for r in executions} == {"pending"}
-    assert {r["attempts"] for r in executions} == {0}
+    assert [r.scheduled_for for r in executions] == [at(12, 5), at(12, 10), at(12, 15)]
+    assert {r.status for r in executions} == {"pending"}
+    assert {r.attempts for r in executions} == {0}
 
 
 async def test_firing_twice_at_the_same_instant_creates_nothing_new(
@@ -125,7 +126,7 @@ async def test_firing_twice_at_the_same_instant_creates_nothing_new(
     assert await engine.fire_due() == 1
     assert await engine.fire_due() == 0
     assert len(await runs(engine, user, cue_id)) == 1
-    assert (await cue(engine, user, cue_id))["fired_count"] == 1
+    assert (await cue(engine, user, cue_id)).fired_count == 1
 
 
 async def test_fire_key_stops_a_retried_batch_from_creating_the_same_run_twice(
@@ -142,10 +143,10 @@ async def test_fire_key_stops_a_retried_batch_from_creating_the_same_run_twice(
     assert await engine.fire_due() == 0
 
     executions = await runs(engine, user, cue_id)
-    assert [r["scheduled_for"] for r in executions] == [at(12, 5)]
+    assert [r.scheduled_for for r in executions] == [at(12, 5)]
     row = await cue(engine, user, cue_id)
-    assert row["next_run"] == at(12, 10)
-    assert row["fired_count"] == 1
+    assert row.next_run == at(12, 10)
+    assert row.fired_count == 1
 
 
 async def test_cron_in_a_timezone_fires_at_local_wall_time(
@@ -155,7 +156,7 @@ async def test_cron_in_a_timezone_fires_at_local_wall_time(
     cue_id = await recurring_cue(
         engine, user, "0 9 * * *", schedule={"timezone": "America/New_York"}
     )
-    assert (await cue(engine, user, cue_id))["next_run"] == at(14, 0)  # 09:00 EST
+    assert (await cue(engine, user, cue_id)).next_run == at(14, 0)  # 09:00 EST
 
 
 async def test_scheduler_fires_every_due_cue_across_several_batches(
@@ -177,15 +178,15 @@ async def test_one_time_cue_fires_once_and_has_no_next_run(
 ) -> None:
     user = await new_user(engine)
     cue_id = await one_time_cue(engine, user, at(12, 10))
-    assert (await cue(engine, user, cue_id))["next_run"] == at(12, 10)
+    assert (await cue(engine, user, cue_id)).next_run == at(12, 10)
     clock.set(at(12, 10))
     assert await engine.fire_due() == 1
     row = await cue(engine, user, cue_id)
-    assert row["next_run"] is None
-    assert row["fired_count"] == 1
+    assert row.next_run is None
+    assert row.fired_count == 1
     clock.advance(hours=5)
     assert await engine.fire_due() == 0
-    assert [r["scheduled_for"] for r in await runs(engine, user, cue_id)] == [at(12, 10)]
+    assert [r.scheduled_for for r in await runs(engine, user, cue_id)] == [at(12, 10)]
 
 
 # pause and resume -----------------------------------------------------------------------------
@@ -196,8 +197,8 @@ async def test_paused_cue_never_fires(engine: Engine, clock: FakeClock) -> None:
     cue_id = await recurring_cue(engine, user)
     clock.set(at(12, 1))
     paused = await engine.pause_cue(user, cue_id)
-    assert paused["status"] == "paused"
-    assert paused["next_run"] is None
+    assert paused.status == "paused"
+    assert paused.next_run is None
 
     for minute in range(5, 60, 5):
         clock.set(at(12, minute))
@@ -205,7 +206,7 @@ async def test_paused_cue_never_fires(engine: Engine, clock: FakeClock) -> None:
     clock.set(at(18, 0))
     assert await engine.fire_due() == 0
     assert await runs(engine, user, cue_id) == []
-    assert (await cue(engine, user, cue_id))["fired_count"] == 0
+    assert (await cue(engine, user, cue_id)).fired_count == 0
 
 
 async def test_resume_computes_next_run_from_now_and_skips_ticks_missed_while_paused(
@@ -218,13 +219,13 @@ async def test_resume_computes_next_run_from_now_and_skips_ticks_missed_while_pa
 
     clock.set(at(13, 0, 30))
     resumed = await engine.resume_cue(user, cue_id)
-    assert resumed["status"] == "active"
-    assert resumed["next_run"] == at(13, 5)
+    assert resumed.status == "active"
+    assert resumed.next_run == at(13, 5)
     assert await engine.fire_due() == 0
 
     clock.set(at(13, 5))
     assert await engine.fire_due() == 1
-    assert [r["scheduled_for"] for r in await runs(engine, user, cue_id)] == [at(13, 5)]
+    assert [r.scheduled_for for r in await runs(engine, user, cue_id)] == [at(13, 5)]
 
 
 async def test_one_time_cue_resumed_after_its_time_fires_once_late(
@@ -239,7 +240,7 @@ async def test_one_time_cue_resumed_after_its_time_fires_once_late(
     await engine.resume_cue(user, cue_id)
     assert await engine.fire_due() == 1
     executions = await runs(engine, user, cue_id)
-    assert [(r["scheduled_for"], r["status"]) for r in executions] == [(at(12, 10), "pending")]
+    assert [(r.scheduled_for, r.status) for r in executions] == [(at(12, 10), "pending")]
 
 
 async def test_one_time_cue_with_skip_policy_resumed_after_its_time_is_missed_and_fails(
@@ -253,8 +254,8 @@ async def test_one_time_cue_with_skip_policy_resumed_after_its_time_is_missed_an
     await engine.resume_cue(user, cue_id)
     assert await engine.fire_due() == 1
     executions = await runs(engine, user, cue_id)
-    assert [(r["scheduled_for"], r["status"]) for r in executions] == [(at(12, 10), "missed")]
-    assert (await cue(engine, user, cue_id))["status"] == "failed"
+    assert [(r.scheduled_for, r.status) for r in executions] == [(at(12, 10), "missed")]
+    assert (await cue(engine, user, cue_id)).status == "failed"
     assert await engine.claimable(user) == []
 
 
@@ -267,7 +268,7 @@ async def test_changing_the_schedule_recomputes_next_run_from_now(
     row = await engine.update_cue(
         user, cue_id, {"schedule": {"type": "recurring", "cron": "0 * * * *"}}
     )
-    assert row["next_run"] == at(13, 0)
+    assert row.next_run == at(13, 0)
     clock.set(at(12, 5))
     assert await engine.fire_due() == 0
 
@@ -288,26 +289,26 @@ async def test_interval_schedule_fires_on_its_grid_without_drifting(
             "schedule": {"type": "interval", "interval_seconds": 60},
         },
     )
-    cue_id = row["id"]
-    assert row["next_run"] == at(12, 1, 10)
+    cue_id = row.id
+    assert row.next_run == at(12, 1, 10)
 
     clock.set(at(12, 1, 10))
     assert await engine.fire_due() == 1
-    assert (await cue(engine, user, cue_id))["next_run"] == at(12, 2, 10)
+    assert (await cue(engine, user, cue_id)).next_run == at(12, 2, 10)
 
     clock.set(at(12, 1, 40))
     assert await engine.fire_due() == 0
 
     clock.set(at(12, 2, 40))  # 30 s late, within the grace: the grid does not move
     assert await engine.fire_due() == 1
-    assert (await cue(engine, user, cue_id))["next_run"] == at(12, 3, 10)
+    assert (await cue(engine, user, cue_id)).next_run == at(12, 3, 10)
 
     clock.set(at(12, 5, 0))  # two ticks missed (12:03:10, 12:04:10): fire_once takes the last
     assert await engine.fire_due() == 1
-    assert (await cue(engine, user, cue_id))["next_run"] == at(12, 5, 10)
+    assert (await cue(engine, user, cue_id)).next_run == at(12, 5, 10)
 
     executions = await runs(engine, user, cue_id)
-    assert [r["scheduled_for"] for r in executions] == [
+    assert [r.scheduled_for for r in executions] == [
         at(12, 1, 10),
         at(12, 2, 10),
         at(12, 4, 10),
@@ -336,7 +337,7 @@ async def test_daily_cron_fires_once_per_local_day_across_spring_forward(
 
     await step_and_fire(engine, clock, 4, timedelta(minutes=step_minutes))
 
-    scheduled = [r["scheduled_for"] for r in await runs(engine, user, cue_id)]
+    scheduled = [r.scheduled_for for r in await runs(engine, user, cue_id)]
     assert [s.astimezone(NEW_YORK).date() for s in scheduled] == [
         date(2026, 3, 7),
         date(2026, 3, 8),
@@ -350,7 +351,7 @@ async def test_daily_cron_fires_once_per_local_day_across_spring_forward(
         datetime(2026, 3, 10, 6, 30, tzinfo=UTC),
     ]
     assert all(a < b for a, b in itertools.pairwise(scheduled))
-    assert (await cue(engine, user, cue_id))["fired_count"] == 4
+    assert (await cue(engine, user, cue_id)).fired_count == 4
 
 
 async def test_daily_cron_in_the_repeated_hour_fires_twice_on_fall_back(
@@ -364,7 +365,7 @@ async def test_daily_cron_in_the_repeated_hour_fires_twice_on_fall_back(
 
     await step_and_fire(engine, clock, 4, timedelta(minutes=30))
 
-    scheduled = [r["scheduled_for"] for r in await runs(engine, user, cue_id)]
+    scheduled = [r.scheduled_for for r in await runs(engine, user, cue_id)]
     assert scheduled == [
         datetime(2026, 10, 31, 5, 30, tzinfo=UTC),
         datetime(2026, 11, 1, 5, 30, tzinfo=UTC),  # 01:30 EDT
@@ -385,21 +386,21 @@ async def test_fire_once_is_the_default_and_fires_only_the_most_recent_missed_ti
 ) -> None:
     user = await new_user(engine)
     cue_id = await recurring_cue(engine, user)
-    assert (await cue(engine, user, cue_id))["misfire_policy"] == "fire_once"
+    assert (await cue(engine, user, cue_id)).misfire_policy == "fire_once"
 
     clock.set(TEN_TICKS_MISSED)
     assert await engine.fire_due() == 1
 
     executions = await runs(engine, user, cue_id)
-    assert [(r["scheduled_for"], r["status"]) for r in executions] == [(at(12, 50), "pending")]
+    assert [(r.scheduled_for, r.status) for r in executions] == [(at(12, 50), "pending")]
     row = await cue(engine, user, cue_id)
-    assert row["next_run"] == at(12, 55)
-    assert row["next_run"] > clock.now()
+    assert row.next_run == at(12, 55)
+    assert row.next_run > clock.now()
     assert await engine.fire_due() == 0
 
     clock.set(at(12, 55))
     assert await engine.fire_due() == 1
-    assert [r["scheduled_for"] for r in await runs(engine, user, cue_id)] == [
+    assert [r.scheduled_for for r in await runs(engine, user, cue_id)] == [
         at(12, 50),
         at(12, 55),
     ]
@@ -416,11 +417,11 @@ async def test_skip_policy_records_one_missed_execution_and_moves_on(
 
     executions = await runs(engine, user, cue_id)
     assert len(executions) == 1
-    assert executions[0]["status"] == "missed"
-    assert "10" in (executions[0]["error_message"] or "")
+    assert executions[0].status == "missed"
+    assert "10" in (executions[0].error_message or "")
     row = await cue(engine, user, cue_id)
-    assert row["next_run"] == at(12, 55)
-    assert row["status"] == "active"
+    assert row.next_run == at(12, 55)
+    assert row.status == "active"
     assert await engine.claimable(user) == []
     assert await engine.fire_due() == 0
 
@@ -433,9 +434,9 @@ async def test_fire_all_policy_fires_every_missed_tick(engine: Engine, clock: Fa
     assert await engine.fire_due() == 10
 
     executions = await runs(engine, user, cue_id)
-    assert [r["scheduled_for"] for r in executions] == [at(12, m) for m in range(5, 55, 5)]
-    assert {r["status"] for r in executions} == {"pending"}
-    assert (await cue(engine, user, cue_id))["next_run"] == at(12, 55)
+    assert [r.scheduled_for for r in executions] == [at(12, m) for m in range(5, 55, 5)]
+    assert {r.status for r in executions} == {"pending"}
+    assert (await cue(engine, user, cue_id)).next_run == at(12, 55)
     assert len(await engine.claimable(user)) == 10
 
 
@@ -450,12 +451,12 @@ async def test_fire_all_policy_is_bounded_by_the_catchup_limit(
         assert await eng.fire_due() == 4
 
         executions = await runs(eng, user, cue_id)
-        pending = [r["scheduled_for"] for r in executions if r["status"] == "pending"]
-        missed = [r for r in executions if r["status"] == "missed"]
+        pending = [r.scheduled_for for r in executions if r.status == "pending"]
+        missed = [r for r in executions if r.status == "missed"]
         assert pending == [at(12, 40), at(12, 45), at(12, 50)]
         assert len(missed) == 1
-        assert "7" in (missed[0]["error_message"] or "")
-        assert (await cue(eng, user, cue_id))["next_run"] == at(12, 55)
+        assert "7" in (missed[0].error_message or "")
+        assert (await cue(eng, user, cue_id)).next_run == at(12, 55)
         assert await eng.fire_due() == 0
 
 
@@ -468,8 +469,8 @@ async def test_run_within_the_grace_fires_normally_whatever_the_policy(
     clock.set(at(12, 6))  # 60 s late
     assert await engine.fire_due() == 1
     executions = await runs(engine, user, cue_id)
-    assert [(r["scheduled_for"], r["status"]) for r in executions] == [(at(12, 5), "pending")]
-    assert (await cue(engine, user, cue_id))["next_run"] == at(12, 10)
+    assert [(r.scheduled_for, r.status) for r in executions] == [(at(12, 5), "pending")]
+    assert (await cue(engine, user, cue_id)).next_run == at(12, 10)
 
 
 async def test_run_just_past_the_grace_follows_the_skip_policy(
@@ -480,8 +481,8 @@ async def test_run_just_past_the_grace_follows_the_skip_policy(
     clock.set(at(12, 6, 1))  # 61 s late
     assert await engine.fire_due() == 1
     executions = await runs(engine, user, cue_id)
-    assert [(r["scheduled_for"], r["status"]) for r in executions] == [(at(12, 5), "missed")]
-    assert (await cue(engine, user, cue_id))["next_run"] == at(12, 10)
+    assert [(r.scheduled_for, r.status) for r in executions] == [(at(12, 5), "missed")]
+    assert (await cue(engine, user, cue_id)).next_run == at(12, 10)
 
 
 async def test_custom_misfire_grace_is_honoured(database_url: str, clock: FakeClock) -> None:
@@ -491,7 +492,7 @@ async def test_custom_misfire_grace_is_honoured(database_url: str, clock: FakeCl
         clock.set(at(12, 9, 59))  # almost 5 min late: within a 10 min grace
         assert await eng.fire_due() == 1
         executions = await runs(eng, user, cue_id)
-        assert [(r["scheduled_for"], r["status"]) for r in executions] == [(at(12, 5), "pending")]
+        assert [(r.scheduled_for, r.status) for r in executions] == [(at(12, 5), "pending")]
 
 
 async def test_fire_all_on_an_interval_schedule_is_bounded_and_stays_on_the_grid(
@@ -511,13 +512,13 @@ async def test_fire_all_on_an_interval_schedule_is_bounded_and_stays_on_the_grid
         )
         clock.set(at(12, 30))  # ticks 12:01:10 ... 12:29:10 are past: 29 of them
         assert await eng.fire_due() == 4
-        executions = await runs(eng, user, row["id"])
-        pending = [r["scheduled_for"] for r in executions if r["status"] == "pending"]
-        missed = [r for r in executions if r["status"] == "missed"]
+        executions = await runs(eng, user, row.id)
+        pending = [r.scheduled_for for r in executions if r.status == "pending"]
+        missed = [r for r in executions if r.status == "missed"]
         assert pending == [at(12, 27, 10), at(12, 28, 10), at(12, 29, 10)]
         assert len(missed) == 1
-        assert "26" in (missed[0]["error_message"] or "")
-        assert (await cue(eng, user, row["id"]))["next_run"] == at(12, 30, 10)
+        assert "26" in (missed[0].error_message or "")
+        assert (await cue(eng, user, row.id)).next_run == at(12, 30, 10)
 
 
 # interval grids after a resume or a schedule change ---------------------------------------------
@@ -532,7 +533,7 @@ async def interval_cue(engine: Engine, user: Principal, seconds: int) -> str:
             "schedule": {"type": "interval", "interval_seconds": seconds},
         },
     )
-    return row["id"]
+    return row.id
 
 
 async def fire_next_runs(
@@ -541,7 +542,7 @@ async def fire_next_runs(
     """Move the clock to the cue's next_run and fire it, ``count`` times; the times fired."""
     fired = []
     for _ in range(count):
-        next_run = (await cue(engine, user, cue_id))["next_run"]
+        next_run = (await cue(engine, user, cue_id)).next_run
         clock.set(next_run)
         assert await engine.fire_due() == 1
         fired.append(next_run)
@@ -594,13 +595,13 @@ async def test_resuming_a_completed_one_time_cue_fires_nothing_again(
     assert await engine.fire_due() == 1
     claimed = await engine.claim(user, "worker-1")
     await engine.report_outcome(user, claimed["execution_id"], {"success": True})
-    assert (await cue(engine, user, cue_id))["status"] == "completed"
+    assert (await cue(engine, user, cue_id)).status == "completed"
 
     clock.set(at(13, 0))
     await engine.pause_cue(user, cue_id)
     await engine.resume_cue(user, cue_id)
     assert await engine.fire_due() == 0
-    assert [r["status"] for r in await runs(engine, user, cue_id)] == ["success"]
+    assert [r.status for r in await runs(engine, user, cue_id)] == ["success"]
     assert await engine.claimable(user) == []
 
 
@@ -613,15 +614,15 @@ async def test_resuming_a_completed_one_time_cue_with_skip_policy_does_not_fail_
     assert await engine.fire_due() == 1
     claimed = await engine.claim(user, "worker-1")
     await engine.report_outcome(user, claimed["execution_id"], {"success": True})
-    assert (await cue(engine, user, cue_id))["status"] == "completed"
+    assert (await cue(engine, user, cue_id)).status == "completed"
 
     clock.set(at(13, 0))
     await engine.pause_cue(user, cue_id)
     await engine.resume_cue(user, cue_id)
     await engine.fire_due()
 
-    assert [r["status"] for r in await runs(engine, user, cue_id)] == ["success"]
-    assert (await cue(engine, user, cue_id))["status"] != "failed", (
+    assert [r.status for r in await runs(engine, user, cue_id)] == ["success"]
+    assert (await cue(engine, user, cue_id)).status != "failed", (
         "nothing was missed: the run happened and succeeded"
     )
 
@@ -641,5 +642,5 @@ async def test_one_time_cue_with_skip_policy_paused_and_resumed_mid_run_complete
     await engine.fire_due()
     await engine.report_outcome(user, claimed["execution_id"], {"success": True})
 
-    assert [r["status"] for r in await runs(engine, user, cue_id)] == ["success"]
-    assert (await cue(engine, user, cue_id))["status"] == "completed"
+    assert [r.status for r in await runs(engine, user, cue_id)] == ["success"]
+    assert (await cue(engine, user, cue_id)).status == "completed"

@@ -16,7 +16,8 @@ import httpx
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.schedule import Schedule, due_ticks, next_fire_after
-from tests.helpers import assert_validation_error, executions_of, make_worker_cue
+from tests.factories import make_worker_cue
+from tests.helpers import assert_validation_error, executions_of
 
 LONDON = "Europe/London"
 

@@ -39,7 +39,7 @@ async def test_a_child_is_created_once_when_its_parents_finish_at_once_on_two_en
         batch = await first.claim_batch(user, "w1", limit=100)
         by_run: dict[str, list[str]] = {}
         for row in batch.claimed:
-            by_run.setdefault(row["payload_override"]["flow"]["run_id"], []).append(row["id"])
+            by_run.setdefault(row.payload_override["flow"]["run_id"], []).append(row.id)
         assert all(len(ids) == 2 for ids in by_run.values()) and len(by_run) == 20
         await asyncio.gather(
             *(

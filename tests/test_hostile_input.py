@@ -18,7 +18,8 @@ from cueflow.api.middleware import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.errors import CueflowError
-from tests.helpers import cue_body, make_worker_cue
+from tests.factories import make_worker_cue
+from tests.helpers import cue_body
 
 JSON = {"Content-Type": "application/json"}
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

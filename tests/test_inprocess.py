@@ -26,11 +26,11 @@ from cueflow.api.render import execution_json
 from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.cues import CueValidationError
-from cueflow.dispatcher import delivery_of
 from cueflow.engine import Engine
 from cueflow.errors import PluginError
+from cueflow.push_attempts import delivery_of
+from cueflow.records import Cue, DueDelivery, Execution
 from cueflow.states import Event, move
-from cueflow.store import Row
 from cueflow.transport import Delivery
 from tests.conftest import make_settings, register
 from tests.helpers import assert_error
@@ -51,7 +51,7 @@ async def opened(database_url: str, clock: FakeClock, **settings: Any) -> AsyncI
 
 async def due_cue(
     engine: Engine, user: Principal, clock: FakeClock, task: str, **fields: Any
-) -> Row:
+) -> Cue:
     """Create a one-time ``inprocess`` cue for ``task`` due in a minute."""
     payload = {"task": task, **fields.pop("payload", {})}
     body = {
@@ -72,7 +72,7 @@ async def fire(engine: Engine, clock: FakeClock, seconds: float = 60) -> int:
     return await engine.deliver_due()
 
 
-async def only_execution(engine: Engine, user: Principal, cue_id: str) -> Row:
+async def only_execution(engine: Engine, user: Principal, cue_id: str) -> Execution:
     [execution], _ = await engine.cue_executions(user, cue_id)
     return execution
 
@@ -99,17 +99,17 @@ async def test_sync_and_async_handlers_run_with_the_payload_and_return_the_outco
 
         assert await fire(engine, clock) == 2
 
-        sync_run = await only_execution(engine, user, first["id"])
-        async_run = await only_execution(engine, user, second["id"])
+        sync_run = await only_execution(engine, user, first.id)
+        async_run = await only_execution(engine, user, second.id)
         assert ("sync", {"task": "sync-report", "n": 1}) in calls
         [(payload, context)] = [args for kind, args in calls if kind == "async"]
         assert payload == {"task": "async-report", "n": 2}
         assert context == HandlerContext(
-            execution_id=async_run["id"],
-            cue_id=second["id"],
-            cue_name=second["name"],
+            execution_id=async_run.id,
+            cue_id=second.id,
+            cue_name=second.name,
             task="async-report",
-            scheduled_for=second["schedule_at"],
+            scheduled_for=second.schedule_at,
             attempt=1,
         )
         for execution, result in (
@@ -127,10 +127,10 @@ async def test_sync_and_async_handlers_run_with_the_payload_and_return_the_outco
             assert outcome["success"] is True
             assert outcome["result"] == result
             assert outcome["error"] is None
-            assert outcome["recorded_at"] == execution["delivered_at"]
-        cue = await engine.get_cue(user, first["id"])
-        assert cue["status"] == "completed"
-        assert cue["run_count"] == 1
+            assert outcome["recorded_at"] == execution.delivered_at
+        cue = await engine.get_cue(user, first.id)
+        assert cue.status == "completed"
+        assert cue.run_count == 1
         assert await engine.deliver_due() == 0
 
 
@@ -166,9 +166,9 @@ async def test_results_are_text_json_or_nothing_and_cut_to_2000_characters(
         assert await fire(engine, clock) == len(expected)
 
         for name, cue in cues.items():
-            execution = await only_execution(engine, user, cue["id"])
-            assert execution["status"] == "success"
-            assert execution["outcome_result"] == expected[name], name
+            execution = await only_execution(engine, user, cue.id)
+            assert execution.status == "success"
+            assert execution.outcome_result == expected[name], name
 
 
 async def test_an_exception_is_retried_per_policy_then_fails_with_the_outcome_error(
@@ -188,20 +188,20 @@ async def test_an_exception_is_retried_per_policy_then_fails_with_the_outcome_er
         )
 
         assert await fire(engine, clock) == 1
-        execution = await only_execution(engine, user, cue["id"])
-        assert execution["status"] == "retrying"
-        assert execution["error_message"] == "boom 1"
-        assert execution["outcome_recorded_at"] is None
-        assert execution["next_retry"] == clock.now() + timedelta(minutes=1)
+        execution = await only_execution(engine, user, cue.id)
+        assert execution.status == "retrying"
+        assert execution.error_message == "boom 1"
+        assert execution.outcome_recorded_at is None
+        assert execution.next_retry == clock.now() + timedelta(minutes=1)
 
         assert await fire(engine, clock, 59) == 0
         assert await fire(engine, clock, 1) == 1
-        execution = await only_execution(engine, user, cue["id"])
-        assert (execution["status"], execution["error_message"]) == ("retrying", "boom 2")
-        assert execution["next_retry"] == clock.now() + timedelta(minutes=5)
+        execution = await only_execution(engine, user, cue.id)
+        assert (execution.status, execution.error_message) == ("retrying", "boom 2")
+        assert execution.next_retry == clock.now() + timedelta(minutes=5)
 
         assert await fire(engine, clock, 300) == 1
-        execution = await only_execution(engine, user, cue["id"])
+        execution = await only_execution(engine, user, cue.id)
         assert attempts == [1, 2, 3]
         wire = execution_json(execution)
         assert wire["status"] == "failed"
@@ -211,10 +211,10 @@ async def test_an_exception_is_retried_per_policy_then_fails_with_the_outcome_er
         assert wire["outcome"]["success"] is False
         assert wire["outcome"]["error"] == "boom 3"
         assert wire["outcome"]["result"] is None
-        assert (await engine.get_cue(user, cue["id"]))["status"] == "failed"
+        assert (await engine.get_cue(user, cue.id)).status == "failed"
         alerts, total = await engine.list_alerts(user)
         assert total == 1
-        assert alerts[0]["alert_type"] == "delivery_failed"
+        assert alerts[0].alert_type == "delivery_failed"
         assert await fire(engine, clock, 3600) == 0
 
 
@@ -242,11 +242,11 @@ async def test_final_failure_of_a_recurring_cue_applies_on_failure_pause(
 
         assert await fire(engine, clock, 300) == 1
 
-        execution = await only_execution(engine, user, cue["id"])
-        assert execution["status"] == "failed"
-        assert execution["error_message"] == "ValueError"
-        assert execution["outcome_error"] == "ValueError"
-        assert (await engine.get_cue(user, cue["id"]))["status"] == "paused"
+        execution = await only_execution(engine, user, cue.id)
+        assert execution.status == "failed"
+        assert execution.error_message == "ValueError"
+        assert execution.outcome_error == "ValueError"
+        assert (await engine.get_cue(user, cue.id)).status == "paused"
 
 
 async def test_a_run_longer_than_the_cue_timeout_is_a_failed_attempt(
@@ -285,11 +285,11 @@ async def test_a_run_longer_than_the_cue_timeout_is_a_failed_attempt(
 
         assert cancelled.is_set()
         for cue in slow:
-            assert cue["timeout_seconds"] == 1
-            execution = await only_execution(engine, user, cue["id"])
-            assert execution["status"] == "failed"
-            assert execution["error_message"] == "Handler timed out after 1 s"
-            assert execution["outcome_error"] == "Handler timed out after 1 s"
+            assert cue.timeout_seconds == 1
+            execution = await only_execution(engine, user, cue.id)
+            assert execution.status == "failed"
+            assert execution.error_message == "Handler timed out after 1 s"
+            assert execution.outcome_error == "Handler timed out after 1 s"
 
 
 async def test_the_handler_timeout_setting_is_the_default_and_the_limit(
@@ -311,12 +311,12 @@ async def test_the_handler_timeout_setting_is_the_default_and_the_limit(
             "(CUEFLOW_HANDLER_TIMEOUT_SECONDS)"
         )
         cue = await due_cue(engine, user, clock, "slow", retry={"max_attempts": 1})
-        assert cue["timeout_seconds"] is None
+        assert cue.timeout_seconds is None
 
         assert await fire(engine, clock) == 1
 
-        execution = await only_execution(engine, user, cue["id"])
-        assert execution["error_message"] == "Handler timed out after 1 s"
+        execution = await only_execution(engine, user, cue.id)
+        assert execution.error_message == "Handler timed out after 1 s"
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])
@@ -377,8 +377,8 @@ async def test_concurrent_handler_runs_never_exceed_the_bound(
 
         assert most == 2
         for n, cue in enumerate(cues):
-            execution = await only_execution(engine, user, cue["id"])
-            assert (execution["status"], execution["outcome_result"]) == ("success", str(n))
+            execution = await only_execution(engine, user, cue.id)
+            assert (execution.status, execution.outcome_result) == ("success", str(n))
 
         # The transport bounds its own runs too, whoever calls it.
         most = 0
@@ -393,7 +393,7 @@ async def test_concurrent_handler_runs_never_exceed_the_bound(
         assert most == 2
 
 
-async def claimed_rows(engine: Engine) -> list[Row]:
+async def claimed_rows(engine: Engine) -> list[DueDelivery]:
     """Claim the due ``inprocess`` executions the way the dispatcher does (without running)."""
     now = engine.clock.now()
     values = {"lease_expires_at": now + timedelta(minutes=10), "updated_at": now}
@@ -431,8 +431,8 @@ async def test_a_blocking_sync_handler_does_not_stall_the_event_loop(
         assert await fire(engine, clock) == 2
 
         assert threads and threads[0] is not threading.main_thread()
-        assert (await only_execution(engine, user, blocking["id"]))["outcome_result"] == "true"
-        assert (await only_execution(engine, user, releasing["id"]))["status"] == "success"
+        assert (await only_execution(engine, user, blocking.id)).outcome_result == "true"
+        assert (await only_execution(engine, user, releasing.id)).status == "success"
 
 
 async def test_a_cue_naming_no_registered_handler_is_refused_when_handlers_are_known(
@@ -518,17 +518,17 @@ async def test_without_handlers_a_cue_is_accepted_and_waits_visibly_for_a_proces
 
         assert await fire(rest_node, clock) == 0
         for cue in (served, unserved):
-            execution = await only_execution(rest_node, user, cue["id"])
-            assert (execution["status"], execution["error_message"]) == ("pending", None)
+            execution = await only_execution(rest_node, user, cue.id)
+            assert (execution.status, execution.error_message) == ("pending", None)
         assert await rest_node.dispatcher.next_due() is None  # nothing to wake up for
 
         clock.advance(2 * rest_node.settings.delivery_poll_seconds + 1)
         assert await rest_node.deliver_due() == 0
         for cue, task in ((served, "x"), (unserved, "y")):
-            execution = await only_execution(rest_node, user, cue["id"])
-            assert execution["status"] == "pending"
-            assert execution["attempts"] == 0
-            assert execution["error_message"] == WAITING.format(task)
+            execution = await only_execution(rest_node, user, cue.id)
+            assert execution.status == "pending"
+            assert execution.attempts == 0
+            assert execution.error_message == WAITING.format(task)
         if sqlite:  # one process at a time on a SQLite file
             await rest_node.close()
 
@@ -538,12 +538,12 @@ async def test_without_handlers_a_cue_is_accepted_and_waits_visibly_for_a_proces
 
             assert await handler_node.deliver_due() == 1
 
-            execution = await only_execution(handler_node, user, served["id"])
+            execution = await only_execution(handler_node, user, served.id)
             assert ran == [{"task": "x", "n": 1}]
-            assert (execution["status"], execution["error_message"]) == ("success", None)
-            assert execution["outcome_result"] == "ran"
-            waiting = await only_execution(handler_node, user, unserved["id"])
-            assert (waiting["status"], waiting["error_message"]) == ("pending", WAITING.format("y"))
+            assert (execution.status, execution.error_message) == ("success", None)
+            assert execution.outcome_result == "ran"
+            waiting = await only_execution(handler_node, user, unserved.id)
+            assert (waiting.status, waiting.error_message) == ("pending", WAITING.format("y"))
 
 
 async def test_an_outcome_reported_through_the_api_first_is_kept(
@@ -565,14 +565,14 @@ async def test_an_outcome_reported_through_the_api_first_is_kept(
         await engine.fire_due()
         delivering = asyncio.create_task(engine.deliver_due())
         await asyncio.wait_for(running.wait(), 5)
-        execution = await only_execution(engine, user, cue["id"])
-        await engine.report_outcome(user, execution["id"], {"success": True, "result": "first"})
+        execution = await only_execution(engine, user, cue.id)
+        await engine.report_outcome(user, execution.id, {"success": True, "result": "first"})
         proceed.set()
         assert await asyncio.wait_for(delivering, 5) == 1
 
-        execution = await only_execution(engine, user, cue["id"])
-        assert execution["status"] == "success"
-        assert execution["outcome_result"] == "first"
+        execution = await only_execution(engine, user, cue.id)
+        assert execution.status == "success"
+        assert execution.outcome_result == "first"
 
 
 async def test_handler_names_register_once(database_url: str, clock: FakeClock) -> None:

@@ -183,14 +183,14 @@ async def test_an_in_process_handler_logs_with_its_execution_id(
         clock.advance(60)
         await engine.fire_due()
         assert await engine.deliver_due() == 1
-        [execution] = (await engine.cue_executions(me, cue["id"]))[0]
+        [execution] = (await engine.cue_executions(me, cue.id))[0]
     finally:
         await engine.close()
 
     [greeting] = [r for r in records(stream) if r["logger"] == "app.greet"]
     assert greeting["message"] == "greeting world"
-    assert greeting["execution_id"] == execution["id"]
-    assert greeting["cue_id"] == cue["id"]
+    assert greeting["execution_id"] == execution.id
+    assert greeting["cue_id"] == cue.id
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,7 @@ async def test_built_in_plugins_load_from_the_default_list_without_entry_points(
         cue, _ = await engine.create_cue(
             user, {"name": "n", "transport": "worker", "schedule": _hourly()}
         )
-        assert cue["transport"] == "worker"
+        assert cue.transport == "worker"
     finally:
         await engine.close()
 

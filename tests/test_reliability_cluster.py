@@ -28,21 +28,9 @@ from typing import Any
 
 import pytest
 
-from tests.cluster_support import (
-    TERMINAL,
-    Ledger,
-    Worker,
-    at,
-    cluster,
-    create_cues,
-    duplicate_fire_keys,
-    grid_gaps,
-    node_env,
-    pause_cues,
-    register,
-    stored_executions,
-    wait_until,
-)
+from tests.cluster_clients import Ledger, Worker, at, create_cues, pause_cues, register, wait_until
+from tests.cluster_database import TERMINAL, duplicate_fire_keys, grid_gaps, stored_executions
+from tests.cluster_support import cluster, node_env
 from tests.conftest import drop_pg_database, fresh_pg_database, pg_available
 from tests.webhook_support import Receiver
 

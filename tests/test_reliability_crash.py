@@ -26,22 +26,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.cluster_support import (
+from tests.cluster_clients import Ledger, Worker, at, create_cues, pause_cues, register, wait_until
+from tests.cluster_database import (
     TERMINAL,
-    Ledger,
-    Worker,
-    at,
-    cluster,
-    create_cues,
     duplicate_fire_keys,
     grid_gaps,
-    node_env,
-    pause_cues,
-    register,
     stored_cues,
     stored_executions,
-    wait_until,
 )
+from tests.cluster_support import cluster, node_env
 from tests.webhook_support import Receiver
 
 LEASE = 3

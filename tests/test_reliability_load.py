@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cluster_support import cluster, mixed_load, node_env
+from tests.cluster_support import cluster, node_env
+from tests.mixed_load import mixed_load
 from tests.webhook_support import Receiver
 
 SECONDS = 20

@@ -119,7 +119,7 @@ async def worker(
     while True:
         if by_id:
             if not listed:
-                listed = [row["id"] for row in await engine.claimable(user)]
+                listed = [run.id for run in await engine.claimable(user)]
                 rng.shuffle(listed)
                 if not listed:
                     return

@@ -18,7 +18,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.cluster_support import at, cluster, node_env, register, wait_until
+from tests.cluster_clients import at, register, wait_until
+from tests.cluster_support import cluster, node_env
 from tests.helpers import cue_body
 from tests.pg_instance import PgInstance, private_postgres
 

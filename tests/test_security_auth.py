@@ -25,7 +25,8 @@ from cueflow.errors import Unauthorized
 from cueflow.sql.accounts import AccountQueries
 from cueflow.sql.tables import metadata
 from tests.conftest import make_settings, register
-from tests.helpers import assert_error, make_worker_cue
+from tests.factories import make_worker_cue
+from tests.helpers import assert_error
 from tests.server import cueflow_server
 
 CONFIRM = {"X-Confirm-Destructive": "true"}

@@ -18,7 +18,8 @@ import httpx
 
 from cueflow.clock import FakeClock
 from tests.conftest import register
-from tests.helpers import claim, make_worker_cue, report, worker_heartbeat
+from tests.factories import make_worker_cue
+from tests.helpers import claim, report, worker_heartbeat
 from tests.test_hostile_input import app_of, fill, served_routes
 
 CONFIRM = {"X-Confirm-Destructive": "true"}

@@ -203,7 +203,7 @@ def test_status_scanner_catches_literal_status_writes(line: str) -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        'if row["status"] == "pending":',
+        'if row.status == "pending":',
         'executions.c.status != "delivering"',
         '"status": Status.PENDING.value,',
         'values={"status": "failed", "last_run": now}',
@@ -304,6 +304,7 @@ VOCABULARY = frozenset(
 OTHER_MEANINGS: dict[tuple[str, str], str] = {
     ("cueflow/agents/answers.py", "success"): "the outcome report's field name",
     ("cueflow/agents/loop.py", "failed"): "an agent run's result (succeeded, failed, released)",
+    ("cueflow/agents/runs.py", "failed"): "an agent run's result (succeeded, failed, released)",
     ("cueflow/commands/handlers.py", "failed"): "a handler's error text when it printed none",
     ("cueflow/commands/executions.py", "failed"): "the CLI's label for a failure outcome",
     ("cueflow/commands/executions.py", "success"): "the CLI's label for a success outcome",
@@ -366,7 +367,7 @@ def vocabulary_scanned_modules() -> list[Path]:
 @pytest.mark.parametrize(
     "source",
     [
-        'if row["status"] == "pending":\n    pass',
+        'if row.status == "pending":\n    pass',
         'values = {"status": "paused"}',
         'stmt.where(cues.c.status.in_(["active", "paused"]))',
         'finish = "completed" if once else None',

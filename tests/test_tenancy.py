@@ -14,6 +14,7 @@ from cueflow.clock import FakeClock
 from cueflow.cues import NO_WORKER_WARNING
 from cueflow.engine import Engine
 from cueflow.errors import Conflict, CueflowError, NotFound
+from cueflow.records import Execution
 from cueflow.store import ExecutionFilter
 
 
@@ -24,11 +25,11 @@ async def new_user(engine: Engine, email: str) -> Principal:
 async def worker_cue(
     engine: Engine, user: Principal, name: str, schedule: dict[str, Any]
 ) -> tuple[str, str | None]:
-    row, warning = await engine.create_cue(
+    cue, warning = await engine.create_cue(
         user,
         {"name": name, "transport": "worker", "schedule": schedule, "payload": {"task": "job"}},
     )
-    return row["id"], warning
+    return cue.id, warning
 
 
 @dataclass
@@ -54,7 +55,7 @@ async def world(engine: Engine, clock: FakeClock) -> World:
     first = (await engine.claim(a, "shared-name"))["execution_id"]
     clock.advance(minutes=5)
     assert await engine.fire_due() == 1
-    second = [r["id"] for r in await engine.claimable(a)]
+    second = [r.id for r in await engine.claimable(a)]
     assert len(second) == 1
     await engine.worker_heartbeat(a, "shared-name", ["job"])
     return World(a=a, b=b, a_cue=a_cue, a_pending=second[0], a_claimed=first)
@@ -65,8 +66,8 @@ def assert_not_found(error: pytest.ExceptionInfo[CueflowError], code: str) -> No
     assert (error.value.status, error.value.code) == (404, code)
 
 
-async def a_execution(engine: Engine, world: World, execution_id: str) -> dict[str, Any]:
-    return dict(await engine.get_execution(world.a, execution_id))
+async def a_execution(engine: Engine, world: World, execution_id: str) -> Execution:
+    return await engine.get_execution(world.a, execution_id)
 
 
 # cues -----------------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ async def test_other_user_cannot_change_pause_resume_or_delete_a_cue(
             await call
         assert_not_found(err, "cue_not_found")
     cue = await engine.get_cue(world.a, world.a_cue)
-    assert (cue["name"], cue["status"]) == ("nightly", "active")
+    assert (cue.name, cue.status) == ("nightly", "active")
     assert (await engine.cue_executions(world.a, world.a_cue))[1] == 2
 
 
@@ -105,8 +106,8 @@ async def test_cue_names_are_unique_per_user_not_globally(engine: Engine, world:
         engine, world.b, "nightly", {"type": "recurring", "cron": "0 * * * *"}
     )
     assert b_cue != world.a_cue
-    assert [c["id"] for c in (await engine.list_cues(world.b))[0]] == [b_cue]
-    assert [c["id"] for c in (await engine.list_cues(world.a))[0]] == [world.a_cue]
+    assert [c.id for c in (await engine.list_cues(world.b))[0]] == [b_cue]
+    assert [c.id for c in (await engine.list_cues(world.a))[0]] == [world.a_cue]
 
 
 # executions -------------------------------------------------------------------------------------
@@ -141,9 +142,9 @@ async def test_other_user_sees_nothing_claimable_and_cannot_claim(
             await engine.claim(world.b, "b-worker", execution_id)
         assert err.value.code == "claim_failed"
     row = await a_execution(engine, world, world.a_pending)
-    assert (row["status"], row["attempts"], row["claimed_by_worker"]) == ("pending", 0, None)
+    assert (row.status, row.attempts, row.claimed_by_worker) == ("pending", 0, None)
     row = await a_execution(engine, world, world.a_claimed)
-    assert (row["status"], row["claimed_by_worker"]) == ("delivering", "shared-name")
+    assert (row.status, row.claimed_by_worker) == ("delivering", "shared-name")
 
 
 async def test_other_user_claiming_next_only_ever_gets_its_own_executions(
@@ -156,19 +157,19 @@ async def test_other_user_claiming_next_only_ever_gets_its_own_executions(
     await engine.fire_due()
     b_rows = await engine.claimable(world.b)
     assert len(b_rows) == 1
-    assert {r["cue_id"] for r in b_rows} == {b_cue}
-    assert world.a_pending in {r["id"] for r in await engine.claimable(world.a)}
+    assert {r.cue_id for r in b_rows} == {b_cue}
+    assert world.a_pending in {r.id for r in await engine.claimable(world.a)}
 
     claimed = await engine.claim(world.b, "b-worker")
-    assert claimed["execution_id"] == b_rows[0]["id"]
+    assert claimed["execution_id"] == b_rows[0].id
     with pytest.raises(Conflict) as err:
         await engine.claim(world.b, "b-worker")
     assert err.value.code == "claim_failed"
-    assert (await a_execution(engine, world, world.a_pending))["status"] == "pending"
+    assert (await a_execution(engine, world, world.a_pending)).status == "pending"
 
 
 async def test_other_user_cannot_heartbeat_an_execution(engine: Engine, world: World) -> None:
-    before = (await a_execution(engine, world, world.a_claimed))["lease_expires_at"]
+    before = (await a_execution(engine, world, world.a_claimed)).lease_expires_at
     for worker_id in ("shared-name", "b-worker", None):
         with pytest.raises(NotFound) as err:
             await engine.heartbeat_execution(world.b, world.a_claimed, worker_id)
@@ -177,8 +178,8 @@ async def test_other_user_cannot_heartbeat_an_execution(engine: Engine, world: W
         await engine.heartbeat_execution(world.b, world.a_pending)
     assert_not_found(err, "execution_not_found")
     after = await a_execution(engine, world, world.a_claimed)
-    assert after["lease_expires_at"] == before
-    assert after["last_heartbeat_at"] is None
+    assert after.lease_expires_at == before
+    assert after.last_heartbeat_at is None
 
 
 async def test_other_user_cannot_report_an_outcome(engine: Engine, world: World) -> None:
@@ -190,9 +191,9 @@ async def test_other_user_cannot_report_an_outcome(engine: Engine, world: World)
                 )
             assert_not_found(err, "execution_not_found")
         row = await a_execution(engine, world, execution_id)
-        assert row["outcome_recorded_at"] is None
-        assert row["status"] in ("pending", "delivering")
-    assert (await engine.get_cue(world.a, world.a_cue))["run_count"] == 0
+        assert row.outcome_recorded_at is None
+        assert row.status in ("pending", "delivering")
+    assert (await engine.get_cue(world.a, world.a_cue)).run_count == 0
     done = await engine.report_outcome(
         world.a, world.a_claimed, {"success": True}, worker_id="shared-name"
     )
@@ -231,8 +232,8 @@ async def test_other_users_live_worker_does_not_keep_a_stale_worker_claim(
         await engine.worker_heartbeat(world.b, "shared-name")
     await engine.sweep()
     row = await a_execution(engine, world, world.a_claimed)
-    assert row["status"] == "pending"
-    assert "heartbeat" in (row["error_message"] or "").lower()
+    assert row.status == "pending"
+    assert "heartbeat" in (row.error_message or "").lower()
 
 
 async def test_other_users_stale_worker_does_not_release_a_live_workers_claim(
@@ -244,7 +245,7 @@ async def test_other_users_stale_worker_does_not_release_a_live_workers_claim(
         await engine.worker_heartbeat(world.a, "shared-name")
     await engine.sweep()
     row = await a_execution(engine, world, world.a_claimed)
-    assert (row["status"], row["claimed_by_worker"]) == ("delivering", "shared-name")
+    assert (row.status, row.claimed_by_worker) == ("delivering", "shared-name")
 
 
 async def test_no_worker_warning_counts_only_the_callers_workers(
@@ -265,7 +266,7 @@ async def test_sweeping_and_firing_leave_each_users_rows_with_their_owner(
     await engine.fire_due()
     a_page = await engine.list_executions(world.a, limit=100)
     b_page = await engine.list_executions(world.b, limit=100)
-    assert {r["user_id"] for r in a_page.rows} == {world.a.user_id}
-    assert {r["user_id"] for r in b_page.rows} == {world.b.user_id}
+    assert {r.user_id for r in a_page.rows} == {world.a.user_id}
+    assert {r.user_id for r in b_page.rows} == {world.b.user_id}
     assert a_page.total == 3
     assert b_page.total == 1

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from cueflow.clock import FakeClock
-from cueflow.dispatcher import INTERRUPTED, retry_wait
+from cueflow.push_attempts import INTERRUPTED, retry_wait
 from cueflow.states import Event, move
 from tests.conftest import eventually
 from tests.webhook_support import (

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from cueflow.clock import FakeClock
-from cueflow.dispatcher import Slot, destination, share
+from cueflow.fair_share import Slot, destination, share
+from cueflow.records import DeliveryCandidate
 from tests.conftest import eventually
 from tests.webhook_support import (
     Receiver,
@@ -68,14 +69,9 @@ async def _all_delivered(client: Any, auth: dict[str, str], cues: list[dict]) ->
     return True
 
 
-def _row(account: str, minute: int, url: str | None = None) -> dict[str, Any]:
+def _row(account: str, minute: int, url: str | None = None) -> DeliveryCandidate:
     when = datetime(2026, 1, 5, 12, minute, tzinfo=UTC)
-    return {
-        "id": f"{account}{minute}",
-        "user_id": account,
-        "scheduled_for": when,
-        "callback_url": url,
-    }
+    return DeliveryCandidate(f"{account}{minute}", account, when, url)
 
 
 def test_free_slots_go_round_robin_to_the_accounts_with_fewest_deliveries_in_flight() -> None:
@@ -84,7 +80,7 @@ def test_free_slots_go_round_robin_to_the_accounts_with_fewest_deliveries_in_fli
 
     chosen = share(candidates, 4, busy, per_account=3, per_host=0)
 
-    assert [r["id"] for r in chosen] == ["b7", "c9", "b8", "a0"]
+    assert [r.id for r in chosen] == ["b7", "c9", "b8", "a0"]
 
 
 def test_no_account_or_destination_goes_over_its_cap() -> None:
@@ -94,7 +90,7 @@ def test_no_account_or_destination_goes_over_its_cap() -> None:
 
     chosen = share(candidates, 10, busy, per_account=3, per_host=2)
 
-    assert [r["id"] for r in chosen] == ["b7", "a0", "a1"]
+    assert [r.id for r in chosen] == ["b7", "a0", "a1"]
     assert destination(slow) == "slow.example.test:443"
     assert destination("http://Hooks.example.test.:8080/x") == "hooks.example.test:8080"
 

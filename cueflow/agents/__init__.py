@@ -24,11 +24,12 @@ from cueflow.agents.tools import TOOL_NAMES
 
 if TYPE_CHECKING:
     from cueflow.agents.langchain import CueflowToolkit
-    from cueflow.agents.loop import ExecutionRun, run_agent_worker
+    from cueflow.agents.loop import run_agent_worker
+    from cueflow.agents.runs import ExecutionRun
 
 _LAZY = {
     "CueflowToolkit": "cueflow.agents.langchain",
-    "ExecutionRun": "cueflow.agents.loop",
+    "ExecutionRun": "cueflow.agents.runs",
     "run_agent_worker": "cueflow.agents.loop",
 }
 

@@ -9,12 +9,12 @@ import orjson
 from pydantic import ValidationError
 
 from cueflow.agents.client import JSON, ClientError, new_worker_id, validation_message
-from cueflow.api.routes.runs import FireRequest, run_json
+from cueflow.api.routes.runs import FireRequest
 from cueflow.authentication import Principal
 from cueflow.clock import Clock
 from cueflow.errors import CueflowError
 from cueflow.store import ExecutionFilter
-from cueflow.wire import claimable_json, cue_json, execution_json
+from cueflow.wire import claimable_json, cue_json, execution_json, run_json
 
 if TYPE_CHECKING:
     from cueflow.engine import Engine
@@ -23,9 +23,10 @@ T = TypeVar("T")
 _OPTS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 
-def _wire(value: Any) -> Any:
-    """``value`` as the REST API would send it (datetimes as ISO text)."""
-    return orjson.loads(orjson.dumps(value, option=_OPTS))
+def _wire(value: Any) -> JSON:
+    """``value`` (a wire dict) as the REST API would send it (datetimes as ISO text)."""
+    sent: JSON = orjson.loads(orjson.dumps(value, option=_OPTS))
+    return sent
 
 
 async def _call(work: Awaitable[T]) -> T:
@@ -53,8 +54,8 @@ class EngineWorkerClient:
 
     async def claimable(self, task: str | None = None) -> list[JSON]:
         """Claimable executions, oldest first."""
-        rows = await _call(self.engine.claimable(self.user, task))
-        return [_wire(claimable_json(row)) for row in rows]
+        runs = await _call(self.engine.claimable(self.user, task))
+        return [_wire(claimable_json(run)) for run in runs]
 
     async def claim_due(self, task: str | None = None, wait: float = 0) -> JSON | None:
         """Claim the oldest due execution (of ``task``), waiting up to ``wait`` seconds."""
@@ -97,8 +98,8 @@ class EngineWorkerClient:
 
     async def get_execution(self, execution_id: str) -> JSON:
         """One execution."""
-        row = await _call(self.engine.get_execution(self.user, execution_id))
-        return _wire(execution_json(row))
+        execution = await _call(self.engine.get_execution(self.user, execution_id))
+        return _wire(execution_json(execution))
 
     async def list_executions(
         self,
@@ -114,7 +115,7 @@ class EngineWorkerClient:
         page = await _call(work)
         return _wire(
             {
-                "executions": [execution_json(row) for row in page.rows],
+                "executions": [execution_json(execution) for execution in page.rows],
                 "total": page.total,
                 "limit": limit,
                 "offset": offset,
@@ -124,16 +125,16 @@ class EngineWorkerClient:
 
     async def create_cue(self, spec: JSON) -> JSON:
         """Create a cue."""
-        row, warning = await _call(self.engine.create_cue(self.user, spec))
-        return _wire(cue_json(row, warning))
+        cue, warning = await _call(self.engine.create_cue(self.user, spec))
+        return _wire(cue_json(cue, warning))
 
     async def list_cues(
         self, *, status: str | None = None, limit: int = 20, offset: int = 0
     ) -> JSON:
         """A page of cues, newest first."""
         work = self.engine.list_cues(self.user, status=status, limit=limit, offset=offset)
-        rows, total = await _call(work)
-        cues = [cue_json(row) for row in rows]
+        found, total = await _call(work)
+        cues = [cue_json(cue) for cue in found]
         return _wire({"cues": cues, "total": total, "limit": limit, "offset": offset})
 
     async def get_cue(self, cue_id: str) -> JSON:
@@ -147,7 +148,7 @@ class EngineWorkerClient:
     async def fire_cue(self, cue_id: str, body: JSON | None = None) -> JSON:
         """Fire a cue now or at ``send_at``, with ``payload_override`` for that run."""
         request = await _call(_validated(FireRequest, body or {}))
-        row = await _call(
+        run = await _call(
             self.engine.fire_cue(
                 self.user,
                 cue_id,
@@ -155,7 +156,7 @@ class EngineWorkerClient:
                 payload_override=request.payload_override,
             )
         )
-        return _wire(run_json(row))
+        return _wire(run_json(run))
 
     async def delete_cue(self, cue_id: str) -> None:
         """Delete a cue."""

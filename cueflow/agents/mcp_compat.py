@@ -10,18 +10,26 @@ The wire types (``mcp.types``) accept the same camelCase field names in both.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-try:  # mcp 2.x
-    from mcp.server.mcpserver import MCPServer as ServerBase
-    from mcp.server.mcpserver.exceptions import ToolError
+if TYPE_CHECKING:  # checked against 1.x, the major the dev extras install beside the adapters
+    from mcp.server.fastmcp import FastMCP as ServerBase
+    from mcp.server.fastmcp.exceptions import ToolError
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+    from starlette.requests import Request
 
-    MCP_MAJOR = 2
-except ImportError:  # mcp 1.x
-    from mcp.server.fastmcp import FastMCP as ServerBase  # type: ignore[no-redef]
-    from mcp.server.fastmcp.exceptions import ToolError  # type: ignore[no-redef]
+    MCP_MAJOR: int
+else:
+    try:  # mcp 2.x
+        from mcp.server.mcpserver import MCPServer as ServerBase
+        from mcp.server.mcpserver.exceptions import ToolError
 
-    MCP_MAJOR = 1
+        MCP_MAJOR = 2
+    except ImportError:  # mcp 1.x
+        from mcp.server.fastmcp import FastMCP as ServerBase
+        from mcp.server.fastmcp.exceptions import ToolError
+
+        MCP_MAJOR = 1
 
 __all__ = [
     "MCP_MAJOR",
@@ -40,7 +48,7 @@ def host_options(host: str) -> dict[str, Any]:
     return {"host": host} if MCP_MAJOR == 1 else {}
 
 
-def current_request(server: Any, context: Any) -> Any:
+def current_request(server: ServerBase, context: object) -> Request | None:
     """The HTTP request (a Starlette ``Request``) of the tool call being handled, or ``None``
     (stdio, in process)."""
     if MCP_MAJOR == 2:
@@ -50,10 +58,11 @@ def current_request(server: Any, context: Any) -> Any:
             request_context = server.get_context().request_context
         except ValueError:  # outside a request
             request_context = None
-    return getattr(request_context, "request", None)
+    request: Request | None = getattr(request_context, "request", None)
+    return request
 
 
-def prepare_http(server: Any, *, path: str, host: str) -> Any:
+def prepare_http(server: Any, *, path: str, host: str) -> StreamableHTTPSessionManager:
     """Create ``server``'s streamable HTTP session manager (stateful sessions, SSE answers)
     and return it; run it with ``manager.run()`` and hand it requests with
     ``manager.handle_request(scope, receive, send)``."""
@@ -62,4 +71,5 @@ def prepare_http(server: Any, *, path: str, host: str) -> Any:
     else:
         server.settings.streamable_http_path = path
         server.streamable_http_app()
-    return server.session_manager
+    manager: StreamableHTTPSessionManager = server.session_manager
+    return manager

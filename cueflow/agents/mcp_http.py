@@ -36,6 +36,8 @@ from cueflow.engine import open_engine
 from cueflow.errors import CueflowError
 
 if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
     from cueflow.engine import Engine
 
 
@@ -153,7 +155,8 @@ class KeySessions:
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
+            header: str = value.decode("latin-1")
+            scheme, _, token = header.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
     return None
@@ -177,7 +180,7 @@ async def _unauthorized(send: Send, message: str) -> None:
 class _McpEndpoint:
     """The MCP endpoint: authenticate, attach the key's session, hand over to the SDK."""
 
-    def __init__(self, manager: Any, sessions: KeySessions) -> None:
+    def __init__(self, manager: StreamableHTTPSessionManager, sessions: KeySessions) -> None:
         self.manager = manager
         self.sessions = sessions
 

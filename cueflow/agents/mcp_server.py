@@ -90,7 +90,7 @@ def _describe(spec: ToolSpec) -> Tool:
     )
 
 
-class CueflowMCPServer(ServerBase):  # type: ignore[misc,valid-type]
+class CueflowMCPServer(ServerBase):
     """An MCP server serving ``specs``. With a ``session`` every call acts through it (stdio,
     in process), and the server's lifespan holds it open; without one, each call acts through
     the session its HTTP request carries (:mod:`cueflow.agents.mcp_http`). Calls acting through
@@ -132,6 +132,8 @@ class CueflowMCPServer(ServerBase):  # type: ignore[misc,valid-type]
         """The served tools, their input schemas being the argument models' JSON schemas."""
         return [_describe(spec) for spec in self.specs.values()]
 
+    # Both majors route tools/call through call_tool; this one also takes the request context
+    # (2.x passes it) and answers a whole CallToolResult (1.x declares content blocks or a dict).
     async def call_tool(  # type: ignore[override]
         self, name: str, arguments: dict[str, Any] | None, context: Any = None
     ) -> CallToolResult:
@@ -159,7 +161,9 @@ class CueflowMCPServer(ServerBase):  # type: ignore[misc,valid-type]
         if self.session is not None:
             return self.session
         request = current_request(self, context)
-        session = getattr(request.state, SESSION_STATE, None) if request is not None else None
+        session: WorkerSession | None = (
+            getattr(request.state, SESSION_STATE, None) if request is not None else None
+        )
         if session is None:
             raise ToolError("not authenticated: send the API key as a bearer token")
         return session
@@ -209,7 +213,7 @@ async def serve_stdio(
     if url is not None:
         if not api_key:
             raise ValueError("an API key is needed for --url: set CUEFLOW_API_KEY")
-        client = HttpWorkerClient(url, api_key, worker_id=worker_id)
+        client: WorkerClient = HttpWorkerClient(url, api_key, worker_id=worker_id)
         session = WorkerSession(client, task=task, max_claims=max_claims)
         try:
             await build_mcp_server(session, **options).run_stdio_async()

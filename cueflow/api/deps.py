@@ -38,9 +38,9 @@ async def get_principal(
 ) -> Principal:
     """The caller, from ``Authorization: Bearer cue_sk_...`` (401 otherwise)."""
     authorization = request.headers.get("authorization")
-    known = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    known: tuple[str | None, Principal] | None = request.scope.get("state", {}).get(PRINCIPAL_STATE)
     if known is not None and known[0] == authorization:
-        return known[1]  # type: ignore[no-any-return]
+        return known[1]
     return await engine.authenticate(authorization)
 
 

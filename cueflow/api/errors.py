@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cueflow.api.render import json_response
+from cueflow.api.render import JSONResponse, json_response
 from cueflow.errors import CueflowError, DatabaseUnavailable
 from cueflow.faults import database_fault
 
@@ -75,7 +75,7 @@ def _unparsed_body(error: Any) -> bool:
     return False
 
 
-def _validation(request: Request, exc: Exception) -> Any:
+def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(error.get("type") == "json_invalid" or _unparsed_body(error) for error in errors):
@@ -88,7 +88,7 @@ def _validation(request: Request, exc: Exception) -> Any:
     return json_response(envelope("validation_error", message, 422, details=details), 422)
 
 
-def _domain(request: Request, exc: Exception) -> Any:
+def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CueflowError)
     body = envelope(exc.code, exc.message, exc.status)
     if exc.code == "validation_error":
@@ -101,7 +101,7 @@ def _domain(request: Request, exc: Exception) -> Any:
     return response
 
 
-def _http(request: Request, exc: Exception) -> Any:
+def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         # FastAPI's answer to a body json.loads cannot take (too deep, not UTF-8)
@@ -114,7 +114,7 @@ def _http(request: Request, exc: Exception) -> Any:
     return response
 
 
-def _unexpected(request: Request, exc: Exception) -> Any:
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     reason = database_fault(exc)
     if reason is not None:  # raised outside a store's unit of work (a third-party store)
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason)

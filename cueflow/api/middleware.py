@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cueflow import logs
 from cueflow.api.errors import envelope
@@ -20,8 +21,6 @@ MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects a JSON body may have (payloads are stored and sent
 inside other JSON, and orjson writes at most 255 levels)."""
 
-Scope = dict[str, Any]
-
 
 class RequestGuard:
     """Adds ``X-Request-Id`` to every response (the request context's id, see
@@ -29,17 +28,17 @@ class RequestGuard:
     1 MiB, and 400 for NUL characters in the path or query. It reads no body: the rate limiter
     runs after it and before :class:`BodyGuard`, so a refused request costs no buffer."""
 
-    def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_body = max_body
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = (logs.request_id.get() or str(uuid.uuid4())).encode()
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
@@ -58,11 +57,11 @@ class BodyGuard:
     """Reads the request body: 413 when it streams past 1 MiB, 400 ``invalid_json`` for a JSON
     body cueflow could not store (see :func:`_json_refusal`)."""
 
-    def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_body = max_body
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -87,7 +86,7 @@ class BodyGuard:
             return
         replayed = False
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
@@ -128,11 +127,11 @@ def _depth(document: Any) -> int:
     return deepest
 
 
-async def _too_large(send: Any, limit: int) -> None:
+async def _too_large(send: Send, limit: int) -> None:
     await _reject(send, 413, "request_too_large", f"Request body exceeds {limit} bytes")
 
 
-async def _reject(send: Any, status: int, code: str, message: str) -> None:
+async def _reject(send: Send, status: int, code: str, message: str) -> None:
     body = orjson.dumps(envelope(code, message, status))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -145,10 +144,10 @@ class VerifyEcho:
     request body as parsed, its text if not JSON, ``null`` if empty) and
     ``body_received_sha256`` (SHA-256 of its canonical JSON, or of the raw bytes)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers", [])) if scope["type"] == "http" else {}
         wanted = headers.get(b"x-cueapi-verify-echo", b"").strip().lower() == b"true"
         if not wanted or scope["method"] not in ("POST", "PATCH", "PUT"):
@@ -156,8 +155,8 @@ class VerifyEcho:
             return
         received = bytearray()
 
-        async def recording_receive() -> dict[str, Any]:
-            message: dict[str, Any] = await receive()
+        async def recording_receive() -> Message:
+            message = await receive()
             if message["type"] == "http.request":
                 received.extend(message.get("body", b""))
             return message
@@ -165,7 +164,7 @@ class VerifyEcho:
         start: dict[str, Any] = {}
         body = bytearray()
 
-        async def buffering_send(message: dict[str, Any]) -> None:
+        async def buffering_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 start.update(message)
                 return
@@ -193,7 +192,7 @@ def _echo_fields(raw: bytes) -> dict[str, Any]:
     return {"body_received": parsed, "body_received_sha256": digest}
 
 
-async def _send_echoed(send: Any, start: dict[str, Any], body: bytes, received: bytes) -> None:
+async def _send_echoed(send: Send, start: dict[str, Any], body: bytes, received: bytes) -> None:
     headers = dict(start.get("headers", []))
     is_json = headers.get(b"content-type", b"").startswith(b"application/json")
     if 200 <= start.get("status", 500) < 300 and is_json:

@@ -19,12 +19,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cueflow import logs
 from cueflow.metrics import Metrics
-
-Scope = dict[str, Any]
 
 _SANE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 UNMATCHED = "unmatched"
@@ -50,11 +49,11 @@ def route_template(scope: Scope) -> str:
 class RequestContext:
     """Sets the request id and records each request's latency in ``metrics``."""
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -63,7 +62,7 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
 
-        async def send_status(message: dict[str, Any]) -> None:
+        async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cueflow.api.deps import PRINCIPAL_STATE
 from cueflow.api.errors import envelope
@@ -108,7 +109,7 @@ class SlidingWindow:
         self._counts[key] = (start, current + units, previous)
 
 
-def _authorization(scope: dict[str, Any]) -> str | None:
+def _authorization(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             return str(value.decode("latin-1"))  # as Starlette decodes it for the routes
@@ -127,7 +128,7 @@ def _keyless_operations(app: Any) -> list[tuple[str, re.Pattern[str]]]:
     ]
 
 
-def _address(scope: dict[str, Any]) -> str:
+def _address(scope: Scope) -> str:
     client = scope.get("client") or ("unknown", 0)
     return f"ip:{client[0]}"
 
@@ -135,7 +136,7 @@ def _address(scope: dict[str, Any]) -> str:
 class RateLimit:
     """ASGI middleware applying :class:`SlidingWindow` limits from the engine's settings."""
 
-    def __init__(self, app: Any, engine: Engine) -> None:
+    def __init__(self, app: ASGIApp, engine: Engine) -> None:
         settings = engine.settings
         self.app = app
         self.engine = engine
@@ -152,7 +153,7 @@ class RateLimit:
         """Keyless requests in progress, by address (and in all under the key ``""``)."""
         self._keyless: list[tuple[str, re.Pattern[str]]] | None = None
 
-    def _takes_no_key(self, scope: dict[str, Any]) -> bool:
+    def _takes_no_key(self, scope: Scope) -> bool:
         """Whether the request goes to an operation that authenticates nobody (registration,
         the echo store): such requests count against the address whatever key they carry."""
         if self._keyless is None:
@@ -160,7 +161,7 @@ class RateLimit:
         method, path = scope["method"], scope["path"]
         return any(m == method and p.match(path) for m, p in self._keyless)
 
-    async def _caller(self, scope: dict[str, Any]) -> tuple[str, SlidingWindow]:
+    async def _caller(self, scope: Scope) -> tuple[str, SlidingWindow]:
         """Whom the request counts against: the account its key authenticates, else its
         address. The principal found is left in the request state for the route."""
         authorization = _authorization(scope)
@@ -174,7 +175,7 @@ class RateLimit:
                 return "user:" + principal.user_id, self.keyed
         return _address(scope), self.anonymous
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or not self.enabled
@@ -217,7 +218,7 @@ class RateLimit:
 
         scope.setdefault("state", {})["rate_limit"] = verdict  # read by GET /v1/usage
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *headers]
                 if message["status"] == 401:

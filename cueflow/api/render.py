@@ -12,16 +12,26 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
-from cueflow.wire import claimable_json, claimed_json, cue_json, execution_json, payload_of
+from cueflow.wire import (
+    alert_json,
+    claimable_json,
+    claimed_json,
+    cue_json,
+    execution_json,
+    payload_of,
+    run_json,
+)
 
 __all__ = [
     "JSONResponse",
+    "alert_json",
     "claimable_json",
     "claimed_json",
     "cue_json",
     "execution_json",
     "json_response",
     "payload_of",
+    "run_json",
 ]
 
 _OPTS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS

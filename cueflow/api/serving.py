@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import uvicorn
+from starlette.types import ASGIApp
 
 from cueflow.api.connections import guarded_protocol
 from cueflow.config import Settings
 
 
-def serve_forever(app: Any, settings: Settings, log_level: str) -> None:
+def serve_forever(app: ASGIApp, settings: Settings, log_level: str) -> None:
     """Serve ``app`` on ``settings.host:port`` until a signal stops the process."""
     proxies = settings.forwarded_allow_ips.strip()
     config = uvicorn.Config(

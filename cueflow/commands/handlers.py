@@ -261,14 +261,14 @@ def _import_function(target: str) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise HandlerSpecError(f"cannot import {module_name!r}: {exc}") from exc
-    function = module
+    function: object = module
     for part in name.split("."):
         function = getattr(function, part, None)
         if function is None:
             raise HandlerSpecError(f"{module_name!r} has no {name!r}")
     if not callable(function):
         raise HandlerSpecError(f"{target!r} is not callable")
-    return function  # type: ignore[return-value]
+    return function
 
 
 def _positional_count(function: Callable[..., Any]) -> int:

@@ -11,12 +11,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+import cueflow.sql.rows as rows
+from cueflow.records import Account
 from cueflow.sql.base import TxBase, _duplicate
 from cueflow.sql.tables import (
     rotated_keys,
     users,
 )
-from cueflow.store import Row
 
 
 class AccountQueries(TxBase):
@@ -29,21 +30,22 @@ class AccountQueries(TxBase):
         except IntegrityError as exc:
             raise _duplicate(exc) from exc
 
-    async def user_by_key_hash(self, key_hash: str) -> Row | None:
+    async def user_by_key_hash(self, key_hash: str) -> Account | None:
         """The user owning a key hash."""
-        return await self._one(select(users).where(users.c.api_key_hash == key_hash))
+        stmt = select(users).where(users.c.api_key_hash == key_hash)
+        return await self._record(rows.account, stmt)
 
-    async def user_by_email(self, email: str) -> Row | None:
+    async def user_by_email(self, email: str) -> Account | None:
         """The user registered with ``email``."""
-        return await self._one(select(users).where(users.c.email == email))
+        return await self._record(rows.account, select(users).where(users.c.email == email))
 
-    async def get_user(self, user_id: str) -> Row | None:
+    async def get_user(self, user_id: str) -> Account | None:
         """One user by id."""
-        return await self._one(select(users).where(users.c.id == user_id))
+        return await self._record(rows.account, select(users).where(users.c.id == user_id))
 
     async def update_user(
         self, user_id: str, values: dict[str, Any], *, expect: dict[str, Any] | None = None
-    ) -> Row | None:
+    ) -> Account | None:
         """Conditionally update one user."""
         conditions = [users.c.id == user_id]
         for column, value in (expect or {}).items():
@@ -51,13 +53,14 @@ class AccountQueries(TxBase):
             conditions.append(col.is_(None) if value is None else col == value)
         stmt = update(users).where(*conditions).values(**values).returning(*users.c)
         try:
-            return await self._one(stmt)
+            return await self._record(rows.account, stmt)
         except IntegrityError as exc:
             raise _duplicate(exc) from exc
 
-    async def lock_user(self, user_id: str) -> Row | None:
+    async def lock_user(self, user_id: str) -> Account | None:
         """One user, locked (``FOR UPDATE``; SQLite transactions are serial already)."""
-        return await self._one(select(users).where(users.c.id == user_id).with_for_update())
+        stmt = select(users).where(users.c.id == user_id).with_for_update()
+        return await self._record(rows.account, stmt)
 
     async def remember_rotated_key(self, key_hash: str, user_id: str, now: datetime) -> None:
         """Record a replaced key's hash."""

@@ -4,7 +4,7 @@ few statement helpers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import (
     Select,
@@ -16,14 +16,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from cueflow.sql.rows import Row
 from cueflow.sql.tables import (
     cues,
     executions,
 )
-from cueflow.store import Duplicate, Row
+from cueflow.store import Duplicate
 
 if TYPE_CHECKING:
     from cueflow.pulse import Pulse
+
+R = TypeVar("R")
 
 
 class Connection(Protocol):
@@ -138,11 +141,21 @@ class TxBase:
             stmt = _PREPARED[full_key] = build()
         return stmt
 
-    async def _one(self, stmt: Any, params: dict[str, Any] | None = None) -> Row | None:
-        return (await self.conn.execute(stmt, params)).mappings().first()
+    async def _one(self, stmt: Any, params: Any = None) -> Row | None:
+        row: Row | None = (await self.conn.execute(stmt, params)).mappings().first()
+        return row
 
-    async def _all(self, stmt: Any, params: dict[str, Any] | None = None) -> list[Row]:
+    async def _all(self, stmt: Any, params: Any = None) -> list[Row]:
         return list((await self.conn.execute(stmt, params)).mappings().all())
+
+    async def _record(self, make: Callable[[Row], R], stmt: Any, params: Any = None) -> R | None:
+        """The first row of ``stmt`` as the record ``make`` builds, or ``None``."""
+        row = await self._one(stmt, params)
+        return None if row is None else make(row)
+
+    async def _records(self, make: Callable[[Row], R], stmt: Any, params: Any = None) -> list[R]:
+        """Every row of ``stmt`` as the record ``make`` builds."""
+        return [make(row) for row in (await self.conn.execute(stmt, params)).mappings()]
 
     async def _count(self, stmt: Select[Any]) -> int:
         counted = select(func.count()).select_from(stmt.order_by(None).subquery())

@@ -15,6 +15,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+import cueflow.sql.rows as rows
+from cueflow.records import Cue, FiredRun
 from cueflow.sql.base import TxBase, _Dialectless, _duplicate, _lock, bound_values, value_params
 from cueflow.sql.tables import (
     FIRE_KEY,
@@ -22,8 +24,9 @@ from cueflow.sql.tables import (
     cues,
     executions,
 )
+from cueflow.sql.types import UTCDateTime
 from cueflow.states import CueStatus, Move
-from cueflow.store import FirePlan, Row
+from cueflow.store import FirePlan
 
 
 class CueQueries(TxBase):
@@ -38,7 +41,7 @@ class CueQueries(TxBase):
         except IntegrityError as exc:
             raise _duplicate(exc) from exc
 
-    async def get_cue(self, user_id: str, cue_id: str) -> Row | None:
+    async def get_cue(self, user_id: str, cue_id: str) -> Cue | None:
         """One of the user's cues."""
         stmt = self._prepared(
             ("get_cue",),
@@ -46,7 +49,7 @@ class CueQueries(TxBase):
                 cues.c.id == bindparam("p_id"), cues.c.user_id == bindparam("p_user_id")
             ),
         )
-        return await self._one(stmt, {"p_id": cue_id, "p_user_id": user_id})
+        return await self._record(rows.cue, stmt, {"p_id": cue_id, "p_user_id": user_id})
 
     async def cue_name_taken(self, user_id: str, name: str) -> bool:
         """Whether the user has a cue called ``name``."""
@@ -55,16 +58,16 @@ class CueQueries(TxBase):
 
     async def list_cues(
         self, user_id: str, status: str | None, limit: int, offset: int
-    ) -> tuple[list[Row], int]:
+    ) -> tuple[list[Cue], int]:
         """A page of cues, newest first."""
         stmt = select(cues).where(cues.c.user_id == user_id, cues.c.flow_id.is_(None))
         if status is not None:
             stmt = stmt.where(cues.c.status == status)
         total = await self._count(stmt)
         page = stmt.order_by(cues.c.created_at.desc(), cues.c.id.desc()).limit(limit).offset(offset)
-        return await self._all(page), total
+        return await self._records(rows.cue, page), total
 
-    async def update_cue(self, user_id: str, cue_id: str, values: dict[str, Any]) -> Row | None:
+    async def update_cue(self, user_id: str, cue_id: str, values: dict[str, Any]) -> Cue | None:
         """Update one cue and return it."""
         stmt = (
             update(cues)
@@ -73,7 +76,7 @@ class CueQueries(TxBase):
             .returning(*cues.c)
         )
         try:
-            return await self._one(stmt)
+            return await self._record(rows.cue, stmt)
         except IntegrityError as exc:
             raise _duplicate(exc) from exc
 
@@ -99,15 +102,13 @@ class CueQueries(TxBase):
             cues.c.status == CueStatus.ACTIVE.value, cues.c.next_run.is_not(None)
         )
         value = (await self.conn.execute(stmt)).scalar()
-        return (
-            cues.c.next_run.type.process_result_value(value, _Dialectless)
-            if isinstance(value, str)
-            else value
-        )
+        if isinstance(value, str):  # a dialect that returns the stored text
+            value = datetime.fromisoformat(value)
+        return UTCDateTime().process_result_value(value, _Dialectless)
 
     async def fire_due(
-        self, now: datetime, limit: int, plan: Callable[[Row], FirePlan]
-    ) -> tuple[int, list[Row]]:
+        self, now: datetime, limit: int, plan: Callable[[Cue], FirePlan]
+    ) -> tuple[int, list[FiredRun]]:
         """Fire due cues in one transaction (see the protocol)."""
         due = _lock(
             select(cues)
@@ -120,12 +121,12 @@ class CueQueries(TxBase):
             .limit(limit),
             self.connector,
         )
-        rows = await self._all(due)
-        if not rows:
+        locked = await self._records(rows.cue, due)
+        if not locked:
             return 0, []
-        plans = {row["id"]: plan(row) for row in rows}
+        plans = {cue.id: plan(cue) for cue in locked}
         planned = [values for p in plans.values() for values in p.executions]
-        inserted: list[Row] = []
+        inserted: list[FiredRun] = []
         if planned:
             columns = sorted({key for values in planned for key in values})
             # One statement, many parameter sets: SQLAlchemy batches them into multi-row
@@ -139,16 +140,16 @@ class CueQueries(TxBase):
                 ),
             )
             params = [{c: values.get(c) for c in columns} for values in planned]
-            inserted = list((await self.conn.execute(stmt, params)).mappings().all())
+            inserted = await self._records(rows.fired_run, stmt, params)
         fired: dict[str, int] = {}
-        for row in inserted:
-            fired[row["cue_id"]] = fired.get(row["cue_id"], 0) + 1
+        for run in inserted:
+            fired[run.cue_id] = fired.get(run.cue_id, 0) + 1
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for cue_id, p in plans.items():
             values = {**p.cue_values, **(p.cue_values_if_fired if fired.get(cue_id) else {})}
-            params = {f"v_{k}": v for k, v in values.items()}
-            params.update(v_id=cue_id, v_fired=fired.get(cue_id, 0))
-            groups.setdefault(tuple(sorted(values)), []).append(params)
+            bound = {f"v_{k}": v for k, v in values.items()}
+            bound.update(v_id=cue_id, v_fired=fired.get(cue_id, 0))
+            groups.setdefault(tuple(sorted(values)), []).append(bound)
         for keys, params_list in groups.items():
             stmt = (
                 update(cues)
@@ -159,7 +160,7 @@ class CueQueries(TxBase):
                 )
             )
             await self.conn.execute(stmt, params_list)
-        return len(rows), inserted
+        return len(locked), inserted
 
     async def bump_cues(
         self,
@@ -215,15 +216,6 @@ class CueQueries(TxBase):
         await self.bump_cues(
             [cue_id], run_count=run_count, values=values, only_if_status=only_if_status
         )
-
-    async def count_cues(self, user_id: str, statuses: Sequence[str]) -> int:
-        """How many of the user's cues are in ``statuses``."""
-        stmt = select(func.count()).where(
-            cues.c.user_id == user_id,
-            cues.c.status.in_(list(statuses)),
-            cues.c.flow_id.is_(None),
-        )
-        return int((await self.conn.execute(stmt)).scalar_one())
 
     async def notify_schedule_changed(self) -> None:
         """Wake the schedulers of other nodes."""

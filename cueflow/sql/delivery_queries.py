@@ -16,6 +16,8 @@ from sqlalchemy import (
     update,
 )
 
+import cueflow.sql.rows as rows
+from cueflow.records import DeliveryCandidate, DueDelivery, UnservedDelivery
 from cueflow.sql.base import TxBase, _lock, _task_in
 from cueflow.sql.tables import (
     cues,
@@ -23,7 +25,6 @@ from cueflow.sql.tables import (
     users,
 )
 from cueflow.states import Move, Status
-from cueflow.store import Row
 
 
 class DeliveryQueries(TxBase):
@@ -55,7 +56,7 @@ class DeliveryQueries(TxBase):
         per_account: int,
         tasks: Collection[str] | None = None,
         skip_accounts: Collection[str] = (),
-    ) -> list[Row]:
+    ) -> list[DeliveryCandidate]:
         """Due push executions, each account's oldest first, round-robin (see the protocol)."""
         if tasks is not None and not tasks:
             return []
@@ -94,7 +95,7 @@ class DeliveryQueries(TxBase):
             ).where(executions.c.id.in_(fair), waiting),
             self.connector,
         )
-        return await self._all(stmt)
+        return await self._records(rows.delivery_candidate, stmt)
 
     async def claim_deliveries(
         self,
@@ -105,7 +106,7 @@ class DeliveryQueries(TxBase):
         values: dict[str, Any],
         tasks: Collection[str] | None = None,
         ids: Collection[str] | None = None,
-    ) -> list[Row]:
+    ) -> list[DueDelivery]:
         """Claim a batch of due push executions (see the protocol)."""
         if (tasks is not None and not tasks) or (ids is not None and not ids):
             return []
@@ -119,7 +120,7 @@ class DeliveryQueries(TxBase):
             .limit(limit),
             self.connector,
         )
-        picked = [row["id"] for row in await self._all(due)]
+        picked = list((await self.conn.execute(due)).scalars())
         if not picked:
             return []
         claim = (
@@ -135,7 +136,7 @@ class DeliveryQueries(TxBase):
             )
             .returning(executions.c.id)
         )
-        claimed = [row["id"] for row in await self._all(claim)]
+        claimed = list((await self.conn.execute(claim)).scalars())
         if not claimed:
             return []
         stmt = (
@@ -166,7 +167,7 @@ class DeliveryQueries(TxBase):
             .where(executions.c.id.in_(claimed))
             .order_by(executions.c.scheduled_for)
         )
-        return await self._all(stmt)
+        return await self._records(rows.due_delivery, stmt)
 
     async def next_delivery_due(
         self,
@@ -201,7 +202,7 @@ class DeliveryQueries(TxBase):
 
     async def unserved_deliveries(
         self, transport: str, tasks: Collection[str], before: datetime, limit: int
-    ) -> list[Row]:
+    ) -> list[UnservedDelivery]:
         """Pending executions nobody here can deliver that are not marked yet."""
         stmt = (
             select(executions.c.id, cues.c.task)
@@ -216,7 +217,7 @@ class DeliveryQueries(TxBase):
             .order_by(executions.c.scheduled_for)
             .limit(limit)
         )
-        return await self._all(stmt)
+        return await self._records(rows.unserved_delivery, stmt)
 
 
 def _waiting(transport: str, move: Move, now: datetime, tasks: Collection[str] | None) -> Any:

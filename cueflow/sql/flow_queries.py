@@ -1,4 +1,4 @@
-"""The SQL of flows, runs and their steps (:class:`cueflow.flow_store.FlowStoreTx`)."""
+"""The SQL of flows, runs and their steps (:class:`cueflow.store.flows.FlowStore`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cueflow.flow_records import FlowRecord, FlowRunRecord, StepRecord
+import cueflow.sql.rows as rows
+from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
 from cueflow.sql.base import TxBase
 from cueflow.sql.tables import cues, executions, flow_runs, flow_steps, flows
 from cueflow.states import Move
@@ -35,10 +36,9 @@ class FlowQueries(TxBase):
 
     async def get_flow(self, user_id: str, flow_id: str) -> FlowRecord | None:
         """One of the user's flows."""
-        row = await self._one(
-            select(flows).where(flows.c.id == flow_id, flows.c.user_id == user_id)
+        return await self._record(
+            rows.flow, select(flows).where(flows.c.id == flow_id, flows.c.user_id == user_id)
         )
-        return None if row is None else FlowRecord.from_row(row)
 
     async def list_flows(
         self, user_id: str, limit: int, offset: int
@@ -47,8 +47,7 @@ class FlowQueries(TxBase):
         stmt = select(flows).where(flows.c.user_id == user_id)
         total = await self._count(stmt)
         page = stmt.order_by(flows.c.created_at.desc(), flows.c.id.desc()).limit(limit)
-        rows = await self._all(page.offset(offset))
-        return [FlowRecord.from_row(row) for row in rows], total
+        return await self._records(rows.flow, page.offset(offset)), total
 
     async def update_flow(
         self, user_id: str, flow_id: str, values: dict[str, Any]
@@ -61,10 +60,9 @@ class FlowQueries(TxBase):
             .returning(*flows.c)
         )
         try:
-            row = await self._one(stmt)
+            return await self._record(rows.flow, stmt)
         except IntegrityError as exc:
             raise _flow_duplicate(exc) from exc
-        return None if row is None else FlowRecord.from_row(row)
 
     async def delete_flow(self, user_id: str, flow_id: str) -> bool:
         """Delete a flow, its runs (steps cascade) and its hidden cues (executions cascade)."""
@@ -104,24 +102,25 @@ class FlowQueries(TxBase):
 
     async def run_by_idempotency_key(self, flow_id: str, key: str) -> FlowRunRecord | None:
         """The flow's run started with ``key``."""
-        row = await self._one(
+        return await self._record(
+            rows.flow_run,
             select(flow_runs).where(
                 flow_runs.c.flow_id == flow_id, flow_runs.c.idempotency_key == key
-            )
+            ),
         )
-        return None if row is None else FlowRunRecord.from_row(row)
 
     async def get_run(self, user_id: str, run_id: str) -> FlowRunRecord | None:
         """One of the user's runs."""
-        row = await self._one(
-            select(flow_runs).where(flow_runs.c.id == run_id, flow_runs.c.user_id == user_id)
+        return await self._record(
+            rows.flow_run,
+            select(flow_runs).where(flow_runs.c.id == run_id, flow_runs.c.user_id == user_id),
         )
-        return None if row is None else FlowRunRecord.from_row(row)
 
     async def run_status(self, run_id: str) -> str | None:
         """A run's status."""
         stmt = select(flow_runs.c.status).where(flow_runs.c.id == run_id)
-        return (await self.conn.execute(stmt)).scalar()
+        status: str | None = (await self.conn.execute(stmt)).scalar()
+        return status
 
     async def lock_run(self, run_id: str) -> FlowRunRecord | None:
         """A run, locked until the transaction ends (SQLite: its one writer holds the lock
@@ -129,8 +128,7 @@ class FlowQueries(TxBase):
         stmt = select(flow_runs).where(flow_runs.c.id == run_id)
         if self.connector.skip_locked:
             stmt = stmt.with_for_update()
-        row = await self._one(stmt)
-        return None if row is None else FlowRunRecord.from_row(row)
+        return await self._record(rows.flow_run, stmt)
 
     async def list_runs(
         self,
@@ -148,8 +146,7 @@ class FlowQueries(TxBase):
             stmt = stmt.where(flow_runs.c.status == status)
         total = await self._count(stmt)
         page = stmt.order_by(flow_runs.c.created_at.desc(), flow_runs.c.id.desc()).limit(limit)
-        rows = await self._all(page.offset(offset))
-        return [FlowRunRecord.from_row(row) for row in rows], total
+        return await self._records(rows.flow_run, page.offset(offset)), total
 
     async def update_run(
         self, run_id: str, values: dict[str, Any], sources: Sequence[str]
@@ -161,8 +158,7 @@ class FlowQueries(TxBase):
             .values(**values)
             .returning(*flow_runs.c)
         )
-        row = await self._one(stmt)
-        return None if row is None else FlowRunRecord.from_row(row)
+        return await self._record(rows.flow_run, stmt)
 
     async def run_steps(self, run_id: str) -> list[StepRecord]:
         """Every step row of a run."""
@@ -171,7 +167,7 @@ class FlowQueries(TxBase):
             .where(flow_steps.c.run_id == run_id)
             .order_by(flow_steps.c.step_id, flow_steps.c.item)
         )
-        return [StepRecord.from_row(row) for row in await self._all(stmt)]
+        return await self._records(rows.flow_step, stmt)
 
     async def insert_step(self, values: dict[str, Any]) -> bool:
         """Insert a step row unless its hand-off key exists."""
@@ -193,8 +189,7 @@ class FlowQueries(TxBase):
             .values(**values)
             .returning(*flow_steps.c)
         )
-        row = await self._one(stmt)
-        return None if row is None else StepRecord.from_row(row)
+        return await self._record(rows.flow_step, stmt)
 
     async def insert_step_execution(self, values: dict[str, Any]) -> bool:
         """Insert a step execution unless its step key exists."""

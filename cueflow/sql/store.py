@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Any
 from cueflow.errors import DatabaseBusy, DatabaseUnavailable
 from cueflow.faults import database_fault
 from cueflow.sql.accounts import AccountQueries
+from cueflow.sql.alert_queries import AlertQueries
 from cueflow.sql.base import Connection, Connector
+from cueflow.sql.claim_queries import ClaimQueries
 from cueflow.sql.cue_queries import CueQueries
 from cueflow.sql.delivery_queries import DeliveryQueries
+from cueflow.sql.echo_queries import EchoQueries
 from cueflow.sql.execution_queries import ExecutionQueries
 from cueflow.sql.flow_queries import FlowQueries
-from cueflow.sql.registry_queries import RegistryQueries
+from cueflow.sql.usage_queries import UsageQueries
+from cueflow.sql.worker_queries import WorkerQueries
 
 if TYPE_CHECKING:
     from cueflow.pulse import Pulse
@@ -101,6 +105,16 @@ class SqlStore:
 
 
 class SqlTx(
-    AccountQueries, CueQueries, ExecutionQueries, DeliveryQueries, RegistryQueries, FlowQueries
+    AccountQueries,
+    CueQueries,
+    ExecutionQueries,
+    ClaimQueries,
+    DeliveryQueries,
+    WorkerQueries,
+    AlertQueries,
+    UsageQueries,
+    EchoQueries,
+    FlowQueries,
 ):
-    """The statements of one unit of work, grouped by concept in the ``cueflow.sql`` modules."""
+    """The statements of one unit of work, grouped by concept in the ``cueflow.sql`` modules
+    (each mixin implements the protocol of the same concept in :mod:`cueflow.store`)."""

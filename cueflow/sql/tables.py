@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from cueflow.sql.types import JSONType, UTCDateTime
@@ -309,13 +319,13 @@ class FlowStep(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
-users = User.__table__
-cues = Cue.__table__
-executions = Execution.__table__
-workers = Worker.__table__
-alerts = Alert.__table__
-rotated_keys = RotatedKey.__table__
-echo_messages = EchoMessage.__table__
-flows = Flow.__table__
-flow_runs = FlowRun.__table__
-flow_steps = FlowStep.__table__
+users: Table = metadata.tables[User.__tablename__]
+cues: Table = metadata.tables[Cue.__tablename__]
+executions: Table = metadata.tables[Execution.__tablename__]
+workers: Table = metadata.tables[Worker.__tablename__]
+alerts: Table = metadata.tables[Alert.__tablename__]
+rotated_keys: Table = metadata.tables[RotatedKey.__tablename__]
+echo_messages: Table = metadata.tables[EchoMessage.__tablename__]
+flows: Table = metadata.tables[Flow.__tablename__]
+flow_runs: Table = metadata.tables[FlowRun.__tablename__]
+flow_steps: Table = metadata.tables[FlowStep.__tablename__]

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -22,10 +22,8 @@ from cueflow.clock import FakeClock
 from cueflow.config import Settings
 from cueflow.engine import Engine
 from cueflow.markers import hookimpl
+from cueflow.records import Cue, Execution
 from cueflow.transport import Delivery, DeliveryResult, Transport, TransportServices
-
-if TYPE_CHECKING:
-    from cueflow.store import Row
 
 SCENARIO_TIMEOUT = 60.0
 """Longest any one conformance scenario may wait for the engine (a hang fails, never blocks)."""
@@ -33,7 +31,7 @@ SCENARIO_TIMEOUT = 60.0
 
 def engine_settings(store_url: str, **overrides: Any) -> Settings:
     """Settings for a conformance engine: no ``.env`` file, the given store, ``overrides``."""
-    return Settings(_env_file=None, database_url=store_url, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, database_url=store_url, **overrides)
 
 
 @asynccontextmanager
@@ -147,7 +145,7 @@ async def one_time_cue(
     delay: float = 60,
     name: str | None = None,
     **fields: Any,
-) -> Row:
+) -> Cue:
     """Create a one-time cue of ``transport`` due ``delay`` seconds from now."""
     at = engine.clock.now() + timedelta(seconds=delay)
     spec: dict[str, Any] = {
@@ -157,8 +155,8 @@ async def one_time_cue(
         "payload": {"task": "conformance"},
         **fields,
     }
-    row, _ = await engine.create_cue(user, spec)
-    return row
+    cue, _ = await engine.create_cue(user, spec)
+    return cue
 
 
 async def fire(engine: Engine, clock: FakeClock, seconds: float = 60) -> int:
@@ -168,8 +166,8 @@ async def fire(engine: Engine, clock: FakeClock, seconds: float = 60) -> int:
         return await engine.fire_due()
 
 
-async def only_execution(engine: Engine, user: Principal, cue_id: str) -> Row:
+async def only_execution(engine: Engine, user: Principal, cue_id: str) -> Execution:
     """The one execution of a cue."""
-    rows, total = await engine.cue_executions(user, cue_id)
+    found, total = await engine.cue_executions(user, cue_id)
     assert total == 1, f"expected one execution of {cue_id}, found {total}"
-    return rows[0]
+    return found[0]

@@ -27,7 +27,7 @@ async def due_executions(engine: Engine, clock: FakeClock, user: Principal, coun
         await one_time_cue(engine, user)
     assert await fire(engine, clock) == count
     page = await engine.list_executions(user, limit=count + 1)
-    return {row["id"] for row in page.rows}
+    return {row.id for row in page.rows}
 
 
 async def claim_until_empty(engine: Engine, user: Principal, worker: str, bound: int) -> list[str]:
@@ -56,10 +56,10 @@ class StoreClaimTests(StoreFixtures):
         def execution() -> dict[str, Any]:
             return {
                 "id": ids.new_execution_id(),
-                "cue_id": cue["id"],
+                "cue_id": cue.id,
                 "user_id": user.user_id,
                 "transport": "worker",
-                "scheduled_for": cue["next_run"],
+                "scheduled_for": cue.next_run,
                 "status": Status.PENDING.value,
                 "attempts": 0,
                 "created_at": clock.now(),
@@ -70,7 +70,7 @@ class StoreClaimTests(StoreFixtures):
             assert await tx.insert_execution(execution()) is True
             assert await tx.insert_execution(execution()) is False
         assert await fire(engine, clock) == 0
-        await only_execution(engine, user, cue["id"])
+        await only_execution(engine, user, cue.id)
 
     async def test_firing_twice_at_the_same_instant_creates_one_execution(
         self, engine: Engine, clock: FakeClock
@@ -79,9 +79,9 @@ class StoreClaimTests(StoreFixtures):
         cue = await one_time_cue(engine, user)
         assert await fire(engine, clock) == 1
         assert await fire(engine, clock, seconds=0) == 0
-        execution = await only_execution(engine, user, cue["id"])
-        assert execution["scheduled_for"] == cue["next_run"]
-        assert (await engine.get_cue(user, cue["id"]))["fired_count"] == 1
+        execution = await only_execution(engine, user, cue.id)
+        assert execution.scheduled_for == cue.next_run
+        assert (await engine.get_cue(user, cue.id)).fired_count == 1
 
     async def test_two_nodes_firing_together_create_each_execution_once(
         self, engine: Engine, clock: FakeClock, another_engine: OpenEngine
@@ -141,22 +141,22 @@ class StoreClaimTests(StoreFixtures):
         early = await one_time_cue(engine, user, delay=60)
         await fire(engine, clock, seconds=120)
         first = await engine.claim(user, "w1")
-        assert first["execution_id"] == (await only_execution(engine, user, early["id"]))["id"]
+        assert first["execution_id"] == (await only_execution(engine, user, early.id)).id
         second = await engine.claim(user, "w1")
-        assert second["execution_id"] == (await only_execution(engine, user, late["id"]))["id"]
+        assert second["execution_id"] == (await only_execution(engine, user, late.id)).id
 
     async def test_a_claim_counts_an_attempt_and_holds_a_lease(
         self, engine: Engine, clock: FakeClock
     ) -> None:
         user = await new_user(engine)
         [execution_id] = await due_executions(engine, clock, user, 1)
-        assert [row["id"] for row in await engine.claimable(user)] == [execution_id]
+        assert [row.id for row in await engine.claimable(user)] == [execution_id]
         await engine.claim(user, "w1", execution_id)
         claimed = await engine.get_execution(user, execution_id)
-        assert claimed["status"] == "delivering"
-        assert claimed["attempts"] == 1
-        assert claimed["claimed_by_worker"] == "w1"
-        assert claimed["lease_expires_at"] == clock.now() + LEASE
+        assert claimed.status == "delivering"
+        assert claimed.attempts == 1
+        assert claimed.claimed_by_worker == "w1"
+        assert claimed.lease_expires_at == clock.now() + LEASE
         assert await engine.claimable(user) == []
 
     async def test_an_execution_changes_only_when_its_status_and_expectations_match(
@@ -179,8 +179,8 @@ class StoreClaimTests(StoreFixtures):
             )
         assert wrong_status is None and wrong_holder is None
         assert changed is not None
-        assert (changed["status"], changed["claimed_by_worker"]) == ("delivering", "w1")
-        assert (await engine.get_execution(user, execution_id))["error_message"] is None
+        assert (changed.status, changed.claimed_by_worker) == ("delivering", "w1")
+        assert (await engine.get_execution(user, execution_id)).error_message is None
 
     async def test_an_expired_lease_returns_the_execution_to_the_queue(
         self, engine: Engine, clock: FakeClock
@@ -192,9 +192,9 @@ class StoreClaimTests(StoreFixtures):
         assert await engine.sweep() == 0
         clock.advance(2)
         assert await engine.sweep() == 1
-        assert [row["id"] for row in await engine.claimable(user)] == [execution_id]
+        assert [row.id for row in await engine.claimable(user)] == [execution_id]
         await engine.claim(user, "w2", execution_id)
-        assert (await engine.get_execution(user, execution_id))["attempts"] == 2
+        assert (await engine.get_execution(user, execution_id)).attempts == 2
 
     async def test_a_workers_heartbeat_extends_the_leases_it_holds(
         self, engine: Engine, clock: FakeClock
@@ -208,8 +208,8 @@ class StoreClaimTests(StoreFixtures):
         clock.advance(150)  # past the first lease, within the heartbeat timeout
         assert await engine.sweep() == 0
         held = await engine.get_execution(user, execution_id)
-        assert (held["status"], held["claimed_by_worker"]) == ("delivering", "w1")
-        assert held["lease_expires_at"] == clock.now() - timedelta(seconds=150) + LEASE
+        assert (held.status, held.claimed_by_worker) == ("delivering", "w1")
+        assert held.lease_expires_at == clock.now() - timedelta(seconds=150) + LEASE
 
     async def test_an_outcome_is_written_once_and_finishes_the_run(
         self, engine: Engine, clock: FakeClock
@@ -217,16 +217,16 @@ class StoreClaimTests(StoreFixtures):
         user = await new_user(engine)
         cue = await one_time_cue(engine, user)
         await fire(engine, clock)
-        execution_id = (await only_execution(engine, user, cue["id"]))["id"]
+        execution_id = (await only_execution(engine, user, cue.id)).id
         await engine.claim(user, "w1", execution_id)
         await engine.report_outcome(user, execution_id, {"success": True, "result": "done"}, "w1")
         with pytest.raises(Conflict) as again:
             await engine.report_outcome(user, execution_id, {"success": False, "error": "no"})
         assert again.value.code == "outcome_already_recorded"
         finished = await engine.get_execution(user, execution_id)
-        assert (finished["status"], finished["outcome_result"]) == ("success", "done")
-        assert finished["outcome_state"] == "reported_success"
-        assert (await engine.get_cue(user, cue["id"]))["status"] == "completed"
+        assert (finished.status, finished.outcome_result) == ("success", "done")
+        assert finished.outcome_state == "reported_success"
+        assert (await engine.get_cue(user, cue.id)).status == "completed"
 
     async def test_a_worker_that_lost_its_lease_cannot_overwrite_the_new_holders_outcome(
         self, engine: Engine, clock: FakeClock
@@ -241,7 +241,7 @@ class StoreClaimTests(StoreFixtures):
             await engine.report_outcome(user, execution_id, {"success": False}, "w1")
         assert late.value.code == "lease_lost"
         await engine.report_outcome(user, execution_id, {"success": True}, "w2")
-        assert (await engine.get_execution(user, execution_id))["status"] == "success"
+        assert (await engine.get_execution(user, execution_id)).status == "success"
 
     async def test_an_execution_nobody_claims_is_missed_after_the_unclaimed_timeout(
         self, engine: Engine, clock: FakeClock
@@ -250,7 +250,7 @@ class StoreClaimTests(StoreFixtures):
         [execution_id] = await due_executions(engine, clock, user, 1)
         clock.advance(engine.settings.worker_unclaimed_timeout_seconds + 1)
         assert await engine.sweep() == 1
-        assert (await engine.get_execution(user, execution_id))["status"] == "missed"
+        assert (await engine.get_execution(user, execution_id)).status == "missed"
 
     async def test_a_worker_heartbeat_keeps_one_row_per_worker_and_user(
         self, engine: Engine, clock: FakeClock

@@ -36,8 +36,8 @@ class StoreDataTests(StoreFixtures):
         cue = await one_time_cue(engine, user, name="kept")
         await engine.close()
         async with another_engine() as reopened:
-            found = await reopened.get_cue(user, cue["id"])
-            assert found["name"] == "kept"
+            found = await reopened.get_cue(user, cue.id)
+            assert found.name == "kept"
 
     async def test_a_registered_key_authenticates_and_a_second_registration_is_refused(
         self, engine: Engine
@@ -63,19 +63,20 @@ class StoreDataTests(StoreFixtures):
             retry={"max_attempts": 5, "backoff_minutes": [1, 5, 15]},
             on_failure={"email": False, "webhook": None, "pause": True},
         )
-        found = await engine.get_cue(user, cue["id"])
-        assert found["name"] == "full"
-        assert found["description"] == "all the fields"
-        assert found["payload"] == PAYLOAD
-        assert found["retry_max_attempts"] == 5
-        assert found["retry_backoff_minutes"] == [1, 5, 15]
-        assert found["on_failure"] == {"email": False, "webhook": None, "pause": True}
-        assert found["status"] == "active"
-        assert found["created_at"] == clock.now()
-        assert found["created_at"].utcoffset() == timedelta(0)
-        assert found["next_run"] == clock.now() + timedelta(seconds=60)
-        assert found["next_run"].tzinfo is not None
-        assert found["schedule_at"].astimezone(UTC) == found["next_run"]
+        found = await engine.get_cue(user, cue.id)
+        assert found.name == "full"
+        assert found.description == "all the fields"
+        assert found.payload == PAYLOAD
+        assert found.retry_max_attempts == 5
+        assert found.retry_backoff_minutes == [1, 5, 15]
+        assert found.on_failure == {"email": False, "webhook": None, "pause": True}
+        assert found.status == "active"
+        assert found.created_at == clock.now()
+        assert found.created_at.utcoffset() == timedelta(0)
+        assert found.next_run == clock.now() + timedelta(seconds=60)
+        assert found.next_run is not None and found.next_run.tzinfo is not None
+        assert found.schedule_at is not None
+        assert found.schedule_at.astimezone(UTC) == found.next_run
 
     async def test_a_cue_name_is_unique_per_user_only(self, engine: Engine) -> None:
         alice, bob = await new_user(engine), await new_user(engine)
@@ -91,14 +92,14 @@ class StoreDataTests(StoreFixtures):
         user = await new_user(engine)
         ids = []
         for n in range(5):
-            ids.append((await one_time_cue(engine, user, name=f"cue-{n}"))["id"])
+            ids.append((await one_time_cue(engine, user, name=f"cue-{n}")).id)
             clock.advance(1)
         rows, total = await engine.list_cues(user, limit=2, offset=1)
         assert total == 5
-        assert [r["id"] for r in rows] == [ids[3], ids[2]]
+        assert [r.id for r in rows] == [ids[3], ids[2]]
         await engine.pause_cue(user, ids[0])
         paused, count = await engine.list_cues(user, status="paused")
-        assert count == 1 and [r["id"] for r in paused] == [ids[0]]
+        assert count == 1 and [r.id for r in paused] == [ids[0]]
         assert (await engine.list_cues(user, status="active"))[1] == 4
 
     async def test_updating_a_cue_changes_only_what_was_sent(
@@ -107,16 +108,16 @@ class StoreDataTests(StoreFixtures):
         user = await new_user(engine)
         cue = await one_time_cue(engine, user, name="before", payload={"task": "a", "n": 1})
         clock.advance(5)
-        changed = await engine.update_cue(user, cue["id"], {"payload": {"task": "b"}})
-        assert changed["payload"] == {"task": "b"}
-        assert changed["name"] == "before"
-        assert changed["updated_at"] == clock.now()
-        assert changed["created_at"] == cue["created_at"]
-        paused = await engine.pause_cue(user, cue["id"])
-        assert (paused["status"], paused["next_run"]) == ("paused", None)
-        resumed = await engine.resume_cue(user, cue["id"])
-        assert resumed["status"] == "active"
-        assert resumed["next_run"] == cue["next_run"]
+        changed = await engine.update_cue(user, cue.id, {"payload": {"task": "b"}})
+        assert changed.payload == {"task": "b"}
+        assert changed.name == "before"
+        assert changed.updated_at == clock.now()
+        assert changed.created_at == cue.created_at
+        paused = await engine.pause_cue(user, cue.id)
+        assert (paused.status, paused.next_run) == ("paused", None)
+        resumed = await engine.resume_cue(user, cue.id)
+        assert resumed.status == "active"
+        assert resumed.next_run == cue.next_run
 
     async def test_deleting_a_cue_deletes_its_executions(
         self, engine: Engine, clock: FakeClock
@@ -125,14 +126,14 @@ class StoreDataTests(StoreFixtures):
         cue = await one_time_cue(engine, user)
         assert await fire(engine, clock) == 1
         execution = (await engine.list_executions(user)).rows[0]
-        await engine.delete_cue(user, cue["id"])
+        await engine.delete_cue(user, cue.id)
         with pytest.raises(NotFound):
-            await engine.get_cue(user, cue["id"])
+            await engine.get_cue(user, cue.id)
         with pytest.raises(NotFound):
-            await engine.get_execution(user, execution["id"])
+            await engine.get_execution(user, execution.id)
         assert (await engine.list_executions(user)).total == 0
         with pytest.raises(NotFound):
-            await engine.delete_cue(user, cue["id"])
+            await engine.delete_cue(user, cue.id)
 
     async def test_users_never_reach_each_others_cues_or_executions(
         self, engine: Engine, clock: FakeClock
@@ -142,29 +143,29 @@ class StoreDataTests(StoreFixtures):
         assert await fire(engine, clock) == 1
         execution = (await engine.list_executions(owner)).rows[0]
         for attempt in (
-            engine.get_cue(stranger, cue["id"]),
-            engine.update_cue(stranger, cue["id"], {"name": "stolen"}),
-            engine.delete_cue(stranger, cue["id"]),
-            engine.get_execution(stranger, execution["id"]),
+            engine.get_cue(stranger, cue.id),
+            engine.update_cue(stranger, cue.id, {"name": "stolen"}),
+            engine.delete_cue(stranger, cue.id),
+            engine.get_execution(stranger, execution.id),
         ):
             with pytest.raises(NotFound):
                 await attempt
         assert (await engine.list_cues(stranger))[1] == 0
         assert (await engine.list_executions(stranger)).total == 0
-        assert await engine.cue_executions(stranger, cue["id"]) == ([], 0)
+        assert await engine.cue_executions(stranger, cue.id) == ([], 0)
         assert await engine.claimable(stranger) == []
         with pytest.raises(Conflict):
-            await engine.claim(stranger, "thief", execution["id"])
-        assert (await engine.get_cue(owner, cue["id"]))["name"] == cue["name"]
+            await engine.claim(stranger, "thief", execution.id)
+        assert (await engine.get_cue(owner, cue.id)).name == cue.name
 
     async def test_a_unit_of_work_that_raises_is_rolled_back(self, engine: Engine) -> None:
         user = await new_user(engine)
         cue = await one_time_cue(engine, user, name="original")
         with pytest.raises(RuntimeError):
             async with engine.store.tx() as tx:
-                await tx.update_cue(user.user_id, cue["id"], {"name": "renamed"})
+                await tx.update_cue(user.user_id, cue.id, {"name": "renamed"})
                 raise RuntimeError("abort the unit of work")
-        assert (await engine.get_cue(user, cue["id"]))["name"] == "original"
+        assert (await engine.get_cue(user, cue.id)).name == "original"
 
     async def test_a_user_row_changes_only_when_its_expectation_holds(self, engine: Engine) -> None:
         user = await new_user(engine)
@@ -179,7 +180,7 @@ class StoreDataTests(StoreFixtures):
                 user.user_id, {"alert_webhook_secret": "two"}, expect={"alert_webhook_secret": None}
             )
         assert refused is None
-        assert first is not None and first["alert_webhook_secret"] == "one"
+        assert first is not None and first.alert_webhook_secret == "one"
         assert second is None
 
     async def test_the_earliest_next_run_is_that_of_the_soonest_active_cue(
@@ -189,10 +190,10 @@ class StoreDataTests(StoreFixtures):
         later = await one_time_cue(engine, user, delay=120)
         sooner = await one_time_cue(engine, user, delay=30)
         async with engine.store.tx() as tx:
-            assert await tx.earliest_next_run() == sooner["next_run"]
-        await engine.pause_cue(user, sooner["id"])
+            assert await tx.earliest_next_run() == sooner.next_run
+        await engine.pause_cue(user, sooner.id)
         async with engine.store.tx() as tx:
-            assert await tx.earliest_next_run() == later["next_run"]
+            assert await tx.earliest_next_run() == later.next_run
 
     async def test_two_nodes_on_one_store_see_each_others_writes(
         self, engine: Engine, another_engine: OpenEngine
@@ -200,4 +201,4 @@ class StoreDataTests(StoreFixtures):
         user = await new_user(engine)
         async with another_engine() as other:
             cue = await one_time_cue(other, user, name="from-the-other-node")
-            assert (await engine.get_cue(user, cue["id"]))["name"] == "from-the-other-node"
+            assert (await engine.get_cue(user, cue.id)).name == "from-the-other-node"

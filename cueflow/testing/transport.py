@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -14,12 +15,12 @@ import pytest
 import pytest_asyncio
 
 from cueflow.clock import FakeClock
-from cueflow.dispatcher import delivery_of, record_attempt
 from cueflow.engine import Engine
 from cueflow.errors import CueflowError
 from cueflow.plugins import transport_problem
+from cueflow.push_attempts import delivery_of, record_attempt
+from cueflow.records import DueDelivery
 from cueflow.states import Event, move
-from cueflow.store import Row
 from cueflow.testing.harness import (
     SCENARIO_TIMEOUT,
     EngineFixtures,
@@ -110,13 +111,14 @@ class TransportConformance(EngineFixtures):
     ) -> None:
         user = await new_user(engine)
         cue = await one_time_cue(engine, user, transport.name, **cue_fields)
-        assert cue["transport"] == transport.name
-        assert await transport.validate_cue(cue) is None
-        assert await transport.validate_cue(cue, cue) is None
-        assert (await engine.pause_cue(user, cue["id"]))["status"] == "paused"
-        assert (await engine.resume_cue(user, cue["id"]))["status"] == "active"
-        renamed = await engine.update_cue(user, cue["id"], {"name": "renamed"})
-        assert renamed["name"] == "renamed"
+        assert cue.transport == transport.name
+        stored = dataclasses.asdict(cue)  # a transport checks a cue's store values
+        await transport.validate_cue(stored)  # raises to refuse
+        await transport.validate_cue(stored, stored)
+        assert (await engine.pause_cue(user, cue.id)).status == "paused"
+        assert (await engine.resume_cue(user, cue.id)).status == "active"
+        renamed = await engine.update_cue(user, cue.id, {"name": "renamed"})
+        assert renamed.name == "renamed"
 
     async def test_it_refuses_a_cue_it_cannot_deliver(
         self,
@@ -156,11 +158,11 @@ class TransportConformance(EngineFixtures):
         user = await new_user(engine)
         cue = await one_time_cue(engine, user, transport.name, **cue_fields)
         assert await fire(engine, clock) == 1
-        execution = await only_execution(engine, user, cue["id"])
-        assert [row["id"] for row in await engine.claimable(user)] == [execution["id"]]
-        await engine.claim(user, "conformance-worker", execution["id"])
-        await engine.report_outcome(user, execution["id"], {"success": True}, "conformance-worker")
-        assert (await engine.get_execution(user, execution["id"]))["status"] == "success"
+        execution = await only_execution(engine, user, cue.id)
+        assert [row.id for row in await engine.claimable(user)] == [execution.id]
+        await engine.claim(user, "conformance-worker", execution.id)
+        await engine.report_outcome(user, execution.id, {"success": True}, "conformance-worker")
+        assert (await engine.get_execution(user, execution.id)).status == "success"
 
 
 class PushTransportConformance(TransportConformance):
@@ -203,9 +205,9 @@ class PushTransportConformance(TransportConformance):
         assert await fire(engine, clock) == 1
         assert await _deliver_due(engine) == 1
         assert await _deliver_due(engine) == 0
-        execution = await only_execution(engine, user, cue["id"])
-        assert (execution["status"], execution["attempts"]) == ("success", 1), execution
-        assert (await _received(received_execution_ids)).count(execution["id"]) == 1
+        execution = await only_execution(engine, user, cue.id)
+        assert (execution.status, execution.attempts) == ("success", 1), execution
+        assert (await _received(received_execution_ids)).count(execution.id) == 1
 
     async def test_several_due_executions_are_all_delivered(
         self,
@@ -221,8 +223,8 @@ class PushTransportConformance(TransportConformance):
         assert await fire(engine, clock) == 5
         assert await _deliver_due(engine) == 5
         page = await engine.list_executions(user)
-        assert {row["status"] for row in page.rows} == {"success"}
-        assert {row["id"] for row in page.rows} <= set(await _received(received_execution_ids))
+        assert {row.status for row in page.rows} == {"success"}
+        assert {row.id for row in page.rows} <= set(await _received(received_execution_ids))
 
     async def test_deliver_answers_with_a_delivery_result(
         self,
@@ -234,15 +236,15 @@ class PushTransportConformance(TransportConformance):
     ) -> None:
         user = await new_user(engine)
         cue = await one_time_cue(engine, user, transport.name, **cue_fields)
-        row = await _claim_one(engine, clock, _push(transport))
+        run = await _claim_one(engine, clock, _push(transport))
         async with asyncio.timeout(SCENARIO_TIMEOUT):
-            result = await _push(transport).deliver(delivery_of(row, _push(transport)))
+            result = await _push(transport).deliver(delivery_of(run, _push(transport)))
         assert isinstance(result, DeliveryResult)
         assert result.ok, result
-        assert row["id"] in await _received(received_execution_ids)
-        await record_attempt(engine, row, result)
-        execution = await only_execution(engine, user, cue["id"])
-        assert (execution["status"], execution["attempts"]) == ("success", 1)
+        assert run.id in await _received(received_execution_ids)
+        await record_attempt(engine.services, run, result)
+        execution = await only_execution(engine, user, cue.id)
+        assert (execution.status, execution.attempts) == ("success", 1)
 
     async def test_an_expected_failure_is_a_result_not_an_exception(
         self,
@@ -256,20 +258,20 @@ class PushTransportConformance(TransportConformance):
         user = await new_user(engine)
         retry = {"max_attempts": 2, "backoff_minutes": [1]}
         cue = await one_time_cue(engine, user, transport.name, retry=retry, **failing_cue_fields)
-        row = await _claim_one(engine, clock, _push(transport))
+        run = await _claim_one(engine, clock, _push(transport))
         async with asyncio.timeout(SCENARIO_TIMEOUT):
-            result = await _push(transport).deliver(delivery_of(row, _push(transport)))
+            result = await _push(transport).deliver(delivery_of(run, _push(transport)))
         assert isinstance(result, DeliveryResult)
         assert result.ok is False
         assert isinstance(result.error, str) and result.error
-        await record_attempt(engine, row, result)
-        execution = await only_execution(engine, user, cue["id"])
-        assert (execution["status"], execution["attempts"]) == ("retrying", 1)
-        assert execution["error_message"] == result.error
+        await record_attempt(engine.services, run, result)
+        execution = await only_execution(engine, user, cue.id)
+        assert (execution.status, execution.attempts) == ("retrying", 1)
+        assert execution.error_message == result.error
         clock.advance(60)
         assert await _deliver_due(engine) == 1
-        execution = await only_execution(engine, user, cue["id"])
-        assert (execution["status"], execution["attempts"]) == ("failed", 2)
+        execution = await only_execution(engine, user, cue.id)
+        assert (execution.status, execution.attempts) == ("failed", 2)
 
 
 def _push(transport: Transport) -> PushTransport:
@@ -289,7 +291,7 @@ async def _received(received: ReceivedIds) -> list[str]:
     return list(found)
 
 
-async def _claim_one(engine: Engine, clock: FakeClock, transport: PushTransport) -> Row:
+async def _claim_one(engine: Engine, clock: FakeClock, transport: PushTransport) -> DueDelivery:
     """Fire the one due cue and claim its execution for delivery, as the dispatcher does."""
     assert await fire(engine, clock) == 1
     now = clock.now()
@@ -299,6 +301,6 @@ async def _claim_one(engine: Engine, clock: FakeClock, transport: PushTransport)
         "updated_at": now,
     }
     async with engine.store.tx() as tx:
-        rows = await tx.claim_deliveries(transport.name, move(Event.CLAIM), now, 1, values)
-    assert len(rows) == 1, rows
-    return rows[0]
+        claimed = await tx.claim_deliveries(transport.name, move(Event.CLAIM), now, 1, values)
+    assert len(claimed) == 1, claimed
+    return claimed[0]

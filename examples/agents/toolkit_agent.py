@@ -109,8 +109,8 @@ async def main() -> None:
             final = await agent(model, toolkit.get_tools(), "Process the due invoices.")
         print(f"agent: {final}")
         page = await engine.list_executions(me)
-        for row in page.rows:
-            print(f"{row['id'][:8]} {row['status']:<8} {row['outcome_result']}")
+        for execution in page.rows:
+            print(f"{execution.id[:8]} {execution.status:<8} {execution.outcome_result}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from cueflow.faults import database_fault
 from cueflow.markers import hookimpl
 from cueflow.migrate import upgrade
 from cueflow.pulse import Pulse
+from cueflow.sql.base import Connection as StoreConnection
 from cueflow.sql.store import SqlStore
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class PostgresConnector:
         """Close the pool."""
         await self.engine.dispose()
 
-    async def notify(self, conn: Any) -> None:
+    async def notify(self, conn: StoreConnection) -> None:
         """Queue a notification; PostgreSQL delivers it when the transaction commits."""
         await conn.execute(text(f"NOTIFY {CHANNEL}"))
 

@@ -37,6 +37,8 @@ from cueflow.config import Settings
 from cueflow.errors import DatabaseBusy
 from cueflow.markers import hookimpl
 from cueflow.migrate import upgrade
+from cueflow.pulse import Pulse
+from cueflow.sql.base import Connection as StoreConnection
 from cueflow.sql.store import SqlStore
 from cueflow.store import lock_wait_limit
 
@@ -106,7 +108,7 @@ class SqliteConnector:
         return self._inline_conn
 
     @staticmethod
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
+    def _configure(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         cursor = dbapi_connection.cursor()
         # busy_timeout first: SQLite's busy handler sleeps on the event loop, so it is off for
         # every statement, journal_mode included (a new file needs an exclusive lock for it).
@@ -123,7 +125,9 @@ class SqliteConnector:
         """Connect if need be and start a write transaction; raises if the lock is taken."""
         if self._conn is None:
             conn = self.engine.connect()
-            self._raw = conn.connection.dbapi_connection  # type: ignore[assignment]
+            raw = conn.connection.dbapi_connection
+            assert isinstance(raw, sqlite3.Connection)  # the pysqlite driver's
+            self._raw = raw
             self._conn = conn
         assert self._raw is not None
         # On the DB-API connection: SQLAlchemy's own BEGIN is a no-op for SQLite, and its
@@ -182,7 +186,8 @@ class SqliteConnector:
             await self._lock_database(deadline)
             try:
                 # One connection held open: no pool checkout and reset per unit of work.
-                with self._conn.begin():  # type: ignore[union-attr]
+                assert self._conn is not None  # opened by _lock_database
+                with self._conn.begin():
                     yield self._inline
             except OperationalError as exc:
                 if _is_busy(exc):  # a COMMIT refused (only outside WAL mode)
@@ -210,10 +215,10 @@ class SqliteConnector:
             self._raw = None
         self.engine.dispose()
 
-    async def notify(self, conn: Any) -> None:
+    async def notify(self, conn: StoreConnection) -> None:
         """One process owns a SQLite database: nobody else to tell."""
 
-    async def listen(self, callback: Callable[[], None], pulse: Any) -> None:
+    async def listen(self, callback: Callable[[], None], pulse: Pulse) -> None:
         """Nothing to listen to."""
 
 

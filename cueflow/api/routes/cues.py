@@ -8,27 +8,27 @@ from fastapi import APIRouter, Query, Response
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.render import cue_json, execution_json, json_response
+from cueflow.api.render import JSONResponse, cue_json, execution_json, json_response
 from cueflow.schemas import CueCreate, CueUpdate
 
 router = APIRouter(prefix="/v1/cues", tags=["cues"])
 
 
 @router.post("", status_code=201, response_model=responses.Cue)
-async def create_cue(body: CueCreate, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def create_cue(body: CueCreate, user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """Create a cue."""
     row, warning = await engine.create_cue(user, body)
     return json_response(cue_json(row, warning), 201)
 
 
 @router.get("", response_model=responses.CueList)
-async def list_cues(  # type: ignore[no-untyped-def]
+async def list_cues(
     user: CurrentUser,
     engine: EngineDep,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-):
+) -> JSONResponse:
     """The caller's cues, newest first."""
     rows, total = await engine.list_cues(user, status=status, limit=limit, offset=offset)
     return json_response(
@@ -37,13 +37,13 @@ async def list_cues(  # type: ignore[no-untyped-def]
 
 
 @router.get("/{cue_id}", response_model=responses.CueDetail)
-async def get_cue(  # type: ignore[no-untyped-def]
+async def get_cue(
     cue_id: str,
     user: CurrentUser,
     engine: EngineDep,
     execution_limit: Annotated[int, Query(ge=1, le=100)] = 10,
     execution_offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-):
+) -> JSONResponse:
     """One cue with a page of its executions."""
     row = await engine.get_cue(user, cue_id)
     rows, total = await engine.cue_executions(
@@ -60,7 +60,9 @@ async def get_cue(  # type: ignore[no-untyped-def]
 
 
 @router.patch("/{cue_id}", response_model=responses.Cue)
-async def update_cue(cue_id: str, body: CueUpdate, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def update_cue(
+    cue_id: str, body: CueUpdate, user: CurrentUser, engine: EngineDep
+) -> JSONResponse:
     """Change, pause (``{"status": "paused"}``) or resume (``{"status": "active"}``) a cue."""
     return json_response(cue_json(await engine.update_cue(user, cue_id, body)))
 

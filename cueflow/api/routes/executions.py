@@ -12,7 +12,13 @@ from pydantic import Field
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.errors import envelope
-from cueflow.api.render import claimable_json, claimed_json, execution_json, json_response
+from cueflow.api.render import (
+    JSONResponse,
+    claimable_json,
+    claimed_json,
+    execution_json,
+    json_response,
+)
 from cueflow.claims import CLAIMABLE_LIMIT, MAX_LIMIT, MAX_WAIT_SECONDS
 from cueflow.errors import CueflowError
 from cueflow.executions import status_filter
@@ -25,7 +31,7 @@ WorkerHeader = Annotated[str | None, Header(alias="X-Worker-Id")]
 
 
 @router.get("", response_model=responses.ExecutionList)
-async def list_executions(  # type: ignore[no-untyped-def]
+async def list_executions(
     user: CurrentUser,
     engine: EngineDep,
     cue_id: str | None = None,
@@ -37,7 +43,7 @@ async def list_executions(  # type: ignore[no-untyped-def]
     outcome_state: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-):
+) -> JSONResponse:
     """The caller's executions, newest first, filtered."""
     where = ExecutionFilter(
         cue_id=cue_id,
@@ -63,13 +69,13 @@ async def list_executions(  # type: ignore[no-untyped-def]
 
 
 @router.get("/claimable", response_model=responses.Claimable)
-async def claimable(  # type: ignore[no-untyped-def]
+async def claimable(
     user: CurrentUser,
     engine: EngineDep,
     task: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = CLAIMABLE_LIMIT,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
-):
+) -> JSONResponse:
     """Executions due for the caller's workers, oldest first (50 unless ``limit`` says
     otherwise). ``wait=N`` (cueflow extension) holds an empty answer up to N seconds and
     returns as soon as something is claimable."""
@@ -78,7 +84,9 @@ async def claimable(  # type: ignore[no-untyped-def]
 
 
 @router.post("/claims", response_model=responses.BatchClaimed)
-async def claim_batch(body: BatchClaimRequest, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def claim_batch(
+    body: BatchClaimRequest, user: CurrentUser, engine: EngineDep
+) -> JSONResponse:
     """Claim several executions at once (cueflow extension): the listed ``execution_ids``, or
     up to ``limit`` of the oldest due. Claimed items carry their payload; listed ids that
     could not be claimed are reported per item with the single claim's 409."""
@@ -101,9 +109,9 @@ async def claim_batch(body: BatchClaimRequest, user: CurrentUser, engine: Engine
 
 
 @router.post("/outcomes", response_model=responses.BatchOutcomes)
-async def outcome_batch(  # type: ignore[no-untyped-def]
+async def outcome_batch(
     body: BatchOutcomeRequest, user: CurrentUser, engine: EngineDep, worker: WorkerHeader = None
-):
+) -> JSONResponse:
     """Report several outcomes at once (cueflow extension). Each item is handled exactly as
     ``POST /v1/executions/{id}/outcome`` would handle it; per item the answer, with its status."""
     answers = await engine.report_outcomes(
@@ -122,39 +130,41 @@ async def outcome_batch(  # type: ignore[no-untyped-def]
 
 
 @router.post("/claim", response_model=responses.Claimed)
-async def claim_next(body: ClaimRequest, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def claim_next(body: ClaimRequest, user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """Claim the oldest due execution."""
     return json_response(await engine.claim(user, body.worker_id))
 
 
 @router.get("/{execution_id}", response_model=responses.Execution)
-async def get_execution(execution_id: str, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def get_execution(execution_id: str, user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """One execution."""
     return json_response(execution_json(await engine.get_execution(user, execution_id)))
 
 
 @router.post("/{execution_id}/claim", response_model=responses.Claimed)
-async def claim(execution_id: str, body: ClaimRequest, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def claim(
+    execution_id: str, body: ClaimRequest, user: CurrentUser, engine: EngineDep
+) -> JSONResponse:
     """Claim one execution."""
     return json_response(await engine.claim(user, body.worker_id, execution_id))
 
 
 @router.post("/{execution_id}/heartbeat", response_model=responses.LeaseExtended)
-async def heartbeat(  # type: ignore[no-untyped-def]
+async def heartbeat(
     execution_id: str, user: CurrentUser, engine: EngineDep, worker: WorkerHeader = None
-):
+) -> JSONResponse:
     """Extend a claim's lease."""
     return json_response(await engine.heartbeat_execution(user, execution_id, worker))
 
 
 @router.post("/{execution_id}/outcome", response_model=responses.OutcomeRecorded)
-async def outcome(  # type: ignore[no-untyped-def]
+async def outcome(
     execution_id: str,
     body: OutcomeReport,
     user: CurrentUser,
     engine: EngineDep,
     worker: WorkerHeader = None,
-):
+) -> JSONResponse:
     """Report how an execution went (once)."""
     return json_response(await engine.report_outcome(user, execution_id, body, worker))
 
@@ -168,9 +178,9 @@ class ReleaseRequest(ClaimRequest):
 
 
 @router.post("/{execution_id}/release", response_model=responses.Released)
-async def release(  # type: ignore[no-untyped-def]
+async def release(
     execution_id: str, body: ReleaseRequest, user: CurrentUser, engine: EngineDep
-):
+) -> JSONResponse:
     """Give a claimed execution back unfinished (cueflow extension): it returns to the queue
     with the claim counted in ``attempts``, claimable again after ``retry_after_seconds`` or the
     cue's retry backoff (or it fails when its attempts are used up)."""

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import EngineDep
-from cueflow.api.render import json_response
+from cueflow.api.render import JSONResponse, json_response
 from cueflow.errors import DatabaseUnavailable
 
 router = APIRouter(tags=["health"])
@@ -17,7 +17,7 @@ probes = APIRouter(tags=["health"])
 
 
 @probes.get("/health", response_model=responses.Health)
-async def health(engine: EngineDep):  # type: ignore[no-untyped-def]
+async def health(engine: EngineDep) -> JSONResponse:
     """Database and scheduler state and queue depth; always 200."""
     return json_response(await engine.health())
 
@@ -25,7 +25,7 @@ async def health(engine: EngineDep):  # type: ignore[no-untyped-def]
 @probes.get(
     "/status", response_model=responses.Status, responses={503: {"model": responses.Status}}
 )
-async def status(engine: EngineDep):  # type: ignore[no-untyped-def]
+async def status(engine: EngineDep) -> JSONResponse:
     """``healthy`` / ``degraded`` (200), or ``down`` (503, with ``Retry-After``) when the
     database is unreachable."""
     body = await engine.status()
@@ -37,6 +37,6 @@ async def status(engine: EngineDep):  # type: ignore[no-untyped-def]
 
 
 @router.get("/v1/info", response_model=responses.Info)
-async def info(engine: EngineDep):  # type: ignore[no-untyped-def]
+async def info(engine: EngineDep) -> JSONResponse:
     """The server's version and authentication model."""
     return json_response(engine.info())

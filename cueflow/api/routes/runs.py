@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.render import json_response
-from cueflow.store import Row
+from cueflow.api.render import JSONResponse, json_response, run_json
 
 router = APIRouter(tags=["executions"])
 
@@ -27,22 +26,10 @@ class FireRequest(BaseModel):
     payload_override: dict[str, Any] | None = None
 
 
-def run_json(row: Row, **extra: Any) -> dict[str, Any]:
-    """A manual run as fire and replay answer it (``scheduled_for`` with ``+00:00``)."""
-    return {
-        "id": row["id"],
-        "cue_id": row["cue_id"],
-        "scheduled_for": row["scheduled_for"].isoformat(),
-        "status": row["status"],
-        "triggered_by": row["triggered_by"],
-        **extra,
-    }
-
-
 @router.post("/v1/cues/{cue_id}/fire", response_model=responses.Run)
-async def fire(  # type: ignore[no-untyped-def]
+async def fire(
     cue_id: str, user: CurrentUser, engine: EngineDep, body: FireRequest | None = None
-):
+) -> JSONResponse:
     """Fire a cue now, or at ``send_at`` when that is in the future."""
     send_at = body.send_at if body is not None else None
     if send_at is not None and send_at.tzinfo is None:
@@ -53,7 +40,7 @@ async def fire(  # type: ignore[no-untyped-def]
 
 
 @router.post("/v1/executions/{execution_id}/replay", response_model=responses.Run)
-async def replay(execution_id: str, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def replay(execution_id: str, user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """Run a finished execution's cue again, now."""
     row = await engine.replay_execution(user, execution_id)
     return json_response(run_json(row, replayed_from=execution_id))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.render import json_response
+from cueflow.api.render import JSONResponse, json_response
 from cueflow.errors import CueflowError
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -29,30 +29,30 @@ Confirmed = Annotated[None, Depends(confirm_destructive)]
 
 
 @router.get("/webhook-secret", response_model=responses.WebhookSecret)
-async def webhook_secret(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def webhook_secret(user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """The secret that signs the caller's webhook deliveries."""
     return json_response({"webhook_secret": await engine.webhook_secret(user)})
 
 
 @router.post("/webhook-secret/regenerate", response_model=responses.WebhookSecret)
-async def regenerate_webhook_secret(  # type: ignore[no-untyped-def]
+async def regenerate_webhook_secret(
     user: CurrentUser, engine: EngineDep, _: Confirmed
-):
+) -> JSONResponse:
     """Replace the webhook secret; the next delivery is signed with the new one."""
     secret = await engine.rotate_webhook_secret(user)
     return json_response({"webhook_secret": secret, "previous_secret_revoked": True})
 
 
 @router.get("/alert-webhook-secret", response_model=responses.AlertWebhookSecret)
-async def alert_webhook_secret(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def alert_webhook_secret(user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """The secret that signs the caller's alert notices (created on first call)."""
     return json_response({"alert_webhook_secret": await engine.alert_webhook_secret(user)})
 
 
 @router.post("/alert-webhook-secret/regenerate", response_model=responses.AlertWebhookSecret)
-async def regenerate_alert_webhook_secret(  # type: ignore[no-untyped-def]
+async def regenerate_alert_webhook_secret(
     user: CurrentUser, engine: EngineDep, _: Confirmed
-):
+) -> JSONResponse:
     """Replace the alert webhook secret."""
     secret = await engine.rotate_alert_webhook_secret(user)
     return json_response({"alert_webhook_secret": secret, "previous_secret_revoked": True})

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.render import json_response
+from cueflow.api.render import JSONResponse, json_response
 
 router = APIRouter(prefix="/v1", tags=["usage"])
 
@@ -19,6 +19,6 @@ def _rate_used(request: Request) -> int:
 
 
 @router.get("/usage", response_model=responses.Usage)
-async def usage(request: Request, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def usage(request: Request, user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """Cues, executions and outcomes this calendar month, with the configured limits."""
     return json_response(await engine.usage(user, rate_used=_rate_used(request)))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.render import json_response
+from cueflow.api.render import JSONResponse, json_response
 
 router = APIRouter(prefix="/v1/executions", tags=["executions"])
 
@@ -25,9 +25,9 @@ class VerifyRequest(BaseModel):
 
 
 @router.post("/{execution_id}/verify", response_model=responses.VerificationState)
-async def verify(  # type: ignore[no-untyped-def]
+async def verify(
     execution_id: str, user: CurrentUser, engine: EngineDep, body: VerifyRequest | None = None
-):
+) -> JSONResponse:
     """Confirm or reject a reported outcome."""
     body = body or VerifyRequest()
     result = await engine.verify_outcome(user, execution_id, valid=body.valid, reason=body.reason)
@@ -35,17 +35,19 @@ async def verify(  # type: ignore[no-untyped-def]
 
 
 @router.post("/{execution_id}/verification-pending", response_model=responses.VerificationState)
-async def verification_pending(execution_id: str, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def verification_pending(
+    execution_id: str, user: CurrentUser, engine: EngineDep
+) -> JSONResponse:
     """Mark a reported outcome as waiting for verification."""
     return json_response(await engine.mark_verification_pending(user, execution_id))
 
 
 @router.patch("/{execution_id}/evidence", response_model=responses.VerificationState)
-async def evidence(  # type: ignore[no-untyped-def]
+async def evidence(
     execution_id: str,
     body: Annotated[dict[str, Any], Body()],
     user: CurrentUser,
     engine: EngineDep,
-):
+) -> JSONResponse:
     """Add evidence to a reported outcome."""
     return json_response(await engine.append_evidence(user, execution_id, body))

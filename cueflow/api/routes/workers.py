@@ -6,20 +6,22 @@ from fastapi import APIRouter, Response
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.render import json_response
+from cueflow.api.render import JSONResponse, json_response
 from cueflow.schemas import WorkerHeartbeat
 
 router = APIRouter(tags=["workers"])
 
 
 @router.post("/v1/worker/heartbeat", response_model=responses.WorkerAcknowledged)
-async def worker_heartbeat(body: WorkerHeartbeat, user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def worker_heartbeat(
+    body: WorkerHeartbeat, user: CurrentUser, engine: EngineDep
+) -> JSONResponse:
     """Register or refresh a worker."""
     return json_response(await engine.worker_heartbeat(user, body.worker_id, body.handlers))
 
 
 @router.get("/v1/workers", response_model=responses.Workers)
-async def list_workers(user: CurrentUser, engine: EngineDep):  # type: ignore[no-untyped-def]
+async def list_workers(user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """The caller's workers, latest heartbeat first."""
     return json_response({"workers": await engine.list_workers(user)})
 

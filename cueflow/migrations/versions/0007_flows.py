@@ -5,6 +5,8 @@ Revision ID: 0007
 Revises: 0006
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -19,11 +21,11 @@ depends_on = None
 _NOT_A_STEP = sa.text("flow_run_id IS NULL")
 
 
-def _json() -> sa.types.TypeEngine:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
-def _dt() -> sa.types.TypeEngine:
+def _dt() -> sa.types.TypeEngine[Any]:
     return cueflow.sql.types.UTCDateTime()
 
 

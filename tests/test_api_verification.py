@@ -12,16 +12,11 @@ import pytest
 from cueflow.alert_rules import after_outcome, failure_streak
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
+from cueflow.records import Execution, FinishedRun
+from cueflow.states import Status
 from tests.conftest import eventually, register
-from tests.helpers import (
-    assert_error,
-    assert_validation_error,
-    claim,
-    claimed_execution,
-    due_execution,
-    get_execution,
-    report,
-)
+from tests.factories import claimed_execution, due_execution, reported_execution
+from tests.helpers import assert_error, assert_validation_error, claim, get_execution, report
 from tests.webhook_support import Receiver, api, open_engine, verifies
 from tests.webhook_support import create_cue as create_webhook_cue
 from tests.webhook_support import fire as fire_webhooks
@@ -39,18 +34,19 @@ async def reported(
 ) -> str:
     """A worker execution (of a cue with verification ``mode``) whose outcome is reported."""
     overrides = {"verification": {"mode": mode}} if mode else {}
-    execution = await claimed_execution(client, engine, clock, auth, **overrides)
-    outcome.setdefault("success", True)
-    response = await report(client, auth, execution["id"], **outcome)
-    assert response.status_code == 200, response.text
+    execution = await reported_execution(
+        client, engine, clock, auth, {"success": True, **outcome}, **overrides
+    )
     return str(execution["id"])
 
 
-async def stored(engine: Engine, auth: dict[str, str], execution_id: str) -> Any:
-    """The execution row as stored (evidence is not on the wire)."""
+async def stored(engine: Engine, auth: dict[str, str], execution_id: str) -> Execution:
+    """The execution as stored (evidence is not on the wire)."""
     user = await engine.authenticate(auth["Authorization"])
     async with engine.store.tx() as tx:
-        return await tx.get_execution(user.user_id, execution_id)
+        execution = await tx.get_execution(user.user_id, execution_id)
+    assert execution is not None
+    return execution
 
 
 async def state_of(client: httpx.AsyncClient, auth: dict[str, str], execution_id: str) -> str:
@@ -112,7 +108,7 @@ async def test_outcome_state_follows_the_verification_mode(
     execution_id = await reported(client, engine, clock, auth, mode, **outcome)
     assert await state_of(client, auth, execution_id) == state
     row = await stored(engine, auth, execution_id)
-    assert (row["evidence"] or {}).get("validation_state") == validation
+    assert (row.evidence or {}).get("validation_state") == validation
 
 
 async def test_outcome_evidence_is_stored_and_shown_on_the_execution(
@@ -128,9 +124,9 @@ async def test_outcome_evidence_is_stored_and_shown_on_the_execution(
     }
     execution_id = await reported(client, engine, clock, auth, **fields)
     row = await stored(engine, auth, execution_id)
-    assert row["evidence"] == {**fields, "result_url": "https://example.com/"}
+    assert row.evidence == {**fields, "result_url": "https://example.com/"}
     wire = await get_execution(client, auth, execution_id)
-    assert wire["evidence"] == row["evidence"]
+    assert wire["evidence"] == row.evidence
 
 
 async def test_over_long_evidence_in_an_outcome_is_refused(
@@ -161,7 +157,7 @@ async def test_verify_confirms_a_reported_success(
     }
     assert await state_of(client, auth, execution_id) == "verified_success"
     assert (await get_execution(client, auth, execution_id))["status"] == "success"
-    assert (await stored(engine, auth, execution_id))["evidence"]["validation_state"] == "valid"
+    assert (await stored(engine, auth, execution_id)).evidence["validation_state"] == "valid"
 
 
 @pytest.mark.parametrize("mode", ["manual", None])
@@ -182,9 +178,9 @@ async def test_verify_rejects_with_a_reason(
         "reason": "wrong",
     }
     row = await stored(engine, auth, execution_id)
-    assert row["evidence"]["summary"] == "did it | verification rejected: wrong"
-    assert row["evidence"]["validation_state"] == "invalid"
-    assert row["status"] == "success"
+    assert row.evidence["summary"] == "did it | verification rejected: wrong"
+    assert row.evidence["validation_state"] == "invalid"
+    assert row.status == "success"
 
 
 async def test_a_rejection_reason_alone_becomes_the_summary(
@@ -192,7 +188,7 @@ async def test_a_rejection_reason_alone_becomes_the_summary(
 ) -> None:
     execution_id = await reported(client, engine, clock, auth)
     await verify(client, auth, execution_id, json={"valid": "false", "reason": "r" * 600})
-    summary = (await stored(engine, auth, execution_id))["evidence"]["summary"]
+    summary = (await stored(engine, auth, execution_id)).evidence["summary"]
     assert summary == "r" * 500
 
 
@@ -315,8 +311,8 @@ async def test_evidence_is_appended_without_changing_the_state(
         "evidence_updated": True,
     }
     row = await stored(engine, auth, execution_id)
-    assert row["outcome_state"] == "verification_failed"
-    assert row["evidence"] == {
+    assert row.outcome_state == "verification_failed"
+    assert row.evidence == {
         "validation_state": "invalid",
         "external_id": "42",
         "result_url": "not-validated",
@@ -326,8 +322,8 @@ async def test_evidence_is_appended_without_changing_the_state(
     }
     await evidence(client, auth, execution_id, {"summary": "x" * 900, "external_id": None})
     row = await stored(engine, auth, execution_id)
-    assert row["evidence"]["summary"] == "x" * 500
-    assert row["evidence"]["external_id"] == "42"
+    assert row.evidence["summary"] == "x" * 500
+    assert row.evidence["external_id"] == "42"
 
 
 async def test_evidence_before_an_outcome_is_409(
@@ -381,7 +377,7 @@ async def test_evidence_answers_404_for_unknown_and_foreign_executions(
     for who, target in ((other_auth, execution_id), (auth, MISSING), (auth, "nope")):
         response = await evidence(client, who, target, {"external_id": "x"})
         assert_error(response, 404, "execution_not_found")
-    assert "external_id" not in ((await stored(engine, auth, execution_id))["evidence"] or {})
+    assert "external_id" not in ((await stored(engine, auth, execution_id)).evidence or {})
 
 
 # alerts raised by outcomes ---------------------------------------------------------------------
@@ -450,10 +446,10 @@ def test_a_failure_streak_counts_outcomes_first_and_stops_at_a_success() -> None
     assert (
         failure_streak(
             [
-                {"status": "failed", "outcome_success": None},
-                {"status": "success", "outcome_success": False},
-                {"status": "failed", "outcome_success": True},
-                {"status": "failed", "outcome_success": False},
+                FinishedRun("1", Status.FAILED, None),
+                FinishedRun("2", Status.SUCCESS, False),
+                FinishedRun("3", Status.FAILED, True),
+                FinishedRun("4", Status.FAILED, False),
             ]
         )
         == 2

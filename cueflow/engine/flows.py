@@ -1,21 +1,23 @@
-"""The flows part of the engine's public Python API: one-line delegations to the flow use
-cases (:mod:`cueflow.flows`, :mod:`cueflow.flow_runs`), mixed into
-:class:`cueflow.engine.Engine`."""
+"""The public Python API of flows: definitions, runs, cancels and events, one-line
+delegations to :mod:`cueflow.flows` and :mod:`cueflow.flow_runs` (methods of
+:class:`cueflow.engine.Engine`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cueflow.flow_runs as flow_runs
 import cueflow.flows as flows
 from cueflow.authentication import Principal
-from cueflow.flow_records import FlowRecord, FlowRunRecord, StepRecord
 from cueflow.flow_schemas import FlowCreate, FlowUpdate, RunCreate
-from cueflow.services import Services
+from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
+
+if TYPE_CHECKING:
+    from cueflow.services import Services
 
 
-class FlowsAPI:
-    """Flows, runs, cancels and events, over the engine's services."""
+class FlowMethods:
+    """Flows, runs, cancels and events."""
 
     services: Services
 

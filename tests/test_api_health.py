@@ -15,7 +15,8 @@ from cueflow.api import mount
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.conftest import register
-from tests.helpers import OFFSET_DATETIME, due_execution
+from tests.factories import claimed_execution, due_execution, manual_run
+from tests.helpers import OFFSET_DATETIME
 from tests.webhook_support import Receiver, api, open_engine
 from tests.webhook_support import create_cue as create_webhook_cue
 
@@ -67,10 +68,7 @@ async def test_health_counts_the_queue(
     client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
 ) -> None:
     await due_execution(client, engine, clock, auth)
-    claimed = await due_execution(client, engine, clock, auth)
-    await client.post(
-        f"/v1/executions/{claimed['id']}/claim", json={"worker_id": "w"}, headers=auth
-    )
+    await claimed_execution(client, engine, clock, auth, "w")
     clock.advance(301)
     queue = (await client.get("/health")).json()["queue"]
     assert queue["stale_executions"] == 1
@@ -87,7 +85,7 @@ async def test_health_counts_pending_push_deliveries(database_url: str, clock: F
     ):
         auth = await register(client)
         cue = await create_webhook_cue(client, auth, clock, receiver.url())
-        await client.post(f"/v1/cues/{cue['id']}/fire", headers=auth)
+        await manual_run(client, auth, cue["id"])
         queue = (await client.get("/health")).json()["queue"]
     assert queue["pending_outbox"] == 1
     assert queue["pending_worker_claims"] == 0

@@ -11,14 +11,10 @@ import pytest
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
+from cueflow.records import Account
 from tests.conftest import make_settings
-from tests.helpers import (
-    OFFSET_DATETIME,
-    assert_error,
-    assert_validation_error,
-    due_execution,
-    make_worker_cue,
-)
+from tests.factories import due_execution, make_paused_cue, manual_run
+from tests.helpers import OFFSET_DATETIME, assert_error, assert_validation_error
 from tests.webhook_support import api
 
 ME_KEYS = {
@@ -50,10 +46,12 @@ async def new_account(client: httpx.AsyncClient, email: str) -> tuple[str, dict[
     return key, {"Authorization": f"Bearer {key}"}
 
 
-async def stored_user(engine: Engine, auth: dict[str, str]) -> Any:
+async def stored_user(engine: Engine, auth: dict[str, str]) -> Account:
     user = await engine.authenticate(auth["Authorization"])
     async with engine.store.tx() as tx:
-        return await tx.get_user(user.user_id)
+        account = await tx.get_user(user.user_id)
+    assert account is not None
+    return account
 
 
 # GET /v1/auth/me -------------------------------------------------------------------------------
@@ -81,9 +79,8 @@ async def test_me_counts_active_cues_and_this_months_executions(
     client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
 ) -> None:
     await due_execution(client, engine, clock, auth)
-    paused = await make_worker_cue(client, auth)
-    await client.patch(f"/v1/cues/{paused['id']}", json={"status": "paused"}, headers=auth)
-    await client.post(f"/v1/cues/{paused['id']}/fire", headers=auth)
+    paused = await make_paused_cue(client, auth)
+    await manual_run(client, auth, paused["id"])
     body = await me(client, auth)
     assert body["active_cues"] == 1
     assert body["executions_this_month"] == 2
@@ -132,10 +129,10 @@ async def test_alert_webhook_url_is_set_and_cleared(
     url = "https://93.184.216.34/alerts"
     response = await client.patch("/v1/auth/me", json={"alert_webhook_url": url}, headers=auth)
     assert response.status_code == 200, response.text
-    assert (await stored_user(engine, auth))["alert_webhook_url"] == url
+    assert (await stored_user(engine, auth)).alert_webhook_url == url
     response = await client.patch("/v1/auth/me", json={"alert_webhook_url": ""}, headers=auth)
     assert response.status_code == 200, response.text
-    assert (await stored_user(engine, auth))["alert_webhook_url"] is None
+    assert (await stored_user(engine, auth)).alert_webhook_url is None
 
 
 @pytest.mark.parametrize(
@@ -153,7 +150,7 @@ async def test_alert_webhook_url_passes_the_ssrf_guard(
 ) -> None:
     response = await client.patch("/v1/auth/me", json={"alert_webhook_url": url}, headers=auth)
     assert_error(response, 400, "invalid_alert_webhook_url", message)
-    assert (await stored_user(engine, auth))["alert_webhook_url"] is None
+    assert (await stored_user(engine, auth)).alert_webhook_url is None
 
 
 @pytest.mark.parametrize(

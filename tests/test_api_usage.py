@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,17 +15,17 @@ from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.quotas import MONTHLY_LIMIT_REACHED, month_start, next_month_start
 from tests.conftest import make_settings, register
-from tests.helpers import (
-    assert_error,
-    claimed_execution,
-    create_cue,
+from tests.factories import (
     due_execution,
-    executions_of,
-    get_cue,
     make_once_cue,
+    make_paused_cue,
     make_worker_cue,
-    report,
+    manual_run,
+    missed_execution,
+    once_schedule,
+    reported_execution,
 )
+from tests.helpers import assert_error, create_cue, executions_of, get_cue
 from tests.webhook_support import api
 
 USAGE_KEYS = {
@@ -99,15 +99,10 @@ async def test_usage_has_every_contract_key(
 async def test_usage_counts_cues_executions_and_outcomes(
     client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
 ) -> None:
-    succeeded = await claimed_execution(client, engine, clock, auth)
-    await report(client, auth, succeeded["id"], success=True)
-    failed = await claimed_execution(client, engine, clock, auth)
-    await report(client, auth, failed["id"], success=False)
-    missed = await due_execution(client, engine, clock, auth)
-    clock.advance(engine.settings.worker_unclaimed_timeout_seconds + 1)
-    await engine.sweep()
-    paused = await make_worker_cue(client, auth)
-    await client.patch(f"/v1/cues/{paused['id']}", json={"status": "paused"}, headers=auth)
+    await reported_execution(client, engine, clock, auth, {"success": True})
+    await reported_execution(client, engine, clock, auth, {"success": False})
+    missed = await missed_execution(client, engine, clock, auth)
+    await make_paused_cue(client, auth)
     body = await usage(client, auth)
     assert body["cues"]["used"] == body["cues"]["active"] == 4
     listed = await client.get("/v1/executions", params={"limit": 100}, headers=auth)
@@ -200,8 +195,7 @@ async def test_creating_past_the_active_cue_limit_is_403(
 ) -> None:
     auth = await register(limited)
     first = await make_worker_cue(limited, auth)
-    second = await make_worker_cue(limited, auth)
-    await limited.patch(f"/v1/cues/{second['id']}", json={"status": "paused"}, headers=auth)
+    await make_paused_cue(limited, auth)
     await make_worker_cue(limited, auth)
     response = await create_cue(limited, auth)
     assert_error(response, 403, "cue_limit_exceeded", "Active cue limit of 3 reached")
@@ -226,11 +220,9 @@ async def test_finished_cues_do_not_count_toward_the_limit(
 ) -> None:
     auth = await register(limited)
     engine: Engine = limited.engine  # type: ignore[attr-defined]
-    at = (clock.now() + timedelta(minutes=1)).isoformat()
-    execution = await claimed_execution(
-        limited, engine, clock, auth, schedule={"type": "once", "at": at}
+    execution = await reported_execution(
+        limited, engine, clock, auth, schedule=once_schedule(clock)
     )
-    await report(limited, auth, execution["id"], success=True)
     assert (await get_cue(limited, auth, execution["cue_id"]))["status"] == "completed"
     for _ in range(3):
         assert (await create_cue(limited, auth)).status_code == 201
@@ -302,7 +294,7 @@ async def test_a_refused_one_time_cue_fails(limited: httpx.AsyncClient, clock: F
     engine: Engine = limited.engine  # type: ignore[attr-defined]
     cue = await make_worker_cue(limited, auth)
     for _ in range(2):
-        await limited.post(f"/v1/cues/{cue['id']}/fire", headers=auth)
+        await manual_run(limited, auth, cue["id"])
     once = await make_once_cue(limited, auth, clock, in_seconds=30)
     clock.advance(30)
     await engine.fire_due()

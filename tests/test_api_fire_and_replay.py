@@ -13,18 +13,23 @@ import pytest
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.conftest import register
+from tests.factories import (
+    due_execution,
+    make_paused_cue,
+    make_worker_cue,
+    missed_execution,
+    once_schedule,
+    reported_execution,
+)
 from tests.helpers import (
     OFFSET_DATETIME,
     assert_error,
     assert_validation_error,
     claim,
-    claimed_execution,
-    due_execution,
+    claimable,
     executions_of,
     get_cue,
     get_execution,
-    make_worker_cue,
-    report,
 )
 from tests.webhook_support import Receiver, api, open_engine
 from tests.webhook_support import create_cue as create_webhook_cue
@@ -46,9 +51,7 @@ def parse(value: str) -> datetime:
 
 async def claimable_ids(client: httpx.AsyncClient, auth: dict[str, str]) -> list[str]:
     """The execution ids ``GET /v1/executions/claimable`` lists."""
-    response = await client.get("/v1/executions/claimable", headers=auth)
-    assert response.status_code == 200, response.text
-    return [item["execution_id"] for item in response.json()["executions"]]
+    return [item["execution_id"] for item in await claimable(client, auth)]
 
 
 # fire ------------------------------------------------------------------------------------------
@@ -146,9 +149,7 @@ async def test_non_object_body_is_a_validation_error(
 
 
 async def test_any_cue_status_can_be_fired(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    cue = await make_worker_cue(client, auth)
-    paused = await client.patch(f"/v1/cues/{cue['id']}", json={"status": "paused"}, headers=auth)
-    assert paused.status_code == 200
+    cue = await make_paused_cue(client, auth)
     response = await fire(client, auth, cue["id"])
     assert response.status_code == 200, response.text
     assert (await get_cue(client, auth, cue["id"]))["status"] == "paused"
@@ -158,11 +159,7 @@ async def test_any_cue_status_can_be_fired(client: httpx.AsyncClient, auth: dict
 async def test_a_finished_one_time_cue_can_be_fired(
     client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
 ) -> None:
-    at = (clock.now() + timedelta(minutes=1)).isoformat()
-    execution = await claimed_execution(
-        client, engine, clock, auth, schedule={"type": "once", "at": at}
-    )
-    assert (await report(client, auth, execution["id"], success=True)).status_code == 200
+    execution = await reported_execution(client, engine, clock, auth, schedule=once_schedule(clock))
     assert (await get_cue(client, auth, execution["cue_id"]))["status"] == "completed"
     response = await fire(client, auth, execution["cue_id"])
     assert response.status_code == 200, response.text
@@ -262,20 +259,6 @@ def _hourly() -> dict[str, str]:
 
 
 # replay ----------------------------------------------------------------------------------------
-async def finished(
-    client: httpx.AsyncClient,
-    engine: Engine,
-    clock: FakeClock,
-    auth: dict[str, str],
-    success: bool = True,
-) -> dict[str, Any]:
-    """A worker execution claimed and reported (``success`` or failed)."""
-    execution = await claimed_execution(client, engine, clock, auth)
-    response = await report(client, auth, execution["id"], success=success)
-    assert response.status_code == 200, response.text
-    return await get_execution(client, auth, execution["id"])
-
-
 @pytest.mark.parametrize("success", [True, False], ids=["success", "failed"])
 async def test_replay_answers_the_contract_shape(
     client: httpx.AsyncClient,
@@ -284,7 +267,7 @@ async def test_replay_answers_the_contract_shape(
     auth: dict[str, str],
     success: bool,
 ) -> None:
-    original = await finished(client, engine, clock, auth, success)
+    original = await reported_execution(client, engine, clock, auth, {"success": success})
     clock.advance(30)
     response = await client.post(f"/v1/executions/{original['id']}/replay", headers=auth)
     assert response.status_code == 200, response.text
@@ -306,9 +289,7 @@ async def test_replay_answers_the_contract_shape(
 async def test_a_missed_execution_can_be_replayed(
     client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
 ) -> None:
-    execution = await due_execution(client, engine, clock, auth)
-    clock.advance(engine.settings.worker_unclaimed_timeout_seconds + 1)
-    await engine.sweep()
+    execution = await missed_execution(client, engine, clock, auth)
     assert (await get_execution(client, auth, execution["id"]))["status"] == "missed"
     response = await client.post(f"/v1/executions/{execution['id']}/replay", headers=auth)
     assert response.status_code == 200, response.text
@@ -341,7 +322,7 @@ async def test_another_users_execution_cannot_be_replayed(
     auth: dict[str, str],
     other_auth: dict[str, str],
 ) -> None:
-    original = await finished(client, engine, clock, auth)
+    original = await reported_execution(client, engine, clock, auth)
     response = await client.post(f"/v1/executions/{original['id']}/replay", headers=other_auth)
     assert_error(response, 404, "execution_not_found")
     assert len(await executions_of(client, auth, original["cue_id"])) == 1

@@ -1,6 +1,5 @@
-"""The storage seam of flows: what the flow use cases ask of a unit of work (composed into
-:class:`cueflow.store.StoreTx`). Plain data operations; the hand-off rules stay in
-:mod:`cueflow.handoff`."""
+"""Flows: definitions, runs and their steps, and the executions of steps. Plain data
+operations; the hand-off rules stay in :mod:`cueflow.handoff`."""
 
 from __future__ import annotations
 
@@ -8,12 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from cueflow.flow_records import FlowRecord, FlowRunRecord, StepRecord
+from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
 from cueflow.states import Move
 
 
-class FlowStoreTx(Protocol):
-    """Flow, run and step statements of one unit of work."""
+class FlowStore(Protocol):
+    """Flows, runs and steps (see the module)."""
 
     async def insert_flow(self, values: dict[str, Any]) -> None:
         """Insert a flow; raise :class:`cueflow.store.Duplicate` ``flow_name``."""

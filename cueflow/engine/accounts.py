@@ -1,0 +1,97 @@
+"""The public Python API of accounts: registration, principals, API keys, signing secrets,
+the caller's account and usage, and its alert log (methods of :class:`cueflow.engine.Engine`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import cueflow.accounts as accounts
+import cueflow.alerts as alerts
+import cueflow.signing_secrets as signing_secrets
+import cueflow.usage as usage
+from cueflow.authentication import Authenticator, Principal
+from cueflow.records import Alert
+from cueflow.schemas import RegisterRequest
+
+if TYPE_CHECKING:
+    from cueflow.services import Services
+
+
+class AccountMethods:
+    """Accounts, keys and secrets, usage and alerts."""
+
+    services: Services
+    auth: Authenticator
+
+    async def register(self, email: str) -> dict[str, str]:
+        """Create a user; returns ``{"api_key", "email"}``."""
+        return await accounts.register(self.services, RegisterRequest(email=email))
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The caller behind an ``Authorization: Bearer cue_sk_...`` header value."""
+        return await self.auth.authenticate(authorization)
+
+    async def principal(self, api_key: str) -> Principal:
+        """The caller owning ``api_key`` (for embedding code that holds a key)."""
+        return await self.auth.authenticate(f"Bearer {api_key}")
+
+    async def account(self, email: str) -> Principal:
+        """The account registered with ``email``, created if there is none: how Python code
+        gets a principal without handling API keys (none is returned or logged). Cues created
+        for it are listed over REST to whoever holds a key of the same account."""
+        return await accounts.account(self.services, email)
+
+    async def webhook_secret(self, user: Principal) -> str:
+        """The caller's webhook signing secret (``whsec_...``)."""
+        return await signing_secrets.webhook_secret(self.services, user)
+
+    async def rotate_webhook_secret(self, user: Principal) -> str:
+        """Replace the caller's webhook secret; the next delivery is signed with the new one."""
+        return await signing_secrets.rotate_webhook_secret(self.services, user)
+
+    async def alert_webhook_secret(self, user: Principal) -> str:
+        """The caller's alert webhook secret, created on first call."""
+        return await signing_secrets.alert_webhook_secret(self.services, user)
+
+    async def rotate_alert_webhook_secret(self, user: Principal) -> str:
+        """Replace the caller's alert webhook secret."""
+        return await signing_secrets.rotate_alert_webhook_secret(self.services, user)
+
+    # the caller's account
+    async def me(self, user: Principal) -> dict[str, Any]:
+        """The caller's account: email, plan, counts and limits, key prefix, slug."""
+        return await accounts.me(self.services, user)
+
+    async def update_me(
+        self, user: Principal, update: accounts.AccountUpdate | dict[str, Any]
+    ) -> dict[str, str]:
+        """Change the caller's ``email`` and/or ``alert_webhook_url`` (``""`` clears it)."""
+        if isinstance(update, dict):
+            update = accounts.AccountUpdate.model_validate(update)
+        return await accounts.update_me(self.services, self.auth, user, update)
+
+    async def regenerate_api_key(self, user: Principal) -> str:
+        """Replace the caller's API key; the old one answers 401 ``key_rotated`` from now on."""
+        return await accounts.regenerate_key(self.services, self.auth, user)
+
+    async def reveal_api_key(self, user: Principal) -> dict[str, Any]:
+        """What ``GET /v1/auth/key`` shows: only the key's prefix (keys are stored hashed)."""
+        return await accounts.reveal_key(self.services, user)
+
+    async def usage(self, user: Principal, *, rate_used: int = 0) -> dict[str, Any]:
+        """The caller's usage this calendar month against the configured limits."""
+        return await usage.usage(self.services, user, rate_used)
+
+    # alerts
+    async def list_alerts(
+        self,
+        user: Principal,
+        *,
+        alert_type: str | None = None,
+        since: datetime | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[Alert], int]:
+        """A page of the caller's alerts, newest first, and the total."""
+        return await alerts.list_alerts(self.services, user, alert_type, since, limit, offset)

@@ -1,0 +1,85 @@
+"""The public Python API of cues: create, read, change, pause, resume and delete them, and
+start runs by hand (methods of :class:`cueflow.engine.Engine`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import cueflow.cues as cues
+import cueflow.manual_runs as manual_runs
+from cueflow.authentication import Principal
+from cueflow.records import Cue, Execution
+from cueflow.schemas import CueCreate, CueUpdate
+from cueflow.states import CueStatus
+
+if TYPE_CHECKING:
+    from cueflow.services import Services
+
+
+class CueMethods:
+    """Cues and the runs started by hand."""
+
+    services: Services
+
+    async def create_cue(
+        self, user: Principal, spec: CueCreate | dict[str, Any]
+    ) -> tuple[Cue, str | None]:
+        """Create a cue from a ``POST /v1/cues`` body (a dict or :class:`CueCreate`); returns
+        the stored cue and a warning (no live worker for a worker cue) or ``None``. Invalid
+        input raises :class:`cueflow.errors.CueflowError` (a dict that fails validation:
+        :class:`pydantic.ValidationError`)."""
+        if isinstance(spec, dict):
+            spec = CueCreate.model_validate(spec)
+        return await cues.create_cue(self.services, user, spec)
+
+    async def list_cues(
+        self, user: Principal, *, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Cue], int]:
+        """A page of the caller's cues (of ``status``: ``active``, ``paused``, ``completed``,
+        ``failed``), newest first, and the total."""
+        async with self.services.store.tx() as tx:
+            return await tx.list_cues(user.user_id, status, limit, offset)
+
+    async def get_cue(self, user: Principal, cue_id: str) -> Cue:
+        """One cue, or 404."""
+        return await cues.get_cue(self.services, user, cue_id)
+
+    async def update_cue(
+        self, user: Principal, cue_id: str, patch: CueUpdate | dict[str, Any]
+    ) -> Cue:
+        """Change a cue (PATCH semantics)."""
+        if isinstance(patch, dict):
+            patch = CueUpdate.model_validate(patch)
+        return await cues.update_cue(self.services, user, cue_id, patch)
+
+    async def pause_cue(self, user: Principal, cue_id: str) -> Cue:
+        """Pause a cue: it stops firing until resumed."""
+        return await self.update_cue(user, cue_id, CueUpdate(status=CueStatus.PAUSED.value))
+
+    async def resume_cue(self, user: Principal, cue_id: str) -> Cue:
+        """Resume a cue: its next run is computed from now."""
+        return await self.update_cue(user, cue_id, CueUpdate(status=CueStatus.ACTIVE.value))
+
+    async def delete_cue(self, user: Principal, cue_id: str) -> None:
+        """Delete a cue and its executions."""
+        await cues.delete_cue(self.services, user, cue_id)
+
+    # runs started by hand
+    async def fire_cue(
+        self,
+        user: Principal,
+        cue_id: str,
+        *,
+        send_at: datetime | None = None,
+        payload_override: dict[str, Any] | None = None,
+    ) -> Execution:
+        """Fire a cue now, or at ``send_at`` if that is in the future (any cue status), with
+        ``payload_override`` replacing the cue's payload for that run; returns the new
+        ``pending`` execution (``triggered_by`` ``manual_fire``)."""
+        return await manual_runs.fire_cue(self.services, user, cue_id, send_at, payload_override)
+
+    async def replay_execution(self, user: Principal, execution_id: str) -> Execution:
+        """Run a finished execution's cue again now; returns the new execution (``triggered_by``
+        ``replay``)."""
+        return await manual_runs.replay_execution(self.services, user, execution_id)

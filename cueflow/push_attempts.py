@@ -1,0 +1,192 @@
+"""Push attempts: what a delivery attempt hands its transport, and how its result is
+recorded.
+
+A claimed execution (:class:`cueflow.records.DueDelivery`) becomes a
+:class:`cueflow.transport.Delivery` (:func:`delivery_of`). Its result moves the execution on
+through the state machine (:func:`record_attempt`): ``success``; ``retrying`` with
+``next_retry`` stored when attempts are left; or ``failed``, and then the cue's
+``on_failure`` applies and an alert is raised (:func:`attempt_failed`, also used for attempts
+whose lease ran out). A transport whose results are outcomes (``is_outcome``) has the outcome
+written in the same transaction.
+
+Retry waits are data: after failed attempt *n* the wait is ``backoff_minutes[min(n-1, len-1)]``
+minutes (one minute when the list is empty), plus up to ``retry_jitter_seconds`` of random
+jitter (:func:`retry_wait`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import cueflow.alert_rules as alert_rules
+import cueflow.handoff as handoff
+from cueflow.outcomes import outcome_state
+from cueflow.records import DueDelivery, FailedAttempt
+from cueflow.states import CueEvent, Event, Status, move, one_time_cue_end
+from cueflow.transport import (
+    Callback,
+    CallbackSender,
+    Delivery,
+    DeliveryResult,
+    Notice,
+    PushTransport,
+)
+
+if TYPE_CHECKING:
+    from cueflow.services import Services
+
+INTERRUPTED = "Delivery interrupted: no result was recorded before its lease expired"
+MAX_OUTCOME_CHARS = 2000
+"""Outcome ``result``/``error`` text is cut to this length, as reported outcomes are."""
+
+
+def retry_wait(
+    backoff_minutes: Sequence[int],
+    attempt: int,
+    jitter_seconds: float = 0.0,
+    rand: Callable[[], float] = random.random,
+) -> timedelta:
+    """How long to wait after failed attempt ``attempt`` (1-based) before the next one."""
+    minutes = backoff_minutes[min(attempt - 1, len(backoff_minutes) - 1)] if backoff_minutes else 1
+    return timedelta(minutes=max(minutes, 0), seconds=jitter_seconds * rand())
+
+
+def delivery_of(run: DueDelivery, transport: PushTransport) -> Delivery:
+    """The :class:`Delivery` of ``transport`` for a run claimed by ``claim_deliveries``. The
+    cue's callback and its owner's signing secret go only to a :class:`CallbackSender`."""
+    callback = None
+    if isinstance(transport, CallbackSender) and run.callback_url:
+        callback = Callback(
+            url=run.callback_url,
+            method=run.callback_method,
+            headers=run.callback_headers or {},
+            signing_secret=run.webhook_secret,
+        )
+    return Delivery(
+        execution_id=run.id,
+        cue_id=run.cue_id,
+        cue_name=run.cue_name,
+        user_id=run.user_id,
+        scheduled_for=run.scheduled_for,
+        attempt=run.attempts,
+        payload=run.payload_override if run.payload_override is not None else (run.payload or {}),
+        task=run.task,
+        timeout_seconds=run.timeout_seconds,
+        callback=callback,
+    )
+
+
+def _held(run: FailedAttempt) -> dict[str, Any]:
+    """The claim a result belongs to: a late result of an expired or taken-over attempt finds
+    the execution moved on (another status or attempt count) and changes nothing."""
+    return {"status": Status.DELIVERING.value, "attempts": run.attempts}
+
+
+async def _write_outcome(tx: Any, run: DueDelivery, result: DeliveryResult, now: datetime) -> None:
+    """Record ``result`` as the execution's outcome unless one was reported already."""
+    values = {
+        "outcome_success": result.ok,
+        "outcome_result": result.result[:MAX_OUTCOME_CHARS] if result.result is not None else None,
+        "outcome_error": None if result.ok else (result.error or "")[:MAX_OUTCOME_CHARS],
+        "outcome_recorded_at": now,
+        "outcome_state": outcome_state(result.ok, run.verification_mode, {}),
+    }
+    await tx.update_execution(run.id, values, expect={"outcome_recorded_at": None})
+
+
+async def record_attempt(
+    services: Services, run: DueDelivery, result: DeliveryResult
+) -> Notice | None:
+    """Record the result of the attempt claimed as ``run`` (and, when it ``is_outcome``, the
+    outcome, in the same transaction); returns the ``cue.failed`` notice to send when it was the
+    last attempt and failed."""
+    now = services.clock.now()
+    async with services.store.tx() as tx:
+        if not result.ok:
+            return await attempt_failed(
+                services, tx, run, result.error, result.http_status, now, result
+            )
+        values = {
+            "http_status": result.http_status,
+            "error_message": None,
+            "delivered_at": now,
+            "next_retry": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        }
+        if result.output is not None and run.flow_run_id is not None:
+            values["outcome_output"] = result.output  # a flow step's output
+        done = await tx.update_execution(
+            run.id, values, move=move(Event.SUCCEEDED), expect=_held(run)
+        )
+        if done is not None:
+            if result.is_outcome:
+                await _write_outcome(tx, run, result, now)
+            ended = one_time_cue_end(run.schedule_type, done.status)
+            await tx.bump_cues(
+                [run.cue_id],
+                run_count=1,
+                values={"last_run": now, "updated_at": now},
+                finish=move(ended) if ended is not None else None,
+            )
+            await handoff.executions_ended(services, tx, [done], now)
+    return None
+
+
+async def attempt_failed(
+    services: Services,
+    tx: Any,
+    run: FailedAttempt,
+    error: str | None,
+    http_status: int | None,
+    now: datetime,
+    result: DeliveryResult | None = None,
+) -> Notice | None:
+    """Record that the attempt ``run`` failed with ``error``: a retry is scheduled, or, when it
+    was the last attempt, the execution fails, its cue's failure policy applies and the
+    ``cue.failed`` notice to send is returned (``result``: the transport's result, for an
+    outcome to write)."""
+    attempt = run.attempts
+    final = attempt >= run.retry_max_attempts
+    values: dict[str, Any] = {
+        "http_status": http_status,
+        "error_message": error,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "next_retry": None,
+    }
+    if not final:
+        wait = retry_wait(
+            run.retry_backoff_minutes or [], attempt, services.settings.retry_jitter_seconds
+        )
+        values["next_retry"] = now + wait
+    event = Event.FAILED if final else Event.RETRY_SCHEDULED
+    done = await tx.update_execution(run.id, values, move=move(event), expect=_held(run))
+    if done is None:
+        return None
+    cue_values: dict[str, Any] = {"updated_at": now}
+    if final:
+        cue_values["last_run"] = now
+    await tx.bump_cue(run.cue_id, run_count=1, values=cue_values)
+    if not final:
+        return None
+    if result is not None and result.is_outcome and isinstance(run, DueDelivery):
+        await _write_outcome(tx, run, result, now)
+    ended = one_time_cue_end(run.schedule_type, done.status)
+    if ended is not None:
+        change = move(ended)
+        await tx.bump_cue(
+            run.cue_id, values={"status": change.target}, only_if_status=change.sources
+        )
+    elif (run.on_failure or {}).get("pause"):
+        change = move(CueEvent.PAUSE_ON_FAILURE)
+        await tx.bump_cue(
+            run.cue_id,
+            values={"status": change.target, "next_run": None},
+            only_if_status=change.sources,
+        )
+    await handoff.executions_ended(services, tx, [done], now)
+    return await alert_rules.delivery_failed(tx, run, error, http_status, now)

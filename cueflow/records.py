@@ -1,0 +1,356 @@
+"""Typed records: the shapes that cross layers, built by the SQL layer from stored rows.
+
+A store's unit of work (:class:`cueflow.store.StoreTx`) returns these instead of mappings: the
+row becomes a record at the storage edge (:mod:`cueflow.sql.rows`), and the use cases, the
+scheduler, the dispatcher, the public Python API (:class:`cueflow.engine.Engine`) and the wire
+rendering (:mod:`cueflow.wire`) read attributes. Each query that joins a cue's fields onto an
+execution has its own record, so what a row carries is a type, not a docstring.
+
+Records are frozen, slotted dataclasses with no behaviour: no validation runs when one is made
+(the hot paths build thousands a second). Statuses are the enums of :mod:`cueflow.states` (which
+are the wire strings themselves); timestamps are aware UTC datetimes. Secrets — API key
+hashes, webhook and alert signing secrets — never appear in a record's ``repr``, so a record
+can be logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cueflow.states import CueStatus, RunStatus, ScheduleType, Status, StepStatus
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A registered user. Only the SHA-256 of the API key is stored (``api_key_hash``)."""
+
+    id: str
+    email: str
+    api_key_hash: str = field(repr=False)
+    api_key_prefix: str
+    plan: str
+    slug: str
+    webhook_secret: str = field(repr=False)
+    """Signs the webhook deliveries of the account's cues (``whsec_...``)."""
+    alert_webhook_url: str | None
+    alert_webhook_secret: str | None = field(repr=False)
+    """Signs the account's alert notices; made on first use."""
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """A named schedule with a payload and a transport."""
+
+    id: str
+    user_id: str
+    name: str
+    description: str | None
+    status: CueStatus
+    schedule_type: ScheduleType
+    schedule_cron: str | None
+    schedule_at: datetime | None
+    schedule_timezone: str
+    schedule_interval_seconds: int | None
+    schedule_fall_back: str | None
+    misfire_policy: str
+    transport: str
+    task: str | None
+    """The payload's ``task``, kept beside it so that queries can filter on it."""
+    callback_url: str | None
+    callback_method: str
+    callback_headers: dict[str, str]
+    payload: JsonObject
+    retry_max_attempts: int
+    retry_backoff_minutes: list[int]
+    on_failure: JsonObject | None
+    verification_mode: str | None
+    timeout_seconds: int | None
+    next_run: datetime | None
+    last_run: datetime | None
+    run_count: int
+    fired_count: int
+    created_at: datetime
+    updated_at: datetime
+    flow_id: str | None
+    """Set on a flow step's hidden cue (never listed, scheduled or counted as the user's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One run of a cue; ``(cue_id, scheduled_for)`` is its fire key. ``user_id`` and
+    ``transport`` are the cue's."""
+
+    id: str
+    cue_id: str
+    user_id: str
+    transport: str
+    scheduled_for: datetime
+    status: Status
+    triggered_by: str | None
+    http_status: int | None
+    attempts: int
+    error_message: str | None
+    started_at: datetime | None
+    delivered_at: datetime | None
+    last_attempt_at: datetime | None
+    next_retry: datetime | None
+    claimed_by_worker: str | None
+    claimed_at: datetime | None
+    lease_expires_at: datetime | None
+    last_heartbeat_at: datetime | None
+    payload_override: Any
+    """This run's payload when it differs from the cue's (a manual fire's override)."""
+    outcome_success: bool | None
+    outcome_result: str | None
+    outcome_error: str | None
+    outcome_metadata: JsonObject | None
+    outcome_recorded_at: datetime | None
+    outcome_state: str | None
+    evidence: JsonObject | None
+    created_at: datetime
+    updated_at: datetime
+    outcome_output: Any
+    """The outcome's ``output`` (flows: the step's output), any JSON."""
+    flow_run_id: str | None
+    """Set, with ``step_id``, ``item`` and ``step_attempt`` (the hand-off key), on the
+    execution of a flow step."""
+    step_id: str | None
+    item: int | None
+    step_attempt: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A worker process known through its heartbeats (unique per account and ``worker_id``)."""
+
+    id: str
+    user_id: str
+    worker_id: str
+    handlers: list[str] | None
+    last_heartbeat: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something an account should know went wrong (``GET /v1/alerts``); ``alert_metadata`` is
+    the wire's ``metadata``."""
+
+    id: str
+    user_id: str
+    cue_id: str | None
+    execution_id: str | None
+    alert_type: str
+    severity: str
+    message: str
+    alert_metadata: JsonObject | None
+    acknowledged: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EchoMessage:
+    """A request body kept a few minutes by ``POST /v1/echo/{token}``."""
+
+    token: str
+    payload: Any
+    headers: dict[str, str]
+    received_at: datetime
+    expires_at: datetime
+
+
+# The shapes of joined queries ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeTarget:
+    """An execution an outcome report names, with what its cue decides about outcomes (both
+    ``None`` when the cue is gone)."""
+
+    execution: Execution
+    verification_mode: str | None
+    schedule_type: ScheduleType | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRun:
+    """An execution waiting for (or just claimed by) a worker, with its cue's name, task and
+    payload: an item of ``GET /v1/executions/claimable`` or of a batch claim."""
+
+    id: str
+    cue_id: str
+    scheduled_for: datetime
+    attempts: int
+    payload_override: Any
+    cue_name: str | None
+    task: str | None
+    payload: JsonObject | None
+    """The cue's payload (``payload_override`` replaces it for this run when set)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The execution one worker claim took."""
+
+    id: str
+    attempts: int
+    cue_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FiredRun:
+    """An execution the scheduler inserted for a due cue."""
+
+    id: str
+    cue_id: str
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredLease:
+    """A claim whose lease ended (or whose worker went silent), with its cue's retry and
+    failure policy."""
+
+    id: str
+    cue_id: str
+    user_id: str
+    attempts: int
+    claimed_by_worker: str | None
+    lease_expires_at: datetime | None
+    cue_name: str
+    retry_max_attempts: int
+    retry_backoff_minutes: list[int]
+    schedule_type: ScheduleType
+    on_failure: JsonObject | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCandidate:
+    """A due push execution the dispatcher may claim, with what fair sharing weighs: its
+    account and its cue's ``callback_url`` (the destination)."""
+
+    id: str
+    user_id: str
+    scheduled_for: datetime
+    callback_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A push execution claimed for delivery, with everything its attempt needs: the cue's
+    callback, payload, retry and failure policy, and the owner's signing secret."""
+
+    id: str
+    cue_id: str
+    user_id: str
+    scheduled_for: datetime
+    attempts: int
+    payload_override: Any
+    cue_name: str
+    task: str | None
+    callback_url: str | None
+    callback_method: str
+    callback_headers: dict[str, str] | None
+    payload: JsonObject | None
+    retry_max_attempts: int
+    retry_backoff_minutes: list[int]
+    schedule_type: ScheduleType
+    on_failure: JsonObject | None
+    verification_mode: str | None
+    timeout_seconds: int | None
+    flow_run_id: str | None
+    """Set on a flow step's execution (its output is kept)."""
+    webhook_secret: str = field(repr=False)
+
+
+FailedAttempt = ExpiredLease | DueDelivery
+"""An attempt whose failure the dispatcher records (a delivery that failed or was cut off)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnservedDelivery:
+    """A pending push execution no process here serves the task of."""
+
+    id: str
+    task: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnclaimedRun:
+    """A pull execution nobody claimed in time, with its cue's schedule type and failure
+    policy."""
+
+    id: str
+    cue_id: str
+    schedule_type: ScheduleType
+    on_failure: JsonObject | None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """A cue's finished or reported execution, as failure streaks count them."""
+
+    id: str
+    status: Status
+    outcome_success: bool | None
+
+
+# Flows -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """A flow: its definition (``steps``, as validated) and the hidden cue of each task step."""
+
+    id: str
+    user_id: str
+    name: str
+    description: str | None
+    input_schema: JsonObject | None
+    steps: list[JsonObject]
+    step_cues: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRunRecord:
+    """A run: its status, input, and the definition it started with."""
+
+    id: str
+    flow_id: str
+    user_id: str
+    status: RunStatus
+    input: Any
+    idempotency_key: str | None
+    steps: list[JsonObject]
+    step_cues: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One step of a run (``item`` -1) or one item of a ``for_each`` step (``item`` 0...)."""
+
+    id: str
+    run_id: str
+    step_id: str
+    item: int
+    status: StepStatus
+    attempts: int
+    execution_ids: list[str]
+    item_input: Any
+    output: Any
+    error: JsonObject | None
+    event: str | None
+    wait_until: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None

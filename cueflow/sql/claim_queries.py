@@ -1,0 +1,320 @@
+"""Worker claims and leases: what waits for a worker, atomic claims, lease extensions, and
+the claims and pending executions the sweeper finds overdue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    and_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+import cueflow.sql.rows as rows
+from cueflow.records import Claim, ExpiredLease, QueuedRun, UnclaimedRun
+from cueflow.sql.base import TxBase, _lock, bound_values, value_params
+from cueflow.sql.tables import (
+    cues,
+    executions,
+    workers,
+)
+from cueflow.states import Move, Status
+
+
+def _not_held_back() -> Any:
+    """A released worker execution waits out its retry delay (``next_retry``, bound ``now``)."""
+    return or_(executions.c.next_retry.is_(None), executions.c.next_retry <= _at("p_now"))
+
+
+def _at(name: str) -> Any:
+    """A bound datetime parameter, typed like the execution timestamps."""
+    return bindparam(name, type_=executions.c.scheduled_for.type)
+
+
+def _claim_set(move: Move, values: dict[str, Any]) -> dict[str, Any]:
+    """What a claim sets: the new status, one more attempt, and ``values`` (bound)."""
+    return {
+        "status": move.target,
+        "attempts": executions.c.attempts + 1,
+        **bound_values(executions, values),
+    }
+
+
+class ClaimQueries(TxBase):
+    """Worker claims and leases."""
+
+    async def claimable(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        statuses: Sequence[str],
+        now: datetime,
+        task: str | None,
+        limit: int,
+    ) -> list[QueuedRun]:
+        """Executions waiting for a worker, oldest first."""
+
+        def build() -> Any:
+            stmt = (
+                select(
+                    executions.c.id,
+                    executions.c.cue_id,
+                    executions.c.scheduled_for,
+                    executions.c.attempts,
+                    executions.c.payload_override,
+                    cues.c.name.label("cue_name"),
+                    cues.c.task,
+                    cues.c.payload,
+                )
+                .join(cues, cues.c.id == executions.c.cue_id)
+                .where(
+                    executions.c.user_id == bindparam("p_user_id"),
+                    executions.c.status.in_(bindparam("p_statuses", expanding=True)),
+                    executions.c.transport.in_(bindparam("p_transports", expanding=True)),
+                    executions.c.scheduled_for <= _at("p_now"),
+                    _not_held_back(),
+                )
+            )
+            if task is not None:
+                stmt = stmt.where(cues.c.task == bindparam("p_task"))
+            return stmt.order_by(executions.c.scheduled_for).limit(bindparam("p_limit"))
+
+        params = {
+            "p_user_id": user_id,
+            "p_statuses": list(statuses),
+            "p_transports": list(transports),
+            "p_now": now,
+            "p_limit": limit,
+        }
+        if task is not None:
+            params["p_task"] = task
+        stmt = self._prepared(("claimable", task is not None), build)
+        return await self._records(rows.queued_run, stmt, params)
+
+    async def claim(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_id: str | None,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> Claim | None:
+        """Atomically claim one due execution."""
+
+        def build() -> Any:
+            waiting = self._waiting(move)
+            if execution_id is not None:
+                target = executions.c.id == bindparam("p_id")
+            else:
+                oldest = _lock(
+                    select(executions.c.id)
+                    .where(waiting)
+                    .order_by(executions.c.scheduled_for)
+                    .limit(1),
+                    self.connector,
+                ).scalar_subquery()
+                target = executions.c.id == oldest
+            return (
+                update(executions)
+                .where(target, waiting)
+                .values(_claim_set(move, values))
+                .returning(executions.c.id, executions.c.attempts, executions.c.cue_id)
+            )
+
+        key = ("claim", execution_id is None, move, *sorted(values))
+        params = {**value_params(values), "p_user_id": user_id, "p_transports": list(transports)}
+        params["p_now"] = now
+        if execution_id is not None:
+            params["p_id"] = execution_id
+        return await self._record(rows.claim, self._prepared(key, build), params)
+
+    def _waiting(self, move: Move, task: bool = False) -> Any:
+        """Executions in ``move.sources`` of a user's pull transports, due by ``now`` (bound
+        parameters ``user_id``, ``transports``, ``now`` and, with ``task``, ``task``)."""
+        waiting = and_(
+            executions.c.user_id == bindparam("p_user_id"),
+            executions.c.status.in_(move.sources),
+            executions.c.transport.in_(bindparam("p_transports", expanding=True)),
+            executions.c.scheduled_for <= _at("p_now"),
+            _not_held_back(),
+        )
+        if task:
+            waiting = and_(
+                waiting,
+                select(literal(1))
+                .where(cues.c.id == executions.c.cue_id, cues.c.task == bindparam("p_task"))
+                .exists(),
+            )
+        return waiting
+
+    async def claim_many(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_ids: Sequence[str] | None,
+        limit: int,
+        task: str | None,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> list[QueuedRun]:
+        """Atomically claim the given due executions, or up to ``limit`` of the oldest."""
+
+        def build() -> Any:
+            waiting = self._waiting(move, task is not None)
+            if execution_ids is not None:
+                target = and_(executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting)
+            else:
+                # A materialized CTE: PostgreSQL would otherwise re-run a ``LIMIT ... SKIP
+                # LOCKED`` subquery per candidate row and hand out more than ``limit``.
+                oldest = _lock(
+                    select(executions.c.id)
+                    .where(waiting)
+                    .order_by(executions.c.scheduled_for)
+                    .limit(bindparam("p_limit")),
+                    self.connector,
+                ).cte("oldest")
+                if self.connector.skip_locked:
+                    oldest = oldest.prefix_with("MATERIALIZED")
+                # The picked rows are locked (PostgreSQL) or the transaction is the only
+                # writer (SQLite): they are updated by primary key with no condition repeated,
+                # which would lead SQLite to walk the whole due queue instead.
+                target = executions.c.id.in_(select(oldest.c.id))
+            return (
+                update(executions)
+                .where(target)
+                .values(_claim_set(move, values))
+                .returning(
+                    executions.c.id,
+                    executions.c.cue_id,
+                    executions.c.scheduled_for,
+                    executions.c.attempts,
+                    executions.c.payload_override,
+                )
+            )
+
+        key = ("claim_many", execution_ids is None, task is not None, move, *sorted(values))
+        params = {**value_params(values), "p_user_id": user_id, "p_transports": list(transports)}
+        params["p_now"] = now
+        if execution_ids is not None:
+            params["p_ids"] = list(execution_ids)
+        else:
+            params["p_limit"] = limit
+        if task is not None:
+            params["p_task"] = task
+        claimed = await self._all(self._prepared(key, build), params)
+        if not claimed:
+            return []
+        details_stmt = self._prepared(
+            ("claim_details",),
+            lambda: select(cues.c.id, cues.c.name, cues.c.task, cues.c.payload).where(
+                cues.c.id.in_(bindparam("p_ids", expanding=True))
+            ),
+        )
+        cue_ids = list({row["cue_id"] for row in claimed})
+        details = {row["id"]: row for row in await self._all(details_stmt, {"p_ids": cue_ids})}
+        runs = []
+        for row in sorted(claimed, key=lambda r: r["scheduled_for"]):
+            cue = details.get(row["cue_id"])
+            runs.append(
+                QueuedRun(
+                    id=row["id"],
+                    cue_id=row["cue_id"],
+                    scheduled_for=row["scheduled_for"],
+                    attempts=row["attempts"],
+                    payload_override=row["payload_override"],
+                    cue_name=cue["name"] if cue else None,
+                    task=cue["task"] if cue else None,
+                    payload=cue["payload"] if cue else None,
+                )
+            )
+        return runs
+
+    async def extend_worker_leases(
+        self, user_id: str, worker_id: str, transports: Sequence[str], until: datetime
+    ) -> int:
+        """Extend the leases of a worker's claims."""
+        stmt = (
+            update(executions)
+            .where(
+                executions.c.user_id == user_id,
+                executions.c.claimed_by_worker == worker_id,
+                executions.c.status == Status.DELIVERING.value,
+                executions.c.transport.in_(list(transports)),
+                executions.c.lease_expires_at < until,
+            )
+            .values(lease_expires_at=until)
+        )
+        return int((await self.conn.execute(stmt)).rowcount)
+
+    async def expired_leases(
+        self, now: datetime, stale_before: datetime, transports: Sequence[str], limit: int
+    ) -> list[ExpiredLease]:
+        """Claims whose lease ended or whose worker went silent."""
+        stale_worker = (
+            select(literal(1))
+            .where(
+                workers.c.user_id == executions.c.user_id,
+                workers.c.worker_id == executions.c.claimed_by_worker,
+                workers.c.last_heartbeat < stale_before,
+            )
+            .exists()
+        )
+        stmt = _lock(
+            select(
+                executions.c.id,
+                executions.c.cue_id,
+                executions.c.user_id,
+                executions.c.attempts,
+                executions.c.claimed_by_worker,
+                executions.c.lease_expires_at,
+                cues.c.name.label("cue_name"),
+                cues.c.retry_max_attempts,
+                cues.c.retry_backoff_minutes,
+                cues.c.schedule_type,
+                cues.c.on_failure,
+            )
+            .join(cues, cues.c.id == executions.c.cue_id)
+            .where(
+                executions.c.status == Status.DELIVERING.value,
+                executions.c.transport.in_(list(transports)),
+                or_(
+                    executions.c.lease_expires_at <= now,
+                    and_(
+                        stale_worker,
+                        func.coalesce(executions.c.last_heartbeat_at, executions.c.claimed_at)
+                        < stale_before,
+                    ),
+                ),
+            )
+            .limit(limit),
+            self.connector,
+        )
+        return await self._records(rows.expired_lease, stmt)
+
+    async def unclaimed(
+        self, before: datetime, transports: Sequence[str], limit: int
+    ) -> list[UnclaimedRun]:
+        """Pending executions nobody claimed in time."""
+        stmt = _lock(
+            select(executions.c.id, executions.c.cue_id, cues.c.schedule_type, cues.c.on_failure)
+            .join(cues, cues.c.id == executions.c.cue_id)
+            .where(
+                executions.c.status == Status.PENDING.value,
+                executions.c.transport.in_(list(transports)),
+                executions.c.scheduled_for <= before,
+                executions.c.updated_at <= before,
+                or_(executions.c.next_retry.is_(None), executions.c.next_retry <= before),
+            )
+            .limit(limit),
+            self.connector,
+        )
+        return await self._records(rows.unclaimed_run, stmt)

@@ -1,0 +1,110 @@
+"""The storage seam: what the engine asks of a store, and nothing about how.
+
+A store plugin registers a factory for URL schemes (see :mod:`cueflow.hookspecs`). The factory
+returns a :class:`Store`; all reads and writes happen inside :meth:`Store.tx`, a unit of work
+whose methods are plain data operations, grouped by concept in one protocol each
+(:class:`AccountStore`, :class:`CueStore`, :class:`ExecutionStore`, :class:`ClaimStore`,
+:class:`DeliveryStore`, :class:`WorkerStore`, :class:`AlertStore`, :class:`UsageStore`,
+:class:`EchoStore`, :class:`FlowStore`; the modules of this package). Reads return the typed
+records of :mod:`cueflow.records`. Business rules (which status follows which, when a
+lease is lost, how a schedule advances) stay in the engine: it hands the store ready-made values
+and the state machine's allowed source statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Protocol
+
+from cueflow.store.accounts import AccountStore
+from cueflow.store.alerts import AlertStore
+from cueflow.store.claims import ClaimStore
+from cueflow.store.cues import CueStore
+from cueflow.store.deliveries import DeliveryStore
+from cueflow.store.echo import EchoStore
+from cueflow.store.executions import ExecutionStore
+from cueflow.store.flows import FlowStore
+from cueflow.store.usage import UsageStore
+from cueflow.store.values import (
+    Duplicate,
+    ExecutionFilter,
+    ExecutionPage,
+    FirePlan,
+    ReportGate,
+)
+from cueflow.store.workers import WorkerStore
+
+if TYPE_CHECKING:
+    from cueflow.pulse import Pulse
+
+__all__ = [
+    "AccountStore",
+    "AlertStore",
+    "ClaimStore",
+    "CueStore",
+    "DeliveryStore",
+    "Duplicate",
+    "EchoStore",
+    "ExecutionFilter",
+    "ExecutionPage",
+    "ExecutionStore",
+    "FirePlan",
+    "FlowStore",
+    "ReportGate",
+    "Store",
+    "StoreTx",
+    "UsageStore",
+    "WorkerStore",
+    "lock_wait_limit",
+]
+
+lock_wait_limit: ContextVar[float | None] = ContextVar("cueflow_lock_wait_limit", default=None)
+"""At most this many seconds a unit of work opened in the current context waits for a database
+lock another process holds before raising :class:`cueflow.errors.DatabaseBusy` (``None``: the
+store's own limit). ``/health`` sets it so it can answer at once; a store whose waits are
+bounded otherwise may ignore it."""
+
+
+class StoreTx(
+    AccountStore,
+    CueStore,
+    ExecutionStore,
+    ClaimStore,
+    DeliveryStore,
+    WorkerStore,
+    AlertStore,
+    UsageStore,
+    EchoStore,
+    FlowStore,
+    Protocol,
+):
+    """One unit of work: every concept's operations, each run in the enclosing transaction."""
+
+
+class Store(Protocol):
+    """A storage backend, created by a store plugin's factory."""
+
+    name: str
+    """The backend's name (``sqlite``, ``postgresql`` ...)."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (apply migrations)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    def tx(self) -> AbstractAsyncContextManager[StoreTx]:
+        """A unit of work: commits on normal exit, rolls back on an exception. Raises
+        :class:`cueflow.errors.DatabaseBusy` when a lock held elsewhere keeps it from starting
+        (or committing) within the store's limit (see :data:`lock_wait_limit`)."""
+
+    async def listen(self, callback: Callable[[], None], pulse: Pulse) -> None:
+        """Call ``callback`` whenever another node reports a schedule change, until cancelled
+        (the engine runs this as its ``listener`` loop). Keep a listening connection: when it
+        is lost, reconnect with backoff and call ``callback`` once connected again (notices
+        may have been missed meanwhile). Report on ``pulse``: ``busy()`` before connecting or
+        checking that the connection is alive, ``idle()`` once that succeeded, so that a
+        listener stuck on a dead connection is seen and restarted. A store with no other nodes
+        to hear returns at once."""

@@ -1,0 +1,72 @@
+"""Worker claims and leases (pull transports): what waits for a worker, atomic claims, lease
+extensions, and what the sweeper finds overdue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from cueflow.records import Claim, ExpiredLease, QueuedRun, UnclaimedRun
+from cueflow.states import Move
+
+
+class ClaimStore(Protocol):
+    """Worker claims and leases (pull transports) (see the module)."""
+
+    async def claimable(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        statuses: Sequence[str],
+        now: datetime,
+        task: str | None,
+        limit: int,
+    ) -> list[QueuedRun]:
+        """The user's executions waiting for a worker (due, in ``statuses``), oldest first, with
+        their cue's name, task and payload."""
+
+    async def claim(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_id: str | None,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> Claim | None:
+        """Atomically move one due execution (``execution_id``, or the oldest) from
+        ``move.sources`` to ``move.target`` and set ``values``; ``attempts`` grows by one.
+        ``None`` when nothing matched (another claimer won)."""
+
+    async def claim_many(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_ids: Sequence[str] | None,
+        limit: int,
+        task: str | None,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> list[QueuedRun]:
+        """Like :meth:`claim` for several executions at once: the due ones among
+        ``execution_ids``, or up to ``limit`` of the oldest (whose cue's ``task`` is ``task``
+        when given). Oldest first; executions another claimer won are simply absent."""
+
+    async def extend_worker_leases(
+        self, user_id: str, worker_id: str, transports: Sequence[str], until: datetime
+    ) -> int:
+        """Move the lease end of every execution the worker holds to ``until``."""
+
+    async def expired_leases(
+        self, now: datetime, stale_before: datetime, transports: Sequence[str], limit: int
+    ) -> list[ExpiredLease]:
+        """Claimed executions whose lease ended, or whose registered worker's heartbeat and own
+        last execution heartbeat (or claim) are both older than ``stale_before``; locked, with
+        their cue's name, retry policy, schedule type and failure policy."""
+
+    async def unclaimed(
+        self, before: datetime, transports: Sequence[str], limit: int
+    ) -> list[UnclaimedRun]:
+        """Pending executions of ``transports`` due and waiting since before ``before``, locked."""

@@ -1,0 +1,62 @@
+"""The plain values that travel with store calls: errors, filters, pages and fire plans."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cueflow.records import Execution
+
+
+class Duplicate(Exception):
+    """A unique constraint refused a write; ``constraint`` names which (``email``, ``name``)."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+@dataclass
+class ExecutionPage:
+    """One page of executions plus the figures the list endpoint reports."""
+
+    rows: list[Execution]
+    total: int
+    oldest_claimed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReportGate:
+    """Which executions a report of the worker ``worker_id`` may land on: one in an ``open``
+    status, one no worker holds, or one in a ``held`` status that ``worker_id`` holds. The use
+    case decides the statuses (:func:`cueflow.outcomes.report_gate`); the store only applies
+    them."""
+
+    worker_id: str
+    open: tuple[str, ...]
+    held: tuple[str, ...]
+
+
+@dataclass
+class ExecutionFilter:
+    """Filters of ``GET /v1/executions``; ``None`` means "any"."""
+
+    cue_id: str | None = None
+    flow_run_id: str | None = None
+    step_id: str | None = None
+    statuses: Sequence[str] | None = None
+    worker_id: str | None = None
+    outcome_state: str | None = None
+
+
+@dataclass
+class FirePlan:
+    """What the engine decided for one due cue: new executions and the cue's next state."""
+
+    executions: list[dict[str, Any]] = field(default_factory=list)
+    cue_values: dict[str, Any] = field(default_factory=dict)
+    cue_values_if_fired: dict[str, Any] = field(default_factory=dict)
+    """Set on the cue only when at least one of ``executions`` was inserted (a fire key that
+    already existed leaves the cue as it was)."""
