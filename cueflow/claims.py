@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import cueflow.flow_runs as flow_runs
+import cueflow.handoff as handoff
 import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
@@ -202,6 +204,7 @@ async def heartbeat(
         row = await tx.get_execution(user.user_id, execution_id)
         if row is None:
             raise NotFound("Execution not found", code="execution_not_found")
+        await handoff.refuse_if_cancelled(tx, row)
         if row.status != Status.DELIVERING:
             raise Conflict(
                 "Execution is not currently being claimed", code="execution_not_claiming"
@@ -269,6 +272,7 @@ async def release(
             )
         if exhausted and cue is not None:
             await _end_one_time_cue(tx, cue.id, cue.schedule_type, done.status, now)
+        await handoff.executions_ended(services, tx, [done], now)
     if not exhausted:
         services.signals.work.notify()
     return {
@@ -305,6 +309,7 @@ async def sweep(services: Services, limit: int = 500) -> int:
                 services.metrics.lease_expiries.labels("claim" if lease_over else "stale").inc()
                 if exhausted:
                     await _end_one_time_cue(tx, row.cue_id, row.schedule_type, done.status, now)
+                await handoff.executions_ended(services, tx, [done], now)
         if settings.worker_unclaimed_timeout_seconds > 0:
             before = now - timedelta(seconds=settings.worker_unclaimed_timeout_seconds)
             for run in await tx.unclaimed(before, pull, limit):
@@ -319,6 +324,8 @@ async def sweep(services: Services, limit: int = 500) -> int:
                 if done is not None:
                     changed += 1
                     await _end_one_time_cue(tx, run.cue_id, run.schedule_type, done.status, now)
+                    await handoff.executions_ended(services, tx, [done], now)
+    changed += await flow_runs.expire_waits(services, now)
     if changed:
         services.signals.work.notify()
     return changed

@@ -190,7 +190,7 @@ async def get_cue(services: Services, user: Principal, cue_id: str) -> Cue:
     """One of the caller's cues, or 404 ``cue_not_found``."""
     async with services.store.tx() as tx:
         cue = await tx.get_cue(user.user_id, cue_id)
-    if cue is None:
+    if cue is None or cue.flow_id is not None:  # a flow step's hidden cue is no cue of theirs
         raise NotFound("Cue not found", code="cue_not_found")
     return cue
 

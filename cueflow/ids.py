@@ -55,3 +55,13 @@ def is_uuid(value: str) -> bool:
         return str(uuid.UUID(value)) == value.lower()
     except ValueError:
         return False
+
+
+def new_flow_id() -> str:
+    """``flw_`` + 12 characters of ``[a-z0-9]`` (like a cue id)."""
+    return "flw_" + "".join(secrets.choice(_CUE_ALPHABET) for _ in range(12))
+
+
+def new_flow_run_id() -> str:
+    """``run_`` + 12 characters of ``[a-z0-9]``."""
+    return "run_" + "".join(secrets.choice(_CUE_ALPHABET) for _ in range(12))

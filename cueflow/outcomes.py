@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 import cueflow.alert_rules as alert_rules
+import cueflow.handoff as handoff
 import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
@@ -112,6 +113,7 @@ async def record_outcomes(
     async with services.store.tx() as tx:
         wanted = list({eid for eid, _ in reports if ids.is_uuid(eid)})
         found = {t.execution.id: t for t in await tx.outcome_targets(user.user_id, wanted)}
+        refused = await handoff.refusals(tx, [t.execution for t in found.values()])
         groups: dict[bytes, list[_Write]] = {}
         repeats: list[int] = []
         seen: set[str] = set()
@@ -121,6 +123,8 @@ async def record_outcomes(
                 continue
             seen.add(execution_id)
             try:
+                if execution_id in refused:
+                    raise refused[execution_id]
                 write = _prepare(services, index, found.get(execution_id), report, worker_id, now)
             except CueflowError as error:
                 answers[index] = error
@@ -160,6 +164,7 @@ async def record_outcomes(
                     ended = one_time_cue_end(write.schedule_type, execution.status)
                     if ended is not None:
                         run[1] = move(ended)
+        await handoff.executions_ended(services, tx, [row for row, _ in recorded], now)
         for cue_id, (count, finish) in runs.items():
             finished.setdefault((count, finish), []).append(cue_id)
         for (count, finish), ids_ in finished.items():
@@ -244,6 +249,7 @@ def _prepare(
         "outcome_result": report.result,
         "outcome_error": report.error,
         "outcome_metadata": report.metadata,
+        "outcome_output": report.output,
         "outcome_state": state,
         "evidence": evidence or None,
         "outcome_recorded_at": now,

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import cueflow.alert_rules as alert_rules
+import cueflow.handoff as handoff
 from cueflow.outcomes import outcome_state
 from cueflow.records import DueDelivery, FailedAttempt
 from cueflow.states import CueEvent, Event, Status, move, one_time_cue_end
@@ -116,6 +117,8 @@ async def record_attempt(
             "lease_expires_at": None,
             "updated_at": now,
         }
+        if result.output is not None and run.flow_run_id is not None:
+            values["outcome_output"] = result.output  # a flow step's output
         done = await tx.update_execution(
             run.id, values, move=move(Event.SUCCEEDED), expect=_held(run)
         )
@@ -129,6 +132,7 @@ async def record_attempt(
                 values={"last_run": now, "updated_at": now},
                 finish=move(ended) if ended is not None else None,
             )
+            await handoff.executions_ended(services, tx, [done], now)
     return None
 
 
@@ -184,4 +188,5 @@ async def attempt_failed(
             values={"status": change.target, "next_run": None},
             only_if_status=change.sources,
         )
+    await handoff.executions_ended(services, tx, [done], now)
     return await alert_rules.delivery_failed(tx, run, error, http_status, now)

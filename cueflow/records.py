@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cueflow.states import CueStatus, ScheduleType, Status
+from cueflow.states import CueStatus, RunStatus, ScheduleType, Status, StepStatus
 
 JsonObject = dict[str, Any]
 
@@ -77,6 +77,8 @@ class Cue:
     fired_count: int
     created_at: datetime
     updated_at: datetime
+    flow_id: str | None
+    """Set on a flow step's hidden cue (never listed, scheduled or counted as the user's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,14 @@ class Execution:
     evidence: JsonObject | None
     created_at: datetime
     updated_at: datetime
+    outcome_output: Any
+    """The outcome's ``output`` (flows: the step's output), any JSON."""
+    flow_run_id: str | None
+    """Set, with ``step_id``, ``item`` and ``step_attempt`` (the hand-off key), on the
+    execution of a flow step."""
+    step_id: str | None
+    item: int | None
+    step_attempt: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +264,8 @@ class DueDelivery:
     on_failure: JsonObject | None
     verification_mode: str | None
     timeout_seconds: int | None
+    flow_run_id: str | None
+    """Set on a flow step's execution (its output is kept)."""
     webhook_secret: str = field(repr=False)
 
 
@@ -287,3 +299,58 @@ class FinishedRun:
     id: str
     status: Status
     outcome_success: bool | None
+
+
+# Flows -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """A flow: its definition (``steps``, as validated) and the hidden cue of each task step."""
+
+    id: str
+    user_id: str
+    name: str
+    description: str | None
+    input_schema: JsonObject | None
+    steps: list[JsonObject]
+    step_cues: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRunRecord:
+    """A run: its status, input, and the definition it started with."""
+
+    id: str
+    flow_id: str
+    user_id: str
+    status: RunStatus
+    input: Any
+    idempotency_key: str | None
+    steps: list[JsonObject]
+    step_cues: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One step of a run (``item`` -1) or one item of a ``for_each`` step (``item`` 0...)."""
+
+    id: str
+    run_id: str
+    step_id: str
+    item: int
+    status: StepStatus
+    attempts: int
+    execution_ids: list[str]
+    item_input: Any
+    output: Any
+    error: JsonObject | None
+    event: str | None
+    wait_until: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None

@@ -222,6 +222,9 @@ class OutcomeReport(_Lenient):
     summary: str | None = Field(None, max_length=500)
     artifacts: list[Any] | None = None
     worker_id: str | None = Field(None, max_length=255)
+    output: Any = None
+    """A flow step's output, any JSON (cueflow extension; without it the step's output is
+    ``result``)."""
 
     # Outcomes are never refused for a stray NUL (the official worker does not retry): strip it.
     _no_nul = model_validator(mode="before")(strip_nul)

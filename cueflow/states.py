@@ -6,6 +6,9 @@ source statuses and the target, and the store turns that into a conditional
 ``UPDATE ... WHERE status IN (sources)``, so a transition the table does not allow can never be
 written, however requests race.
 
+Flow runs and their steps have their statuses here too (:class:`RunStatus`,
+:class:`StepStatus`, and :func:`step_should_run` for a step's ``when`` rule).
+
 Execution statuses are CueAPI's (``pending``, ``delivering``, ``retrying``, ``retry_ready``,
 ``success``, ``failed``, ``missed``); a worker's claim is ``delivering`` with a lease. Cue
 statuses are ``active``, ``paused``, ``completed`` and ``failed``; schedule types ``once``,
@@ -78,6 +81,8 @@ class Event(StrEnum):
     """A scheduled retry's time came."""
     UNCLAIMED = "unclaimed"
     """Nobody claimed a pull execution within the unclaimed timeout."""
+    CANCELLED = "cancelled"
+    """Its flow run was cancelled before anyone took it: it fails without being delivered."""
 
 
 TERMINAL = frozenset({Status.SUCCESS, Status.FAILED, Status.MISSED})
@@ -103,6 +108,10 @@ TRANSITIONS: dict[Event, tuple[frozenset[Status], Status]] = {
     Event.RETRY_SCHEDULED: (frozenset({Status.DELIVERING}), Status.RETRYING),
     Event.RETRY_DUE: (frozenset({Status.RETRYING}), Status.RETRY_READY),
     Event.UNCLAIMED: (frozenset({Status.PENDING}), Status.MISSED),
+    Event.CANCELLED: (
+        frozenset({Status.PENDING, Status.RETRYING, Status.RETRY_READY}),
+        Status.FAILED,
+    ),
 }
 """For each event: the statuses it may start from, and the status it leads to."""
 
@@ -190,3 +199,127 @@ def _transition(event: Event | CueEvent) -> tuple[frozenset[StrEnum], StrEnum]:
 
 INITIAL = frozenset({Status.PENDING, Status.MISSED})
 """Statuses a new execution may be created in (``missed`` records a skipped run)."""
+
+
+class RunStatus(StrEnum):
+    """Flow run statuses, as on the wire."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    """Every step still open is a wait step waiting for its event."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+RUN_TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+"""A run in one of these is over for good: nothing moves it again (cancel and the run's end
+are final)."""
+
+RUN_INITIAL = RunStatus.PENDING
+
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset(set(RunStatus) - {RunStatus.PENDING}),
+    RunStatus.RUNNING: frozenset(set(RunStatus) - {RunStatus.PENDING, RunStatus.RUNNING}),
+    RunStatus.WAITING: frozenset(set(RunStatus) - {RunStatus.PENDING, RunStatus.WAITING}),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+"""For each run status, the statuses a run may move to from it."""
+
+
+class StepStatus(StrEnum):
+    """The status of one step of a run (or of one item of a ``for_each`` step)."""
+
+    PENDING = "pending"
+    """Not started: a parent is still open (shown, never stored)."""
+    RUNNING = "running"
+    """An execution of it is under way (or waits for a retry)."""
+    WAITING = "waiting"
+    """A wait step waiting for its event."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    """Its last attempt failed (or a wait step's deadline passed)."""
+    SKIPPED = "skipped"
+    """Its ``when`` rule did not hold once its parents had finished."""
+    CANCELLED = "cancelled"
+    """Its run was cancelled while it was open."""
+
+
+STEP_TERMINAL = frozenset(
+    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED}
+)
+STEP_OPEN = frozenset({StepStatus.RUNNING, StepStatus.WAITING})
+
+STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
+    StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.WAITING, StepStatus.SKIPPED}),
+    StepStatus.RUNNING: frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED}),
+    StepStatus.WAITING: frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED}),
+    **{status: frozenset() for status in STEP_TERMINAL},
+}
+"""For each step status, the statuses a step may move to from it (a step's row is created
+running, waiting or skipped once its parents have ended: ``pending`` is never stored)."""
+
+
+class FailureType(StrEnum):
+    """Why a step's attempt failed: the ``type`` of its ``error`` and of the next attempt's
+    ``flow.previous_failure``."""
+
+    REPORTED_FAILURE = "reported_failure"
+    """Its worker (or handler) reported ``success: false``."""
+    EXECUTION_FAILED = "execution_failed"
+    """Its execution failed without a reported outcome: lease used up, delivery failed."""
+    MISSED = "missed"
+    """Nobody claimed its execution in time."""
+    OUTPUT_CONTRACT = "output_contract"
+    """Its output does not validate against the step's ``output_schema``."""
+    OUTPUT_TOO_LARGE = "output_too_large"
+    FOR_EACH = "for_each"
+    """The ``for_each`` parent's output is not an array of at most the bound's items."""
+    WAIT_TIMEOUT = "wait_timeout"
+    """A wait step's event did not come before its deadline."""
+
+
+class When(StrEnum):
+    """When a step runs, once all its parents have finished."""
+
+    SUCCESS = "success"
+    """Every parent succeeded (the default)."""
+    FAILURE = "failure"
+    """At least one parent failed: a compensation step."""
+    ALWAYS = "always"
+    """Whatever the parents' ends."""
+
+
+class StepType(StrEnum):
+    """What a step is."""
+
+    TASK = "task"
+    """Delivered as an execution through a transport."""
+    WAIT = "wait"
+    """Resumed by an event sent to the run, failed by its deadline."""
+
+
+def step_should_run(when: str, parents: Iterable[str]) -> bool:
+    """Whether a step whose parents ended in ``parents`` (terminal step statuses) runs under
+    its ``when`` rule (a root step, with no parents, always runs)."""
+    ends = list(parents)
+    if not ends:
+        return True
+    if when == When.ALWAYS:
+        return True
+    if when == When.FAILURE:
+        return any(end == StepStatus.FAILED for end in ends)
+    return all(end == StepStatus.SUCCEEDED for end in ends)
+
+
+def run_end(steps: Iterable[str]) -> RunStatus | None:
+    """The status a run ends in once every one of its steps ended in ``steps``: ``failed``
+    when any step failed (a compensation step that ran does not undo the failure), else
+    ``succeeded``; ``None`` while a step is still open."""
+    ends = list(steps)
+    if any(end not in STEP_TERMINAL for end in ends):
+        return None
+    return RunStatus.FAILED if StepStatus.FAILED in ends else RunStatus.SUCCEEDED

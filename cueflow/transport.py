@@ -91,6 +91,8 @@ class DeliveryResult:
     ``outcome.success`` and ``outcome.result`` on success, or ``outcome.error`` when the last
     attempt fails, in the transaction that changes the status. Outcomes stay write-once: one
     reported earlier through the API is kept. ``False`` (webhooks): delivery only."""
+    output: Any = None
+    """The receiver's JSON answer to an accepted delivery (webhooks): a flow step's output."""
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def cue_json(cue: Cue, warning: str | None = None) -> dict[str, Any]:
 def execution_json(execution: Execution) -> dict[str, Any]:
     """The contract's 13-key Execution object, plus ``claimed_by_worker``, ``triggered_by``,
     ``outcome_state``, ``claimed_at``, ``last_heartbeat_at``, ``next_retry`` and ``evidence``
-    (additive: clients ignore unknown keys; the CLI and the dashboard show them)."""
+    (additive: clients ignore unknown keys; the CLI and the dashboard show them); a flow step's
+    execution also shows ``flow_run_id`` and ``step_id``, and its outcome its ``output``."""
     outcome = None
     if execution.outcome_recorded_at is not None:
         outcome = {
@@ -71,7 +72,7 @@ def execution_json(execution: Execution) -> dict[str, Any]:
             "metadata": execution.outcome_metadata,
             "recorded_at": execution.outcome_recorded_at,
         }
-    return {
+    shown: dict[str, Any] = {
         "id": execution.id,
         "cue_id": execution.cue_id,
         "scheduled_for": execution.scheduled_for,
@@ -93,6 +94,11 @@ def execution_json(execution: Execution) -> dict[str, Any]:
         "next_retry": execution.next_retry,
         "evidence": execution.evidence,
     }
+    if execution.flow_run_id is not None:  # a flow step's execution (additive keys)
+        shown.update(flow_run_id=execution.flow_run_id, step_id=execution.step_id)
+    if outcome is not None and execution.outcome_output is not None:
+        outcome["output"] = execution.outcome_output
+    return shown
 
 
 def payload_of(run: QueuedRun) -> dict[str, Any]:

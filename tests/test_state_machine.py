@@ -41,6 +41,7 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "retry_scheduled": ({"delivering"}, "retrying"),
     "retry_due": ({"retrying"}, "retry_ready"),
     "unclaimed": ({"pending"}, "missed"),
+    "cancelled": ({"pending", "retrying", "retry_ready"}, "failed"),
 }
 """The whole table, written out independently of the module."""
 

@@ -42,6 +42,8 @@ class Receiver:
     trickle: float | None = None
     requests: list[Received] = field(default_factory=list)
     statuses: dict[str, list[int]] = field(default_factory=dict)
+    answers: dict[str, bytes] = field(default_factory=dict)
+    """A JSON body to answer requests to a path with (``ok`` as plain text otherwise)."""
     in_flight: int = 0
     most_in_flight: int = 0
     port: int = 0
@@ -109,8 +111,11 @@ class Receiver:
                     await writer.drain()
                     await asyncio.sleep(self.trickle)
                     writer.write(b".")
-            head = f"HTTP/1.1 {status} Status\r\nContent-Length: 2\r\nConnection: close\r\n"
-            writer.write(head.encode() + b"\r\nok")
+            answer = self.answers.get(target)
+            kind = "Content-Type: application/json\r\n" if answer is not None else ""
+            answer = b"ok" if answer is None else answer
+            head = f"HTTP/1.1 {status} Status\r\nContent-Length: {len(answer)}\r\n{kind}"
+            writer.write(head.encode() + b"Connection: close\r\n\r\n" + answer)
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

@@ -19,6 +19,8 @@ from cueflow.api.routes import (
     cues,
     echo,
     executions,
+    flow_runs,
+    flows,
     health,
     metrics,
     runs,
@@ -58,6 +60,8 @@ for _module in (
     usage,
     health,
     echo,
+    flows,
+    flow_runs,
 ):
     router.include_router(_module.router, responses=errors.ERROR_RESPONSES)
 

@@ -42,6 +42,7 @@ from cueflow.config import Settings
 from cueflow.dispatcher import Dispatcher
 from cueflow.engine.accounts import AccountMethods
 from cueflow.engine.cues import CueMethods
+from cueflow.engine.flows import FlowMethods
 from cueflow.engine.runs import RunMethods
 from cueflow.errors import PluginError
 from cueflow.longpoll import LongPolls
@@ -79,10 +80,10 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].split("+", 1)[0].lower()
 
 
-class Engine(AccountMethods, CueMethods, RunMethods):
+class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods):
     """Scheduling, claims, leases and outcomes over one store. The lifecycle is here; the
     public API of each concept is a base class (:mod:`cueflow.engine.accounts`,
-    :mod:`cueflow.engine.cues`, :mod:`cueflow.engine.runs`)."""
+    :mod:`cueflow.engine.cues`, :mod:`cueflow.engine.runs`, :mod:`cueflow.engine.flows`)."""
 
     def __init__(
         self,

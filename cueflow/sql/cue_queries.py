@@ -19,6 +19,8 @@ import cueflow.sql.rows as rows
 from cueflow.records import Cue, FiredRun
 from cueflow.sql.base import TxBase, _Dialectless, _duplicate, _lock, bound_values, value_params
 from cueflow.sql.tables import (
+    FIRE_KEY,
+    FIRE_KEY_WHERE,
     cues,
     executions,
 )
@@ -58,7 +60,7 @@ class CueQueries(TxBase):
         self, user_id: str, status: str | None, limit: int, offset: int
     ) -> tuple[list[Cue], int]:
         """A page of cues, newest first."""
-        stmt = select(cues).where(cues.c.user_id == user_id)
+        stmt = select(cues).where(cues.c.user_id == user_id, cues.c.flow_id.is_(None))
         if status is not None:
             stmt = stmt.where(cues.c.status == status)
         total = await self._count(stmt)
@@ -69,7 +71,7 @@ class CueQueries(TxBase):
         """Update one cue and return it."""
         stmt = (
             update(cues)
-            .where(cues.c.id == cue_id, cues.c.user_id == user_id)
+            .where(cues.c.id == cue_id, cues.c.user_id == user_id, cues.c.flow_id.is_(None))
             .values(**values)
             .returning(*cues.c)
         )
@@ -82,11 +84,15 @@ class CueQueries(TxBase):
         """Delete a cue and its executions."""
         await self.conn.execute(
             executions.delete().where(
-                executions.c.cue_id == cue_id, executions.c.user_id == user_id
+                executions.c.cue_id == cue_id,
+                executions.c.user_id == user_id,
+                executions.c.flow_run_id.is_(None),
             )
         )
         result = await self.conn.execute(
-            cues.delete().where(cues.c.id == cue_id, cues.c.user_id == user_id)
+            cues.delete().where(
+                cues.c.id == cue_id, cues.c.user_id == user_id, cues.c.flow_id.is_(None)
+            )
         )
         return bool(result.rowcount)
 
@@ -129,7 +135,7 @@ class CueQueries(TxBase):
                 ("fire_insert", *columns),
                 lambda: (
                     self.connector.insert(executions)
-                    .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
+                    .on_conflict_do_nothing(index_elements=FIRE_KEY, index_where=FIRE_KEY_WHERE)
                     .returning(executions.c.id, executions.c.cue_id, executions.c.status)
                 ),
             )

@@ -147,6 +147,7 @@ class DeliveryQueries(TxBase):
                 executions.c.scheduled_for,
                 executions.c.attempts,
                 executions.c.payload_override,
+                executions.c.flow_run_id,
                 cues.c.name.label("cue_name"),
                 cues.c.task,
                 cues.c.callback_url,

@@ -21,6 +21,8 @@ import cueflow.sql.rows as rows
 from cueflow.records import Execution, FinishedRun, OutcomeTarget
 from cueflow.sql.base import TxBase, _Dialectless, bound_values, value_params
 from cueflow.sql.tables import (
+    FIRE_KEY,
+    FIRE_KEY_WHERE,
     cues,
     executions,
 )
@@ -37,7 +39,7 @@ class ExecutionQueries(TxBase):
         stmt = (
             self.connector.insert(executions)
             .values(**values)
-            .on_conflict_do_nothing(index_elements=["cue_id", "scheduled_for"])
+            .on_conflict_do_nothing(index_elements=FIRE_KEY, index_where=FIRE_KEY_WHERE)
             .returning(executions.c.id)
         )
         return await self._one(stmt) is not None
@@ -85,6 +87,10 @@ class ExecutionQueries(TxBase):
         conditions = [executions.c.user_id == user_id]
         if where.cue_id is not None:
             conditions.append(executions.c.cue_id == where.cue_id)
+        if where.flow_run_id is not None:
+            conditions.append(executions.c.flow_run_id == where.flow_run_id)
+        if where.step_id is not None:
+            conditions.append(executions.c.step_id == where.step_id)
         if where.statuses is not None:
             conditions.append(executions.c.status.in_(list(where.statuses)))
         if where.worker_id is not None:

@@ -19,13 +19,16 @@ from cueflow.records import (
     ExpiredLease,
     FinishedRun,
     FiredRun,
+    FlowRecord,
+    FlowRunRecord,
     OutcomeTarget,
     QueuedRun,
+    StepRecord,
     UnclaimedRun,
     UnservedDelivery,
     Worker,
 )
-from cueflow.states import CueStatus, ScheduleType, Status
+from cueflow.states import CueStatus, RunStatus, ScheduleType, Status, StepStatus
 
 Row = Mapping[str, Any]
 """A result row of SQLAlchemy (``RowMapping``), keyed by column name or label."""
@@ -125,3 +128,18 @@ def unclaimed_run(row: Row) -> UnclaimedRun:
 def finished_run(row: Row) -> FinishedRun:
     """A finished execution's ``id``, ``status`` and ``outcome_success``."""
     return FinishedRun(row["id"], Status(row["status"]), row["outcome_success"])
+
+
+def flow(row: Row) -> FlowRecord:
+    """A ``flows`` row."""
+    return FlowRecord(**row)
+
+
+def flow_run(row: Row) -> FlowRunRecord:
+    """A ``flow_runs`` row."""
+    return FlowRunRecord(**{**row, "status": RunStatus(row["status"])})
+
+
+def flow_step(row: Row) -> StepRecord:
+    """A ``flow_steps`` row."""
+    return StepRecord(**{**row, "status": StepStatus(row["status"])})

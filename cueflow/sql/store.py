@@ -22,6 +22,7 @@ from cueflow.sql.cue_queries import CueQueries
 from cueflow.sql.delivery_queries import DeliveryQueries
 from cueflow.sql.echo_queries import EchoQueries
 from cueflow.sql.execution_queries import ExecutionQueries
+from cueflow.sql.flow_queries import FlowQueries
 from cueflow.sql.usage_queries import UsageQueries
 from cueflow.sql.worker_queries import WorkerQueries
 
@@ -113,6 +114,7 @@ class SqlTx(
     AlertQueries,
     UsageQueries,
     EchoQueries,
+    FlowQueries,
 ):
     """The statements of one unit of work, grouped by concept in the ``cueflow.sql`` modules
     (each mixin implements the protocol of the same concept in :mod:`cueflow.store`)."""

@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from cueflow.sql.types import JSONType, UTCDateTime
@@ -83,18 +93,43 @@ class Cue(SQLModel, table=True):
     fired_count: int = Field(default=0)
     created_at: datetime = _dt(nullable=False)
     updated_at: datetime = _dt(nullable=False)
+    flow_id: str | None = Field(default=None, max_length=20)
+    """Set on a flow step's hidden cue (never listed, scheduled or counted as the user's)."""
+
+
+FIRE_KEY = ["cue_id", "scheduled_for"]
+FIRE_KEY_WHERE = text("flow_run_id IS NULL")
+"""The fire key is unique among executions that are not flow steps (a partial index)."""
 
 
 class Execution(SQLModel, table=True):
     """One run of a cue: the fire key is ``(cue_id, scheduled_for)``.
 
     ``user_id`` and ``transport`` are copied from the cue so that the hot worker queries
-    (claimable, claim-next) read one table with one index.
+    (claimable, claim-next) read one table with one index. An execution of a flow step carries
+    ``flow_run_id``, ``step_id``, ``item`` (-1: the step itself; 0...: an item of a
+    ``for_each`` step) and ``step_attempt``: the hand-off key, unique, in place of the fire key
+    (items of one step share their hidden cue and may share a time).
     """
 
     __tablename__ = "executions"
     __table_args__ = (
-        UniqueConstraint("cue_id", "scheduled_for", name="uq_executions_fire_key"),
+        Index(
+            "uq_executions_fire_key",
+            "cue_id",
+            "scheduled_for",
+            unique=True,
+            sqlite_where=FIRE_KEY_WHERE,
+            postgresql_where=FIRE_KEY_WHERE,
+        ),
+        Index(
+            "uq_executions_step_key",
+            "flow_run_id",
+            "step_id",
+            "item",
+            "step_attempt",
+            unique=True,
+        ),
         Index("ix_executions_queue", "user_id", "status", "scheduled_for"),
         Index("ix_executions_user_created", "user_id", "created_at"),
         Index("ix_executions_lease", "status", "lease_expires_at"),
@@ -133,6 +168,12 @@ class Execution(SQLModel, table=True):
     evidence: dict[str, Any] | None = _json()
     created_at: datetime = _dt(nullable=False)
     updated_at: datetime = _dt(nullable=False)
+    outcome_output: Any = _json()
+    """The outcome's ``output`` (flows: the step's output), any JSON."""
+    flow_run_id: str | None = Field(default=None, max_length=20)
+    step_id: str | None = Field(default=None, max_length=64)
+    item: int | None = Field(default=None)
+    step_attempt: int | None = Field(default=None)
 
 
 class Worker(SQLModel, table=True):
@@ -200,6 +241,83 @@ class EchoMessage(SQLModel, table=True):
     expires_at: datetime = _dt(nullable=False, index=True)
 
 
+class Flow(SQLModel, table=True):
+    """A named DAG of steps (``steps``: the definition as sent, validated) and the hidden cue
+    of each task step (``step_cues``: step id → cue id)."""
+
+    __tablename__ = "flows"
+    __table_args__ = (
+        UniqueConstraint("user_id", "name", name="uq_flows_user_name"),
+        Index("ix_flows_user_created", "user_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=20)
+    user_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(max_length=255)
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    input_schema: dict[str, Any] | None = _json()
+    steps: list[dict[str, Any]] = _json(nullable=False)
+    step_cues: dict[str, str] = _json(nullable=False)
+    created_at: datetime = _dt(nullable=False)
+    updated_at: datetime = _dt(nullable=False)
+
+
+class FlowRun(SQLModel, table=True):
+    """One execution of a flow with an ``input``; ``steps`` and ``step_cues`` are the flow's
+    definition as the run started (a later change of the flow does not reach it)."""
+
+    __tablename__ = "flow_runs"
+    __table_args__ = (
+        UniqueConstraint("flow_id", "idempotency_key", name="uq_flow_runs_idempotency"),
+        Index("ix_flow_runs_user_created", "user_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=20)
+    flow_id: str = Field(
+        sa_column=Column(String(20), ForeignKey("flows.id", ondelete="CASCADE"), nullable=False)
+    )
+    user_id: str = Field(max_length=36)
+    status: str = Field(max_length=20)
+    input: Any = _json()
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    steps: list[dict[str, Any]] = _json(nullable=False)
+    step_cues: dict[str, str] = _json(nullable=False)
+    created_at: datetime = _dt(nullable=False)
+    updated_at: datetime = _dt(nullable=False)
+    finished_at: datetime | None = _dt()
+
+
+class FlowStep(SQLModel, table=True):
+    """The state of one step of a run (``item`` -1) or of one item of a ``for_each`` step
+    (``item`` 0...). ``(run_id, step_id, item)`` is unique: the hand-off creates each once."""
+
+    __tablename__ = "flow_steps"
+    __table_args__ = (
+        UniqueConstraint("run_id", "step_id", "item", name="uq_flow_steps_key"),
+        Index("ix_flow_steps_waits", "status", "wait_until"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    run_id: str = Field(
+        sa_column=Column(String(20), ForeignKey("flow_runs.id", ondelete="CASCADE"), nullable=False)
+    )
+    step_id: str = Field(max_length=64)
+    item: int = Field(sa_column=Column(Integer, nullable=False))
+    status: str = Field(max_length=20)
+    attempts: int = Field(default=0)
+    execution_ids: list[str] = _json(nullable=False)
+    item_input: Any = _json()
+    """The item of the parent's output this unit works on (``for_each`` items only)."""
+    output: Any = _json()
+    error: dict[str, Any] | None = _json()
+    event: str | None = Field(default=None, max_length=255)
+    wait_until: datetime | None = _dt()
+    started_at: datetime | None = _dt()
+    finished_at: datetime | None = _dt()
+
+
 metadata = SQLModel.metadata
 users: Table = metadata.tables[User.__tablename__]
 cues: Table = metadata.tables[Cue.__tablename__]
@@ -208,3 +326,6 @@ workers: Table = metadata.tables[Worker.__tablename__]
 alerts: Table = metadata.tables[Alert.__tablename__]
 rotated_keys: Table = metadata.tables[RotatedKey.__tablename__]
 echo_messages: Table = metadata.tables[EchoMessage.__tablename__]
+flows: Table = metadata.tables[Flow.__tablename__]
+flow_runs: Table = metadata.tables[FlowRun.__tablename__]
+flow_steps: Table = metadata.tables[FlowStep.__tablename__]

@@ -25,7 +25,9 @@ class UsageQueries(TxBase):
     async def count_cues(self, user_id: str, statuses: Sequence[str]) -> int:
         """How many of the user's cues are in ``statuses``."""
         stmt = select(func.count()).where(
-            cues.c.user_id == user_id, cues.c.status.in_(list(statuses))
+            cues.c.user_id == user_id,
+            cues.c.status.in_(list(statuses)),
+            cues.c.flow_id.is_(None),
         )
         return int((await self.conn.execute(stmt)).scalar_one())
 
@@ -33,7 +35,11 @@ class UsageQueries(TxBase):
         """Cue and this-period execution figures of one user."""
         by_status = (
             select(cues.c.status, func.count())
-            .where(cues.c.user_id == user_id, cues.c.status.in_(sorted(LIVE_CUE_STATUSES)))
+            .where(
+                cues.c.user_id == user_id,
+                cues.c.status.in_(sorted(LIVE_CUE_STATUSES)),
+                cues.c.flow_id.is_(None),
+            )
             .group_by(cues.c.status)
         )
         cue_counts = {row[0]: int(row[1]) for row in await self.conn.execute(by_status)}

@@ -5,8 +5,8 @@ returns a :class:`Store`; all reads and writes happen inside :meth:`Store.tx`, a
 whose methods are plain data operations, grouped by concept in one protocol each
 (:class:`AccountStore`, :class:`CueStore`, :class:`ExecutionStore`, :class:`ClaimStore`,
 :class:`DeliveryStore`, :class:`WorkerStore`, :class:`AlertStore`, :class:`UsageStore`,
-:class:`EchoStore`; the modules of this package). Reads return the typed records of
-:mod:`cueflow.records`. Business rules (which status follows which, when a
+:class:`EchoStore`, :class:`FlowStore`; the modules of this package). Reads return the typed
+records of :mod:`cueflow.records`. Business rules (which status follows which, when a
 lease is lost, how a schedule advances) stay in the engine: it hands the store ready-made values
 and the state machine's allowed source statuses.
 """
@@ -25,6 +25,7 @@ from cueflow.store.cues import CueStore
 from cueflow.store.deliveries import DeliveryStore
 from cueflow.store.echo import EchoStore
 from cueflow.store.executions import ExecutionStore
+from cueflow.store.flows import FlowStore
 from cueflow.store.usage import UsageStore
 from cueflow.store.values import (
     Duplicate,
@@ -50,6 +51,7 @@ __all__ = [
     "ExecutionPage",
     "ExecutionStore",
     "FirePlan",
+    "FlowStore",
     "ReportGate",
     "Store",
     "StoreTx",
@@ -75,6 +77,7 @@ class StoreTx(
     AlertStore,
     UsageStore,
     EchoStore,
+    FlowStore,
     Protocol,
 ):
     """One unit of work: every concept's operations, each run in the enclosing transaction."""

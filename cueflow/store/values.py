@@ -44,6 +44,8 @@ class ExecutionFilter:
     """Filters of ``GET /v1/executions``; ``None`` means "any"."""
 
     cue_id: str | None = None
+    flow_run_id: str | None = None
+    step_id: str | None = None
     statuses: Sequence[str] | None = None
     worker_id: str | None = None
     outcome_state: str | None = None

@@ -53,6 +53,12 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _json_loads(value: Any) -> Any:
+    # A JSON column has NUMERIC affinity in SQLite: a bare number (a flow step's output may be
+    # one) comes back as a number, not as its JSON text.
+    return value if isinstance(value, int | float) else orjson.loads(value)
+
+
 def _is_busy(exc: BaseException) -> bool:
     """Whether ``exc`` (sqlite3's or SQLAlchemy's wrapper) is ``SQLITE_BUSY`` or ``SQLITE_LOCKED``:
     a lock someone else holds, worth waiting for."""
@@ -84,7 +90,7 @@ class SqliteConnector:
             poolclass=StaticPool,
             connect_args={"check_same_thread": False, "isolation_level": None},
             json_serializer=_json_dumps,
-            json_deserializer=orjson.loads,
+            json_deserializer=_json_loads,
         )
         event.listen(self.engine, "connect", self._configure)
         self.lock_timeout = lock_timeout

@@ -19,6 +19,7 @@ certificate verification already stops a name re-pointed at a host without its c
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -183,7 +184,7 @@ class WebhookTransport:
     ) -> DeliveryResult:
         try:
             async with asyncio.timeout(timeout):  # one deadline for the whole attempt
-                status = await self._attempt(method, url, body, headers, timeout)
+                status, answer = await self._attempt(method, url, body, headers, timeout)
         except BlockedUrl as exc:
             return DeliveryResult(ok=False, error=exc.message)
         except (TimeoutError, httpx.TimeoutException):
@@ -195,7 +196,7 @@ class WebhookTransport:
                 ok=False, error=(str(exc) or type(exc).__name__)[:MAX_ERROR_CHARS]
             )
         if 200 <= status < 300:
-            return DeliveryResult(ok=True, http_status=status)
+            return DeliveryResult(ok=True, http_status=status, output=_json_answer(answer))
         return DeliveryResult(ok=False, http_status=status, error=error_for_status(status))
 
     async def _attempt(
@@ -205,9 +206,10 @@ class WebhookTransport:
         body: bytes | None,
         headers: list[tuple[str, str]],
         timeout: float,
-    ) -> int:
-        """Check ``url``, send the request to the checked address and read (and drop) the
-        start of the answer; its status."""
+    ) -> tuple[int, bytes | None]:
+        """Check ``url``, send the request to the checked address and read the start of the
+        answer; its status, and its body when it is JSON read whole within the first
+        ``_DRAIN_BYTES`` (a flow step's output)."""
         target = await self.guard.check_send(url)
         client = self._http()
         request = client.build_request(
@@ -215,15 +217,35 @@ class WebhookTransport:
         )
         _pin(request, target)
         response = await client.send(request, stream=True)
+        kept: list[bytes] | None = [] if _is_plain_json(response) else None
         try:
             drained = 0
             async for chunk in response.aiter_raw():
                 drained += len(chunk)
+                if kept is not None:
+                    kept.append(chunk)
                 if drained >= _DRAIN_BYTES:
+                    kept = None  # cut short: not an answer to keep
                     break
         finally:
             await response.aclose()
-        return response.status_code
+        return response.status_code, None if kept is None else b"".join(kept)
+
+
+def _is_plain_json(response: httpx.Response) -> bool:
+    """Whether the answer is JSON sent as is (no content encoding to undo)."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    return "json" in response.headers.get("content-type", "").lower() and encoding == "identity"
+
+
+def _json_answer(answer: bytes | None) -> Any:
+    """The JSON value of an answer kept by :meth:`WebhookTransport._attempt`, else ``None``."""
+    if not answer:
+        return None
+    try:
+        return json.loads(answer)
+    except ValueError:
+        return None
 
 
 def _failure_webhook(cue: Mapping[str, Any]) -> str | None:

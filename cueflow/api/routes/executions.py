@@ -35,6 +35,8 @@ async def list_executions(
     user: CurrentUser,
     engine: EngineDep,
     cue_id: str | None = None,
+    flow_run_id: str | None = None,
+    step_id: str | None = None,
     status: str | None = None,
     status__in: str | None = None,
     worker_id: str | None = None,
@@ -45,6 +47,8 @@ async def list_executions(
     """The caller's executions, newest first, filtered."""
     where = ExecutionFilter(
         cue_id=cue_id,
+        flow_run_id=flow_run_id,
+        step_id=step_id,
         statuses=status_filter(status, status__in),
         worker_id=worker_id,
         outcome_state=outcome_state,

@@ -1,0 +1,193 @@
+"""Flow definitions: create, list, read, change and delete a flow.
+
+Each task step gets a hidden cue (``cues.flow_id`` set): it carries the step's transport,
+callback, task, timeout and signing, so every transport, lease, alert and official worker
+treats a step's execution as any other. Hidden cues are never scheduled (no ``next_run``),
+listed by ``GET /v1/cues`` nor counted in cue quotas or usage. Their own ``retry`` is one
+attempt: a step's retries are new executions made by the hand-off (:mod:`cueflow.handoff`),
+each carrying ``flow.previous_failure``.
+
+A changed definition (``PATCH`` with ``steps``) gets new hidden cues; runs already started keep
+the definition and cues they started with. A flow with a run still open cannot be deleted (409
+``flow_has_open_runs``); deleting one deletes its finished runs, its hidden cues and their
+executions with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import cueflow.ids as ids
+from cueflow.authentication import Principal
+from cueflow.cues import check_payload
+from cueflow.errors import Conflict, CueflowError, NotFound
+from cueflow.flow_schemas import FlowCreate, FlowUpdate, InvalidFlow, StepIn, check_definition
+from cueflow.records import FlowRecord
+from cueflow.states import CUE_INITIAL, RUN_TERMINAL, RunStatus, ScheduleType, StepType
+from cueflow.store import Duplicate
+
+if TYPE_CHECKING:
+    from cueflow.services import Services
+    from cueflow.store import StoreTx
+
+OPEN_RUNS = tuple(sorted(s.value for s in set(RunStatus) - RUN_TERMINAL))
+
+
+async def create_flow(services: Services, user: Principal, spec: FlowCreate) -> FlowRecord:
+    """Validate and store a flow with the hidden cue of each task step."""
+    check_definition(spec.steps, spec.input_schema)
+    if spec.schedule is not None:
+        raise CueflowError("Scheduled flows are not supported yet", code="not_supported")
+    now = services.clock.now()
+    flow_id = ids.new_flow_id()
+    cues = await _hidden_cues(services, user, flow_id, spec.steps, now)
+    values = {
+        "id": flow_id,
+        "user_id": user.user_id,
+        "name": spec.name,
+        "description": spec.description,
+        "input_schema": spec.input_schema,
+        "steps": [_stored(step) for step in spec.steps],
+        "step_cues": {cue["step"]: cue["values"]["id"] for cue in cues},
+        "created_at": now,
+        "updated_at": now,
+    }
+    async with services.store.tx() as tx:
+        await _insert_flow(tx, values)
+        for cue in cues:
+            await tx.insert_cue(cue["values"])
+        flow = await tx.get_flow(user.user_id, flow_id)
+    assert flow is not None
+    return flow
+
+
+async def list_flows(
+    services: Services, user: Principal, limit: int, offset: int
+) -> tuple[list[FlowRecord], int]:
+    """A page of the caller's flows, newest first, and their total."""
+    async with services.store.tx() as tx:
+        return await tx.list_flows(user.user_id, limit, offset)
+
+
+async def get_flow(services: Services, user: Principal, flow_id: str) -> FlowRecord:
+    """One of the caller's flows (404 ``flow_not_found``)."""
+    async with services.store.tx() as tx:
+        flow = await tx.get_flow(user.user_id, flow_id)
+    if flow is None:
+        raise NotFound("Flow not found", code="flow_not_found")
+    return flow
+
+
+async def update_flow(
+    services: Services, user: Principal, flow_id: str, spec: FlowUpdate
+) -> FlowRecord:
+    """Change a flow's name, description, input schema or steps (see the module's text)."""
+    now = services.clock.now()
+    changes = spec.model_dump(exclude_unset=True, exclude_none=True)
+    values: dict[str, Any] = {"updated_at": now}
+    for name in ("name", "description", "input_schema"):
+        if name in changes:
+            values[name] = changes[name]
+    cues: list[dict[str, Any]] = []
+    if spec.steps is not None or spec.input_schema is not None:
+        current = await get_flow(services, user, flow_id)
+        steps = spec.steps or [StepIn.model_validate(s) for s in current.steps]
+        check_definition(steps, spec.input_schema)
+        if spec.steps is not None:
+            cues = await _hidden_cues(services, user, flow_id, steps, now)
+            values["steps"] = [_stored(step) for step in steps]
+            values["step_cues"] = {cue["step"]: cue["values"]["id"] for cue in cues}
+    async with services.store.tx() as tx:
+        try:
+            flow = await tx.update_flow(user.user_id, flow_id, values)
+        except Duplicate as exc:
+            raise _name_taken() from exc
+        if flow is None:
+            raise NotFound("Flow not found", code="flow_not_found")
+        for cue in cues:
+            await tx.insert_cue(cue["values"])
+    return flow
+
+
+async def delete_flow(services: Services, user: Principal, flow_id: str) -> None:
+    """Delete a flow with its finished runs; 409 ``flow_has_open_runs`` while one is open."""
+    async with services.store.tx() as tx:
+        if await tx.get_flow(user.user_id, flow_id) is None:
+            raise NotFound("Flow not found", code="flow_not_found")
+        if await tx.count_open_runs(flow_id, OPEN_RUNS):
+            raise Conflict(
+                "The flow has runs still open; cancel them or let them finish first",
+                code="flow_has_open_runs",
+            )
+        await tx.delete_flow(user.user_id, flow_id)
+
+
+async def _insert_flow(tx: StoreTx, values: dict[str, Any]) -> None:
+    try:
+        await tx.insert_flow(values)
+    except Duplicate as exc:
+        raise _name_taken() from exc
+
+
+def _name_taken() -> Conflict:
+    return Conflict("A flow with this name already exists", code="flow_name_taken")
+
+
+def _stored(step: StepIn) -> dict[str, Any]:
+    return step.model_dump(mode="json")
+
+
+async def _hidden_cues(
+    services: Services, user: Principal, flow_id: str, steps: list[StepIn], now: datetime
+) -> list[dict[str, Any]]:
+    """The hidden cues of the task steps (``step`` and cue ``values`` each)."""
+    return [
+        await _hidden_cue(services, user, flow_id, step, now)
+        for step in steps
+        if step.type == StepType.TASK
+    ]
+
+
+async def _hidden_cue(
+    services: Services, user: Principal, flow_id: str, step: StepIn, now: datetime
+) -> dict[str, Any]:
+    """The values of the hidden cue of a task step, checked by the step's transport; an error
+    names the step."""
+    try:
+        transport = services.transports.named(step.transport)
+        check_payload(step.payload)
+    except CueflowError as exc:
+        raise InvalidFlow(f"Step '{step.id}': {exc.message}") from exc
+    callback = step.callback
+    task = step.payload.get("task")
+    values: dict[str, Any] = {
+        "id": ids.new_cue_id(),
+        "user_id": user.user_id,
+        "name": f"flow:{flow_id}:{step.id}:{ids.new_cue_id()}",
+        "description": None,
+        "status": CUE_INITIAL.value,
+        "schedule_type": ScheduleType.RECURRING.value,
+        "schedule_timezone": "UTC",
+        "transport": step.transport,
+        "task": task if isinstance(task, str) and len(task) <= 255 else None,
+        "callback_url": str(callback.url) if callback and callback.url else None,
+        "callback_method": callback.method if callback else "POST",
+        "callback_headers": (callback.headers or {}) if callback else {},
+        "payload": step.payload,
+        "retry_max_attempts": 1,
+        "retry_backoff_minutes": step.retry.backoff_minutes if step.retry else [],
+        "on_failure": None,
+        "timeout_seconds": step.timeout_seconds,
+        "next_run": None,
+        "run_count": 0,
+        "fired_count": 0,
+        "created_at": now,
+        "updated_at": now,
+        "flow_id": flow_id,
+    }
+    try:
+        await transport.validate_cue(values)
+    except CueflowError as exc:
+        raise InvalidFlow(f"Step '{step.id}': {exc.message}") from exc
+    return {"step": step.id, "values": values}
