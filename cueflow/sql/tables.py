@@ -59,7 +59,7 @@ class Cue(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("user_id", "name", name="uq_cues_user_name"),
         Index("ix_cues_due", "status", "next_run"),
-        Index("ix_cues_user_created", "user_id", "created_at"),
+        Index("ix_cues_user_listed", "user_id", "flow_id", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=20)

@@ -31,6 +31,12 @@ def _dt() -> sa.types.TypeEngine[Any]:
 
 def upgrade() -> None:
     op.add_column("cues", sa.Column("flow_id", sa.String(length=20), nullable=True))
+    # Cue lists leave flow steps' hidden cues out: the index takes flow_id so that the page and
+    # its count stay index scans.
+    op.drop_index("ix_cues_user_created", table_name="cues")
+    op.create_index(
+        "ix_cues_user_listed", "cues", ["user_id", "flow_id", "created_at"], unique=False
+    )
     with op.batch_alter_table("executions") as batch:
         batch.add_column(sa.Column("outcome_output", _json(), nullable=True))
         batch.add_column(sa.Column("flow_run_id", sa.String(length=20), nullable=True))
@@ -121,5 +127,7 @@ def downgrade() -> None:
         batch.create_unique_constraint("uq_executions_fire_key", ["cue_id", "scheduled_for"])
         for column in ("step_attempt", "item", "step_id", "flow_run_id", "outcome_output"):
             batch.drop_column(column)
+    op.drop_index("ix_cues_user_listed", table_name="cues")
     with op.batch_alter_table("cues") as batch:
         batch.drop_column("flow_id")
+    op.create_index("ix_cues_user_created", "cues", ["user_id", "created_at"], unique=False)
