@@ -270,6 +270,24 @@ async def test_a_happy_path_through_every_operation_matches_the_document(
     await call("GET", "/v1/echo/{token}", token, **a)
     await call("POST", "/v1/echo/{token}", token, json={"hello": "world"})
     await call("GET", "/v1/echo/{token}", token, **a)
+    steps = [
+        {"id": "fetch", "payload": {"task": "t"}},
+        {"id": "approve", "needs": ["fetch"], "type": "wait", "event": "ok", "timeout_seconds": 60},
+    ]
+    flow = await call("POST", "/v1/flows", json={"name": "f", "steps": steps}, **a)
+    fl = f"/v1/flows/{flow['id']}"
+    await call("GET", "/v1/flows", **a)
+    await call("GET", "/v1/flows/{flow_id}", fl, **a)
+    await call("PATCH", "/v1/flows/{flow_id}", fl, json={"description": "d"}, **a)
+    run = await call("POST", "/v1/flows/{flow_id}/runs", f"{fl}/runs", json={"input": {}}, **a)
+    ru = f"/v1/flow-runs/{run['id']}"
+    await call("GET", "/v1/flow-runs", **a)
+    await call("GET", "/v1/flow-runs/{run_id}", ru, **a)
+    await call(
+        "POST", "/v1/flow-runs/{run_id}/events/{name}", f"{ru}/events/ok", json={"data": 1}, **a
+    )
+    await call("POST", "/v1/flow-runs/{run_id}/cancel", f"{ru}/cancel", **a)
+    await call("DELETE", "/v1/flows/{flow_id}", fl, **a)
     await call("DELETE", "/v1/workers/{worker_id}", "/v1/workers/w", **a)
     await call("DELETE", "/v1/cues/{cue_id}", f"/v1/cues/{c}", **a)
     await call("POST", "/v1/auth/key/regenerate", headers=confirm)

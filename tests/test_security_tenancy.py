@@ -47,6 +47,17 @@ async def a_account(client: httpx.AsyncClient, clock: FakeClock) -> dict[str, An
         if execution_id == finished:
             done = await report(client, auth, finished, success=True, result="a-result-text")
             assert done.status_code == 200, done.text
+    steps = [{"id": "only", "payload": {"task": "job"}}]
+    response = await client.post(
+        "/v1/flows", json={"name": "a-private-flow", "steps": steps}, headers=auth
+    )
+    assert response.status_code == 201, response.text
+    flow_id = response.json()["id"]
+    response = await client.post(
+        f"/v1/flows/{flow_id}/runs", json={"input": {"m": "a-flow-input-marker"}}, headers=auth
+    )
+    assert response.status_code == 201, response.text
+    run_id = response.json()["id"]
     secrets = {
         "key": auth["Authorization"].removeprefix("Bearer "),
         "webhook": (await client.get("/v1/auth/webhook-secret", headers=auth)).json(),
@@ -58,10 +69,14 @@ async def a_account(client: httpx.AsyncClient, clock: FakeClock) -> dict[str, An
             "cue_id": [cue["id"]],
             "execution_id": [pending, claimed, finished],
             "worker_id": [SHARED_WORKER],
+            "flow_id": [flow_id],
+            "run_id": [run_id],
         },
         "private": [
             "tenant-a@example.com",
             "a-private-name",
+            "a-private-flow",
+            "a-flow-input-marker",
             "a-payload-marker",
             "a-result-text",
             secrets["key"],
@@ -75,7 +90,11 @@ UNKNOWN = {
     "cue_id": "cue_" + "q7" * 6,
     "execution_id": str(uuid.UUID(int=12345, version=4)),
     "worker_id": "nobody-by-this-name",
+    "flow_id": "flw_" + "q7" * 6,
+    "run_id": "run_" + "q7" * 6,
 }
+NOT_IDS = {"name": "approved"}
+"""Path parameters that name no one's object (an event's name): filled, never probed."""
 
 
 async def a_view(client: httpx.AsyncClient, a: dict[str, Any]) -> list[Any]:
@@ -92,6 +111,10 @@ async def a_view(client: httpx.AsyncClient, a: dict[str, Any]) -> list[Any]:
         "/v1/auth/webhook-secret",
         "/v1/auth/alert-webhook-secret",
         "/v1/alerts",
+        "/v1/flows",
+        *(f"/v1/flows/{i}" for i in a["ids"]["flow_id"]),
+        "/v1/flow-runs",
+        *(f"/v1/flow-runs/{i}" for i in a["ids"]["run_id"]),
     ]
     return [(p, (await client.get(p, headers=auth)).json()) for p in paths]
 
@@ -132,7 +155,9 @@ async def test_user_b_can_neither_reach_nor_infer_user_a_through_any_route(
     probed_with_a_ids = 0
 
     for method, path in routes:
-        names = re.findall(r"\{(\w+)\}", path)
+        names = [n for n in re.findall(r"\{(\w+)\}", path) if n not in NOT_IDS]
+        for param, value in NOT_IDS.items():
+            path = path.replace(f"{{{param}}}", value)
         if path.startswith("/v1/echo/"):
             continue  # echo tokens name shared test mailboxes, not anyone's data
         unknown_names = [n for n in names if n not in UNKNOWN]
