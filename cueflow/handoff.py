@@ -32,6 +32,7 @@ Rules, as data in :mod:`cueflow.states` where they are statuses:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -336,7 +337,7 @@ def definition(run: FlowRunRecord, step_id: str) -> dict[str, Any]:
 
 
 def _record(values: dict[str, Any]) -> StepRecord:
-    fields: dict[str, Any] = {name: values.get(name) for name in StepRecord.__slots__}
+    fields: dict[str, Any] = {f.name: values.get(f.name) for f in dataclasses.fields(StepRecord)}
     fields["execution_ids"] = list(values.get("execution_ids") or [])
     fields["status"] = StepStatus(fields["status"])
     return StepRecord(**fields)

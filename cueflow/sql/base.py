@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from cueflow.sql.rows import Row
+from cueflow.sql.rows import RecordBuilder, Row
 from cueflow.sql.tables import (
     cues,
     executions,
@@ -150,12 +150,20 @@ class TxBase:
 
     async def _record(self, make: Callable[[Row], R], stmt: Any, params: Any = None) -> R | None:
         """The first row of ``stmt`` as the record ``make`` builds, or ``None``."""
-        row = await self._one(stmt, params)
-        return None if row is None else make(row)
+        result = await self.conn.execute(stmt, params)
+        if isinstance(make, RecordBuilder):
+            keys = tuple(result.keys())
+            row = result.first()
+            return None if row is None else make.many(keys, [row])[0]
+        mapping = result.mappings().first()
+        return None if mapping is None else make(mapping)
 
     async def _records(self, make: Callable[[Row], R], stmt: Any, params: Any = None) -> list[R]:
         """Every row of ``stmt`` as the record ``make`` builds."""
-        return [make(row) for row in (await self.conn.execute(stmt, params)).mappings()]
+        result = await self.conn.execute(stmt, params)
+        if isinstance(make, RecordBuilder):
+            return make.many(tuple(result.keys()), result.all())
+        return [make(row) for row in result.mappings().all()]
 
     async def _count(self, stmt: Select[Any]) -> int:
         counted = select(func.count()).select_from(stmt.order_by(None).subquery())
