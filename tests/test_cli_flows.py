@@ -367,16 +367,24 @@ def test_yaml_definitions_show_update_and_delete(account: Account, tmp_path: Pat
 # errors -----------------------------------------------------------------------------------------
 def test_errors_are_clear_messages_with_their_exit_codes(account: Account, tmp_path: Path) -> None:
     unknown_step = write_flow(tmp_path / "bad.json", "bad", [step("a"), step("b", "nowhere")])
-    fails(account("flows", "create", "-f", str(unknown_step)), 1, "'b'")
-    fails(account("flows", "create", "-f", str(unknown_step)), 1, "(400 invalid_flow)")
+    refused = account("flows", "create", "-f", str(unknown_step))
+    fails(refused, 1, "Step 'b' needs 'nowhere', which is not a step (400 invalid_flow)")
+    assert refused.stdout == ""
     cycle = write_flow(tmp_path / "cycle.json", "cycle", [step("a", "b"), step("b", "a")])
-    fails(account("flows", "create", "-f", str(cycle)), 1, "invalid_flow")
+    fails(account("flows", "create", "-f", str(cycle)), 1, "Step 'a' is part of a cycle")
+    hook = write_flow(tmp_path / "hook.yaml", "hook", [step("a"), step("b", transport="webhook")])
+    fails(account("flows", "create", "-f", str(hook)), 1, "Step 'b': ")
+    fails(account("flows", "create", "-f", str(hook)), 1, "callback.url is required")
     assert account.json("flows", "list")["flows"] == []
 
     (tmp_path / "broken.json").write_text('{"name": "x", "steps": [')
     fails(account("flows", "create", "-f", str(tmp_path / "broken.json")), 2, "is not valid JSON")
     (tmp_path / "broken.yaml").write_text("name: x\nsteps: [a\n")
-    fails(account("flows", "create", "-f", str(tmp_path / "broken.yaml")), 2, "is not valid YAML")
+    fails(
+        account("flows", "create", "-f", str(tmp_path / "broken.yaml")),
+        2,
+        "is not valid YAML: expected ',' or ']'",
+    )
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     fails(account("flows", "create", "-f", str(tmp_path / "list.yaml")), 2, "must hold an object")
     fails(account("flows", "create", "-f", str(tmp_path / "none.json")), 2, "cannot read")

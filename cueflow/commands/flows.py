@@ -67,10 +67,18 @@ def load_definition(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         fail(f"{path} is not valid JSON: {exc}", EXIT_USAGE)
     except yaml.YAMLError as exc:
-        fail(f"{path} is not valid YAML: {' '.join(str(exc).split())}", EXIT_USAGE)
+        fail(f"{path} is not valid YAML: {_yaml_problem(exc)}", EXIT_USAGE)
     if not isinstance(definition, dict):
         fail(f"{path} must hold an object with name and steps (the body of POST /v1/flows)", 2)
     return definition
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return " ".join(str(exc).split())
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
 
 
 def runs_as(step: dict[str, Any]) -> str:
