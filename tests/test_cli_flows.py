@@ -355,6 +355,10 @@ def test_yaml_definitions_show_update_and_delete(account: Account, tmp_path: Pat
     keyed = ("flows", "run", "review", "--input", '{"doc": 1}', "--idempotency-key", "k1")
     run = account.json(*keyed)
     assert account.json(*keyed)["id"] == run["id"]
+    assert "defined now" not in account("runs", "show", run["id"]).stdout
+    unchained = FLOW_YAML.replace("    needs: [draft]\n", "")
+    assert account("flows", "update", "review", "-f", "-", input=unchained).exit_code == 0
+    assert "NEEDS as the flow is defined now" in account("runs", "show", run["id"]).stdout
     fails(account("flows", "delete", "review", "--yes"), 1, "(409 flow_has_open_runs)")
     assert account("runs", "cancel", run["id"]).exit_code == 0
     refused = account("flows", "delete", "review", input="n\n")

@@ -122,19 +122,17 @@ def step_rows(run: dict[str, Any], needs: dict[str, list[str]]) -> list[tuple[An
     return rows
 
 
-def definition_needs(api: ApiClient, run: dict[str, Any]) -> tuple[dict[str, list[str]], bool]:
-    """The ``needs`` of the run's steps from its flow, and whether they are the run's own
-    (``False`` when the flow changed since the run started, or is gone: then only steps whose
-    ids still exist get theirs)."""
-    try:
-        flow = api.get(f"/v1/flows/{run['flow_id']}")
-    except ApiError:
+def definition_needs(
+    flow: dict[str, Any] | None, run: dict[str, Any]
+) -> tuple[dict[str, list[str]], bool]:
+    """The ``needs`` of the run's steps from its ``flow``, and whether they are surely the
+    run's own (``False`` when the flow changed after the run started, or is gone)."""
+    if flow is None:
         return {}, False
+    steps = run.get("steps") or {}
     needs = {s["id"]: list(s.get("needs") or []) for s in flow.get("steps") or []}
-    same = flow.get("updated_at", "") <= run.get("created_at", "") and set(needs) == set(
-        run.get("steps") or {}
-    )
-    return {k: v for k, v in needs.items() if k in (run.get("steps") or {})}, same
+    same = flow.get("updated_at", "") <= run.get("created_at", "") and set(needs) == set(steps)
+    return {k: v for k, v in needs.items() if k in steps}, same
 
 
 def show_run(run: dict[str, Any], needs: dict[str, list[str]], own: bool, flow: str) -> None:
@@ -161,15 +159,14 @@ def show_run(run: dict[str, Any], needs: dict[str, list[str]], own: bool, flow: 
 
 
 def render_run(api: ApiClient, run: dict[str, Any]) -> None:
-    """Fetch what :func:`show_run` needs besides the run, and show it."""
-    needs, own = definition_needs(api, run)
-    names = {run["flow_id"]: run["flow_id"]}
+    """Fetch the run's flow (its name, its steps' ``needs``) and show the run."""
     try:
-        flow = api.get(f"/v1/flows/{run['flow_id']}")
-        names[run["flow_id"]] = f"{flow['name']} ({run['flow_id']})"
+        flow: dict[str, Any] | None = api.get(f"/v1/flows/{run['flow_id']}")
     except ApiError:
-        pass
-    show_run(run, needs, own, names[run["flow_id"]])
+        flow = None
+    needs, own = definition_needs(flow, run)
+    label = f"{flow['name']} ({run['flow_id']})" if flow else run["flow_id"]
+    show_run(run, needs, own, label)
 
 
 def wait_for_run(api: ApiClient, run_id: str, timeout: float) -> dict[str, Any]:
