@@ -398,6 +398,7 @@ def test_errors_are_clear_messages_with_their_exit_codes(account: Account, tmp_p
     fails(account("runs", "list", "--flow", "nope"), 1, "no flow is named 'nope'")
     fails(account("runs", "show", "run_000000000000"), 1, "(404")
     fails(account("runs", "cancel", "run_000000000000"), 1, "(404")
+    fails(account("runs", "show", "../flows"), 1, "(404")  # an id is one path segment
 
     schema = {"type": "object", "required": ["order"]}
     good = write_flow(tmp_path / "good.json", "good", [step("a")], input_schema=schema)

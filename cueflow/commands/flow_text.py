@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import typer
 
@@ -23,6 +24,11 @@ STATUS_STYLE = {
     StepStatus.SKIPPED.value: "dim",
     StepStatus.PENDING.value: "dim",
 }
+
+
+def segment(value: str) -> str:
+    """``value`` as one URL path segment (a ``/`` or ``..`` typed by a user stays in it)."""
+    return quote(value, safe="") if value not in (".", "..") else quote(value).replace(".", "%2E")
 
 
 def parse_json(value: str) -> Any:
@@ -85,7 +91,7 @@ def resolve_flow(api: ApiClient, flow: str) -> dict[str, Any]:
     """The flow with this id or name; exits 1 when there is none."""
     if flow.startswith("flw_"):
         try:
-            found: dict[str, Any] = api.get(f"/v1/flows/{flow}")
+            found: dict[str, Any] = api.get(f"/v1/flows/{segment(flow)}")
             return found
         except ApiError as exc:
             if exc.status != 404:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from cueflow.commands.client import ApiClient, ApiError
-from cueflow.commands.flow_text import dag_depths, duration, parse_json, resolve_flow
+from cueflow.commands.flow_text import dag_depths, duration, parse_json, resolve_flow, segment
 from cueflow.commands.output import (
     EXIT_RUN_FAILED,
     EXIT_STILL_RUNNING,
@@ -175,7 +175,7 @@ def wait_for_run(api: ApiClient, run_id: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     pause = 0.2
     while True:
-        run: dict[str, Any] = api.get(f"/v1/flow-runs/{run_id}")
+        run: dict[str, Any] = api.get(f"/v1/flow-runs/{segment(run_id)}")
         left = deadline - time.monotonic()
         if run["status"] in RUN_TERMINAL or left <= 0:
             return run
@@ -244,7 +244,7 @@ def show(
 ) -> None:
     """Show a run: its steps as a DAG, with each one's status, tries, timing and output."""
     with connect(api_url, api_key) as api:
-        run = api.get(f"/v1/flow-runs/{run_id}")
+        run = api.get(f"/v1/flow-runs/{segment(run_id)}")
         if as_json:
             print_json(run)
             return
@@ -274,7 +274,7 @@ def cancel(
 ) -> None:
     """Cancel an open run, for good: its open steps are cancelled."""
     with connect(api_url, api_key) as api:
-        run = api.post(f"/v1/flow-runs/{run_id}/cancel")
+        run = api.post(f"/v1/flow-runs/{segment(run_id)}/cancel")
     if as_json:
         print_json(run)
         return
@@ -301,7 +301,7 @@ def event(
     """Send an event to a run: its wait steps waiting for NAME resume, with --data as their
     output."""
     with connect(api_url, api_key) as api:
-        answer = api.post(f"/v1/flow-runs/{run_id}/events/{name}", {"data": data})
+        answer = api.post(f"/v1/flow-runs/{segment(run_id)}/events/{segment(name)}", {"data": data})
     if as_json:
         print_json(answer)
         return
