@@ -192,12 +192,16 @@ def _register_commands() -> None:
     from cueflow.commands.cues import cues_app
     from cueflow.commands.db import db_app
     from cueflow.commands.executions import executions_app
+    from cueflow.commands.flows import flows_app
+    from cueflow.commands.runs import runs_app
     from cueflow.commands.worker import worker
     from cueflow.commands.workers import workers_app
 
     app.add_typer(cues_app, name="cues")
     app.add_typer(executions_app, name="executions")
     app.add_typer(workers_app, name="workers")
+    app.add_typer(flows_app, name="flows")
+    app.add_typer(runs_app, name="runs")
     app.command()(worker)
     app.add_typer(db_app, name="db")
 

@@ -19,6 +19,10 @@ EXIT_USAGE = 2
 """Bad command line (typer's own code for usage errors)."""
 EXIT_UNREACHABLE = 3
 """No answer from the server: refused connection, timeout, unknown host."""
+EXIT_RUN_FAILED = 4
+"""A flow run waited for (``--wait``) ended failed or cancelled."""
+EXIT_STILL_RUNNING = 5
+"""A flow run waited for was still open when the wait's bound passed."""
 
 
 def stdout() -> Console:
