@@ -198,6 +198,26 @@ async def test_the_definition_is_stored_once_and_updated_only_when_the_code_chan
     assert same == updated
 
 
+async def test_two_processes_starting_at_once_store_one_flow(
+    database_url: str, clock: FakeClock
+) -> None:
+    engines = [engine_for(database_url, clock) for _ in range(2)]
+    for engine in engines:
+        flow = engine.flow("nightly", owner=OWNER)
+        flow.worker_step("export", payload={"task": "export"})
+    for engine in engines:
+        await engine.open()  # migrate once, then race the stores
+    try:
+        stored = await asyncio.gather(*(engine.sync_flows() for engine in engines))
+        [first], [second] = stored
+        assert first.id == second.id
+        me = await engines[0].account(OWNER)
+        assert (await engines[0].list_flows(me))[1] == 1
+    finally:
+        for engine in engines:
+            await engine.close()
+
+
 async def test_an_output_contract_failure_is_retried_and_the_retry_sees_why(
     database_url: str, clock: FakeClock
 ) -> None:
@@ -289,11 +309,13 @@ async def test_declarations_are_checked_where_they_are_written(
     flow.worker_step("a", needs=["nowhere"])
     with pytest.raises(ValueError, match="has a step 'a' already"):
         flow.worker_step("a")
-    with pytest.raises(InvalidFlow, match="Step 'a' needs 'nowhere'"):
-        async with engine:
-            pass
-    with pytest.raises(CueflowError, match="No flow named 'other'"):
-        await engine.run_flow("other")
+    try:
+        with pytest.raises(InvalidFlow, match="Step 'a' needs 'nowhere'"):
+            await engine.start()
+        with pytest.raises(CueflowError, match="No flow named 'other'"):
+            await engine.run_flow("other")
+    finally:
+        await engine.close()
 
 
 async def test_the_docs_example_runs(tmp_path: Path) -> None:

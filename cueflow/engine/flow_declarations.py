@@ -28,7 +28,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -37,9 +37,10 @@ from cueflow.flow_schemas import FlowCreate, StepIn
 from cueflow.handler_context import HandlerContext
 from cueflow.states import StepType, When
 
-WhenRule = Literal["success", "failure", "always"]
-"""A step's ``when`` rule: run when every parent succeeded (the default), when one failed (a
-compensation step) or always."""
+WhenRule = When | str
+"""A step's ``when`` rule (a :class:`cueflow.states.When` or its value): run when every parent
+succeeded (the default), when one failed (a compensation step) or always; checked when the
+step is declared."""
 StepRef = str | Callable[..., Any]
 """A step named by its id, or an in-process step by its decorated function."""
 StepFunction = TypeVar("StepFunction", bound=Callable[["StepContext"], Any])
@@ -120,7 +121,7 @@ class Flow:
         needs: Sequence[StepRef] = (),
         output_schema: dict[str, Any] | None = None,
         retry: Retry | None = None,
-        when: When | WhenRule = When.SUCCESS,
+        when: WhenRule = When.SUCCESS,
         for_each: StepRef | None = None,
         timeout_seconds: int | None = None,
     ) -> Callable[[StepFunction], StepFunction]:
@@ -159,7 +160,7 @@ class Flow:
         needs: Sequence[StepRef] = (),
         output_schema: dict[str, Any] | None = None,
         retry: Retry | None = None,
-        when: When | WhenRule = When.SUCCESS,
+        when: WhenRule = When.SUCCESS,
         for_each: StepRef | None = None,
         transport: str = "worker",
     ) -> str:
@@ -189,7 +190,7 @@ class Flow:
         needs: Sequence[StepRef] = (),
         output_schema: dict[str, Any] | None = None,
         retry: Retry | None = None,
-        when: When | WhenRule = When.SUCCESS,
+        when: WhenRule = When.SUCCESS,
         for_each: StepRef | None = None,
     ) -> str:
         """A step sent to ``url`` as a signed webhook delivery (its ``payload`` plus
@@ -214,7 +215,7 @@ class Flow:
         event: str,
         timeout_seconds: int,
         needs: Sequence[StepRef] = (),
-        when: When | WhenRule = When.SUCCESS,
+        when: WhenRule = When.SUCCESS,
     ) -> str:
         """A step that waits for the event ``event`` sent to the run
         (:meth:`cueflow.Engine.send_flow_event`), whose ``data`` is its output; it fails (type
