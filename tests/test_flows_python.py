@@ -294,6 +294,35 @@ async def test_a_wait_is_resumed_by_an_event_and_a_result_wait_is_bounded(
     assert done.outputs == {"approval": {"by": "ana"}, "record": {"by": "ana"}}
 
 
+async def test_a_plain_handler_serving_a_step_hands_on_its_return_value_as_json(
+    database_url: str, clock: FakeClock
+) -> None:
+    engine = engine_for(database_url, clock)
+
+    @engine.handler("totals")
+    def totals(payload: dict[str, Any]) -> dict[str, Any]:
+        return {"sum": sum(payload["flow"]["input"]), "when": clock.now()}
+
+    @engine.handler("odd")
+    def odd(payload: dict[str, Any]) -> set[int]:
+        return {1}
+
+    steps = [
+        {"id": "totals", "transport": "inprocess", "payload": {"task": "totals"}},
+        {"id": "odd", "transport": "inprocess", "payload": {"task": "odd"}},
+    ]
+    async with engine:
+        me = await engine.account(OWNER)
+        flow = await engine.create_flow(me, {"name": "rest-defined", "steps": steps})
+        run, _, _ = await engine.start_flow_run(me, flow.id, {"input": [1, 2, 3]})
+        done = await engine.wait_for_flow_run(me, run.id, timeout=RESULT_TIMEOUT)
+    assert done.status == RunStatus.SUCCEEDED
+    assert done.outputs == {
+        "totals": {"sum": 6, "when": clock.now().isoformat()},  # a dict, not its text
+        "odd": "{1}",  # what JSON cannot hold: its text, as in outcome.result
+    }
+
+
 async def test_declarations_are_checked_where_they_are_written(
     database_url: str, clock: FakeClock
 ) -> None:
