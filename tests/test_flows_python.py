@@ -25,7 +25,7 @@ import cueflow
 from cueflow import Engine, FlowRun, Retry, StepContext, StepFailure, StepRun
 from cueflow.api import create_app
 from cueflow.clock import FakeClock
-from cueflow.errors import CueflowError
+from cueflow.errors import CueflowError, NotFound
 from cueflow.flow_schemas import InvalidFlow
 from cueflow.states import FailureType, RunStatus, StepStatus
 from tests.conftest import make_settings
@@ -291,7 +291,17 @@ async def test_a_wait_is_resumed_by_an_event_and_a_result_wait_is_bounded(
         _, resumed = await engine.send_flow_event(me, run.id, "approved", {"by": "ana"})
         assert resumed == ["approval"]
         done = await run.result(timeout=RESULT_TIMEOUT)
+
+        other = await engine.run_flow("approvals")
+        waiting = asyncio.ensure_future(other.result(timeout=RESULT_TIMEOUT))
+        await engine.cancel_flow_run(me, other.id)
+        cancelled = await waiting  # a cancelled run is answered, not raised
+        with pytest.raises(NotFound):
+            await engine.wait_for_flow_run(me, "run_nope", timeout=1)
     assert done.outputs == {"approval": {"by": "ana"}, "record": {"by": "ana"}}
+    assert cancelled.status == RunStatus.CANCELLED and cancelled.outputs == {}
+    assert cancelled.steps["approval"].status == StepStatus.CANCELLED
+    assert cancelled.steps["record"].status == StepStatus.PENDING
 
 
 async def test_a_plain_handler_serving_a_step_hands_on_its_return_value_as_json(
