@@ -358,21 +358,29 @@ async def test_declarations_are_checked_where_they_are_written(
 
 
 async def test_the_docs_example_runs(tmp_path: Path) -> None:
-    source = _docs_example()
+    example, more_steps = _docs_examples()
     module = types.ModuleType("docs_flows_in_python")
-    exec(compile(source, "docs/flows.md:Flows in Python", "exec"), module.__dict__)
+    exec(compile(example, "docs/flows.md:Flows in Python", "exec"), module.__dict__)
     done = await asyncio.wait_for(module.main(), RESULT_TIMEOUT)
     assert done.status == RunStatus.SUCCEEDED
     assert done.outputs["charge"] == {"receipt": "r-7"}
+    assert done.outputs["label"] == ["book for r-7", "pen for r-7"]
+    assert done.steps["refund"].status == StepStatus.SKIPPED
+    # the second listing adds worker, wait and webhook steps to the same flow
+    exec(compile(more_steps, "docs/flows.md:Flows in Python", "exec"), module.__dict__)
+    steps = module.orders.definition().steps
+    assert [(s.id, s.transport, s.type) for s in steps[-3:]] == [
+        ("ship", "worker", "task"),
+        ("approval", "worker", "wait"),
+        ("notify", "webhook", "task"),
+    ]
 
 
-def _docs_example() -> str:
-    """The Python block of ``docs/flows.md``'s "Flows in Python" section."""
+def _docs_examples() -> list[str]:
+    """The Python blocks of ``docs/flows.md``'s "Flows in Python" section."""
     text = (ROOT / "docs" / "flows.md").read_text(encoding="utf-8")
     section = text[text.index("## Flows in Python") :]
-    match = re.search(r"^```python\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
-    assert match is not None
-    return match.group(1)
+    return re.findall(r"^```python\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
 
 
 async def _eventually(check: Any, timeout: float = RESULT_TIMEOUT) -> Any:
