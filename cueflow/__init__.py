@@ -9,10 +9,12 @@ Embedding in a few lines (see README, "Embedding")::
     @engine.handler("send-report")
     def send_report(payload: dict) -> str: ...
 
-``Engine``, ``Settings``, ``Principal``, ``HandlerContext``, ``open_engine`` and the record types
+``Engine``, ``Settings``, ``Principal``, ``HandlerContext``, ``open_engine``, the record types
 the engine returns (``Cue``, ``Execution``, ``Account``, ``Worker``, ``Alert``, ``QueuedRun``,
-``ExecutionPage``, ``ExecutionFilter``: :mod:`cueflow.records`) are imported on first use, so
-plugins importing :data:`hookimpl` stay cheap.
+``ExecutionPage``, ``ExecutionFilter``: :mod:`cueflow.records`) and the flows-in-code API
+(``Flow``, ``StepContext``, ``Retry``, ``FlowRun``, ``StepRun``, ``StepFailure``:
+``docs/flows.md``, "Flows in Python") are imported on first use, so plugins importing
+:data:`hookimpl` stay cheap.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from cueflow.authentication import Principal
     from cueflow.config import Settings
     from cueflow.engine import Engine, open_engine
+    from cueflow.engine.flow_declarations import Flow, Retry, StepContext
+    from cueflow.engine.flow_results import FlowRun, StepFailure, StepRun
     from cueflow.handler_context import HandlerContext
     from cueflow.records import Account, Alert, Cue, Execution, QueuedRun, Worker
     from cueflow.store import ExecutionFilter, ExecutionPage
@@ -37,6 +41,12 @@ _LAZY = {
     "Settings": "cueflow.config",
     "Principal": "cueflow.authentication",
     "HandlerContext": "cueflow.handler_context",
+    "Flow": "cueflow.engine.flow_declarations",
+    "Retry": "cueflow.engine.flow_declarations",
+    "StepContext": "cueflow.engine.flow_declarations",
+    "FlowRun": "cueflow.engine.flow_results",
+    "StepFailure": "cueflow.engine.flow_results",
+    "StepRun": "cueflow.engine.flow_results",
     "Account": "cueflow.records",
     "Alert": "cueflow.records",
     "Cue": "cueflow.records",
@@ -55,10 +65,16 @@ __all__ = [
     "Execution",
     "ExecutionFilter",
     "ExecutionPage",
+    "Flow",
+    "FlowRun",
     "HandlerContext",
     "Principal",
     "QueuedRun",
+    "Retry",
     "Settings",
+    "StepContext",
+    "StepFailure",
+    "StepRun",
     "Worker",
     "__version__",
     "hookimpl",

@@ -122,6 +122,7 @@ async def cancel_run(
             if step.status in STEP_OPEN:
                 values = {"status": StepStatus.CANCELLED.value, "finished_at": now}
                 await tx.update_step(step.id, values, sorted(STEP_OPEN))
+        handoff.signal_run_end(services)
         await tx.cancel_step_executions(
             run.id,
             move(Event.CANCELLED),

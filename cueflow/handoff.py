@@ -113,6 +113,7 @@ async def advance(services: Services, tx: StoreTx, run: FlowRunRecord, now: date
             {"status": end.value, "finished_at": now, "updated_at": now},
             sorted(set(RunStatus) - RUN_TERMINAL),
         )
+        signal_run_end(services)
         return
     open_ = [s for s in statuses if s in STEP_OPEN]
     waiting = bool(open_) and all(s == StepStatus.WAITING for s in open_)
@@ -354,6 +355,17 @@ def _signal(services: Services, rows: list[dict[str, Any]]) -> None:
     except RuntimeError:
         return
     loop.call_later(_LATE_SIGNAL_SECONDS, services.signals.executions_created, rows)
+
+
+def signal_run_end(services: Services) -> None:
+    """Wake the callers waiting for a run to end, now and once the transaction most likely
+    committed (they read the run again; a wake-up before the commit costs one read)."""
+    services.signals.flow_runs.notify()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    loop.call_later(_LATE_SIGNAL_SECONDS, services.signals.flow_runs.notify)
 
 
 async def refusals(tx: StoreTx, rows: Iterable[Execution]) -> dict[str, Conflict]:

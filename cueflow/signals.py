@@ -40,6 +40,9 @@ class Signals:
         """Set to make the push-delivery dispatcher look for due deliveries now."""
         self.work = WorkSignal()
         """Wakes long-polling workers."""
+        self.flow_runs = WorkSignal()
+        """Wakes callers waiting for a flow run to end (:meth:`cueflow.Engine.wait_for_flow_run`)
+        when a run of this process ended."""
 
     def wake(self) -> None:
         """A cue changed: make the scheduler re-read due times now."""

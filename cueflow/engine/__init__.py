@@ -42,6 +42,7 @@ from cueflow.config import Settings
 from cueflow.dispatcher import Dispatcher
 from cueflow.engine.accounts import AccountMethods
 from cueflow.engine.cues import CueMethods
+from cueflow.engine.declared_flows import DeclaredFlow, DeclaredFlowMethods
 from cueflow.engine.flows import FlowMethods
 from cueflow.engine.runs import RunMethods
 from cueflow.errors import PluginError
@@ -80,10 +81,11 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].split("+", 1)[0].lower()
 
 
-class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods):
+class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMethods):
     """Scheduling, claims, leases and outcomes over one store. The lifecycle is here; the
     public API of each concept is a base class (:mod:`cueflow.engine.accounts`,
-    :mod:`cueflow.engine.cues`, :mod:`cueflow.engine.runs`, :mod:`cueflow.engine.flows`)."""
+    :mod:`cueflow.engine.cues`, :mod:`cueflow.engine.runs`, :mod:`cueflow.engine.flows`,
+    :mod:`cueflow.engine.declared_flows`)."""
 
     def __init__(
         self,
@@ -114,6 +116,8 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods):
         """What the use cases, the scheduler, the dispatcher and the loops receive."""
         self._compose()
         self._opened = False
+        self.declared_flows: dict[str, DeclaredFlow] = {}
+        """The flows declared in code (:meth:`flow`) by name, stored when the engine starts."""
 
     def _compose(self) -> None:
         """Build the parts that hold the services."""
@@ -194,12 +198,14 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods):
             self._opened = False
 
     async def start(self) -> None:
-        """Open, start transports, and run the background loops (see :mod:`cueflow.loops`): the
-        scheduler, the lease sweeper, the store's listener for other nodes' changes and (when a
-        push transport is installed) the delivery dispatcher."""
+        """Open, store the flows declared in code (:meth:`sync_flows`), start transports, and
+        run the background loops (see :mod:`cueflow.loops`): the scheduler, the lease sweeper,
+        the store's listener for other nodes' changes and (when a push transport is installed)
+        the delivery dispatcher."""
         await self.open()
         if self.loops.running():
             return
+        await self.sync_flows()
         for transport in self.transports.values():
             await transport.start(self.services)
         loops: dict[str, LoopFactory] = {

@@ -18,7 +18,8 @@ dispatcher (:mod:`cueflow.dispatcher`):
   second positional parameter without a default value.
 * Returning is success: the execution becomes ``success`` with ``outcome.success = true`` and
   ``outcome.result`` the return value (a string as is, ``None`` as no result, anything else as
-  JSON), cut to 2000 characters.
+  JSON), cut to 2000 characters. For a flow step the return value itself, as JSON, is the
+  step's output (``docs/flows.md``).
 * Raising is a failed attempt: ``error_message`` is the exception's text and the cue's
   ``retry`` policy applies (``retrying``, then another run after ``backoff_minutes``); when
   ``retry.max_attempts`` runs are used up the execution is ``failed`` with ``outcome.error``,

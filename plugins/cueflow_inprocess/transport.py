@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from cueflow.config import Settings
 from cueflow.errors import CueValidationError
 from cueflow.handler_context import HandlerContext
@@ -78,6 +80,15 @@ def result_text(value: Any) -> str | None:
         return _text(json.dumps(value, default=str, ensure_ascii=False))
     except (TypeError, ValueError):
         return _text(str(value))
+
+
+def output_value(value: Any) -> Any:
+    """A handler's return value as a flow step's ``output``: the value as JSON (a dict stays a
+    dict), values JSON cannot encode as their ``str``, as in :func:`result_text`."""
+    try:
+        return orjson.loads(orjson.dumps(value, default=str))
+    except TypeError:  # orjson.JSONEncodeError: a key that is not a string, a cycle ...
+        return result_text(value)
 
 
 def error_text(exc: BaseException) -> str:
@@ -191,7 +202,9 @@ class InProcessTransport:
                 )
             except Exception as exc:
                 return self._failed(task, delivery, exc)
-        return DeliveryResult(ok=True, result=result_text(value), is_outcome=True)
+        return DeliveryResult(
+            ok=True, result=result_text(value), is_outcome=True, output=output_value(value)
+        )
 
     async def _call(self, handler: _Handler, args: tuple[Any, ...]) -> Any:
         if handler.is_async:

@@ -4,20 +4,35 @@ tests/test_typing.py, and run there too (it must also work).
 
 It opens an in-memory engine, registers a sync and an async handler (the async one takes a
 :class:`cueflow.HandlerContext`), creates a cue, fires it, waits for the handler and reads the
-executions back; it also builds the FastAPI app the README mounts cueflow into.
+executions back; it also builds the FastAPI app the README mounts cueflow into. It declares a
+flow in code (docs/flows.md, "Flows in Python"), runs it and awaits its typed result.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, assert_type
 
 from fastapi import FastAPI
 
 import cueflow
-from cueflow import Cue, Engine, Execution, HandlerContext, Principal, Settings, open_engine
+from cueflow import (
+    Cue,
+    Engine,
+    Execution,
+    Flow,
+    FlowRun,
+    HandlerContext,
+    Principal,
+    Retry,
+    Settings,
+    StepContext,
+    StepFailure,
+    StepRun,
+    open_engine,
+)
 from cueflow.api import create_app, mount
 from cueflow.api.render import cue_json, execution_json
 from cueflow.errors import CueflowError, NotFound
@@ -43,6 +58,32 @@ async def report(payload: dict[str, Any], context: HandlerContext) -> dict[str, 
 
 # The decorator hands back the function itself, its signature intact.
 assert_type(greet({"name": "world"}), str)
+
+orders = engine.flow(
+    "orders", owner="me@example.com", input_schema={"type": "object", "required": ["order"]}
+)
+assert_type(orders, Flow)
+
+
+@orders.step(output_schema={"type": "object", "required": ["receipt"]}, retry=Retry(2, []))
+async def charge(ctx: StepContext) -> dict[str, Any]:
+    """An in-process step: its return value is the step's output."""
+    failure: StepFailure | None = ctx.previous_failure
+    return {"receipt": f"r-{ctx.input['order']}", "retried": failure is not None}
+
+
+@orders.step(needs=[charge])
+def confirm(ctx: StepContext) -> str:
+    """A sync in-process step reading its parent's output."""
+    return str(ctx.parents["charge"]["receipt"])
+
+
+# Steps for workers and waits, run only when a step failed (here: skipped).
+refund: str = orders.worker_step(
+    "refund", payload={"task": "refund"}, needs=[confirm], when="failure"
+)
+orders.wait_step("appeal", event="appealed", timeout_seconds=3600, needs=[refund], when="failure")
+signature_kept: Callable[[StepContext], str] = confirm  # the decorator returns the function
 
 
 @asynccontextmanager
@@ -113,7 +154,21 @@ async def run_once() -> dict[str, Any]:
             assert exc.status == 404
         except CueflowError as exc:  # any other refusal carries its status and code too
             raise AssertionError(f"{exc.status} {exc.code}") from exc
+        await run_orders(me)
         return execution
+
+
+async def run_orders(me: Principal) -> None:
+    """Run the flow declared in code and await its result."""
+    run = await engine.run_flow("orders", {"order": 7}, idempotency_key="order-7")
+    assert_type(run, FlowRun)
+    done = await run.result(timeout=30)
+    assert done.done and done.status == "succeeded", done
+    step: StepRun = done.steps["confirm"]
+    assert step.output == "r-7" and done.outputs["charge"]["receipt"] == "r-7"
+    assert [s.status for s in done.steps.values()][-2:] == ["skipped", "skipped"]
+    again = await engine.wait_for_flow_run(me, run.id, timeout=5)
+    assert again.finished_at == done.finished_at
 
 
 if __name__ == "__main__":
