@@ -157,6 +157,9 @@ def test_operator_starts_a_run_approves_its_wait_and_rejects_another(
         expect(page.locator("#view script, #view img, #view b")).to_have_count(0)
         expect(page.locator("#view h1")).to_have_count(1)
         screenshot(page, "ui-run-waiting", store)
+        detail.locator(f'a[data-execution-id="{draft["execution_id"]}"]').click()
+        expect(page.locator("#timeline")).to_contain_text(f"Claimed by {WORKER}")
+        page.go_back()
 
         # Approve sends the event; the run goes on, and ends when the last step is done
         approvals.locator("[data-action=approve]").click()
@@ -225,7 +228,7 @@ def test_operator_starts_a_run_approves_its_wait_and_rejects_another(
 
 
 @pytest.mark.parametrize("server", ["sqlite"], indirect=True)
-def test_steps_are_laid_out_in_columns_by_depth(
+def test_steps_are_laid_out_in_columns_by_depth_and_drawn_as_text(
     browser: Any,  # noqa: F811
     server: tuple[str, str],  # noqa: F811
 ) -> None:
@@ -259,5 +262,19 @@ def test_steps_are_laid_out_in_columns_by_depth(
             "loop-b": 1,
         }
         assert placed["edges"] == 8
+
+        drawn = page.evaluate(
+            "async () => { const { flowGraph } = await import('./graph.js');"
+            " const svg = flowGraph([{ id: '<b>a</b>' }, { id: 'each', needs: ['<b>a</b>'] }],"
+            " { '<b>a</b>': { status: 'succeeded', attempts: 1 }, each: { status: 'running',"
+            " attempts: 3, items: [{ status: 'succeeded' }, { status: 'running' }] } });"
+            " return { bold: svg.querySelectorAll('b').length,"
+            " labels: [...svg.querySelectorAll('g.flow-node')].map((g) => g.textContent) }; }"
+        )
+        assert drawn["bold"] == 0
+        assert drawn["labels"] == [
+            "<b>a</b> — succeeded<b>a</b>succeeded",
+            "each — runningeachrunning · 1/2 items",
+        ]
     finally:
         page.close()

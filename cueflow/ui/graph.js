@@ -83,6 +83,15 @@ function kindOf(step) {
   return task ? `${kind} · ${task}` : kind;
 }
 
+/** What a node of a run says under its id: its status, and its items or attempts. */
+function progress(state) {
+  if (Array.isArray(state.items) && state.items.length) {
+    const done = state.items.filter((item) => item.status === "succeeded").length;
+    return `${state.status} · ${done}/${state.items.length} items`;
+  }
+  return state.attempts > 1 ? `${state.status} · ${state.attempts} attempts` : state.status;
+}
+
 /**
  * The <svg> of ``steps`` (definitions); ``states`` maps step id to its run state (absent:
  * the definition alone, every node neutral). ``selected`` is outlined; ``onSelect(id)`` runs
@@ -143,7 +152,7 @@ export function flowGraph(steps, states = null, selected = null, onSelect = null
     group.appendChild(el("title", {}, `${node.id}${state ? ` — ${state.status}` : ""}`));
     group.appendChild(el("rect", { width: NODE_W, height: NODE_H, rx: 9, ry: 9 }));
     group.appendChild(el("text", { x: 12, y: 20, class: "flow-node-id" }, clipped(node.id)));
-    const detail = state ? `${state.status}${state.attempts > 1 ? ` · ${state.attempts} attempts` : ""}` : kindOf(node.step);
+    const detail = state ? progress(state) : kindOf(node.step);
     group.appendChild(el("text", { x: 12, y: 38, class: "flow-node-detail" }, clipped(detail)));
     svg.appendChild(group);
   }
