@@ -167,6 +167,7 @@ def test_operator_starts_a_run_approves_its_wait_and_rejects_another(
         expect(node(page, "review")).to_have_attribute("data-status", "succeeded")
         expect(node(page, "publish")).to_have_attribute("data-status", "running")
         expect(page.locator("#approvals")).to_have_count(0)
+        expect(page.locator("#graph-note")).to_have_count(0)
         run = api.get(f"/v1/flow-runs/{run_id}").json()
         assert run["steps"]["review"]["output"] == {"approved": True}
         published = work(api, "publish", {"url": "https://example.com/launch"})
@@ -217,8 +218,11 @@ def test_operator_starts_a_run_approves_its_wait_and_rejects_another(
         page.click('.chips [data-status=""]')
         expect(rows).to_have_count(3)
         screenshot(page, "ui-runs", store)
+        edit = api.patch(f"/v1/flows/{flow['id']}", json={"description": "edited"})
+        assert edit.status_code == 200, edit.text
         page.locator(f'#runs-table tr[data-run-id="{run_id}"]').click()
         expect(page.locator(".run-status")).to_have_text("succeeded")
+        expect(page.locator("#graph-note")).to_contain_text("edited after this run started")
 
         assert page.evaluate("window.pwned") is None
         assert not crashes, crashes

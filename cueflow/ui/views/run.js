@@ -125,6 +125,7 @@ export function runView(main, { toast, navigate }, runId) {
     const ended = RUN_ENDED.has(run.status);
     const open = waiting(steps);
     const chosen = steps.find((step) => step.id === selected) ?? null;
+    const edited = flow && new Date(flow.updated_at) > new Date(run.created_at);
     fill(content,
       pageHeader(flow ? flow.name : run.flow_id, `Run ${run.id}`,
         badge(run.status, "run-status"),
@@ -138,6 +139,8 @@ export function runView(main, { toast, navigate }, runId) {
             waitActions(step))))
         : null,
       h("section", { class: "card graph-card" }, h("h2", {}, "Graph"),
+        edited ? h("p", { class: "muted small", id: "graph-note" },
+          "The flow was edited after this run started: the run keeps its own steps, the arrows follow the current definition.") : null,
         h("div", { class: "graph-scroll", id: "run-graph" }, flowGraph(steps, run.steps, selected, pick))),
       h("div", { class: "grid" },
         h("section", { class: "card" }, h("h2", {}, "Step"), stepPanel(chosen)),
