@@ -52,6 +52,8 @@ export function runView(main, { toast, navigate }, runId) {
 
   async function act(label, call, done) {
     busy = true;
+    // one decision per click: the buttons come back with the redraw below
+    for (const button of content.querySelectorAll("button")) button.disabled = true;
     try {
       const answer = await call();
       toast(done(answer));
@@ -59,6 +61,7 @@ export function runView(main, { toast, navigate }, runId) {
       toast(`${label} failed: ${failure.message}`, "error");
     } finally {
       busy = false;
+      shown = "";
       await refresh().catch(() => {});
     }
   }

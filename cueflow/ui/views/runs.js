@@ -30,6 +30,7 @@ export function runsView(main, { navigate }, search) {
   const flowPicker = h("select", { id: "runs-flow", "aria-label": "Flow" }, h("option", { value: "" }, "All flows"));
   const chips = h("div", { class: "chips", role: "group", "aria-label": "Filter by status" });
   const flowNames = new Map();
+  let flowsLoaded = false;
 
   const show = () => navigate(`#/runs${query(filters)}`);
 
@@ -49,6 +50,7 @@ export function runsView(main, { navigate }, search) {
 
   async function loadFlows() {
     const page = await api("GET", `/v1/flows${query({ limit: 100 })}`);
+    flowsLoaded = true;
     for (const flow of page.flows) flowNames.set(flow.id, flow.name);
     if (filters.flow && !flowNames.has(filters.flow)) flowNames.set(filters.flow, filters.flow);
     fill(flowPicker, h("option", { value: "" }, "All flows"),
@@ -57,7 +59,7 @@ export function runsView(main, { navigate }, search) {
 
   async function refresh() {
     try {
-      if (!flowNames.size) await loadFlows();
+      if (!flowsLoaded) await loadFlows();
       const page = await api("GET", `/v1/flow-runs${query({ limit: 50, flow_id: filters.flow, status: filters.status })}`);
       problem(banner, null);
       fill(body, page.runs.length
