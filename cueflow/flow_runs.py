@@ -134,9 +134,10 @@ async def cancel_run(
 async def send_event(
     services: Services, user: Principal, run_id: str, name: str, data: Any
 ) -> tuple[FlowRunRecord, list[str]]:
-    """Resume the run's wait steps waiting for ``name``: ``data`` becomes their output.
-    Returns the run and the ids of the steps resumed (none when no step waits for it now);
-    409 ``flow_run_finished`` once the run ended."""
+    """Resume the run's wait steps waiting for ``name``: ``data`` becomes their output, or,
+    when it breaks a wait step's ``output_schema``, the step fails (type ``output_contract``;
+    how a rejected approval fails the run). Returns the run and the ids of the steps resumed
+    (none when no step waits for it now); 409 ``flow_run_finished`` once the run ended."""
     now = services.clock.now()
     async with services.store.tx() as tx:
         run = await _locked(tx, user, run_id)
@@ -146,9 +147,16 @@ async def send_event(
             if step.status == StepStatus.WAITING and step.event == name
         ]
         for step in waiting:
-            await handoff.finish_unit(
-                services, tx, run, step, StepStatus.SUCCEEDED, now, output=data
-            )
+            schema = handoff.definition(run, step.step_id).get("output_schema")
+            problem = schema_error(schema, data) if schema is not None else None
+            if problem is None:
+                await handoff.finish_unit(
+                    services, tx, run, step, StepStatus.SUCCEEDED, now, output=data
+                )
+                continue
+            failure = {"type": FailureType.OUTPUT_CONTRACT.value, "reason": problem}
+            error = {**failure, "attempt": 1, "output": data}
+            await handoff.finish_unit(services, tx, run, step, StepStatus.FAILED, now, error=error)
         current = await tx.get_run(user.user_id, run_id)
         assert current is not None
         return current, [step.step_id for step in waiting]

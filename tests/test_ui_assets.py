@@ -63,7 +63,8 @@ async def test_every_file_the_page_loads_is_served_with_its_content_type(
             base = Path(name).parent
             for target in _IMPORT.findall(response.text):
                 pending.append((base / target).as_posix().replace("views/../", ""))
-    assert {"api.js", "dom.js", "cron.js", "views/feed.js", "views/execution.js"} <= served
+    assert {"api.js", "dom.js", "cron.js", "graph.js", "views/feed.js"} <= served
+    assert {"views/execution.js", "views/flows.js", "views/runs.js", "views/run.js"} <= served
 
 
 @SQLITE_ONLY

@@ -8,6 +8,9 @@ import { feedView } from "./views/feed.js";
 import { executionView } from "./views/execution.js";
 import { workersView } from "./views/workers.js";
 import { failuresView } from "./views/failures.js";
+import { flowsView, flowView } from "./views/flows.js";
+import { runsView } from "./views/runs.js";
+import { runView } from "./views/run.js";
 
 const main = document.getElementById("view");
 const topbar = document.querySelector(".topbar");
@@ -20,6 +23,10 @@ const ROUTES = [
   [/^#\/executions\/([\w-]+)$/, "executions", (match) => (view, ctx) => executionView(view, ctx, match[1])],
   [/^#\/workers$/, "workers", () => workersView],
   [/^#\/failures$/, "failures", () => failuresView],
+  [/^#\/flows$/, "flows", () => flowsView],
+  [/^#\/flows\/([\w-]+)$/, "flows", (match) => (view, ctx) => flowView(view, ctx, match[1])],
+  [/^#\/runs(?:\?([\w=&%.-]*))?$/, "runs", (match) => (view, ctx) => runsView(view, ctx, match[1])],
+  [/^#\/runs\/([\w-]+)$/, "runs", (match) => (view, ctx) => runView(view, ctx, match[1])],
 ];
 
 /** A short message in the corner; kind is "ok" or "error". */
