@@ -18,6 +18,7 @@ from cueflow.agents import (
     WorkerSession,
     run_agent_worker,
 )
+from cueflow.agents.answers import task_from_text, task_text
 from cueflow.agents.mcp_server import build_mcp_server
 from cueflow.agents.testing import ScriptedChatModel, answer, calls, task_of
 from cueflow.api import create_app
@@ -211,3 +212,20 @@ async def test_outside_a_flow_a_json_answer_without_success_is_still_not_an_outc
     runs = await run_agent_worker(model, EngineWorkerClient(engine, user), until_idle=True)
     assert [r.status for r in runs] == ["failed"]
     assert "states no outcome" in str(runs[0].detail)
+
+
+def test_a_retried_item_prompt_names_the_item_and_the_failure_without_a_contract() -> None:
+    flow = {
+        "run_id": "run_1", "flow_id": "flw_1", "step": "pack", "input": None, "parents": {},
+        "attempt": 2, "item": {"sku": "a"}, "item_index": 3,
+        "previous_failure": {"type": "reported_failure", "reason": "printer offline",
+                             "attempt": 1, "output": None},
+    }  # fmt: skip
+    task = {"execution_id": "e1", "cue_name": "step", "payload": {"task": "pack", "flow": flow}}
+    text = task_text(task)
+    assert "step 'pack' of flow run run_1 (attempt 2)" in text
+    assert "item 3" in text and '"sku": "a"' in text
+    assert "FAILED [reported_failure]: printer offline" in text
+    assert "Avoid the same failure" in text
+    assert "JSON Schema" not in text
+    assert task_from_text(text) == task

@@ -13,8 +13,9 @@ from cueflow.agents.flow_steps import flow_of, step_text
 from cueflow.agents.schemas import OutcomeFields
 
 SYSTEM_PROMPT = """\
-You are a worker of cueflow, a job scheduler. Each task is one execution of a scheduled cue; \
-its payload (JSON) describes the work. Do the work with the tools you have.
+You are a worker of cueflow, a job scheduler. Each task is one execution of a scheduled cue \
+(or one step of a flow run); its payload (JSON) describes the work. Do the work with the tools \
+you have.
 When you are done, call report_outcome: success true with the result (and evidence you have: \
 external_id, result_url, summary), or success false with the error when the work cannot be \
 done. (A model without tools may answer with only a JSON object instead: {"success": true, \
