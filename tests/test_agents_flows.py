@@ -18,7 +18,7 @@ from cueflow.agents import (
     WorkerSession,
     run_agent_worker,
 )
-from cueflow.agents.answers import task_from_text, task_text
+from cueflow.agents.answers import outcome_from_answer, task_from_text, task_text
 from cueflow.agents.mcp_server import build_mcp_server
 from cueflow.agents.testing import ScriptedChatModel, answer, calls, task_of
 from cueflow.api import create_app
@@ -229,3 +229,13 @@ def test_a_retried_item_prompt_names_the_item_and_the_failure_without_a_contract
     assert "Avoid the same failure" in text
     assert "JSON Schema" not in text
     assert task_from_text(text) == task
+
+
+def test_a_final_answer_output_is_taken_as_the_json_it_is() -> None:
+    assert outcome_from_answer('{"success": true, "output": "42"}') == (
+        {"success": True, "output": "42"},
+        [],
+    )
+    assert outcome_from_answer('{"success": true, "output": "plain"}')[0]["output"] == "plain"
+    bare = outcome_from_answer('Done: {"title": "t"}', step_output=True)
+    assert bare == ({"success": True, "output": {"title": "t"}}, [])

@@ -96,6 +96,9 @@ def read_outcome(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if key not in OutcomeFields.model_fields or key == "execution_id":
             dropped.append(key)
             continue
+        if key == "output":  # already JSON: taken as is, never read as JSON text
+            report["output"] = value
+            continue
         if isinstance(value, str) and key in _LIMITS:
             value = value[: _LIMITS[key]]
         try:
