@@ -235,6 +235,8 @@ async def _attempt(
         "attempt": attempt,
         "previous_failure": previous_failure,
     }
+    if step.get("output_schema") is not None:  # what the output must match (agents show it)
+        flow["output_schema"] = step["output_schema"]
     if unit.item != WHOLE_STEP:
         flow.update(item=unit.item_input, item_index=unit.item)
     execution_id = ids.new_execution_id()

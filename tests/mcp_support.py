@@ -32,6 +32,10 @@ MANAGEMENT_TOOLS = {
     "resume_cue",
     "list_executions",
     "schedule_followup",
+    "list_flows",
+    "start_flow_run",
+    "get_flow_run",
+    "send_flow_event",
 }
 """The management tools ``include_management`` adds (``delete_cue`` needs ``allow_destructive``)."""
 

@@ -33,6 +33,9 @@ WORKER_TOOLS = [
     "get_execution",
 ]
 
+FLOW_TOOLS = {"list_flows", "start_flow_run", "get_flow_run", "send_flow_event"}
+"""The flow tools: management tools, so only with ``include_management``."""
+
 
 class Kit:
     """A toolkit's tools by name, called the way a model's tool calls are."""
@@ -188,6 +191,8 @@ async def test_management_tools_are_opt_in_and_delete_needs_the_destructive_flag
     user = await new_user(engine)
     managing = Kit(CueflowToolkit.for_engine(engine, user, include_management=True))
     assert "create_cue" in managing.tools and "delete_cue" not in managing.tools
+    assert set(managing.tools) >= FLOW_TOOLS
+    assert not FLOW_TOOLS & set(Kit(CueflowToolkit.for_engine(engine, user)).tools)
     assert (
         "delete_cue"
         not in Kit(CueflowToolkit.for_engine(engine, user, allow_destructive=True)).tools

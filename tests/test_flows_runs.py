@@ -187,6 +187,7 @@ async def test_an_output_breaking_its_contract_fails_the_attempt_and_the_retry_s
     assert second["execution_id"] != first["execution_id"]
     flow_part = second["payload"]["flow"]
     assert flow_part["attempt"] == 2
+    assert flow_part["output_schema"] == OUTPUT_SCHEMA  # a worker (an agent) sees the contract
     failure = flow_part["previous_failure"]
     assert failure["type"] == "output_contract"
     assert failure["attempt"] == 1

@@ -9,11 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cueflow.agents.flow_steps import flow_of, step_text
 from cueflow.agents.schemas import OutcomeFields
 
 SYSTEM_PROMPT = """\
-You are a worker of cueflow, a job scheduler. Each task is one execution of a scheduled cue; \
-its payload (JSON) describes the work. Do the work with the tools you have.
+You are a worker of cueflow, a job scheduler. Each task is one execution of a scheduled cue \
+(or one step of a flow run); its payload (JSON) describes the work. Do the work with the tools \
+you have.
 When you are done, call report_outcome: success true with the result (and evidence you have: \
 external_id, result_url, summary), or success false with the error when the work cannot be \
 done. (A model without tools may answer with only a JSON object instead: {"success": true, \
@@ -26,12 +28,15 @@ _LIMITS = {"result": 2000, "error": 2000, "summary": 500}
 
 def task_text(task: dict[str, Any]) -> str:
     """The message handing a claimed execution (its id, cue, task, attempt and payload) to the
-    model; the JSON block is machine-readable (:func:`task_from_text`)."""
+    model; the JSON block is machine-readable (:func:`task_from_text`). A flow step's is
+    followed by what the step needs to know (:func:`~cueflow.agents.flow_steps.step_text`)."""
     block = json.dumps(task, ensure_ascii=False, indent=2, default=str)
-    return (
+    text = (
         f"Work on execution {task['execution_id']} of cue {task.get('cue_name')!r}.\n"
         f"```json\n{block}\n```"
     )
+    flow = flow_of(task)
+    return text if flow is None else f"{text}\n\n{step_text(flow)}"
 
 
 def task_from_text(text: str) -> dict[str, Any]:
@@ -91,6 +96,9 @@ def read_outcome(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if key not in OutcomeFields.model_fields or key == "execution_id":
             dropped.append(key)
             continue
+        if key == "output":  # already JSON: taken as is, never read as JSON text
+            report["output"] = value
+            continue
         if isinstance(value, str) and key in _LIMITS:
             value = value[: _LIMITS[key]]
         try:
@@ -104,11 +112,18 @@ def read_outcome(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return report, dropped
 
 
-def outcome_from_answer(text: str) -> tuple[dict[str, Any], list[str]]:
+def outcome_from_answer(
+    text: str, *, step_output: bool = False
+) -> tuple[dict[str, Any], list[str]]:
     """The outcome a final answer states: the (last) JSON object with a ``success`` key, fenced
-    or embedded in prose, read by :func:`read_outcome`. Raises :class:`UnreadableAnswer` for an
-    answer stating none (prose alone is never taken as a success)."""
-    candidates = [data for data in _objects(text) if "success" in data]
+    or embedded in prose, read by :func:`read_outcome`. With ``step_output`` (a flow step), an
+    answer whose JSON object has no ``success`` is that step's output, a success. Raises
+    :class:`UnreadableAnswer` for an answer stating none (prose alone is never taken as a
+    success)."""
+    found = _objects(text)
+    candidates = [data for data in found if "success" in data]
+    if not candidates and step_output and found:
+        return {"success": True, "output": found[-1]}, []
     if not candidates:
         if not text.strip():
             raise UnreadableAnswer("the final answer is empty")

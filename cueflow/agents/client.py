@@ -9,7 +9,7 @@ which one they talk to.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -34,8 +34,8 @@ def validation_message(exc: ValidationError) -> str:
 
 
 class WorkerClient(WorkerApi, Protocol):
-    """The worker pull protocol (:class:`cueflow.worker_api.WorkerApi`) plus cue management,
-    for one account and one worker id.
+    """The worker pull protocol (:class:`cueflow.worker_api.WorkerApi`) plus cue and flow
+    management, for one account and one worker id.
 
     Every method answers with the REST API's JSON shapes and raises :class:`ClientError` for a
     refusal (unknown id, lost claim, invalid input). Credentials stay inside the client.
@@ -82,6 +82,23 @@ class WorkerClient(WorkerApi, Protocol):
 
     async def delete_cue(self, cue_id: str) -> None:
         """Delete a cue and its executions."""
+        ...
+
+    async def list_flows(self, *, limit: int = 20, offset: int = 0) -> JSON:
+        """A page of flows: ``{flows, total, limit, offset}``."""
+        ...
+
+    async def start_flow_run(self, flow_id: str, body: JSON) -> JSON:
+        """Start a run (``POST /v1/flows/{id}/runs`` with ``input`` and ``idempotency_key``):
+        the run with its steps."""
+        ...
+
+    async def get_flow_run(self, run_id: str) -> JSON:
+        """One run with the state of each of its steps."""
+        ...
+
+    async def send_flow_event(self, run_id: str, name: str, data: Any = None) -> JSON:
+        """Send event ``name`` with ``data`` to a run: ``{run_id, status, event, resumed}``."""
         ...
 
     async def aclose(self) -> None:

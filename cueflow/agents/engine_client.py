@@ -13,6 +13,8 @@ from cueflow.api.routes.runs import FireRequest
 from cueflow.authentication import Principal
 from cueflow.clock import Clock
 from cueflow.errors import CueflowError
+from cueflow.flow_wire import flow_json
+from cueflow.flow_wire import run_json as flow_run_json
 from cueflow.store import ExecutionFilter
 from cueflow.wire import claimable_json, cue_json, execution_json, run_json
 
@@ -161,6 +163,26 @@ class EngineWorkerClient:
     async def delete_cue(self, cue_id: str) -> None:
         """Delete a cue."""
         await _call(self.engine.delete_cue(self.user, cue_id))
+
+    async def list_flows(self, *, limit: int = 20, offset: int = 0) -> JSON:
+        """A page of flows, newest first."""
+        found, total = await _call(self.engine.list_flows(self.user, limit=limit, offset=offset))
+        flows = [flow_json(flow) for flow in found]
+        return _wire({"flows": flows, "total": total, "limit": limit, "offset": offset})
+
+    async def start_flow_run(self, flow_id: str, body: JSON) -> JSON:
+        """Start a run of a flow."""
+        run, steps, _ = await _call(self.engine.start_flow_run(self.user, flow_id, body))
+        return _wire(flow_run_json(run, steps))
+
+    async def get_flow_run(self, run_id: str) -> JSON:
+        """One run with its steps."""
+        return _wire(flow_run_json(*await _call(self.engine.get_flow_run(self.user, run_id))))
+
+    async def send_flow_event(self, run_id: str, name: str, data: Any = None) -> JSON:
+        """Send an event to a run."""
+        run, resumed = await _call(self.engine.send_flow_event(self.user, run_id, name, data))
+        return _wire({"run_id": run.id, "status": run.status, "event": name, "resumed": resumed})
 
     async def aclose(self) -> None:
         """Nothing to free: the engine belongs to the caller."""

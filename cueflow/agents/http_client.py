@@ -6,6 +6,7 @@ REST API of any cueflow or CueAPI server: the worker protocol of
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -87,6 +88,32 @@ class HttpWorkerClient(HttpWorker):
         """Delete a cue."""
         await self.api.delete(f"/v1/cues/{cue_id}")
 
+    async def list_flows(self, *, limit: int = 20, offset: int = 0) -> JSON:
+        """A page of flows, newest first."""
+        result: JSON = await self.api.get("/v1/flows", limit=limit, offset=offset)
+        return result
+
+    async def start_flow_run(self, flow_id: str, body: JSON) -> JSON:
+        """Start a run of a flow."""
+        result: JSON = await self.api.post(f"/v1/flows/{_part(flow_id)}/runs", body)
+        return result
+
+    async def get_flow_run(self, run_id: str) -> JSON:
+        """One run with its steps."""
+        result: JSON = await self.api.get(f"/v1/flow-runs/{_part(run_id)}")
+        return result
+
+    async def send_flow_event(self, run_id: str, name: str, data: Any = None) -> JSON:
+        """Send an event to a run."""
+        path = f"/v1/flow-runs/{_part(run_id)}/events/{_part(name)}"
+        result: JSON = await self.api.post(path, {"data": data})
+        return result
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.api.aclose()
+
+
+def _part(value: str) -> str:
+    """``value`` as one path segment (a model's argument cannot reach another route)."""
+    return quote(value, safe="")

@@ -32,6 +32,7 @@ from langchain_core.tools import BaseTool
 from cueflow.agents.answers import SYSTEM_PROMPT, task_text
 from cueflow.agents.client import JSON, WorkerClient
 from cueflow.agents.conversations import Conversations
+from cueflow.agents.flow_steps import flow_of
 from cueflow.agents.langchain import CueflowToolkit
 from cueflow.agents.model_errors import transient_delay
 from cueflow.agents.runs import ExecutionRun, Say, finish, narrate, release_quietly
@@ -159,7 +160,16 @@ async def _work(
     try:
         async with deadline:
             report = await converse(
-                model, tools, messages, session, execution_id, max_steps, progress, say, saved
+                model,
+                tools,
+                messages,
+                session,
+                execution_id,
+                max_steps,
+                progress,
+                say,
+                saved,
+                step_output=flow_of(task) is not None,
             )
     except asyncio.CancelledError:
         await release_quietly(session, execution_id, "worker stopped")

@@ -52,7 +52,7 @@ due work, claim_execution (cueapi_claim_execution, cueapi_claim_next_execution) 
 payload is the work), report_outcome (cueapi_report_outcome) records how it went (once), \
 release_execution gives it back for a later retry. Claims are kept alive while this server runs \
 and given back when it stops. Management tools (when enabled) create, list, pause and resume \
-cues."""
+cues, and start flow runs, read them and send them events."""
 
 
 def mcp_tools(

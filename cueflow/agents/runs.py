@@ -4,6 +4,7 @@ on it: the outcome reported (unless a tool already did), the claim released or f
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ async def finish(
         sent = session.reported[execution_id][0]
         status: Literal["succeeded", "failed"] = "succeeded" if sent["success"] else "failed"
         detail = sent.get("result") if sent["success"] else sent.get("error")
+        if detail is None and sent.get("output") is not None:
+            detail = f"output {json.dumps(sent['output'], ensure_ascii=False, default=str)[:500]}"
         narrate(say, execution_id, f"{status}: {detail}")
         return ExecutionRun(execution_id, status, detail, steps)
     if execution_id in session.lost:

@@ -70,7 +70,7 @@ class ExecutionArgs(ToolArgs):
 class OutcomeFields(ToolArgs):
     """An outcome: success or failure, what came of it, and evidence."""
 
-    json_text_fields = ("artifacts", "metadata")
+    json_text_fields = ("artifacts", "metadata", "output")
 
     success: bool = Field(description="Whether the work was done.")
     result: str | None = Field(None, max_length=2000, description="What the work produced.")
@@ -84,6 +84,11 @@ class OutcomeFields(ToolArgs):
     result_type: str | None = Field(None, max_length=100, description="Kind of result.")
     artifacts: list[dict[str, Any]] | None = Field(None, description="Produced artifacts.")
     metadata: dict[str, Any] | None = Field(None, description="Extra JSON data (under 10 KB).")
+    output: Any = Field(
+        None,
+        description="A flow step's output: the JSON value the step hands to the steps after it "
+        "(it must match the step's output schema when it has one).",
+    )
 
     def report(self) -> dict[str, Any]:
         """The ``POST /v1/executions/{id}/outcome`` body (fields that are set)."""
@@ -211,6 +216,58 @@ class CreateCueArgs(ToolArgs):
         if self.description is not None:
             spec["description"] = self.description
         return spec
+
+
+_ID = r"^[A-Za-z0-9_-]+$"
+FlowId = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=_ID, description="The flow's id (flw_...).")
+]
+RunId = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=_ID, description="The run's id (run_...).")
+]
+
+
+class ListFlowsArgs(ToolArgs):
+    limit: int = Field(20, ge=1, le=100, description="Most flows to list.")
+    offset: int = Field(0, ge=0, description="Flows to skip.")
+
+
+class StartFlowRunArgs(ToolArgs):
+    """A run of a flow with its input."""
+
+    json_text_fields = ("input",)
+
+    flow_id: FlowId
+    input: Any = Field(None, description="The run's input (any JSON; the flow may require it).")
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="Starting again with the same key answers the run it started instead.",
+    )
+
+    def body(self) -> dict[str, Any]:
+        """The ``POST /v1/flows/{id}/runs`` body."""
+        body: dict[str, Any] = {"input": self.input}
+        if self.idempotency_key is not None:
+            body["idempotency_key"] = self.idempotency_key
+        return body
+
+
+class FlowRunArgs(ToolArgs):
+    run_id: RunId
+
+
+class FlowEventArgs(ToolArgs):
+    """An event sent to a run: it resumes the run's wait steps waiting for it."""
+
+    json_text_fields = ("data",)
+
+    run_id: RunId
+    event: str = Field(
+        min_length=1, max_length=255, description="The event's name (a wait step's event)."
+    )
+    data: Any = Field(None, description="JSON data: the output of the wait steps it resumes.")
 
 
 _MOVED = {

@@ -65,10 +65,14 @@ async def converse(
     progress: Progress,
     say: Say | None,
     saved: Conversations | None,
+    *,
+    step_output: bool = False,
 ) -> JSON | None:
     """Model calls and tool calls until a final answer (whose outcome is returned), until a
     tool reported or released the execution (``None``), or until ``max_steps`` model calls were
-    made. An answer that states no outcome is asked about once more, then is a failure."""
+    made. An answer that states no outcome is asked about once more, then is a failure. With
+    ``step_output`` (a flow step) a final JSON answer without ``success`` is the step's
+    output."""
     by_name = {tool.name: tool for tool in tools}
     report_tool = next(name for name in by_name if name.endswith("report_outcome"))
     llm: Runnable[Any, Any] = model.bind_tools(tools)
@@ -83,7 +87,7 @@ async def converse(
         messages.append(ai)
         if not ai.tool_calls and not ai.invalid_tool_calls:
             try:
-                report, dropped = outcome_from_answer(ai.text)
+                report, dropped = outcome_from_answer(ai.text, step_output=step_output)
             except UnreadableAnswer as exc:
                 if asked_again:
                     error = f"the model's final answer states no outcome: {exc}"

@@ -8,7 +8,8 @@ of JSON values); refusals raise :class:`~cueflow.agents.session.ToolFailure`.
 * Worker tools (always): ``poll_executions``, ``claim_execution``, ``report_outcome``,
   ``release_execution``, ``get_execution``.
 * Management tools (opt-in): ``list_cues``, ``get_cue``, ``create_cue``, ``pause_cue``,
-  ``resume_cue``, ``list_executions``, ``schedule_followup``; ``delete_cue`` only with
+  ``resume_cue``, ``list_executions``, ``schedule_followup``, and for flows ``list_flows``,
+  ``start_flow_run``, ``get_flow_run``, ``send_flow_event``; ``delete_cue`` only with
   ``allow_destructive``.
 """
 
@@ -26,12 +27,16 @@ from cueflow.agents.schemas import (
     CreateCueArgs,
     CueIdArgs,
     ExecutionArgs,
+    FlowEventArgs,
+    FlowRunArgs,
     FollowUpArgs,
     ListCuesArgs,
     ListExecutionsArgs,
+    ListFlowsArgs,
     PollArgs,
     ReleaseArgs,
     ReportOutcomeArgs,
+    StartFlowRunArgs,
     ToolArgs,
 )
 from cueflow.agents.session import ToolFailure, WorkerSession
@@ -123,12 +128,21 @@ async def _get_execution(session: WorkerSession, args: ExecutionArgs) -> JSON:
 
 # management tools -------------------------------------------------------------------------------
 def _cue_view(cue: JSON) -> JSON:
-    """A cue as a model sees it: callback header values (credentials) are hidden."""
+    """A cue (or a flow step) as a model sees it: callback header values (credentials) are
+    hidden."""
     callback = cue.get("callback")
     if isinstance(callback, dict) and callback.get("headers"):
         hidden = dict.fromkeys(callback["headers"], "***")
         cue = {**cue, "callback": {**callback, "headers": hidden}}
     return cue
+
+
+def _flow_view(flow: JSON) -> JSON:
+    """A flow as a model sees it: its webhook steps' header values hidden."""
+    steps = flow.get("steps")
+    if not isinstance(steps, list):
+        return flow
+    return {**flow, "steps": [_cue_view(s) if isinstance(s, dict) else s for s in steps]}
 
 
 async def _list_cues(session: WorkerSession, args: ListCuesArgs) -> JSON:
@@ -163,6 +177,23 @@ async def _list_executions(session: WorkerSession, args: ListExecutionsArgs) -> 
 async def _follow_up(session: WorkerSession, args: FollowUpArgs) -> JSON:
     run = await session.client.fire_cue(args.cue_id, args.body())
     return {"scheduled": True, "execution_id": run.get("id"), **run}
+
+
+async def _list_flows(session: WorkerSession, args: ListFlowsArgs) -> JSON:
+    page = await session.client.list_flows(limit=args.limit, offset=args.offset)
+    return {**page, "flows": [_flow_view(flow) for flow in page.get("flows", [])]}
+
+
+async def _start_flow_run(session: WorkerSession, args: StartFlowRunArgs) -> JSON:
+    return await session.client.start_flow_run(args.flow_id, args.body())
+
+
+async def _get_flow_run(session: WorkerSession, args: FlowRunArgs) -> JSON:
+    return await session.client.get_flow_run(args.run_id)
+
+
+async def _send_flow_event(session: WorkerSession, args: FlowEventArgs) -> JSON:
+    return await session.client.send_flow_event(args.run_id, args.event, args.data)
 
 
 async def _delete_cue(session: WorkerSession, args: CueIdArgs) -> JSON:
@@ -245,6 +276,40 @@ TOOLS: tuple[ToolSpec, ...] = (
         "(replacing the cue's) when given. Returns the new execution.",
         FollowUpArgs,
         _follow_up,
+        "manage",
+    ),
+    ToolSpec(
+        "list_flows",
+        "List your flows (multi-step workflows: named steps that hand their outputs on), "
+        "newest first, with their steps. Read-only.",
+        ListFlowsArgs,
+        _list_flows,
+        "manage",
+        read_only=True,
+    ),
+    ToolSpec(
+        "start_flow_run",
+        "Start a run of a flow with an input. Returns the run: its id, status and the status "
+        "of each step. The same idempotency_key again returns that run instead of a new one.",
+        StartFlowRunArgs,
+        _start_flow_run,
+        "manage",
+    ),
+    ToolSpec(
+        "get_flow_run",
+        "Look up a flow run: its status (pending, running, waiting, succeeded, failed, "
+        "cancelled) and each step's status, attempts, output and error. Read-only.",
+        FlowRunArgs,
+        _get_flow_run,
+        "manage",
+        read_only=True,
+    ),
+    ToolSpec(
+        "send_flow_event",
+        "Send an event to a flow run (say 'approved'): it resumes the run's wait steps "
+        "waiting for that event, data becoming their output. Returns the steps it resumed.",
+        FlowEventArgs,
+        _send_flow_event,
         "manage",
     ),
     ToolSpec(
