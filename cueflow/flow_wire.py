@@ -6,7 +6,7 @@ from typing import Any
 
 from cueflow.handoff import WHOLE_STEP
 from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
-from cueflow.states import StepStatus
+from cueflow.states import StepStatus, StepType
 
 
 def flow_json(flow: FlowRecord) -> dict[str, Any]:
@@ -25,7 +25,8 @@ def flow_json(flow: FlowRecord) -> dict[str, Any]:
 
 def run_json(run: FlowRunRecord, steps: list[StepRecord] | None = None) -> dict[str, Any]:
     """A run; with ``steps``, the state of each of its steps (``items`` for a ``for_each``
-    step; a step not started yet is ``pending``)."""
+    step; a step not started yet is ``pending``) with its ``type``, ``needs`` and ``event`` as
+    the run started (the flow may have changed since)."""
     body: dict[str, Any] = {
         "id": run.id,
         "flow_id": run.flow_id,
@@ -43,7 +44,12 @@ def run_json(run: FlowRunRecord, steps: list[StepRecord] | None = None) -> dict[
     for definition in run.steps:
         step_id = definition["id"]
         head = heads.get(step_id)
-        shown[step_id] = _step_json(head) if head is not None else _pending()
+        shown[step_id] = {
+            "type": definition.get("type") or StepType.TASK.value,
+            "needs": list(definition.get("needs") or []),
+            **({"event": definition["event"]} if definition.get("event") else {}),
+            **(_step_json(head) if head is not None else _pending()),
+        }
         if definition.get("for_each") is not None:
             items = sorted((r for r in steps if r.step_id == step_id and r.item >= 0), key=_item)
             shown[step_id]["items"] = [{"item": r.item, **_step_json(r)} for r in items]

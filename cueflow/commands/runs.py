@@ -3,8 +3,8 @@ it, send it an event.
 
 ``runs show`` draws the run's steps in the order of its definition, each indented under its
 deepest parent, with its status, tries, start time, duration and output (or error). The run's
-answer does not carry its definition's ``needs``: they are read from the flow, and said to be
-its current definition when the flow was changed after the run started.
+answer carries each step's ``needs`` as the run started; from a server that does not, they are
+read from the flow, and said to be its current definition when the flow changed since.
 """
 
 from __future__ import annotations
@@ -127,9 +127,11 @@ def definition_needs(
 ) -> tuple[dict[str, list[str]], bool]:
     """The ``needs`` of the run's steps from its ``flow``, and whether they are surely the
     run's own (``False`` when the flow changed after the run started, or is gone)."""
+    steps = run.get("steps") or {}
+    if steps and all("needs" in step for step in steps.values()):
+        return {k: list(step["needs"]) for k, step in steps.items()}, True
     if flow is None:
         return {}, False
-    steps = run.get("steps") or {}
     needs = {s["id"]: list(s.get("needs") or []) for s in flow.get("steps") or []}
     same = flow.get("updated_at", "") <= run.get("created_at", "") and set(needs) == set(steps)
     return {k: v for k, v in needs.items() if k in steps}, same

@@ -46,8 +46,12 @@ export function runView(main, { toast, navigate }, runId) {
 
   const definitions = () => {
     const known = new Map((flow ? flow.steps : []).map((step) => [step.id, step]));
-    // the run's own steps, in its order; the flow may have been edited since the run began
-    return Object.keys(run.steps).map((id) => known.get(id) ?? { id, needs: [] });
+    // the run's own steps, in its order, with the needs and events it started with (the flow
+    // may have been edited since); the flow adds the rest of each step's definition
+    return Object.entries(run.steps).map(([id, state]) => {
+      const own = { id, needs: state.needs ?? [], ...(state.type ? { type: state.type } : {}), ...(state.event ? { event: state.event } : {}) };
+      return { ...(known.get(id) ?? {}), ...own };
+    });
   };
 
   async function act(label, call, done) {
@@ -143,7 +147,7 @@ export function runView(main, { toast, navigate }, runId) {
         : null,
       h("section", { class: "card graph-card" }, h("h2", {}, "Graph"),
         edited ? h("p", { class: "muted small", id: "graph-note" },
-          "The flow was edited after this run started: the run keeps its own steps, the arrows follow the current definition.") : null,
+          "The flow was edited after this run started: this run keeps the steps it started with.") : null,
         h("div", { class: "graph-scroll", id: "run-graph" }, flowGraph(steps, run.steps, selected, pick))),
       h("div", { class: "grid" },
         h("section", { class: "card" }, h("h2", {}, "Step"), stepPanel(chosen)),
