@@ -32,6 +32,9 @@ Rules, as data in :mod:`cueflow.states` where they are statuses:
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -66,6 +69,11 @@ MAX_OUTPUT_BYTES = 65_536
 """Largest step output, as JSON; a larger one fails the attempt (type ``output_too_large``)."""
 WHOLE_STEP = -1
 """The ``item`` of a step's own row (items of a ``for_each`` step are 0, 1 ...)."""
+log = logging.getLogger(__name__)
+_handoff_since: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "cueflow_handoff_since", default=None
+)
+"""When the end being handed off was accepted (``perf_counter``), for the hand-off latency."""
 _LATE_SIGNAL_SECONDS = 0.05
 """Executions created inside a caller's transaction are signalled again this long after, when
 that transaction has most likely committed (signals only shorten waits; loops recheck)."""
@@ -80,7 +88,11 @@ async def executions_ended(
     the order of their ids, so two batches ending steps of the same runs cannot deadlock."""
     ended = [r for r in rows if r.flow_run_id is not None and r.status in TERMINAL]
     for row in sorted(ended, key=lambda r: (r.flow_run_id or "", r.id)):
-        await _step_execution_ended(services, tx, row, now)
+        token = _handoff_since.set(time.perf_counter())
+        try:
+            await _step_execution_ended(services, tx, row, now)
+        finally:
+            _handoff_since.reset(token)
 
 
 async def refuse_if_cancelled(tx: StoreTx, row: Execution) -> None:
@@ -107,11 +119,14 @@ async def advance(services: Services, tx: StoreTx, run: FlowRunRecord, now: date
     statuses = [heads[s["id"]].status if s["id"] in heads else None for s in run.steps]
     end = run_end(s for s in statuses if s is not None) if None not in statuses else None
     if end is not None:
-        await tx.update_run(
+        finished = await tx.update_run(
             run.id,
             {"status": end.value, "finished_at": now, "updated_at": now},
             sorted(set(RunStatus) - RUN_TERMINAL),
         )
+        if finished is not None:
+            services.metrics.flow_runs_finished.labels(end.value).inc()
+            log.info("flow run ended: %s", end.value, extra={"flow_run_id": run.id})
         return
     open_ = [s for s in statuses if s in STEP_OPEN]
     waiting = bool(open_) and all(s == StepStatus.WAITING for s in open_)
@@ -132,11 +147,19 @@ async def finish_unit(
     error: dict[str, Any] | None = None,
 ) -> None:
     """End a step (or an item: its step ends with its last item) and advance the run."""
+    if error is not None:
+        why = f"{error.get('type')}: {error.get('reason')}"
+        log.info("step %s failed: %s", unit.step_id, why, extra={"flow_run_id": run.id})
     values = {"status": status.value, "output": output, "error": error, "finished_at": now}
     await tx.update_step(unit.id, values, sorted(STEP_OPEN))
     if unit.item != WHOLE_STEP:
         await _finish_fan_in(tx, run, unit.step_id, now)
-    await advance(services, tx, run, now)
+    # an event or a wait's deadline starts the latency here; an execution's end started it
+    token = _handoff_since.set(_handoff_since.get() or time.perf_counter())
+    try:
+        await advance(services, tx, run, now)
+    finally:
+        _handoff_since.reset(token)
 
 
 async def _finish_fan_in(tx: StoreTx, run: FlowRunRecord, step_id: str, now: datetime) -> None:
@@ -201,13 +224,22 @@ async def _start_step(
     if values["status"] != StepStatus.RUNNING:
         return head
     if items is None:
-        return await _attempt(services, tx, run, step, head, heads, now, None, timedelta(0))
+        head = await _attempt(services, tx, run, step, head, heads, now, None, timedelta(0))
+        _observe_handoff(services)
+        return head
     for index, item in enumerate(items):
         unit = {**values, "id": ids.new_execution_id(), "item": index, "item_input": item}
         if await tx.insert_step(unit):
             first = _record(unit)
             await _attempt(services, tx, run, step, first, heads, now, None, timedelta(0))
+    _observe_handoff(services)
     return head
+
+
+def _observe_handoff(services: Services) -> None:
+    since = _handoff_since.get()
+    if since is not None:
+        services.metrics.flow_handoff.observe(time.perf_counter() - since)
 
 
 async def _attempt(
@@ -281,6 +313,8 @@ async def _step_execution_ended(
     retry = step.get("retry") or {}
     if unit.attempts < retry.get("max_attempts", 1):
         delay = backoff(retry.get("backoff_minutes") or [], unit.attempts)
+        why = f"step {unit.step_id} attempt {unit.attempts} failed ({failure['type']}); retrying"
+        log.info(why, extra={"flow_run_id": run.id})
         heads = {r.step_id: r for r in rows if r.item == WHOLE_STEP}
         await _attempt(services, tx, run, step, unit, heads, now, failure, delay)
         return

@@ -150,6 +150,27 @@ class Metrics:
             ["loop"],
             registry=r,
         )
+        self.flow_runs_started = Counter(
+            "cueflow_flow_runs_started",
+            "Flow runs started, by trigger: api (a start request) or schedule (the flow's "
+            "schedule fired).",
+            ["trigger"],
+            registry=r,
+        )
+        self.flow_runs_finished = Counter(
+            "cueflow_flow_runs_finished",
+            "Flow runs that ended, by status (succeeded, failed, cancelled).",
+            ["status"],
+            registry=r,
+        )
+        self.flow_handoff = Histogram(
+            "cueflow_flow_handoff_seconds",
+            "Step hand-off latency: from a parent step's accepted end (its outcome, delivery "
+            "result or event, in that transaction) to its child step's first execution "
+            "being created; it is claimable when that transaction commits.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         Info("cueflow_build", "The cueflow version serving these metrics.", registry=r).info(
             {"version": __version__}
         )
