@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import cueflow.flow_runs as flow_runs
 import cueflow.ids as ids
-from cueflow.cues import first_run, schedule_of_cue, schedule_of_spec, schedule_values
+from cueflow.cues import (
+    check_payload,
+    first_run,
+    schedule_of_cue,
+    schedule_of_spec,
+    schedule_values,
+)
 from cueflow.errors import CueflowError
 from cueflow.flow_schemas import FlowCreate, FlowUpdate
 from cueflow.records import Cue, FiredRun, FlowRecord
@@ -64,7 +70,7 @@ def new_trigger(
     if spec.schedule is None:
         return None
     sched = schedule_of_spec(spec.schedule, now)
-    flow_runs.check_input(spec.input_schema, spec.schedule_input, "schedule_input")
+    _check_input(spec.input_schema, spec.schedule_input)
     return {
         "id": ids.new_cue_id(),
         "user_id": user_id,
@@ -148,13 +154,27 @@ def _changes(current: Cue, flow: FlowRecord, spec: FlowUpdate, now: datetime) ->
     if spec.misfire_policy is not None:
         values["misfire_policy"] = spec.misfire_policy
     schedule_input = spec.schedule_input if "schedule_input" in sent else current.payload["input"]
-    flow_runs.check_input(flow.input_schema, schedule_input, "schedule_input")
+    _check_input(flow.input_schema, schedule_input)
     values["payload"] = {"input": schedule_input}
     if spec.schedule_status == CueStatus.PAUSED:
         values.update(status=move(CueEvent.PAUSE).target, next_run=None)
     elif spec.schedule_status == CueStatus.ACTIVE:
         values.update(status=move(CueEvent.RESUME).target, next_run=first_run(sched, now))
     return values
+
+
+def _check_input(schema: dict[str, Any] | None, value: Any) -> None:
+    """400 for a ``schedule_input`` JSON cannot store (as a cue's payload) or the flow's
+    ``input_schema`` refuses."""
+    check_payload({"input": value})
+    flow_runs.check_input(schema, value, "schedule_input")
+
+
+async def remove(tx: StoreTx, user_id: str, flow_id: str) -> None:
+    """Delete the flow's schedule (its trigger cue and the fires' executions). A fire of it
+    in progress holds the trigger's row: this waits for that fire, whose run then counts."""
+    for trigger in await tx.flow_triggers(user_id, [flow_id], TRIGGER_TRANSPORT):
+        await tx.delete_flow_trigger(trigger.id)
 
 
 async def with_schedules(tx: StoreTx, user_id: str, flows: list[FlowRecord]) -> list[FlowRecord]:

@@ -131,6 +131,8 @@ async def delete_flow(services: Services, user: Principal, flow_id: str) -> None
     async with services.store.tx() as tx:
         if await tx.get_flow(user.user_id, flow_id) is None:
             raise NotFound("Flow not found", code="flow_not_found")
+        # first, so that a fire of the schedule running now ends before the runs are counted
+        await flow_schedule.remove(tx, user.user_id, flow_id)
         if await tx.count_open_runs(flow_id, OPEN_RUNS):
             raise Conflict(
                 "The flow has runs still open; cancel them or let them finish first",

@@ -230,6 +230,9 @@ async def test_bad_schedules_and_inputs_are_refused_as_for_cues(
     assert wrong.status_code in (400, 422), wrong.text
     assert (await flow_of(client, auth, flow["id"]))["input_schema"] == schema
 
+    nul = await patch(client, auth, flow["id"], schedule_input={"n": "a\u0000b"})
+    assert_error(nul, 400, "invalid_payload")
+
     plain = await create_flow(client, auth, steps, name="plain")
     assert_error(await patch(client, auth, plain["id"], misfire_policy="skip"), 400, "no_schedule")
 
@@ -281,3 +284,14 @@ async def test_deleting_a_scheduled_flow_ends_its_schedule(
     response = await client.delete(f"/v1/flows/{flow['id']}", headers=auth)
     assert response.status_code == 204, response.text
     assert await fire_at(engine, clock, 600) == 0
+
+
+async def test_a_scheduled_flow_with_an_open_run_keeps_its_schedule_when_delete_is_refused(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    flow = await create_flow(client, auth, [task("a")], schedule=EVERY_MINUTE)
+    await start(client, auth, flow["id"])
+    response = await client.delete(f"/v1/flows/{flow['id']}", headers=auth)
+    assert_error(response, 409, "flow_has_open_runs")
+    shown = await flow_of(client, auth, flow["id"])
+    assert (shown["schedule_status"], shown["next_run"]) == ("active", "2026-01-05T12:01:00Z")
