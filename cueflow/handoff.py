@@ -32,9 +32,7 @@ Rules, as data in :mod:`cueflow.states` where they are statuses:
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -44,6 +42,7 @@ import orjson
 import cueflow.ids as ids
 from cueflow.errors import Conflict
 from cueflow.flow_schemas import schema_error, topological
+from cueflow.metrics import handoff_clock
 from cueflow.records import Execution, FlowRunRecord, StepRecord
 from cueflow.states import (
     RUN_TERMINAL,
@@ -70,10 +69,6 @@ MAX_OUTPUT_BYTES = 65_536
 WHOLE_STEP = -1
 """The ``item`` of a step's own row (items of a ``for_each`` step are 0, 1 ...)."""
 log = logging.getLogger(__name__)
-_handoff_since: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "cueflow_handoff_since", default=None
-)
-"""When the end being handed off was accepted (``perf_counter``), for the hand-off latency."""
 _LATE_SIGNAL_SECONDS = 0.05
 """Executions created inside a caller's transaction are signalled again this long after, when
 that transaction has most likely committed (signals only shorten waits; loops recheck)."""
@@ -88,11 +83,8 @@ async def executions_ended(
     the order of their ids, so two batches ending steps of the same runs cannot deadlock."""
     ended = [r for r in rows if r.flow_run_id is not None and r.status in TERMINAL]
     for row in sorted(ended, key=lambda r: (r.flow_run_id or "", r.id)):
-        token = _handoff_since.set(time.perf_counter())
-        try:
+        with handoff_clock(restart=True):
             await _step_execution_ended(services, tx, row, now)
-        finally:
-            _handoff_since.reset(token)
 
 
 async def refuse_if_cancelled(tx: StoreTx, row: Execution) -> None:
@@ -154,12 +146,8 @@ async def finish_unit(
     await tx.update_step(unit.id, values, sorted(STEP_OPEN))
     if unit.item != WHOLE_STEP:
         await _finish_fan_in(tx, run, unit.step_id, now)
-    # an event or a wait's deadline starts the latency here; an execution's end started it
-    token = _handoff_since.set(_handoff_since.get() or time.perf_counter())
-    try:
+    with handoff_clock(restart=False):  # an event's or a deadline's hand-off starts here
         await advance(services, tx, run, now)
-    finally:
-        _handoff_since.reset(token)
 
 
 async def _finish_fan_in(tx: StoreTx, run: FlowRunRecord, step_id: str, now: datetime) -> None:
@@ -225,21 +213,15 @@ async def _start_step(
         return head
     if items is None:
         head = await _attempt(services, tx, run, step, head, heads, now, None, timedelta(0))
-        _observe_handoff(services)
+        services.metrics.observe_handoff()
         return head
     for index, item in enumerate(items):
         unit = {**values, "id": ids.new_execution_id(), "item": index, "item_input": item}
         if await tx.insert_step(unit):
             first = _record(unit)
             await _attempt(services, tx, run, step, first, heads, now, None, timedelta(0))
-    _observe_handoff(services)
+    services.metrics.observe_handoff()
     return head
-
-
-def _observe_handoff(services: Services) -> None:
-    since = _handoff_since.get()
-    if since is not None:
-        services.metrics.flow_handoff.observe(time.perf_counter() - since)
 
 
 async def _attempt(
