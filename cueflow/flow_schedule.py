@@ -21,6 +21,7 @@ fire's execution fails with the reason and no run starts.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -183,12 +184,7 @@ async def with_schedules(tx: StoreTx, user_id: str, flows: list[FlowRecord]) -> 
         return flows
     triggers = await tx.flow_triggers(user_id, [f.id for f in flows], TRIGGER_TRANSPORT)
     by_flow = {cue.flow_id: cue for cue in triggers}
-    return [_attached(flow, by_flow.get(flow.id)) for flow in flows]
-
-
-def _attached(flow: FlowRecord, trigger: Cue | None) -> FlowRecord:
-    fields = {name: getattr(flow, name) for name in FlowRecord.__slots__}
-    return FlowRecord(**{**fields, "schedule": trigger})
+    return [dataclasses.replace(flow, schedule=by_flow.get(flow.id)) for flow in flows]
 
 
 class TriggerWatch:
