@@ -14,6 +14,7 @@ import pytest
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.flow_schedule import TRIGGER_TRANSPORT
+from tests.conftest import eventually
 from tests.flows_support import create_flow, run_of, start, task, work
 from tests.helpers import assert_error
 from tests.scheduler_support import at, new_user, opened
@@ -295,3 +296,23 @@ async def test_a_scheduled_flow_with_an_open_run_keeps_its_schedule_when_delete_
     assert_error(response, 409, "flow_has_open_runs")
     shown = await flow_of(client, auth, flow["id"])
     assert (shown["schedule_status"], shown["next_run"]) == ("active", "2026-01-05T12:01:00Z")
+
+
+async def test_the_running_scheduler_wakes_for_a_new_schedule_and_starts_its_runs(
+    database_url: str, clock: FakeClock
+) -> None:
+    async with opened(database_url, clock) as running:
+        await running.start()
+        user = await new_user(running)
+        await asyncio.sleep(0.2)  # the loop found nothing due and sleeps
+        flow = await running.create_flow(
+            user, {"name": "f", "steps": [task("a")], "schedule": EVERY_MINUTE}
+        )
+        clock.advance(60)
+
+        async def started() -> list[Any]:
+            runs, _ = await running.list_flow_runs(user, flow_id=flow.id)
+            return runs
+
+        [run] = await eventually(started)
+        assert (run.trigger, run.scheduled_for) == ("schedule", at(12, 1))
