@@ -59,7 +59,8 @@ def _task_of(payload: dict[str, Any]) -> str | None:
     return task if isinstance(task, str) and len(task) <= 255 else None
 
 
-def _schedule_of(spec: ScheduleIn, now: datetime) -> schedule.Schedule:
+def schedule_of_spec(spec: ScheduleIn, now: datetime) -> schedule.Schedule:
+    """A requested schedule, validated (400 with the contract's schedule errors)."""
     return schedule.validate(
         schedule.Schedule(
             type=spec.type,
@@ -73,7 +74,8 @@ def _schedule_of(spec: ScheduleIn, now: datetime) -> schedule.Schedule:
     )
 
 
-def _schedule_values(sched: schedule.Schedule, spec: ScheduleIn) -> dict[str, Any]:
+def schedule_values(sched: schedule.Schedule, spec: ScheduleIn) -> dict[str, Any]:
+    """The ``schedule_*`` columns of a cue with ``sched`` (as requested in ``spec``)."""
     kind = sched.type
     return {
         "schedule_type": kind,
@@ -116,7 +118,7 @@ async def create_cue(
     payload = spec.payload or {}
     try:
         check_payload(payload)
-        sched = _schedule_of(spec.schedule, now)
+        sched = schedule_of_spec(spec.schedule, now)
     except CueflowError:
         # A taken name or a full account is reported before a bad schedule or payload; the
         # happy path checks both inside the one transaction that inserts the cue.
@@ -129,7 +131,7 @@ async def create_cue(
         "name": spec.name,
         "description": spec.description,
         "status": CUE_INITIAL.value,
-        **_schedule_values(sched, spec.schedule),
+        **schedule_values(sched, spec.schedule),
         "misfire_policy": spec.misfire_policy or "fire_once",
         "transport": spec.transport,
         "task": _task_of(payload),
@@ -224,8 +226,8 @@ async def update_cue(services: Services, user: Principal, cue_id: str, patch: Cu
         values["timeout_seconds"] = patch.timeout_seconds
     sched = schedule_of_cue(current)
     if patch.schedule is not None:
-        sched = _schedule_of(patch.schedule, now)
-        values.update(_schedule_values(sched, patch.schedule))
+        sched = schedule_of_spec(patch.schedule, now)
+        values.update(schedule_values(sched, patch.schedule))
         if current.status == CueStatus.ACTIVE:
             values["next_run"] = first_run(sched, now)
     # pause and resume start from any status: no condition on the update

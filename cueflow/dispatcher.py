@@ -295,7 +295,7 @@ class Dispatcher:
         return notices
 
     async def _deliver(self, transport: PushTransport, row: DueDelivery) -> None:
-        logs.bind_execution(row.id, row.cue_id)
+        logs.bind_execution(row.id, row.cue_id, row.flow_run_id)
         started = time.perf_counter()
         try:
             result = await transport.deliver(delivery_of(row, transport))

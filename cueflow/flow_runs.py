@@ -11,7 +11,9 @@ heartbeat or outcome (409 ``flow_run_cancelled``); nothing moves the run afterwa
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import cueflow.handoff as handoff
@@ -19,7 +21,7 @@ import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.flow_schemas import RunCreate, schema_error
-from cueflow.records import FlowRunRecord, StepRecord
+from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
 from cueflow.states import (
     RUN_INITIAL,
     RUN_TERMINAL,
@@ -33,9 +35,31 @@ from cueflow.states import (
 
 if TYPE_CHECKING:
     from cueflow.services import Services
+    from cueflow.store import StoreTx
+
+log = logging.getLogger(__name__)
 
 WAIT_SWEEP_LIMIT = 100
 """Most runs one sweep fails a wait of."""
+
+
+class RunTrigger(StrEnum):
+    """What started a run (``trigger`` on the wire)."""
+
+    API = "api"
+    """A start request (``POST /v1/flows/{id}/runs``, the Python API)."""
+    SCHEDULE = "schedule"
+    """The flow's schedule (:mod:`cueflow.flow_schedule`)."""
+
+
+def check_input(schema: dict[str, Any] | None, value: Any, name: str = "input") -> None:
+    """400 ``invalid_input`` when ``schema`` (a flow's ``input_schema``) refuses ``value``."""
+    if schema is None:
+        return
+    problem = schema_error(schema, value)
+    if problem is not None:
+        message = problem.replace("output", name, 1)
+        raise CueflowError(f"Invalid run input: {message}", code="invalid_input")
 
 
 async def start_run(
@@ -49,35 +73,52 @@ async def start_run(
         flow = await tx.get_flow(user.user_id, flow_id)
         if flow is None:
             raise NotFound("Flow not found", code="flow_not_found")
-        if flow.input_schema is not None:
-            problem = schema_error(flow.input_schema, spec.input)
-            if problem is not None:
-                message = problem.replace("output", "input", 1)
-                raise CueflowError(f"Invalid run input: {message}", code="invalid_input")
-        if spec.idempotency_key is not None:
-            existing = await tx.run_by_idempotency_key(flow_id, spec.idempotency_key)
-            if existing is not None:
-                return existing, await tx.run_steps(existing.id), False
-        values = {
-            "id": ids.new_flow_run_id(),
-            "flow_id": flow_id,
-            "user_id": user.user_id,
-            "status": RUN_INITIAL.value,
-            "input": spec.input,
-            "idempotency_key": spec.idempotency_key,
-            "steps": flow.steps,
-            "step_cues": flow.step_cues,
-            "created_at": now,
-            "updated_at": now,
-        }
-        if not await tx.insert_run(values):
-            raise Conflict("A run with this idempotency_key is starting", code="run_starting")
-        run = await tx.lock_run(values["id"])
-        assert run is not None
-        await handoff.advance(services, tx, run, now)
-        run = await tx.get_run(user.user_id, run.id)
-        assert run is not None
-        return run, await tx.run_steps(run.id), True
+        return await begin_run(
+            services, tx, flow, spec.input, spec.idempotency_key, now, RunTrigger.API
+        )
+
+
+async def begin_run(
+    services: Services,
+    tx: StoreTx,
+    flow: FlowRecord,
+    run_input: Any,
+    idempotency_key: str | None,
+    now: datetime,
+    trigger: RunTrigger,
+    scheduled_for: datetime | None = None,
+) -> tuple[FlowRunRecord, list[StepRecord], bool]:
+    """Start a run of ``flow`` inside ``tx`` (see :func:`start_run`): its root steps'
+    executions are created in the same transaction."""
+    check_input(flow.input_schema, run_input)
+    if idempotency_key is not None:
+        existing = await tx.run_by_idempotency_key(flow.id, idempotency_key)
+        if existing is not None:
+            return existing, await tx.run_steps(existing.id), False
+    values = {
+        "id": ids.new_flow_run_id(),
+        "flow_id": flow.id,
+        "user_id": flow.user_id,
+        "status": RUN_INITIAL.value,
+        "input": run_input,
+        "idempotency_key": idempotency_key,
+        "steps": flow.steps,
+        "step_cues": flow.step_cues,
+        "created_at": now,
+        "updated_at": now,
+        "trigger": trigger.value,
+        "scheduled_for": scheduled_for,
+    }
+    if not await tx.insert_run(values):
+        raise Conflict("A run with this idempotency_key is starting", code="run_starting")
+    run = await tx.lock_run(values["id"])
+    assert run is not None
+    services.metrics.flow_runs_started.labels(trigger.value).inc()
+    log.info("flow run started (%s)", trigger.value, extra={"flow_run_id": run.id})
+    await handoff.advance(services, tx, run, now)
+    run = await tx.get_run(flow.user_id, run.id)
+    assert run is not None
+    return run, await tx.run_steps(run.id), True
 
 
 async def get_run(
@@ -118,6 +159,8 @@ async def cancel_run(
         )
         if cancelled is None:
             raise _finished()
+        services.metrics.flow_runs_finished.labels(cancelled.status.value).inc()
+        log.info("flow run ended: %s", cancelled.status.value, extra={"flow_run_id": run_id})
         for step in await tx.run_steps(run_id):
             if step.status in STEP_OPEN:
                 values = {"status": StepStatus.CANCELLED.value, "finished_at": now}

@@ -20,11 +20,18 @@ from typing import Annotated, Any
 import jsonschema
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cueflow.errors import CueflowError
-from cueflow.schemas import CallbackIn, CueName, RetryIn, ScheduleIn, TimeoutSeconds
-from cueflow.states import StepType, When
+from cueflow.schemas import (
+    CallbackIn,
+    CueName,
+    MisfirePolicy,
+    RetryIn,
+    ScheduleIn,
+    TimeoutSeconds,
+)
+from cueflow.states import CueStatus, StepType, When
 
 StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 MAX_STEPS = 100
@@ -64,6 +71,10 @@ class FlowCreate(BaseModel):
     description: str | None = None
     input_schema: dict[str, Any] | None = None
     schedule: ScheduleIn | None = None
+    """When given, the schedule starts runs the way a cue fires (:mod:`cueflow.flow_schedule`)."""
+    misfire_policy: MisfirePolicy | None = None
+    schedule_input: Any = None
+    """The ``input`` of the runs the schedule starts (checked against ``input_schema``)."""
     steps: list[StepIn] = Field(min_length=1, max_length=MAX_STEPS)
 
 
@@ -77,6 +88,20 @@ class FlowUpdate(BaseModel):
     description: str | None = None
     input_schema: dict[str, Any] | None = None
     steps: list[StepIn] | None = Field(None, min_length=1, max_length=MAX_STEPS)
+    schedule: ScheduleIn | None = None
+    """A new schedule; an explicit ``null`` removes the flow's schedule."""
+    misfire_policy: MisfirePolicy | None = None
+    schedule_input: Any = None
+    schedule_status: str | None = None
+    """``paused`` (no run starts; the times missed while paused are skipped on resume) or
+    ``active`` (resumed)."""
+
+    @field_validator("schedule_status")
+    @classmethod
+    def _schedule_status(cls, value: str | None) -> str | None:
+        if value is not None and value not in (CueStatus.ACTIVE, CueStatus.PAUSED):
+            raise ValueError("schedule_status must be 'active' or 'paused'")
+        return value
 
 
 class RunCreate(BaseModel):

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from cueflow.flow_runs import RunTrigger
 from cueflow.handoff import WHOLE_STEP
 from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
 from cueflow.states import StepStatus, StepType
+from cueflow.wire import schedule_json
 
 
 def flow_json(flow: FlowRecord) -> dict[str, Any]:
-    """A flow as ``GET /v1/flows/{id}`` answers it."""
+    """A flow as ``GET /v1/flows/{id}`` answers it (with its schedule, when it has one)."""
+    trigger = flow.schedule
     return {
         "id": flow.id,
         "name": flow.name,
         "description": flow.description,
         "input_schema": flow.input_schema,
-        "schedule": None,
+        "schedule": schedule_json(trigger) if trigger is not None else None,
+        "misfire_policy": trigger.misfire_policy if trigger is not None else None,
+        "schedule_input": trigger.payload.get("input") if trigger is not None else None,
+        "schedule_status": trigger.status if trigger is not None else None,
+        "next_run": trigger.next_run if trigger is not None else None,
         "steps": flow.steps,
         "created_at": flow.created_at,
         "updated_at": flow.updated_at,
@@ -33,6 +40,8 @@ def run_json(run: FlowRunRecord, steps: list[StepRecord] | None = None) -> dict[
         "status": run.status,
         "input": run.input,
         "idempotency_key": run.idempotency_key,
+        "trigger": run.trigger or RunTrigger.API.value,
+        "scheduled_for": run.scheduled_for,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
         "finished_at": run.finished_at,

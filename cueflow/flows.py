@@ -7,6 +7,9 @@ listed by ``GET /v1/cues`` nor counted in cue quotas or usage. Their own ``retry
 attempt: a step's retries are new executions made by the hand-off (:mod:`cueflow.handoff`),
 each carrying ``flow.previous_failure``.
 
+A flow's ``schedule`` is held by one more hidden cue, its trigger, which the scheduler fires
+(:mod:`cueflow.flow_schedule`).
+
 A changed definition (``PATCH`` with ``steps``) gets new hidden cues; runs already started keep
 the definition and cues they started with. A flow with a run still open cannot be deleted (409
 ``flow_has_open_runs``); deleting one deletes its finished runs, its hidden cues and their
@@ -18,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import cueflow.flow_schedule as flow_schedule
 import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.cues import check_payload
@@ -37,11 +41,10 @@ OPEN_RUNS = tuple(sorted(s.value for s in set(RunStatus) - RUN_TERMINAL))
 async def create_flow(services: Services, user: Principal, spec: FlowCreate) -> FlowRecord:
     """Validate and store a flow with the hidden cue of each task step."""
     check_definition(spec.steps, spec.input_schema)
-    if spec.schedule is not None:
-        raise CueflowError("Scheduled flows are not supported yet", code="not_supported")
     now = services.clock.now()
     flow_id = ids.new_flow_id()
     cues = await _hidden_cues(services, user, flow_id, spec.steps, now)
+    trigger = flow_schedule.new_trigger(user.user_id, flow_id, spec, now)
     values = {
         "id": flow_id,
         "user_id": user.user_id,
@@ -57,8 +60,14 @@ async def create_flow(services: Services, user: Principal, spec: FlowCreate) -> 
         await _insert_flow(tx, values)
         for cue in cues:
             await tx.insert_cue(cue["values"])
+        if trigger is not None:
+            await tx.insert_cue(trigger)
+            await tx.notify_schedule_changed()
         flow = await tx.get_flow(user.user_id, flow_id)
-    assert flow is not None
+        assert flow is not None
+        [flow] = await flow_schedule.with_schedules(tx, user.user_id, [flow])
+    if trigger is not None:
+        services.signals.wake()
     return flow
 
 
@@ -67,15 +76,17 @@ async def list_flows(
 ) -> tuple[list[FlowRecord], int]:
     """A page of the caller's flows, newest first, and their total."""
     async with services.store.tx() as tx:
-        return await tx.list_flows(user.user_id, limit, offset)
+        flows, total = await tx.list_flows(user.user_id, limit, offset)
+        return await flow_schedule.with_schedules(tx, user.user_id, flows), total
 
 
 async def get_flow(services: Services, user: Principal, flow_id: str) -> FlowRecord:
     """One of the caller's flows (404 ``flow_not_found``)."""
     async with services.store.tx() as tx:
         flow = await tx.get_flow(user.user_id, flow_id)
-    if flow is None:
-        raise NotFound("Flow not found", code="flow_not_found")
+        if flow is None:
+            raise NotFound("Flow not found", code="flow_not_found")
+        [flow] = await flow_schedule.with_schedules(tx, user.user_id, [flow])
     return flow
 
 
@@ -107,6 +118,11 @@ async def update_flow(
             raise NotFound("Flow not found", code="flow_not_found")
         for cue in cues:
             await tx.insert_cue(cue["values"])
+        if flow_schedule.changes_schedule(spec) or "input_schema" in values:
+            await flow_schedule.change(tx, flow, spec, now)
+        [flow] = await flow_schedule.with_schedules(tx, user.user_id, [flow])
+    if flow_schedule.changes_schedule(spec):
+        services.signals.wake()
     return flow
 
 
@@ -115,6 +131,8 @@ async def delete_flow(services: Services, user: Principal, flow_id: str) -> None
     async with services.store.tx() as tx:
         if await tx.get_flow(user.user_id, flow_id) is None:
             raise NotFound("Flow not found", code="flow_not_found")
+        # first, so that a fire of the schedule running now ends before the runs are counted
+        await flow_schedule.remove(tx, user.user_id, flow_id)
         if await tx.count_open_runs(flow_id, OPEN_RUNS):
             raise Conflict(
                 "The flow has runs still open; cancel them or let them finish first",

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ import orjson
 import cueflow.ids as ids
 from cueflow.errors import Conflict
 from cueflow.flow_schemas import schema_error, topological
+from cueflow.metrics import handoff_clock
 from cueflow.records import Execution, FlowRunRecord, StepRecord
 from cueflow.states import (
     RUN_TERMINAL,
@@ -67,6 +69,7 @@ MAX_OUTPUT_BYTES = 65_536
 """Largest step output, as JSON; a larger one fails the attempt (type ``output_too_large``)."""
 WHOLE_STEP = -1
 """The ``item`` of a step's own row (items of a ``for_each`` step are 0, 1 ...)."""
+log = logging.getLogger(__name__)
 _LATE_SIGNAL_SECONDS = 0.05
 """Executions created inside a caller's transaction are signalled again this long after, when
 that transaction has most likely committed (signals only shorten waits; loops recheck)."""
@@ -81,7 +84,8 @@ async def executions_ended(
     the order of their ids, so two batches ending steps of the same runs cannot deadlock."""
     ended = [r for r in rows if r.flow_run_id is not None and r.status in TERMINAL]
     for row in sorted(ended, key=lambda r: (r.flow_run_id or "", r.id)):
-        await _step_execution_ended(services, tx, row, now)
+        with handoff_clock(restart=True):
+            await _step_execution_ended(services, tx, row, now)
 
 
 async def refuse_if_cancelled(tx: StoreTx, row: Execution) -> None:
@@ -108,11 +112,14 @@ async def advance(services: Services, tx: StoreTx, run: FlowRunRecord, now: date
     statuses = [heads[s["id"]].status if s["id"] in heads else None for s in run.steps]
     end = run_end(s for s in statuses if s is not None) if None not in statuses else None
     if end is not None:
-        await tx.update_run(
+        finished = await tx.update_run(
             run.id,
             {"status": end.value, "finished_at": now, "updated_at": now},
             sorted(set(RunStatus) - RUN_TERMINAL),
         )
+        if finished is not None:
+            services.metrics.flow_runs_finished.labels(end.value).inc()
+            log.info("flow run ended: %s", end.value, extra={"flow_run_id": run.id})
         signal_run_end(services)
         return
     open_ = [s for s in statuses if s in STEP_OPEN]
@@ -134,11 +141,15 @@ async def finish_unit(
     error: dict[str, Any] | None = None,
 ) -> None:
     """End a step (or an item: its step ends with its last item) and advance the run."""
+    if error is not None:
+        why = f"{error.get('type')}: {error.get('reason')}"
+        log.info("step %s failed: %s", unit.step_id, why, extra={"flow_run_id": run.id})
     values = {"status": status.value, "output": output, "error": error, "finished_at": now}
     await tx.update_step(unit.id, values, sorted(STEP_OPEN))
     if unit.item != WHOLE_STEP:
         await _finish_fan_in(tx, run, unit.step_id, now)
-    await advance(services, tx, run, now)
+    with handoff_clock(restart=False):  # an event's or a deadline's hand-off starts here
+        await advance(services, tx, run, now)
 
 
 async def _finish_fan_in(tx: StoreTx, run: FlowRunRecord, step_id: str, now: datetime) -> None:
@@ -203,12 +214,15 @@ async def _start_step(
     if values["status"] != StepStatus.RUNNING:
         return head
     if items is None:
-        return await _attempt(services, tx, run, step, head, heads, now, None, timedelta(0))
+        head = await _attempt(services, tx, run, step, head, heads, now, None, timedelta(0))
+        services.metrics.observe_handoff()
+        return head
     for index, item in enumerate(items):
         unit = {**values, "id": ids.new_execution_id(), "item": index, "item_input": item}
         if await tx.insert_step(unit):
             first = _record(unit)
             await _attempt(services, tx, run, step, first, heads, now, None, timedelta(0))
+    services.metrics.observe_handoff()
     return head
 
 
@@ -285,6 +299,8 @@ async def _step_execution_ended(
     retry = step.get("retry") or {}
     if unit.attempts < retry.get("max_attempts", 1):
         delay = backoff(retry.get("backoff_minutes") or [], unit.attempts)
+        why = f"step {unit.step_id} attempt {unit.attempts} failed ({failure['type']}); retrying"
+        log.info(why, extra={"flow_run_id": run.id})
         heads = {r.step_id: r for r in rows if r.item == WHOLE_STEP}
         await _attempt(services, tx, run, step, unit, heads, now, failure, delay)
         return

@@ -8,9 +8,11 @@ routes uvicorn's access and error logs through it too). Two context variables ca
   (:mod:`cueflow.api.observability`) for the duration of an HTTP request: the fresh UUID the
   response carries in ``X-Request-Id``, and the caller's own ``X-Request-ID`` if it sent one;
   every record logged while serving the request carries them (the access log line too).
-* ``execution_id`` / ``cue_id``: bound with :func:`bind_execution` where work on one execution
-  runs (the push-delivery task, hence also in-process handlers and their own log calls). Code
-  may also pass them per call: ``log.info("...", extra={"execution_id": ..., "cue_id": ...})``.
+* ``execution_id`` / ``cue_id`` / ``flow_run_id``: bound with :func:`bind_execution` where work
+  on one execution runs (the push-delivery task, hence also in-process handlers and their own
+  log calls); ``flow_run_id`` when the execution is a flow step's. Code may also pass them per
+  call: ``log.info("...", extra={"flow_run_id": ...})`` (the flow hand-off does, on the lines
+  about a run and its steps).
 
 Redaction is the last step of formatting, so it covers messages, arguments, exceptions and
 tracebacks alike: API keys (``cue_sk_...``), webhook secrets (``whsec_...``), bearer tokens and
@@ -37,11 +39,11 @@ client_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "cueflow_client_request_id", default=None
 )
 """The ``X-Request-ID`` the caller of the request being served sent, if any."""
-_execution: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar(
-    "cueflow_execution", default=None
+_execution: contextvars.ContextVar[tuple[str, str | None, str | None] | None] = (
+    contextvars.ContextVar("cueflow_execution", default=None)
 )
 
-CONTEXT_FIELDS = ("request_id", "client_request_id", "execution_id", "cue_id")
+CONTEXT_FIELDS = ("request_id", "client_request_id", "execution_id", "cue_id", "flow_run_id")
 """Record attributes added to every record (``None`` when unknown)."""
 
 _SECRETS = re.compile(
@@ -67,16 +69,19 @@ def _replacement(match: re.Match[str]) -> str:
     return prefix + REDACTED
 
 
-def bind_execution(execution_id: str, cue_id: str | None = None) -> None:
+def bind_execution(
+    execution_id: str, cue_id: str | None = None, flow_run_id: str | None = None
+) -> None:
     """Tag the records logged from here on in the current context (an asyncio task, or what it
-    starts) with ``execution_id`` and ``cue_id``. Call it at the start of a task that works on
-    one execution: a task's context is its own, so the binding ends with it."""
-    _execution.set((execution_id, cue_id))
+    starts) with ``execution_id``, ``cue_id`` and, for a flow step's execution,
+    ``flow_run_id``. Call it at the start of a task that works on one execution: a task's
+    context is its own, so the binding ends with it."""
+    _execution.set((execution_id, cue_id, flow_run_id))
 
 
 class ContextFilter(logging.Filter):
-    """Adds ``request_id``, ``client_request_id``, ``execution_id`` and ``cue_id`` from the
-    context to each record (values passed with ``extra=`` win)."""
+    """Adds ``request_id``, ``client_request_id``, ``execution_id``, ``cue_id`` and
+    ``flow_run_id`` from the context to each record (values passed with ``extra=`` win)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Fill in the context fields; never drops a record."""
@@ -89,6 +94,8 @@ class ContextFilter(logging.Filter):
             record.execution_id = bound[0] if bound else None
         if getattr(record, "cue_id", None) is None:
             record.cue_id = bound[1] if bound else None
+        if getattr(record, "flow_run_id", None) is None:
+            record.flow_run_id = bound[2] if bound else None
         return True
 
 

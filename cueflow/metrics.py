@@ -13,7 +13,10 @@ ids, so the number of series stays small however many cues and executions there 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextvars
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -38,6 +41,24 @@ STALE_EXECUTION_SECONDS = 300
 """A ``delivering`` execution untouched this long counts as ``stale_executions``."""
 DATABASE_TIMEOUT_SECONDS = 5.0
 """Longest a scrape waits for the queue figures before reporting the database down."""
+
+
+_handoff_since: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "cueflow_handoff_since", default=None
+)
+"""When the step end being handed off was accepted (``perf_counter``)."""
+
+
+@contextmanager
+def handoff_clock(*, restart: bool) -> Iterator[None]:
+    """Time the hand-off run inside the block from now (``restart``, or when no outer block
+    started it) for :meth:`Metrics.observe_handoff`."""
+    since = _handoff_since.get()
+    token = _handoff_since.set(time.perf_counter() if restart or since is None else since)
+    try:
+        yield
+    finally:
+        _handoff_since.reset(token)
 
 
 class Metrics:
@@ -150,6 +171,27 @@ class Metrics:
             ["loop"],
             registry=r,
         )
+        self.flow_runs_started = Counter(
+            "cueflow_flow_runs_started",
+            "Flow runs started, by trigger: api (a start request) or schedule (the flow's "
+            "schedule fired).",
+            ["trigger"],
+            registry=r,
+        )
+        self.flow_runs_finished = Counter(
+            "cueflow_flow_runs_finished",
+            "Flow runs that ended, by status (succeeded, failed, cancelled).",
+            ["status"],
+            registry=r,
+        )
+        self.flow_handoff = Histogram(
+            "cueflow_flow_handoff_seconds",
+            "Step hand-off latency: from a parent step's accepted end (its outcome, delivery "
+            "result or event, in that transaction) to its child step's first execution "
+            "being created; it is claimable when that transaction commits.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         Info("cueflow_build", "The cueflow version serving these metrics.", registry=r).info(
             {"version": __version__}
         )
@@ -161,6 +203,13 @@ class Metrics:
         self.deliveries.labels(transport, "success" if ok else "failure").inc()
         if not ok and run.attempts < run.retry_max_attempts:
             self.retries.labels(transport).inc()
+
+    def observe_handoff(self) -> None:
+        """Observe a child step's hand-off latency: the time since the enclosing
+        :func:`handoff_clock` started (nothing outside one: a run's root steps)."""
+        since = _handoff_since.get()
+        if since is not None:
+            self.flow_handoff.observe(time.perf_counter() - since)
 
     def watch_fires(self, plan: Callable[[Cue], FirePlan]) -> FireWatch:
         """Wrap the scheduler's fire plan so that :meth:`FireWatch.record` can count the

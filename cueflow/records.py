@@ -328,6 +328,9 @@ class FlowRecord:
     step_cues: dict[str, str]
     created_at: datetime
     updated_at: datetime
+    schedule: Cue | None = None
+    """The hidden cue holding the flow's schedule (:mod:`cueflow.flow_schedule`), when it has
+    one; not a column: the flow use cases attach it."""
 
 
 @record
@@ -345,6 +348,8 @@ class FlowRunRecord:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    trigger: str | None = None
+    scheduled_for: datetime | None = None
 
 
 @record

@@ -26,6 +26,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import cueflow.flow_schedule as flow_schedule
 import cueflow.ids as ids
 import cueflow.quotas as quotas
 import cueflow.schedule as schedule
@@ -139,9 +140,12 @@ class Scheduler:
             watch = services.metrics.watch_fires(plan)
             async with services.store.tx() as tx:
                 gated = await quotas.monthly_gate(services, tx, watch, now)
+                triggers = flow_schedule.TriggerWatch(gated)
                 locked, inserted = await tx.fire_due(
-                    now, services.settings.scheduler_batch_size, gated
+                    now, services.settings.scheduler_batch_size, triggers
                 )
+                # a scheduled flow's fire starts its run in the fire's transaction
+                await flow_schedule.start_fired_runs(services, tx, triggers, inserted, now)
             created += len(inserted)
             services.loops.pulse("scheduler").beat()
             watch.record(inserted, now)

@@ -14,9 +14,9 @@ from cueflow.cues import DEFAULT_ON_FAILURE
 from cueflow.records import Alert, Cue, Execution, QueuedRun
 
 
-def cue_json(cue: Cue, warning: str | None = None) -> dict[str, Any]:
-    """The contract's Cue object (plus ``misfire_policy``, ``timeout_seconds``, for interval
-    schedules ``schedule.interval_seconds`` and, when it was sent, ``schedule.fall_back``)."""
+def schedule_json(cue: Cue) -> dict[str, Any]:
+    """A cue's ``schedule`` object (``interval_seconds`` for interval schedules, ``fall_back``
+    when it was sent); a scheduled flow shows its schedule the same way."""
     sched: dict[str, Any] = {"type": cue.schedule_type, "timezone": cue.schedule_timezone}
     if cue.schedule_cron:
         sched["cron"] = cue.schedule_cron
@@ -26,6 +26,13 @@ def cue_json(cue: Cue, warning: str | None = None) -> dict[str, Any]:
         sched["interval_seconds"] = cue.schedule_interval_seconds
     if cue.schedule_fall_back is not None:
         sched["fall_back"] = cue.schedule_fall_back
+    return sched
+
+
+def cue_json(cue: Cue, warning: str | None = None) -> dict[str, Any]:
+    """The contract's Cue object (plus ``misfire_policy``, ``timeout_seconds``, for interval
+    schedules ``schedule.interval_seconds`` and, when it was sent, ``schedule.fall_back``)."""
+    sched = schedule_json(cue)
     mode = cue.verification_mode
     return {
         "id": cue.id,

@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.executions",
             "cueflow.fair_share",
             "cueflow.flow_runs",
+            "cueflow.flow_schedule",
             "cueflow.flow_wire",
             "cueflow.flows",
             "cueflow.handoff",

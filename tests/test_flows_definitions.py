@@ -108,17 +108,6 @@ async def test_flow_names_are_unique_per_account(
     assert_error(again, 409, "flow_name_taken")
 
 
-async def test_a_scheduled_flow_is_refused_for_now(
-    client: httpx.AsyncClient, auth: dict[str, str]
-) -> None:
-    body = {
-        "name": "f",
-        "steps": [task("a")],
-        "schedule": {"type": "recurring", "cron": "0 9 * * *"},
-    }
-    assert_error(await client.post("/v1/flows", json=body, headers=auth), 400, "not_supported")
-
-
 async def test_delete_is_refused_while_a_run_is_open_then_takes_its_runs(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:

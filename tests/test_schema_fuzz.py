@@ -278,7 +278,9 @@ async def test_a_happy_path_through_every_operation_matches_the_document(
     fl = f"/v1/flows/{flow['id']}"
     await call("GET", "/v1/flows", **a)
     await call("GET", "/v1/flows/{flow_id}", fl, **a)
-    await call("PATCH", "/v1/flows/{flow_id}", fl, json={"description": "d"}, **a)
+    hourly = {"type": "interval", "interval_seconds": 3600}
+    patch = {"description": "d", "schedule": hourly}
+    await call("PATCH", "/v1/flows/{flow_id}", fl, json=patch, **a)
     run = await call("POST", "/v1/flows/{flow_id}/runs", f"{fl}/runs", json={"input": {}}, **a)
     ru = f"/v1/flow-runs/{run['id']}"
     await call("GET", "/v1/flow-runs", **a)

@@ -22,6 +22,10 @@ class Flow(_Wire):
     description: str | None
     input_schema: dict[str, Any] | None
     schedule: dict[str, Any] | None
+    misfire_policy: str | None
+    schedule_input: Any
+    schedule_status: str | None
+    next_run: datetime | None
     steps: list[dict[str, Any]]
     created_at: datetime
     updated_at: datetime
@@ -56,6 +60,8 @@ class FlowRun(_Wire):
     status: str
     input: Any
     idempotency_key: str | None
+    trigger: str
+    scheduled_for: datetime | None
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 import cueflow.sql.rows as rows
-from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
+from cueflow.records import Cue, FlowRecord, FlowRunRecord, StepRecord
 from cueflow.sql.base import TxBase
 from cueflow.sql.tables import cues, executions, flow_runs, flow_steps, flows
 from cueflow.states import Move
@@ -227,3 +227,31 @@ class FlowQueries(TxBase):
             .limit(limit)
         )
         return [row["run_id"] for row in await self._all(stmt)]
+
+    async def flow_triggers(
+        self, user_id: str, flow_ids: Sequence[str], transport: str
+    ) -> list[Cue]:
+        """The hidden cues of ``transport`` of the user's flows ``flow_ids``."""
+        stmt = select(cues).where(
+            cues.c.user_id == user_id,
+            cues.c.flow_id.in_(list(flow_ids)),
+            cues.c.transport == transport,
+        )
+        return await self._records(rows.cue, stmt)
+
+    async def update_flow_trigger(self, cue_id: str, values: dict[str, Any]) -> Cue | None:
+        """Set ``values`` on a flow's hidden cue."""
+        stmt = (
+            update(cues)
+            .where(cues.c.id == cue_id, cues.c.flow_id.is_not(None))
+            .values(**values)
+            .returning(*cues.c)
+        )
+        return await self._record(rows.cue, stmt)
+
+    async def delete_flow_trigger(self, cue_id: str) -> None:
+        """Delete a flow's hidden cue and its executions."""
+        await self.conn.execute(delete(executions).where(executions.c.cue_id == cue_id))
+        await self.conn.execute(
+            delete(cues).where(cues.c.id == cue_id, cues.c.flow_id.is_not(None))
+        )

@@ -287,6 +287,11 @@ class FlowRun(SQLModel, table=True):
     created_at: datetime = _dt(nullable=False)
     updated_at: datetime = _dt(nullable=False)
     finished_at: datetime | None = _dt()
+    trigger: str | None = Field(default=None, max_length=20)
+    """What started the run: ``api`` (a start request) or ``schedule`` (the flow's schedule);
+    ``None`` on runs started before schedules existed (shown as ``api``)."""
+    scheduled_for: datetime | None = _dt()
+    """The fire time of a run its flow's schedule started."""
 
 
 class FlowStep(SQLModel, table=True):

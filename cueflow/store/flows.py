@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
+from cueflow.records import Cue, FlowRecord, FlowRunRecord, StepRecord
 from cueflow.states import Move
 
 
@@ -91,3 +91,15 @@ class FlowStore(Protocol):
 
     async def runs_with_due_waits(self, now: datetime, status: str, limit: int) -> list[str]:
         """Runs with a step in ``status`` whose ``wait_until`` is at or before ``now``."""
+
+    async def flow_triggers(
+        self, user_id: str, flow_ids: Sequence[str], transport: str
+    ) -> list[Cue]:
+        """The hidden cues of ``transport`` of the user's flows ``flow_ids`` (a scheduled
+        flow's trigger cue: :mod:`cueflow.flow_schedule`)."""
+
+    async def update_flow_trigger(self, cue_id: str, values: dict[str, Any]) -> Cue | None:
+        """Set ``values`` on a flow's hidden cue ``cue_id``; returns it."""
+
+    async def delete_flow_trigger(self, cue_id: str) -> None:
+        """Delete a flow's hidden cue ``cue_id`` with its executions."""
