@@ -11,7 +11,7 @@ reads the fields by name, for rows that were put together in Python."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from enum import Enum
 from operator import itemgetter
 from typing import Any, Generic, TypeVar
@@ -58,12 +58,17 @@ class RecordBuilder(Generic[R]):
     def __init__(self, record: type[R], **convert: Callable[[Any], Any]) -> None:
         self.record = record
         self.names = tuple(f.name for f in fields(record))  # type: ignore[arg-type]
+        self._optional = {
+            f.name
+            for f in fields(record)  # type: ignore[arg-type]
+            if f.default is not MISSING or f.default_factory is not MISSING
+        }
         self._convert = tuple((self.names.index(name), fn) for name, fn in convert.items())
         self._plans: dict[tuple[str, ...], Callable[[Any], tuple[Any, ...]]] = {}
 
     def __call__(self, row: Row) -> R:
         """The record of one row read by column name."""
-        return self._build([row[name] for name in self.names])
+        return self._build([row[name] for name in self._present(tuple(row))])
 
     def many(self, keys: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[R]:
         """The records of ``rows`` (tuples whose columns are named by ``keys``)."""
@@ -77,18 +82,27 @@ class RecordBuilder(Generic[R]):
 
     def _build(self, values: list[Any]) -> R:
         for index, fn in self._convert:
-            value = values[index]
+            value = values[index] if index < len(values) else None
             if value is not None:
                 values[index] = fn(value)
         return self.record(*values)
 
+    def _present(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+        """The fields the row gives: all of them, or all but trailing ones with defaults
+        (filled in by the record, so they are passed by position up to the first missing)."""
+        given = set(keys)
+        missing = [name for name in self.names if name not in given]
+        count = len(self.names) - len(missing)
+        if any(name not in self._optional for name in missing) or any(
+            name not in given for name in self.names[:count]
+        ):
+            raise TypeError(f"{self.record.__name__} rows lack {sorted(missing)}")
+        return self.names[:count]
+
     def _plan(self, keys: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
         plan = self._plans.get(keys)
         if plan is None:
-            missing = set(self.names) - set(keys)
-            if missing:
-                raise TypeError(f"{self.record.__name__} rows lack {sorted(missing)}")
-            positions = [keys.index(name) for name in self.names]
+            positions = [keys.index(name) for name in self._present(keys)]
             if len(positions) == 1:
                 only = positions[0]
                 plan = lambda row: (row[only],)  # noqa: E731 - itemgetter of one is a scalar
