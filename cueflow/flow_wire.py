@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cueflow.handoff import WHOLE_STEP
 from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
 from cueflow.states import StepStatus
+from cueflow.step_executions import WHOLE_STEP
 
 
 def flow_json(flow: FlowRecord) -> dict[str, Any]:

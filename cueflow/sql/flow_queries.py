@@ -16,6 +16,14 @@ from cueflow.sql.tables import cues, executions, flow_runs, flow_steps, flows
 from cueflow.states import Move
 from cueflow.store import Duplicate
 
+INSERT_BATCH = 200
+"""Rows per multi-row INSERT: about 20 columns each stays far below the bound parameters a
+statement may have (SQLite 32,766, asyncpg 32,767)."""
+
+
+def _batches(values: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [list(values[i : i + INSERT_BATCH]) for i in range(0, len(values), INSERT_BATCH)]
+
 
 def _flow_duplicate(exc: IntegrityError) -> Exception:
     text = str(exc.orig)
@@ -160,14 +168,31 @@ class FlowQueries(TxBase):
         )
         return await self._record(rows.flow_run, stmt)
 
-    async def run_steps(self, run_id: str) -> list[StepRecord]:
-        """Every step row of a run."""
-        stmt = (
-            select(flow_steps)
-            .where(flow_steps.c.run_id == run_id)
-            .order_by(flow_steps.c.step_id, flow_steps.c.item)
-        )
+    async def run_steps(
+        self, run_id: str, step_id: str | None = None, item: int | None = None
+    ) -> list[StepRecord]:
+        """Every step row of a run (of ``step_id``, with ``item``)."""
+        stmt = select(flow_steps).where(flow_steps.c.run_id == run_id)
+        if step_id is not None:
+            stmt = stmt.where(flow_steps.c.step_id == step_id)
+        if item is not None:
+            stmt = stmt.where(flow_steps.c.item == item)
+        stmt = stmt.order_by(flow_steps.c.step_id, flow_steps.c.item)
         return await self._records(rows.flow_step, stmt)
+
+    async def step_has_items_in(self, run_id: str, step_id: str, statuses: Sequence[str]) -> bool:
+        """Whether an item of the step is in ``statuses`` (``ix_flow_steps_open`` answers)."""
+        stmt = (
+            select(flow_steps.c.id)
+            .where(
+                flow_steps.c.run_id == run_id,
+                flow_steps.c.step_id == step_id,
+                flow_steps.c.status.in_(list(statuses)),
+                flow_steps.c.item >= 0,
+            )
+            .limit(1)
+        )
+        return await self._one(stmt) is not None
 
     async def insert_step(self, values: dict[str, Any]) -> bool:
         """Insert a step row unless its hand-off key exists."""
@@ -178,6 +203,19 @@ class FlowQueries(TxBase):
             .returning(flow_steps.c.id)
         )
         return await self._one(stmt) is not None
+
+    async def insert_steps(self, values: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert step rows, :data:`INSERT_BATCH` a statement, unless their key exists."""
+        inserted: list[str] = []
+        for batch in _batches(values):
+            stmt = (
+                self.connector.insert(flow_steps)
+                .values(batch)
+                .on_conflict_do_nothing(index_elements=["run_id", "step_id", "item"])
+                .returning(flow_steps.c.id)
+            )
+            inserted += [row["id"] for row in await self._all(stmt)]
+        return inserted
 
     async def update_step(
         self, step_key: str, values: dict[str, Any], sources: Sequence[str]
@@ -202,6 +240,21 @@ class FlowQueries(TxBase):
             .returning(executions.c.id)
         )
         return await self._one(stmt) is not None
+
+    async def insert_step_executions(self, values: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert step executions, :data:`INSERT_BATCH` a statement, unless their key exists."""
+        inserted: list[str] = []
+        for batch in _batches(values):
+            stmt = (
+                self.connector.insert(executions)
+                .values(batch)
+                .on_conflict_do_nothing(
+                    index_elements=["flow_run_id", "step_id", "item", "step_attempt"]
+                )
+                .returning(executions.c.id)
+            )
+            inserted += [row["id"] for row in await self._all(stmt)]
+        return inserted
 
     async def cancel_step_executions(
         self, run_id: str, move: Move, values: dict[str, Any]

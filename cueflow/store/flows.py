@@ -67,12 +67,24 @@ class FlowStore(Protocol):
     ) -> FlowRunRecord | None:
         """Set ``values`` on a run whose status is in ``sources``."""
 
-    async def run_steps(self, run_id: str) -> list[StepRecord]:
-        """Every step (and item) of a run, in step then item order."""
+    async def run_steps(
+        self, run_id: str, step_id: str | None = None, item: int | None = None
+    ) -> list[StepRecord]:
+        """Every step (and item) of a run, in step then item order; only those of ``step_id``
+        and only those whose ``item`` is ``item`` when given."""
+
+    async def step_has_items_in(self, run_id: str, step_id: str, statuses: Sequence[str]) -> bool:
+        """Whether one of the items (``item`` 0, 1 ...) of the run's step ``step_id`` is in
+        ``statuses``. Answered from an index, so asking after each of 1,000 items stays cheap."""
 
     async def insert_step(self, values: dict[str, Any]) -> bool:
         """Insert a step (or item) of a run; ``False`` when ``(run_id, step_id, item)`` exists
         (the hand-off key)."""
+
+    async def insert_steps(self, values: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert several step (item) rows in multi-row statements, skipping those whose
+        ``(run_id, step_id, item)`` exists; the ids of the rows inserted. Every row has the
+        same keys."""
 
     async def update_step(
         self, step_key: str, values: dict[str, Any], sources: Sequence[str]
@@ -83,6 +95,11 @@ class FlowStore(Protocol):
     async def insert_step_execution(self, values: dict[str, Any]) -> bool:
         """Insert a step's execution; ``False`` when its
         ``(flow_run_id, step_id, item, step_attempt)`` exists."""
+
+    async def insert_step_executions(self, values: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert several step executions in multi-row statements, skipping those whose
+        ``(flow_run_id, step_id, item, step_attempt)`` exists; the ids inserted. Every row has
+        the same keys."""
 
     async def cancel_step_executions(
         self, run_id: str, move: Move, values: dict[str, Any]
