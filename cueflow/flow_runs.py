@@ -46,7 +46,7 @@ async def start_run(
     ``invalid_input`` when the flow's ``input_schema`` refuses ``input``."""
     now = services.clock.now()
     async with services.store.tx() as tx:
-        flow = await tx.get_flow(user.user_id, flow_id)
+        flow = await tx.get_flow(user.user_id, flow_id, lock=True)
         if flow is None:
             raise NotFound("Flow not found", code="flow_not_found")
         if flow.input_schema is not None:

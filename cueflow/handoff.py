@@ -91,7 +91,11 @@ async def refuse_if_cancelled(tx: StoreTx, row: Execution) -> None:
     holder of a running step learns of the cancel (through its heartbeat or its outcome)."""
     run_id = row.flow_run_id
     if run_id is not None and await tx.run_status(run_id) == RunStatus.CANCELLED:
-        raise Conflict("The flow run of this execution was cancelled", code="flow_run_cancelled")
+        raise _cancelled()
+
+
+def _cancelled() -> Conflict:
+    return Conflict("The flow run of this execution was cancelled", code="flow_run_cancelled")
 
 
 async def advance(services: Services, tx: StoreTx, run: FlowRunRecord, now: datetime) -> None:
@@ -133,17 +137,19 @@ async def finish_unit(
     output: Any = None,
     error: dict[str, Any] | None = None,
 ) -> None:
-    """End a step (or an item: its step ends with its last item) and advance the run."""
+    """End a step (or an item: its step ends with its last item) and advance the run (an item
+    that is not the last changes nothing else, so nothing else is read)."""
     values = {"status": status.value, "output": output, "error": error, "finished_at": now}
     await tx.update_step(unit.id, values, sorted(STEP_OPEN))
-    if unit.item != WHOLE_STEP:
-        await _finish_fan_in(tx, run, unit.step_id, now)
+    if unit.item != WHOLE_STEP and not await _finish_fan_in(tx, run, unit.step_id, now):
+        return
     await advance(services, tx, run, now)
 
 
-async def _finish_fan_in(tx: StoreTx, run: FlowRunRecord, step_id: str, now: datetime) -> None:
+async def _finish_fan_in(tx: StoreTx, run: FlowRunRecord, step_id: str, now: datetime) -> bool:
+    """End a ``for_each`` step once its last item ended; whether it did."""
     if await tx.step_has_items_in(run.id, step_id, sorted(STEP_OPEN)):
-        return
+        return False
     rows = await tx.run_steps(run.id, step_id)
     items = [row for row in rows if row.item != WHOLE_STEP]
     head = next(row for row in rows if row.item == WHOLE_STEP)
@@ -155,6 +161,7 @@ async def _finish_fan_in(tx: StoreTx, run: FlowRunRecord, step_id: str, now: dat
         error = dict(failed.error or {"type": "item_failed", "reason": "An item failed"})
         values.update(status=StepStatus.FAILED.value, error={**error, "item": failed.item})
     await tx.update_step(head.id, values, sorted(STEP_OPEN))
+    return True
 
 
 async def _start_step(
@@ -336,11 +343,16 @@ def _signal(services: Services, rows: list[dict[str, Any]]) -> None:
 
 
 async def refusals(tx: StoreTx, rows: Iterable[Execution]) -> dict[str, Conflict]:
-    """For the executions among ``rows`` whose run was cancelled, the 409 their outcome gets."""
+    """For the executions among ``rows`` whose run was cancelled, the 409 their outcome gets
+    (each run's status read once)."""
+    statuses: dict[str, str | None] = {}
     refused: dict[str, Conflict] = {}
     for row in rows:
-        try:
-            await refuse_if_cancelled(tx, row)
-        except Conflict as error:
-            refused[row.id] = error
+        run_id = row.flow_run_id
+        if run_id is None:
+            continue
+        if run_id not in statuses:
+            statuses[run_id] = await tx.run_status(run_id)
+        if statuses[run_id] == RunStatus.CANCELLED:
+            refused[row.id] = _cancelled()
     return refused

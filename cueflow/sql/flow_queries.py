@@ -42,11 +42,12 @@ class FlowQueries(TxBase):
         except IntegrityError as exc:
             raise _flow_duplicate(exc) from exc
 
-    async def get_flow(self, user_id: str, flow_id: str) -> FlowRecord | None:
-        """One of the user's flows."""
-        return await self._record(
-            rows.flow, select(flows).where(flows.c.id == flow_id, flows.c.user_id == user_id)
-        )
+    async def get_flow(self, user_id: str, flow_id: str, lock: bool = False) -> FlowRecord | None:
+        """One of the user's flows (``FOR SHARE`` with ``lock``; SQLite has one writer)."""
+        stmt = select(flows).where(flows.c.id == flow_id, flows.c.user_id == user_id)
+        if lock and self.connector.skip_locked:
+            stmt = stmt.with_for_update(read=True)
+        return await self._record(rows.flow, stmt)
 
     async def list_flows(
         self, user_id: str, limit: int, offset: int
@@ -90,6 +91,20 @@ class FlowQueries(TxBase):
         await self.conn.execute(delete(flow_runs).where(flow_runs.c.flow_id == flow_id))
         await self.conn.execute(delete(flows).where(flows.c.id == flow_id))
         return True
+
+    async def runs_step_cues(self, flow_id: str) -> set[str]:
+        """The hidden cues the flow's runs refer to."""
+        stmt = select(flow_runs.c.step_cues).where(flow_runs.c.flow_id == flow_id)
+        return {cue for row in await self._all(stmt) for cue in (row["step_cues"] or {}).values()}
+
+    async def delete_step_cues(self, flow_id: str, keep: Sequence[str]) -> list[str]:
+        """Delete the flow's hidden cues not in ``keep``."""
+        stmt = (
+            delete(cues)
+            .where(cues.c.flow_id == flow_id, cues.c.id.not_in(list(keep)))
+            .returning(cues.c.id)
+        )
+        return [row["id"] for row in await self._all(stmt)]
 
     async def count_open_runs(self, flow_id: str, open_statuses: Sequence[str]) -> int:
         """How many of the flow's runs are open."""

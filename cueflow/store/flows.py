@@ -17,8 +17,9 @@ class FlowStore(Protocol):
     async def insert_flow(self, values: dict[str, Any]) -> None:
         """Insert a flow; raise :class:`cueflow.store.Duplicate` ``flow_name``."""
 
-    async def get_flow(self, user_id: str, flow_id: str) -> FlowRecord | None:
-        """One of the user's flows."""
+    async def get_flow(self, user_id: str, flow_id: str, lock: bool = False) -> FlowRecord | None:
+        """One of the user's flows; with ``lock``, share-locked until the transaction ends (a
+        run starting holds off a change of the flow's steps until it is stored)."""
 
     async def list_flows(
         self, user_id: str, limit: int, offset: int
@@ -32,6 +33,12 @@ class FlowStore(Protocol):
 
     async def delete_flow(self, user_id: str, flow_id: str) -> bool:
         """Delete a flow with its runs, its steps' hidden cues and their executions."""
+
+    async def runs_step_cues(self, flow_id: str) -> set[str]:
+        """The hidden cue ids the flow's runs (open or not) refer to (their ``step_cues``)."""
+
+    async def delete_step_cues(self, flow_id: str, keep: Sequence[str]) -> list[str]:
+        """Delete the flow's hidden cues whose id is not in ``keep``; their ids."""
 
     async def count_open_runs(self, flow_id: str, open_statuses: Sequence[str]) -> int:
         """How many of the flow's runs are in ``open_statuses``."""
