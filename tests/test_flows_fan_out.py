@@ -95,9 +95,11 @@ async def test_a_for_each_over_more_items_than_the_bound_fails_the_step(
 @pytest.fixture
 async def bounded(database_url: str, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
     """A client on an engine whose ``for_each`` bound is 3 (``CUEFLOW_FLOW_FOR_EACH_LIMIT``)."""
-    async with open_engine(database_url, clock, flow_for_each_limit=3) as engine:
-        async with api(engine) as client:
-            yield client
+    async with (
+        open_engine(database_url, clock, flow_for_each_limit=3) as engine,
+        api(engine) as client,
+    ):
+        yield client
 
 
 async def test_the_for_each_bound_is_a_setting(bounded: httpx.AsyncClient) -> None:
