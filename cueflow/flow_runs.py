@@ -118,10 +118,8 @@ async def cancel_run(
         )
         if cancelled is None:
             raise _finished()
-        for step in await tx.run_steps(run_id):
-            if step.status in STEP_OPEN:
-                values = {"status": StepStatus.CANCELLED.value, "finished_at": now}
-                await tx.update_step(step.id, values, sorted(STEP_OPEN))
+        values = {"status": StepStatus.CANCELLED.value, "finished_at": now}
+        await tx.update_run_steps(run_id, values, sorted(STEP_OPEN))
         await tx.cancel_step_executions(
             run.id,
             move(Event.CANCELLED),

@@ -244,6 +244,18 @@ class FlowQueries(TxBase):
         )
         return await self._record(rows.flow_step, stmt)
 
+    async def update_run_steps(
+        self, run_id: str, values: dict[str, Any], sources: Sequence[str]
+    ) -> int:
+        """Update the run's step rows whose status is in ``sources``."""
+        stmt = (
+            update(flow_steps)
+            .where(flow_steps.c.run_id == run_id, flow_steps.c.status.in_(list(sources)))
+            .values(**values)
+            .returning(flow_steps.c.id)
+        )
+        return len(await self._all(stmt))
+
     async def insert_step_execution(self, values: dict[str, Any]) -> bool:
         """Insert a step execution unless its step key exists."""
         stmt = (

@@ -99,6 +99,12 @@ class FlowStore(Protocol):
         """Set ``values`` on the step row ``step_key`` (its ``id``) if its status is in
         ``sources``."""
 
+    async def update_run_steps(
+        self, run_id: str, values: dict[str, Any], sources: Sequence[str]
+    ) -> int:
+        """Set ``values`` on every step row (and item) of the run whose status is in
+        ``sources``, in one statement; how many."""
+
     async def insert_step_execution(self, values: dict[str, Any]) -> bool:
         """Insert a step's execution; ``False`` when its
         ``(flow_run_id, step_id, item, step_attempt)`` exists."""

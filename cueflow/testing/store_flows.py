@@ -210,6 +210,11 @@ class StoreFlowTests(StoreFixtures):
             assert await tx.update_step(items[0]["id"], done, OPEN_STEPS) is None
             assert not await tx.step_has_items_in(run["id"], "b", OPEN_STEPS)
             assert await tx.step_has_items_in(run["id"], "b", [StepStatus.SUCCEEDED.value])
+            cancelled = {"status": StepStatus.CANCELLED.value, "finished_at": now}
+            assert await tx.update_run_steps(run["id"], cancelled, OPEN_STEPS) == 2
+            assert await tx.update_run_steps(run["id"], cancelled, OPEN_STEPS) == 0
+            statuses = {s.status for s in await tx.run_steps(run["id"])}
+            assert statuses == {StepStatus.SUCCEEDED, StepStatus.CANCELLED}
 
     async def test_step_executions_are_stored_once_per_key_in_batches_and_cancelled(
         self, engine: Engine, clock: FakeClock
