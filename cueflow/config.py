@@ -204,9 +204,15 @@ class Settings(BaseSettings):
     monthly_execution_limit: int = Field(
         0, ge=0, validation_alias=_env("CUEFLOW_MONTHLY_EXECUTION_LIMIT")
     )
-    """Most scheduled executions one account gets per calendar month (UTC); runs past it are
-    recorded as ``missed``. Manual fires and replays are counted but never refused. 0 (the
-    default, for self-hosting): unlimited."""
+    """Most executions one account gets per calendar month (UTC); scheduled runs past it are
+    recorded as ``missed``, a flow step that would pass it fails (type ``execution_limit``).
+    Manual fires and replays are counted but never refused. 0 (the default, for
+    self-hosting): unlimited."""
+    flow_for_each_limit: int = Field(
+        1000, ge=1, le=10_000, validation_alias=_env("CUEFLOW_FLOW_FOR_EACH_LIMIT")
+    )
+    """Most items a flow's ``for_each`` step fans out to; a longer array fails the step (type
+    ``for_each``). The items' executions are created in the hand-off's transaction."""
 
     metrics_enabled: bool = Field(True, validation_alias=_env("CUEFLOW_METRICS_ENABLED"))
     """Serve ``GET /metrics`` (Prometheus format, no authentication) on the standalone server."""

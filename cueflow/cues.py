@@ -1,4 +1,9 @@
-"""Cue use cases: create, read, change, pause, resume, delete."""
+"""Cue use cases: create, read, change, pause, resume, delete.
+
+A flow step's hidden cue (``flow_id`` set, :mod:`cueflow.flows`) is no cue of its owner's: it is
+not listed, ``GET`` answers 404 ``cue_not_found`` as for any other id, and changing, deleting,
+firing or replaying it answers 409 ``flow_step_cue`` (:func:`refuse_step_cue`), since its runs
+are the flow's steps and it changes and goes with its flow."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import cueflow.ids as ids
 import cueflow.quotas as quotas
 import cueflow.schedule as schedule
 from cueflow.authentication import Principal
-from cueflow.errors import CueflowError, NotFound
+from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.errors import CueValidationError as CueValidationError  # its former home
 from cueflow.jsonvalues import has_huge_int, has_nul
 from cueflow.records import Cue
@@ -197,10 +202,29 @@ async def get_cue(services: Services, user: Principal, cue_id: str) -> Cue:
     return cue
 
 
+def refuse_step_cue(cue: Cue) -> None:
+    """409 ``flow_step_cue`` when ``cue`` is a flow step's hidden cue (see the module)."""
+    if cue.flow_id is not None:
+        raise Conflict(
+            f"This cue runs a step of flow {cue.flow_id}; it is run, changed and deleted only "
+            "through its flow",
+            code="flow_step_cue",
+        )
+
+
+async def _changeable(services: Services, user: Principal, cue_id: str) -> Cue:
+    async with services.store.tx() as tx:
+        cue = await tx.get_cue(user.user_id, cue_id)
+    if cue is None:
+        raise NotFound("Cue not found", code="cue_not_found")
+    refuse_step_cue(cue)
+    return cue
+
+
 async def update_cue(services: Services, user: Principal, cue_id: str, patch: CueUpdate) -> Cue:
     """Apply a PATCH: only the fields sent change; ``status`` pauses or resumes."""
     now = services.clock.now()
-    current = await get_cue(services, user, cue_id)
+    current = await _changeable(services, user, cue_id)
     values: dict[str, Any] = {"updated_at": now}
     sent = patch.model_fields_set
     if patch.name is not None:
@@ -266,6 +290,9 @@ def _callback_changes(callback: CallbackPatch) -> dict[str, Any]:
 async def delete_cue(services: Services, user: Principal, cue_id: str) -> None:
     """Delete a cue with its executions, or 404."""
     async with services.store.tx() as tx:
+        cue = await tx.get_cue(user.user_id, cue_id)
+        if cue is not None:
+            refuse_step_cue(cue)
         deleted = await tx.delete_cue(user.user_id, cue_id)
         await tx.notify_schedule_changed()
     if not deleted:

@@ -70,7 +70,7 @@ async def start_run(
     ``invalid_input`` when the flow's ``input_schema`` refuses ``input``."""
     now = services.clock.now()
     async with services.store.tx() as tx:
-        flow = await tx.get_flow(user.user_id, flow_id)
+        flow = await tx.get_flow(user.user_id, flow_id, lock=True)
         if flow is None:
             raise NotFound("Flow not found", code="flow_not_found")
         return await begin_run(
@@ -161,10 +161,8 @@ async def cancel_run(
             raise _finished()
         services.metrics.flow_runs_finished.labels(cancelled.status.value).inc()
         log.info("flow run ended: %s", cancelled.status.value, extra={"flow_run_id": run_id})
-        for step in await tx.run_steps(run_id):
-            if step.status in STEP_OPEN:
-                values = {"status": StepStatus.CANCELLED.value, "finished_at": now}
-                await tx.update_step(step.id, values, sorted(STEP_OPEN))
+        values = {"status": StepStatus.CANCELLED.value, "finished_at": now}
+        await tx.update_run_steps(run_id, values, sorted(STEP_OPEN))
         handoff.signal_run_end(services)
         await tx.cancel_step_executions(
             run.id,

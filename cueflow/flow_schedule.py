@@ -104,6 +104,11 @@ def changes_schedule(spec: FlowUpdate) -> bool:
     return bool(spec.model_fields_set & _SCHEDULE_FIELDS)
 
 
+async def trigger_ids(tx: StoreTx, flow: FlowRecord) -> set[str]:
+    """The ids of ``flow``'s trigger cues (none or one), which a definition change keeps."""
+    return {cue.id for cue in await tx.flow_triggers(flow.user_id, [flow.id], TRIGGER_TRANSPORT)}
+
+
 async def change(tx: StoreTx, flow: FlowRecord, spec: FlowUpdate, now: datetime) -> None:
     """Apply a ``PATCH``'s schedule fields to ``flow`` (as updated) inside its transaction:
     ``schedule`` sets or (``null``) removes it; ``misfire_policy``, ``schedule_input`` and

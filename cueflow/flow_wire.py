@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from cueflow.flow_runs import RunTrigger
-from cueflow.handoff import WHOLE_STEP
 from cueflow.records import FlowRecord, FlowRunRecord, StepRecord
 from cueflow.states import StepStatus, StepType
+from cueflow.step_executions import WHOLE_STEP
 from cueflow.wire import schedule_json
 
 

@@ -10,10 +10,16 @@ each carrying ``flow.previous_failure``.
 A flow's ``schedule`` is held by one more hidden cue, its trigger, which the scheduler fires
 (:mod:`cueflow.flow_schedule`).
 
-A changed definition (``PATCH`` with ``steps``) gets new hidden cues; runs already started keep
-the definition and cues they started with. A flow with a run still open cannot be deleted (409
-``flow_has_open_runs``); deleting one deletes its finished runs, its hidden cues and their
-executions with it.
+A changed definition (``PATCH`` with ``steps``) keeps the hidden cue of each task step whose
+delivery (type, transport, payload, callback, retry backoff, timeout) did not change and gets
+new ones for the others; runs already started keep the definition and cues they started with.
+The same change deletes the flow's hidden step cues that neither the new definition nor any of
+the flow's runs refers to, never its trigger (a run's cues carry its executions, so they stay
+while it exists). A run starting share-locks the flow's row, so a change cannot delete the cues of a run being stored.
+Hidden cues are no cues of their owner's (:func:`cueflow.cues.refuse_step_cue`).
+
+A flow with a run still open cannot be deleted (409 ``flow_has_open_runs``); deleting one
+deletes its finished runs, its hidden cues and their executions with it.
 """
 
 from __future__ import annotations
@@ -106,9 +112,11 @@ async def update_flow(
         steps = spec.steps or [StepIn.model_validate(s) for s in current.steps]
         check_definition(steps, spec.input_schema)
         if spec.steps is not None:
-            cues = await _hidden_cues(services, user, flow_id, steps, now)
+            kept = _unchanged_cues(current, steps)
+            fresh = [step for step in steps if step.id not in kept]
+            cues = await _hidden_cues(services, user, flow_id, fresh, now)
             values["steps"] = [_stored(step) for step in steps]
-            values["step_cues"] = {cue["step"]: cue["values"]["id"] for cue in cues}
+            values["step_cues"] = {**kept, **{cue["step"]: cue["values"]["id"] for cue in cues}}
     async with services.store.tx() as tx:
         try:
             flow = await tx.update_flow(user.user_id, flow_id, values)
@@ -118,12 +126,41 @@ async def update_flow(
             raise NotFound("Flow not found", code="flow_not_found")
         for cue in cues:
             await tx.insert_cue(cue["values"])
+        if spec.steps is not None:
+            used = set(flow.step_cues.values()) | await tx.runs_step_cues(flow_id)
+            used |= await flow_schedule.trigger_ids(tx, flow)
+            await tx.delete_step_cues(flow_id, sorted(used))
         if flow_schedule.changes_schedule(spec) or "input_schema" in values:
             await flow_schedule.change(tx, flow, spec, now)
         [flow] = await flow_schedule.with_schedules(tx, user.user_id, [flow])
     if flow_schedule.changes_schedule(spec):
         services.signals.wake()
     return flow
+
+
+def _unchanged_cues(current: FlowRecord, steps: list[StepIn]) -> dict[str, str]:
+    """The hidden cues of ``current`` that the new ``steps`` keep, by step id."""
+    before = {step["id"]: step for step in current.steps}
+    kept: dict[str, str] = {}
+    for step in steps:
+        old = before.get(step.id)
+        cue_id = current.step_cues.get(step.id)
+        if old is not None and cue_id is not None and _delivery(old) == _delivery(_stored(step)):
+            kept[step.id] = cue_id
+    return kept
+
+
+def _delivery(step: dict[str, Any]) -> tuple[Any, ...]:
+    """What a step's hidden cue is made of."""
+    retry = step.get("retry") or {}
+    return (
+        step.get("type"),
+        step.get("transport"),
+        step.get("payload"),
+        step.get("callback"),
+        retry.get("backoff_minutes"),
+        step.get("timeout_seconds"),
+    )
 
 
 async def delete_flow(services: Services, user: Principal, flow_id: str) -> None:

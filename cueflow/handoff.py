@@ -23,9 +23,14 @@ Rules, as data in :mod:`cueflow.states` where they are statuses:
   attempt (reported failure, lease used up, delivery failed, missed, or an output its
   ``output_schema`` refuses: type ``output_contract``) is retried as a new execution after the
   step's backoff until ``retry.max_attempts``; then the step fails.
-* ``for_each``: the parent's output must be an array of at most :data:`MAX_ITEMS` items; one
-  unit (``item`` 0...) per item, each with its own attempts; the step succeeds when every item
-  did, with the array of their outputs.
+* ``for_each``: the parent's output must be an array of at most
+  ``settings.flow_for_each_limit`` items (1,000 by default); one unit (``item`` 0...) per
+  item, each with its own attempts, created in batches (:mod:`cueflow.step_executions`); the
+  step succeeds when every item did, with the array of their outputs. Each item's end asks the
+  store whether an item is still open (an index answers), and only the last one reads the
+  items, once, to build the output: fan-in costs no read of every item per item.
+* A step whose executions would pass the account's monthly execution limit fails at once
+  (type ``execution_limit``, :func:`cueflow.quotas.step_budget`), and is not retried.
 * The run ends when every step has ended: ``failed`` if one failed, else ``succeeded``.
 """
 
@@ -41,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 import cueflow.ids as ids
+import cueflow.quotas as quotas
 from cueflow.errors import Conflict
 from cueflow.flow_schemas import schema_error, topological
 from cueflow.metrics import handoff_clock
@@ -58,17 +64,14 @@ from cueflow.states import (
     run_end,
     step_should_run,
 )
+from cueflow.step_executions import WHOLE_STEP, attempt_execution, fan_out
 
 if TYPE_CHECKING:
     from cueflow.services import Services
     from cueflow.store import StoreTx
 
-MAX_ITEMS = 100
-"""Most items a ``for_each`` step fans out to; a longer array fails the step."""
 MAX_OUTPUT_BYTES = 65_536
 """Largest step output, as JSON; a larger one fails the attempt (type ``output_too_large``)."""
-WHOLE_STEP = -1
-"""The ``item`` of a step's own row (items of a ``for_each`` step are 0, 1 ...)."""
 log = logging.getLogger(__name__)
 _LATE_SIGNAL_SECONDS = 0.05
 """Executions created inside a caller's transaction are signalled again this long after, when
@@ -93,14 +96,17 @@ async def refuse_if_cancelled(tx: StoreTx, row: Execution) -> None:
     holder of a running step learns of the cancel (through its heartbeat or its outcome)."""
     run_id = row.flow_run_id
     if run_id is not None and await tx.run_status(run_id) == RunStatus.CANCELLED:
-        raise Conflict("The flow run of this execution was cancelled", code="flow_run_cancelled")
+        raise _cancelled()
+
+
+def _cancelled() -> Conflict:
+    return Conflict("The flow run of this execution was cancelled", code="flow_run_cancelled")
 
 
 async def advance(services: Services, tx: StoreTx, run: FlowRunRecord, now: datetime) -> None:
     """Start every step whose parents have all ended, and end the run when all steps have
     (the run's row must be locked)."""
-    rows = await tx.run_steps(run.id)
-    heads = {row.step_id: row for row in rows if row.item == WHOLE_STEP}
+    heads = {row.step_id: row for row in await tx.run_steps(run.id, item=WHOLE_STEP)}
     for step in topological(run.steps):
         if step["id"] in heads:
             continue
@@ -140,23 +146,25 @@ async def finish_unit(
     output: Any = None,
     error: dict[str, Any] | None = None,
 ) -> None:
-    """End a step (or an item: its step ends with its last item) and advance the run."""
+    """End a step (or an item: its step ends with its last item) and advance the run (an item
+    that is not the last changes nothing else, so nothing else is read)."""
     if error is not None:
         why = f"{error.get('type')}: {error.get('reason')}"
         log.info("step %s failed: %s", unit.step_id, why, extra={"flow_run_id": run.id})
     values = {"status": status.value, "output": output, "error": error, "finished_at": now}
     await tx.update_step(unit.id, values, sorted(STEP_OPEN))
-    if unit.item != WHOLE_STEP:
-        await _finish_fan_in(tx, run, unit.step_id, now)
+    if unit.item != WHOLE_STEP and not await _finish_fan_in(tx, run, unit.step_id, now):
+        return
     with handoff_clock(restart=False):  # an event's or a deadline's hand-off starts here
         await advance(services, tx, run, now)
 
 
-async def _finish_fan_in(tx: StoreTx, run: FlowRunRecord, step_id: str, now: datetime) -> None:
-    rows = [row for row in await tx.run_steps(run.id) if row.step_id == step_id]
-    items = sorted((row for row in rows if row.item != WHOLE_STEP), key=lambda r: r.item)
-    if any(item.status not in STEP_TERMINAL for item in items):
-        return
+async def _finish_fan_in(tx: StoreTx, run: FlowRunRecord, step_id: str, now: datetime) -> bool:
+    """End a ``for_each`` step once its last item ended; whether it did."""
+    if await tx.step_has_items_in(run.id, step_id, sorted(STEP_OPEN)):
+        return False
+    rows = await tx.run_steps(run.id, step_id)
+    items = [row for row in rows if row.item != WHOLE_STEP]
     head = next(row for row in rows if row.item == WHOLE_STEP)
     failed = next((item for item in items if item.status != StepStatus.SUCCEEDED), None)
     values: dict[str, Any] = {"finished_at": now}
@@ -166,6 +174,7 @@ async def _finish_fan_in(tx: StoreTx, run: FlowRunRecord, step_id: str, now: dat
         error = dict(failed.error or {"type": "item_failed", "reason": "An item failed"})
         values.update(status=StepStatus.FAILED.value, error={**error, "item": failed.item})
     await tx.update_step(head.id, values, sorted(STEP_OPEN))
+    return True
 
 
 async def _start_step(
@@ -196,11 +205,12 @@ async def _start_step(
         values.update(status=StepStatus.WAITING.value, event=step["event"], wait_until=until)
     elif step.get("for_each") is not None:
         source = heads[step["for_each"]].output
-        if not isinstance(source, list) or len(source) > MAX_ITEMS:
+        most = services.settings.flow_for_each_limit
+        if not isinstance(source, list) or len(source) > most:
             reason = (
                 f"for_each '{step['for_each']}' output is not an array"
                 if not isinstance(source, list)
-                else f"for_each '{step['for_each']}' output has over {MAX_ITEMS} items"
+                else f"for_each '{step['for_each']}' output has over {most} items"
             )
             error = {"type": FailureType.FOR_EACH.value, "reason": reason}
             values.update(status=StepStatus.FAILED.value, error=error, finished_at=now)
@@ -208,8 +218,13 @@ async def _start_step(
             values.update(status=StepStatus.SUCCEEDED.value, output=[], finished_at=now)
         else:
             items = source
+    if values["status"] == StepStatus.RUNNING:
+        budget = await quotas.step_budget(services, tx, run.user_id, now)
+        if budget is not None and budget < (1 if items is None else len(items)):
+            error = quotas.limit_failure(services)
+            values.update(status=StepStatus.FAILED.value, error=error, finished_at=now)
     if not await tx.insert_step(values):
-        return _existing(await tx.run_steps(run.id), step["id"], WHOLE_STEP)
+        return (await tx.run_steps(run.id, step["id"], WHOLE_STEP))[0]
     head = _record(values)
     if values["status"] != StepStatus.RUNNING:
         return head
@@ -217,11 +232,7 @@ async def _start_step(
         head = await _attempt(services, tx, run, step, head, heads, now, None, timedelta(0))
         services.metrics.observe_handoff()
         return head
-    for index, item in enumerate(items):
-        unit = {**values, "id": ids.new_execution_id(), "item": index, "item_input": item}
-        if await tx.insert_step(unit):
-            first = _record(unit)
-            await _attempt(services, tx, run, step, first, heads, now, None, timedelta(0))
+    _signal(services, await fan_out(tx, run, step, values, items, heads, now))
     services.metrics.observe_handoff()
     return head
 
@@ -240,40 +251,12 @@ async def _attempt(
     """Create the next attempt's execution of ``unit`` (``heads``: the run's steps' own rows,
     for the parents' outputs)."""
     attempt = unit.attempts + 1
-    flow: dict[str, Any] = {
-        "run_id": run.id,
-        "flow_id": run.flow_id,
-        "step": step["id"],
-        "input": run.input,
-        "parents": {p: heads[p].output if p in heads else None for p in step["needs"]},
-        "attempt": attempt,
-        "previous_failure": previous_failure,
-    }
-    if step.get("output_schema") is not None:  # what the output must match (agents show it)
-        flow["output_schema"] = step["output_schema"]
-    if unit.item != WHOLE_STEP:
-        flow.update(item=unit.item_input, item_index=unit.item)
-    execution_id = ids.new_execution_id()
-    execution = {
-        "id": execution_id,
-        "cue_id": run.step_cues[step["id"]],
-        "user_id": run.user_id,
-        "transport": step["transport"],
-        "scheduled_for": now + delay,
-        "status": Status.PENDING.value,
-        "triggered_by": "flow",
-        "attempts": 0,
-        "payload_override": {**step["payload"], "flow": flow},
-        "created_at": now,
-        "updated_at": now,
-        "flow_run_id": run.id,
-        "step_id": step["id"],
-        "item": unit.item,
-        "step_attempt": attempt,
-    }
+    execution = attempt_execution(
+        run, step, heads, unit.item, unit.item_input, attempt, previous_failure, now + delay, now
+    )
     if not await tx.insert_step_execution(execution):
         return unit
-    values = {"attempts": attempt, "execution_ids": [*unit.execution_ids, execution_id]}
+    values = {"attempts": attempt, "execution_ids": [*unit.execution_ids, execution["id"]]}
     updated = await tx.update_step(unit.id, values, sorted(STEP_OPEN))
     _signal(services, [execution])
     return updated or unit
@@ -285,8 +268,8 @@ async def _step_execution_ended(
     run = await tx.lock_run(row.flow_run_id) if row.flow_run_id is not None else None
     if run is None or run.status in RUN_TERMINAL:
         return
-    rows = await tx.run_steps(run.id)
-    unit = next((r for r in rows if r.step_id == row.step_id and r.item == row.item), None)
+    units = await tx.run_steps(run.id, row.step_id, row.item) if row.step_id is not None else []
+    unit = units[0] if units else None
     if unit is None or unit.status not in STEP_OPEN or unit.execution_ids[-1:] != [row.id]:
         return
     step = definition(run, unit.step_id)
@@ -298,12 +281,18 @@ async def _step_execution_ended(
     failure = {**failure, "attempt": unit.attempts}
     retry = step.get("retry") or {}
     if unit.attempts < retry.get("max_attempts", 1):
-        delay = backoff(retry.get("backoff_minutes") or [], unit.attempts)
-        why = f"step {unit.step_id} attempt {unit.attempts} failed ({failure['type']}); retrying"
-        log.info(why, extra={"flow_run_id": run.id})
-        heads = {r.step_id: r for r in rows if r.item == WHOLE_STEP}
-        await _attempt(services, tx, run, step, unit, heads, now, failure, delay)
-        return
+        budget = await quotas.step_budget(services, tx, run.user_id, now)
+        if budget == 0:
+            refused = quotas.limit_failure(services)
+            reason = f"{refused['reason']}; attempt {unit.attempts} failed: {failure['reason']}"
+            failure = {**failure, **refused, "reason": reason}
+        else:
+            delay = backoff(retry.get("backoff_minutes") or [], unit.attempts)
+            why = f"attempt {unit.attempts} failed ({failure['type']}); retrying"
+            log.info("step %s %s", unit.step_id, why, extra={"flow_run_id": run.id})
+            heads = {r.step_id: r for r in await tx.run_steps(run.id, item=WHOLE_STEP)}
+            await _attempt(services, tx, run, step, unit, heads, now, failure, delay)
+            return
     await finish_unit(services, tx, run, unit, StepStatus.FAILED, now, error=failure)
 
 
@@ -362,10 +351,6 @@ def _record(values: dict[str, Any]) -> StepRecord:
     return StepRecord(**fields)
 
 
-def _existing(rows: list[StepRecord], step_id: str, item: int) -> StepRecord:
-    return next(r for r in rows if r.step_id == step_id and r.item == item)
-
-
 def _signal(services: Services, rows: list[dict[str, Any]]) -> None:
     services.signals.executions_created(rows)
     try:
@@ -387,11 +372,16 @@ def signal_run_end(services: Services) -> None:
 
 
 async def refusals(tx: StoreTx, rows: Iterable[Execution]) -> dict[str, Conflict]:
-    """For the executions among ``rows`` whose run was cancelled, the 409 their outcome gets."""
+    """For the executions among ``rows`` whose run was cancelled, the 409 their outcome gets
+    (each run's status read once)."""
+    statuses: dict[str, str | None] = {}
     refused: dict[str, Conflict] = {}
     for row in rows:
-        try:
-            await refuse_if_cancelled(tx, row)
-        except Conflict as error:
-            refused[row.id] = error
+        run_id = row.flow_run_id
+        if run_id is None:
+            continue
+        if run_id not in statuses:
+            statuses[run_id] = await tx.run_status(run_id)
+        if statuses[run_id] == RunStatus.CANCELLED:
+            refused[row.id] = _cancelled()
     return refused

@@ -9,6 +9,9 @@ An execution is unique on its fire key ``(cue_id, scheduled_for)``. When a manua
 already taken (a scheduled run, or another manual run, at that very instant), the new run is
 moved a microsecond later rather than refused; a scheduled tick that comes after a manual run
 took its exact instant is not created again (the manual run stands in for it).
+
+A flow step's hidden cue is neither fired nor replayed (409 ``flow_step_cue``): a step's retries
+are its flow's, and a run starts again through its flow.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import cueflow.ids as ids
 from cueflow.authentication import Principal
-from cueflow.cues import check_payload
+from cueflow.cues import check_payload, refuse_step_cue
 from cueflow.errors import Conflict, NotFound
 from cueflow.records import Cue, Execution
 from cueflow.scheduler import new_execution
@@ -67,6 +70,7 @@ async def fire_cue(
         cue = await tx.get_cue(user.user_id, cue_id)
         if cue is None:
             raise NotFound("Cue not found", code="cue_not_found")
+        refuse_step_cue(cue)
         extra = {} if payload_override is None else {"payload_override": payload_override}
         row = await _insert_run(tx, cue, when, now, MANUAL_FIRE, **extra)
     services.signals.executions_created([row])
@@ -92,6 +96,7 @@ async def replay_execution(services: Services, user: Principal, execution_id: st
         cue = await tx.get_cue(user.user_id, source.cue_id)
         if cue is None:
             raise NotFound("Execution not found", code="execution_not_found")
+        refuse_step_cue(cue)
         row = await _insert_run(tx, cue, now, now, REPLAY)
     services.signals.executions_created([row])
     return row

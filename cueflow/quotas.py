@@ -12,6 +12,13 @@ Both are settings, unlimited (0) by default because a self-hosted server has no 
   are counted but never refused (as CueAPI does). The count is taken once per scheduler batch,
   so nodes firing the same account at the same moment may overshoot by the runs of one batch.
 
+Flow steps are executions like any other, so they count. A step whose executions (one, or one
+per item of a ``for_each`` step) would pass the limit is not created: the step fails at once
+with type ``execution_limit`` (:func:`step_budget`; not retried), so the run ends ``failed``
+rather than stalling on executions that never come (a ``when: "failure"`` task step after it is
+refused alike while the limit holds). Nodes handing off steps of one account at once may
+overshoot by those steps' executions.
+
 "Executions this month" are the account's executions created since the first of the month,
 ``missed`` ones (skipped runs, refused runs, unclaimed work) excepted.
 """
@@ -24,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from cueflow.errors import Forbidden
 from cueflow.records import Cue
-from cueflow.states import LIVE_CUE_STATUSES, Status, move, one_time_cue_end
+from cueflow.states import LIVE_CUE_STATUSES, FailureType, Status, move, one_time_cue_end
 from cueflow.store import FirePlan
 
 if TYPE_CHECKING:
@@ -102,3 +109,19 @@ async def executions_this_month(tx: Any, user_id: str, now: datetime) -> int:
     """The account's executions counted against its monthly limit."""
     counts = await tx.usage_counts(user_id, month_start(now))
     return int(counts["executions"])
+
+
+async def step_budget(services: Services, tx: Any, user_id: str, now: datetime) -> int | None:
+    """How many more executions the account may get this month (``None``: no limit), for a
+    flow step about to create its executions."""
+    limit = services.settings.monthly_execution_limit
+    if limit <= 0:
+        return None
+    return max(0, limit - await executions_this_month(tx, user_id, now))
+
+
+def limit_failure(services: Services) -> dict[str, Any]:
+    """The ``error`` of a flow step refused by the monthly execution limit."""
+    limit = services.settings.monthly_execution_limit
+    reason = f"{MONTHLY_LIMIT_REACHED} ({limit} executions this month)"
+    return {"type": FailureType.EXECUTION_LIMIT.value, "reason": reason}

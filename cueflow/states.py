@@ -280,6 +280,8 @@ class FailureType(StrEnum):
     """The ``for_each`` parent's output is not an array of at most the bound's items."""
     WAIT_TIMEOUT = "wait_timeout"
     """A wait step's event did not come before its deadline."""
+    EXECUTION_LIMIT = "execution_limit"
+    """Its executions would pass the account's monthly execution limit (not retried)."""
 
 
 class When(StrEnum):

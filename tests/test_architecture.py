@@ -60,6 +60,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.scheduler",
             "cueflow.scrape",
             "cueflow.signing_secrets",
+            "cueflow.step_executions",
             "cueflow.usage",
             "cueflow.verification",
             "cueflow.wire",

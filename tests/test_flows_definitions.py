@@ -145,6 +145,6 @@ async def test_a_steps_hidden_cue_cannot_be_read_changed_or_deleted_as_a_cue(
     path = f"/v1/cues/{execution['cue_id']}"
     assert_error(await client.get(path, headers=auth), 404, "cue_not_found")
     patch = await client.patch(path, json={"status": "active"}, headers=auth)
-    assert_error(patch, 404, "cue_not_found")
-    assert_error(await client.delete(path, headers=auth), 404, "cue_not_found")
+    assert_error(patch, 409, "flow_step_cue")
+    assert_error(await client.delete(path, headers=auth), 409, "flow_step_cue")
     assert (await client.get("/v1/executions", headers=auth)).json()["total"] == 1

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cueflow.handoff import WHOLE_STEP
 from cueflow.records import FlowRunRecord, StepRecord
 from cueflow.signals import WorkSignal
 from cueflow.states import RUN_TERMINAL, RunStatus, StepStatus
+from cueflow.step_executions import WHOLE_STEP
 
 RECHECK_SECONDS = 0.5
 """Longest sleep of a wait for a run's end between two reads of the run."""

@@ -16,6 +16,14 @@ from cueflow.sql.tables import cues, executions, flow_runs, flow_steps, flows
 from cueflow.states import Move
 from cueflow.store import Duplicate
 
+INSERT_BATCH = 200
+"""Rows per multi-row INSERT: about 20 columns each stays far below the bound parameters a
+statement may have (SQLite 32,766, asyncpg 32,767)."""
+
+
+def _batches(values: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [list(values[i : i + INSERT_BATCH]) for i in range(0, len(values), INSERT_BATCH)]
+
 
 def _flow_duplicate(exc: IntegrityError) -> Exception:
     text = str(exc.orig)
@@ -34,11 +42,12 @@ class FlowQueries(TxBase):
         except IntegrityError as exc:
             raise _flow_duplicate(exc) from exc
 
-    async def get_flow(self, user_id: str, flow_id: str) -> FlowRecord | None:
-        """One of the user's flows."""
-        return await self._record(
-            rows.flow, select(flows).where(flows.c.id == flow_id, flows.c.user_id == user_id)
-        )
+    async def get_flow(self, user_id: str, flow_id: str, lock: bool = False) -> FlowRecord | None:
+        """One of the user's flows (``FOR SHARE`` with ``lock``; SQLite has one writer)."""
+        stmt = select(flows).where(flows.c.id == flow_id, flows.c.user_id == user_id)
+        if lock and self.connector.skip_locked:
+            stmt = stmt.with_for_update(read=True)
+        return await self._record(rows.flow, stmt)
 
     async def list_flows(
         self, user_id: str, limit: int, offset: int
@@ -82,6 +91,20 @@ class FlowQueries(TxBase):
         await self.conn.execute(delete(flow_runs).where(flow_runs.c.flow_id == flow_id))
         await self.conn.execute(delete(flows).where(flows.c.id == flow_id))
         return True
+
+    async def runs_step_cues(self, flow_id: str) -> set[str]:
+        """The hidden cues the flow's runs refer to."""
+        stmt = select(flow_runs.c.step_cues).where(flow_runs.c.flow_id == flow_id)
+        return {cue for row in await self._all(stmt) for cue in (row["step_cues"] or {}).values()}
+
+    async def delete_step_cues(self, flow_id: str, keep: Sequence[str]) -> list[str]:
+        """Delete the flow's hidden cues not in ``keep``."""
+        stmt = (
+            delete(cues)
+            .where(cues.c.flow_id == flow_id, cues.c.id.not_in(list(keep)))
+            .returning(cues.c.id)
+        )
+        return [row["id"] for row in await self._all(stmt)]
 
     async def count_open_runs(self, flow_id: str, open_statuses: Sequence[str]) -> int:
         """How many of the flow's runs are open."""
@@ -160,14 +183,31 @@ class FlowQueries(TxBase):
         )
         return await self._record(rows.flow_run, stmt)
 
-    async def run_steps(self, run_id: str) -> list[StepRecord]:
-        """Every step row of a run."""
-        stmt = (
-            select(flow_steps)
-            .where(flow_steps.c.run_id == run_id)
-            .order_by(flow_steps.c.step_id, flow_steps.c.item)
-        )
+    async def run_steps(
+        self, run_id: str, step_id: str | None = None, item: int | None = None
+    ) -> list[StepRecord]:
+        """Every step row of a run (of ``step_id``, with ``item``)."""
+        stmt = select(flow_steps).where(flow_steps.c.run_id == run_id)
+        if step_id is not None:
+            stmt = stmt.where(flow_steps.c.step_id == step_id)
+        if item is not None:
+            stmt = stmt.where(flow_steps.c.item == item)
+        stmt = stmt.order_by(flow_steps.c.step_id, flow_steps.c.item)
         return await self._records(rows.flow_step, stmt)
+
+    async def step_has_items_in(self, run_id: str, step_id: str, statuses: Sequence[str]) -> bool:
+        """Whether an item of the step is in ``statuses`` (``ix_flow_steps_open`` answers)."""
+        stmt = (
+            select(flow_steps.c.id)
+            .where(
+                flow_steps.c.run_id == run_id,
+                flow_steps.c.step_id == step_id,
+                flow_steps.c.status.in_(list(statuses)),
+                flow_steps.c.item >= 0,
+            )
+            .limit(1)
+        )
+        return await self._one(stmt) is not None
 
     async def insert_step(self, values: dict[str, Any]) -> bool:
         """Insert a step row unless its hand-off key exists."""
@@ -178,6 +218,19 @@ class FlowQueries(TxBase):
             .returning(flow_steps.c.id)
         )
         return await self._one(stmt) is not None
+
+    async def insert_steps(self, values: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert step rows, :data:`INSERT_BATCH` a statement, unless their key exists."""
+        inserted: list[str] = []
+        for batch in _batches(values):
+            stmt = (
+                self.connector.insert(flow_steps)
+                .values(batch)
+                .on_conflict_do_nothing(index_elements=["run_id", "step_id", "item"])
+                .returning(flow_steps.c.id)
+            )
+            inserted += [row["id"] for row in await self._all(stmt)]
+        return inserted
 
     async def update_step(
         self, step_key: str, values: dict[str, Any], sources: Sequence[str]
@@ -191,6 +244,18 @@ class FlowQueries(TxBase):
         )
         return await self._record(rows.flow_step, stmt)
 
+    async def update_run_steps(
+        self, run_id: str, values: dict[str, Any], sources: Sequence[str]
+    ) -> int:
+        """Update the run's step rows whose status is in ``sources``."""
+        stmt = (
+            update(flow_steps)
+            .where(flow_steps.c.run_id == run_id, flow_steps.c.status.in_(list(sources)))
+            .values(**values)
+            .returning(flow_steps.c.id)
+        )
+        return len(await self._all(stmt))
+
     async def insert_step_execution(self, values: dict[str, Any]) -> bool:
         """Insert a step execution unless its step key exists."""
         stmt = (
@@ -202,6 +267,21 @@ class FlowQueries(TxBase):
             .returning(executions.c.id)
         )
         return await self._one(stmt) is not None
+
+    async def insert_step_executions(self, values: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert step executions, :data:`INSERT_BATCH` a statement, unless their key exists."""
+        inserted: list[str] = []
+        for batch in _batches(values):
+            stmt = (
+                self.connector.insert(executions)
+                .values(batch)
+                .on_conflict_do_nothing(
+                    index_elements=["flow_run_id", "step_id", "item", "step_attempt"]
+                )
+                .returning(executions.c.id)
+            )
+            inserted += [row["id"] for row in await self._all(stmt)]
+        return inserted
 
     async def cancel_step_executions(
         self, run_id: str, move: Move, values: dict[str, Any]

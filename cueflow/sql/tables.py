@@ -302,6 +302,7 @@ class FlowStep(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("run_id", "step_id", "item", name="uq_flow_steps_key"),
         Index("ix_flow_steps_waits", "status", "wait_until"),
+        Index("ix_flow_steps_open", "run_id", "step_id", "status"),
     )
 
     id: str = Field(primary_key=True, max_length=36)

@@ -17,8 +17,9 @@ class FlowStore(Protocol):
     async def insert_flow(self, values: dict[str, Any]) -> None:
         """Insert a flow; raise :class:`cueflow.store.Duplicate` ``flow_name``."""
 
-    async def get_flow(self, user_id: str, flow_id: str) -> FlowRecord | None:
-        """One of the user's flows."""
+    async def get_flow(self, user_id: str, flow_id: str, lock: bool = False) -> FlowRecord | None:
+        """One of the user's flows; with ``lock``, share-locked until the transaction ends (a
+        run starting holds off a change of the flow's steps until it is stored)."""
 
     async def list_flows(
         self, user_id: str, limit: int, offset: int
@@ -32,6 +33,12 @@ class FlowStore(Protocol):
 
     async def delete_flow(self, user_id: str, flow_id: str) -> bool:
         """Delete a flow with its runs, its steps' hidden cues and their executions."""
+
+    async def runs_step_cues(self, flow_id: str) -> set[str]:
+        """The hidden cue ids the flow's runs (open or not) refer to (their ``step_cues``)."""
+
+    async def delete_step_cues(self, flow_id: str, keep: Sequence[str]) -> list[str]:
+        """Delete the flow's hidden cues whose id is not in ``keep``; their ids."""
 
     async def count_open_runs(self, flow_id: str, open_statuses: Sequence[str]) -> int:
         """How many of the flow's runs are in ``open_statuses``."""
@@ -67,12 +74,24 @@ class FlowStore(Protocol):
     ) -> FlowRunRecord | None:
         """Set ``values`` on a run whose status is in ``sources``."""
 
-    async def run_steps(self, run_id: str) -> list[StepRecord]:
-        """Every step (and item) of a run, in step then item order."""
+    async def run_steps(
+        self, run_id: str, step_id: str | None = None, item: int | None = None
+    ) -> list[StepRecord]:
+        """Every step (and item) of a run, in step then item order; only those of ``step_id``
+        and only those whose ``item`` is ``item`` when given."""
+
+    async def step_has_items_in(self, run_id: str, step_id: str, statuses: Sequence[str]) -> bool:
+        """Whether one of the items (``item`` 0, 1 ...) of the run's step ``step_id`` is in
+        ``statuses``. Answered from an index, so asking after each of 1,000 items stays cheap."""
 
     async def insert_step(self, values: dict[str, Any]) -> bool:
         """Insert a step (or item) of a run; ``False`` when ``(run_id, step_id, item)`` exists
         (the hand-off key)."""
+
+    async def insert_steps(self, values: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert several step (item) rows in multi-row statements, skipping those whose
+        ``(run_id, step_id, item)`` exists; the ids of the rows inserted. Every row has the
+        same keys."""
 
     async def update_step(
         self, step_key: str, values: dict[str, Any], sources: Sequence[str]
@@ -80,9 +99,20 @@ class FlowStore(Protocol):
         """Set ``values`` on the step row ``step_key`` (its ``id``) if its status is in
         ``sources``."""
 
+    async def update_run_steps(
+        self, run_id: str, values: dict[str, Any], sources: Sequence[str]
+    ) -> int:
+        """Set ``values`` on every step row (and item) of the run whose status is in
+        ``sources``, in one statement; how many."""
+
     async def insert_step_execution(self, values: dict[str, Any]) -> bool:
         """Insert a step's execution; ``False`` when its
         ``(flow_run_id, step_id, item, step_attempt)`` exists."""
+
+    async def insert_step_executions(self, values: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert several step executions in multi-row statements, skipping those whose
+        ``(flow_run_id, step_id, item, step_attempt)`` exists; the ids inserted. Every row has
+        the same keys."""
 
     async def cancel_step_executions(
         self, run_id: str, move: Move, values: dict[str, Any]

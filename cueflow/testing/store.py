@@ -5,10 +5,13 @@ from __future__ import annotations
 from cueflow.testing.store_claims import StoreClaimTests
 from cueflow.testing.store_data import StoreDataTests
 from cueflow.testing.store_delivery import StoreDeliveryTests
+from cueflow.testing.store_flows import StoreFlowTests
 from cueflow.testing.store_upkeep import StoreUpkeepTests
 
 
-class StoreConformance(StoreDataTests, StoreClaimTests, StoreDeliveryTests, StoreUpkeepTests):
+class StoreConformance(
+    StoreDataTests, StoreClaimTests, StoreDeliveryTests, StoreUpkeepTests, StoreFlowTests
+):
     """Every test a store plugin must pass, run through a real :class:`cueflow.engine.Engine`.
 
     Subclass it in a test module (the name must start with ``Test``) and provide the fixture
