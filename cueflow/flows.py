@@ -15,7 +15,8 @@ delivery (type, transport, payload, callback, retry backoff, timeout) did not ch
 new ones for the others; runs already started keep the definition and cues they started with.
 The same change deletes the flow's hidden step cues that neither the new definition nor any of
 the flow's runs refers to, never its trigger (a run's cues carry its executions, so they stay
-while it exists). A run starting share-locks the flow's row, so a change cannot delete the cues of a run being stored.
+while it exists). A run starting share-locks the flow's row, so a change cannot delete the
+cues of a run being stored.
 Hidden cues are no cues of their owner's (:func:`cueflow.cues.refuse_step_cue`).
 
 A flow with a run still open cannot be deleted (409 ``flow_has_open_runs``); deleting one
