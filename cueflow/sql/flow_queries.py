@@ -160,14 +160,30 @@ class FlowQueries(TxBase):
         )
         return await self._record(rows.flow_run, stmt)
 
-    async def run_steps(self, run_id: str) -> list[StepRecord]:
-        """Every step row of a run."""
-        stmt = (
-            select(flow_steps)
-            .where(flow_steps.c.run_id == run_id)
-            .order_by(flow_steps.c.step_id, flow_steps.c.item)
-        )
+    async def run_steps(
+        self, run_id: str, step_id: str | None = None, item: int | None = None
+    ) -> list[StepRecord]:
+        """The step rows of a run (of ``step_id``, with ``item``, when given)."""
+        stmt = select(flow_steps).where(flow_steps.c.run_id == run_id)
+        if step_id is not None:
+            stmt = stmt.where(flow_steps.c.step_id == step_id)
+        if item is not None:
+            stmt = stmt.where(flow_steps.c.item == item)
+        stmt = stmt.order_by(flow_steps.c.step_id, flow_steps.c.item)
         return await self._records(rows.flow_step, stmt)
+
+    async def count_steps(
+        self, run_id: str, step_id: str, statuses: Sequence[str], items_only: bool = True
+    ) -> int:
+        """Rows of a run's step (its items only, by default) in ``statuses``."""
+        stmt = select(func.count()).where(
+            flow_steps.c.run_id == run_id,
+            flow_steps.c.step_id == step_id,
+            flow_steps.c.status.in_(list(statuses)),
+        )
+        if items_only:
+            stmt = stmt.where(flow_steps.c.item >= 0)
+        return int((await self.conn.execute(stmt)).scalar_one())
 
     async def insert_step(self, values: dict[str, Any]) -> bool:
         """Insert a step row unless its hand-off key exists."""

@@ -67,8 +67,18 @@ class FlowStore(Protocol):
     ) -> FlowRunRecord | None:
         """Set ``values`` on a run whose status is in ``sources``."""
 
-    async def run_steps(self, run_id: str) -> list[StepRecord]:
-        """Every step (and item) of a run, in step then item order."""
+    async def run_steps(
+        self, run_id: str, step_id: str | None = None, item: int | None = None
+    ) -> list[StepRecord]:
+        """Every step (and item) of a run, in step then item order; only those of ``step_id``
+        and with ``item`` when given (a hand-off reads what it needs, not a fan-out's every
+        item each time one ends)."""
+
+    async def count_steps(
+        self, run_id: str, step_id: str, statuses: Sequence[str], items_only: bool = True
+    ) -> int:
+        """How many rows of the run's step ``step_id`` (its items only, by default) have a
+        status in ``statuses``."""
 
     async def insert_step(self, values: dict[str, Any]) -> bool:
         """Insert a step (or item) of a run; ``False`` when ``(run_id, step_id, item)`` exists
