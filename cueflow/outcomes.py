@@ -167,7 +167,12 @@ async def record_outcomes(
         await handoff.executions_ended(services, tx, [row for row, _ in recorded], now)
         for cue_id, (count, finish) in runs.items():
             finished.setdefault((count, finish), []).append(cue_id)
-        for (count, finish), ids_ in finished.items():
+        bumps = list(finished.items())
+        if len(bumps) > 1:
+            # Cue rows are locked in id order, one at a time: two batches touching the same
+            # cues (a flow's step cues) in different groups would otherwise deadlock.
+            bumps = [((count, finish), [cue]) for cue, (count, finish) in sorted(runs.items())]
+        for (count, finish), ids_ in bumps:
             await tx.bump_cues(
                 ids_,
                 run_count=count,
