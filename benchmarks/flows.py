@@ -121,7 +121,8 @@ async def handoff(target: Target, runs: int = 200) -> dict[str, Any]:
         acked = time.perf_counter()
         status, page = await looking
         seen = time.perf_counter()
-        mine = [e for e in (page or {}).get("executions", []) if status == 200]
+        shown = (page or {}).get("executions", []) if status == 200 else []
+        mine = [e for e in shown if e["payload"]["flow"]["run_id"] == run_id]
         if not mine:
             missed += 1  # not handed over within the 2 s wait
         else:
