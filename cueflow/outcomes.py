@@ -192,6 +192,10 @@ async def record_outcomes(
                 code="outcome_already_recorded",
             )
         )
+    if any(execution.flow_run_id is not None for execution, _ in recorded):
+        # The steps their hand-off created are committed now: wake long-polling workers at
+        # once (the hand-off's own signal, inside the transaction, comes before the commit).
+        services.signals.work.notify()
     for execution, success in recorded:
         services.metrics.outcomes.labels(execution.transport, str(success).lower()).inc()
         await alert_rules.after_outcome(services, execution, success)
