@@ -4,6 +4,7 @@
     python -m benchmarks --store sqlite --scenarios worker --protocols batch --repeat 1
     python -m benchmarks --url http://host:8000 --api-key cue_sk_... --scenarios worker,api
     python -m benchmarks --store sqlite --scenarios flood,longpoll --repeat 1   # robustness
+    python -m benchmarks --scenarios flows --items 100 --repeat 1               # flows
 
 Each run of a scenario gets a fresh ``cueflow serve`` on a fresh database (or uses the server
 at ``--url``). Figures are printed as a table (median and range over ``--repeat`` runs) and
@@ -30,6 +31,7 @@ from benchmarks import (
     claimable_latency,
     embedded,
     flood,
+    flows,
     hostile_tenant,
     longpoll,
     scale,
@@ -49,6 +51,7 @@ SCENARIOS = (
     "embedded",
     "flood",
     "longpoll",
+    "flows",
 )
 
 ROBUSTNESS_ENV = {
@@ -135,6 +138,23 @@ def _configs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
             elif scenario == "longpoll":
                 params = {"store": store, "waits": args.waits}
                 configs.append((f"longpoll {store}", scenario, params))
+            elif scenario == "flows":
+                for part in args.flows.split(","):
+                    if part not in flows.PARTS:
+                        raise SystemExit(f"unknown flows part {part!r}; one of {flows.PARTS}")
+                    if part == "cluster" and store != "postgresql":
+                        continue  # several nodes share one database: PostgreSQL's
+                    params = {
+                        "store": store,
+                        "part": part,
+                        "handoffs": args.handoffs,
+                        "runs": args.runs,
+                        "items": args.items,
+                        "workers": args.workers,
+                        "batch": args.batch,
+                        "protocol": args.flow_protocol,
+                    }
+                    configs.append((f"flows {part} {store}", scenario, params))
             elif scenario == "scale" and store != "remote":
                 params = {"store": store, "idle": args.idle_cues, "burst": args.burst}
                 configs.append((f"scale {store}", scenario, params))
@@ -154,6 +174,8 @@ async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, An
         return await embedded.run(
             store, params["executions"], params["workers"], params["protocol"], params["batch"]
         )
+    if scenario == "flows" and params["part"] == "cluster":
+        return await flows.cluster()  # 40 runs of 10 items: bounded, it kills a node
     target = await asyncio.to_thread(_target, args, store, scenario)
     try:
         if scenario == "worker":
@@ -181,11 +203,61 @@ async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, An
             return await flood.run(target, params["connections"], bodies=params["bodies"])
         if scenario == "longpoll":
             return await longpoll.run(target, params["waits"])
+        if scenario == "flows":
+            return await _run_flows(target, params)
         assert isinstance(target, ServerTarget)
         counts = tuple(int(c) for c in params["idle"].split(","))
         return await scale.run(target, counts, params["burst"])
     finally:
         await asyncio.to_thread(target.close)
+
+
+async def _run_flows(target: Target, params: dict[str, Any]) -> dict[str, Any]:
+    part = params["part"]
+    if part == "handoff":
+        return await flows.handoff(target, params["handoffs"])
+    if part == "chain":
+        return await flows.chain(
+            target, params["runs"], params["workers"], params["protocol"], params["batch"]
+        )
+    return await flows.fanout(target, params["items"], params["workers"])
+
+
+def _flows_headline(r: dict[str, Any]) -> dict[str, float | None]:
+    part = r["part"]
+    if part == "handoff":
+        return {
+            "handoff p50 ms": r["handoff_ms"]["p50"],
+            "handoff p95 ms": r["handoff_ms"]["p95"],
+            "handoff max ms": r["handoff_ms"]["max"],
+            "not seen in wait": r["not_seen_within_wait"],
+            "runs succeeded": r["succeeded"],
+        }
+    if part == "chain":
+        return {
+            "runs/s": r["runs_per_s"],
+            "steps/s": r["steps_per_s"],
+            "runs succeeded": r["succeeded"],
+            "dups": r["duplicate_claims"],
+            "server cpu s": r.get("server_cpu_seconds"),
+        }
+    if part == "fanout":
+        return {
+            "seconds": r["seconds"],
+            "items/s": r["items_per_s"],
+            "items succeeded": r["items_succeeded"],
+            "handed twice": r["handed_twice"],
+            "problems": len(r["problems"]),
+        }
+    return {
+        "runs": r["runs"],
+        "runs succeeded": r["succeeded"],
+        "drained s after kill": r["drained_after_kill_seconds"],
+        "duplicate step executions": r["duplicate_step_executions"],
+        "acknowledged outputs lost": r["acknowledged_outputs_lost"],
+        "problems": len(r["problems"]),
+        "seconds": r["seconds"],
+    }
 
 
 Headline = Callable[[dict[str, Any]], dict[str, float | None]]
@@ -262,6 +334,7 @@ HEADLINES: dict[str, Headline] = {
         "server cpu %": r["server_cpu_percent"],
         "peak rss MB": r.get("server_peak_rss_mb"),
     },
+    "flows": _flows_headline,
     "scale": lambda r: {
         **{f"idle {n} cpu %": v["idle_cpu_percent"] for n, v in r["idle"].items()},
         **{f"idle {n} rss MB": v["rss_mb"] for n, v in r["idle"].items()},
@@ -317,6 +390,13 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flood", type=int, default=1000, help="flood: idle connections")
     parser.add_argument("--bodies", type=int, default=300, help="flood: held 1 MB bodies")
     parser.add_argument("--waits", type=int, default=3000, help="longpoll: concurrent waits")
+    parser.add_argument(
+        "--flows", default="handoff,chain,fanout", help="flows parts: handoff,chain,fanout,cluster"
+    )
+    parser.add_argument("--handoffs", type=int, default=200, help="flows handoff: runs")
+    parser.add_argument("--runs", type=int, default=500, help="flows chain: runs started at once")
+    parser.add_argument("--items", type=int, default=1000, help="flows fanout: for_each items")
+    parser.add_argument("--flow-protocol", default="batch", help="flows chain: batch or next")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--receiver-host", default="127.0.0.1")
     parser.add_argument("--server-log", help="append the started servers' output here")

@@ -286,18 +286,25 @@ async def release(
 
 async def sweep(services: Services, limit: int = 500) -> int:
     """Return expired claims to the queue (or fail them) and mark long-unclaimed executions
-    ``missed``; returns how many executions changed."""
+    ``missed``; returns how many executions changed.
+
+    Each execution changes in a transaction of its own: a flow step's hand-off locks its run,
+    and one transaction locking the runs of many expired leases in lease order would deadlock
+    with an outcome batch locking some of them in run order (PostgreSQL answered one of them
+    with an error)."""
     now = services.clock.now()
     settings = services.settings
     pull = services.transports.pull()
     changed = 0
+    stale_before = now - timedelta(seconds=settings.worker_heartbeat_timeout_seconds)
     async with services.store.tx() as tx:
-        stale_before = now - timedelta(seconds=settings.worker_heartbeat_timeout_seconds)
-        for row in await tx.expired_leases(now, stale_before, pull, limit):
-            lease_over = row.lease_expires_at is not None and row.lease_expires_at <= now
-            reason = "claim lease expired" if lease_over else "worker heartbeat stale"
-            exhausted = row.attempts >= row.retry_max_attempts
-            event, values = _give_back(Event.LEASE_EXPIRED, exhausted, reason, row.attempts, now)
+        expired = await tx.expired_leases(now, stale_before, pull, limit)
+    for row in expired:
+        lease_over = row.lease_expires_at is not None and row.lease_expires_at <= now
+        reason = "claim lease expired" if lease_over else "worker heartbeat stale"
+        exhausted = row.attempts >= row.retry_max_attempts
+        event, values = _give_back(Event.LEASE_EXPIRED, exhausted, reason, row.attempts, now)
+        async with services.store.tx() as tx:
             done = await tx.update_execution(
                 row.id,
                 values,
@@ -310,9 +317,12 @@ async def sweep(services: Services, limit: int = 500) -> int:
                 if exhausted:
                     await _end_one_time_cue(tx, row.cue_id, row.schedule_type, done.status, now)
                 await handoff.executions_ended(services, tx, [done], now)
-        if settings.worker_unclaimed_timeout_seconds > 0:
-            before = now - timedelta(seconds=settings.worker_unclaimed_timeout_seconds)
-            for run in await tx.unclaimed(before, pull, limit):
+    if settings.worker_unclaimed_timeout_seconds > 0:
+        before = now - timedelta(seconds=settings.worker_unclaimed_timeout_seconds)
+        async with services.store.tx() as tx:
+            unclaimed = await tx.unclaimed(before, pull, limit)
+        for run in unclaimed:
+            async with services.store.tx() as tx:
                 done = await tx.update_execution(
                     run.id,
                     {

@@ -167,7 +167,12 @@ async def record_outcomes(
         await handoff.executions_ended(services, tx, [row for row, _ in recorded], now)
         for cue_id, (count, finish) in runs.items():
             finished.setdefault((count, finish), []).append(cue_id)
-        for (count, finish), ids_ in finished.items():
+        bumps = list(finished.items())
+        if len(bumps) > 1:
+            # Cue rows are locked in id order, one at a time: two batches touching the same
+            # cues (a flow's step cues) in different groups would otherwise deadlock.
+            bumps = [((count, finish), [cue]) for cue, (count, finish) in sorted(runs.items())]
+        for (count, finish), ids_ in bumps:
             await tx.bump_cues(
                 ids_,
                 run_count=count,
@@ -187,6 +192,10 @@ async def record_outcomes(
                 code="outcome_already_recorded",
             )
         )
+    if any(execution.flow_run_id is not None for execution, _ in recorded):
+        # The steps their hand-off created are committed now: wake long-polling workers at
+        # once (the hand-off's own signal, inside the transaction, comes before the commit).
+        services.signals.work.notify()
     for execution, success in recorded:
         services.metrics.outcomes.labels(execution.transport, str(success).lower()).inc()
         await alert_rules.after_outcome(services, execution, success)
