@@ -12,7 +12,7 @@ import cueflow.ids as ids
 from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
-from cueflow.states import Event, RunStatus, Status, StepStatus, move
+from cueflow.states import CueStatus, Event, RunStatus, Status, StepStatus, move
 from cueflow.store import Duplicate
 from cueflow.testing.harness import new_user
 from cueflow.testing.store_fixtures import StoreFixtures
@@ -270,6 +270,35 @@ class StoreFlowTests(StoreFixtures):
             assert await tx.get_execution(user.user_id, execution["id"]) is None
             assert await tx.get_flow(user.user_id, keep.id) is not None
             for cue_id in keep.step_cues.values():
+                assert await tx.get_cue(user.user_id, cue_id) is not None
+
+    async def test_a_flows_trigger_cue_is_found_changed_and_deleted(
+        self, engine: Engine, clock: FakeClock
+    ) -> None:
+        user = await new_user(engine)
+        spec = {
+            "name": "timed",
+            "steps": [_task("a")],
+            "schedule": {"type": "interval", "interval_seconds": 3600},
+        }
+        flow = await engine.create_flow(user, spec)
+        plain = await self._flow(engine, user, "plain")
+        async with engine.store.tx() as tx:
+            [trigger] = await tx.flow_triggers(user.user_id, [flow.id, plain.id], "flow")
+            assert trigger.flow_id == flow.id
+            assert trigger.id not in flow.step_cues.values()
+            assert await tx.flow_triggers(user.user_id, [plain.id], "flow") == []
+            assert await tx.flow_triggers("someone-else", [flow.id], "flow") == []
+            changed = await tx.update_flow_trigger(trigger.id, {"status": CueStatus.PAUSED.value})
+            assert changed is not None and changed.status == CueStatus.PAUSED
+            # only a flow's hidden cue is changed that way
+            assert await tx.update_flow_trigger(ids.new_cue_id(), {"run_count": 1}) is None
+        async with engine.store.tx() as tx:
+            await tx.delete_flow_trigger(trigger.id)
+        async with engine.store.tx() as tx:
+            assert await tx.flow_triggers(user.user_id, [flow.id], "flow") == []
+            assert await tx.get_cue(user.user_id, trigger.id) is None
+            for cue_id in flow.step_cues.values():
                 assert await tx.get_cue(user.user_id, cue_id) is not None
 
     async def test_a_run_with_a_fan_out_goes_from_start_to_success_through_the_engine(
