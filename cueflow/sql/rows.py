@@ -65,10 +65,15 @@ class RecordBuilder(Generic[R]):
         }
         self._convert = tuple((self.names.index(name), fn) for name, fn in convert.items())
         self._plans: dict[tuple[str, ...], Callable[[Any], tuple[Any, ...]]] = {}
+        self._named: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def __call__(self, row: Row) -> R:
         """The record of one row read by column name."""
-        return self._build([row[name] for name in self._present(tuple(row))])
+        keys = tuple(row)
+        names = self._named.get(keys)
+        if names is None:
+            names = self._named[keys] = self._present(keys)
+        return self._build([row[name] for name in names])
 
     def many(self, keys: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[R]:
         """The records of ``rows`` (tuples whose columns are named by ``keys``)."""
@@ -157,11 +162,9 @@ flow_step = RecordBuilder(StepRecord, status=_members(StepStatus))
 def outcome_target(row: Row) -> OutcomeTarget:
     """An ``executions`` row with its cue's ``cue_verification_mode`` and
     ``cue_schedule_type`` (outer-joined: ``None`` without a cue)."""
-    values = dict(row)
-    mode = values.pop("cue_verification_mode")
-    schedule_type = values.pop("cue_schedule_type")
+    schedule_type = row["cue_schedule_type"]
     return OutcomeTarget(
-        execution(values),
-        mode,
+        execution(row),  # the execution's fields; the cue's columns are left out
+        row["cue_verification_mode"],
         ScheduleType(schedule_type) if schedule_type is not None else None,
     )
