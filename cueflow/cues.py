@@ -15,6 +15,7 @@ import orjson
 
 import cueflow.ids as ids
 import cueflow.quotas as quotas
+import cueflow.run_controls as run_controls
 import cueflow.schedule as schedule
 from cueflow.authentication import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
@@ -22,7 +23,15 @@ from cueflow.errors import CueValidationError as CueValidationError  # its forme
 from cueflow.jsonvalues import has_huge_int, has_nul
 from cueflow.records import Cue
 from cueflow.schemas import CallbackPatch, CueCreate, CueUpdate, OnFailureIn, RetryIn, ScheduleIn
-from cueflow.states import CUE_INITIAL, CueEvent, CueStatus, ScheduleType, move
+from cueflow.states import (
+    CUE_INITIAL,
+    TERMINAL,
+    CueEvent,
+    CueStatus,
+    ScheduleType,
+    Status,
+    move,
+)
 from cueflow.store import Duplicate
 
 if TYPE_CHECKING:
@@ -114,6 +123,29 @@ def first_run(sched: schedule.Schedule, now: datetime) -> datetime | None:
     return schedule.next_fire_after(sched, now, anchor=now)
 
 
+def control_values(spec: CueCreate | CueUpdate) -> dict[str, Any]:
+    """The run-control columns ``spec`` sets (:mod:`cueflow.run_controls`): those it sends; a
+    create fills in the defaults."""
+    creating = isinstance(spec, CueCreate)
+    values: dict[str, Any] = {}
+    if spec.overlap_policy is not None or creating:
+        values["overlap_policy"] = spec.overlap_policy or run_controls.Overlap.ALLOW.value
+    if spec.priority is not None or creating:
+        values["priority"] = spec.priority or 0
+    if spec.concurrency is not None or creating:
+        limit = spec.concurrency.limit if spec.concurrency else None
+        values["concurrency_limit"] = limit
+        values["concurrency_key"] = spec.concurrency.key if spec.concurrency and limit else None
+    if spec.rate_limit is not None or creating:
+        rate = spec.rate_limit
+        values["rate_limit"] = rate.limit if rate else None
+        values["rate_period_seconds"] = rate.period_seconds if rate else None
+        values["rate_key"] = rate.key if rate and rate.limit else None
+    if spec.required_payload_keys is not None or creating:
+        values["required_payload_keys"] = list(spec.required_payload_keys or []) or None
+    return values
+
+
 async def create_cue(
     services: Services, user: Principal, spec: CueCreate
 ) -> tuple[Cue, str | None]:
@@ -123,6 +155,7 @@ async def create_cue(
     payload = spec.payload or {}
     try:
         check_payload(payload)
+        run_controls.check_required_keys(spec.required_payload_keys, payload)
         sched = schedule_of_spec(spec.schedule, now)
     except CueflowError:
         # A taken name or a full account is reported before a bad schedule or payload; the
@@ -154,6 +187,7 @@ async def create_cue(
         "fired_count": 0,
         "created_at": now,
         "updated_at": now,
+        **control_values(spec),
     }
     try:
         await transport.validate_cue(values)
@@ -248,6 +282,11 @@ async def update_cue(services: Services, user: Principal, cue_id: str, patch: Cu
         values["misfire_policy"] = patch.misfire_policy
     if patch.timeout_seconds is not None:
         values["timeout_seconds"] = patch.timeout_seconds
+    values.update(control_values(patch))
+    run_controls.check_required_keys(
+        values.get("required_payload_keys", current.required_payload_keys),
+        values.get("payload", current.payload),
+    )
     sched = schedule_of_cue(current)
     if patch.schedule is not None:
         sched = schedule_of_spec(patch.schedule, now)
@@ -266,6 +305,11 @@ async def update_cue(services: Services, user: Principal, cue_id: str, patch: Cu
     try:
         async with services.store.tx() as tx:
             cue = await tx.update_cue(user.user_id, cue_id, values)
+            if cue is not None and run_controls.STAMPED_CUE_FIELDS.intersection(values):
+                unfinished = [s.value for s in Status if s not in TERMINAL]
+                await tx.restamp_executions(
+                    cue.id, unfinished, run_controls.execution_controls(cue)
+                )
             await tx.notify_schedule_changed()
     except Duplicate as dup:
         raise _duplicate_name(patch.name or "") from dup

@@ -90,6 +90,21 @@ class Cue:
     updated_at: datetime
     flow_id: str | None
     """Set on a flow step's hidden cue (never listed, scheduled or counted as the user's)."""
+    overlap_policy: str = "allow"
+    """What a fire does while an earlier run is not over (:class:`cueflow.run_controls.Overlap`)."""
+    priority: int = 0
+    """Claims and deliveries take higher first (:mod:`cueflow.run_controls`)."""
+    concurrency_limit: int | None = None
+    """At most this many runs claimed or being delivered at once (of the cue, or of every cue
+    sharing ``concurrency_key``)."""
+    concurrency_key: str | None = None
+    rate_limit: int | None = None
+    """At most this many starts per ``rate_period_seconds`` (of the cue, or of every cue sharing
+    ``rate_key``)."""
+    rate_period_seconds: int | None = None
+    rate_key: str | None = None
+    required_payload_keys: list[str] | None = None
+    """Keys every run's payload must carry (a fire without one is refused)."""
 
 
 @record
@@ -134,6 +149,15 @@ class Execution:
     step_id: str | None
     item: int | None
     step_attempt: int | None
+    priority: int = 0
+    """Its cue's (or flow step's) priority when it was made."""
+    concurrency_key: str | None = None
+    """What its concurrency limit counts it under (``cue:<id>`` or ``key:<key>``)."""
+    concurrency_limit: int | None = None
+    rate_key: str | None = None
+    """What its rate limit counts its starts under (``cue:<id>`` or ``key:<key>``)."""
+    rate_limit: int | None = None
+    rate_period_seconds: int | None = None
 
 
 @record

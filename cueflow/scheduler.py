@@ -34,6 +34,7 @@ from cueflow.config import Settings
 from cueflow.cues import schedule_of_cue
 from cueflow.errors import DatabaseUnavailable
 from cueflow.records import Cue
+from cueflow.run_controls import execution_controls
 from cueflow.states import ScheduleType, Status, move, one_time_cue_end
 from cueflow.store import FirePlan
 
@@ -55,6 +56,7 @@ def new_execution(cue: Cue, scheduled_for: datetime, now: datetime, **extra: Any
         "attempts": 0,
         "created_at": now,
         "updated_at": now,
+        **execution_controls(cue),
         **extra,
     }
 

@@ -2,8 +2,8 @@
 
 The REST API uses these as request bodies and the Python API takes the same objects, so both
 reach the engine through one path. Limits and messages follow the wire contract; cueflow's
-additions (``interval`` schedules, ``schedule.fall_back``, ``misfire_policy``, ``timeout_seconds``)
-are optional fields old clients never send.
+additions (``interval`` schedules, ``schedule.fall_back``, ``misfire_policy``, ``timeout_seconds``,
+the run controls of :mod:`cueflow.run_controls`) are optional fields old clients never send.
 """
 
 from __future__ import annotations
@@ -25,6 +25,13 @@ from pydantic import (
 )
 
 from cueflow.jsonvalues import has_nul, strip_nul
+from cueflow.run_controls import (
+    MAX_CONCURRENCY_LIMIT,
+    MAX_RATE_LIMIT,
+    MAX_RATE_PERIOD_SECONDS,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+)
 from cueflow.states import CueStatus
 
 HttpUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2083, allowed_schemes=["http", "https"])]
@@ -34,6 +41,17 @@ TimeoutSeconds = Annotated[int, Field(ge=1, le=86_400)]
 ignore it; the in-process transport also caps it at ``CUEFLOW_HANDLER_TIMEOUT_SECONDS``)."""
 
 MisfirePolicy = Literal["fire_once", "skip", "fire_all"]
+
+OverlapPolicy = Literal["allow", "skip", "buffer_one", "cancel_other"]
+"""A cue's ``overlap_policy`` (:class:`cueflow.run_controls.Overlap`)."""
+
+Priority = Annotated[int, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
+"""A cue's ``priority``: higher is claimed and delivered first (default 0)."""
+
+LimitKey = Annotated[str, Field(min_length=1, max_length=255)]
+"""A key several cues of an account share a concurrency or rate limit under."""
+
+PayloadKey = Annotated[str, Field(min_length=1, max_length=255)]
 
 
 def _nfc(value: Any) -> Any:
@@ -126,6 +144,45 @@ class RetryIn(_Lenient):
     )
 
 
+class ConcurrencyIn(_Input):
+    """A cue's ``concurrency``: at most ``limit`` runs claimed or being delivered at once, of
+    the cue or of every cue sharing ``key``. ``{}`` (no ``limit``) removes the limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int | None = Field(None, ge=1, le=MAX_CONCURRENCY_LIMIT)
+    key: LimitKey | None = None
+
+    @model_validator(mode="after")
+    def _key_needs_limit(self) -> ConcurrencyIn:
+        if self.key is not None and self.limit is None:
+            raise ValueError("concurrency.key needs a concurrency.limit")
+        return self
+
+
+class RateLimitIn(_Input):
+    """A cue's ``rate_limit``: at most ``limit`` runs started per ``period_seconds``, of the cue
+    or of every cue sharing ``key``. ``{}`` (no ``limit``) removes the rate limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int | None = Field(None, ge=1, le=MAX_RATE_LIMIT)
+    period_seconds: int | None = Field(None, ge=1, le=MAX_RATE_PERIOD_SECONDS)
+    key: LimitKey | None = None
+
+    @model_validator(mode="after")
+    def _whole(self) -> RateLimitIn:
+        if (self.limit is None) != (self.period_seconds is None):
+            raise ValueError("rate_limit needs both limit and period_seconds")
+        if self.key is not None and self.limit is None:
+            raise ValueError("rate_limit.key needs a rate_limit.limit")
+        return self
+
+
+RequiredPayloadKeys = Annotated[list[PayloadKey], Field(max_length=50)]
+"""Keys every run's payload must carry; ``[]`` removes the requirement."""
+
+
 class OnFailureIn(_Lenient):
     """What happens when an execution finally fails."""
 
@@ -164,6 +221,11 @@ class CueCreate(_Lenient):
     verification: VerificationIn | None = None
     misfire_policy: MisfirePolicy | None = None
     timeout_seconds: TimeoutSeconds | None = None
+    overlap_policy: OverlapPolicy | None = None
+    priority: Priority | None = None
+    concurrency: ConcurrencyIn | None = None
+    rate_limit: RateLimitIn | None = None
+    required_payload_keys: RequiredPayloadKeys | None = None
 
     _no_nested_transport = model_validator(mode="before")(_reject_nested_transport)
 
@@ -185,6 +247,11 @@ class CueUpdate(_Input):
     verification: VerificationIn | None = None
     misfire_policy: MisfirePolicy | None = None
     timeout_seconds: TimeoutSeconds | None = None
+    overlap_policy: OverlapPolicy | None = None
+    priority: Priority | None = None
+    concurrency: ConcurrencyIn | None = None
+    rate_limit: RateLimitIn | None = None
+    required_payload_keys: RequiredPayloadKeys | None = None
 
     @field_validator("status")
     @classmethod

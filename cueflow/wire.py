@@ -12,6 +12,7 @@ from typing import Any
 
 from cueflow.cues import DEFAULT_ON_FAILURE
 from cueflow.records import Alert, Cue, Execution, QueuedRun
+from cueflow.run_controls import concurrency_json, rate_limit_json
 
 
 def schedule_json(cue: Cue) -> dict[str, Any]:
@@ -30,8 +31,9 @@ def schedule_json(cue: Cue) -> dict[str, Any]:
 
 
 def cue_json(cue: Cue, warning: str | None = None) -> dict[str, Any]:
-    """The contract's Cue object (plus ``misfire_policy``, ``timeout_seconds``, for interval
-    schedules ``schedule.interval_seconds`` and, when it was sent, ``schedule.fall_back``)."""
+    """The contract's Cue object (plus ``misfire_policy``, ``timeout_seconds``, the run
+    controls of :mod:`cueflow.run_controls`, for interval schedules
+    ``schedule.interval_seconds`` and, when it was sent, ``schedule.fall_back``)."""
     sched = schedule_json(cue)
     mode = cue.verification_mode
     return {
@@ -59,6 +61,11 @@ def cue_json(cue: Cue, warning: str | None = None) -> dict[str, Any]:
         "verification": {"mode": mode} if mode else None,
         "misfire_policy": cue.misfire_policy,
         "timeout_seconds": cue.timeout_seconds,
+        "overlap_policy": cue.overlap_policy,
+        "priority": cue.priority,
+        "concurrency": concurrency_json(cue),
+        "rate_limit": rate_limit_json(cue),
+        "required_payload_keys": cue.required_payload_keys or [],
         "warning": warning,
         "created_at": cue.created_at,
         "updated_at": cue.updated_at,
@@ -100,6 +107,7 @@ def execution_json(execution: Execution) -> dict[str, Any]:
         "last_heartbeat_at": execution.last_heartbeat_at,
         "next_retry": execution.next_retry,
         "evidence": execution.evidence,
+        "priority": execution.priority,
     }
     if execution.flow_run_id is not None:  # a flow step's execution (additive keys)
         shown.update(flow_run_id=execution.flow_run_id, step_id=execution.step_id)

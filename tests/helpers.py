@@ -53,6 +53,7 @@ EXECUTION_ADDITIVE_KEYS = {
     "last_heartbeat_at",
     "next_retry",
     "evidence",
+    "priority",
 }
 """cueflow's additive Execution keys."""
 

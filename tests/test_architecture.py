@@ -107,6 +107,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.markers",
             "cueflow.pulse",
             "cueflow.records",
+            "cueflow.run_controls",
             "cueflow.flow_schemas",
             "cueflow.schedule",
             "cueflow.schemas",

@@ -47,6 +47,19 @@ class Retry(_Wire):
     backoff_minutes: list[int]
 
 
+class Concurrency(_Wire):
+    """A cue's concurrency limit (cueflow extension)."""
+
+    limit: int
+    key: str | None
+
+
+class RateLimit(Concurrency):
+    """A cue's rate limit (cueflow extension): ``limit`` starts per ``period_seconds``."""
+
+    period_seconds: int
+
+
 class Cue(_Wire):
     """The contract's Cue object (plus cueflow's additive fields)."""
 
@@ -68,6 +81,11 @@ class Cue(_Wire):
     warning: str | None
     created_at: datetime
     updated_at: datetime
+    overlap_policy: str = "allow"
+    priority: int = 0
+    concurrency: Concurrency | None = None
+    rate_limit: RateLimit | None = None
+    required_payload_keys: list[str] = []
 
 
 class Outcome(_Wire):

@@ -142,6 +142,17 @@ class ExecutionQueries(TxBase):
         stmt = update(executions).where(*conditions).values(**values).returning(*executions.c)
         return await self._record(rows.execution, stmt)
 
+    async def restamp_executions(
+        self, cue_id: str, statuses: Sequence[str], values: dict[str, Any]
+    ) -> int:
+        """Restamp a cue's executions in ``statuses``."""
+        stmt = (
+            update(executions)
+            .where(executions.c.cue_id == cue_id, executions.c.status.in_(list(statuses)))
+            .values(**values)
+        )
+        return int((await self.conn.execute(stmt)).rowcount or 0)
+
     async def record_outcomes(
         self,
         user_id: str,

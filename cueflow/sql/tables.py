@@ -95,6 +95,17 @@ class Cue(SQLModel, table=True):
     updated_at: datetime = _dt(nullable=False)
     flow_id: str | None = Field(default=None, max_length=20)
     """Set on a flow step's hidden cue (never listed, scheduled or counted as the user's)."""
+    overlap_policy: str = Field(
+        default="allow", sa_column=Column(String(20), nullable=False, server_default="allow")
+    )
+    """What a fire does while an earlier run is not over (:class:`cueflow.run_controls.Overlap`)."""
+    priority: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    concurrency_limit: int | None = Field(default=None)
+    concurrency_key: str | None = Field(default=None, max_length=255)
+    rate_limit: int | None = Field(default=None)
+    rate_period_seconds: int | None = Field(default=None)
+    rate_key: str | None = Field(default=None, max_length=255)
+    required_payload_keys: list[str] | None = _json()
 
 
 FIRE_KEY = ["cue_id", "scheduled_for"]
@@ -130,7 +141,7 @@ class Execution(SQLModel, table=True):
             "step_attempt",
             unique=True,
         ),
-        Index("ix_executions_queue", "user_id", "status", "scheduled_for"),
+        Index("ix_executions_concurrency", "user_id", "concurrency_key", "status"),
         Index("ix_executions_user_created", "user_id", "created_at"),
         Index("ix_executions_lease", "status", "lease_expires_at"),
         Index("ix_executions_dispatch", "status", "transport", "scheduled_for"),
@@ -174,6 +185,18 @@ class Execution(SQLModel, table=True):
     step_id: str | None = Field(default=None, max_length=64)
     item: int | None = Field(default=None)
     step_attempt: int | None = Field(default=None)
+    priority: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    """The cue's (or flow step's) ``priority`` when this run was made: claims and deliveries
+    take higher first (:mod:`cueflow.run_controls`)."""
+    concurrency_key: str | None = Field(default=None, max_length=300)
+    """What a concurrency limit counts this run under (``cue:<id>`` or ``key:<key>``), with
+    its ``concurrency_limit``; ``None``: no limit."""
+    concurrency_limit: int | None = Field(default=None)
+    rate_key: str | None = Field(default=None, max_length=300)
+    """What a rate limit counts this run's starts under, with ``rate_limit`` starts per
+    ``rate_period_seconds``; ``None``: no rate limit."""
+    rate_limit: int | None = Field(default=None)
+    rate_period_seconds: int | None = Field(default=None)
 
 
 class Worker(SQLModel, table=True):
@@ -324,6 +347,35 @@ class FlowStep(SQLModel, table=True):
     finished_at: datetime | None = _dt()
 
 
+class RateLimitStart(SQLModel, table=True):
+    """One start a rate limit counts: a claim or delivery of an execution under ``rate_key``.
+    Rows older than the longest period are pruned as new starts are recorded."""
+
+    __tablename__ = "rate_limit_starts"
+
+    user_id: str = Field(primary_key=True, max_length=36)
+    rate_key: str = Field(primary_key=True, max_length=300)
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    execution_id: str = Field(primary_key=True, max_length=36)
+
+
+class FireIdempotency(SQLModel, table=True):
+    """A manual fire's ``idempotency_key``: a second fire of the cue with the key (within 24 h)
+    answers with ``execution_id`` instead of firing again."""
+
+    __tablename__ = "fire_idempotency"
+
+    user_id: str = Field(primary_key=True, max_length=36)
+    cue_id: str = Field(
+        sa_column=Column(
+            String(20), ForeignKey("cues.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    idempotency_key: str = Field(primary_key=True, max_length=255)
+    execution_id: str = Field(max_length=36)
+    created_at: datetime = _dt(nullable=False)
+
+
 metadata = SQLModel.metadata
 users: Table = metadata.tables[User.__tablename__]
 cues: Table = metadata.tables[Cue.__tablename__]
@@ -335,3 +387,13 @@ echo_messages: Table = metadata.tables[EchoMessage.__tablename__]
 flows: Table = metadata.tables[Flow.__tablename__]
 flow_runs: Table = metadata.tables[FlowRun.__tablename__]
 flow_steps: Table = metadata.tables[FlowStep.__tablename__]
+Index(
+    "ix_executions_queue",
+    executions.c.user_id,
+    executions.c.status,
+    executions.c.priority.desc(),
+    executions.c.scheduled_for,
+)
+"""The worker queue: an account's executions by status, higher priority first, then oldest."""
+rate_limit_starts: Table = metadata.tables[RateLimitStart.__tablename__]
+fire_idempotency: Table = metadata.tables[FireIdempotency.__tablename__]

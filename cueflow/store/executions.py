@@ -64,6 +64,12 @@ class ExecutionStore(Protocol):
     async def lock_execution(self, user_id: str, execution_id: str) -> Execution | None:
         """One of the user's executions, locked until the transaction ends."""
 
+    async def restamp_executions(
+        self, cue_id: str, statuses: Sequence[str], values: dict[str, Any]
+    ) -> int:
+        """Set ``values`` (run-control columns) on the cue's executions in ``statuses``; returns
+        how many changed."""
+
     async def finished_runs(self, cue_id: str, limit: int) -> list[FinishedRun]:
         """The cue's latest executions that finished (``success``/``failed``) or have an
         outcome, newest first."""
