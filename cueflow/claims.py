@@ -118,7 +118,7 @@ async def claim(
             admission = await run_limits.admit(tx, picked, now)
             if admission.admitted:
                 run = admission.admitted[0]
-                row = await tx.claim(user.user_id, pull, run.id, _WORKER_CLAIM, now, values)
+                row = await tx.claim(run.id, _WORKER_CLAIM, values)
                 if row is not None:
                     await run_limits.started(tx, [run], now)
                 break
@@ -213,7 +213,7 @@ async def _claim_admitted(
         return []
     values = _claim_values(services, worker_id, now)
     admitted = [run.id for run in admission.admitted]
-    rows = await tx.claim_many(user.user_id, pull, admitted, task, _WORKER_CLAIM, now, values)
+    rows = await tx.claim_many(admitted, _WORKER_CLAIM, values)
     got = {row.id for row in rows}
     await run_limits.started(tx, [run for run in admission.admitted if run.id in got], now)
     return rows

@@ -170,17 +170,28 @@ class Move:
     target: str
 
 
+_MOVES: dict[tuple[type, Event | CueEvent], Move] = {}
+"""Each event's :class:`Move` without ``only``, made once (the tables never change); keyed by
+the enum too, as a cue event and an execution event may share a name."""
+
+
 def move(event: Event | CueEvent, only: Iterable[Status | CueStatus] | None = None) -> Move:
     """The allowed sources and the target of ``event`` (an execution's or a cue's); with
     ``only``, just those of its sources (a narrower query: one status lets an index hand out
     rows in order)."""
+    key = (type(event), event)
+    if only is None and key in _MOVES:
+        return _MOVES[key]
     sources, target = _transition(event)
     if only is not None:
         narrowed = set(only)
         if not narrowed <= set(sources):
             raise ValueError(f"{event} cannot start from {sorted(narrowed - set(sources))}")
         sources = frozenset(narrowed)
-    return Move(tuple(sorted(s.value for s in sources)), target.value)
+    made = Move(tuple(sorted(s.value for s in sources)), target.value)
+    if only is None:
+        _MOVES[key] = made
+    return made
 
 
 def can(status: str, event: Event | CueEvent) -> bool:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     bindparam,
     func,
     literal,
+    not_,
     or_,
     select,
     update,
@@ -22,7 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 import cueflow.sql.rows as rows
 from cueflow.records import Claim, ExpiredLease, LimitedRun, QueuedRun, UnclaimedRun
 from cueflow.sql.base import TxBase, _lock, bound_values, value_params
-from cueflow.sql.limit_queries import within_limits
+from cueflow.sql.limit_queries import key_active_since, within_limits
 from cueflow.sql.tables import (
     cues,
     executions,
@@ -61,12 +62,36 @@ def _unary_plus(element: _Unindexed, compiler: Any, **kw: Any) -> str:
     return "+" + str(compiler.process(element.clauses, **kw))
 
 
-def _pull_transport() -> Any:
-    """The worker queue's transport filter (bound ``p_transports``). Kept off the indexes on
-    SQLite: its planner, without statistics, would otherwise prefer the dispatch index
-    ``(status, transport, scheduled_for)`` to the queue index and sort the whole due queue by
-    priority."""
-    return _Unindexed(executions.c.transport).in_(bindparam("p_transports", expanding=True))
+def _pull_transport(count: int) -> Any:
+    """The worker queue's filter on ``count`` transports (bound by :func:`_transport_params`):
+    an equality for one, so that no ``IN`` list is expanded each time the statement runs. Kept
+    off the indexes on SQLite: its planner, without statistics, would otherwise prefer the
+    dispatch index ``(status, transport, scheduled_for)`` to the queue index and sort the whole
+    due queue by priority."""
+    column = _Unindexed(executions.c.transport)
+    if count == 1:
+        return column == bindparam("p_transport")
+    return column.in_(bindparam("p_transports", expanding=True))
+
+
+def _transport_params(transports: Sequence[str]) -> dict[str, Any]:
+    """The bound parameters of :func:`_pull_transport`."""
+    if len(transports) == 1:
+        return {"p_transport": transports[0]}
+    return {"p_transports": list(transports)}
+
+
+def _one_of(column: Any, values: Sequence[str]) -> Any:
+    """``column`` is one of ``values`` (fixed in the statement): an equality for one value."""
+    return column == values[0] if len(values) == 1 else column.in_(list(values))
+
+
+def _picked(move: Move) -> Any:
+    """What a claim re-checks of executions :meth:`ClaimQueries.claim_candidates` picked in
+    the same transaction: they are locked (PostgreSQL) or the transaction is the only writer
+    (SQLite), so only their status, and by primary key (repeating the whole condition would
+    lead SQLite to walk the due queue)."""
+    return _one_of(executions.c.status, move.sources)
 
 
 def _not_held_back() -> Any:
@@ -118,8 +143,8 @@ class ClaimQueries(TxBase):
                 .join(cues, cues.c.id == executions.c.cue_id)
                 .where(
                     executions.c.user_id == bindparam("p_user_id"),
-                    executions.c.status.in_(bindparam("p_statuses", expanding=True)),
-                    _pull_transport(),
+                    _one_of(executions.c.status, statuses),
+                    _pull_transport(len(transports)),
                     executions.c.scheduled_for <= _at("p_now"),
                     _not_held_back(),
                     within_limits(_at("p_now")),
@@ -131,14 +156,14 @@ class ClaimQueries(TxBase):
 
         params = {
             "p_user_id": user_id,
-            "p_statuses": list(statuses),
-            "p_transports": list(transports),
+            **_transport_params(transports),
             "p_now": now,
             "p_limit": limit,
         }
         if task is not None:
             params["p_task"] = task
-        stmt = self._prepared(("claimable", task is not None), build)
+        key = ("claimable", task is not None, tuple(statuses), len(transports))
+        stmt = self._prepared(key, build)
         return await self._records(rows.queued_run, stmt, params)
 
     async def claim_candidates(
@@ -154,7 +179,7 @@ class ClaimQueries(TxBase):
         """Due executions a claim may take, locked (rows another claimer holds are skipped)."""
 
         def build() -> Any:
-            waiting = self._waiting(move, task is not None)
+            waiting = self._waiting(move, len(transports), task is not None)
             stmt = select(*_LIMITED)
             if execution_ids is not None:
                 stmt = stmt.where(executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting)
@@ -162,8 +187,8 @@ class ClaimQueries(TxBase):
                 stmt = stmt.where(waiting, within_limits(_at("p_now"))).limit(bindparam("p_limit"))
             return _lock(stmt.order_by(*QUEUE_ORDER), self.connector)
 
-        key = ("claim_candidates", execution_ids is None, task is not None, move)
-        params: dict[str, Any] = {"p_user_id": user_id, "p_transports": list(transports)}
+        key = ("claim_candidates", execution_ids is None, task is not None, move, len(transports))
+        params: dict[str, Any] = {"p_user_id": user_id, **_transport_params(transports)}
         params["p_now"] = now
         if execution_ids is not None:
             params["p_ids"] = list(execution_ids)
@@ -173,38 +198,29 @@ class ClaimQueries(TxBase):
             params["p_task"] = task
         return await self._records(rows.limited_run, self._prepared(key, build), params)
 
-    async def claim(
-        self,
-        user_id: str,
-        transports: Sequence[str],
-        execution_id: str,
-        move: Move,
-        now: datetime,
-        values: dict[str, Any],
-    ) -> Claim | None:
+    async def claim(self, execution_id: str, move: Move, values: dict[str, Any]) -> Claim | None:
         """Atomically claim one due execution."""
 
         def build() -> Any:
             return (
                 update(executions)
-                .where(executions.c.id == bindparam("p_id"), self._waiting(move))
+                .where(executions.c.id == bindparam("p_id"), _picked(move))
                 .values(_claim_set(move, values))
                 .returning(executions.c.id, executions.c.attempts, executions.c.cue_id)
             )
 
         key = ("claim", move, *sorted(values))
-        params = {**value_params(values), "p_user_id": user_id, "p_transports": list(transports)}
-        params["p_now"] = now
-        params["p_id"] = execution_id
+        params = {**value_params(values), "p_id": execution_id}
         return await self._record(rows.claim, self._prepared(key, build), params)
 
-    def _waiting(self, move: Move, task: bool = False) -> Any:
-        """Executions in ``move.sources`` of a user's pull transports, due by ``now`` (bound
-        parameters ``user_id``, ``transports``, ``now`` and, with ``task``, ``task``)."""
+    def _waiting(self, move: Move, transports: int, task: bool = False) -> Any:
+        """Executions in ``move.sources`` of a user's ``transports`` pull transports, due by
+        ``now`` (bound parameters ``user_id``, the transports, ``now`` and, with ``task``,
+        ``task``)."""
         waiting = and_(
             executions.c.user_id == bindparam("p_user_id"),
-            executions.c.status.in_(move.sources),
-            _pull_transport(),
+            _one_of(executions.c.status, move.sources),
+            _pull_transport(transports),
             executions.c.scheduled_for <= _at("p_now"),
             _not_held_back(),
         )
@@ -218,20 +234,12 @@ class ClaimQueries(TxBase):
         return waiting
 
     async def claim_many(
-        self,
-        user_id: str,
-        transports: Sequence[str],
-        execution_ids: Sequence[str],
-        task: str | None,
-        move: Move,
-        now: datetime,
-        values: dict[str, Any],
+        self, execution_ids: Sequence[str], move: Move, values: dict[str, Any]
     ) -> list[QueuedRun]:
         """Atomically claim the given due executions."""
 
         def build() -> Any:
-            waiting = self._waiting(move, task is not None)
-            target = and_(executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting)
+            target = and_(executions.c.id.in_(bindparam("p_ids", expanding=True)), _picked(move))
             return (
                 update(executions)
                 .where(target)
@@ -245,12 +253,8 @@ class ClaimQueries(TxBase):
                 )
             )
 
-        key = ("claim_many", task is not None, move, *sorted(values))
-        params = {**value_params(values), "p_user_id": user_id, "p_transports": list(transports)}
-        params["p_now"] = now
-        params["p_ids"] = list(execution_ids)
-        if task is not None:
-            params["p_task"] = task
+        key = ("claim_many", move, *sorted(values))
+        params = {**value_params(values), "p_ids": list(execution_ids)}
         claimed = await self._all(self._prepared(key, build), params)
         if not claimed:
             return []
@@ -355,6 +359,7 @@ class ClaimQueries(TxBase):
                 executions.c.scheduled_for <= before,
                 executions.c.updated_at <= before,
                 or_(executions.c.next_retry.is_(None), executions.c.next_retry <= before),
+                not_(key_active_since(before)),
             )
             .limit(limit),
             self.connector,

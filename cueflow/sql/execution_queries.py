@@ -77,7 +77,8 @@ class ExecutionQueries(TxBase):
         )
         # Looked up by primary key only, the owner checked here: with the owner in the WHERE
         # clause SQLite walks the owner's index over all of their executions instead.
-        found = await self._records(rows.outcome_target, stmt, {"p_ids": list(execution_ids)})
+        result = await self.conn.execute(stmt, {"p_ids": list(execution_ids)})
+        found = rows.outcome_targets(tuple(result.keys()), result.all())
         return [target for target in found if target.execution.user_id == user_id]
 
     async def list_executions(

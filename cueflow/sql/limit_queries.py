@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, literal, or_, select
 
 from cueflow.records import KeyLoad
 from cueflow.sql.base import TxBase
@@ -44,6 +44,35 @@ def within_limits(now: Any) -> Any:
     return and_(
         or_(executions.c.concurrency_key.is_(None), in_flight < executions.c.concurrency_limit),
         or_(executions.c.rate_key.is_(None), starts < executions.c.rate_limit),
+    )
+
+
+def key_active_since(since: Any) -> Any:
+    """Executions with a limit whose key saw work since ``since``: a run of the key in flight or
+    claimed since then, or a rate-limit start recorded since then (still counted). Such a run is
+    queued behind its limit, not forgotten by the workers."""
+    busy = (
+        select(literal(1))
+        .select_from(_busy)
+        .where(
+            _busy.c.user_id == executions.c.user_id,
+            _busy.c.concurrency_key == executions.c.concurrency_key,
+            or_(_busy.c.status == Status.DELIVERING.value, _busy.c.claimed_at > since),
+        )
+        .exists()
+    )
+    started = (
+        select(literal(1))
+        .where(
+            rate_limit_starts.c.user_id == executions.c.user_id,
+            rate_limit_starts.c.rate_key == executions.c.rate_key,
+            rate_limit_starts.c.expires_at > since,
+        )
+        .exists()
+    )
+    return or_(
+        and_(executions.c.concurrency_key.is_not(None), busy),
+        and_(executions.c.rate_key.is_not(None), started),
     )
 
 

@@ -162,12 +162,16 @@ flow_step = RecordBuilder(StepRecord, status=_members(StepStatus))
 """A ``flow_steps`` row."""
 
 
-def outcome_target(row: Row) -> OutcomeTarget:
-    """An ``executions`` row with its cue's ``cue_verification_mode`` and
-    ``cue_schedule_type`` (outer-joined: ``None`` without a cue)."""
-    schedule_type = row["cue_schedule_type"]
-    return OutcomeTarget(
-        execution(row),  # the execution's fields; the cue's columns are left out
-        row["cue_verification_mode"],
-        ScheduleType(schedule_type) if schedule_type is not None else None,
-    )
+def outcome_targets(keys: Sequence[str], found: Sequence[Sequence[Any]]) -> list[OutcomeTarget]:
+    """Rows of ``executions`` columns with their cue's ``cue_verification_mode`` and
+    ``cue_schedule_type`` (outer-joined: ``None`` without a cue), built positionally."""
+    built = execution.many(keys, found)
+    mode, kind = keys.index("cue_verification_mode"), keys.index("cue_schedule_type")
+    return [
+        OutcomeTarget(
+            record,
+            row[mode],
+            _schedule_type(row[kind]) if row[kind] is not None else None,
+        )
+        for record, row in zip(built, found, strict=True)
+    ]

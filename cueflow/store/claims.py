@@ -43,32 +43,17 @@ class ClaimStore(Protocol):
         ``limit`` of them (whose cue's ``task`` is ``task`` when given), leaving out those whose
         concurrency or rate limit has no room as the transaction sees it."""
 
-    async def claim(
-        self,
-        user_id: str,
-        transports: Sequence[str],
-        execution_id: str,
-        move: Move,
-        now: datetime,
-        values: dict[str, Any],
-    ) -> Claim | None:
-        """Atomically move the due execution ``execution_id`` from ``move.sources`` to
-        ``move.target`` and set ``values``; ``attempts`` grows by one. ``None`` when it is not
-        (or no longer) claimable."""
+    async def claim(self, execution_id: str, move: Move, values: dict[str, Any]) -> Claim | None:
+        """Move ``execution_id``, picked by :meth:`claim_candidates` in this transaction, from
+        ``move.sources`` to ``move.target`` and set ``values``; ``attempts`` grows by one.
+        ``None`` when it is not in ``move.sources``."""
 
     async def claim_many(
-        self,
-        user_id: str,
-        transports: Sequence[str],
-        execution_ids: Sequence[str],
-        task: str | None,
-        move: Move,
-        now: datetime,
-        values: dict[str, Any],
+        self, execution_ids: Sequence[str], move: Move, values: dict[str, Any]
     ) -> list[QueuedRun]:
-        """Like :meth:`claim` for several executions at once (whose cue's ``task`` is ``task``
-        when given), in the order of ``execution_ids``; executions that are not claimable are
-        simply absent."""
+        """Like :meth:`claim` for several executions at once, in the order of
+        ``execution_ids``, each with its cue's name, task and payload; executions not in
+        ``move.sources`` are simply absent."""
 
     async def extend_worker_leases(
         self, user_id: str, worker_id: str, transports: Sequence[str], until: datetime
@@ -85,4 +70,7 @@ class ClaimStore(Protocol):
     async def unclaimed(
         self, before: datetime, transports: Sequence[str], limit: int
     ) -> list[UnclaimedRun]:
-        """Pending executions of ``transports`` due and waiting since before ``before``, locked."""
+        """Pending executions of ``transports`` due and waiting since before ``before``, locked;
+        not those whose concurrency or rate limit key saw work since ``before`` (a run of the
+        key in flight or claimed since, a rate-limit start since): they wait for their limit,
+        not for a worker."""
