@@ -10,6 +10,7 @@ Nodes, account registration and bounded waits are those of :mod:`tests.cluster_s
 from __future__ import annotations
 
 import asyncio
+import multiprocessing as mp
 import random
 import time
 from collections import Counter
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cueflow.sql.tables import executions
 from cueflow.states import Status
+from tests import delivering_sampler
 from tests.cluster_database import database
 from tests.cluster_support import Node, cluster, node_env
 from tests.conftest import drop_pg_database, fresh_pg_database, pg_available
@@ -38,7 +40,7 @@ list."""
 async def nodes_on(store: str, workdir: Path, **env: str) -> AsyncIterator[tuple[str, list[Node]]]:
     """Two nodes on a fresh PostgreSQL database, or one node on a fresh SQLite file (one SQLite
     file has one process); yields the database URL and the nodes."""
-    settings = node_env(lease_seconds=60, **env)
+    settings = node_env(lease_seconds=60, webhook_timeout=10, **env)
     if store == "sqlite":
         url = f"sqlite:///{workdir / 'cueflow.db'}"
         async with cluster(url, workdir, 1, **settings) as nodes:
@@ -122,7 +124,7 @@ class Claimer:
             while not stop.is_set():
                 won = await self._claim(client, rng)
                 if not won:
-                    await asyncio.sleep(0.005 + rng.random() * 0.01)
+                    await asyncio.sleep(0.01 + rng.random() * 0.02)
                     continue
                 await asyncio.gather(*(self._work(client, rng, eid) for eid in won))
 
@@ -213,36 +215,44 @@ def most_in_window(times: Sequence[datetime], seconds: float) -> tuple[int, date
 @dataclass
 class Sampler:
     """Counts, every ``pause`` seconds, the executions in ``delivering`` under a concurrency
-    key, straight from the database the nodes write."""
+    key, straight from the database the nodes write; in a process of its own, so the claimers
+    do not slow it down."""
 
     url: str
     concurrency_key: str
-    pause: float = 0.003
+    limit: int
+    pause: float = 0.004
     samples: int = 0
     most: int = 0
     over: list[tuple[float, int]] = field(default_factory=list)
     """(monotonic time, count) of each sample above ``limit``."""
-    limit: int = 0
+    seconds: float = 0.0
+    _process: Any = None
+    _stop: Any = None
+    _results: Any = None
+    _began: float = 0.0
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Sample until ``stop``."""
-        stmt = (
-            select(func.count())
-            .select_from(executions)
-            .where(
-                executions.c.concurrency_key == self.concurrency_key,
-                executions.c.status == Status.DELIVERING.value,
-            )
+    def start(self) -> None:
+        """Begin sampling (returns once the first sample is taken)."""
+        context = mp.get_context("spawn")
+        self._stop = context.Event()
+        ready = context.Event()
+        self._results = context.Queue()
+        delivering = Status.DELIVERING.value
+        args = (self.url, self.concurrency_key, delivering, self.limit, self.pause, ready)
+        self._process = context.Process(
+            target=delivering_sampler.main, args=((*args, self._stop), self._results)
         )
-        async with database(self.url) as store:
-            while not stop.is_set():
-                async with store.tx() as tx:
-                    count = int((await tx.conn.execute(stmt)).scalar_one())
-                self.samples += 1
-                self.most = max(self.most, count)
-                if count > self.limit:
-                    self.over.append((time.monotonic(), count))
-                await asyncio.sleep(self.pause)
+        self._process.start()
+        assert ready.wait(60), "the sampler did not start"
+        self._began = time.monotonic()
+
+    async def stop(self) -> None:
+        """Stop sampling and collect what it saw (bounded)."""
+        self._stop.set()
+        self.samples, self.most, self.over = await asyncio.to_thread(self._results.get, True, 60)
+        self.seconds = time.monotonic() - self._began
+        await asyncio.to_thread(self._process.join, 30)
 
 
 async def statuses(url: str, ids: Sequence[str]) -> Counter[str]:
