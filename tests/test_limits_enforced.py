@@ -76,6 +76,7 @@ async def test_a_concurrency_key_at_its_limit_holds_back_claims_and_is_skipped(
         "reason": "concurrency",
         "key": "provider",
         "limit": 1,
+        "in_flight": 1,
         "until": None,
     }
 

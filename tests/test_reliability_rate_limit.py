@@ -6,8 +6,8 @@ real time.
 
 * The starts the database recorded (each execution's ``started_at``, set by its first claim)
   never put more than 10 in any one-second window ``[t, t + 1 s)``.
-* The claimers' own clocks agree (each answer comes after the server's start, so a window of
-  their times can only hold fewer).
+* The claimers' own count per second is only reported, not checked: answers come back after
+  varying delays, so their times can bunch more starts into one second than the server made.
 * Work progresses: the key's executions start at about the limit (at least 10 in the run), and
   the free cue's executions are not held behind them.
 """
@@ -104,7 +104,6 @@ async def test_a_shared_rate_limit_holds_under_racing_claimers(store: str, tmp_p
         default=0,
     )
     assert most <= LIMIT, f"{most} starts in the second from {where}: {in_second(starts, where)}"
-    assert client_most <= LIMIT
     assert len(starts) >= LIMIT, f"only {len(starts)} starts in {ran:.1f} s"
     # Far fewer than were due: the limit held work back rather than letting it all through.
     assert len(starts) <= LIMIT * (ran / PERIOD + 1)
@@ -115,6 +114,6 @@ async def test_a_shared_rate_limit_holds_under_racing_claimers(store: str, tmp_p
         f"\nrate limit[{store}, {len(bases)} node(s)]: {len(limited)} executions under key "
         f"{KEY!r} ({LIMIT} per {PERIOD} s) over {CUES} cues, {len(free)} free (all done in "
         f"{free_seconds:.2f} s); {CLAIMERS} claimers for {ran:.1f} s: {len(starts)} starts, "
-        f"most in one second {most} (database), {client_most} (claimers); "
+        f"most in one second {most} (database), {client_most} (as the claimers saw the answers); "
         f"refusals {dict(ledger.refused)}"
     )
