@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
@@ -215,3 +216,31 @@ async def test_one_key_counts_worker_claims_and_push_deliveries_together(
             assert (await report(client, auth, held, success=True)).status_code == 200
             assert await engine.deliver_due() == 1
             assert len(receiver.requests) == 1
+
+
+@pytest.mark.xfail(
+    reason="finding at 5f0f007: the unclaimed-timeout sweep (WORKER_UNCLAIMED_TIMEOUT_SECONDS, "
+    "900 s) makes a run its own rate or concurrency limit holds back 'missed' ('No worker "
+    "claimed this execution within timeout window'); remove this mark when the sweep spares them",
+    strict=True,
+)
+async def test_a_run_held_back_by_its_limit_is_not_missed_for_want_of_a_worker(
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
+) -> None:
+    # One start an hour: the second run waits for the limit, which a worker cannot change.
+    rate = {"limit": 1, "period_seconds": 3600, "key": "hourly"}
+    first, second = await due_runs(client, engine, clock, auth, 2, rate_limit=rate)
+    taken = await claim_next(client, auth)
+    assert taken.json()["execution_id"] == first
+    assert (await report(client, auth, first, success=True)).status_code == 200
+
+    clock.advance(engine.settings.worker_unclaimed_timeout_seconds + 1)
+    await engine.sweep()
+
+    waiting = await get_execution(client, auth, second)
+    assert waiting["status"] == "pending", waiting
+    assert waiting["waiting_for"]["reason"] == "rate_limit"
+    clock.advance(3600)
+    again = await claim_next(client, auth)
+    assert again.status_code == 200, again.text
+    assert again.json()["execution_id"] == second
