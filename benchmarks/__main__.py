@@ -5,6 +5,8 @@
     python -m benchmarks --url http://host:8000 --api-key cue_sk_... --scenarios worker,api
     python -m benchmarks --store sqlite --scenarios flood,longpoll --repeat 1   # robustness
     python -m benchmarks --scenarios flows --items 100 --repeat 1               # flows
+    python -m benchmarks --scenarios worker --protocols next,batch --clients lite \
+        --controls none,priority+concurrency                                     # run controls
 
 Each run of a scenario gets a fresh ``cueflow serve`` on a fresh database (or uses the server
 at ``--url``). Figures are printed as a table (median and range over ``--repeat`` runs) and
@@ -96,15 +98,20 @@ def _configs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
             if scenario == "worker":
                 for client in args.clients.split(","):
                     for protocol in args.protocols.split(","):
-                        params = {
-                            "store": store,
-                            "protocol": protocol,
-                            "client": client,
-                            "executions": args.executions,
-                            "workers": args.workers,
-                            "batch": args.batch,
-                        }
-                        configs.append((f"worker {protocol} {client} {store}", scenario, params))
+                        for controls in worker_throughput.parse_controls(args.controls):
+                            params = {
+                                "store": store,
+                                "protocol": protocol,
+                                "client": client,
+                                "executions": args.executions,
+                                "workers": args.workers,
+                                "batch": args.batch,
+                                "controls": controls,
+                            }
+                            label = f"worker {protocol} {client} {store}"
+                            if controls:
+                                label += " +" + "+".join(controls)
+                            configs.append((label, scenario, params))
             elif scenario == "embedded" and store != "remote":
                 for protocol in ("next", "batch"):
                     params = {
@@ -186,6 +193,7 @@ async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, An
                 protocol=params["protocol"],
                 client=params["client"],
                 batch=params["batch"],
+                controls=params["controls"],
             )
         if scenario == "webhook":
             return await webhook_latency.run(
@@ -371,6 +379,12 @@ async def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--protocols", default="first,random,next,batch")
     parser.add_argument("--clients", default="lite,httpx", help="lite,httpx")
+    parser.add_argument(
+        "--controls",
+        default="none",
+        help="worker: run controls on every cue, variants run in turn: none, or "
+        "priority, concurrency, rate joined by + (e.g. none,priority+concurrency)",
+    )
     parser.add_argument("--executions", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=10, help="claims per batch request")

@@ -9,6 +9,12 @@ Protocols (each loop repeats until the queue stays empty):
 * ``batch``: ``POST /v1/executions/claims`` (up to ``--batch`` at once, cueflow extension) →
   one ``POST /v1/executions/outcomes`` for all of them.
 
+``controls`` (cueflow's run controls, issue 17) put every cue under some of them, to measure
+what their checks cost a claim: ``priority`` spreads the cues over 10 priority levels (the
+``n``-th cue gets ``n % 10``), ``concurrency`` gives them one shared concurrency key with a limit
+of what the loops can hold at once (loops times claims per request: it never throttles them),
+``rate`` one shared rate-limit key allowing 1,000,000 starts a minute (never reached).
+
 Figures: executions/s from the scheduled time to the last outcome, lag from ``scheduled_for``
 to first seen (in a claimable list or a claim), 409s, duplicate claims (must be 0) and the
 server's own count of finished executions.
@@ -28,6 +34,8 @@ from benchmarks.stats import percentiles
 from benchmarks.target import Target
 
 PROTOCOLS = ("first", "random", "next", "batch")
+CONTROLS = ("priority", "concurrency", "rate")
+PRIORITY_LEVELS = 10
 IDLE_STOP_SECONDS = 1.0
 
 
@@ -114,6 +122,32 @@ async def worker_loop(
     return {"claimed": claimed, "seen": seen, "conflicts": conflicts, "last": last_outcome}
 
 
+def parse_controls(variants: str) -> list[tuple[str, ...]]:
+    """``none,priority+concurrency`` → ``[(), ("priority", "concurrency")]``."""
+    parsed: list[tuple[str, ...]] = []
+    for variant in variants.split(","):
+        names = () if variant in ("", "none") else tuple(variant.split("+"))
+        unknown = [n for n in names if n not in CONTROLS]
+        if unknown:
+            raise SystemExit(f"unknown control {unknown[0]!r}; one of none, {', '.join(CONTROLS)}")
+        parsed.append(names)
+    return parsed
+
+
+def with_controls(
+    bodies: list[dict[str, Any]], controls: tuple[str, ...], holds: int
+) -> list[dict[str, Any]]:
+    """The cue bodies under ``controls`` (``holds``: the most claims the loops hold at once)."""
+    for n, body in enumerate(bodies):
+        if "priority" in controls:
+            body["priority"] = n % PRIORITY_LEVELS
+        if "concurrency" in controls:
+            body["concurrency"] = {"limit": holds, "key": "bench"}
+        if "rate" in controls:
+            body["rate_limit"] = {"limit": 1_000_000, "period_seconds": 60, "key": "bench"}
+    return bodies
+
+
 def _process_main(args: tuple[Any, ...], out: Any) -> None:
     out.put(asyncio.run(worker_loop(*args)))
 
@@ -146,13 +180,17 @@ async def run(
     protocol: str = "random",
     client: str = "lite",
     batch: int = 10,
+    controls: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One run of the scenario; its figures."""
     token = target.new_account()
     due_at = await first_due_after_creating(
         target.base_url, token, executions, probe=40, transport="worker"
     )
-    bodies = once_cues(executions, lambda n: due_at, "job", transport="worker")
+    holds = workers * (batch if protocol == "batch" else 1)
+    bodies = with_controls(
+        once_cues(executions, lambda n: due_at, "job", transport="worker"), controls, holds
+    )
     await create_checked(target.base_url, token, bodies)
     due = due_at.timestamp()
     wait = due - time.time() - 0.3
@@ -179,6 +217,7 @@ async def run(
         "executions": executions,
         "workers": workers,
         "batch": batch if protocol == "batch" else None,
+        "controls": "+".join(controls) or "none",
         "finished_on_server": page["total"],
         "claimed": len(set(claimed)),
         "duplicate_claims": len(claimed) - len(set(claimed)),
