@@ -122,7 +122,7 @@ def clearing_body(
 ) -> dict[str, Any]:
     """``body`` with the limits the ``--no-...`` flags remove (``{}``/``[]`` on the wire); a
     flag given with the option it contradicts is a usage error."""
-    cleared = {
+    cleared: dict[str, tuple[bool, Any]] = {
         "concurrency": (no_concurrency, {}),
         "rate_limit": (no_rate_limit, {}),
         "required_payload_keys": (no_required_keys, []),

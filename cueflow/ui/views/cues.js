@@ -1,13 +1,14 @@
-// Cues: status, schedule in words and cron, next and last run, transport; pause, resume,
-// fire now and delete.
+// Cues: status, schedule in words and cron, next and last run, transport, run controls;
+// pause, resume, fire now and delete.
 
 import { api, query } from "../api.js";
 import { h, fill, badge } from "../dom.js";
 import { describeSchedule } from "../cron.js";
 import { timeCell } from "../format.js";
+import { controlTags } from "../controls.js";
 import { every, pageHeader, table, emptyRow, problem, confirmAction } from "./common.js";
 
-const COLUMNS = ["Cue", "Status", "Schedule", "Next run", "Last run", "Transport", "Runs", ""];
+const COLUMNS = ["Cue", "Status", "Schedule", "Next run", "Last run", "Transport", "Controls", "Runs", ""];
 
 export function cuesView(main, { toast }) {
   const summary = h("p", { class: "muted" }, "Loading…");
@@ -68,6 +69,7 @@ export function cuesView(main, { toast }) {
       h("td", {}, cue.status === "active" ? timeCell(cue.next_run) : h("span", { class: "muted" }, "—")),
       h("td", {}, timeCell(cue.last_run)),
       h("td", {}, h("span", { class: "tag" }, cue.transport)),
+      h("td", { class: "cue-controls" }, controlTags(cue)),
       h("td", { class: "numeric" }, String(cue.run_count)),
       h("td", {}, actions(cue)));
   }

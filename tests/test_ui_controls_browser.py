@@ -1,0 +1,165 @@
+"""Run controls in the dashboard (``docs/run-controls.md``), in headless Chromium against a
+real ``cueflow serve``: the cues page shows each cue's overlap policy, priority, concurrency
+and rate limits (with their keys) and required payload keys; the live feed and an execution's
+page show its priority and, for a held-back execution, what it waits for (``waiting_for``);
+the execution's page shows its cue's controls. Keys full of markup stay text.
+
+Uses the browser and server fixtures of ``tests/test_ui_browser.py`` (skipped without
+Playwright and Chromium unless ``CUEFLOW_REQUIRE_BROWSER=1``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.test_ui_browser import browser, screenshot, server  # noqa: F401  (fixtures)
+from tests.test_ui_flows_browser import sign_in
+
+HOSTILE_KEY = '<img src=x onerror="window.pwned=1">llm'
+CONTROLS = {
+    "overlap_policy": "buffer_one",
+    "priority": 7,
+    "concurrency": {"limit": 2, "key": HOSTILE_KEY},
+    "rate_limit": {"limit": 60, "period_seconds": 60, "key": "llm"},
+    "required_payload_keys": ["doc", "lang"],
+}
+HELD_BY_CONCURRENCY = {"reason": "concurrency", "key": "llm", "limit": 2, "until": None}
+HELD_BY_RATE = {"reason": "rate_limit", "key": None, "limit": 60, "until": "2026-07-01T12:00:05Z"}
+
+
+def worker_cue(name: str, **extra: Any) -> dict[str, Any]:
+    """A ``POST /v1/cues`` body for a worker cue firing every 15 minutes."""
+    return {
+        "name": name,
+        "transport": "worker",
+        "payload": {"task": "summarise", "doc": 1, "lang": "en"},
+        "schedule": {"type": "interval", "interval_seconds": 900},
+        **extra,
+    }
+
+
+def hold_back(page: Any, execution_id: str, waiting: dict[str, Any]) -> None:
+    """Answer the page's reads of execution ``execution_id`` as if it were held back by
+    ``waiting`` (its ``waiting_for``), in the list and on its own."""
+
+    def add_waiting(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        for execution in body.get("executions", [body]):
+            if execution.get("id") == execution_id:
+                execution["waiting_for"] = waiting
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route("**/v1/executions?*", add_waiting)
+    page.route(f"**/v1/executions/{execution_id}", add_waiting)
+
+
+def test_operator_reads_controls_priority_and_what_a_run_waits_for(
+    browser: Any,  # noqa: F811
+    server: tuple[str, str],  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    base, store = server
+    email = f"controls-{uuid.uuid4().hex[:8]}@example.com"
+    key = httpx.post(f"{base}/v1/auth/register", json={"email": email}).json()["api_key"]
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    page = browser.new_page(viewport={"width": 1500, "height": 900})
+    crashes: list[str] = []
+    page.on("pageerror", lambda error: crashes.append(str(error)))
+    try:
+        limited = api.post("/v1/cues", json=worker_cue("summarise", **CONTROLS))
+        assert limited.status_code == 201, limited.text
+        cue = limited.json()
+        plain = api.post("/v1/cues", json=worker_cue("plain")).json()
+        sign_in(page, base, key, email)
+
+        # the cues page: each cue's controls, the defaults said as such
+        page.click("nav >> text=Cues")
+        row = page.locator(f'#cues-table tr[data-cue-id="{cue["id"]}"] .cue-controls')
+        expect(row.locator("[data-control=priority]")).to_have_text("priority 7")
+        expect(row.locator("[data-control=concurrency]")).to_have_text(
+            f"2 at once · key {HOSTILE_KEY}"
+        )
+        expect(row.locator("[data-control=rate-limit]")).to_have_text("60 per 60 s · key llm")
+        expect(row.locator("[data-control=overlap]")).to_have_text("queue one while running")
+        expect(row.locator("[data-control=required-keys]")).to_have_text("needs doc, lang")
+        plain_row = page.locator(f'#cues-table tr[data-cue-id="{plain["id"]}"] .cue-controls')
+        expect(plain_row).to_have_text("defaults")
+        expect(page.locator("#view img")).to_have_count(0)
+        screenshot(page, "ui-controls-cues", store)
+
+        # a change through the API shows on the next refresh, a removed limit disappears
+        api.patch(f"/v1/cues/{cue['id']}", json={"priority": -2, "concurrency": {}})
+        expect(row.locator("[data-control=priority]")).to_have_text("priority -2")
+        expect(row.locator("[data-control=concurrency]")).to_have_count(0)
+
+        # the feed: the execution's priority, and what it waits for while held back
+        first = api.post(f"/v1/cues/{cue['id']}/fire").json()["id"]
+        second = api.post(f"/v1/cues/{plain['id']}/fire").json()["id"]
+        hold_back(page, first, HELD_BY_CONCURRENCY)
+        page.click("nav >> text=Live feed")
+        feed_row = page.locator(f'#feed-table tr[data-execution-id="{first}"]')
+        expect(feed_row.locator(".priority")).to_have_text("-2")
+        expect(feed_row.locator(".waiting")).to_have_text("waiting: concurrency key llm (limit 2)")
+        other = page.locator(f'#feed-table tr[data-execution-id="{second}"]')
+        expect(other.locator(".priority")).to_have_text("0")
+        expect(other.locator(".waiting")).to_have_count(0)
+        screenshot(page, "ui-controls-feed", store)
+
+        # the execution's page: priority, the wait, and its cue's controls
+        feed_row.click()
+        expect(page).to_have_url(f"{base}/ui/#/executions/{first}")
+        summary = page.locator(".card", has_text="Summary")
+        expect(summary.locator("div", has=page.locator("dt", has_text="Priority"))).to_contain_text(
+            "-2"
+        )
+        expect(summary).to_contain_text("waiting: concurrency key llm (limit 2)")
+        controls = page.locator("#run-controls")
+        for text in ("queue one while running", "60 per 60 s · key llm", "doc, lang"):
+            expect(controls).to_contain_text(text)
+        expect(
+            controls.locator("div", has=page.locator("dt", has_text="Concurrency"))
+        ).to_contain_text("no limit")
+        screenshot(page, "ui-controls-execution", store)
+        assert not crashes, crashes
+        assert page.evaluate("window.pwned") is None
+    finally:
+        page.close()
+        api.close()
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_what_a_held_back_run_waits_for_reads_as_words(
+    browser: Any,  # noqa: F811
+    server: tuple[str, str],  # noqa: F811
+) -> None:
+    base, _ = server
+    page = browser.new_page(timezone_id="UTC")
+    try:
+        page.goto(f"{base}/ui/")
+        words = page.evaluate(
+            "async (cases) => { const { waitingText } = await import('./controls.js');"
+            " return cases.map(waitingText); }",
+            [
+                None,
+                HELD_BY_CONCURRENCY,
+                {"reason": "concurrency", "key": None, "limit": 1, "until": None},
+                HELD_BY_RATE,
+                {"reason": "rate_limit", "key": "llm", "limit": 5, "until": None},
+            ],
+        )
+        assert words == [
+            None,
+            "waiting: concurrency key llm (limit 2)",
+            "waiting: concurrency (limit 1)",
+            "waiting: rate limit (limit 60) until 12:00:05",
+            "waiting: rate limit key llm (limit 5)",
+        ]
+    finally:
+        page.close()
