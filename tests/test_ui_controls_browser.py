@@ -119,7 +119,8 @@ def test_operator_reads_controls_priority_and_what_a_run_waits_for(
         expect(summary.locator("div", has=page.locator("dt", has_text="Priority"))).to_contain_text(
             "-2"
         )
-        expect(summary).to_contain_text("waiting: concurrency key llm (limit 2)")
+        waiting = summary.locator("div", has=page.locator("dt", has_text="Waiting for"))
+        expect(waiting.locator("dd")).to_have_text("concurrency key llm (limit 2)")
         controls = page.locator("#run-controls")
         for text in ("queue one while running", "60 per 60 s · key llm", "doc, lang"):
             expect(controls).to_contain_text(text)
@@ -127,6 +128,33 @@ def test_operator_reads_controls_priority_and_what_a_run_waits_for(
             controls.locator("div", has=page.locator("dt", has_text="Concurrency"))
         ).to_contain_text("no limit")
         screenshot(page, "ui-controls-execution", store)
+
+        # a flow's steps: each task step's controls, none on a wait step
+        steps = [
+            {"id": "fetch", "payload": {"task": "fetch"}},
+            {
+                "id": "each",
+                "needs": ["fetch"],
+                "for_each": "fetch",
+                "payload": {"task": "summarise"},
+                "priority": 3,
+                "concurrency": {"limit": 4},
+                "rate_limit": {"limit": 10, "period_seconds": 60, "key": "llm"},
+            },
+            {"id": "ok", "needs": ["each"], "type": "wait", "event": "ok", "timeout_seconds": 60},
+        ]
+        made = api.post("/v1/flows", json={"name": "digest", "steps": steps})
+        assert made.status_code == 201, made.text
+        page.goto(f"{base}/ui/#/flows/{made.json()['id']}")
+        each = page.locator('#steps-table tr[data-step="each"] .step-controls')
+        expect(each.locator("[data-control=priority]")).to_have_text("priority 3")
+        expect(each.locator("[data-control=concurrency]")).to_have_text("4 at once")
+        expect(each.locator("[data-control=rate-limit]")).to_have_text("10 per 60 s · key llm")
+        expect(page.locator('#steps-table tr[data-step="fetch"] .step-controls')).to_have_text(
+            "defaults"
+        )
+        expect(page.locator('#steps-table tr[data-step="ok"] .step-controls')).to_have_text("—")
+        screenshot(page, "ui-controls-flow", store)
         assert not crashes, crashes
         assert page.evaluate("window.pwned") is None
     finally:
@@ -163,3 +191,87 @@ def test_what_a_held_back_run_waits_for_reads_as_words(
         ]
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_operator_sets_and_removes_a_cues_controls_from_the_cues_page(
+    browser: Any,  # noqa: F811
+    server: tuple[str, str],  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    base, store = server
+    email = f"controls-form-{uuid.uuid4().hex[:8]}@example.com"
+    key = httpx.post(f"{base}/v1/auth/register", json={"email": email}).json()["api_key"]
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    page = browser.new_page(viewport={"width": 1500, "height": 900})
+    crashes: list[str] = []
+    page.on("pageerror", lambda error: crashes.append(str(error)))
+    try:
+        cue = api.post("/v1/cues", json=worker_cue("summarise")).json()
+        sign_in(page, base, key, email)
+        page.click("nav >> text=Cues")
+        row = page.locator(f'#cues-table tr[data-cue-id="{cue["id"]}"]')
+        expect(row.locator(".cue-controls")).to_have_text("defaults")
+
+        # set every control in the form
+        row.locator("[data-action=controls]").click()
+        form = page.locator("#controls-form")
+        expect(form).to_contain_text("summarise")
+        form.locator("#control-overlap").select_option("cancel_other")
+        form.locator("#control-priority").fill("12")
+        form.locator("#control-concurrency-limit").fill("3")
+        form.locator("#control-concurrency-key").fill("llm")
+        form.locator("#control-rate-limit").fill("100")
+        form.locator("#control-rate-period").fill("3600")
+        form.locator("#control-required-keys").fill("doc, lang")
+        screenshot(page, "ui-controls-form", store)
+        form.locator("[data-action=save]").click()
+        expect(page.locator("#controls-form")).to_have_count(0)
+        expect(
+            page.locator(".toast", has_text="Saved the run controls of summarise")
+        ).to_be_visible()
+        shown = api.get(f"/v1/cues/{cue['id']}").json()
+        assert shown["overlap_policy"] == "cancel_other"
+        assert shown["priority"] == 12
+        assert shown["concurrency"] == {"limit": 3, "key": "llm"}
+        assert shown["rate_limit"] == {"limit": 100, "period_seconds": 3600, "key": None}
+        assert shown["required_payload_keys"] == ["doc", "lang"]
+        controls = row.locator(".cue-controls")
+        expect(controls.locator("[data-control=concurrency]")).to_have_text("3 at once · key llm")
+        expect(controls.locator("[data-control=rate-limit]")).to_have_text("100 per 3600 s")
+
+        # the form opens with the cue's controls; emptied limits are removed
+        row.locator("[data-action=controls]").click()
+        expect(form.locator("#control-concurrency-key")).to_have_value("llm")
+        expect(form.locator("#control-required-keys")).to_have_value("doc, lang")
+        form.locator("#control-concurrency-limit").fill("")
+        form.locator("#control-concurrency-key").fill("")
+        form.locator("#control-rate-limit").fill("")
+        form.locator("#control-rate-period").fill("")
+        form.locator("#control-required-keys").fill("")
+        form.locator("[data-action=save]").click()
+        expect(page.locator("#controls-form")).to_have_count(0)
+        cleared = api.get(f"/v1/cues/{cue['id']}").json()
+        assert cleared["concurrency"] is None and cleared["rate_limit"] is None
+        assert cleared["required_payload_keys"] == [] and cleared["priority"] == 12
+        expect(controls.locator("[data-control=concurrency]")).to_have_count(0)
+
+        # what the form or the server refuses is said in the form, and nothing changes
+        row.locator("[data-action=controls]").click()
+        form.locator("#control-rate-limit").fill("5")
+        form.locator("[data-action=save]").click()
+        expect(form.locator(".form-error")).to_have_text(
+            "A rate limit needs both a limit and a period"
+        )
+        form.locator("#control-rate-limit").fill("")
+        form.locator("#control-priority").fill("5000")
+        form.locator("[data-action=save]").click()
+        expect(form.locator(".form-error")).to_contain_text("1000")
+        form.locator("[data-action=cancel]").click()
+        expect(page.locator("#controls-form")).to_have_count(0)
+        assert api.get(f"/v1/cues/{cue['id']}").json()["priority"] == 12
+        assert not crashes, crashes
+    finally:
+        page.close()
+        api.close()

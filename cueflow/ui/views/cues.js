@@ -1,11 +1,12 @@
 // Cues: status, schedule in words and cron, next and last run, transport, run controls;
-// pause, resume, fire now and delete.
+// pause, resume, fire now, edit the run controls and delete.
 
 import { api, query } from "../api.js";
 import { h, fill, badge } from "../dom.js";
 import { describeSchedule } from "../cron.js";
 import { timeCell } from "../format.js";
 import { controlTags } from "../controls.js";
+import { editControls } from "./controls_form.js";
 import { every, pageHeader, table, emptyRow, problem, confirmAction } from "./common.js";
 
 const COLUMNS = ["Cue", "Status", "Schedule", "Next run", "Last run", "Transport", "Controls", "Runs", ""];
@@ -42,6 +43,19 @@ export function cuesView(main, { toast }) {
           disabled: cue.status !== "active",
           onclick: () => act(cue, "Pause", () => api("PATCH", `/v1/cues/${cue.id}`, { status: "paused" }), () => `Paused ${cue.name}`),
         }, "Pause"),
+      h("button", {
+        type: "button", class: "button small", "data-action": "controls",
+        onclick: async () => {
+          busy = true;
+          try {
+            const changed = await editControls(cue);
+            if (changed) toast(`Saved the run controls of ${cue.name}`);
+          } finally {
+            busy = false;
+            await refresh();
+          }
+        },
+      }, "Controls"),
       h("button", {
         type: "button", class: "button small", "data-action": "fire",
         onclick: () => act(cue, "Fire", () => api("POST", `/v1/cues/${cue.id}/fire`), (run) => `Fired ${cue.name}: execution ${run.id.slice(0, 8)}`),
