@@ -4,7 +4,7 @@ and rate limits (with their keys) and required payload keys; the live feed and a
 page show its priority and, for a held-back execution, what it waits for (``waiting_for``);
 the execution's page shows its cue's controls. Keys full of markup stay text.
 
-Uses the browser and server fixtures of ``tests/test_ui_browser.py`` (skipped without
+Uses the browser and server fixtures of ``tests/ui_support.py`` (skipped without
 Playwright and Chromium unless ``CUEFLOW_REQUIRE_BROWSER=1``).
 """
 
@@ -17,8 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_ui_browser import browser, screenshot, server  # noqa: F401  (fixtures)
-from tests.test_ui_flows_browser import sign_in
+from tests.ui_support import browser, screenshot, server, sign_in  # noqa: F401  (fixtures)
 
 HOSTILE_KEY = '<img src=x onerror="window.pwned=1">llm'
 CONTROLS = {
