@@ -3,7 +3,7 @@
 execution of the step (each attempt, each ``for_each`` item) is stamped with them, so the
 claims' priority order and limits hold for steps as for cues. A step without controls runs at
 priority 0 with no limits. Bad controls are refused (422; 400 ``invalid_flow`` on a wait step,
-which runs nothing)."""
+which runs nothing). A flow declared in Python takes the same controls on its steps."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from cueflow import StepContext
 from cueflow.engine import Engine
 from cueflow.records import Execution
 from tests.flows_support import create_flow, run_of, start, task, work
@@ -138,3 +140,28 @@ async def test_a_wait_step_with_controls_is_refused(
     response = await client.post("/v1/flows", json={"name": "w", "steps": [wait]}, headers=auth)
     error = assert_error(response, 400, "invalid_flow")
     assert "Wait step 'ok'" in error["message"]
+
+
+async def test_a_flow_declared_in_python_takes_step_controls(engine: Engine) -> None:
+    digest = engine.flow("digest", owner="ops@example.com")
+
+    @digest.step(priority=4, concurrency={"limit": 1, "key": "db"})
+    def fetch(ctx: StepContext) -> list[int]:
+        return [1, 2]
+
+    digest.worker_step(
+        "summarise",
+        payload={"task": "summarise"},
+        needs=[fetch],
+        for_each=fetch,
+        rate_limit={"limit": 10, "period_seconds": 60},
+    )
+    digest.webhook_step("notify", url="https://example.com/hook", needs=["summarise"], priority=-1)
+    steps = {step.id: step for step in digest.definition().steps}
+    assert steps["fetch"].priority == 4
+    assert steps["fetch"].concurrency is not None and steps["fetch"].concurrency.key == "db"
+    assert steps["summarise"].rate_limit is not None
+    assert steps["summarise"].rate_limit.period_seconds == 60
+    assert steps["summarise"].priority is None and steps["notify"].priority == -1
+    with pytest.raises(ValidationError, match="concurrency"):
+        digest.worker_step("bad", payload={"task": "x"}, concurrency={"limit": 0})
