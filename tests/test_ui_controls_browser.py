@@ -1,7 +1,8 @@
 """Run controls in the dashboard (``docs/run-controls.md``), in headless Chromium against a
 real ``cueflow serve``: the cues page shows each cue's overlap policy, priority, concurrency
 and rate limits (with their keys) and required payload keys; the live feed and an execution's
-page show its priority and, for a held-back execution, what it waits for (``waiting_for``);
+page show its priority and, for an execution a limit holds back, what it waits for
+(``waiting_for``, from a real held-back claim and a rendering of each shape);
 the execution's page shows its cue's controls. Keys full of markup stay text.
 
 Uses the browser and server fixtures of ``tests/ui_support.py`` (skipped without
@@ -10,8 +11,8 @@ Playwright and Chromium unless ``CUEFLOW_REQUIRE_BROWSER=1``).
 
 from __future__ import annotations
 
-import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,8 +28,21 @@ CONTROLS = {
     "rate_limit": {"limit": 60, "period_seconds": 60, "key": "llm"},
     "required_payload_keys": ["doc", "lang"],
 }
-HELD_BY_CONCURRENCY = {"reason": "concurrency", "key": "llm", "limit": 2, "until": None}
-HELD_BY_RATE = {"reason": "rate_limit", "key": None, "limit": 60, "until": "2026-07-01T12:00:05Z"}
+HELD_BY_CONCURRENCY = {
+    "reason": "concurrency",
+    "key": "llm",
+    "limit": 2,
+    "in_flight": 2,
+    "until": None,
+}
+HELD_BY_RATE = {
+    "reason": "rate_limit",
+    "key": None,
+    "limit": 60,
+    "period_seconds": 60,
+    "until": "2026-07-01T12:00:05.250000+00:00",
+}
+WORKER = "ui-controls-worker"
 
 
 def worker_cue(name: str, **extra: Any) -> dict[str, Any]:
@@ -40,22 +54,6 @@ def worker_cue(name: str, **extra: Any) -> dict[str, Any]:
         "schedule": {"type": "interval", "interval_seconds": 900},
         **extra,
     }
-
-
-def hold_back(page: Any, execution_id: str, waiting: dict[str, Any]) -> None:
-    """Answer the page's reads of execution ``execution_id`` as if it were held back by
-    ``waiting`` (its ``waiting_for``), in the list and on its own."""
-
-    def add_waiting(route: Any) -> None:
-        response = route.fetch()
-        body = response.json()
-        for execution in body.get("executions", [body]):
-            if execution.get("id") == execution_id:
-                execution["waiting_for"] = waiting
-        route.fulfill(response=response, body=json.dumps(body))
-
-    page.route("**/v1/executions?*", add_waiting)
-    page.route(f"**/v1/executions/{execution_id}", add_waiting)
 
 
 def test_operator_reads_controls_priority_and_what_a_run_waits_for(
@@ -98,20 +96,17 @@ def test_operator_reads_controls_priority_and_what_a_run_waits_for(
         expect(row.locator("[data-control=priority]")).to_have_text("priority -2")
         expect(row.locator("[data-control=concurrency]")).to_have_count(0)
 
-        # the feed: the execution's priority, and what it waits for while held back
+        # the feed: each execution's priority; nothing holds these back
         first = api.post(f"/v1/cues/{cue['id']}/fire").json()["id"]
         second = api.post(f"/v1/cues/{plain['id']}/fire").json()["id"]
-        hold_back(page, first, HELD_BY_CONCURRENCY)
         page.click("nav >> text=Live feed")
         feed_row = page.locator(f'#feed-table tr[data-execution-id="{first}"]')
         expect(feed_row.locator(".priority")).to_have_text("-2")
-        expect(feed_row.locator(".waiting")).to_have_text("waiting: concurrency key llm (limit 2)")
         other = page.locator(f'#feed-table tr[data-execution-id="{second}"]')
         expect(other.locator(".priority")).to_have_text("0")
-        expect(other.locator(".waiting")).to_have_count(0)
-        screenshot(page, "ui-controls-feed", store)
+        expect(page.locator("#feed-table .waiting")).to_have_count(0)
 
-        # the execution's page: priority, the wait, and its cue's controls
+        # the execution's page: its priority and its cue's controls
         feed_row.click()
         expect(page).to_have_url(f"{base}/ui/#/executions/{first}")
         summary = page.locator(".card", has_text="Summary")
@@ -119,7 +114,7 @@ def test_operator_reads_controls_priority_and_what_a_run_waits_for(
             "-2"
         )
         waiting = summary.locator("div", has=page.locator("dt", has_text="Waiting for"))
-        expect(waiting.locator("dd")).to_have_text("concurrency key llm (limit 2)")
+        expect(waiting.locator("dd")).to_have_text("—")
         controls = page.locator("#run-controls")
         for text in ("queue one while running", "60 per 60 s · key llm", "doc, lang"):
             expect(controls).to_contain_text(text)
@@ -185,7 +180,7 @@ def test_what_a_held_back_run_waits_for_reads_as_words(
             None,
             "waiting: concurrency key llm (limit 2)",
             "waiting: concurrency (limit 1)",
-            "waiting: rate limit (limit 60) until 12:00:05",
+            "waiting: rate limit (limit 60 per 60 s) until 12:00:05",
             "waiting: rate limit key llm (limit 5)",
         ]
     finally:
@@ -270,6 +265,80 @@ def test_operator_sets_and_removes_a_cues_controls_from_the_cues_page(
         form.locator("[data-action=cancel]").click()
         expect(page.locator("#controls-form")).to_have_count(0)
         assert api.get(f"/v1/cues/{cue['id']}").json()["priority"] == 12
+        assert not crashes, crashes
+    finally:
+        page.close()
+        api.close()
+
+
+def claim_next(api: httpx.Client, task: str) -> str:
+    """Claim the next due execution of ``task`` as a worker; returns its id."""
+    claimed = api.post(
+        "/v1/executions/claims", json={"worker_id": WORKER, "limit": 1, "task": task}
+    )
+    assert claimed.status_code == 200, claimed.text
+    [item] = claimed.json()["claimed"]
+    return str(item["execution_id"])
+
+
+def clock_time(iso: str) -> str:
+    """An ISO time as the dashboard shows it in a UTC browser: ``HH:MM:SS``."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC).strftime("%H:%M:%S")
+
+
+def test_a_held_back_run_says_what_it_waits_for_until_it_runs(
+    browser: Any,  # noqa: F811
+    server: tuple[str, str],  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    base, store = server
+    email = f"held-{uuid.uuid4().hex[:8]}@example.com"
+    key = httpx.post(f"{base}/v1/auth/register", json={"email": email}).json()["api_key"]
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    page = browser.new_page(viewport={"width": 1500, "height": 900}, timezone_id="UTC")
+    crashes: list[str] = []
+    page.on("pageerror", lambda error: crashes.append(str(error)))
+    try:
+        one_at_a_time = {"concurrency": {"limit": 1, "key": "llm"}}
+        llm = api.post("/v1/cues", json=worker_cue("llm-calls", **one_at_a_time)).json()
+        hourly = {"payload": {"task": "mail"}, "rate_limit": {"limit": 1, "period_seconds": 3600}}
+        mailer = api.post("/v1/cues", json=worker_cue("mailer", **hourly)).json()
+        running, held = (api.post(f"/v1/cues/{llm['id']}/fire").json()["id"] for _ in range(2))
+        sent, throttled = (api.post(f"/v1/cues/{mailer['id']}/fire").json()["id"] for _ in range(2))
+        assert claim_next(api, "summarise") == running
+        assert claim_next(api, "mail") == sent
+        rate_wait = api.get(f"/v1/executions/{throttled}").json()["waiting_for"]
+        assert rate_wait["reason"] == "rate_limit" and rate_wait["until"]
+        until = clock_time(rate_wait["until"])
+
+        sign_in(page, base, key, email)
+        page.click("nav >> text=Live feed")
+        held_row = page.locator(f'#feed-table tr[data-execution-id="{held}"]')
+        expect(held_row.locator(".waiting")).to_have_text("waiting: concurrency key llm (limit 1)")
+        throttled_row = page.locator(f'#feed-table tr[data-execution-id="{throttled}"]')
+        expect(throttled_row.locator(".waiting")).to_have_text(
+            f"waiting: rate limit (limit 1 per 3600 s) until {until}"
+        )
+        for claimed in (running, sent):
+            row = page.locator(f'#feed-table tr[data-execution-id="{claimed}"]')
+            expect(row.locator(".badge")).to_have_text("delivering")
+            expect(row.locator(".waiting")).to_have_count(0)
+        screenshot(page, "ui-controls-held", store)
+
+        # the execution's page says it too
+        throttled_row.click()
+        summary = page.locator(".card", has_text="Summary")
+        waiting = summary.locator("div", has=page.locator("dt", has_text="Waiting for"))
+        expect(waiting.locator("dd")).to_have_text(f"rate limit (limit 1 per 3600 s) until {until}")
+
+        # once the running one ends, the held one waits no more and is claimed
+        page.click("nav >> text=Live feed")
+        done = api.post(f"/v1/executions/{running}/outcome", json={"success": True})
+        assert done.status_code == 200, done.text
+        expect(held_row.locator(".waiting")).to_have_count(0)
+        assert claim_next(api, "summarise") == held
+        expect(held_row.locator(".badge")).to_have_text("delivering")
         assert not crashes, crashes
     finally:
         page.close()

@@ -54,14 +54,16 @@ export function controlTags(cue) {
 
 /**
  * What a held-back execution waits for, in words, from its ``waiting_for``
- * ({reason, key, limit, until}); null when it waits for nothing.
- * "waiting: concurrency key llm (limit 2)", "waiting: rate limit (limit 60) until 12:00:05".
+ * ({reason, key, limit, in_flight?, period_seconds?, until}); null when it waits for nothing.
+ * "waiting: concurrency key llm (limit 2)",
+ * "waiting: rate limit (limit 60 per 60 s) until 12:00:05" (the browser's time).
  */
 export function waitingText(waiting) {
   if (!waiting) return null;
   const what = waiting.reason === "rate_limit" ? "rate limit" : waiting.reason === "concurrency" ? "concurrency" : String(waiting.reason ?? "a limit").replace(/_/g, " ");
   const key = waiting.key ? ` key ${waiting.key}` : "";
-  const limit = waiting.limit != null ? ` (limit ${waiting.limit})` : "";
+  const per = waiting.period_seconds ? ` per ${waiting.period_seconds} s` : "";
+  const limit = waiting.limit != null ? ` (limit ${waiting.limit}${per})` : "";
   const until = waiting.until ? ` until ${absolute(waiting.until).slice(11)}` : "";
   return `waiting: ${what}${key}${limit}${until}`;
 }
@@ -70,6 +72,8 @@ export function waitingText(waiting) {
 export function waitingNote(execution) {
   const text = waitingText(execution.waiting_for);
   if (!text) return null;
-  const title = execution.waiting_for.until ? `until ${absolute(execution.waiting_for.until)}` : "";
+  const waiting = execution.waiting_for;
+  const title = waiting.until ? `until ${absolute(waiting.until)}`
+    : waiting.in_flight != null ? `${waiting.in_flight} running of ${waiting.limit}` : "";
   return h("div", { class: "waiting small", title }, text);
 }
