@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from cueflow import StepContext
 from cueflow.engine import Engine
 from cueflow.records import Execution
-from tests.flows_support import create_flow, run_of, start, task, work
+from tests.flows_support import claim_next, create_flow, finish, run_of, start, task, work
 from tests.helpers import assert_error
 
 LIMITED = {
@@ -165,3 +165,27 @@ async def test_a_flow_declared_in_python_takes_step_controls(engine: Engine) -> 
     assert steps["summarise"].priority is None and steps["notify"].priority == -1
     with pytest.raises(ValidationError, match="concurrency"):
         digest.worker_step("bad", payload={"task": "x"}, concurrency={"limit": 0})
+
+
+async def test_a_for_each_steps_concurrency_limit_holds_its_items_back(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    steps = [task("list"), task("each", "list", for_each="list", concurrency={"limit": 1})]
+    flow = await create_flow(client, auth, steps, name="one-at-a-time")
+    run = await start(client, auth, flow["id"])
+    await work(client, auth, "list", output=["a", "b"])
+    first = await claim_next(client, auth, "each")
+    assert first is not None
+    assert await claim_next(client, auth, "each") is None, "the step's limit is 1"
+    items = (await run_of(client, auth, run["id"]))["steps"]["each"]["items"]
+    [other] = [
+        i["execution_ids"][0] for i in items if first["execution_id"] not in i["execution_ids"]
+    ]
+    shown = (await client.get(f"/v1/executions/{other}", headers=auth)).json()
+    assert shown["waiting_for"]["reason"] == "concurrency"
+    assert (shown["waiting_for"]["key"], shown["waiting_for"]["limit"]) == (None, 1)
+
+    done = await finish(client, auth, first["execution_id"])
+    assert done.status_code == 200, done.text
+    second = await claim_next(client, auth, "each")
+    assert second is not None and second["execution_id"] == other
