@@ -189,6 +189,7 @@ def mcp(
 
 def _register_commands() -> None:
     """Add the command groups of :mod:`cueflow.commands`."""
+    from cueflow.commands import cue_update  # noqa: F401  (adds ``cues update``)
     from cueflow.commands.cues import cues_app
     from cueflow.commands.db import db_app
     from cueflow.commands.executions import executions_app

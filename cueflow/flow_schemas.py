@@ -25,8 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cueflow.errors import CueflowError
 from cueflow.schemas import (
     CallbackIn,
+    ConcurrencyIn,
     CueName,
     MisfirePolicy,
+    Priority,
+    RateLimitIn,
     RetryIn,
     ScheduleIn,
     TimeoutSeconds,
@@ -62,6 +65,10 @@ class StepIn(BaseModel):
     when: When = When.SUCCESS
     for_each: StepId | None = None
     event: str | None = Field(None, min_length=1, max_length=255)
+    priority: Priority | None = None
+    """Run controls of the step's executions, shaped as a cue's (``docs/run-controls.md``)."""
+    concurrency: ConcurrencyIn | None = None
+    rate_limit: RateLimitIn | None = None
 
 
 class FlowCreate(BaseModel):
@@ -159,6 +166,8 @@ def check_definition(steps: list[StepIn], input_schema: dict[str, Any] | None = 
                 raise InvalidFlow(f"Wait step '{step.id}' needs an event and timeout_seconds")
             if step.for_each is not None:
                 raise InvalidFlow(f"Wait step '{step.id}' cannot run for_each")
+            if step.priority is not None or step.concurrency or step.rate_limit:
+                raise InvalidFlow(f"Wait step '{step.id}' runs nothing to limit or prioritise")
         if step.output_schema is not None:
             check_schema(step.output_schema, f"Step '{step.id}' output_schema")
     cycle = find_cycle({step.id: step.needs for step in steps})

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import cueflow.ids as ids
+import cueflow.run_controls as run_controls
 from cueflow.records import FlowRunRecord, StepRecord
 from cueflow.states import Status
 
@@ -65,7 +66,25 @@ def attempt_execution(
         "step_id": step["id"],
         "item": item,
         "step_attempt": attempt,
+        **step_controls(run.step_cues[step["id"]], step),
     }
+
+
+def step_controls(cue_id: str, step: Mapping[str, Any]) -> dict[str, Any]:
+    """The run-control columns a stored step's executions are stamped with (its ``priority``,
+    ``concurrency`` and ``rate_limit``; a step without them: priority 0, no limits). A limit
+    without a key counts the step's runs under its hidden cue ``cue_id``."""
+    concurrency = step.get("concurrency") or {}
+    rate = step.get("rate_limit") or {}
+    return run_controls.stamp(
+        cue_id,
+        step.get("priority") or 0,
+        concurrency.get("limit"),
+        concurrency.get("key"),
+        rate.get("limit"),
+        rate.get("period_seconds"),
+        rate.get("key"),
+    )
 
 
 async def fan_out(

@@ -6,94 +6,20 @@ replays a failure. Screenshots of each page land in ``build/screenshots/`` (path
 
 Needs Playwright for Python and Debian's ``chromium`` (``CUEFLOW_CHROMIUM`` names another
 binary); without them the test skips, unless ``CUEFLOW_REQUIRE_BROWSER=1`` (CI) makes it fail.
+The set-up (browser, server, screenshots) is in ``tests/ui_support.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import drop_pg_database, fresh_pg_database, pg_available
-from tests.server import cueflow_server
+from tests.ui_support import browser, screenshot, server  # noqa: F401  (fixtures)
 
-ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "build" / "screenshots"
-CHROMIUM = os.environ.get("CUEFLOW_CHROMIUM", "/usr/bin/chromium")
-WAIT_MS = 20_000
-"""Upper bound for anything the page should show; generous because the CI cores are shared."""
 WORKER = "ui-worker-1"
-T = TypeVar("T")
-
-
-def _missing_browser() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install playwright)"
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the module."""
-    reason = _missing_browser()
-    if reason:
-        if os.environ.get("CUEFLOW_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"the browser test is required: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def off_the_loop(function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-    """Run an async helper to completion in a thread: Playwright's sync API keeps an event loop
-    running in this one."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, function(*args)).result()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A real ``cueflow serve`` on a fresh database; yields (base URL, store name)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'cueflow.db'}"
-    else:
-        if not pg_available():
-            pytest.skip("PostgreSQL is not reachable")
-        url = off_the_loop(fresh_pg_database)
-    try:
-        with cueflow_server(url, tmp_path) as base:
-            yield base, request.param
-    finally:
-        if request.param != "sqlite":
-            off_the_loop(drop_pg_database, url)
-
-
-def screenshot(page: Any, name: str, store: str) -> Path:
-    """Save the page under ``build/screenshots/`` and print where."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / (f"{name}.png" if store == "sqlite" else f"{name}-{store}.png")
-    page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
-    return path
 
 
 def worker_cue(name: str, schedule: dict[str, Any], task: str = "report") -> dict[str, Any]:
@@ -102,7 +28,8 @@ def worker_cue(name: str, schedule: dict[str, Any], task: str = "report") -> dic
 
 
 def test_operator_watches_a_run_live_and_manages_cues(
-    browser: Any, server: tuple[str, str]
+    browser: Any,  # noqa: F811
+    server: tuple[str, str],  # noqa: F811
 ) -> None:
     from playwright.sync_api import expect
 
@@ -265,7 +192,10 @@ CRON_WORDS = {
 
 
 @pytest.mark.parametrize("server", ["sqlite"], indirect=True)
-def test_common_cron_shapes_read_as_words(browser: Any, server: tuple[str, str]) -> None:
+def test_common_cron_shapes_read_as_words(
+    browser: Any,  # noqa: F811
+    server: tuple[str, str],  # noqa: F811
+) -> None:
     base, _ = server
     page = browser.new_page()
     try:

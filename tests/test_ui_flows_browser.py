@@ -6,7 +6,7 @@ button and sees the run go on to the end; a rejection fails the next run, cancel
 and the runs list filters by status. Names, event names and outputs full of markup stay text.
 Screenshots land in ``build/screenshots/``.
 
-Uses the browser and server fixtures of ``tests/test_ui_browser.py`` (skipped without
+Uses the browser and server fixtures of ``tests/ui_support.py`` (skipped without
 Playwright and Chromium unless ``CUEFLOW_REQUIRE_BROWSER=1``).
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_ui_browser import browser, screenshot, server  # noqa: F401  (fixtures)
+from tests.ui_support import browser, screenshot, server, sign_in  # noqa: F401  (fixtures)
 
 WORKER = "ui-flow-worker"
 HOSTILE_FLOW = '<img src=x onerror="window.pwned=1">launch & "review"'
@@ -68,16 +68,6 @@ def work(api: httpx.Client, task: str, output: Any) -> dict[str, Any]:
     )
     assert reported.status_code == 200, reported.text
     return item
-
-
-def sign_in(page: Any, base: str, key: str, email: str) -> None:
-    """Open the dashboard and sign in with ``key``."""
-    from playwright.sync_api import expect
-
-    page.goto(f"{base}/ui")
-    page.fill("#api-key", key)
-    page.click("#sign-in button[type=submit]")
-    expect(page.locator(".account-email")).to_have_text(email)
 
 
 def node(page: Any, step: str) -> Any:

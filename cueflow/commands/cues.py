@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cueflow.commands import cue_controls as controls
 from cueflow.commands.executions import show_executions
 from cueflow.commands.output import print_json, say, show_fields, show_table, warn, when
 from cueflow.commands.remote import DEFAULT_API_URL, ApiKey, ApiUrl, JsonFlag, connect
@@ -85,7 +86,8 @@ class MisfirePolicy(StrEnum):
     fire_all = "fire_all"
 
 
-CUE_COLUMNS = ("ID", "NAME", "STATUS", "TRANSPORT", "SCHEDULE", "NEXT RUN (UTC)", "RUNS")
+CUE_COLUMNS: tuple[str, ...] = ("ID", "NAME", "STATUS", "TRANSPORT", "SCHEDULE", "NEXT RUN (UTC)")
+CUE_COLUMNS += ("RUNS", "CONTROLS")
 
 
 def cue_row(cue: dict[str, Any]) -> tuple[Any, ...]:
@@ -98,6 +100,7 @@ def cue_row(cue: dict[str, Any]) -> tuple[Any, ...]:
         schedule_text(cue.get("schedule") or {}),
         when(cue.get("next_run")),
         cue.get("run_count"),
+        controls.controls_cell(cue),
     )
 
 
@@ -116,6 +119,7 @@ def show_cue(cue: dict[str, Any]) -> None:
         ("runs", cue.get("run_count")),
         ("payload", cue.get("payload")),
         ("retry", cue.get("retry")),
+        *controls.control_fields(cue),
     ]
     if callback.get("url"):
         fields.insert(5, ("callback", f"{callback.get('method', 'POST')} {callback['url']}"))
@@ -215,6 +219,11 @@ def create(
     misfire_policy: Annotated[
         MisfirePolicy | None, typer.Option(help="What runs missed while the server was down do.")
     ] = None,
+    overlap_policy: controls.OverlapOption = None,
+    priority: controls.PriorityOption = None,
+    concurrency: controls.ConcurrencyOption = None,
+    rate_limit: controls.RateLimitOption = None,
+    required_payload_key: controls.RequiredKeysOption = None,
     api_url: ApiUrl = DEFAULT_API_URL,
     api_key: ApiKey = None,
     as_json: JsonFlag = False,
@@ -246,6 +255,11 @@ def create(
         }
     if misfire_policy:
         body["misfire_policy"] = misfire_policy.value
+    body.update(
+        controls.controls_body(
+            overlap_policy, priority, concurrency, rate_limit, required_payload_key
+        )
+    )
     with connect(api_url, api_key) as api:
         cue = api.post("/v1/cues", body)
     if as_json:

@@ -124,13 +124,18 @@ class Flow:
         when: WhenRule = When.SUCCESS,
         for_each: StepRef | None = None,
         timeout_seconds: int | None = None,
+        priority: int | None = None,
+        concurrency: Mapping[str, Any] | None = None,
+        rate_limit: Mapping[str, Any] | None = None,
     ) -> Callable[[StepFunction], StepFunction]:
         """Decorator: an in-process step running the function, which receives a
         :class:`StepContext`; what it returns (JSON: dicts, lists, strings, numbers, booleans,
         ``None``) is the step's output, checked against ``output_schema`` when given; raising
         fails the attempt. ``id`` defaults to the function's name; ``needs`` and ``for_each``
         name steps declared before, by id or by function. ``timeout_seconds`` bounds one run
-        (at most ``CUEFLOW_HANDLER_TIMEOUT_SECONDS``). Returns the function unchanged."""
+        (at most ``CUEFLOW_HANDLER_TIMEOUT_SECONDS``). ``priority``, ``concurrency``
+        (``{"limit", "key"?}``) and ``rate_limit`` (``{"limit", "period_seconds", "key"?}``) are
+        the step's run controls (``docs/run-controls.md``). Returns the function unchanged."""
 
         def declare(function: StepFunction) -> StepFunction:
             step_id = id if id is not None else function.__name__
@@ -145,6 +150,7 @@ class Flow:
                 when=when,
                 for_each=for_each,
                 timeout_seconds=timeout_seconds,
+                **_controls(priority, concurrency, rate_limit),
             )
             self._add_handler(task, _runner(step_id, function))
             self._functions[_key(function)] = step_id
@@ -163,11 +169,15 @@ class Flow:
         when: WhenRule = When.SUCCESS,
         for_each: StepRef | None = None,
         transport: str = "worker",
+        priority: int | None = None,
+        concurrency: Mapping[str, Any] | None = None,
+        rate_limit: Mapping[str, Any] | None = None,
     ) -> str:
         """A step for workers (the official CueAPI worker, an agent, any client of the worker
         API): its ``payload`` (``payload["task"]`` routes it) plus ``flow`` is what they claim,
         and the ``output`` of their outcome is the step's output. ``transport`` names another
-        pull transport if one is installed. Returns ``id``, for ``needs``."""
+        pull transport if one is installed; ``priority``, ``concurrency`` and ``rate_limit`` are
+        its run controls, as for :meth:`step`. Returns ``id``, for ``needs``."""
         return self._add(
             id,
             transport=transport,
@@ -177,6 +187,7 @@ class Flow:
             retry=retry,
             when=when,
             for_each=for_each,
+            **_controls(priority, concurrency, rate_limit),
         )
 
     def webhook_step(
@@ -192,9 +203,14 @@ class Flow:
         retry: Retry | None = None,
         when: WhenRule = When.SUCCESS,
         for_each: StepRef | None = None,
+        priority: int | None = None,
+        concurrency: Mapping[str, Any] | None = None,
+        rate_limit: Mapping[str, Any] | None = None,
     ) -> str:
         """A step sent to ``url`` as a signed webhook delivery (its ``payload`` plus
-        ``flow``); the receiver's JSON answer is the step's output. Returns ``id``."""
+        ``flow``); the receiver's JSON answer is the step's output. ``priority``,
+        ``concurrency`` and ``rate_limit`` are its run controls, as for :meth:`step`. Returns
+        ``id``."""
         callback = {"url": url, "method": method, "headers": dict(headers or {})}
         return self._add(
             id,
@@ -206,6 +222,7 @@ class Flow:
             retry=retry,
             when=when,
             for_each=for_each,
+            **_controls(priority, concurrency, rate_limit),
         )
 
     def wait_step(
@@ -273,6 +290,19 @@ class Flow:
 
 def _key(function: Callable[..., Any]) -> int:
     return id(function)
+
+
+def _controls(
+    priority: int | None,
+    concurrency: Mapping[str, Any] | None,
+    rate_limit: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """A step's run-control fields (``docs/run-controls.md``)."""
+    return {
+        "priority": priority,
+        "concurrency": None if concurrency is None else dict(concurrency),
+        "rate_limit": None if rate_limit is None else dict(rate_limit),
+    }
 
 
 def _retry(retry: Retry) -> dict[str, Any]:

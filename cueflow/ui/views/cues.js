@@ -1,13 +1,15 @@
-// Cues: status, schedule in words and cron, next and last run, transport; pause, resume,
-// fire now and delete.
+// Cues: status, schedule in words and cron, next and last run, transport, run controls;
+// pause, resume, fire now, edit the run controls and delete.
 
 import { api, query } from "../api.js";
 import { h, fill, badge } from "../dom.js";
 import { describeSchedule } from "../cron.js";
 import { timeCell } from "../format.js";
+import { controlTags } from "../controls.js";
+import { editControls } from "./controls_form.js";
 import { every, pageHeader, table, emptyRow, problem, confirmAction } from "./common.js";
 
-const COLUMNS = ["Cue", "Status", "Schedule", "Next run", "Last run", "Transport", "Runs", ""];
+const COLUMNS = ["Cue", "Status", "Schedule", "Next run", "Last run", "Transport", "Controls", "Runs", ""];
 
 export function cuesView(main, { toast }) {
   const summary = h("p", { class: "muted" }, "Loading…");
@@ -42,6 +44,19 @@ export function cuesView(main, { toast }) {
           onclick: () => act(cue, "Pause", () => api("PATCH", `/v1/cues/${cue.id}`, { status: "paused" }), () => `Paused ${cue.name}`),
         }, "Pause"),
       h("button", {
+        type: "button", class: "button small", "data-action": "controls",
+        onclick: async () => {
+          busy = true;
+          try {
+            const changed = await editControls(cue);
+            if (changed) toast(`Saved the run controls of ${cue.name}`);
+          } finally {
+            busy = false;
+            await refresh();
+          }
+        },
+      }, "Controls"),
+      h("button", {
         type: "button", class: "button small", "data-action": "fire",
         onclick: () => act(cue, "Fire", () => api("POST", `/v1/cues/${cue.id}/fire`), (run) => `Fired ${cue.name}: execution ${run.id.slice(0, 8)}`),
       }, "Fire now"),
@@ -68,6 +83,7 @@ export function cuesView(main, { toast }) {
       h("td", {}, cue.status === "active" ? timeCell(cue.next_run) : h("span", { class: "muted" }, "—")),
       h("td", {}, timeCell(cue.last_run)),
       h("td", {}, h("span", { class: "tag" }, cue.transport)),
+      h("td", { class: "cue-controls" }, controlTags(cue)),
       h("td", { class: "numeric" }, String(cue.run_count)),
       h("td", {}, actions(cue)));
   }

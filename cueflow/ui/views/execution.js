@@ -1,9 +1,11 @@
 // One execution: its facts, its timeline (fired, claimed, heartbeats, attempts, retries,
-// outcome), its outcome and evidence, and replay.
+// outcome), its priority and what it waits for, its outcome and evidence, its cue's run
+// controls, and replay.
 
 import { api } from "../api.js";
 import { h, fill, badge, jsonBlock, safeLink } from "../dom.js";
 import { absolute, relative } from "../format.js";
+import { controlFacts, waitingText } from "../controls.js";
 import { every, pageHeader, problem, REPLAYABLE, FINISHED } from "./common.js";
 
 const TRIGGERS = { manual_fire: "fired by hand", replay: "replayed", misfire: "a missed run caught up" };
@@ -92,6 +94,8 @@ export function executionView(main, { toast, navigate }, executionId) {
           h("h2", {}, "Summary"),
           facts([
             ["Status", badge(execution.status)],
+            ["Waiting for", waitingText(execution.waiting_for)?.replace(/^waiting: /, "")],
+            ["Priority", String(execution.priority ?? 0)],
             ["Attempts", String(execution.attempts)],
             ["Worker", execution.claimed_by_worker],
             ["Transport", cue ? cue.transport : null],
@@ -121,7 +125,10 @@ export function executionView(main, { toast, navigate }, executionId) {
             ])
             : h("p", { class: "muted" }, "No outcome reported yet.")),
         h("section", { class: "card" }, h("h2", {}, "Evidence"), evidenceSection(execution.evidence))),
-      cue ? h("section", { class: "card" }, h("h2", {}, "Payload"), jsonBlock(cue.payload)) : null);
+      cue ? h("div", { class: "grid" },
+        h("section", { class: "card" }, h("h2", {}, "Payload"), jsonBlock(cue.payload)),
+        h("section", { class: "card", id: "run-controls" }, h("h2", {}, "Run controls"),
+          facts(controlFacts(cue).map(([name, text]) => [name, text])))) : null);
   }
 
   async function refresh() {

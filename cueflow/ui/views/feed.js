@@ -3,10 +3,11 @@
 import { api, query } from "../api.js";
 import { h, fill, badge, safeLink } from "../dom.js";
 import { absolute, timeCell, shortId } from "../format.js";
+import { waitingNote } from "../controls.js";
 import { every, pageHeader, table, emptyRow, problem, loadCueNames, cueName } from "./common.js";
 
 const POLL_MS = 1500;
-const COLUMNS = ["Execution", "Cue", "Status", "Attempts", "Worker", "Outcome", "Evidence", "Scheduled", "Updated"];
+const COLUMNS = ["Execution", "Cue", "Status", "Priority", "Attempts", "Worker", "Outcome", "Evidence", "Scheduled", "Updated"];
 const FILTERS = [
   ["All", ""],
   ["In flight", "pending,delivering,retrying,retry_ready"],
@@ -59,7 +60,8 @@ export function feedView(main, { navigate }, cueId) {
     },
     h("td", {}, h("a", { href: `#/executions/${execution.id}`, class: "mono" }, shortId(execution.id))),
     h("td", {}, cueName(execution.cue_id)),
-    h("td", {}, badge(execution.status)),
+    h("td", { class: "execution-status" }, badge(execution.status), waitingNote(execution)),
+    h("td", { class: "numeric priority" }, String(execution.priority ?? 0)),
     h("td", { class: "numeric" }, String(execution.attempts)),
     h("td", {}, execution.claimed_by_worker ?? h("span", { class: "muted" }, "—")),
     h("td", { class: "wide-cell" }, outcomeSummary(execution)),

@@ -1,14 +1,15 @@
-// Flows: the account's flows, one flow's definition (its graph and steps), and starting a
-// run of it with a JSON input.
+// Flows: the account's flows, one flow's definition (its graph, steps and their run controls),
+// and starting a run of it with a JSON input.
 
 import { api, query } from "../api.js";
 import { h, fill, jsonBlock } from "../dom.js";
 import { timeCell } from "../format.js";
 import { flowGraph } from "../graph.js";
+import { controlTags } from "../controls.js";
 import { every, pageHeader, table, emptyRow, problem } from "./common.js";
 
 const COLUMNS = ["Flow", "Steps", "Waits", "Created", "Updated", ""];
-const STEP_COLUMNS = ["Step", "Kind", "Needs", "When", "Retry", "Timeout"];
+const STEP_COLUMNS = ["Step", "Kind", "Needs", "When", "Retry", "Timeout", "Controls"];
 
 export function flowsView(main) {
   const summary = h("p", { class: "muted" }, "Loading…");
@@ -62,7 +63,8 @@ function stepRow(step) {
     h("td", {}, (step.needs || []).length ? step.needs.map((need) => h("span", { class: "tag" }, need)) : h("span", { class: "muted" }, "—")),
     h("td", {}, step.when || "success"),
     h("td", {}, retry),
-    h("td", {}, step.timeout_seconds ? `${step.timeout_seconds} s` : "—"));
+    h("td", {}, step.timeout_seconds ? `${step.timeout_seconds} s` : "—"),
+    h("td", { class: "step-controls" }, step.type === "wait" ? h("span", { class: "muted" }, "—") : controlTags(step)));
 }
 
 export function flowView(main, { toast, navigate }, flowId) {
