@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
@@ -218,12 +217,6 @@ async def test_one_key_counts_worker_claims_and_push_deliveries_together(
             assert len(receiver.requests) == 1
 
 
-@pytest.mark.xfail(
-    reason="finding at 5f0f007: the unclaimed-timeout sweep (WORKER_UNCLAIMED_TIMEOUT_SECONDS, "
-    "900 s) makes a run its own rate or concurrency limit holds back 'missed' ('No worker "
-    "claimed this execution within timeout window'); remove this mark when the sweep spares them",
-    strict=True,
-)
 async def test_a_run_held_back_by_its_limit_is_not_missed_for_want_of_a_worker(
     client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
 ) -> None:
@@ -244,3 +237,27 @@ async def test_a_run_held_back_by_its_limit_is_not_missed_for_want_of_a_worker(
     again = await claim_next(client, auth)
     assert again.status_code == 200, again.text
     assert again.json()["execution_id"] == second
+
+
+async def test_a_run_queued_behind_a_long_concurrency_holder_is_not_missed(
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
+) -> None:
+    shared = {"limit": 1, "key": "solo"}
+    first, second = await due_runs(client, engine, clock, auth, 2, concurrency=shared)
+    taken = await claim_next(client, auth)
+    assert taken.json()["execution_id"] == first
+
+    # the holder works past the unclaimed timeout, heartbeating its claim
+    clock.advance(engine.settings.worker_unclaimed_timeout_seconds + 1)
+    beat = await client.post(
+        f"/v1/executions/{first}/heartbeat", json={"worker_id": "w1"}, headers=auth
+    )
+    assert beat.status_code == 200, beat.text
+    await engine.sweep()
+    assert (await get_execution(client, auth, second))["status"] == "pending"
+
+    # once the key is idle for the whole timeout, nobody claiming it is a miss again
+    assert (await report(client, auth, first, success=True)).status_code == 200
+    clock.advance(engine.settings.worker_unclaimed_timeout_seconds + 1)
+    await engine.sweep()
+    assert (await get_execution(client, auth, second))["status"] == "missed"
