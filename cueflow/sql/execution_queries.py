@@ -142,6 +142,22 @@ class ExecutionQueries(TxBase):
         stmt = update(executions).where(*conditions).values(**values).returning(*executions.c)
         return await self._record(rows.execution, stmt)
 
+    async def open_runs(self, cue_ids: Sequence[str], statuses: Sequence[str]) -> list[Execution]:
+        """The cues' unfinished executions (flow steps aside), oldest first, locked."""
+        if not cue_ids:
+            return []
+        stmt = (
+            select(executions)
+            .where(
+                executions.c.cue_id.in_(list(cue_ids)),
+                executions.c.status.in_(list(statuses)),
+                executions.c.flow_run_id.is_(None),
+            )
+            .order_by(executions.c.scheduled_for, executions.c.id)
+            .with_for_update()
+        )
+        return await self._records(rows.execution, stmt)
+
     async def restamp_executions(
         self, cue_id: str, statuses: Sequence[str], values: dict[str, Any]
     ) -> int:
