@@ -3,7 +3,9 @@ the same cue is not over yet, on both stores. The worker side goes through the R
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -219,3 +221,44 @@ async def test_a_scheduled_fire_overlaps_a_manual_run(
     scheduled = next(run for run in runs if run["id"] != manual["id"])
     assert scheduled["status"] == "missed"
     assert manual["id"] in scheduled["error_message"]
+
+
+async def test_cancel_other_fences_a_push_delivery_in_flight(
+    engine: Engine, clock: FakeClock
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(payload: dict[str, Any]) -> str:
+        started.set()
+        await asyncio.wait_for(release.wait(), 10)
+        return "done"
+
+    engine.handler("slow")(slow)
+    email = f"overlap-{uuid.uuid4().hex[:8]}@example.com"
+    await engine.register(email)
+    user = await engine.account(email)
+    cue, _ = await engine.create_cue(
+        user,
+        {
+            "name": "push",
+            "transport": "inprocess",
+            "schedule": EVERY_5_S,
+            "payload": {"task": "slow"},
+            "overlap_policy": "cancel_other",
+        },
+    )
+    assert cue.next_run is not None
+    clock.set(cue.next_run)
+    assert await engine.fire_due() == 1
+    delivering = asyncio.create_task(engine.deliver_due())
+    await asyncio.wait_for(started.wait(), 10)
+    clock.advance(5)
+    assert await engine.fire_due() == 1  # cancels the run being delivered
+    release.set()
+    await asyncio.wait_for(delivering, 10)
+    runs, _ = await engine.cue_executions(user, cue.id)
+    old, new = sorted(runs, key=lambda run: run.scheduled_for)
+    assert old.status == "failed"
+    assert old.error_message == (f"cancelled: superseded by {new.id} (overlap_policy cancel_other)")
+    assert old.delivered_at is None
+    assert new.status in ("pending", "success")  # the new run goes on (maybe delivered already)
