@@ -134,10 +134,11 @@ async def backfill_cue(
                 result.skipped_existing.append(when)
                 continue
             stored.append(values["id"])
-        await overlap.cancel_superseded(tx, state.cancels, stored, now)
+        busy = await overlap.cancel_superseded(tx, [cue.id], state.cancels, stored, now)
         for execution_id in stored:
             row = await tx.get_execution(user.user_id, execution_id)
             if row is not None:
                 result.created.append(row)
+    await overlap.cancel_later(services, busy, now)
     services.signals.executions_created(result.created)
     return result

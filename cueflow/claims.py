@@ -248,6 +248,7 @@ async def release(
         row = await tx.get_execution(user.user_id, execution_id)
         if row is None:
             raise NotFound("Execution not found", code="execution_not_found")
+        overlap.refuse_if_cancelled(row)
         if row.status != Status.DELIVERING or not services.transports.is_pull(row.transport):
             raise Conflict(
                 "Execution is not currently being claimed", code="execution_not_claiming"

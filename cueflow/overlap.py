@@ -17,11 +17,12 @@ An earlier run is *open* while its status is not terminal (``pending``, ``delive
   written; a push delivery under way cannot record its result over it (its conditional update
   finds the row ``failed``).
 
-The scheduler and backfills apply it (``triggered_by`` keeps ``scheduler``/``misfire`` or
-``backfill``). Manual fires and replays never do (the caller asked for that run), and runs of
-flow steps are neither subject to it nor counted as open. The open runs are read locked in the
-transaction that inserts the new runs, after the cue's row is locked, so two fires of one cue
-(two nodes, a backfill beside the scheduler) cannot both buffer a run.
+The scheduler and backfills apply it (a skipped run keeps the ``triggered_by`` of its fire).
+Manual fires and replays never do (the caller asked for that run), and runs of flow steps are
+neither subject to it nor counted as open. The open runs are read in the transaction that
+inserts the new runs, after the cue's row is locked, so two fires of one cue (two nodes, a
+backfill beside the scheduler) take turns and cannot both buffer a run. Cancels lock without
+waiting (see :func:`cancel_superseded`).
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cueflow.errors import Conflict
 from cueflow.records import Cue, Execution, FiredRun
 from cueflow.run_controls import Overlap
 from cueflow.states import UNFINISHED, WAITING, Event, Status, move, one_time_cue_end
 from cueflow.store import FirePlan, StoreTx
+
+if TYPE_CHECKING:
+    from cueflow.services import Services
 
 OPEN_STATUSES = tuple(sorted(s.value for s in UNFINISHED))
 """Statuses of a run that a new one overlaps."""
@@ -98,7 +102,8 @@ def state_of(policy: str | None, open_runs: Iterable[Execution]) -> OverlapState
 
 
 async def read_open_runs(tx: StoreTx, cue_ids: Sequence[str]) -> dict[str, list[Execution]]:
-    """The open runs of ``cue_ids`` (locked until ``tx`` ends), by cue."""
+    """The open runs of ``cue_ids``, by cue (read, not locked: the caller holds the cues'
+    rows, which is what keeps two fires of one cue apart)."""
     found: dict[str, list[Execution]] = {cue_id: [] for cue_id in cue_ids}
     for run in await tx.open_runs(list(cue_ids), OPEN_STATUSES):
         found[run.cue_id].append(run)
@@ -115,25 +120,51 @@ def cancelled_message(new_id: str) -> str:
     return f"{CANCELLED_PREFIX}{new_id} (overlap_policy {Overlap.CANCEL_OTHER.value})"
 
 
+async def _cancel(tx: StoreTx, old_id: str, new_id: str, now: datetime) -> Execution | None:
+    values = {
+        "error_message": cancelled_message(new_id),
+        "lease_expires_at": None,
+        "next_retry": None,
+        "updated_at": now,
+    }
+    return await tx.update_execution(old_id, values, move=move(Event.SUPERSEDED))
+
+
 async def cancel_superseded(
-    tx: StoreTx, cancels: dict[str, list[str]], stored: Iterable[str], now: datetime
-) -> list[Execution]:
-    """Cancel the runs the stored new runs ``stored`` supersede; returns the cancelled runs.
-    The move is conditional: a run that ended meanwhile is left as it ended."""
-    done: list[Execution] = []
-    superseded = move(Event.SUPERSEDED)
-    for new_id in stored:
-        for old_id in cancels.get(new_id, ()):
-            values = {
-                "error_message": cancelled_message(new_id),
-                "lease_expires_at": None,
-                "next_retry": None,
-                "updated_at": now,
-            }
-            row = await tx.update_execution(old_id, values, move=superseded)
-            if row is not None:
-                done.append(row)
-    return done
+    tx: StoreTx,
+    cue_ids: Sequence[str],
+    cancels: dict[str, list[str]],
+    stored: Iterable[str],
+    now: datetime,
+) -> dict[str, str]:
+    """Cancel, in ``tx``, the runs of ``cue_ids`` that the stored new runs ``stored``
+    supersede. The move is conditional: a run that ended meanwhile stays as it ended.
+
+    The runs are locked without waiting (``SKIP LOCKED``): ``tx`` holds its cues' rows, and an
+    outcome or a delivery result locks its execution first and its cue next, so waiting here
+    could deadlock. A run another transaction holds at that instant is returned (old id: new
+    id) for :func:`cancel_later`, once ``tx`` committed."""
+    wanted = {old: new for new in stored for old in cancels.get(new, ())}
+    if not wanted:
+        return {}
+    held = {run.id for run in await tx.open_runs(list(cue_ids), OPEN_STATUSES, lock=True)}
+    later: dict[str, str] = {}
+    for old_id, new_id in wanted.items():
+        if old_id in held:
+            await _cancel(tx, old_id, new_id, now)
+        else:
+            later[old_id] = new_id
+    return later
+
+
+async def cancel_later(services: Services, later: dict[str, str], now: datetime) -> None:
+    """Cancel the runs :func:`cancel_superseded` found busy, in a transaction of their own
+    (holding no cue, it may wait for them)."""
+    if not later:
+        return
+    async with services.store.tx() as tx:
+        for old_id, new_id in sorted(later.items()):
+            await _cancel(tx, old_id, new_id, now)
 
 
 class FireGate:
@@ -173,12 +204,14 @@ class FireGate:
 
         return gated
 
-    async def after(self, inserted: Iterable[FiredRun], now: datetime) -> list[Execution]:
-        """Cancel the runs superseded by the inserted ones."""
+    async def after(self, inserted: Iterable[FiredRun], now: datetime) -> dict[str, str]:
+        """Cancel the runs superseded by the inserted ones; returns those to cancel once the
+        batch committed (see :func:`cancel_superseded`)."""
         cancels = {k: v for state in self.states.values() for k, v in state.cancels.items()}
         if not cancels:
-            return []
-        return await cancel_superseded(self.tx, cancels, [run.id for run in inserted], now)
+            return {}
+        stored = [run.id for run in inserted]
+        return await cancel_superseded(self.tx, list(self.states), cancels, stored, now)
 
 
 def is_cancelled(row: Execution) -> bool:

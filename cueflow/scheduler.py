@@ -148,9 +148,10 @@ class Scheduler:
                 locked, inserted = await tx.fire_due(
                     now, services.settings.scheduler_batch_size, triggers, overlaps.prepare
                 )
-                await overlaps.after(inserted, now)
+                busy = await overlaps.after(inserted, now)
                 # a scheduled flow's fire starts its run in the fire's transaction
                 await flow_schedule.start_fired_runs(services, tx, triggers, inserted, now)
+            await overlap.cancel_later(services, busy, now)
             created += len(inserted)
             services.loops.pulse("scheduler").beat()
             watch.record(inserted, now)

@@ -151,6 +151,10 @@ async def test_cancel_other_cancels_a_claimed_run_and_fences_its_worker(
         f"/v1/executions/{old['id']}/heartbeat", headers={**auth, "X-Worker-Id": "w1"}
     )
     assert_error(beat, 409, "execution_cancelled")
+    released = await client.post(
+        f"/v1/executions/{old['id']}/release", json={"worker_id": "w1"}, headers=auth
+    )
+    assert_error(released, 409, "execution_cancelled")
     late = await report(client, auth, old["id"], success=True, worker_id="w1")
     assert_error(late, 409, "execution_cancelled")
     unnamed = await report(client, auth, old["id"], success=True)
@@ -262,3 +266,33 @@ async def test_cancel_other_fences_a_push_delivery_in_flight(
     assert old.error_message == (f"cancelled: superseded by {new.id} (overlap_policy cancel_other)")
     assert old.delivered_at is None
     assert new.status in ("pending", "success")  # the new run goes on (maybe delivered already)
+
+
+async def test_cancel_other_cancels_a_run_another_transaction_holds_once_it_is_free(
+    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, clock: FakeClock
+) -> None:
+    cue = await overlap_cue(client, auth, clock, "cancel_other")
+    await fire_ticks(engine, clock, 1)
+    [old] = await runs_of(client, auth, cue["id"])
+    assert (await claim(client, auth, old["id"], "w1")).status_code == 200
+    holding, done = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        """An outcome or a delivery result under way: the old run's row is locked."""
+        async with engine.services.store.tx() as tx:
+            await tx.update_execution(old["id"], {"updated_at": clock.now()})
+            holding.set()
+            await asyncio.wait_for(done.wait(), 10)
+
+    holder = asyncio.create_task(hold())
+    await asyncio.wait_for(holding.wait(), 10)
+    clock.advance(5)
+    firing = asyncio.create_task(engine.fire_due())
+    await asyncio.sleep(0.2)
+    done.set()
+    assert await asyncio.wait_for(firing, 10) == 1
+    await asyncio.wait_for(holder, 10)
+    old_run, new_run = await runs_of(client, auth, cue["id"])
+    assert old_run["status"] == "failed"
+    assert old_run["error_message"].startswith(f"cancelled: superseded by {new_run['id']}")
+    assert new_run["status"] == "pending"

@@ -19,7 +19,7 @@ from sqlalchemy import (
 
 import cueflow.sql.rows as rows
 from cueflow.records import Execution, FinishedRun, OutcomeTarget
-from cueflow.sql.base import TxBase, _Dialectless, bound_values, value_params
+from cueflow.sql.base import TxBase, _Dialectless, _lock, bound_values, value_params
 from cueflow.sql.tables import (
     FIRE_KEY,
     FIRE_KEY_WHERE,
@@ -142,8 +142,11 @@ class ExecutionQueries(TxBase):
         stmt = update(executions).where(*conditions).values(**values).returning(*executions.c)
         return await self._record(rows.execution, stmt)
 
-    async def open_runs(self, cue_ids: Sequence[str], statuses: Sequence[str]) -> list[Execution]:
-        """The cues' unfinished executions (flow steps aside), oldest first, locked."""
+    async def open_runs(
+        self, cue_ids: Sequence[str], statuses: Sequence[str], *, lock: bool = False
+    ) -> list[Execution]:
+        """The cues' unfinished executions (flow steps aside), oldest first; with ``lock``
+        those nobody else holds, locked."""
         if not cue_ids:
             return []
         stmt = (
@@ -154,8 +157,9 @@ class ExecutionQueries(TxBase):
                 executions.c.flow_run_id.is_(None),
             )
             .order_by(executions.c.scheduled_for, executions.c.id)
-            .with_for_update()
         )
+        if lock:
+            stmt = _lock(stmt, self.connector)
         return await self._records(rows.execution, stmt)
 
     async def restamp_executions(
