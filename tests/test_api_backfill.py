@@ -1,21 +1,18 @@
 """``POST /v1/cues/{id}/backfill`` (issue 17, cueflow extension) on both stores: the times are
 the scheduler's (DST gaps and repeats included), fire keys make it idempotent, the window is
 checked and bounded, the overlap policy applies, the runs are delivered as usual; plus the
-Python API and ``cueflow cues backfill``."""
+Python API (``cueflow cues backfill``: tests/test_cli_backfill.py)."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from cueflow.cli import app
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.schedule import Schedule, next_fire_after
@@ -381,45 +378,3 @@ async def test_the_dispatcher_delivers_backfilled_runs_of_a_push_cue(
 
     await eventually(delivered)
     assert len(ran) == 2
-
-
-# CLI ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``cueflow serve`` on SQLite."""
-    from tests.server import cueflow_server
-
-    workdir = tmp_path_factory.mktemp("backfill-cli")
-    with cueflow_server(f"sqlite:///{workdir / 'cueflow.db'}", workdir) as base:
-        yield base
-
-
-def test_cli_backfill(server: str) -> None:
-    http = httpx.Client(base_url=server)
-    key = http.post("/v1/auth/register", json={"email": f"{uuid.uuid4().hex}@example.com"})
-    headers = {"Authorization": f"Bearer {key.json()['api_key']}"}
-    cue = http.post(
-        "/v1/cues",
-        json={
-            "name": "nightly",
-            "schedule": {"type": "recurring", "cron": "30 2 * * *", "timezone": NEW_YORK},
-            "transport": "worker",
-            "payload": {"task": "report"},
-        },
-        headers=headers,
-    ).json()
-    env = {"CUEFLOW_API_URL": server, "CUEFLOW_API_KEY": headers["Authorization"][7:]}
-    args = ["cues", "backfill", cue["id"], "--start", "2026-03-06T12:00:00Z"]
-    result = CliRunner().invoke(app, [*args, "--end", "2026-03-11T12:00:00Z"], env=env)
-    assert result.exit_code == 0, result.output
-    assert "5 run(s) created" in result.stdout
-    again = CliRunner().invoke(
-        app, [*args, "--end", "2026-03-11T12:00:00", "--json", "--overlap-policy", "skip"], env=env
-    )
-    assert again.exit_code == 0, again.output
-    assert '"skipped_existing": 5' in again.stdout or '"skipped_existing":5' in again.stdout
-    refused = CliRunner().invoke(app, [*args, "--end", "2026-03-01T00:00:00Z"], env=env)
-    assert refused.exit_code == 1
-    assert "end must be after start" in refused.output
-    bad = CliRunner().invoke(app, [*args, "--end", "2026-03-11", "--overlap-policy", "x"], env=env)
-    assert bad.exit_code == 2
