@@ -16,7 +16,7 @@ import pytest
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.schedule import Schedule, next_fire_after
-from tests.conftest import eventually, register
+from tests.conftest import eventually, make_settings, register
 from tests.factories import make_worker_cue
 from tests.helpers import assert_error, claim, claim_next, get_execution
 
@@ -378,3 +378,35 @@ async def test_the_dispatcher_delivers_backfilled_runs_of_a_push_cue(
 
     await eventually(delivered)
     assert len(ran) == 2
+
+
+async def test_backfilled_runs_count_toward_the_monthly_limit_but_are_never_refused(
+    database_url: str, clock: FakeClock
+) -> None:
+    engine = Engine(make_settings(database_url, monthly_execution_limit=3), clock=clock)
+    await engine.open()
+    try:
+        email = f"bf-{uuid.uuid4().hex[:8]}@example.com"
+        await engine.register(email)
+        user = await engine.account(email)
+        cue, _ = await engine.create_cue(
+            user,
+            {
+                "name": "limited",
+                "transport": "worker",
+                "schedule": {"type": "recurring", "cron": "*/5 * * * *"},
+                "payload": {"task": "t"},
+            },
+        )
+        start = clock.now() - timedelta(minutes=30)
+        result = await engine.backfill_cue(user, cue.id, start, clock.now())
+        assert [run.status for run in result.created] == ["pending"] * 6  # past the limit of 3
+        assert cue.next_run is not None
+        clock.set(cue.next_run)
+        assert await engine.fire_due() == 1
+        runs, _ = await engine.cue_executions(user, cue.id)
+        scheduled = next(run for run in runs if run.triggered_by != "backfill")
+        assert scheduled.status == "missed"  # the backfilled runs used the month up
+        assert scheduled.error_message == "Monthly execution limit reached"
+    finally:
+        await engine.close()
