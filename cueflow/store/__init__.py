@@ -5,10 +5,10 @@ returns a :class:`Store`; all reads and writes happen inside :meth:`Store.tx`, a
 whose methods are plain data operations, grouped by concept in one protocol each
 (:class:`AccountStore`, :class:`CueStore`, :class:`ExecutionStore`, :class:`ClaimStore`,
 :class:`DeliveryStore`, :class:`WorkerStore`, :class:`AlertStore`, :class:`UsageStore`,
-:class:`EchoStore`, :class:`FlowStore`; the modules of this package). Reads return the typed
-records of :mod:`cueflow.records`. Business rules (which status follows which, when a
-lease is lost, how a schedule advances) stay in the engine: it hands the store ready-made values
-and the state machine's allowed source statuses.
+:class:`EchoStore`, :class:`FlowStore`, :class:`LimitStore`; the modules of this package).
+Reads return the typed records of :mod:`cueflow.records`. Business rules (which status follows
+which, when a lease is lost, how a schedule advances, whether a limit admits a run) stay in the
+engine: it hands the store ready-made values and the state machine's allowed source statuses.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from cueflow.store.deliveries import DeliveryStore
 from cueflow.store.echo import EchoStore
 from cueflow.store.executions import ExecutionStore
 from cueflow.store.flows import FlowStore
+from cueflow.store.limits import LimitStore
 from cueflow.store.usage import UsageStore
 from cueflow.store.values import (
     Duplicate,
@@ -52,6 +53,7 @@ __all__ = [
     "ExecutionStore",
     "FirePlan",
     "FlowStore",
+    "LimitStore",
     "ReportGate",
     "Store",
     "StoreTx",
@@ -78,6 +80,7 @@ class StoreTx(
     UsageStore,
     EchoStore,
     FlowStore,
+    LimitStore,
     Protocol,
 ):
     """One unit of work: every concept's operations, each run in the enclosing transaction."""
