@@ -190,6 +190,7 @@ def mcp(
 def _register_commands() -> None:
     """Add the command groups of :mod:`cueflow.commands`."""
     from cueflow.commands import cue_update  # noqa: F401  (adds ``cues update``)
+    from cueflow.commands.backfill import backfill
     from cueflow.commands.cues import cues_app
     from cueflow.commands.db import db_app
     from cueflow.commands.executions import executions_app
@@ -198,6 +199,7 @@ def _register_commands() -> None:
     from cueflow.commands.worker import worker
     from cueflow.commands.workers import workers_app
 
+    cues_app.command("backfill")(backfill)
     app.add_typer(cues_app, name="cues")
     app.add_typer(executions_app, name="executions")
     app.add_typer(workers_app, name="workers")

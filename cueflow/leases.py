@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import cueflow.flow_runs as flow_runs
 import cueflow.handoff as handoff
 import cueflow.ids as ids
+import cueflow.overlap as overlap
 from cueflow.authentication import Principal
 from cueflow.errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
 from cueflow.push_attempts import retry_wait
@@ -45,6 +46,7 @@ async def heartbeat(
         if row is None:
             raise NotFound("Execution not found", code="execution_not_found")
         await handoff.refuse_if_cancelled(tx, row)
+        overlap.refuse_if_cancelled(row)  # superseded by a newer run (cancel_other)
         if row.status != Status.DELIVERING:
             raise Conflict(
                 "Execution is not currently being claimed", code="execution_not_claiming"
@@ -86,6 +88,7 @@ async def release(
         row = await tx.get_execution(user.user_id, execution_id)
         if row is None:
             raise NotFound("Execution not found", code="execution_not_found")
+        overlap.refuse_if_cancelled(row)
         if row.status != Status.DELIVERING or not services.transports.is_pull(row.transport):
             raise Conflict(
                 "Execution is not currently being claimed", code="execution_not_claiming"

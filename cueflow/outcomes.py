@@ -13,6 +13,7 @@ import orjson
 import cueflow.alert_rules as alert_rules
 import cueflow.handoff as handoff
 import cueflow.ids as ids
+import cueflow.overlap as overlap
 from cueflow.authentication import Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int
@@ -114,6 +115,7 @@ async def record_outcomes(
         wanted = list({eid for eid, _ in reports if ids.is_uuid(eid)})
         found = {t.execution.id: t for t in await tx.outcome_targets(user.user_id, wanted)}
         refused = await handoff.refusals(tx, [t.execution for t in found.values()])
+        refused.update(overlap.refusals(t.execution for t in found.values()))
         groups: dict[bytes, list[_Write]] = {}
         repeats: list[int] = []
         seen: set[str] = set()

@@ -201,3 +201,33 @@ def due_ticks(
         low, high = (delta, high) if complete else (low, delta)
         delta = min(delta * 2, span) if high is None else (low + high) / 2
     return list(head), count - len(head)  # not reached: cron ticks are >= 1 s apart
+
+
+def fire_times(
+    schedule: Schedule,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int,
+    anchor: datetime | None = None,
+) -> tuple[list[datetime], bool]:
+    """The fire times ``start <= t < end`` of ``schedule``, oldest first, as the scheduler
+    computes them (:func:`next_fire_after`; interval ticks on the grid of ``anchor``), at most
+    ``limit`` of them, and whether that is all (``False``: more were left out)."""
+    start, end = _utc(start), _utc(end)
+    if end <= start:
+        return [], True
+    if schedule.type == ScheduleType.INTERVAL and anchor is not None:
+        step = _interval(schedule)
+        anchor = _utc(anchor)
+        if anchor > start:  # the grid reaches back before the window: step it back
+            anchor -= ((anchor - start) // step + 1) * step
+    step_from = _stepper(schedule, start if anchor is None else anchor)
+    found: list[datetime] = []
+    fire = step_from(start - TICK)
+    while fire is not None and fire < end:
+        if len(found) >= limit:
+            return found, False
+        found.append(fire)
+        fire = step_from(fire)
+    return found, True

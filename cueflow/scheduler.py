@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import cueflow.flow_schedule as flow_schedule
 import cueflow.ids as ids
+import cueflow.overlap as overlap
 import cueflow.quotas as quotas
 import cueflow.schedule as schedule
 from cueflow.config import Settings
@@ -141,13 +142,16 @@ class Scheduler:
             plan = functools.partial(plan_fire, now=now, settings=services.settings)
             watch = services.metrics.watch_fires(plan)
             async with services.store.tx() as tx:
-                gated = await quotas.monthly_gate(services, tx, watch, now)
+                overlaps = overlap.FireGate(tx)
+                gated = await quotas.monthly_gate(services, tx, overlaps.wrap(watch), now)
                 triggers = flow_schedule.TriggerWatch(gated)
                 locked, inserted = await tx.fire_due(
-                    now, services.settings.scheduler_batch_size, triggers
+                    now, services.settings.scheduler_batch_size, triggers, overlaps.prepare
                 )
+                busy = await overlaps.after(inserted, now)
                 # a scheduled flow's fire starts its run in the fire's transaction
                 await flow_schedule.start_fired_runs(services, tx, triggers, inserted, now)
+            await overlap.cancel_later(services, busy, now)
             created += len(inserted)
             services.loops.pulse("scheduler").beat()
             watch.record(inserted, now)

@@ -83,6 +83,9 @@ class Event(StrEnum):
     """Nobody claimed a pull execution within the unclaimed timeout."""
     CANCELLED = "cancelled"
     """Its flow run was cancelled before anyone took it: it fails without being delivered."""
+    SUPERSEDED = "superseded"
+    """A newer scheduled fire of its cue cancelled it (``overlap_policy`` ``cancel_other``),
+    wherever it was: a worker holding it learns it at its next heartbeat or outcome."""
 
 
 TERMINAL = frozenset({Status.SUCCESS, Status.FAILED, Status.MISSED})
@@ -91,6 +94,11 @@ late outcome report may still move a ``missed`` execution to ``success`` or ``fa
 (CueAPI accepts outcomes in any status); replay makes a new execution."""
 
 _WAITING = frozenset({Status.PENDING, Status.RETRY_READY})
+WAITING = _WAITING
+"""Statuses of an execution waiting for a claim or a delivery to start (none under way)."""
+UNFINISHED = frozenset(set(Status) - TERMINAL)
+"""Statuses of an execution that is not over yet: waiting, being delivered, or waiting for a
+retry (what a cue's ``overlap_policy`` looks at)."""
 
 TRANSITIONS: dict[Event, tuple[frozenset[Status], Status]] = {
     Event.CLAIM: (_WAITING, Status.DELIVERING),
@@ -110,6 +118,10 @@ TRANSITIONS: dict[Event, tuple[frozenset[Status], Status]] = {
     Event.UNCLAIMED: (frozenset({Status.PENDING}), Status.MISSED),
     Event.CANCELLED: (
         frozenset({Status.PENDING, Status.RETRYING, Status.RETRY_READY}),
+        Status.FAILED,
+    ),
+    Event.SUPERSEDED: (
+        frozenset({Status.PENDING, Status.DELIVERING, Status.RETRYING, Status.RETRY_READY}),
         Status.FAILED,
     ),
 }

@@ -42,6 +42,7 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "retry_due": ({"retrying"}, "retry_ready"),
     "unclaimed": ({"pending"}, "missed"),
     "cancelled": ({"pending", "retrying", "retry_ready"}, "failed"),
+    "superseded": ({"pending", "delivering", "retrying", "retry_ready"}, "failed"),
 }
 """The whole table, written out independently of the module."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import cueflow.backfill as backfill
 import cueflow.cues as cues
 import cueflow.manual_runs as manual_runs
 from cueflow.authentication import Principal
@@ -83,3 +84,17 @@ class CueMethods:
         """Run a finished execution's cue again now; returns the new execution (``triggered_by``
         ``replay``)."""
         return await manual_runs.replay_execution(self.services, user, execution_id)
+
+    async def backfill_cue(
+        self,
+        user: Principal,
+        cue_id: str,
+        start: datetime,
+        end: datetime,
+        overlap_policy: str | None = None,
+    ) -> backfill.Backfill:
+        """Run a cue once per scheduled time in ``[start, end)`` that has passed (naive
+        datetimes are UTC), at most 1000 runs, ``triggered_by`` ``backfill``; a time that has a
+        run already is skipped. ``overlap_policy`` (default: the cue's) applies among the new
+        runs and the cue's open ones. See :mod:`cueflow.backfill`."""
+        return await backfill.backfill_cue(self.services, user, cue_id, start, end, overlap_policy)

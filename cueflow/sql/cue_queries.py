@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +50,11 @@ class CueQueries(TxBase):
             ),
         )
         return await self._record(rows.cue, stmt, {"p_id": cue_id, "p_user_id": user_id})
+
+    async def lock_cue(self, user_id: str, cue_id: str) -> Cue | None:
+        """One of the user's cues, locked (``FOR UPDATE``; SQLite transactions are serial)."""
+        stmt = select(cues).where(cues.c.id == cue_id, cues.c.user_id == user_id)
+        return await self._record(rows.cue, stmt.with_for_update())
 
     async def cue_name_taken(self, user_id: str, name: str) -> bool:
         """Whether the user has a cue called ``name``."""
@@ -107,7 +112,11 @@ class CueQueries(TxBase):
         return UTCDateTime().process_result_value(value, _Dialectless)
 
     async def fire_due(
-        self, now: datetime, limit: int, plan: Callable[[Cue], FirePlan]
+        self,
+        now: datetime,
+        limit: int,
+        plan: Callable[[Cue], FirePlan],
+        prepare: Callable[[list[Cue]], Awaitable[None]] | None = None,
     ) -> tuple[int, list[FiredRun]]:
         """Fire due cues in one transaction (see the protocol)."""
         due = _lock(
@@ -124,6 +133,8 @@ class CueQueries(TxBase):
         locked = await self._records(rows.cue, due)
         if not locked:
             return 0, []
+        if prepare is not None:
+            await prepare(locked)
         plans = {cue.id: plan(cue) for cue in locked}
         planned = [values for p in plans.values() for values in p.executions]
         inserted: list[FiredRun] = []

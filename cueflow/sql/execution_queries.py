@@ -19,7 +19,7 @@ from sqlalchemy import (
 
 import cueflow.sql.rows as rows
 from cueflow.records import Execution, FinishedRun, OutcomeTarget
-from cueflow.sql.base import TxBase, _Dialectless, bound_values, value_params
+from cueflow.sql.base import TxBase, _Dialectless, _lock, bound_values, value_params
 from cueflow.sql.tables import (
     FIRE_KEY,
     FIRE_KEY_WHERE,
@@ -142,6 +142,26 @@ class ExecutionQueries(TxBase):
             conditions.append(col.is_(None) if value is None else col == value)
         stmt = update(executions).where(*conditions).values(**values).returning(*executions.c)
         return await self._record(rows.execution, stmt)
+
+    async def open_runs(
+        self, cue_ids: Sequence[str], statuses: Sequence[str], *, lock: bool = False
+    ) -> list[Execution]:
+        """The cues' unfinished executions (flow steps aside), oldest first; with ``lock``
+        those nobody else holds, locked."""
+        if not cue_ids:
+            return []
+        stmt = (
+            select(executions)
+            .where(
+                executions.c.cue_id.in_(list(cue_ids)),
+                executions.c.status.in_(list(statuses)),
+                executions.c.flow_run_id.is_(None),
+            )
+            .order_by(executions.c.scheduled_for, executions.c.id)
+        )
+        if lock:
+            stmt = _lock(stmt, self.connector)
+        return await self._records(rows.execution, stmt)
 
     async def restamp_executions(
         self, cue_id: str, statuses: Sequence[str], values: dict[str, Any]

@@ -3,7 +3,7 @@ the counters and statuses a run changes on its cue."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,6 +20,10 @@ class CueStore(Protocol):
 
     async def get_cue(self, user_id: str, cue_id: str) -> Cue | None:
         """One of the user's cues."""
+
+    async def lock_cue(self, user_id: str, cue_id: str) -> Cue | None:
+        """One of the user's cues, locked until the transaction ends (waiting for a lock the
+        scheduler holds)."""
 
     async def cue_name_taken(self, user_id: str, name: str) -> bool:
         """Whether the user has a cue called ``name``."""
@@ -39,10 +43,15 @@ class CueStore(Protocol):
         """The soonest ``next_run`` of any active cue."""
 
     async def fire_due(
-        self, now: datetime, limit: int, plan: Callable[[Cue], FirePlan]
+        self,
+        now: datetime,
+        limit: int,
+        plan: Callable[[Cue], FirePlan],
+        prepare: Callable[[list[Cue]], Awaitable[None]] | None = None,
     ) -> tuple[int, list[FiredRun]]:
         """Lock up to ``limit`` active cues with ``next_run <= now`` (skipping rows other nodes
-        hold), apply ``plan`` to each, insert the planned executions (a fire key that exists
+        hold), await ``prepare`` with them (reads the plan needs, in this transaction), apply
+        ``plan`` to each, insert the planned executions (a fire key that exists
         already is skipped silently) and write the cue values. ``fired_count`` grows by the
         number of executions actually inserted. Returns the number of cues locked and the
         inserted executions."""

@@ -64,6 +64,14 @@ class ExecutionStore(Protocol):
     async def lock_execution(self, user_id: str, execution_id: str) -> Execution | None:
         """One of the user's executions, locked until the transaction ends."""
 
+    async def open_runs(
+        self, cue_ids: Sequence[str], statuses: Sequence[str], *, lock: bool = False
+    ) -> list[Execution]:
+        """The executions of ``cue_ids`` in ``statuses`` that are not flow steps, oldest
+        ``scheduled_for`` first (a cue's overlap policy reads them). With ``lock``, only those
+        no other transaction holds, locked until this one ends (``SKIP LOCKED``: never waits;
+        a store whose transactions are serial returns them all)."""
+
     async def restamp_executions(
         self, cue_id: str, statuses: Sequence[str], values: dict[str, Any]
     ) -> int:
