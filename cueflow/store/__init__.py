@@ -5,7 +5,8 @@ returns a :class:`Store`; all reads and writes happen inside :meth:`Store.tx`, a
 whose methods are plain data operations, grouped by concept in one protocol each
 (:class:`AccountStore`, :class:`CueStore`, :class:`ExecutionStore`, :class:`ClaimStore`,
 :class:`DeliveryStore`, :class:`WorkerStore`, :class:`AlertStore`, :class:`UsageStore`,
-:class:`EchoStore`, :class:`FlowStore`; the modules of this package). Reads return the typed
+:class:`EchoStore`, :class:`FlowStore`,
+:class:`IdempotencyStore`; the modules of this package). Reads return the typed
 records of :mod:`cueflow.records`. Business rules (which status follows which, when a
 lease is lost, how a schedule advances) stay in the engine: it hands the store ready-made values
 and the state machine's allowed source statuses.
@@ -26,6 +27,7 @@ from cueflow.store.deliveries import DeliveryStore
 from cueflow.store.echo import EchoStore
 from cueflow.store.executions import ExecutionStore
 from cueflow.store.flows import FlowStore
+from cueflow.store.idempotency import IdempotencyStore
 from cueflow.store.usage import UsageStore
 from cueflow.store.values import (
     Duplicate,
@@ -52,6 +54,7 @@ __all__ = [
     "ExecutionStore",
     "FirePlan",
     "FlowStore",
+    "IdempotencyStore",
     "ReportGate",
     "Store",
     "StoreTx",
@@ -78,6 +81,7 @@ class StoreTx(
     UsageStore,
     EchoStore,
     FlowStore,
+    IdempotencyStore,
     Protocol,
 ):
     """One unit of work: every concept's operations, each run in the enclosing transaction."""
