@@ -74,8 +74,9 @@ MAX_IDEMPOTENCY_KEY = 255
 
 @record
 class FiredExecution(Execution):
-    """What :func:`fire_cue` answers: the execution, the payload it carries and whether it is
-    an earlier fire's (``repeated``: the fire had an ``idempotency_key`` already used)."""
+    """What a manual fire answers (:meth:`cueflow.engine.Engine.fire_cue`): the execution, the
+    payload it carries and whether it is an earlier fire's (``repeated``: the fire had an
+    ``idempotency_key`` already used)."""
 
     fire_payload: dict[str, Any] = field(default_factory=dict)
     """The payload the run carries (its override, else its cue's)."""

@@ -251,8 +251,6 @@ class Run(_Wire):
     status: str
     triggered_by: str
     replayed_from: str | None = None
-    payload: dict[str, Any] | None = None
-    """The payload a fired run carries (cueflow extension; fire only)."""
 
 
 class WorkerAcknowledged(_Wire):
