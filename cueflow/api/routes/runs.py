@@ -31,7 +31,11 @@ class FireRequest(BaseModel):
     idempotency_key: str | None = Field(None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
 
 
-@router.post("/v1/cues/{cue_id}/fire", response_model=responses.Run)
+@router.post(
+    "/v1/cues/{cue_id}/fire",
+    response_model=responses.Run,
+    responses={201: {"model": responses.Run, "description": "The first fire with a key"}},
+)
 async def fire(
     cue_id: str, user: CurrentUser, engine: EngineDep, body: FireRequest | None = None
 ) -> JSONResponse:
