@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 import cueflow.alerts as alerts
 import cueflow.logs as logs
+import cueflow.run_limits as run_limits
 from cueflow.fair_share import Slot, destination, share
 from cueflow.push_attempts import INTERRUPTED, attempt_failed, delivery_of, record_attempt
 from cueflow.records import DueDelivery
@@ -101,6 +102,8 @@ class Dispatcher:
         self._running: dict[asyncio.Task[None], Slot] = {}
         """Tasks in flight, with what each delivery is for."""
         self._next_waiting_check: datetime | None = None
+        self._limits_retry_at: datetime | None = None
+        """When a rate limit that held work back in the last pass has room again."""
         self._full = False
         """Whether the last pass used every free slot or left due work for a cap: only then may
         a finished delivery make room for work that is already due (otherwise the loop's own
@@ -139,6 +142,7 @@ class Dispatcher:
             self._spawn(alerts.send(services, notices), Slot(None))
         await self._mark_waiting(push)
         now = services.clock.now()
+        self._limits_retry_at = None
         claimed: list[tuple[Slot, PushTransport, DueDelivery]] = []
         held_back = False
         async with services.store.tx() as tx:
@@ -182,7 +186,13 @@ class Dispatcher:
         )
         busy = [*self._running.values(), *taken]
         chosen = share(candidates, slots, busy, per_account, settings.delivery_per_host_concurrency)
-        left = bool(capped) or len(chosen) < min(slots, len(candidates))
+        admission = await run_limits.admit(tx, chosen, now)
+        if admission.retry_at is not None:
+            self._limits_retry_at = min(
+                self._limits_retry_at or admission.retry_at, admission.retry_at
+            )
+        chosen = admission.admitted
+        left = bool(capped) or bool(admission.held) or len(chosen) < min(slots, len(candidates))
         if not chosen:
             return [], left
         values = {
@@ -199,6 +209,8 @@ class Dispatcher:
             tasks_of(transport),
             ids=[row.id for row in chosen],
         )
+        got = {row.id for row in rows}
+        await run_limits.started(tx, [run for run in chosen if run.id in got], now)
         return rows, left
 
     async def deliver_due(self) -> int:
@@ -221,8 +233,13 @@ class Dispatcher:
         if not push:
             return None
         routed = {name: tasks for name, t in push.items() if (tasks := tasks_of(t)) is not None}
+        now = self.services.clock.now()
         async with self.services.store.tx() as tx:
-            return await tx.next_delivery_due(list(push), routed, self.capped_accounts())
+            when = await tx.next_delivery_due(list(push), routed, self.capped_accounts(), now)
+        retry_at = self._limits_retry_at
+        if retry_at is not None and (when is None or retry_at < when):
+            return retry_at  # a rate limit held work back: its window has room then
+        return when
 
     async def run(self) -> None:
         """Dispatch, then sleep until work is due, a delivery finishes or new executions exist."""

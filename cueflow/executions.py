@@ -1,10 +1,15 @@
-"""Reading executions: one, a filtered page, or a cue's history."""
+"""Reading executions: one, a filtered page, or a cue's history. A ``pending`` execution that a
+concurrency or rate limit holds back says what it waits for (``waiting_for``,
+:func:`cueflow.run_limits.waiting_for`)."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import cueflow.ids as ids
+import cueflow.run_limits as run_limits
 from cueflow.authentication import Principal
 from cueflow.errors import CueflowError, NotFound
 from cueflow.records import Execution
@@ -12,6 +17,20 @@ from cueflow.store import ExecutionFilter, ExecutionPage
 
 if TYPE_CHECKING:
     from cueflow.services import Services
+    from cueflow.store import StoreTx
+
+
+async def _with_waits(
+    services: Services, tx: StoreTx, rows: Sequence[Execution]
+) -> list[Execution]:
+    """``rows``, those held back by a limit with their ``waiting_for`` filled in."""
+    waits = await run_limits.waiting_for(tx, rows, services.clock.now())
+    if not waits:
+        return list(rows)
+    return [
+        dataclasses.replace(row, waiting_for=waits[row.id]) if row.id in waits else row
+        for row in rows
+    ]
 
 
 def status_filter(status: str | None, status_in: str | None) -> list[str] | None:
@@ -33,7 +52,8 @@ async def list_executions(
 ) -> ExecutionPage:
     """A page of the caller's executions, newest first."""
     async with services.store.tx() as tx:
-        return await tx.list_executions(user.user_id, where, limit, offset)
+        page = await tx.list_executions(user.user_id, where, limit, offset)
+        return dataclasses.replace(page, rows=await _with_waits(services, tx, page.rows))
 
 
 async def get_execution(services: Services, user: Principal, execution_id: str) -> Execution:
@@ -42,6 +62,8 @@ async def get_execution(services: Services, user: Principal, execution_id: str) 
     if ids.is_uuid(execution_id):
         async with services.store.tx() as tx:
             row = await tx.get_execution(user.user_id, execution_id)
+            if row is not None:
+                [row] = await _with_waits(services, tx, [row])
     if row is None:
         raise NotFound("Execution not found", code="execution_not_found")
     return row
@@ -53,13 +75,14 @@ async def get_execution_with_payload(
     """One of the caller's executions and the payload it carries (its fire's override, else
     its cue's), read together; 404 ``execution_not_found``. The lists do not show payloads:
     that needs each row's cue."""
-    row = None
+    row = cue = None
     if ids.is_uuid(execution_id):
         async with services.store.tx() as tx:
             row = await tx.get_execution(user.user_id, execution_id)
-            cue = None
-            if row is not None and row.payload_override is None:
-                cue = await tx.get_cue(user.user_id, row.cue_id)
+            if row is not None:
+                [row] = await _with_waits(services, tx, [row])
+                if row.payload_override is None:
+                    cue = await tx.get_cue(user.user_id, row.cue_id)
     if row is None:
         raise NotFound("Execution not found", code="execution_not_found")
     if row.payload_override is not None:
@@ -72,4 +95,5 @@ async def cue_executions(
 ) -> tuple[list[Execution], int]:
     """A page of one cue's executions, newest first."""
     async with services.store.tx() as tx:
-        return await tx.cue_executions(user.user_id, cue_id, limit, offset)
+        rows, total = await tx.cue_executions(user.user_id, cue_id, limit, offset)
+        return await _with_waits(services, tx, rows), total

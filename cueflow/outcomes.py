@@ -192,9 +192,10 @@ async def record_outcomes(
                 code="outcome_already_recorded",
             )
         )
-    if any(execution.flow_run_id is not None for execution, _ in recorded):
-        # The steps their hand-off created are committed now: wake long-polling workers at
-        # once (the hand-off's own signal, inside the transaction, comes before the commit).
+    if any(e.flow_run_id is not None or e.concurrency_key is not None for e, _ in recorded):
+        # The steps their hand-off created, or the room a concurrency limit regained, are
+        # committed now: wake long-polling workers at once (the hand-off's own signal, inside
+        # the transaction, comes before the commit).
         services.signals.work.notify()
     for execution, success in recorded:
         services.metrics.outcomes.labels(execution.transport, str(success).lower()).inc()

@@ -14,6 +14,9 @@ one is made, and changing one changes nothing stored. Statuses are the enums of
 :mod:`cueflow.states` (which are the wire strings themselves); timestamps are aware UTC
 datetimes. Secrets — API key hashes, webhook and alert signing secrets — never appear in a
 record's ``repr``, so a record can be logged.
+
+Long because: it is the one catalogue of the shapes the store hands out, read as a whole by
+whoever adds a query or a store.
 """
 
 from __future__ import annotations
@@ -158,6 +161,9 @@ class Execution:
     """What its rate limit counts its starts under (``cue:<id>`` or ``key:<key>``)."""
     rate_limit: int | None = None
     rate_period_seconds: int | None = None
+    waiting_for: JsonObject | None = None
+    """What a limit holds this ``pending`` run back for (read models only, never stored:
+    :func:`cueflow.run_limits.waiting_for`)."""
 
 
 @record
@@ -230,6 +236,36 @@ class QueuedRun:
 
 
 @record
+class LimitedRun:
+    """An execution a claim or a delivery may start, with the limits it is stamped with
+    (:mod:`cueflow.run_limits` admits it or holds it back)."""
+
+    id: str
+    user_id: str
+    concurrency_key: str | None
+    concurrency_limit: int | None
+    rate_key: str | None
+    rate_limit: int | None
+    rate_period_seconds: int | None
+
+    @property
+    def limited(self) -> bool:
+        """Whether a concurrency or rate limit applies to it."""
+        return self.concurrency_key is not None or self.rate_key is not None
+
+
+@dataclass(slots=True)
+class KeyLoad:
+    """What holds a limit key now: executions in flight and live rate-limit starts (with the
+    time the first of those expires). A tally, not a snapshot: admission counts what it admits
+    into it."""
+
+    in_flight: int = 0
+    starts: int = 0
+    first_expiry: datetime | None = None
+
+
+@record
 class Claim:
     """The execution one worker claim took."""
 
@@ -274,6 +310,11 @@ class DeliveryCandidate:
     user_id: str
     scheduled_for: datetime
     callback_url: str | None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    rate_key: str | None = None
+    rate_limit: int | None = None
+    rate_period_seconds: int | None = None
 
 
 @record

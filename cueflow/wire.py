@@ -108,6 +108,7 @@ def execution_json(execution: Execution) -> dict[str, Any]:
         "next_retry": execution.next_retry,
         "evidence": execution.evidence,
         "priority": execution.priority,
+        "waiting_for": execution.waiting_for,
     }
     if execution.flow_run_id is not None:  # a flow step's execution (additive keys)
         shown.update(flow_run_id=execution.flow_run_id, step_id=execution.step_id)

@@ -54,6 +54,7 @@ EXECUTION_ADDITIVE_KEYS = {
     "next_retry",
     "evidence",
     "priority",
+    "waiting_for",
 }
 """cueflow's additive Execution keys."""
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cueflow import claims
+from cueflow import leases
 from cueflow.api import create_app
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
@@ -82,7 +82,7 @@ async def test_a_stalled_loop_is_named_by_health_and_status_and_restarted(
     # 3 s: long enough that a healthy cycle on a loaded machine is not taken for a stall
     engine = Engine(make_settings(database_url, loop_stall_seconds=3.0), clock=clock)
     stuck = asyncio.Event()
-    real_sweep = claims.sweep
+    real_sweep = leases.sweep
 
     async def hanging_sweep(engine: Engine) -> int:
         if not stuck.is_set():
@@ -90,7 +90,7 @@ async def test_a_stalled_loop_is_named_by_health_and_status_and_restarted(
         await asyncio.Event().wait()  # a call that never ends
         return 0
 
-    monkeypatch.setattr(claims, "sweep", hanging_sweep)
+    monkeypatch.setattr(leases, "sweep", hanging_sweep)
     stuck.set()
     async with started(engine) as client:
 

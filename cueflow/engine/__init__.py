@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import cueflow.claims as claims
 import cueflow.echo as echo
 import cueflow.health as health
+import cueflow.leases as leases
 from cueflow.authentication import Authenticator
 from cueflow.clock import Clock, SystemClock
 from cueflow.config import Settings
@@ -210,7 +211,7 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
             await transport.start(self.services)
         loops: dict[str, LoopFactory] = {
             "scheduler": self.scheduler.run,
-            "sweeper": lambda: claims.sweep_forever(self.services),
+            "sweeper": lambda: leases.sweep_forever(self.services),
             "listener": lambda: self.store.listen(self.wake, self.loops.pulse("listener")),
         }
         if self.transports.push():
@@ -274,7 +275,7 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
 
     async def sweep(self) -> int:
         """Expire leases and mark unclaimed executions missed; returns how many changed."""
-        return await claims.sweep(self.services)
+        return await leases.sweep(self.services)
 
     async def deliver_due(self) -> int:
         """Hand every due push execution (new, retry due, or lease expired) to its transport and

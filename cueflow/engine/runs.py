@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import cueflow.claims as claims
 import cueflow.executions as executions
+import cueflow.leases as leases
 import cueflow.outcomes as outcomes
 import cueflow.verification as verification
 import cueflow.workers as workers
@@ -105,7 +106,7 @@ class RunMethods:
         self, user: Principal, execution_id: str, worker_id: str | None = None
     ) -> dict[str, Any]:
         """Extend the lease of a claimed execution."""
-        return await claims.heartbeat(self.services, user, execution_id, worker_id)
+        return await leases.heartbeat(self.services, user, execution_id, worker_id)
 
     async def report_outcome(
         self,
@@ -145,7 +146,7 @@ class RunMethods:
         """Give a claimed execution back unfinished (cueflow extension): back to the queue
         with the claim counted, claimable again after ``retry_after_seconds`` (default: the
         cue's retry backoff), or failed once its attempts are used up."""
-        return await claims.release(
+        return await leases.release(
             self.services, user, execution_id, worker_id, reason, retry_after_seconds
         )
 

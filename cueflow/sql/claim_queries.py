@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    FunctionElement,
     and_,
     bindparam,
     func,
@@ -16,16 +17,56 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
 
 import cueflow.sql.rows as rows
-from cueflow.records import Claim, ExpiredLease, QueuedRun, UnclaimedRun
+from cueflow.records import Claim, ExpiredLease, LimitedRun, QueuedRun, UnclaimedRun
 from cueflow.sql.base import TxBase, _lock, bound_values, value_params
+from cueflow.sql.limit_queries import within_limits
 from cueflow.sql.tables import (
     cues,
     executions,
     workers,
 )
 from cueflow.states import Move, Status
+
+QUEUE_ORDER = (executions.c.priority.desc(), executions.c.scheduled_for)
+"""How waiting executions are handed out: higher priority first, then oldest (the order of the
+``ix_executions_queue`` index, so no sort of the whole queue)."""
+
+_LIMITED = (
+    executions.c.id,
+    executions.c.user_id,
+    executions.c.concurrency_key,
+    executions.c.concurrency_limit,
+    executions.c.rate_key,
+    executions.c.rate_limit,
+    executions.c.rate_period_seconds,
+)
+
+
+class _Unindexed(FunctionElement[str]):
+    """A column that SQLite's planner may not use an index for (``+column``); as is elsewhere."""
+
+    inherit_cache = True
+
+
+@compiles(_Unindexed)
+def _plain(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(_Unindexed, "sqlite")
+def _unary_plus(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.clauses, **kw))
+
+
+def _pull_transport() -> Any:
+    """The worker queue's transport filter (bound ``p_transports``). Kept off the indexes on
+    SQLite: its planner, without statistics, would otherwise prefer the dispatch index
+    ``(status, transport, scheduled_for)`` to the queue index and sort the whole due queue by
+    priority."""
+    return _Unindexed(executions.c.transport).in_(bindparam("p_transports", expanding=True))
 
 
 def _not_held_back() -> Any:
@@ -59,7 +100,8 @@ class ClaimQueries(TxBase):
         task: str | None,
         limit: int,
     ) -> list[QueuedRun]:
-        """Executions waiting for a worker, oldest first."""
+        """Executions waiting for a worker with room under their limits, higher priority
+        first, oldest first within a priority."""
 
         def build() -> Any:
             stmt = (
@@ -77,14 +119,15 @@ class ClaimQueries(TxBase):
                 .where(
                     executions.c.user_id == bindparam("p_user_id"),
                     executions.c.status.in_(bindparam("p_statuses", expanding=True)),
-                    executions.c.transport.in_(bindparam("p_transports", expanding=True)),
+                    _pull_transport(),
                     executions.c.scheduled_for <= _at("p_now"),
                     _not_held_back(),
+                    within_limits(_at("p_now")),
                 )
             )
             if task is not None:
                 stmt = stmt.where(cues.c.task == bindparam("p_task"))
-            return stmt.order_by(executions.c.scheduled_for).limit(bindparam("p_limit"))
+            return stmt.order_by(*QUEUE_ORDER).limit(bindparam("p_limit"))
 
         params = {
             "p_user_id": user_id,
@@ -98,11 +141,43 @@ class ClaimQueries(TxBase):
         stmt = self._prepared(("claimable", task is not None), build)
         return await self._records(rows.queued_run, stmt, params)
 
+    async def claim_candidates(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_ids: Sequence[str] | None,
+        limit: int,
+        task: str | None,
+        move: Move,
+        now: datetime,
+    ) -> list[LimitedRun]:
+        """Due executions a claim may take, locked (rows another claimer holds are skipped)."""
+
+        def build() -> Any:
+            waiting = self._waiting(move, task is not None)
+            stmt = select(*_LIMITED)
+            if execution_ids is not None:
+                stmt = stmt.where(executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting)
+            else:
+                stmt = stmt.where(waiting, within_limits(_at("p_now"))).limit(bindparam("p_limit"))
+            return _lock(stmt.order_by(*QUEUE_ORDER), self.connector)
+
+        key = ("claim_candidates", execution_ids is None, task is not None, move)
+        params: dict[str, Any] = {"p_user_id": user_id, "p_transports": list(transports)}
+        params["p_now"] = now
+        if execution_ids is not None:
+            params["p_ids"] = list(execution_ids)
+        else:
+            params["p_limit"] = limit
+        if task is not None:
+            params["p_task"] = task
+        return await self._records(rows.limited_run, self._prepared(key, build), params)
+
     async def claim(
         self,
         user_id: str,
         transports: Sequence[str],
-        execution_id: str | None,
+        execution_id: str,
         move: Move,
         now: datetime,
         values: dict[str, Any],
@@ -110,30 +185,17 @@ class ClaimQueries(TxBase):
         """Atomically claim one due execution."""
 
         def build() -> Any:
-            waiting = self._waiting(move)
-            if execution_id is not None:
-                target = executions.c.id == bindparam("p_id")
-            else:
-                oldest = _lock(
-                    select(executions.c.id)
-                    .where(waiting)
-                    .order_by(executions.c.scheduled_for)
-                    .limit(1),
-                    self.connector,
-                ).scalar_subquery()
-                target = executions.c.id == oldest
             return (
                 update(executions)
-                .where(target, waiting)
+                .where(executions.c.id == bindparam("p_id"), self._waiting(move))
                 .values(_claim_set(move, values))
                 .returning(executions.c.id, executions.c.attempts, executions.c.cue_id)
             )
 
-        key = ("claim", execution_id is None, move, *sorted(values))
+        key = ("claim", move, *sorted(values))
         params = {**value_params(values), "p_user_id": user_id, "p_transports": list(transports)}
         params["p_now"] = now
-        if execution_id is not None:
-            params["p_id"] = execution_id
+        params["p_id"] = execution_id
         return await self._record(rows.claim, self._prepared(key, build), params)
 
     def _waiting(self, move: Move, task: bool = False) -> Any:
@@ -142,7 +204,7 @@ class ClaimQueries(TxBase):
         waiting = and_(
             executions.c.user_id == bindparam("p_user_id"),
             executions.c.status.in_(move.sources),
-            executions.c.transport.in_(bindparam("p_transports", expanding=True)),
+            _pull_transport(),
             executions.c.scheduled_for <= _at("p_now"),
             _not_held_back(),
         )
@@ -159,35 +221,17 @@ class ClaimQueries(TxBase):
         self,
         user_id: str,
         transports: Sequence[str],
-        execution_ids: Sequence[str] | None,
-        limit: int,
+        execution_ids: Sequence[str],
         task: str | None,
         move: Move,
         now: datetime,
         values: dict[str, Any],
     ) -> list[QueuedRun]:
-        """Atomically claim the given due executions, or up to ``limit`` of the oldest."""
+        """Atomically claim the given due executions."""
 
         def build() -> Any:
             waiting = self._waiting(move, task is not None)
-            if execution_ids is not None:
-                target = and_(executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting)
-            else:
-                # A materialized CTE: PostgreSQL would otherwise re-run a ``LIMIT ... SKIP
-                # LOCKED`` subquery per candidate row and hand out more than ``limit``.
-                oldest = _lock(
-                    select(executions.c.id)
-                    .where(waiting)
-                    .order_by(executions.c.scheduled_for)
-                    .limit(bindparam("p_limit")),
-                    self.connector,
-                ).cte("oldest")
-                if self.connector.skip_locked:
-                    oldest = oldest.prefix_with("MATERIALIZED")
-                # The picked rows are locked (PostgreSQL) or the transaction is the only
-                # writer (SQLite): they are updated by primary key with no condition repeated,
-                # which would lead SQLite to walk the whole due queue instead.
-                target = executions.c.id.in_(select(oldest.c.id))
+            target = and_(executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting)
             return (
                 update(executions)
                 .where(target)
@@ -201,13 +245,10 @@ class ClaimQueries(TxBase):
                 )
             )
 
-        key = ("claim_many", execution_ids is None, task is not None, move, *sorted(values))
+        key = ("claim_many", task is not None, move, *sorted(values))
         params = {**value_params(values), "p_user_id": user_id, "p_transports": list(transports)}
         params["p_now"] = now
-        if execution_ids is not None:
-            params["p_ids"] = list(execution_ids)
-        else:
-            params["p_limit"] = limit
+        params["p_ids"] = list(execution_ids)
         if task is not None:
             params["p_task"] = task
         claimed = await self._all(self._prepared(key, build), params)
@@ -222,7 +263,8 @@ class ClaimQueries(TxBase):
         cue_ids = list({row["cue_id"] for row in claimed})
         details = {row["id"]: row for row in await self._all(details_stmt, {"p_ids": cue_ids})}
         runs = []
-        for row in sorted(claimed, key=lambda r: r["scheduled_for"]):
+        order = {execution_id: index for index, execution_id in enumerate(execution_ids)}
+        for row in sorted(claimed, key=lambda r: order[r["id"]]):
             cue = details.get(row["cue_id"])
             runs.append(
                 QueuedRun(

@@ -19,6 +19,8 @@ from sqlalchemy import (
 import cueflow.sql.rows as rows
 from cueflow.records import DeliveryCandidate, DueDelivery, UnservedDelivery
 from cueflow.sql.base import TxBase, _lock, _task_in
+from cueflow.sql.claim_queries import QUEUE_ORDER
+from cueflow.sql.limit_queries import within_limits
 from cueflow.sql.tables import (
     cues,
     executions,
@@ -60,7 +62,7 @@ class DeliveryQueries(TxBase):
         """Due push executions, each account's oldest first, round-robin (see the protocol)."""
         if tasks is not None and not tasks:
             return []
-        waiting = _waiting(transport, move, now, tasks)
+        waiting = and_(_waiting(transport, move, now, tasks), within_limits(now))
         if skip_accounts:
             waiting = and_(waiting, executions.c.user_id.not_in(list(skip_accounts)))
         # The window ranks each account's due executions; the rows are then locked in an outer
@@ -69,10 +71,11 @@ class DeliveryQueries(TxBase):
             select(
                 executions.c.id,
                 executions.c.scheduled_for,
+                executions.c.priority,
                 func.row_number()
                 .over(
                     partition_by=executions.c.user_id,
-                    order_by=(executions.c.scheduled_for, executions.c.id),
+                    order_by=(*QUEUE_ORDER, executions.c.id),
                 )
                 .label("turn"),
             )
@@ -82,7 +85,7 @@ class DeliveryQueries(TxBase):
         fair = (
             select(ranked.c.id)
             .where(ranked.c.turn <= per_account)
-            .order_by(ranked.c.turn, ranked.c.scheduled_for, ranked.c.id)
+            .order_by(ranked.c.turn, ranked.c.priority.desc(), ranked.c.scheduled_for, ranked.c.id)
             .limit(limit)
         )
         url = select(cues.c.callback_url).where(cues.c.id == executions.c.cue_id)
@@ -92,7 +95,14 @@ class DeliveryQueries(TxBase):
                 executions.c.user_id,
                 executions.c.scheduled_for,
                 url.scalar_subquery().label("callback_url"),
-            ).where(executions.c.id.in_(fair), waiting),
+                executions.c.concurrency_key,
+                executions.c.concurrency_limit,
+                executions.c.rate_key,
+                executions.c.rate_limit,
+                executions.c.rate_period_seconds,
+            )
+            .where(executions.c.id.in_(fair), waiting)
+            .order_by(*QUEUE_ORDER),
             self.connector,
         )
         return await self._records(rows.delivery_candidate, stmt)
@@ -114,10 +124,7 @@ class DeliveryQueries(TxBase):
         if ids is not None:
             waiting = and_(waiting, executions.c.id.in_(list(ids)))
         due = _lock(
-            select(executions.c.id)
-            .where(waiting)
-            .order_by(executions.c.scheduled_for)
-            .limit(limit),
+            select(executions.c.id).where(waiting).order_by(*QUEUE_ORDER).limit(limit),
             self.connector,
         )
         picked = list((await self.conn.execute(due)).scalars())
@@ -174,6 +181,7 @@ class DeliveryQueries(TxBase):
         transports: Sequence[str],
         tasks: Mapping[str, Collection[str]] | None = None,
         skip_accounts: Collection[str] = (),
+        now: datetime | None = None,
     ) -> datetime | None:
         """The earliest time the dispatcher has work for ``transports``."""
         tasks = tasks or {}
@@ -188,6 +196,8 @@ class DeliveryQueries(TxBase):
         pending = or_(false(), *servable)
         if skip_accounts:
             pending = and_(pending, executions.c.user_id.not_in(list(skip_accounts)))
+        if now is not None:
+            pending = and_(pending, within_limits(now))
         found: list[datetime] = []
         for status, column, where in (
             (Status.PENDING.value, executions.c.scheduled_for, pending),

@@ -30,6 +30,7 @@ from cueflow.records import (
     FiredRun,
     FlowRecord,
     FlowRunRecord,
+    LimitedRun,
     OutcomeTarget,
     QueuedRun,
     StepRecord,
@@ -135,6 +136,8 @@ echo_message = RecordBuilder(EchoMessage)
 """An ``echo_messages`` row."""
 queued_run = RecordBuilder(QueuedRun)
 """An execution waiting for a worker, with its cue's name, task and payload."""
+limited_run = RecordBuilder(LimitedRun)
+"""A claim candidate: an execution's ``id``, ``user_id`` and stamped limits."""
 claim = RecordBuilder(Claim)
 """A claimed execution's ``id``, ``attempts`` and ``cue_id``."""
 delivery_candidate = RecordBuilder(DeliveryCandidate)

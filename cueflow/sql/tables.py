@@ -348,14 +348,14 @@ class FlowStep(SQLModel, table=True):
 
 
 class RateLimitStart(SQLModel, table=True):
-    """One start a rate limit counts: a claim or delivery of an execution under ``rate_key``.
-    Rows older than the longest period are pruned as new starts are recorded."""
+    """One start a rate limit counts (a claim or a delivery of an execution under
+    ``rate_key``), live until ``expires_at`` (its start plus its period)."""
 
     __tablename__ = "rate_limit_starts"
 
     user_id: str = Field(primary_key=True, max_length=36)
     rate_key: str = Field(primary_key=True, max_length=300)
-    started_at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
     execution_id: str = Field(primary_key=True, max_length=36)
 
 

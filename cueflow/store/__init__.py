@@ -5,11 +5,11 @@ returns a :class:`Store`; all reads and writes happen inside :meth:`Store.tx`, a
 whose methods are plain data operations, grouped by concept in one protocol each
 (:class:`AccountStore`, :class:`CueStore`, :class:`ExecutionStore`, :class:`ClaimStore`,
 :class:`DeliveryStore`, :class:`WorkerStore`, :class:`AlertStore`, :class:`UsageStore`,
-:class:`EchoStore`, :class:`FlowStore`,
-:class:`IdempotencyStore`; the modules of this package). Reads return the typed
-records of :mod:`cueflow.records`. Business rules (which status follows which, when a
-lease is lost, how a schedule advances) stay in the engine: it hands the store ready-made values
-and the state machine's allowed source statuses.
+:class:`EchoStore`, :class:`FlowStore`, :class:`LimitStore`, :class:`IdempotencyStore`; the
+modules of this package).
+Reads return the typed records of :mod:`cueflow.records`. Business rules (which status follows
+which, when a lease is lost, how a schedule advances, whether a limit admits a run) stay in the
+engine: it hands the store ready-made values and the state machine's allowed source statuses.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from cueflow.store.echo import EchoStore
 from cueflow.store.executions import ExecutionStore
 from cueflow.store.flows import FlowStore
 from cueflow.store.idempotency import IdempotencyStore
+from cueflow.store.limits import LimitStore
 from cueflow.store.usage import UsageStore
 from cueflow.store.values import (
     Duplicate,
@@ -55,6 +56,7 @@ __all__ = [
     "FirePlan",
     "FlowStore",
     "IdempotencyStore",
+    "LimitStore",
     "ReportGate",
     "Store",
     "StoreTx",
@@ -82,6 +84,7 @@ class StoreTx(
     EchoStore,
     FlowStore,
     IdempotencyStore,
+    LimitStore,
     Protocol,
 ):
     """One unit of work: every concept's operations, each run in the enclosing transaction."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from cueflow.records import Claim, ExpiredLease, QueuedRun, UnclaimedRun
+from cueflow.records import Claim, ExpiredLease, LimitedRun, QueuedRun, UnclaimedRun
 from cueflow.states import Move
 
 
@@ -23,23 +23,11 @@ class ClaimStore(Protocol):
         task: str | None,
         limit: int,
     ) -> list[QueuedRun]:
-        """The user's executions waiting for a worker (due, in ``statuses``), oldest first, with
-        their cue's name, task and payload."""
+        """The user's executions waiting for a worker (due, in ``statuses``, with room under
+        their limits), higher priority first, oldest first within a priority, with their cue's
+        name, task and payload."""
 
-    async def claim(
-        self,
-        user_id: str,
-        transports: Sequence[str],
-        execution_id: str | None,
-        move: Move,
-        now: datetime,
-        values: dict[str, Any],
-    ) -> Claim | None:
-        """Atomically move one due execution (``execution_id``, or the oldest) from
-        ``move.sources`` to ``move.target`` and set ``values``; ``attempts`` grows by one.
-        ``None`` when nothing matched (another claimer won)."""
-
-    async def claim_many(
+    async def claim_candidates(
         self,
         user_id: str,
         transports: Sequence[str],
@@ -48,11 +36,39 @@ class ClaimStore(Protocol):
         task: str | None,
         move: Move,
         now: datetime,
+    ) -> list[LimitedRun]:
+        """Executions a claim may take, locked until the transaction ends (rows another
+        transaction holds are skipped), higher priority first, oldest first within a priority:
+        the due ones among ``execution_ids`` in ``move.sources``; or, without ids, up to
+        ``limit`` of them (whose cue's ``task`` is ``task`` when given), leaving out those whose
+        concurrency or rate limit has no room as the transaction sees it."""
+
+    async def claim(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_id: str,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> Claim | None:
+        """Atomically move the due execution ``execution_id`` from ``move.sources`` to
+        ``move.target`` and set ``values``; ``attempts`` grows by one. ``None`` when it is not
+        (or no longer) claimable."""
+
+    async def claim_many(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_ids: Sequence[str],
+        task: str | None,
+        move: Move,
+        now: datetime,
         values: dict[str, Any],
     ) -> list[QueuedRun]:
-        """Like :meth:`claim` for several executions at once: the due ones among
-        ``execution_ids``, or up to ``limit`` of the oldest (whose cue's ``task`` is ``task``
-        when given). Oldest first; executions another claimer won are simply absent."""
+        """Like :meth:`claim` for several executions at once (whose cue's ``task`` is ``task``
+        when given), in the order of ``execution_ids``; executions that are not claimable are
+        simply absent."""
 
     async def extend_worker_leases(
         self, user_id: str, worker_id: str, transports: Sequence[str], until: datetime

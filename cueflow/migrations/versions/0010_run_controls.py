@@ -61,9 +61,9 @@ def upgrade() -> None:
         "rate_limit_starts",
         sa.Column("user_id", sa.String(36), nullable=False),
         sa.Column("rate_key", sa.String(300), nullable=False),
-        sa.Column("started_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("execution_id", sa.String(36), nullable=False),
-        sa.PrimaryKeyConstraint("user_id", "rate_key", "started_at", "execution_id"),
+        sa.PrimaryKeyConstraint("user_id", "rate_key", "expires_at", "execution_id"),
     )
     op.create_table(
         "fire_idempotency",
