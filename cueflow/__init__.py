@@ -11,7 +11,8 @@ Embedding in a few lines (see README, "Embedding")::
 
 ``Engine``, ``Settings``, ``Principal``, ``HandlerContext``, ``open_engine``, the record types
 the engine returns (``Cue``, ``Execution``, ``Account``, ``Worker``, ``Alert``, ``QueuedRun``,
-``ExecutionPage``, ``ExecutionFilter``: :mod:`cueflow.records`) and the flows-in-code API
+``ExecutionPage``, ``ExecutionFilter``: :mod:`cueflow.records`; ``FiredExecution``, what a
+manual fire answers: :mod:`cueflow.manual_runs`) and the flows-in-code API
 (``Flow``, ``StepContext``, ``Retry``, ``FlowRun``, ``StepRun``, ``StepFailure``:
 ``docs/flows.md``, "Flows in Python") are imported on first use, so plugins importing
 :data:`hookimpl` stay cheap.
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from cueflow.engine.flow_declarations import Flow, Retry, StepContext
     from cueflow.engine.flow_results import FlowRun, StepFailure, StepRun
     from cueflow.handler_context import HandlerContext
+    from cueflow.manual_runs import FiredExecution
     from cueflow.records import Account, Alert, Cue, Execution, QueuedRun, Worker
     from cueflow.store import ExecutionFilter, ExecutionPage
 
@@ -51,6 +53,7 @@ _LAZY = {
     "Alert": "cueflow.records",
     "Cue": "cueflow.records",
     "Execution": "cueflow.records",
+    "FiredExecution": "cueflow.manual_runs",
     "QueuedRun": "cueflow.records",
     "Worker": "cueflow.records",
     "ExecutionFilter": "cueflow.store",
@@ -65,6 +68,7 @@ __all__ = [
     "Execution",
     "ExecutionFilter",
     "ExecutionPage",
+    "FiredExecution",
     "Flow",
     "FlowRun",
     "HandlerContext",

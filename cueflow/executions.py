@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cueflow.ids as ids
 import cueflow.run_limits as run_limits
@@ -67,6 +67,27 @@ async def get_execution(services: Services, user: Principal, execution_id: str) 
     if row is None:
         raise NotFound("Execution not found", code="execution_not_found")
     return row
+
+
+async def get_execution_with_payload(
+    services: Services, user: Principal, execution_id: str
+) -> tuple[Execution, dict[str, Any]]:
+    """One of the caller's executions and the payload it carries (its fire's override, else
+    its cue's), read together; 404 ``execution_not_found``. The lists do not show payloads:
+    that needs each row's cue."""
+    row = cue = None
+    if ids.is_uuid(execution_id):
+        async with services.store.tx() as tx:
+            row = await tx.get_execution(user.user_id, execution_id)
+            if row is not None:
+                [row] = await _with_waits(services, tx, [row])
+                if row.payload_override is None:
+                    cue = await tx.get_cue(user.user_id, row.cue_id)
+    if row is None:
+        raise NotFound("Execution not found", code="execution_not_found")
+    if row.payload_override is not None:
+        return row, dict(row.payload_override)
+    return row, dict((cue.payload if cue is not None else None) or {})
 
 
 async def cue_executions(

@@ -172,7 +172,7 @@ async def test_cueapi_named_tools_take_cueapi_arguments(engine: Engine) -> None:
             "cueapi_update_cue", cue_id=cue["id"], timezone="UTC"
         )
         assert "merge_strategy" in await mcp.error(
-            "cueapi_fire_cue", cue_id=cue["id"], merge_strategy="merge"
+            "cueapi_fire_cue", cue_id=cue["id"], merge_strategy="deep"
         )
         fired = await mcp.ok(
             "cueapi_fire_cue", cue_id=cue["id"], payload_override={"task": "digest", "day": 2}
@@ -193,6 +193,15 @@ async def test_cueapi_named_tools_take_cueapi_arguments(engine: Engine) -> None:
         assert execution["status"] == "success"
         assert "claim it first" in await mcp.error(
             "cueapi_execution_heartbeat", execution_id=fired["id"]
+        )
+        replaced = await mcp.ok(
+            "cueapi_fire_cue", cue_id=cue["id"], payload_override={"day": 3},
+            merge_strategy="replace",
+        )  # fmt: skip
+        merged = await mcp.ok("cueapi_fire_cue", cue_id=cue["id"], payload_override={"day": 4})
+        assert (replaced["payload"], merged["payload"]) == (
+            {"day": 3},
+            {"task": "digest", "day": 4},
         )
 
 

@@ -62,7 +62,7 @@ async def test_fire_answers_the_contract_shape_and_creates_a_claimable_run(
     response = await fire(client, auth, cue["id"])
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == RUN_KEYS
+    assert set(body) == RUN_KEYS | {"payload"}  # payload: cueflow extension
     assert body["cue_id"] == cue["id"]
     assert body["status"] == "pending"
     assert body["triggered_by"] == "manual_fire"

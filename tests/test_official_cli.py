@@ -162,6 +162,24 @@ def test_cli_runs_the_worker_protocol(cli: Cli) -> None:
     assert ids[0] in cli("executions", "list", "--cue-id", cue_id).stdout
 
 
+def test_cli_fire_merges_or_replaces_the_payload_override(cli: Cli) -> None:
+    payload = '{"task": "crunch", "lang": "en", "opts": {"a": 1}}'
+    created = cli(
+        "create", "--name", "ovr", "--cron", "0 0 1 1 *", "--worker", "--payload", payload
+    )
+    cue_id = _cue_id(created.stdout)
+    override = '{"lang": "fr", "opts": {"b": 2}}'
+    cli("fire", cue_id, "--payload-override", override)  # merge is the default
+    cli("fire", cue_id, "--payload-override", override, "--merge-strategy", "merge")
+    cli("fire", cue_id, "--payload-override", '{"task": "crunch"}', "--merge-strategy", "replace")
+    shown = [
+        cli.get(f"/executions/{e['id']}")["payload"]
+        for e in reversed(cli.get(f"/executions?cue_id={cue_id}")["executions"])
+    ]
+    merged = {"task": "crunch", "lang": "fr", "opts": {"b": 2}}
+    assert sorted(shown, key=len) == sorted([merged, merged, {"task": "crunch"}], key=len)
+
+
 def test_cli_shows_the_account_and_usage(cli: Cli) -> None:
     assert "@example.com" in cli("whoami").stdout
     cli("create", "--name", "u", "--cron", "0 0 * * *", "--worker")

@@ -75,9 +75,9 @@ class WorkerClient(WorkerApi, Protocol):
         ...
 
     async def fire_cue(self, cue_id: str, body: JSON | None = None) -> JSON:
-        """Fire a cue now (``POST /v1/cues/{id}/fire``; ``body`` may hold ``send_at`` and
-        ``payload_override``): ``{id, cue_id, scheduled_for, status, triggered_by}`` of the new
-        execution."""
+        """Fire a cue now (``POST /v1/cues/{id}/fire``; ``body`` may hold ``send_at``,
+        ``payload_override``, ``merge_strategy`` and ``idempotency_key``): ``{id, cue_id,
+        scheduled_for, status, triggered_by, payload}`` of the execution."""
         ...
 
     async def delete_cue(self, cue_id: str) -> None:

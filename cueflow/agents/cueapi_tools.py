@@ -7,8 +7,9 @@ CueAPI name. The rest map CueAPI's arguments onto the same session and client ca
 
 * ``worker_id`` (claim, claim next, heartbeat) is accepted for compatibility; the server acts
   as its own worker id (shown in the result) and keeps held leases alive itself.
-* ``payload_override`` on ``cueapi_fire_cue`` replaces the cue's payload for that one run.
-  Arguments CueAPI's server sends on to hosted-only features (``merge_strategy``, ``agent``,
+* ``payload_override`` on ``cueapi_fire_cue`` is merged over the cue's payload for that one
+  run (``merge_strategy`` ``merge``, the default) or replaces it (``replace``).
+  Arguments CueAPI's server sends on to hosted-only features (``agent``,
   ``require_payload_override``, ``required_payload_keys``) are not arguments here: passing one
   is an error, never silently dropped.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, HttpUrl, model_validator
 
@@ -133,7 +134,10 @@ class FireCueArgs(ToolArgs):
 
     cue_id: CueId
     payload_override: dict[str, Any] | None = Field(
-        None, description="The payload of this one run, replacing the cue's."
+        None, description="Payload keys for this one run, merged over the cue's payload."
+    )
+    merge_strategy: Literal["merge", "replace"] | None = Field(
+        None, description="merge (default): override keys win; replace: override is the payload."
     )
 
 
@@ -175,8 +179,12 @@ async def _update_cue(session: WorkerSession, args: UpdateCueArgs) -> JSON:
 
 
 async def _fire_cue(session: WorkerSession, args: FireCueArgs) -> JSON:
-    body = None if args.payload_override is None else {"payload_override": args.payload_override}
-    return await session.client.fire_cue(args.cue_id, body)
+    body: JSON = {}
+    if args.payload_override is not None:
+        body["payload_override"] = args.payload_override
+    if args.merge_strategy is not None:
+        body["merge_strategy"] = args.merge_strategy
+    return await session.client.fire_cue(args.cue_id, body or None)
 
 
 async def _claimable(session: WorkerSession, args: ClaimableArgs) -> JSON:

@@ -100,8 +100,9 @@ class EngineWorkerClient:
 
     async def get_execution(self, execution_id: str) -> JSON:
         """One execution."""
-        execution = await _call(self.engine.get_execution(self.user, execution_id))
-        return _wire(execution_json(execution))
+        found = self.engine.get_execution_with_payload(self.user, execution_id)
+        execution, payload = await _call(found)
+        return _wire({**execution_json(execution), "payload": payload})
 
     async def list_executions(
         self,
@@ -148,7 +149,8 @@ class EngineWorkerClient:
         return _wire(cue_json(await _call(self.engine.update_cue(self.user, cue_id, patch))))
 
     async def fire_cue(self, cue_id: str, body: JSON | None = None) -> JSON:
-        """Fire a cue now or at ``send_at``, with ``payload_override`` for that run."""
+        """Fire a cue now or at ``send_at``, with ``payload_override`` (``merge_strategy``) and
+        ``idempotency_key`` as ``POST /v1/cues/{id}/fire`` takes them."""
         request = await _call(_validated(FireRequest, body or {}))
         run = await _call(
             self.engine.fire_cue(
@@ -156,9 +158,11 @@ class EngineWorkerClient:
                 cue_id,
                 send_at=request.send_at,
                 payload_override=request.payload_override,
+                merge_strategy=request.merge_strategy or "merge",
+                idempotency_key=request.idempotency_key,
             )
         )
-        return _wire(run_json(run))
+        return _wire(run_json(run, payload=run.fire_payload))
 
     async def delete_cue(self, cue_id: str) -> None:
         """Delete a cue."""

@@ -131,7 +131,7 @@ class FollowUpArgs(ToolArgs):
         """The ``POST /v1/cues/{id}/fire`` body."""
         body: dict[str, Any] = {}
         if self.payload is not None:
-            body["payload_override"] = self.payload
+            body.update(payload_override=self.payload, merge_strategy="replace")
         if self.send_at is not None:
             body["send_at"] = self.send_at.isoformat()
         return body

@@ -331,13 +331,28 @@ def fire(
         str | None,
         typer.Option(parser=parse_time, metavar="TIME", help="Run at this time instead of now."),
     ] = None,
+    payload: Annotated[
+        dict[str, Any] | None,
+        typer.Option(parser=parse_payload, metavar="JSON", help="Payload override for this run."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace/--merge", help="Replace the cue's payload, or merge over it.")
+    ] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="A repeat with this key within 24 h fires nothing new.")
+    ] = None,
     api_url: ApiUrl = DEFAULT_API_URL,
     api_key: ApiKey = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a cue now (or at --at), outside its schedule."""
+    body: dict[str, Any] = {"send_at": at} if at else {}
+    if payload is not None:
+        body.update(payload_override=payload, merge_strategy="replace" if replace else "merge")
+    if idempotency_key is not None:
+        body["idempotency_key"] = idempotency_key
     with connect(api_url, api_key) as api:
-        run = api.post(f"/v1/cues/{cue_id}/fire", {"send_at": at} if at else {})
+        run = api.post(f"/v1/cues/{cue_id}/fire", body)
     if as_json:
         print_json(run)
         return

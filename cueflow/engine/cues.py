@@ -74,11 +74,26 @@ class CueMethods:
         *,
         send_at: datetime | None = None,
         payload_override: dict[str, Any] | None = None,
-    ) -> Execution:
-        """Fire a cue now, or at ``send_at`` if that is in the future (any cue status), with
-        ``payload_override`` replacing the cue's payload for that run; returns the new
-        ``pending`` execution (``triggered_by`` ``manual_fire``)."""
-        return await manual_runs.fire_cue(self.services, user, cue_id, send_at, payload_override)
+        merge_strategy: str = "merge",
+        idempotency_key: str | None = None,
+    ) -> manual_runs.FiredExecution:
+        """Fire a cue now, or at ``send_at`` if that is in the future (any cue status); returns
+        the ``pending`` execution (``triggered_by`` ``manual_fire``), an
+        :class:`~cueflow.manual_runs.FiredExecution`: ``fire_payload`` is the payload it
+        carries, ``repeated`` is true when ``idempotency_key`` was already used for this cue
+        within 24 h (the first fire's execution is returned, nothing is created).
+        ``payload_override`` is merged over the cue's payload (``merge_strategy="merge"``, the
+        default: top-level keys) or replaces it (``"replace"``); the result must hold the cue's
+        ``required_payload_keys`` (400 ``missing_payload_keys``)."""
+        return await manual_runs.fire_cue(
+            self.services,
+            user,
+            cue_id,
+            send_at,
+            payload_override,
+            merge_strategy=merge_strategy,
+            idempotency_key=idempotency_key,
+        )
 
     async def replay_execution(self, user: Principal, execution_id: str) -> Execution:
         """Run a finished execution's cue again now; returns the new execution (``triggered_by``

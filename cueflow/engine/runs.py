@@ -46,6 +46,13 @@ class RunMethods:
         """One execution, or 404."""
         return await executions.get_execution(self.services, user, execution_id)
 
+    async def get_execution_with_payload(
+        self, user: Principal, execution_id: str
+    ) -> tuple[Execution, dict[str, Any]]:
+        """One execution and the payload it carries (its fire's ``payload_override``, else its
+        cue's payload), or 404."""
+        return await executions.get_execution_with_payload(self.services, user, execution_id)
+
     async def cue_executions(
         self, user: Principal, cue_id: str, *, limit: int = 10, offset: int = 0
     ) -> tuple[list[Execution], int]:

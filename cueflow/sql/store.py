@@ -23,6 +23,7 @@ from cueflow.sql.delivery_queries import DeliveryQueries
 from cueflow.sql.echo_queries import EchoQueries
 from cueflow.sql.execution_queries import ExecutionQueries
 from cueflow.sql.flow_queries import FlowQueries
+from cueflow.sql.idempotency_queries import IdempotencyQueries
 from cueflow.sql.limit_queries import LimitQueries
 from cueflow.sql.usage_queries import UsageQueries
 from cueflow.sql.worker_queries import WorkerQueries
@@ -116,6 +117,7 @@ class SqlTx(
     UsageQueries,
     EchoQueries,
     FlowQueries,
+    IdempotencyQueries,
     LimitQueries,
 ):
     """The statements of one unit of work, grouped by concept in the ``cueflow.sql`` modules

@@ -5,7 +5,8 @@ returns a :class:`Store`; all reads and writes happen inside :meth:`Store.tx`, a
 whose methods are plain data operations, grouped by concept in one protocol each
 (:class:`AccountStore`, :class:`CueStore`, :class:`ExecutionStore`, :class:`ClaimStore`,
 :class:`DeliveryStore`, :class:`WorkerStore`, :class:`AlertStore`, :class:`UsageStore`,
-:class:`EchoStore`, :class:`FlowStore`, :class:`LimitStore`; the modules of this package).
+:class:`EchoStore`, :class:`FlowStore`, :class:`LimitStore`, :class:`IdempotencyStore`; the
+modules of this package).
 Reads return the typed records of :mod:`cueflow.records`. Business rules (which status follows
 which, when a lease is lost, how a schedule advances, whether a limit admits a run) stay in the
 engine: it hands the store ready-made values and the state machine's allowed source statuses.
@@ -26,6 +27,7 @@ from cueflow.store.deliveries import DeliveryStore
 from cueflow.store.echo import EchoStore
 from cueflow.store.executions import ExecutionStore
 from cueflow.store.flows import FlowStore
+from cueflow.store.idempotency import IdempotencyStore
 from cueflow.store.limits import LimitStore
 from cueflow.store.usage import UsageStore
 from cueflow.store.values import (
@@ -53,6 +55,7 @@ __all__ = [
     "ExecutionStore",
     "FirePlan",
     "FlowStore",
+    "IdempotencyStore",
     "LimitStore",
     "ReportGate",
     "Store",
@@ -80,6 +83,7 @@ class StoreTx(
     UsageStore,
     EchoStore,
     FlowStore,
+    IdempotencyStore,
     LimitStore,
     Protocol,
 ):

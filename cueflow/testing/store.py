@@ -5,12 +5,18 @@ from __future__ import annotations
 from cueflow.testing.store_claims import StoreClaimTests
 from cueflow.testing.store_data import StoreDataTests
 from cueflow.testing.store_delivery import StoreDeliveryTests
+from cueflow.testing.store_fire_keys import StoreFireKeyTests
 from cueflow.testing.store_flows import StoreFlowTests
 from cueflow.testing.store_upkeep import StoreUpkeepTests
 
 
 class StoreConformance(
-    StoreDataTests, StoreClaimTests, StoreDeliveryTests, StoreUpkeepTests, StoreFlowTests
+    StoreDataTests,
+    StoreClaimTests,
+    StoreDeliveryTests,
+    StoreUpkeepTests,
+    StoreFlowTests,
+    StoreFireKeyTests,
 ):
     """Every test a store plugin must pass, run through a real :class:`cueflow.engine.Engine`.
 

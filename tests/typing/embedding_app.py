@@ -22,6 +22,7 @@ from cueflow import (
     Cue,
     Engine,
     Execution,
+    FiredExecution,
     Flow,
     FlowRun,
     HandlerContext,
@@ -137,7 +138,8 @@ async def run_once() -> dict[str, Any]:
         assert_type(me, Principal)
         cue_id = await create_cues(me)
         fired = await engine.fire_cue(me, cue_id)
-        assert_type(fired, Execution)
+        assert_type(fired, FiredExecution)
+        assert isinstance(fired, Execution) and not fired.repeated
         context = await asyncio.wait_for(reports.get(), timeout=30)
         assert context.execution_id == fired.id and context.task == "report"
         for _ in range(300):  # the outcome is recorded just after the handler returns

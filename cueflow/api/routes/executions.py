@@ -137,8 +137,9 @@ async def claim_next(body: ClaimRequest, user: CurrentUser, engine: EngineDep) -
 
 @router.get("/{execution_id}", response_model=responses.Execution)
 async def get_execution(execution_id: str, user: CurrentUser, engine: EngineDep) -> JSONResponse:
-    """One execution."""
-    return json_response(execution_json(await engine.get_execution(user, execution_id)))
+    """One execution, with the ``payload`` it carries (cueflow extension; not in the lists)."""
+    row, payload = await engine.get_execution_with_payload(user, execution_id)
+    return json_response({**execution_json(row), "payload": payload})
 
 
 @router.post("/{execution_id}/claim", response_model=responses.Claimed)
