@@ -248,11 +248,6 @@ class LimitedRun:
     rate_limit: int | None
     rate_period_seconds: int | None
 
-    @property
-    def limited(self) -> bool:
-        """Whether a concurrency or rate limit applies to it."""
-        return self.concurrency_key is not None or self.rate_key is not None
-
 
 @dataclass(slots=True)
 class KeyLoad:
