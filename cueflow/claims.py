@@ -18,7 +18,7 @@ import cueflow.ids as ids
 import cueflow.run_limits as run_limits
 from cueflow.authentication import Principal
 from cueflow.errors import Conflict
-from cueflow.records import QueuedRun
+from cueflow.records import LimitedRun, QueuedRun
 from cueflow.states import Event, Status, move
 
 if TYPE_CHECKING:
@@ -106,25 +106,17 @@ async def claim(
         raise Conflict("Execution not available for claiming", code="claim_failed")
     now = services.clock.now()
     lease = services.settings.worker_claim_timeout_seconds
-    values = _claim_values(services, worker_id, now)
-    pull = services.transports.pull()
     row = None
     async with services.store.tx() as tx:
         wanted = None if execution_id is None else [execution_id]
         for _ in range(CLAIM_TRIES):
-            picked = await tx.claim_candidates(
-                user.user_id, pull, wanted, 1, None, _WORKER_CLAIM, now
-            )
-            admission = await run_limits.admit(tx, picked, now)
-            if admission.admitted:
-                run = admission.admitted[0]
-                row = await tx.claim(run.id, _WORKER_CLAIM, values)
-                if row is not None:
-                    await run_limits.started(tx, [run], now)
+            picks = await _claim_picked(services, tx, user, worker_id, wanted, 1, None, now)
+            row = picks.claimed[0] if picks.claimed else None
+            if row is not None:
                 break
-            if execution_id is not None and admission.held:
-                raise _held_back(admission.held[execution_id])
-            if not admission.held:
+            if execution_id is not None and picks.held:
+                raise _held_back(picks.held[execution_id])
+            if not picks.held:
                 break  # nothing claimable; else another node took the key's room: look again
     if row is None:
         services.metrics.claim_conflicts.labels(
@@ -179,7 +171,8 @@ async def claim_batch(
         rows: list[QueuedRun] = []
         if valid is None or valid:
             async with services.store.tx() as tx:
-                rows = await _claim_admitted(services, tx, user, worker_id, valid, limit, task, now)
+                picks = await _claim_picked(services, tx, user, worker_id, valid, limit, task, now)
+                rows = picks.claimed
         if rows or wanted is not None or services.clock.now() >= deadline:
             break
         if not ticket.is_set() and not await long_polls.wait(user.user_id, task, deadline, ticket):
@@ -191,7 +184,16 @@ async def claim_batch(
     return ClaimBatch(rows, lease, now + timedelta(seconds=lease), refused)
 
 
-async def _claim_admitted(
+@dataclass
+class _Picks:
+    """What one look of a claim got: the claimed executions in queue order, and the ids a
+    limit held back with the limit that held each."""
+
+    claimed: list[QueuedRun]
+    held: dict[str, str]
+
+
+async def _claim_picked(
     services: Services,
     tx: StoreTx,
     user: Principal,
@@ -200,23 +202,37 @@ async def _claim_admitted(
     limit: int,
     task: str | None,
     now: datetime,
-) -> list[QueuedRun]:
-    """Pick, admit under the limits and claim in ``tx``: the given executions, or up to
-    ``limit`` of the due ones, higher priority first."""
-    pull = services.transports.pull()
-    wanted = limit if execution_ids is None else len(execution_ids)
-    picked = await tx.claim_candidates(
-        user.user_id, pull, execution_ids, wanted, task, _WORKER_CLAIM, now
-    )
-    admission = await run_limits.admit(tx, picked, now)
-    if not admission.admitted:
-        return []
+) -> _Picks:
+    """Pick and claim in ``tx``: the given executions, or up to ``limit`` of the due ones,
+    higher priority first. Picks without limits are claimed with the pick (one statement on
+    PostgreSQL); picks under a concurrency or rate limit are admitted first."""
     values = _claim_values(services, worker_id, now)
-    admitted = [run.id for run in admission.admitted]
-    rows = await tx.claim_many(admitted, _WORKER_CLAIM, values)
-    got = {row.id for row in rows}
-    await run_limits.started(tx, [run for run in admission.admitted if run.id in got], now)
-    return rows
+    wanted = limit if execution_ids is None else len(execution_ids)
+    picks = await tx.claim_due(
+        user.user_id,
+        services.transports.pull(),
+        execution_ids,
+        wanted,
+        task,
+        _WORKER_CLAIM,
+        now,
+        values,
+    )
+    limited = [pick for pick in picks if isinstance(pick, LimitedRun)]
+    if not limited:
+        return _Picks([pick for pick in picks if isinstance(pick, QueuedRun)], {})
+    admission = await run_limits.admit(tx, limited, now)
+    late: dict[str, QueuedRun] = {}
+    if admission.admitted:
+        admitted = [run.id for run in admission.admitted]
+        late = {row.id: row for row in await tx.claim_many(admitted, _WORKER_CLAIM, values)}
+        await run_limits.started(tx, [run for run in admission.admitted if run.id in late], now)
+    claimed = [
+        pick if isinstance(pick, QueuedRun) else late[pick.id]
+        for pick in picks
+        if isinstance(pick, QueuedRun) or pick.id in late
+    ]
+    return _Picks(claimed, admission.held)
 
 
 def _held_back(limit: str) -> Conflict:

@@ -261,15 +261,6 @@ class KeyLoad:
 
 
 @record
-class Claim:
-    """The execution one worker claim took."""
-
-    id: str
-    attempts: int
-    cue_id: str
-
-
-@record
 class FiredRun:
     """An execution the scheduler inserted for a due cue."""
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 
 import cueflow.sql.rows as rows
-from cueflow.records import Claim, ExpiredLease, LimitedRun, QueuedRun, UnclaimedRun
+from cueflow.records import ExpiredLease, LimitedRun, QueuedRun, UnclaimedRun
 from cueflow.sql.base import TxBase, _lock, bound_values, value_params
 from cueflow.sql.limit_queries import key_active_since, within_limits
 from cueflow.sql.tables import (
@@ -92,6 +92,11 @@ def _picked(move: Move) -> Any:
     (SQLite), so only their status, and by primary key (repeating the whole condition would
     lead SQLite to walk the due queue)."""
     return _one_of(executions.c.status, move.sources)
+
+
+def _has_limit(run: LimitedRun) -> bool:
+    """Whether admission must decide on ``run`` (it carries a concurrency or rate limit key)."""
+    return run.concurrency_key is not None or run.rate_key is not None
 
 
 def _not_held_back() -> Any:
@@ -198,20 +203,147 @@ class ClaimQueries(TxBase):
             params["p_task"] = task
         return await self._records(rows.limited_run, self._prepared(key, build), params)
 
-    async def claim(self, execution_id: str, move: Move, values: dict[str, Any]) -> Claim | None:
-        """Atomically claim one due execution."""
+    async def claim_due(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_ids: Sequence[str] | None,
+        limit: int,
+        task: str | None,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> list[QueuedRun | LimitedRun]:
+        """Pick as :meth:`claim_candidates` does and claim at once the picks that carry no
+        limit key; the others come back locked, as :class:`LimitedRun`, for admission."""
+        if not self.connector.skip_locked:
+            # SQLite: the transaction is the only writer, so two statements are as safe
+            candidates = await self.claim_candidates(
+                user_id, transports, execution_ids, limit, task, move, now
+            )
+            free = [run.id for run in candidates if not _has_limit(run)]
+            claimed = {run.id: run for run in await self.claim_many(free, move, values)}
+            return [
+                claimed.get(run.id, run)
+                for run in candidates
+                if _has_limit(run) or run.id in claimed
+            ]
+        key = (
+            "claim_due",
+            execution_ids is None,
+            task is not None,
+            move,
+            len(transports),
+            *sorted(values),
+        )
+        params: dict[str, Any] = {**value_params(values), "p_user_id": user_id, "p_now": now}
+        params.update(_transport_params(transports))
+        if execution_ids is not None:
+            params["p_ids"] = list(execution_ids)
+        else:
+            params["p_limit"] = limit
+        if task is not None:
+            params["p_task"] = task
 
         def build() -> Any:
-            return (
-                update(executions)
-                .where(executions.c.id == bindparam("p_id"), _picked(move))
-                .values(_claim_set(move, values))
-                .returning(executions.c.id, executions.c.attempts, executions.c.cue_id)
+            return self._claim_due_statement(
+                move, values, len(transports), execution_ids is None, task is not None
             )
 
-        key = ("claim", move, *sorted(values))
-        params = {**value_params(values), "p_id": execution_id}
-        return await self._record(rows.claim, self._prepared(key, build), params)
+        result = await self.conn.execute(self._prepared(key, build), params)
+        picks: list[QueuedRun | LimitedRun] = []
+        for row in result.all():
+            if row.claimed_id is not None:
+                picks.append(
+                    QueuedRun(
+                        row.id,
+                        row.cue_id,
+                        row.scheduled_for,
+                        row.attempts,
+                        row.payload_override,
+                        row.cue_name,
+                        row.task,
+                        row.payload,
+                    )
+                )
+            elif row.concurrency_key is not None or row.rate_key is not None:
+                picks.append(
+                    LimitedRun(
+                        row.id,
+                        row.user_id,
+                        row.concurrency_key,
+                        row.concurrency_limit,
+                        row.rate_key,
+                        row.rate_limit,
+                        row.rate_period_seconds,
+                    )
+                )
+        return picks
+
+    def _claim_due_statement(
+        self, move: Move, values: dict[str, Any], transports: int, due: bool, task: bool
+    ) -> Any:
+        """PostgreSQL's :meth:`claim_due`: one statement. ``picked`` locks the candidates
+        (materialized, so the ``LIMIT ... SKIP LOCKED`` runs once), ``claimed`` updates those
+        with no limit key, joined with their cue, and every pick comes back in queue order
+        with the claimed columns set on the ones claimed. The update re-checks nothing: its
+        rows were picked and locked by the same statement (a status condition there would
+        also lead the planner to walk the status index instead of the picks' keys)."""
+        waiting = self._waiting(move, transports, task)
+        picked_stmt = select(*_LIMITED, executions.c.priority, executions.c.scheduled_for)
+        if due:
+            picked_stmt = picked_stmt.where(waiting, within_limits(_at("p_now")))
+            picked_stmt = picked_stmt.limit(bindparam("p_limit"))
+        else:
+            picked_stmt = picked_stmt.where(
+                executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting
+            )
+        picked = (
+            _lock(picked_stmt.order_by(*QUEUE_ORDER), self.connector)
+            .cte("picked")
+            .prefix_with("MATERIALIZED")
+        )
+        claimed = (
+            update(executions)
+            .where(
+                executions.c.id == picked.c.id,
+                picked.c.concurrency_key.is_(None),
+                picked.c.rate_key.is_(None),
+                cues.c.id == executions.c.cue_id,
+            )
+            .values(_claim_set(move, values))
+            .returning(
+                executions.c.id.label("claimed_id"),
+                executions.c.cue_id,
+                executions.c.attempts,
+                executions.c.payload_override,
+                cues.c.name.label("cue_name"),
+                cues.c.task,
+                cues.c.payload,
+            )
+            .cte("claimed")
+        )
+        return (
+            select(
+                picked.c.id,
+                picked.c.user_id,
+                picked.c.concurrency_key,
+                picked.c.concurrency_limit,
+                picked.c.rate_key,
+                picked.c.rate_limit,
+                picked.c.rate_period_seconds,
+                picked.c.scheduled_for,
+                claimed.c.claimed_id,
+                claimed.c.cue_id,
+                claimed.c.attempts,
+                claimed.c.payload_override,
+                claimed.c.cue_name,
+                claimed.c.task,
+                claimed.c.payload,
+            )
+            .select_from(picked.outerjoin(claimed, claimed.c.claimed_id == picked.c.id))
+            .order_by(picked.c.priority.desc(), picked.c.scheduled_for)
+        )
 
     def _waiting(self, move: Move, transports: int, task: bool = False) -> Any:
         """Executions in ``move.sources`` of a user's ``transports`` pull transports, due by
@@ -253,6 +385,8 @@ class ClaimQueries(TxBase):
                 )
             )
 
+        if not execution_ids:
+            return []
         key = ("claim_many", move, *sorted(values))
         params = {**value_params(values), "p_ids": list(execution_ids)}
         claimed = await self._all(self._prepared(key, build), params)

@@ -19,7 +19,6 @@ from typing import Any, Generic, TypeVar
 from cueflow.records import (
     Account,
     Alert,
-    Claim,
     Cue,
     DeliveryCandidate,
     DueDelivery,
@@ -138,8 +137,6 @@ queued_run = RecordBuilder(QueuedRun)
 """An execution waiting for a worker, with its cue's name, task and payload."""
 limited_run = RecordBuilder(LimitedRun)
 """A claim candidate: an execution's ``id``, ``user_id`` and stamped limits."""
-claim = RecordBuilder(Claim)
-"""A claimed execution's ``id``, ``attempts`` and ``cue_id``."""
 delivery_candidate = RecordBuilder(DeliveryCandidate)
 """A due push execution with its cue's ``callback_url``."""
 unserved_delivery = RecordBuilder(UnservedDelivery)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from cueflow.records import Claim, ExpiredLease, LimitedRun, QueuedRun, UnclaimedRun
+from cueflow.records import ExpiredLease, LimitedRun, QueuedRun, UnclaimedRun
 from cueflow.states import Move
 
 
@@ -43,17 +43,29 @@ class ClaimStore(Protocol):
         ``limit`` of them (whose cue's ``task`` is ``task`` when given), leaving out those whose
         concurrency or rate limit has no room as the transaction sees it."""
 
-    async def claim(self, execution_id: str, move: Move, values: dict[str, Any]) -> Claim | None:
-        """Move ``execution_id``, picked by :meth:`claim_candidates` in this transaction, from
-        ``move.sources`` to ``move.target`` and set ``values``; ``attempts`` grows by one.
-        ``None`` when it is not in ``move.sources``."""
+    async def claim_due(
+        self,
+        user_id: str,
+        transports: Sequence[str],
+        execution_ids: Sequence[str] | None,
+        limit: int,
+        task: str | None,
+        move: Move,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> list[QueuedRun | LimitedRun]:
+        """Pick as :meth:`claim_candidates` does and, in the same step, claim the picks that
+        carry no concurrency or rate limit key (as :meth:`claim_many` does, each as a
+        :class:`QueuedRun`); the picks that carry one come back as :class:`LimitedRun`, still
+        locked, for admission. In queue order; a pick that could not be claimed is left out."""
 
     async def claim_many(
         self, execution_ids: Sequence[str], move: Move, values: dict[str, Any]
     ) -> list[QueuedRun]:
-        """Like :meth:`claim` for several executions at once, in the order of
-        ``execution_ids``, each with its cue's name, task and payload; executions not in
-        ``move.sources`` are simply absent."""
+        """Move the given executions, picked by :meth:`claim_candidates` or
+        :meth:`claim_due` in this transaction, from ``move.sources`` to ``move.target`` and set
+        ``values`` (``attempts`` grows by one); in the order of ``execution_ids``, each with its
+        cue's name, task and payload. Executions not in ``move.sources`` are simply absent."""
 
     async def extend_worker_leases(
         self, user_id: str, worker_id: str, transports: Sequence[str], until: datetime
