@@ -25,13 +25,25 @@ QUEUE_ORDER = ["d", "b", "c", "a", "f", "e"]
 
 
 async def due_mix(
-    client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
+    client: httpx.AsyncClient,
+    engine: Engine,
+    clock: FakeClock,
+    auth: dict[str, str],
+    limited: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, str]:
-    """The six cues of :data:`PRIORITIES`, fired; execution id → cue name."""
+    """The six cues of :data:`PRIORITIES` (those named in ``limited`` with that concurrency),
+    fired; execution id → cue name."""
     names: dict[str, str] = {}
     for offset, (name, priority) in enumerate(PRIORITIES.items()):
+        extra = {"concurrency": limited[name]} if limited and name in limited else {}
         cue = await make_once_cue(
-            client, auth, clock, in_seconds=60 + offset, priority=priority, payload={"n": name}
+            client,
+            auth,
+            clock,
+            in_seconds=60 + offset,
+            priority=priority,
+            payload={"n": name},
+            **extra,
         )
         names[cue["id"]] = name
     clock.advance(60 + len(PRIORITIES))
@@ -81,6 +93,27 @@ async def test_batch_claims_take_higher_priority_first_then_oldest(
         batches.append([names[item["execution_id"]] for item in response.json()["claimed"]])
 
     assert batches == [QUEUE_ORDER[:3], QUEUE_ORDER[3:]]
+
+
+async def test_a_batch_claim_keeps_queue_order_when_a_limit_holds_some_picks_back(
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
+) -> None:
+    # "d" and "b" share a concurrency key of one: the batch takes "d" with the unlimited picks
+    # in one step and leaves "b" waiting, and the answer keeps the queue's order.
+    shared = {"limit": 1, "key": "one-at-a-time"}
+    names = await due_mix(client, engine, clock, auth, limited={"d": shared, "b": shared})
+
+    response = await client.post(
+        "/v1/executions/claims", json={"worker_id": "w1", "limit": 6}, headers=auth
+    )
+
+    assert response.status_code == 200, response.text
+    taken = [names[item["execution_id"]] for item in response.json()["claimed"]]
+    assert taken == [n for n in QUEUE_ORDER if n != "b"]
+    assert all(
+        item["payload"] == {"n": names[item["execution_id"]]} for item in response.json()["claimed"]
+    )
+    assert [names[item["execution_id"]] for item in await claimable(client, auth)] == []
 
 
 async def test_a_priority_changed_by_patch_reorders_what_is_already_waiting(
