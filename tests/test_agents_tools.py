@@ -155,6 +155,28 @@ async def test_another_workers_claim_cannot_be_taken_or_reported(
     assert (await state(engine, user, execution_id))["claimed_by_worker"] == "someone-else"
 
 
+async def test_agents_keep_to_a_concurrency_limit_through_the_same_claims(
+    engine: Engine, clock: FakeClock, kit: Kit
+) -> None:
+    user = kit.toolkit.session.client.user  # type: ignore[attr-defined]
+    shared = {"concurrency": {"limit": 1, "key": "llm-provider"}}
+    first, second = await due_executions(engine, clock, user, [{"n": 1}, {"n": 2}], **shared)
+    other = CueflowToolkit.for_engine(engine, user, worker_id="agent-2")
+    async with other:
+        rival = Kit(other)
+        assert (await kit.ok("claim_execution"))["execution_id"] == first
+        # the key is full: the other agent finds nothing to poll or claim, and a claim by id
+        # says why, as a tool error the model can act on
+        assert (await rival.ok("poll_executions"))["count"] == 0
+        assert "no executions are available" in await rival.error("claim_execution")
+        assert "concurrency_limited" in await rival.error("claim_execution", execution_id=second)
+        assert (await state(engine, user, second))["status"] == "pending"
+
+        await kit.ok("report_outcome", execution_id=first, success=True)
+
+        assert (await rival.ok("claim_execution"))["execution_id"] == second
+
+
 async def test_release_tool_gives_the_claim_back(
     engine: Engine, clock: FakeClock, kit: Kit
 ) -> None:
