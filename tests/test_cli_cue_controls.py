@@ -149,3 +149,32 @@ def test_what_the_server_refuses_exits_1_with_its_message(
     missing = account("cues", "update", "cue_doesnotexist", "--priority", "1", "--json")
     assert missing.exit_code == 1 and missing.stdout == ""
     assert "not found" in missing.stderr.lower()
+
+
+def test_executions_show_their_priority_and_what_a_held_back_one_waits_for(
+    account: Account,  # noqa: F811
+) -> None:
+    cue = account.create(priority=4, concurrency={"limit": 1, "key": "gpu"})
+    fired = [account.http.post(f"/v1/cues/{cue['id']}/fire").json()["id"] for _ in range(2)]
+    claimed = account.http.post("/v1/executions/claim", json={"worker_id": "w1"})
+    assert claimed.status_code == 200, claimed.text
+    held = next(e for e in fired if e != claimed.json()["execution_id"])
+
+    shown = account("executions", "show", held)
+    assert shown.exit_code == 0, shown.output
+    lines = [" ".join(line.split()) for line in shown.stdout.splitlines()]
+    assert "waiting for concurrency: 1 of 1 in flight (key gpu)" in lines, shown.stdout
+    assert "priority 4" in lines, shown.stdout
+    listed = account("executions", "list", "--cue", cue["id"])
+    assert listed.exit_code == 0, listed.output
+    [row] = [line for line in listed.stdout.splitlines() if held in line]
+    assert "pending (concurrency)" in row, listed.stdout
+
+    account.http.post(
+        f"/v1/executions/{claimed.json()['execution_id']}/outcome",
+        json={"success": True, "worker_id": "w1"},
+    )
+    lines = [
+        " ".join(line.split()) for line in account("executions", "show", held).stdout.splitlines()
+    ]
+    assert not any(line.startswith("waiting for") for line in lines)

@@ -34,6 +34,21 @@ def outcome_text(execution: dict[str, Any]) -> str | None:
     return f"{label}: {detail}" if detail else label
 
 
+def waiting_text(execution: dict[str, Any]) -> str | None:
+    """What a held-back execution waits for, in a few words (``None``: it waits for nothing
+    but a worker or its time)."""
+    waits = execution.get("waiting_for")
+    if not waits:
+        return None
+    key = f" (key {waits['key']})" if waits.get("key") else ""
+    if waits.get("reason") == "concurrency":
+        return f"concurrency: {waits.get('in_flight')} of {waits.get('limit')} in flight{key}"
+    until = when(waits.get("until"))
+    room = f", room at {until} UTC" if until else ""
+    period = waits.get("period_seconds")
+    return f"rate limit: {waits.get('limit')} per {period}s{key}{room}"
+
+
 def show_executions(
     executions: Iterable[dict[str, Any]], *, with_cue: bool = True, **options: Any
 ) -> None:
@@ -42,7 +57,7 @@ def show_executions(
     rows = [
         (
             e["id"],
-            e["status"],
+            f"{e['status']} ({_reason(e)})" if e.get("waiting_for") else e["status"],
             when(e.get("scheduled_for")),
             e.get("attempts"),
             outcome_text(e),
@@ -51,6 +66,12 @@ def show_executions(
         for e in executions
     ]
     show_table(columns, rows, keep=("ID", "STATUS", "TRIES"), **options)
+
+
+def _reason(execution: dict[str, Any]) -> str:
+    """The limit a held-back execution waits for, in a word."""
+    reason = str(execution["waiting_for"].get("reason", "limit"))
+    return reason.replace("_", " ")
 
 
 @executions_app.command("list")
@@ -106,6 +127,8 @@ def show(
         ("id", execution["id"]),
         ("cue", execution["cue_id"]),
         ("status", execution["status"]),
+        ("waiting for", waiting_text(execution)),
+        ("priority", execution.get("priority") or None),
         ("scheduled for (UTC)", when(execution.get("scheduled_for"))),
         ("triggered by", execution.get("triggered_by")),
         ("attempts", execution.get("attempts")),
