@@ -3,15 +3,23 @@
 Every test that takes ``engine`` (or ``client``) runs twice, on SQLite and on PostgreSQL.
 PostgreSQL tests skip when the server is unreachable, unless ``CUEFLOW_REQUIRE_POSTGRES=1``
 (set by ``.ci/run``), which turns that into a failure.
+
+Each test gets a database of its own, already migrated: a copy of a template that each test
+process migrates once (``CREATE DATABASE … TEMPLATE`` on PostgreSQL, a file copy on SQLite),
+so a test pays neither the migrations nor their imports. ``empty_database_url`` is the
+unmigrated kind, for the tests of the migrations themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,17 +57,49 @@ def pg_available() -> bool:
     return _PG
 
 
-async def fresh_pg_database() -> str:
-    """Create an empty database for one test and return its URL."""
+_TEMPLATES: dict[str, str] = {}
+"""This test process's migrated templates: ``"postgresql"`` → database name, ``"sqlite"`` →
+file path (made on first use, removed at the end of the session)."""
+
+
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def _migrated(url: str) -> None:
+    """Open an engine on ``url`` once (it migrates) and close it, leaving no connection."""
+    engine = Engine(make_settings(url), clock=FakeClock())
+    await engine.open()
+    await engine.close()
+
+
+async def _pg_template() -> str:
+    """This process's migrated PostgreSQL template database (made on first use)."""
+    name = _TEMPLATES.get("postgresql")
+    if name is None:
+        name = f"cueflow_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        await _create_pg_database(name)
+        await _migrated(_pg_url(name))
+        _TEMPLATES["postgresql"] = name
+    return name
+
+
+async def _create_pg_database(name: str, template: str | None = None) -> None:
     import asyncpg
 
-    name = f"cueflow_t_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(PG_ADMIN_URL)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        like = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{like}')
     finally:
         await conn.close()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def fresh_pg_database(migrated: bool = True) -> str:
+    """Create a database for one test, migrated unless ``migrated`` is false; its URL."""
+    name = f"cueflow_t_{uuid.uuid4().hex[:12]}"
+    await _create_pg_database(name, await _pg_template() if migrated else None)
+    return _pg_url(name)
 
 
 async def drop_pg_database(url: str) -> None:
@@ -74,15 +114,50 @@ async def drop_pg_database(url: str) -> None:
         await conn.close()
 
 
+async def fresh_sqlite_database(directory: Path) -> str:
+    """A migrated SQLite database file in ``directory`` (a copy of this process's template)."""
+    template = _TEMPLATES.get("sqlite")
+    if template is None:
+        template = str(Path(tempfile.mkdtemp(prefix="cueflow-tmpl-")) / "template.db")
+        await _migrated(f"sqlite:///{template}")
+        _TEMPLATES["sqlite"] = template
+    target = directory / "cueflow.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove this process's templates."""
+    if "sqlite" in _TEMPLATES:
+        shutil.rmtree(Path(_TEMPLATES.pop("sqlite")).parent, ignore_errors=True)
+    if "postgresql" in _TEMPLATES:
+        asyncio.run(drop_pg_database(_pg_url(_TEMPLATES.pop("postgresql"))))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
-    """A fresh, empty database of each kind."""
+    """A fresh database of each kind, migrated to the newest schema."""
+    if request.param == "sqlite":
+        yield await fresh_sqlite_database(tmp_path)
+        return
+    if not pg_available():
+        pytest.skip("PostgreSQL is not reachable")
+    url = await fresh_pg_database()
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
+    """A fresh, empty database of each kind (no migration has run)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'cueflow.db'}"
         return
     if not pg_available():
         pytest.skip("PostgreSQL is not reachable")
-    url = await fresh_pg_database()
+    url = await fresh_pg_database(migrated=False)
     try:
         yield url
     finally:

@@ -395,7 +395,7 @@ def _db_url(kind: str, tmp_path: Path) -> Iterator[str]:
         return
     if not pg_available():
         pytest.skip("PostgreSQL is not reachable")
-    url = asyncio.run(fresh_pg_database())
+    url = asyncio.run(fresh_pg_database(migrated=False))
     try:
         yield url
     finally:

@@ -21,7 +21,8 @@ def _differences(connection: Connection) -> list[Any]:
     return list(compare_metadata(context, metadata))
 
 
-async def test_migrated_schema_matches_the_table_declarations(database_url: str) -> None:
+async def test_migrated_schema_matches_the_table_declarations(empty_database_url: str) -> None:
+    database_url = empty_database_url
     if database_url.startswith("sqlite"):
         engine = create_engine(database_url)
         try:

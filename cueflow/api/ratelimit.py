@@ -116,16 +116,40 @@ def _authorization(scope: Scope) -> str | None:
     return None
 
 
+_KEYLESS: dict[tuple[Any, ...], list[tuple[str, re.Pattern[str]]]] = {}
+""":func:`_keyless_operations` by set of routes: building an app's OpenAPI schema costs far
+more than a request, and every app of a process (a test suite makes one per test) has the
+same routes."""
+
+
+def _route_signature(route: Any) -> tuple[Any, ...]:
+    """What tells one of an app's routes (or included routers) from another across apps: the
+    objects themselves are made per app, their endpoints and routers are not."""
+    endpoint = getattr(route, "endpoint", None)
+    return (
+        type(route).__qualname__,
+        getattr(route, "path", None),
+        tuple(sorted(getattr(route, "methods", None) or ())),
+        getattr(endpoint, "__module__", None),
+        getattr(endpoint, "__qualname__", None),
+        id(getattr(route, "original_router", None) or getattr(route, "router", None)),
+    )
+
+
 def _keyless_operations(app: Any) -> list[tuple[str, re.Pattern[str]]]:
     """The (method, path pattern) of every documented operation that takes no API key (its
     OpenAPI operation names no security scheme): registration, the echo store, the probes."""
-    schema = app.openapi() if callable(getattr(app, "openapi", None)) else {}
-    return [
-        (method.upper(), compile_path(path)[0])
-        for path, operations in schema.get("paths", {}).items()
-        for method, operation in operations.items()
-        if not operation.get("security")
-    ]
+    routes = tuple(_route_signature(route) for route in getattr(app, "routes", ()))
+    found = _KEYLESS.get(routes)
+    if found is None:
+        schema = app.openapi() if callable(getattr(app, "openapi", None)) else {}
+        found = _KEYLESS[routes] = [
+            (method.upper(), compile_path(path)[0])
+            for path, operations in schema.get("paths", {}).items()
+            for method, operation in operations.items()
+            if not operation.get("security")
+        ]
+    return found
 
 
 def _address(scope: Scope) -> str:
