@@ -9,7 +9,11 @@ import typer
 from cueflow.config import Settings
 
 app = typer.Typer(
-    help="cueflow: scheduling and delivery for jobs and AI agents.", no_args_is_help=True
+    help="cueflow: scheduling and delivery for jobs and AI agents.",
+    no_args_is_help=True,
+    # plain help: rich's option table cuts long words (the environment variable names in the
+    # options' help) to fit narrow terminals, and takes [...] for markup
+    rich_markup_mode=None,
 )
 
 
