@@ -60,7 +60,7 @@ def test_other_query_parameters_stay_in_the_url() -> None:
 
 @pytest.mark.parametrize("query", ["sslmode=sometimes", "ssl=maybe", "ssl=require&sslmode=disable"])
 def test_a_tls_mode_cueflow_cannot_use_stops_start_up_with_its_reason(query: str) -> None:
-    with pytest.raises(PluginError, match="postgresql store: .*ssl"):
+    with pytest.raises(PluginError, match=r"postgresql store: .*ssl"):
         Engine(make_settings(f"postgresql://app@127.0.0.1/app?{query}"))
 
 
