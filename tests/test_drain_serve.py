@@ -8,6 +8,7 @@ Each test prints the measured drain time (``pytest -s`` shows it)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from pathlib import Path
@@ -23,9 +24,17 @@ from tests.drain_support import HANDLER_NODE, fire, register, served, slow_recei
 POLLS = 3
 
 
+def _execution_row(database_url: str, execution_id: str) -> dict[str, Any]:
+    [row] = [
+        row for row in asyncio.run(stored_executions(database_url)) if row["id"] == execution_id
+    ]
+    return row
+
+
 def _execution(database_url: str, execution_id: str) -> dict[str, Any]:
+    """The execution's row, once no execution is left ``delivering`` (nothing held)."""
     rows = asyncio.run(stored_executions(database_url))
-    assert not [row["id"] for row in rows if row["status"] == "delivering"]  # nothing held
+    assert not [row["id"] for row in rows if row["status"] == "delivering"]
     [row] = [row for row in rows if row["id"] == execution_id]
     return row
 
@@ -120,6 +129,25 @@ def test_an_inprocess_handler_in_flight_finishes_within_the_grace(
     row = _execution(database_url, execution_id)
     assert row["status"] == "success"
     assert row["outcome_result"] == "finished"
+
+
+def test_a_second_ctrl_c_stops_without_waiting_for_the_grace(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cueflow.db'}"
+    with slow_receiver() as receiver, served(url, tmp_path, "--graceful-timeout", "60") as node:
+        auth = register(node.base)
+        execution_id = fire(node.base, auth, {"callback": {"url": receiver.url}})
+        assert receiver.arrived.wait(30)
+        node.process.send_signal(signal.SIGINT)
+        wait_until(lambda: httpx.get(f"{node.base}/status", timeout=5).status_code == 503, 10)
+        sent = time.monotonic()
+        node.process.send_signal(signal.SIGINT)  # impatient: stop now
+        code = node.process.wait(timeout=30)
+        took = time.monotonic() - sent
+    print(f"\nexit after a second Ctrl-C: {took:.2f} s")
+    assert code in (0, 130, -signal.SIGINT)  # 130: the KeyboardInterrupt uvicorn re-raises
+    assert took < 10
+    row = _execution_row(url, execution_id)
+    assert row["status"] == "delivering"  # as after a crash: retried when its lease ends
 
 
 @pytest.mark.parametrize(

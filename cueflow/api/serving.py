@@ -5,11 +5,13 @@ On SIGTERM (or Ctrl-C) the server drains before it stops listening: ``drain`` (t
 ``/status`` says ``draining`` (503) to the balancer at once, open long-polls are answered, and
 deliveries in flight finish or go back to the queue within ``graceful_timeout_seconds``. Then
 uvicorn closes the listening socket and waits for the requests still open, for what is left of
-that timeout, before the app's shutdown closes the engine.
+that timeout, before the app's shutdown closes the engine. A second Ctrl-C stops at once
+(deliveries then still running are retried when their leases end, as after a crash).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import socket
@@ -42,7 +44,15 @@ class DrainingServer(uvicorn.Server):
         started = time.monotonic()
         if self._drain is not None:
             log.info("draining: no new work; up to %.1f s for work in flight", self._grace)
-            await self._drain()
+            draining = asyncio.ensure_future(self._drain())
+            while not draining.done() and not self.force_exit:
+                await asyncio.wait({draining}, timeout=0.1)
+            if not draining.done():  # a second Ctrl-C: stop now, as uvicorn does
+                log.warning("forced to stop: work in flight is retried when its leases end")
+                draining.cancel()
+            [outcome] = await asyncio.gather(draining, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                log.error("draining failed", exc_info=outcome)
             log.info("drained in %.2f s", time.monotonic() - started)
         left = self._grace - (time.monotonic() - started)
         self.config.timeout_graceful_shutdown = max(1, math.ceil(left))
