@@ -9,7 +9,11 @@ import typer
 from cueflow.config import Settings
 
 app = typer.Typer(
-    help="cueflow: scheduling and delivery for jobs and AI agents.", no_args_is_help=True
+    help="cueflow: scheduling and delivery for jobs and AI agents.",
+    no_args_is_help=True,
+    # plain help: rich's option table cuts long words (the environment variable names in the
+    # options' help) to fit narrow terminals, and takes [...] for markup
+    rich_markup_mode=None,
 )
 
 
@@ -21,39 +25,48 @@ def main() -> None:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Bind address [env HOST, default 127.0.0.1]")
+        str | None, typer.Option(help="Bind address (env HOST, default 127.0.0.1)")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port [env PORT, default 8000]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env PORT, default 8000)")] = None,
     database_url: Annotated[
         str | None,
-        typer.Option(help="Store URL [env DATABASE_URL, default sqlite:///cueflow.db]"),
+        typer.Option(help="Store URL (env DATABASE_URL, default sqlite:///cueflow.db)"),
     ] = None,
     worker_claim_timeout_seconds: Annotated[
-        int | None, typer.Option(help="Claim lease [env WORKER_CLAIM_TIMEOUT_SECONDS, 900]")
+        int | None, typer.Option(help="Claim lease (env WORKER_CLAIM_TIMEOUT_SECONDS, 900)")
     ] = None,
     worker_heartbeat_timeout_seconds: Annotated[
         int | None,
-        typer.Option(help="Worker staleness [env WORKER_HEARTBEAT_TIMEOUT_SECONDS, 180]"),
+        typer.Option(help="Worker staleness (env WORKER_HEARTBEAT_TIMEOUT_SECONDS, 180)"),
     ] = None,
     allow_private_webhooks: Annotated[
         bool | None,
         typer.Option(
             "--allow-private-webhooks/--no-allow-private-webhooks",
             help="Let webhooks reach loopback/private networks, for local development "
-            "[env CUEFLOW_ALLOW_PRIVATE_WEBHOOKS, default off]",
+            "(env CUEFLOW_ALLOW_PRIVATE_WEBHOOKS, default off)",
         ),
     ] = None,
     forwarded_allow_ips: Annotated[
         str | None,
         typer.Option(
             help="Reverse proxies (addresses or networks, comma-separated, or *) whose "
-            "X-Forwarded-For is believed [env CUEFLOW_FORWARDED_ALLOW_IPS, default none]"
+            "X-Forwarded-For is believed (env CUEFLOW_FORWARDED_ALLOW_IPS, default none)"
+        ),
+    ] = None,
+    graceful_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="On SIGTERM, seconds deliveries and handlers in flight get to finish before "
+            "their executions go back to the queue (env CUEFLOW_GRACEFUL_TIMEOUT_SECONDS, "
+            "default 20)",
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "info",
     log_format: Annotated[
         str | None,
-        typer.Option(help="Log lines: text (readable) or json [env CUEFLOW_LOG_FORMAT, text]"),
+        typer.Option(help="Log lines: text (readable) or json (env CUEFLOW_LOG_FORMAT, text)"),
     ] = None,
     with_mcp: Annotated[
         bool,
@@ -83,6 +96,7 @@ def serve(
             "worker_heartbeat_timeout_seconds": worker_heartbeat_timeout_seconds,
             "allow_private_webhooks": allow_private_webhooks,
             "forwarded_allow_ips": forwarded_allow_ips,
+            "graceful_timeout_seconds": graceful_timeout,
             "log_format": log_format,
         }.items()
         if value is not None
@@ -102,7 +116,7 @@ def serve(
             typer.echo(f"--mcp needs the mcp extra: pip install 'cueflow[mcp]' ({exc})", err=True)
             raise typer.Exit(2) from exc
         mount_mcp(app, engine, host=settings.host)
-    serve_forever(app, settings, log_level)
+    serve_forever(app, settings, log_level, drain=engine.drain)
 
 
 @app.command()

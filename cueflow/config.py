@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         5.0, gt=0, validation_alias=_env("CUEFLOW_DATABASE_CONNECT_TIMEOUT_SECONDS")
     )
     """Longest opening one PostgreSQL connection may take."""
+    database_pool_size: int = Field(10, ge=1, validation_alias=_env("CUEFLOW_DATABASE_POOL_SIZE"))
+    """PostgreSQL: connections this process keeps open in its pool."""
+    database_max_overflow: int = Field(
+        10, ge=0, validation_alias=_env("CUEFLOW_DATABASE_MAX_OVERFLOW")
+    )
+    """PostgreSQL: connections this process may open beyond the pool under load (closed when
+    given back). A node holds at most pool size + overflow + 1 (its ``LISTEN`` connection)."""
     auth_cache_seconds: float = Field(
         5.0, ge=0, validation_alias=_env("CUEFLOW_AUTH_CACHE_SECONDS")
     )
@@ -178,6 +185,12 @@ class Settings(BaseSettings):
     )
     """Longest the delivery loop sleeps without being woken: the bound on how late it notices
     work another node left behind (its own executions and retries wake it on time)."""
+    graceful_timeout_seconds: float = Field(
+        20.0, ge=0, validation_alias=_env("CUEFLOW_GRACEFUL_TIMEOUT_SECONDS")
+    )
+    """On SIGTERM (or when an engine closes), longest push deliveries and in-process handlers
+    in flight may take to finish; those still running then are cancelled and their executions
+    go back to the queue (see "Shutdown and drain" in ``docs/operations.md``)."""
     retry_jitter_seconds: float = Field(
         0.0, ge=0, validation_alias=_env("CUEFLOW_RETRY_JITTER_SECONDS")
     )

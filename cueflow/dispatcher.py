@@ -46,6 +46,12 @@ was stopped between sending and recording — the attempt counts as failed (``er
 says it was interrupted) and the execution is retried or failed like any other failed attempt.
 A receiver may therefore see an execution twice and should be idempotent on ``execution_id``.
 
+Stopping (:meth:`Dispatcher.drain`, on SIGTERM and when the engine closes) starts nothing new and
+gives deliveries in flight up to ``graceful_timeout_seconds`` to finish and be recorded; those
+still running then are cancelled and their executions go back to the queue at once
+(:func:`cueflow.push_attempts.release_unfinished`), so no execution stays ``delivering`` under
+this process's lease.
+
 The dispatcher loop (started with the engine) wakes when the scheduler creates executions
 (:meth:`cueflow.signals.Signals.executions_created`) and when a delivery finishes, and otherwise
 sleeps until the next pending execution, retry or lease expiry — at most
@@ -67,7 +73,13 @@ import cueflow.alerts as alerts
 import cueflow.logs as logs
 import cueflow.run_limits as run_limits
 from cueflow.fair_share import Slot, destination, share
-from cueflow.push_attempts import INTERRUPTED, attempt_failed, delivery_of, record_attempt
+from cueflow.push_attempts import (
+    INTERRUPTED,
+    attempt_failed,
+    delivery_of,
+    record_attempt,
+    release_unfinished,
+)
 from cueflow.records import DueDelivery
 from cueflow.states import Event, Status, move
 from cueflow.transport import ConcurrencyBound, DeliveryResult, Notice, PushTransport, TaskRouter
@@ -79,8 +91,6 @@ log = logging.getLogger(__name__)
 
 LEASE_SWEEP_LIMIT = 500
 WAITING_MARK_LIMIT = 500
-STOP_GRACE_SECONDS = 5.0
-"""How long stopping waits for deliveries in flight before cancelling them."""
 _RACE_PAUSE = timedelta(milliseconds=100)
 CANDIDATES_PER_SLOT = 4
 """Candidates read per free slot, so that some are left when others are over a cap."""
@@ -101,6 +111,8 @@ class Dispatcher:
         self.wakeup = services.signals.dispatcher
         self._running: dict[asyncio.Task[None], Slot] = {}
         """Tasks in flight, with what each delivery is for."""
+        self._claims: dict[asyncio.Task[None], DueDelivery] = {}
+        """The claimed execution of each delivery task in flight (alert sends have none)."""
         self._next_waiting_check: datetime | None = None
         self._limits_retry_at: datetime | None = None
         """When a rate limit that held work back in the last pass has room again."""
@@ -164,7 +176,7 @@ class Dispatcher:
             or any(self.free_slots(name) <= used[name] for name in push)
         )
         for slot, transport, row in claimed:
-            self._spawn(self._deliver(transport, row), slot)
+            self._spawn(self._deliver(transport, row), slot, row)
         return len(claimed)
 
     async def _claim(
@@ -263,16 +275,32 @@ class Dispatcher:
                 when = now + _RACE_PAUSE
             await clock.sleep_until(min(when or now + poll, now + poll), self.wakeup)
 
-    async def stop(self) -> None:
-        """Let deliveries in flight finish for a moment, then cancel the rest; their leases run
-        out and they are retried (delivery is at least once)."""
+    async def drain(self, grace: float) -> int:
+        """Let deliveries in flight (and alert sends) finish for up to ``grace`` seconds, then
+        cancel the rest and give their executions back to the queue at once, the interrupted
+        attempt not counted (the dispatcher loop must be stopped first: nothing new starts).
+        Returns how many executions went back."""
         tasks = set(self._running)
         if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+            return 0
+        _, pending = await asyncio.wait(tasks, timeout=max(grace, 0.0))
+        unfinished = [row for task, row in self._claims.items() if task in pending]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if not unfinished:
+            return 0
+        try:
+            released = await release_unfinished(self.services, unfinished)
+        except Exception:  # the database is gone: the leases run out and they are retried
+            log.exception("could not give %d unfinished deliveries back", len(unfinished))
+            return 0
+        log.warning(
+            "stopping: %d deliveries still running after %.1f s went back to the queue",
+            released,
+            grace,
+        )
+        return released
 
     async def _mark_waiting(self, push: dict[str, PushTransport]) -> None:
         """Say on each execution no process here can deliver what it waits for (at most every
@@ -330,13 +358,18 @@ class Dispatcher:
         if notice is not None:
             await alerts.send(self.services, [notice])
 
-    def _spawn(self, work: Coroutine[Any, Any, None], slot: Slot) -> None:
+    def _spawn(
+        self, work: Coroutine[Any, Any, None], slot: Slot, row: DueDelivery | None = None
+    ) -> None:
         task = asyncio.create_task(work, name="cueflow-delivery")
         self._running[task] = slot
+        if row is not None:
+            self._claims[task] = row
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
+        self._claims.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", exc_info=task.exception())
         if self._full:

@@ -11,8 +11,9 @@
   ``queue`` holds the execution counts of CueAPI's queue (``pending_outbox`` counts pending
   executions of push transports: cueflow has no outbox table, the executions are the queue).
 * ``status``: ``healthy``, ``degraded`` (database busy or failing writes, scheduler not
-  running, a loop stalled: ``reason`` says which) or, when the database does not answer,
-  ``down`` (the API layer answers that with 503).
+  running, a loop stalled: ``reason`` says which), ``draining`` (the process is shutting down
+  and takes no new work: a readiness probe should route elsewhere) or, when the database does
+  not answer, ``down`` (the API layer answers those two with 503).
 * ``info``: the server's version and authentication model.
 """
 
@@ -89,7 +90,10 @@ async def health(services: Services) -> dict[str, Any]:
 
 
 async def status(services: Services) -> dict[str, str]:
-    """The body of ``GET /status``: ``status`` ``down`` means the database is unreachable."""
+    """The body of ``GET /status``: ``status`` ``down`` means the database is unreachable,
+    ``draining`` that this process is shutting down (checked first, without the database)."""
+    if services.signals.draining.is_set():
+        return {"status": "draining", "reason": "shutting down"}
     database, _ = await _database_queue(services)
     if database == "error":
         return {"status": "down", "reason": "database unreachable"}

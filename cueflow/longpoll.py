@@ -12,6 +12,10 @@ Each account may hold at most ``CUEFLOW_MAX_WAITS_PER_KEY`` waits at once; a req
 that is answered at once, as if it had not asked to wait (an empty list). The rate limiter
 charges a wait by its duration (:mod:`cueflow.api.ratelimit`), and a wait refused for the cap
 by the duration it asked for: a key that re-asks at once in a loop pays as if it had waited.
+
+While the engine drains (``stopping`` is set: the process is shutting down), every wait is
+answered at once with an empty list, those waiting already included (:meth:`LongPolls.answer_all`),
+so an open long-poll never holds a stopping server for the rest of its ``wait``.
 """
 
 from __future__ import annotations
@@ -67,8 +71,10 @@ class LongPolls:
         work: Callable[[], asyncio.Event],
         look: Look,
         max_waits_per_key: int,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self._clock = clock
+        self._stopping = stopping or asyncio.Event()
         self._ticket = work
         self._look = look
         self.max_waits_per_key = max_waits_per_key
@@ -96,7 +102,9 @@ class LongPolls:
         first) or until ``until`` (``[]``). ``ticket`` is the work signal's ticket the caller
         took before its own look came back empty (a signal since then is not lost); without one
         (the caller did not look) a new watch looks at once. ``[]`` at once when the account
-        already holds its maximum of waits."""
+        already holds its maximum of waits, or while the engine drains."""
+        if self._stopping.is_set():
+            return []
         if self._waits.get(user_id, 0) >= self.max_waits_per_key:
             refused = REFUSED_WAITS.get()
             if refused is not None:
@@ -158,6 +166,12 @@ class LongPolls:
         finally:
             if self._watches.get(key) is watch:
                 del self._watches[key]
+
+    def answer_all(self) -> None:
+        """Answer every request waiting now with an empty list (the engine drains; later waits
+        are answered at once while ``stopping`` is set)."""
+        for watch in self._watches.values():
+            watch.round.done.set()
 
     async def close(self) -> None:
         """Stop every watch (the engine is stopping)."""

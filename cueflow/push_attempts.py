@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from cueflow.services import Services
 
 INTERRUPTED = "Delivery interrupted: no result was recorded before its lease expired"
+RELEASED_ON_STOP = "Delivery interrupted by a shutdown: back in the queue, attempt not counted"
 MAX_OUTCOME_CHARS = 2000
 """Outcome ``result``/``error`` text is cut to this length, as reported outcomes are."""
 
@@ -134,6 +135,32 @@ async def record_attempt(
             )
             await handoff.executions_ended(services, tx, [done], now)
     return None
+
+
+async def release_unfinished(services: Services, runs: Sequence[DueDelivery]) -> int:
+    """Give back the executions of attempts this process claimed but will not finish (it is
+    stopping): ``pending`` again and deliverable at once by any node, the interrupted attempt
+    not counted in ``attempts`` (a shutdown is not the receiver's failure). An attempt whose
+    result was recorded meanwhile, or whose lease another node took over, is left alone.
+    Returns how many went back."""
+    now = services.clock.now()
+    released = 0
+    async with services.store.tx() as tx:
+        for run in runs:
+            values = {
+                "attempts": max(run.attempts - 1, 0),
+                "lease_expires_at": None,
+                "next_retry": None,
+                "error_message": RELEASED_ON_STOP,
+                "updated_at": now,
+            }
+            done = await tx.update_execution(
+                run.id, values, move=move(Event.RELEASED), expect=_held(run)
+            )
+            released += done is not None
+    if released:
+        services.signals.dispatcher.set()
+    return released
 
 
 async def attempt_failed(

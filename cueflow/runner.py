@@ -13,8 +13,8 @@ async def run_until_signalled(
     startup: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Start ``engine`` (anything used as ``async with engine``), await ``startup()`` if given,
-    then wait for SIGINT or SIGTERM and close the engine (deliveries in flight get a few
-    seconds to finish)."""
+    then wait for SIGINT or SIGTERM and close the engine (deliveries in flight get the
+    engine's graceful timeout to finish)."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []

@@ -40,6 +40,9 @@ class Signals:
         """Set to make the push-delivery dispatcher look for due deliveries now."""
         self.work = WorkSignal()
         """Wakes long-polling workers."""
+        self.draining = asyncio.Event()
+        """Set while the engine drains (it is stopping): nothing new starts in this process,
+        long-polls answer at once and ``/status`` answers 503 ``draining``."""
         self.flow_runs = WorkSignal()
         """Wakes callers waiting for a flow run to end (:meth:`cueflow.Engine.wait_for_flow_run`)
         when a run of this process ended."""

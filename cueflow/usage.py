@@ -4,7 +4,10 @@ Every figure is counted from the database when asked (:mod:`cueflow.quotas` says
 Limits come from the settings; ``0`` means unlimited, and then ``remaining`` is ``null``,
 ``percent_used`` 0 and ``will_exceed_limit`` false. ``rate_limit`` carries both
 ``requests_per_minute`` (CueAPI's key) and ``limit`` (the key the ``cueapi`` CLI reads).
-``upgrade_url`` is ``null``: a self-hosted server has nothing to upgrade to.
+``rate_limit.scope`` (cueflow extension) is ``per_node``: each ``cueflow serve`` process counts
+the requests it served itself, so behind a balancer over N nodes a key may make up to N times
+``requests_per_minute``. ``upgrade_url`` is ``null``: a self-hosted server has nothing to
+upgrade to.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from cueflow.errors import NotFound
 
 if TYPE_CHECKING:
     from cueflow.services import Services
+
+RATE_LIMIT_SCOPE = "per_node"
+"""Where the API rate limit is counted: in each process, not across the cluster."""
 
 
 def _share(used: int, limit: int) -> dict[str, Any]:
@@ -76,6 +82,7 @@ async def usage(services: Services, user: Principal, rate_used: int = 0) -> dict
             "requests_per_minute": settings.rate_limit_per_minute,
             "limit": settings.rate_limit_per_minute,
             "current_usage": rate_used,
+            "scope": RATE_LIMIT_SCOPE,
         },
         "upgrade_url": None,
     }

@@ -90,7 +90,8 @@ async def test_usage_has_every_contract_key(
         "will_exceed_limit": False,
     }
     assert body["outcomes"] == {"reported": 0, "succeeded": 0, "failed": 0}
-    assert set(body["rate_limit"]) == {"requests_per_minute", "limit", "current_usage"}
+    assert set(body["rate_limit"]) == {"requests_per_minute", "limit", "current_usage", "scope"}
+    assert body["rate_limit"]["scope"] == "per_node"  # each node counts its own requests
     assert body["rate_limit"]["requests_per_minute"] == engine.settings.rate_limit_per_minute
     assert body["rate_limit"]["limit"] == engine.settings.rate_limit_per_minute
     assert body["upgrade_url"] is None

@@ -1,6 +1,22 @@
-"""Serving the ASGI app over HTTP with uvicorn, configured from the settings."""
+"""Serving the ASGI app over HTTP with uvicorn, configured from the settings.
+
+On SIGTERM (or Ctrl-C) the server drains before it stops listening: ``drain`` (the engine's
+:meth:`~cueflow.engine.Engine.drain`) runs first, while requests are still answered, so
+``/status`` says ``draining`` (503) to the balancer at once, open long-polls are answered, and
+deliveries in flight finish or go back to the queue within ``graceful_timeout_seconds``. Then
+uvicorn closes the listening socket and waits for the requests still open, for what is left of
+that timeout, before the app's shutdown closes the engine. A second Ctrl-C stops at once
+(deliveries then still running are retried when their leases end, as after a crash).
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+import time
+from collections.abc import Awaitable, Callable
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -8,9 +24,46 @@ from starlette.types import ASGIApp
 from cueflow.api.connections import guarded_protocol
 from cueflow.config import Settings
 
+log = logging.getLogger(__name__)
 
-def serve_forever(app: ASGIApp, settings: Settings, log_level: str) -> None:
-    """Serve ``app`` on ``settings.host:port`` until a signal stops the process."""
+Drain = Callable[[], Awaitable[None]]
+"""Stops the engine taking new work and ends the work in flight (``Engine.drain``)."""
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which first drains the engine when it is told to stop."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain | None, grace: float) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._grace = grace
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Drain (still answering requests), then stop as uvicorn does, its wait for open
+        requests bounded by what is left of the graceful timeout."""
+        started = time.monotonic()
+        if self._drain is not None:
+            log.info("draining: no new work; up to %.1f s for work in flight", self._grace)
+            draining = asyncio.ensure_future(self._drain())
+            while not draining.done() and not self.force_exit:
+                await asyncio.wait({draining}, timeout=0.1)
+            if not draining.done():  # a second Ctrl-C: stop now, as uvicorn does
+                log.warning("forced to stop: work in flight is retried when its leases end")
+                draining.cancel()
+            [outcome] = await asyncio.gather(draining, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                log.error("draining failed", exc_info=outcome)
+            log.info("drained in %.2f s", time.monotonic() - started)
+        left = self._grace - (time.monotonic() - started)
+        self.config.timeout_graceful_shutdown = max(1, math.ceil(left))
+        await super().shutdown(sockets)
+
+
+def serve_forever(
+    app: ASGIApp, settings: Settings, log_level: str, drain: Drain | None = None
+) -> None:
+    """Serve ``app`` on ``settings.host:port`` until a signal stops the process; on the signal
+    run ``drain`` first (see the module docstring)."""
     proxies = settings.forwarded_allow_ips.strip()
     config = uvicorn.Config(
         app,
@@ -26,4 +79,4 @@ def serve_forever(app: ASGIApp, settings: Settings, log_level: str) -> None:
         ws="none",  # no WebSocket routes: an upgrade stays a plain HTTP request
         timeout_keep_alive=settings.keep_alive_seconds,
     )
-    uvicorn.Server(config).run()
+    DrainingServer(config, drain, settings.graceful_timeout_seconds).run()

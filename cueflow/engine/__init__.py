@@ -131,6 +131,7 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
             services.signals.work.ticket,
             functools.partial(claims.claimable_rows, services),
             services.settings.max_waits_per_key,
+            services.signals.draining,
         )
         """The long-polls waiting for claimable work, one shared look per account and task."""
 
@@ -206,6 +207,7 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
         await self.open()
         if self.loops.running():
             return
+        self.services.signals.draining.clear()
         await self.sync_flows()
         for transport in self.transports.values():
             await transport.start(self.services)
@@ -218,11 +220,30 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
             loops["dispatcher"] = self.dispatcher.run
         self.loops.start(loops, self.metrics)
 
-    async def stop(self) -> None:
-        """Cancel background tasks, finish or cancel deliveries in flight, stop transports."""
+    async def drain(self, timeout: float | None = None) -> None:
+        """Stop taking new work and let the work in flight end: the first half of :meth:`stop`,
+        which ``cueflow serve`` runs on SIGTERM while it still answers requests. From the first
+        moment ``/status`` answers 503 ``draining`` (:meth:`draining`); the background loops
+        stop (nothing fires or starts a delivery here); every long-poll is answered now with an
+        empty list, and later ones at once; push deliveries and in-process handlers in flight
+        get ``timeout`` seconds (default ``graceful_timeout_seconds``) to finish and be
+        recorded, and those still running are then cancelled and their executions go back to
+        the queue. Calling it again does nothing new; :meth:`start` ends the drain."""
+        self.services.signals.draining.set()
+        self.long_polls.answer_all()
         await self.loops.stop()
+        grace = self.settings.graceful_timeout_seconds if timeout is None else timeout
+        await self.dispatcher.drain(grace)
+
+    def draining(self) -> bool:
+        """Whether the engine drains or stopped (:meth:`drain`) since it last started."""
+        return self.services.signals.draining.is_set()
+
+    async def stop(self) -> None:
+        """Drain (:meth:`drain`: deliveries in flight get ``graceful_timeout_seconds``), then
+        stop the long-poll watches and the transports."""
+        await self.drain()
         await self.long_polls.close()
-        await self.dispatcher.stop()
         for transport in self.transports.values():
             await transport.stop()
 
@@ -236,8 +257,8 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
     def run(self, startup: Callable[[], Awaitable[object]] | None = None) -> None:
         """Blocking, for scripts: start the engine, await ``startup()`` if given (create cues
         there), then run until Ctrl-C or SIGTERM and close cleanly (deliveries in flight get
-        a few seconds to finish). Inside an asyncio application use ``async with engine`` or
-        :meth:`start`/:meth:`close` instead."""
+        ``graceful_timeout_seconds`` to finish, see :meth:`drain`). Inside an asyncio
+        application use ``async with engine`` or :meth:`start`/:meth:`close` instead."""
         asyncio.run(run_until_signalled(self, startup))
 
     # in-process handlers and wake-ups ------------------------------------------------------------

@@ -5,6 +5,13 @@ asyncpg through SQLAlchemy's async engine. Due-cue selection, claim-next and the
 ``NOTIFY`` so every node's scheduler wakes at once. Migrations run under an advisory lock, so
 nodes starting together migrate once.
 
+TLS: the URL takes libpq's TLS parameters (``sslmode``, ``sslrootcert``, ``sslcert``,
+``sslkey``, ``sslnegotiation``) and the ``ssl=`` form SQLAlchemy documents for asyncpg
+(``ssl=require``, or ``ssl=true``, which like asyncpg's ``ssl=True`` means ``verify-full``);
+:func:`tls_parameters` takes them out of the URL SQLAlchemy sees, and asyncpg reads them with
+libpq's meaning on every connection (pool, migrations, ``LISTEN``). Without any, asyncpg tries
+TLS and falls back to plain (``prefer``), as libpq does.
+
 Faults: every statement has a deadline (asyncpg's ``command_timeout``), so does opening a
 connection and waiting for one from the pool. A pooled connection the server closed is never
 handed out, and one idle for a second or more is checked with a quick ``SELECT 1`` first; when
@@ -25,17 +32,19 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 import orjson
 from sqlalchemy import event, exc, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util import await_
 
 from cueflow.config import Settings
+from cueflow.errors import PluginError
 from cueflow.faults import database_fault
 from cueflow.markers import hookimpl
 from cueflow.migrate import upgrade
@@ -64,6 +73,45 @@ _KEEPALIVES = {"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10",
                "tcp_keepalives_count": "3"}  # fmt: skip
 
 
+TLS_PARAMETERS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslnegotiation")
+"""libpq's TLS parameters that asyncpg understands in a connection string."""
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_SSL_BOOLEANS = {"true": "verify-full", "1": "verify-full", "on": "verify-full",
+                 "false": "disable", "0": "disable", "off": "disable"}  # fmt: skip
+
+
+def tls_parameters(url: URL) -> tuple[URL, dict[str, str]]:
+    """Split ``url`` into the URL without its TLS query parameters and those parameters in
+    libpq's names (``ssl=`` becomes ``sslmode``). SQLAlchemy would hand them to
+    ``asyncpg.connect`` as keyword arguments, which it refuses (``unexpected keyword argument
+    'sslmode'``); asyncpg reads them from a connection string instead (:func:`_tls_dsn`).
+    Raises ``ValueError`` for an unknown mode or two that disagree."""
+    query = dict(url.query)
+    tls: dict[str, str] = {}
+    for name in (*TLS_PARAMETERS, "ssl"):
+        value = query.pop(name, None)
+        if isinstance(value, tuple):
+            raise ValueError(f"the database URL gives {name} more than once")
+        if value is not None:
+            tls[name] = value
+    if "ssl" in tls:
+        given = tls.pop("ssl")
+        mode = _SSL_BOOLEANS.get(given.lower(), given.lower())
+        if tls.setdefault("sslmode", mode) != mode:
+            raise ValueError(f"the database URL has ssl={given} and sslmode={tls['sslmode']}")
+    if "sslmode" in tls and tls["sslmode"] not in SSL_MODES:
+        raise ValueError(
+            f"sslmode={tls['sslmode']} in the database URL is not one of {', '.join(SSL_MODES)}"
+        )
+    return url.set(query=query), tls
+
+
+def _tls_dsn(tls: dict[str, str]) -> dict[str, str]:
+    """``connect_args`` that give asyncpg the TLS parameters as a connection string with no
+    address (the keyword arguments SQLAlchemy adds name the server)."""
+    return {"dsn": f"postgresql://?{urlencode(tls)}"} if tls else {}
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -79,10 +127,11 @@ class PostgresConnector:
         url: str,
         pool_size: int = 10,
         *,
+        max_overflow: int | None = None,
         statement_timeout: float = 10.0,
         connect_timeout: float = 5.0,
     ) -> None:
-        parsed = make_url(url).set(drivername="postgresql+asyncpg")
+        parsed, self.tls = tls_parameters(make_url(url).set(drivername="postgresql+asyncpg"))
         self.url = parsed
         self.statement_timeout = statement_timeout
         self.connect_timeout = connect_timeout
@@ -91,12 +140,13 @@ class PostgresConnector:
         self.engine = create_async_engine(
             parsed,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=pool_size if max_overflow is None else max_overflow,
             pool_timeout=statement_timeout,
             pool_recycle=POOL_RECYCLE_SECONDS,
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             connect_args={
+                **_tls_dsn(self.tls),
                 "timeout": connect_timeout,
                 "command_timeout": statement_timeout,
                 "server_settings": self.server_settings,
@@ -138,7 +188,7 @@ class PostgresConnector:
         migrator = create_async_engine(
             self.url,
             poolclass=NullPool,
-            connect_args={"timeout": self.connect_timeout,
+            connect_args={**_tls_dsn(self.tls), "timeout": self.connect_timeout,
                           "command_timeout": MIGRATION_TIMEOUT_SECONDS},
         )  # fmt: skip
         try:
@@ -172,7 +222,9 @@ class PostgresConnector:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(
-                    self.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                    self.url.set(drivername="postgresql")
+                    .update_query_dict(self.tls)
+                    .render_as_string(hide_password=False),
                     timeout=self.connect_timeout,
                     command_timeout=self.statement_timeout,
                     server_settings={**self.server_settings, "application_name": LISTENER_NAME},
@@ -233,14 +285,19 @@ async def _wait(event_: asyncio.Event, seconds: float) -> None:
 
 
 def open_store(url: str, settings: Settings) -> SqlStore:
-    """Build a PostgreSQL store for ``postgresql://user@host/db``."""
-    return SqlStore(
-        PostgresConnector(
+    """Build a PostgreSQL store for ``postgresql://user@host/db``; a URL it cannot use (a bad
+    ``sslmode``) is a :class:`~cueflow.errors.PluginError` naming the reason."""
+    try:
+        connector = PostgresConnector(
             url,
+            settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
             statement_timeout=settings.database_statement_timeout_seconds,
             connect_timeout=settings.database_connect_timeout_seconds,
         )
-    )
+    except ValueError as exc:
+        raise PluginError(f"postgresql store: {exc}") from exc
+    return SqlStore(connector)
 
 
 @hookimpl
@@ -250,4 +307,4 @@ def cueflow_register_stores(register: Callable[[str, Any], None]) -> None:
     register("postgres", open_store)
 
 
-__all__ = ["PostgresConnector", "open_store"]
+__all__ = ["PostgresConnector", "open_store", "tls_parameters"]

@@ -26,9 +26,12 @@ async def health(engine: EngineDep) -> JSONResponse:
     "/status", response_model=responses.Status, responses={503: {"model": responses.Status}}
 )
 async def status(engine: EngineDep) -> JSONResponse:
-    """``healthy`` / ``degraded`` (200), or ``down`` (503, with ``Retry-After``) when the
-    database is unreachable."""
+    """``healthy`` / ``degraded`` (200), ``draining`` (503: this process is shutting down, a
+    balancer should route elsewhere) or ``down`` (503, with ``Retry-After``) when the database
+    is unreachable."""
     body = await engine.status()
+    if body["status"] == "draining":
+        return json_response(body, 503)
     if body["status"] != "down":
         return json_response(body)
     response = json_response(body, 503)
