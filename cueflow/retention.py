@@ -30,6 +30,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ from cueflow.errors import DatabaseUnavailable
 from cueflow.manual_runs import IDEMPOTENCY_WINDOW
 from cueflow.quotas import month_start
 from cueflow.states import RUN_TERMINAL, TERMINAL, Status
-from cueflow.store import PruneCut
+from cueflow.store import PruneCut, StoreTx
 
 if TYPE_CHECKING:
     from cueflow.pulse import Pulse
@@ -125,12 +126,28 @@ async def prune(
         report.seconds = time.monotonic() - started
         return report
     limit = services.settings.retention_batch
-    steps = (
-        ("flow_runs", lambda tx: tx.prune_flow_runs(cut, limit)),
-        ("executions", lambda tx: tx.prune_executions(cut, limit)),
-        ("alerts", lambda tx: tx.prune_alerts(alerts_before, limit)),
-        ("fire_keys", lambda tx: tx.prune_fire_keys(keys_before, limit)),
-        ("rate_limit_starts", lambda tx: tx.prune_rate_starts(now, limit)),
+
+    async def flow_runs(tx: StoreTx) -> tuple[int, int, int]:
+        return await tx.prune_flow_runs(cut, limit)
+
+    async def executions(tx: StoreTx) -> int:
+        return await tx.prune_executions(cut, limit)
+
+    async def alerts(tx: StoreTx) -> int:
+        return await tx.prune_alerts(alerts_before, limit)
+
+    async def fire_keys(tx: StoreTx) -> int:
+        return await tx.prune_fire_keys(keys_before, limit)
+
+    async def rate_limit_starts(tx: StoreTx) -> int:
+        return await tx.prune_rate_starts(now, limit)
+
+    steps: tuple[tuple[str, Callable[[StoreTx], Awaitable[int | tuple[int, int, int]]]], ...] = (
+        ("flow_runs", flow_runs),
+        ("executions", executions),
+        ("alerts", alerts),
+        ("fire_keys", fire_keys),
+        ("rate_limit_starts", rate_limit_starts),
     )
     for kind, step in steps:
         while True:
