@@ -6,14 +6,11 @@ itself; two engines on one database never prune at once."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
-from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.errors import NotFound
@@ -22,61 +19,10 @@ from cueflow.store import ExecutionFilter
 from tests.claims_support import is_postgres, new_user, opened
 from tests.conftest import eventually
 from tests.flows_support import task
+from tests.retention_support import kept, recurring, seed
 
 DAY = timedelta(days=1)
 MONTH = timedelta(days=30)
-_TICKS = itertools.count()
-
-
-async def recurring(engine: Engine, user: Principal, name: str = "every-minute") -> str:
-    cue, _ = await engine.create_cue(
-        user,
-        {
-            "name": name,
-            "transport": "worker",
-            "schedule": {"type": "recurring", "cron": "* * * * *"},
-            "payload": {"task": "job"},
-        },
-    )
-    return cue.id
-
-
-async def seed(
-    engine: Engine, user: Principal, cue_id: str, status: str, age: timedelta, count: int = 1
-) -> list[str]:
-    """``count`` executions of the cue in ``status``, fired and last changed ``age`` ago (one
-    minute apart, older first)."""
-    now = engine.clock.now()
-    made = []
-    async with engine.store.tx() as tx:
-        for n in range(count):
-            at = now - age - timedelta(minutes=count - n, milliseconds=-next(_TICKS))
-            execution_id = str(uuid.uuid4())
-            values: dict[str, Any] = {
-                "id": execution_id,
-                "cue_id": cue_id,
-                "user_id": user.user_id,
-                "transport": "worker",
-                "scheduled_for": at,
-                "status": status,
-                "created_at": at,
-                "updated_at": at,
-            }
-            assert await tx.insert_execution(values)
-            made.append(execution_id)
-    return made
-
-
-async def exists(engine: Engine, user: Principal, execution_id: str) -> bool:
-    try:
-        await engine.get_execution(user, execution_id)
-    except NotFound:
-        return False
-    return True
-
-
-async def kept(engine: Engine, user: Principal, ids: list[str]) -> list[str]:
-    return [i for i in ids if await exists(engine, user, i)]
 
 
 async def test_old_ended_executions_go_while_recent_and_unfinished_ones_stay(
@@ -180,9 +126,7 @@ async def test_ended_flow_runs_go_with_their_steps_and_executions(
     await engine.cancel_flow_run(user, cancelled.id)
     clock.advance(timedelta(days=31).total_seconds())
     still_open, _, _ = await engine.start_flow_run(user, flow.id, {"input": {}})
-    old_steps = (
-        await engine.list_executions(user, ExecutionFilter(flow_run_id=cancelled.id))
-    ).rows
+    old_steps = (await engine.list_executions(user, ExecutionFilter(flow_run_id=cancelled.id))).rows
     assert old_steps
 
     dry = await engine.prune(MONTH, dry_run=True)
