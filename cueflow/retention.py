@@ -19,9 +19,10 @@ are kept whatever the cut-off: the limit counts them.
 Deletes run in batches of at most ``retention_batch`` rows, each in a transaction of its own
 under a cluster-wide lock taken without waiting
 (:meth:`cueflow.store.RetentionStore.try_lock_retention`): at any moment one node prunes, and
-a node that finds the lock taken stops its cycle. The loop pauses between batches as long as
-the batch took (at most a second), so claims and outcomes on a single-writer store get their
-turn.
+a node that finds the lock taken stops its cycle. The loop pauses between batches
+:data:`PAUSE_FACTOR` times as long as the batch took (at most :data:`MAX_PAUSE_SECONDS`), so
+pruning holds the database a quarter of the time at most and claims and outcomes on a
+single-writer store get their turn.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 KEEP_LATEST = alert_rules.CONSECUTIVE_FAILURE_THRESHOLD
 """Newest finished runs of each cue kept whatever their age: enough for the consecutive
 failure alert to see a streak."""
+
+PAUSE_FACTOR = 3.0
+"""The retention loop rests this many times as long as a batch took before the next one."""
+MAX_PAUSE_SECONDS = 2.0
 
 KINDS = ("executions", "flow_runs", "flow_steps", "alerts", "fire_keys", "rate_limit_starts")
 """What a prune deletes, in the order of its report."""
@@ -113,7 +118,7 @@ async def prune(
     """Delete history that ended more than ``older_than`` ago (see the module), batch after
     batch until none is left or another node holds the retention lock; with ``dry_run``,
     count it and delete nothing. ``pulse`` hears each batch; with ``pause`` the prune rests
-    between batches as long as the batch took (at most a second)."""
+    between batches (see :data:`PAUSE_FACTOR`)."""
     started = time.monotonic()
     now = services.clock.now()
     cut = _cut(services, now, older_than)
@@ -174,7 +179,8 @@ async def prune(
             if pulse is not None:
                 pulse.beat()
             if pause:
-                await asyncio.sleep(min(1.0, time.monotonic() - batch_started))
+                took = time.monotonic() - batch_started
+                await asyncio.sleep(min(MAX_PAUSE_SECONDS, PAUSE_FACTOR * took))
             if kind != "flow_runs" and count < limit:
                 break
     report.seconds = time.monotonic() - started
