@@ -7,6 +7,7 @@
     python -m benchmarks --scenarios flows --items 100 --repeat 1               # flows
     python -m benchmarks --scenarios worker --protocols next,batch --clients lite \
         --controls none,priority+concurrency                                     # run controls
+    python -m benchmarks --scenarios retention --seeded 100000 --repeat 1        # retention
 
 Each run of a scenario gets a fresh ``cueflow serve`` on a fresh database (or uses the server
 at ``--url``). Figures are printed as a table (median and range over ``--repeat`` runs) and
@@ -36,6 +37,7 @@ from benchmarks import (
     flows,
     hostile_tenant,
     longpoll,
+    retention,
     scale,
     webhook_latency,
     worker_throughput,
@@ -54,6 +56,7 @@ SCENARIOS = (
     "flood",
     "longpoll",
     "flows",
+    "retention",
 )
 
 ROBUSTNESS_ENV = {
@@ -162,6 +165,17 @@ def _configs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
                         "protocol": args.flow_protocol,
                     }
                     configs.append((f"flows {part} {store}", scenario, params))
+            elif scenario == "retention" and store != "remote":
+                params = {
+                    "store": store,
+                    "seeded": args.seeded,
+                    "executions": args.executions,
+                    "workers": args.workers,
+                    "batch": args.batch,
+                    "protocol": args.retention_protocol,
+                    "prune_batch": args.prune_batch,
+                }
+                configs.append((f"retention {store}", scenario, params))
             elif scenario == "scale" and store != "remote":
                 params = {"store": store, "idle": args.idle_cues, "burst": args.burst}
                 configs.append((f"scale {store}", scenario, params))
@@ -214,6 +228,16 @@ async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, An
         if scenario == "flows":
             return await _run_flows(target, params)
         assert isinstance(target, ServerTarget)
+        if scenario == "retention":
+            return await retention.run(
+                target,
+                seeded=params["seeded"],
+                executions=params["executions"],
+                workers=params["workers"],
+                protocol=params["protocol"],
+                batch=params["batch"],
+                prune_batch=params["prune_batch"],
+            )
         counts = tuple(int(c) for c in params["idle"].split(","))
         return await scale.run(target, counts, params["burst"])
     finally:
@@ -343,6 +367,18 @@ HEADLINES: dict[str, Headline] = {
         "peak rss MB": r.get("server_peak_rss_mb"),
     },
     "flows": _flows_headline,
+    "retention": lambda r: {
+        "worker exec/s alone": r["worker_alone"]["exec_per_s"],
+        "worker exec/s while pruning": r["worker_while_pruning"]["exec_per_s"],
+        "worker lag p95 ms alone": r["worker_alone"]["lag_ms"]["p95"],
+        "worker lag p95 ms pruning": r["worker_while_pruning"]["lag_ms"]["p95"],
+        "prune rows/s under load": r["prune_under_load"]["rows_per_s"],
+        "prune s under load": r["prune_under_load"]["seconds"],
+        "prune rows/s alone": r["prune_alone"]["rows_per_s"],
+        "prune s alone": r["prune_alone"]["seconds"],
+        "rows deleted": r["prune_alone"]["deleted"],
+        "seed s": r["seed_seconds"],
+    },
     "scale": lambda r: {
         **{f"idle {n} cpu %": v["idle_cpu_percent"] for n, v in r["idle"].items()},
         **{f"idle {n} rss MB": v["rss_mb"] for n, v in r["idle"].items()},
@@ -411,6 +447,15 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=500, help="flows chain: runs started at once")
     parser.add_argument("--items", type=int, default=1000, help="flows fanout: for_each items")
     parser.add_argument("--flow-protocol", default="batch", help="flows chain: batch or next")
+    parser.add_argument(
+        "--seeded", type=int, default=1_000_000, help="retention: old executions to prune"
+    )
+    parser.add_argument(
+        "--prune-batch", type=int, default=1000, help="retention: rows per prune statement"
+    )
+    parser.add_argument(
+        "--retention-protocol", default="batch", help="retention: the workers' protocol"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--receiver-host", default="127.0.0.1")
     parser.add_argument("--server-log", help="append the started servers' output here")

@@ -26,6 +26,7 @@ import asyncio
 import multiprocessing as mp
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks.clients import make_client
@@ -181,8 +182,10 @@ async def run(
     client: str = "lite",
     batch: int = 10,
     controls: tuple[str, ...] = (),
+    on_start: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
-    """One run of the scenario; its figures."""
+    """One run of the scenario; its figures. ``on_start`` is called as the worker loops start
+    (the retention scenario starts pruning then)."""
     token = target.new_account()
     due_at = await first_due_after_creating(
         target.base_url, token, executions, probe=40, transport="worker"
@@ -196,6 +199,8 @@ async def run(
     wait = due - time.time() - 0.3
     if wait > 0:
         await asyncio.sleep(wait)
+    if on_start is not None:
+        on_start()
     meter = target.meter()
     results = await _run_loops(target, token, client, protocol, workers, due, batch)
     figures = meter.stop()

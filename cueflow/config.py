@@ -58,6 +58,19 @@ class Settings(BaseSettings):
         1.0, gt=0, validation_alias=_env("CUEFLOW_SWEEP_INTERVAL_SECONDS")
     )
     """How often expired leases and unclaimed executions are swept."""
+    retention_days: float = Field(0.0, ge=0, validation_alias=_env("CUEFLOW_RETENTION_DAYS"))
+    """History retention: executions that ended (``success``, ``failed``, ``missed``) and were
+    last changed more than this many days ago are deleted in the background, with ended flow
+    runs and alerts as old (see ``docs/operations.md``). 0 (the default): keep everything."""
+    retention_interval_seconds: float = Field(
+        300.0, gt=0, validation_alias=_env("CUEFLOW_RETENTION_INTERVAL_SECONDS")
+    )
+    """How often the retention loop looks for history to delete (when ``retention_days`` is
+    set)."""
+    retention_batch: int = Field(
+        1000, ge=1, le=100_000, validation_alias=_env("CUEFLOW_RETENTION_BATCH")
+    )
+    """Most rows one retention statement deletes; each batch is its own short transaction."""
     scheduler_recheck_seconds: float = Field(
         2.0, gt=0, validation_alias=_env("CUEFLOW_SCHEDULER_RECHECK_SECONDS")
     )

@@ -60,6 +60,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.overlap",
             "cueflow.push_attempts",
             "cueflow.quotas",
+            "cueflow.retention",
             "cueflow.run_limits",
             "cueflow.scheduler",
             "cueflow.scrape",

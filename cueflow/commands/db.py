@@ -1,4 +1,5 @@
-"""``cueflow db``: bring a store's schema up to date, or say which version it is at."""
+"""``cueflow db``: bring a store's schema up to date, say which version it is at, or delete
+old history (``prune``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 # SQLAlchemy and Alembic are imported inside the commands: the rest of the CLI starts faster
 
-db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations and history retention.", no_args_is_help=True)
 
 DatabaseUrl = Annotated[
     str | None,
@@ -136,3 +137,64 @@ def current(database_url: DatabaseUrl = None, as_json: JsonFlag = False) -> None
         raise
     except Exception as exc:
         fail(f"cannot read {safe_url(url)}: {type(exc).__name__}: {exc}")
+
+
+@db_app.command("prune")
+def prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Delete history that ended longer ago than this: 30d, 12h, 90m."
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go, per kind; delete nothing.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete executions, flow runs and alerts that ended long ago, in short batches (the
+    server does this by itself when CUEFLOW_RETENTION_DAYS is set)."""
+    from cueflow.config import Settings
+    from cueflow.engine import Engine
+    from cueflow.errors import PluginError
+    from cueflow.retention import PruneReport, parse_age
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        fail(f"--older-than: {exc}", EXIT_USAGE)
+    url = _settings_url(database_url)
+
+    async def run() -> PruneReport:
+        engine = Engine(Settings(database_url=url))
+        await engine.open()
+        try:
+            return await engine.prune(age, dry_run=dry_run)
+        finally:
+            await engine.close()
+
+    try:
+        report = asyncio.run(run())
+    except PluginError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except Exception as exc:
+        fail(f"cannot prune {safe_url(url)}: {type(exc).__name__}: {exc}")
+    if as_json:
+        print_json(
+            {
+                "dry_run": dry_run,
+                "older_than": older_than,
+                "complete": report.complete,
+                "seconds": round(report.seconds, 3),
+                **({} if dry_run else {"deleted": report.counts}),
+                **({"would_delete": report.counts} if dry_run else {}),
+            }
+        )
+    else:
+        verb = "Would delete" if dry_run else "Deleted"
+        say(f"{verb} (ended more than {older_than} ago) in {report.seconds:.1f} s:")
+        for kind, count in report.counts.items():
+            say(f"  {kind:<18} {count}")
+    if not report.complete:
+        fail("another node is pruning now: stopped early; run it again later")

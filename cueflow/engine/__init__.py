@@ -31,12 +31,14 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import cueflow.claims as claims
 import cueflow.echo as echo
 import cueflow.health as health
 import cueflow.leases as leases
+import cueflow.retention as retention
 from cueflow.authentication import Authenticator
 from cueflow.clock import Clock, SystemClock
 from cueflow.config import Settings
@@ -202,8 +204,8 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
     async def start(self) -> None:
         """Open, store the flows declared in code (:meth:`sync_flows`), start transports, and
         run the background loops (see :mod:`cueflow.loops`): the scheduler, the lease sweeper,
-        the store's listener for other nodes' changes and (when a push transport is installed)
-        the delivery dispatcher."""
+        the store's listener for other nodes' changes, (when a push transport is installed)
+        the delivery dispatcher and (when ``retention_days`` is set) the history retention."""
         await self.open()
         if self.loops.running():
             return
@@ -218,6 +220,8 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
         }
         if self.transports.push():
             loops["dispatcher"] = self.dispatcher.run
+        if self.settings.retention_days > 0:
+            loops["retention"] = lambda: retention.prune_forever(self.services)
         self.loops.start(loops, self.metrics)
 
     async def drain(self, timeout: float | None = None) -> None:
@@ -297,6 +301,11 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
     async def sweep(self) -> int:
         """Expire leases and mark unclaimed executions missed; returns how many changed."""
         return await leases.sweep(self.services)
+
+    async def prune(self, older_than: timedelta, *, dry_run: bool = False) -> retention.PruneReport:
+        """Delete executions, flow runs and alerts that ended more than ``older_than`` ago, in
+        bounded batches (see :mod:`cueflow.retention`); with ``dry_run``, only count them."""
+        return await retention.prune(self.services, older_than, dry_run=dry_run)
 
     async def deliver_due(self) -> int:
         """Hand every due push execution (new, retry due, or lease expired) to its transport and

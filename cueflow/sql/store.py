@@ -25,6 +25,7 @@ from cueflow.sql.execution_queries import ExecutionQueries
 from cueflow.sql.flow_queries import FlowQueries
 from cueflow.sql.idempotency_queries import IdempotencyQueries
 from cueflow.sql.limit_queries import LimitQueries
+from cueflow.sql.retention_queries import RetentionQueries
 from cueflow.sql.usage_queries import UsageQueries
 from cueflow.sql.worker_queries import WorkerQueries
 
@@ -119,6 +120,7 @@ class SqlTx(
     FlowQueries,
     IdempotencyQueries,
     LimitQueries,
+    RetentionQueries,
 ):
     """The statements of one unit of work, grouped by concept in the ``cueflow.sql`` modules
     (each mixin implements the protocol of the same concept in :mod:`cueflow.store`)."""

@@ -2,6 +2,8 @@
 
 The Alembic migrations under ``cueflow/migrations`` create exactly these tables; a test compares
 the migrated database with this metadata so the two can never drift apart.
+
+Long because: it is the schema, every table in one place, as the migrations see it.
 """
 
 from __future__ import annotations
@@ -146,6 +148,7 @@ class Execution(SQLModel, table=True):
         Index("ix_executions_lease", "status", "lease_expires_at"),
         Index("ix_executions_dispatch", "status", "transport", "scheduled_for"),
         Index("ix_executions_retry", "status", "next_retry"),
+        Index("ix_executions_retention", "status", "updated_at"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -222,7 +225,10 @@ class Alert(SQLModel, table=True):
     """
 
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_alerts_user_created", "user_id", "created_at"),
+        Index("ix_alerts_created", "created_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     user_id: str = Field(
@@ -295,6 +301,7 @@ class FlowRun(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("flow_id", "idempotency_key", name="uq_flow_runs_idempotency"),
         Index("ix_flow_runs_user_created", "user_id", "created_at"),
+        Index("ix_flow_runs_retention", "status", "finished_at"),
     )
 
     id: str = Field(primary_key=True, max_length=20)

@@ -5,8 +5,8 @@ returns a :class:`Store`; all reads and writes happen inside :meth:`Store.tx`, a
 whose methods are plain data operations, grouped by concept in one protocol each
 (:class:`AccountStore`, :class:`CueStore`, :class:`ExecutionStore`, :class:`ClaimStore`,
 :class:`DeliveryStore`, :class:`WorkerStore`, :class:`AlertStore`, :class:`UsageStore`,
-:class:`EchoStore`, :class:`FlowStore`, :class:`LimitStore`, :class:`IdempotencyStore`; the
-modules of this package).
+:class:`EchoStore`, :class:`FlowStore`, :class:`LimitStore`, :class:`IdempotencyStore`,
+:class:`RetentionStore`; the modules of this package).
 Reads return the typed records of :mod:`cueflow.records`. Business rules (which status follows
 which, when a lease is lost, how a schedule advances, whether a limit admits a run) stay in the
 engine: it hands the store ready-made values and the state machine's allowed source statuses.
@@ -29,12 +29,14 @@ from cueflow.store.executions import ExecutionStore
 from cueflow.store.flows import FlowStore
 from cueflow.store.idempotency import IdempotencyStore
 from cueflow.store.limits import LimitStore
+from cueflow.store.retention import RetentionStore
 from cueflow.store.usage import UsageStore
 from cueflow.store.values import (
     Duplicate,
     ExecutionFilter,
     ExecutionPage,
     FirePlan,
+    PruneCut,
     ReportGate,
 )
 from cueflow.store.workers import WorkerStore
@@ -57,7 +59,9 @@ __all__ = [
     "FlowStore",
     "IdempotencyStore",
     "LimitStore",
+    "PruneCut",
     "ReportGate",
+    "RetentionStore",
     "Store",
     "StoreTx",
     "UsageStore",
@@ -85,6 +89,7 @@ class StoreTx(
     FlowStore,
     IdempotencyStore,
     LimitStore,
+    RetentionStore,
     Protocol,
 ):
     """One unit of work: every concept's operations, each run in the enclosing transaction."""

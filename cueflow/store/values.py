@@ -60,3 +60,17 @@ class FirePlan:
     cue_values_if_fired: dict[str, Any] = field(default_factory=dict)
     """Set on the cue only when at least one of ``executions`` was inserted (a fire key that
     already existed leaves the cue as it was)."""
+
+
+@dataclass(frozen=True)
+class PruneCut:
+    """Which ended history a prune may delete, as the engine decided it
+    (:mod:`cueflow.retention`): executions in ``statuses`` last changed before ``before``, but
+    not the ``keep_latest`` newest runs of a cue in ``finished`` statuses (or with a reported
+    outcome); flow runs in ``run_statuses`` that finished before ``before``."""
+
+    before: datetime
+    statuses: tuple[str, ...]
+    finished: tuple[str, ...]
+    keep_latest: int
+    run_statuses: tuple[str, ...]

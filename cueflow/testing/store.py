@@ -7,6 +7,7 @@ from cueflow.testing.store_data import StoreDataTests
 from cueflow.testing.store_delivery import StoreDeliveryTests
 from cueflow.testing.store_fire_keys import StoreFireKeyTests
 from cueflow.testing.store_flows import StoreFlowTests
+from cueflow.testing.store_retention import StoreRetentionTests
 from cueflow.testing.store_upkeep import StoreUpkeepTests
 
 
@@ -17,6 +18,7 @@ class StoreConformance(
     StoreUpkeepTests,
     StoreFlowTests,
     StoreFireKeyTests,
+    StoreRetentionTests,
 ):
     """Every test a store plugin must pass, run through a real :class:`cueflow.engine.Engine`.
 
