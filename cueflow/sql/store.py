@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Text, select, type_coerce
+
 from cueflow.errors import DatabaseBusy, DatabaseUnavailable
 from cueflow.faults import database_fault
 from cueflow.sql.accounts import AccountQueries
@@ -25,6 +27,8 @@ from cueflow.sql.execution_queries import ExecutionQueries
 from cueflow.sql.flow_queries import FlowQueries
 from cueflow.sql.idempotency_queries import IdempotencyQueries
 from cueflow.sql.limit_queries import LimitQueries
+from cueflow.sql.secret_box import SEALED_PREFIX
+from cueflow.sql.tables import users
 from cueflow.sql.usage_queries import UsageQueries
 from cueflow.sql.worker_queries import WorkerQueries
 
@@ -61,8 +65,13 @@ class SqlStore:
         self._failed: tuple[float, str] | None = None
 
     async def open(self) -> None:
-        """Connect and migrate."""
+        """Connect, migrate, and read one encrypted secret back: a missing or wrong
+        ``CUEFLOW_SECRET_KEY`` stops start-up here with a
+        :class:`cueflow.sql.secret_box.SecretKeyError`, not at the first delivery."""
         await self.connector.open()
+        sealed = type_coerce(users.c.webhook_secret, Text).startswith(SEALED_PREFIX)
+        async with self.tx() as tx:
+            (await tx.conn.execute(select(users.c.webhook_secret).where(sealed).limit(1))).all()
 
     async def close(self) -> None:
         """Disconnect."""

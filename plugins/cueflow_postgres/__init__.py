@@ -41,6 +41,7 @@ from cueflow.markers import hookimpl
 from cueflow.migrate import upgrade
 from cueflow.pulse import Pulse
 from cueflow.sql.base import Connection as StoreConnection
+from cueflow.sql.secret_box import attach
 from cueflow.sql.store import SqlStore
 
 log = logging.getLogger(__name__)
@@ -234,13 +235,13 @@ async def _wait(event_: asyncio.Event, seconds: float) -> None:
 
 def open_store(url: str, settings: Settings) -> SqlStore:
     """Build a PostgreSQL store for ``postgresql://user@host/db``."""
-    return SqlStore(
-        PostgresConnector(
-            url,
-            statement_timeout=settings.database_statement_timeout_seconds,
-            connect_timeout=settings.database_connect_timeout_seconds,
-        )
+    connector = PostgresConnector(
+        url,
+        statement_timeout=settings.database_statement_timeout_seconds,
+        connect_timeout=settings.database_connect_timeout_seconds,
     )
+    attach(connector.engine.sync_engine.dialect, settings.secret_key)
+    return SqlStore(connector)
 
 
 @hookimpl
