@@ -46,9 +46,13 @@ class AccountMethods:
         """The caller's webhook signing secret (``whsec_...``)."""
         return await signing_secrets.webhook_secret(self.services, user)
 
-    async def rotate_webhook_secret(self, user: Principal) -> str:
-        """Replace the caller's webhook secret; the next delivery is signed with the new one."""
-        return await signing_secrets.rotate_webhook_secret(self.services, user)
+    async def rotate_webhook_secret(
+        self, user: Principal, overlap_seconds: int | None = None
+    ) -> signing_secrets.SecretRotation:
+        """Replace the caller's webhook secret; the next delivery is signed with the new one,
+        and with the old one too for ``overlap_seconds`` (default: the
+        ``webhook_secret_overlap_seconds`` setting)."""
+        return await signing_secrets.rotate_webhook_secret(self.services, user, overlap_seconds)
 
     async def alert_webhook_secret(self, user: Principal) -> str:
         """The caller's alert webhook secret, created on first call."""

@@ -82,9 +82,7 @@ def is_sealed(stored: str) -> bool:
 def open_without_key(stored: str) -> str:
     """A stored value read with no key set: as it is, unless it is sealed (then an error)."""
     if is_sealed(stored):
-        raise SecretKeyError(
-            f"the database holds encrypted secrets but {KEY_SETTING} is not set"
-        )
+        raise SecretKeyError(f"the database holds encrypted secrets but {KEY_SETTING} is not set")
     return stored
 
 
