@@ -42,6 +42,11 @@ class AccountMethods:
         for it are listed over REST to whoever holds a key of the same account."""
         return await accounts.account(self.services, email)
 
+    async def create_account(self, email: str) -> dict[str, str]:
+        """Create an account whatever ``ALLOW_REGISTER`` says: ``{"api_key", "email"}``, the
+        only time the key is shown (``cueflow accounts create``)."""
+        return await accounts.create_account(self.services, email)
+
     async def webhook_secret(self, user: Principal) -> str:
         """The caller's webhook signing secret (``whsec_...``)."""
         return await signing_secrets.webhook_secret(self.services, user)
