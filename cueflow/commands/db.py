@@ -151,7 +151,7 @@ def rotate_secret_key(database_url: DatabaseUrl = None, as_json: JsonFlag = Fals
 
     settings = Settings() if database_url is None else Settings(database_url=database_url)
     url = settings.database_url
-    if settings.secret_key is None:
+    if settings.secret_key is None or not settings.secret_key.get_secret_value().strip():
         fail("CUEFLOW_SECRET_KEY is not set: give the new key first, then the old ones", EXIT_USAGE)
 
     async def rotate() -> Resealed:
