@@ -321,12 +321,10 @@ class KeyReveal(_Wire):
 
 
 class WebhookSecret(_Wire):
-    """The webhook signing secret (and, after a rotation, ``previous_secret_revoked``; false
-    when the previous secret keeps signing until ``previous_secret_valid_until``)."""
+    """The webhook secret (after a rotation: ``previous_secret_revoked``, ``..._valid_until``)."""
 
     webhook_secret: str
     previous_secret_revoked: bool | None = None
-    previous_secret_valid_until: datetime | None = None
 
 
 class AlertWebhookSecret(_Wire):
