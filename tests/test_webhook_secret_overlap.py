@@ -79,6 +79,10 @@ async def test_deliveries_in_the_window_verify_with_either_secret_then_with_the_
         assert verifies_any_value(during, old)
         assert verifies_any_value(during, new)
         assert not verifies_any_value(during, "whsec_" + "0" * 64)
+        # the SDK verifier given the whole two-value header accepts neither (docs/operations.md)
+        assert not verifies(during, old)
+        assert not verifies(during, new)
+        assert rotated["previous_secret_valid_until"].endswith("Z")
 
         clock.advance(3600)  # the window ends
         assert await fire(engine, clock) == 1
