@@ -204,3 +204,20 @@ async def test_without_a_key_the_server_warns_once_and_logs_no_secret(
     assert "CUEFLOW_SECRET_KEY is not set" in warnings[0].getMessage()
     for secret in stored["secrets"]:
         assert secret not in caplog.text
+
+
+async def test_rotation_walks_every_batch(database_url: str, clock: FakeClock) -> None:
+    from cueflow.sql.reseal import reseal_secrets
+    from cueflow.sql.store import SqlStore
+
+    old, new = new_key(), new_key()
+    async with keyed(database_url, clock, old) as (_, client):
+        stored = [await _store_everything(client, clock, "http://127.0.0.1:9/h") for _ in range(3)]
+    async with keyed(database_url, clock, f"{new},{old}") as (engine, _):
+        store = engine.services.store
+        assert isinstance(store, SqlStore)
+        done = await reseal_secrets(store, batch_size=1)
+        assert (done.users, done.cues) == (3, 3)
+    async with keyed(database_url, clock, new) as (_, client):
+        for one in stored:
+            await _reads_back(client, one)

@@ -1,7 +1,9 @@
 """Re-encrypt every stored secret with the newest key of ``CUEFLOW_SECRET_KEY`` (``cueflow db
 rotate-secret-key``): each value is read (opened with whichever key of the list sealed it, or
 as plaintext if it was stored before a key was set) and written back (sealed with the first
-key). Rows are taken in batches by id, one transaction each, so the server can keep running."""
+key). Rows are taken in batches by id, one transaction each, so the server can keep running;
+a batch's rows are locked while it is read and written (SQLite transactions are serial), so a
+secret rotated or a cue edited meanwhile is never overwritten with the value read before."""
 
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ async def _reseal_table(
                 .where(table.c.id > after)
                 .order_by(table.c.id)
                 .limit(batch_size)
+                .with_for_update()  # a rotation or an edit meanwhile waits, and is not undone
             )
             rows = (await tx.conn.execute(stmt)).all()
             if not rows:
