@@ -24,7 +24,9 @@ import cueflow.sql.secret_box as secret_box
 from cueflow.cli import app
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
+from cueflow.sql.reseal import reseal_secrets
 from cueflow.sql.secret_box import SecretKeyError
+from cueflow.sql.store import SqlStore
 from tests.webhook_support import Receiver, api, create_cue, fire, new_user, open_engine
 
 CONFIRM = {"X-Confirm-Destructive": "true"}
@@ -207,9 +209,6 @@ async def test_without_a_key_the_server_warns_once_and_logs_no_secret(
 
 
 async def test_rotation_walks_every_batch(database_url: str, clock: FakeClock) -> None:
-    from cueflow.sql.reseal import reseal_secrets
-    from cueflow.sql.store import SqlStore
-
     old, new = new_key(), new_key()
     async with keyed(database_url, clock, old) as (_, client):
         stored = [await _store_everything(client, clock, "http://127.0.0.1:9/h") for _ in range(3)]

@@ -87,25 +87,33 @@ def open_without_key(stored: str) -> str:
 
 
 _boxes: weakref.WeakKeyDictionary[Dialect, SecretBox] = weakref.WeakKeyDictionary()
+_keyless: weakref.WeakSet[Dialect] = weakref.WeakSet()
 _warned = False
 
 
 def attach(dialect: Dialect, keys: SecretStr | str | None) -> SecretBox | None:
     """Give the engine of ``dialect`` the box of ``keys`` (the ``secret_key`` setting;
-    ``None``: store plaintext, with a warning logged once per process). Raises
+    ``None``: store plaintext, and :func:`warn_without_key` says so). Raises
     :class:`SecretKeyError` for malformed keys."""
-    global _warned
     if isinstance(keys, SecretStr):
         keys = keys.get_secret_value()
-    if not keys:
+    if not keys or not keys.strip():
         _boxes.pop(dialect, None)
-        if not _warned:
-            _warned = True
-            log.warning(NO_KEY_WARNING)
+        _keyless.add(dialect)
         return None
     box = SecretBox(keys)
+    _keyless.discard(dialect)
     _boxes[dialect] = box
     return box
+
+
+def warn_without_key(dialect: Dialect) -> None:
+    """Log :data:`NO_KEY_WARNING` if ``dialect``'s engine stores secrets in plaintext, once per
+    process (called when a store opens, after the server configured its logging)."""
+    global _warned
+    if dialect in _keyless and not _warned:
+        _warned = True
+        log.warning(NO_KEY_WARNING)
 
 
 def box_of(dialect: Dialect) -> SecretBox | None:

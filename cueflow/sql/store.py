@@ -27,7 +27,7 @@ from cueflow.sql.execution_queries import ExecutionQueries
 from cueflow.sql.flow_queries import FlowQueries
 from cueflow.sql.idempotency_queries import IdempotencyQueries
 from cueflow.sql.limit_queries import LimitQueries
-from cueflow.sql.secret_box import SEALED_PREFIX
+from cueflow.sql.secret_box import SEALED_PREFIX, warn_without_key
 from cueflow.sql.tables import users
 from cueflow.sql.usage_queries import UsageQueries
 from cueflow.sql.worker_queries import WorkerQueries
@@ -67,11 +67,14 @@ class SqlStore:
     async def open(self) -> None:
         """Connect, migrate, and read one encrypted secret back: a missing or wrong
         ``CUEFLOW_SECRET_KEY`` stops start-up here with a
-        :class:`cueflow.sql.secret_box.SecretKeyError`, not at the first delivery."""
+        :class:`cueflow.sql.secret_box.SecretKeyError`, not at the first delivery. Without a
+        key, log that secrets are stored in plaintext (once per process)."""
         await self.connector.open()
         sealed = type_coerce(users.c.webhook_secret, Text).startswith(SEALED_PREFIX)
         async with self.tx() as tx:
-            (await tx.conn.execute(select(users.c.webhook_secret).where(sealed).limit(1))).all()
+            result = await tx.conn.execute(select(users.c.webhook_secret).where(sealed).limit(1))
+            result.all()
+        warn_without_key(result.context.dialect)
 
     async def close(self) -> None:
         """Disconnect."""
