@@ -70,7 +70,10 @@ async def rotate_webhook_secret(
     now = services.clock.now()
     until = now + timedelta(seconds=overlap_seconds) if overlap_seconds > 0 else None
     async with services.store.tx() as tx:
-        row = await _user(tx, user)
+        # locked: of two rotations at once, the second keeps the first's secret as previous
+        row = await tx.lock_user(user.user_id)
+        if row is None:
+            raise NotFound("User not found", code="user_not_found")
         values = {
             "webhook_secret": secret,
             "previous_webhook_secret": row.webhook_secret if until else None,
