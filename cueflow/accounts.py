@@ -2,7 +2,9 @@
 changes, and the API key).
 
 * ``register``: a new user and its ``cue_sk_`` key, the only time the key is shown in full;
-  ``account``: the same for code embedding the engine, by email, with no key shown.
+  ``create_account``: the same for the operator (``cueflow accounts create``), whatever
+  ``ALLOW_REGISTER`` says; ``account``: for code embedding the engine, by email, with no key
+  shown.
 * ``me``: email, plan, counts and limits (from the settings: ``0`` means unlimited), whether a
   webhook secret exists, the key's first 12 characters and the account's slug.
 * ``update_me``: a new ``email`` (validated and normalised like registration; taken by another
@@ -155,16 +157,30 @@ async def register(services: Services, request: RegisterRequest) -> dict[str, st
     return {"api_key": key, "email": email}
 
 
+def _normalised_email(email: str) -> str:
+    """``email`` validated and normalised as registration does (422 ``validation_error``)."""
+    try:
+        return str(RegisterRequest(email=email).email)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"]
+        raise CueflowError(f"email: {message}", code="validation_error", status=422) from exc
+
+
+async def create_account(services: Services, email: str) -> dict[str, str]:
+    """Create a user as an operator does (``ALLOW_REGISTER`` does not apply): the answer of
+    ``register``, the only time the key is shown. 409 ``duplicate_email`` if taken."""
+    email = _normalised_email(email)
+    key = ids.new_api_key()
+    await _insert_user(services, email, key)
+    return {"api_key": key, "email": email}
+
+
 async def account(services: Services, email: str) -> Principal:
     """The user registered with ``email``, created first if there is none (a 422
     ``validation_error`` for an invalid address). For code embedding the engine: no API key is
     returned or logged, and ``ALLOW_REGISTER`` does not apply. A user created here gets a key
     nobody knows; ``register`` makes one whose key REST clients use."""
-    try:
-        email = str(RegisterRequest(email=email).email)
-    except ValidationError as exc:
-        message = exc.errors()[0]["msg"]
-        raise CueflowError(f"email: {message}", code="validation_error", status=422) from exc
+    email = _normalised_email(email)
     for _ in range(2):
         async with services.store.tx() as tx:
             user = await tx.user_by_email(email)

@@ -204,6 +204,7 @@ def mcp(
 def _register_commands() -> None:
     """Add the command groups of :mod:`cueflow.commands`."""
     from cueflow.commands import cue_update  # noqa: F401  (adds ``cues update``)
+    from cueflow.commands.accounts import accounts_app
     from cueflow.commands.backfill import backfill
     from cueflow.commands.cues import cues_app
     from cueflow.commands.db import db_app
@@ -221,6 +222,7 @@ def _register_commands() -> None:
     app.add_typer(runs_app, name="runs")
     app.command()(worker)
     app.add_typer(db_app, name="db")
+    app.add_typer(accounts_app, name="accounts")
 
 
 _register_commands()

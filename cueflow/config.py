@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -166,7 +166,19 @@ class Settings(BaseSettings):
     """Comma-separated plugin names never to load; naming a required built-in (``sqlite``,
     ``worker``) stops start-up."""
     allow_register: bool = Field(True, validation_alias=_env("ALLOW_REGISTER"))
-    """Whether ``POST /v1/auth/register`` is open."""
+    """Whether ``POST /v1/auth/register`` is open. Set it to ``false`` on a server others can
+    reach and create accounts with ``cueflow accounts create EMAIL``."""
+    secret_key: SecretStr | None = Field(None, validation_alias=_env("CUEFLOW_SECRET_KEY"))
+    """Comma-separated Fernet keys, newest first, that encrypt webhook signing secrets and
+    callback headers at rest (new values use the first; any opens). Unset: they are stored in
+    plaintext and the server logs a warning at start-up."""
+    webhook_secret_overlap_seconds: int = Field(
+        0, ge=0, le=604_800, validation_alias=_env("CUEFLOW_WEBHOOK_SECRET_OVERLAP_SECONDS")
+    )
+    """How long after a webhook secret rotation deliveries are signed with both the new and the
+    previous secret (two ``v1=`` values in ``X-CueAPI-Signature``), unless the rotation request
+    names its own ``overlap_seconds``. 0 (the default, as CueAPI): the old secret stops at once,
+    and the header keeps the single value CueAPI's SDK verifier compares whole."""
 
     webhook_timeout_seconds: float = Field(
         30.0, gt=0, validation_alias=_env("WEBHOOK_TIMEOUT_SECONDS")

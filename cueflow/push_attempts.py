@@ -65,6 +65,7 @@ def delivery_of(run: DueDelivery, transport: PushTransport) -> Delivery:
             method=run.callback_method,
             headers=run.callback_headers or {},
             signing_secret=run.webhook_secret,
+            previous_signing_secret=run.previous_webhook_secret,
         )
     return Delivery(
         execution_id=run.id,

@@ -329,6 +329,9 @@ class DueDelivery:
     flow_run_id: str | None
     """Set on a flow step's execution (its output is kept)."""
     webhook_secret: str = field(repr=False)
+    previous_webhook_secret: str | None = field(default=None, repr=False)
+    """The secret a rotation replaced, while its overlap window lasts: deliveries are signed
+    with both."""
 
 
 FailedAttempt = ExpiredLease | DueDelivery

@@ -94,6 +94,14 @@ def _check_method(method: str | None) -> str | None:
     return method
 
 
+class WebhookSecretRotation(_Lenient):
+    """``POST /v1/auth/webhook-secret/regenerate`` (an optional body; CueAPI sends none)."""
+
+    overlap_seconds: int | None = Field(default=None, ge=0, le=604_800)
+    """How long the replaced secret keeps signing deliveries beside the new one (default: the
+    server's ``CUEFLOW_WEBHOOK_SECRET_OVERLAP_SECONDS``; at most 7 days)."""
+
+
 class RegisterRequest(_Lenient):
     """``POST /v1/auth/register``."""
 

@@ -50,6 +50,9 @@ class Callback:
     headers: Mapping[str, str]
     signing_secret: str
     """The cue owner's webhook secret, read when the attempt was claimed."""
+    previous_signing_secret: str | None = None
+    """The secret the owner's last rotation replaced, while its overlap window lasts: the
+    delivery is signed with it too, so receivers holding either secret accept it."""
 
 
 @dataclass(frozen=True)

@@ -321,7 +321,7 @@ class KeyReveal(_Wire):
 
 
 class WebhookSecret(_Wire):
-    """The webhook signing secret (and, after a rotation, ``previous_secret_revoked``)."""
+    """The webhook secret (after a rotation: ``previous_secret_revoked``, ``..._valid_until``)."""
 
     webhook_secret: str
     previous_secret_revoked: bool | None = None

@@ -198,3 +198,47 @@ def prune(
             say(f"  {kind:<18} {count}")
     if not report.complete:
         fail("another node is pruning now: stopped early; run it again later")
+
+
+@db_app.command("rotate-secret-key")
+def rotate_secret_key(database_url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
+    """Re-encrypt every stored secret (webhook signing secrets, callback headers) with the
+    first key of CUEFLOW_SECRET_KEY; afterwards the older keys can be dropped from the list.
+    Values stored in plaintext before a key was set are encrypted too."""
+    from cueflow.config import Settings
+    from cueflow.engine import Engine
+    from cueflow.errors import PluginError
+    from cueflow.sql.reseal import Resealed, reseal_secrets
+    from cueflow.sql.store import SqlStore
+
+    settings = Settings() if database_url is None else Settings(database_url=database_url)
+    url = settings.database_url
+    if settings.secret_key is None or not settings.secret_key.get_secret_value().strip():
+        fail("CUEFLOW_SECRET_KEY is not set: give the new key first, then the old ones", EXIT_USAGE)
+
+    async def rotate() -> Resealed:
+        engine = Engine(settings)
+        await engine.open()
+        try:
+            store = engine.services.store
+            if not isinstance(store, SqlStore):
+                fail(f"the {store.name!r} store keeps no secrets cueflow encrypts", EXIT_USAGE)
+            return await reseal_secrets(store)
+        finally:
+            await engine.close()
+
+    try:
+        done = asyncio.run(rotate())
+    except PluginError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        fail(f"cannot re-encrypt the secrets of {safe_url(url)}: {type(exc).__name__}")
+    if as_json:
+        print_json({"database_url": safe_url(url), "accounts": done.users, "cues": done.cues})
+        return
+    say(
+        f"Re-encrypted the secrets of {done.users} accounts and {done.cues} cues in "
+        f"{safe_url(url)} with the first key of CUEFLOW_SECRET_KEY"
+    )

@@ -42,13 +42,22 @@ class AccountMethods:
         for it are listed over REST to whoever holds a key of the same account."""
         return await accounts.account(self.services, email)
 
+    async def create_account(self, email: str) -> dict[str, str]:
+        """Create an account whatever ``ALLOW_REGISTER`` says: ``{"api_key", "email"}``, the
+        only time the key is shown (``cueflow accounts create``)."""
+        return await accounts.create_account(self.services, email)
+
     async def webhook_secret(self, user: Principal) -> str:
         """The caller's webhook signing secret (``whsec_...``)."""
         return await signing_secrets.webhook_secret(self.services, user)
 
-    async def rotate_webhook_secret(self, user: Principal) -> str:
-        """Replace the caller's webhook secret; the next delivery is signed with the new one."""
-        return await signing_secrets.rotate_webhook_secret(self.services, user)
+    async def rotate_webhook_secret(
+        self, user: Principal, overlap_seconds: int | None = None
+    ) -> signing_secrets.SecretRotation:
+        """Replace the caller's webhook secret; the next delivery is signed with the new one,
+        and with the old one too for ``overlap_seconds`` (default: the
+        ``webhook_secret_overlap_seconds`` setting)."""
+        return await signing_secrets.rotate_webhook_secret(self.services, user, overlap_seconds)
 
     async def alert_webhook_secret(self, user: Principal) -> str:
         """The caller's alert webhook secret, created on first call."""

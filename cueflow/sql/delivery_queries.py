@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     and_,
+    case,
     false,
     func,
     literal,
@@ -168,6 +169,13 @@ class DeliveryQueries(TxBase):
                 cues.c.verification_mode,
                 cues.c.timeout_seconds,
                 users.c.webhook_secret,
+                case(
+                    (
+                        users.c.previous_webhook_secret_until > now,
+                        users.c.previous_webhook_secret,
+                    ),
+                    else_=None,
+                ).label("previous_webhook_secret"),
             )
             .join(cues, cues.c.id == executions.c.cue_id)
             .join(users, users.c.id == executions.c.user_id)

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Text, select, type_coerce
+
 from cueflow.errors import DatabaseBusy, DatabaseUnavailable
 from cueflow.faults import database_fault
 from cueflow.sql.accounts import AccountQueries
@@ -26,6 +28,8 @@ from cueflow.sql.flow_queries import FlowQueries
 from cueflow.sql.idempotency_queries import IdempotencyQueries
 from cueflow.sql.limit_queries import LimitQueries
 from cueflow.sql.retention_queries import RetentionQueries
+from cueflow.sql.secret_box import SEALED_PREFIX, warn_without_key
+from cueflow.sql.tables import users
 from cueflow.sql.usage_queries import UsageQueries
 from cueflow.sql.worker_queries import WorkerQueries
 
@@ -62,8 +66,16 @@ class SqlStore:
         self._failed: tuple[float, str] | None = None
 
     async def open(self) -> None:
-        """Connect and migrate."""
+        """Connect, migrate, and read one encrypted secret back: a missing or wrong
+        ``CUEFLOW_SECRET_KEY`` stops start-up here with a
+        :class:`cueflow.sql.secret_box.SecretKeyError`, not at the first delivery. Without a
+        key, log that secrets are stored in plaintext (once per process)."""
         await self.connector.open()
+        sealed = type_coerce(users.c.webhook_secret, Text).startswith(SEALED_PREFIX)
+        async with self.tx() as tx:
+            result = await tx.conn.execute(select(users.c.webhook_secret).where(sealed).limit(1))
+            result.all()
+        warn_without_key(result.context.dialect)
 
     async def close(self) -> None:
         """Disconnect."""

@@ -3,7 +3,7 @@
 The Alembic migrations under ``cueflow/migrations`` create exactly these tables; a test compares
 the migrated database with this metadata so the two can never drift apart.
 
-Long because: it is the schema, every table in one place, as the migrations see it.
+Long because: it is the one declaration of every table, kept together so the schema reads whole.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from cueflow.sql.types import JSONType, UTCDateTime
+from cueflow.sql.types import JSONType, SealedJSON, SealedText, UTCDateTime
 from cueflow.states import CUE_INITIAL, Status
 
 
@@ -36,8 +36,13 @@ def _json(*, nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(JSONType, nullable=nullable))
 
 
+def _sealed(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(SealedText(), nullable=nullable))
+
+
 class User(SQLModel, table=True):
-    """An account. Only the SHA-256 of its API key is stored."""
+    """An account. Only the SHA-256 of its API key is stored; its signing secrets are
+    encrypted at rest when ``CUEFLOW_SECRET_KEY`` is set (:mod:`cueflow.sql.secret_box`)."""
 
     __tablename__ = "users"
 
@@ -47,11 +52,15 @@ class User(SQLModel, table=True):
     api_key_prefix: str = Field(max_length=12)
     plan: str = Field(default="free", max_length=50)
     slug: str = Field(max_length=80, unique=True)
-    webhook_secret: str = Field(max_length=80)
+    webhook_secret: str = _sealed(nullable=False)
     alert_webhook_url: str | None = Field(default=None, max_length=2048)
-    alert_webhook_secret: str | None = Field(default=None, max_length=80)
+    alert_webhook_secret: str | None = _sealed()
     created_at: datetime = _dt(nullable=False)
     updated_at: datetime = _dt(nullable=False)
+    previous_webhook_secret: str | None = _sealed()
+    """The webhook secret a rotation replaced; it also signs deliveries until
+    ``previous_webhook_secret_until`` (the rotation's overlap window)."""
+    previous_webhook_secret_until: datetime | None = _dt()
 
 
 class Cue(SQLModel, table=True):
@@ -82,7 +91,10 @@ class Cue(SQLModel, table=True):
     task: str | None = Field(default=None, max_length=255)
     callback_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     callback_method: str = Field(default="POST", max_length=10)
-    callback_headers: dict[str, str] = _json(nullable=False)
+    callback_headers: dict[str, str] = Field(
+        default=None, sa_column=Column(SealedJSON(), nullable=False)
+    )
+    """Encrypted at rest when ``CUEFLOW_SECRET_KEY`` is set: they often hold tokens."""
     payload: dict[str, Any] = _json(nullable=False)
     retry_max_attempts: int = Field(default=3)
     retry_backoff_minutes: list[int] = _json(nullable=False)

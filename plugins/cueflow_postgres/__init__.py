@@ -50,6 +50,7 @@ from cueflow.markers import hookimpl
 from cueflow.migrate import upgrade
 from cueflow.pulse import Pulse
 from cueflow.sql.base import Connection as StoreConnection
+from cueflow.sql.secret_box import attach
 from cueflow.sql.store import SqlStore
 
 log = logging.getLogger(__name__)
@@ -297,6 +298,7 @@ def open_store(url: str, settings: Settings) -> SqlStore:
         )
     except ValueError as exc:
         raise PluginError(f"postgresql store: {exc}") from exc
+    attach(connector.engine.sync_engine.dialect, settings.secret_key)
     return SqlStore(connector)
 
 

@@ -39,6 +39,7 @@ from cueflow.markers import hookimpl
 from cueflow.migrate import upgrade
 from cueflow.pulse import Pulse
 from cueflow.sql.base import Connection as StoreConnection
+from cueflow.sql.secret_box import attach
 from cueflow.sql.store import SqlStore
 from cueflow.store import lock_wait_limit
 
@@ -224,7 +225,9 @@ class SqliteConnector:
 
 def open_store(url: str, settings: Settings) -> SqlStore:
     """Build a SQLite store for ``url`` (``sqlite:///file.db`` or ``sqlite://`` in memory)."""
-    return SqlStore(SqliteConnector(url, settings.sqlite_lock_timeout_seconds))
+    connector = SqliteConnector(url, settings.sqlite_lock_timeout_seconds)
+    attach(connector.engine.dialect, settings.secret_key)
+    return SqlStore(connector)
 
 
 @hookimpl

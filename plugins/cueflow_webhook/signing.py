@@ -4,6 +4,11 @@ The body is ``json.dumps(document, sort_keys=True)`` with Python's default separ
 (``", "`` and ``": "``) and ASCII escaping — exactly the bytes the official SDK's
 ``verify_webhook`` recomputes from the parsed body — and those very bytes are sent. The signature
 is ``v1=`` + hex HMAC-SHA256 keyed by the whole secret string over ``"<timestamp>." + body``.
+
+During the overlap window of a secret rotation the header holds two comma-separated values,
+``v1=<new>,v1=<previous>`` (as Stripe-style schemes do): a receiver checks each value and
+accepts the delivery if one matches its secret. Outside a window it holds exactly one value,
+which CueAPI's SDK verifier compares with the whole header.
 """
 
 from __future__ import annotations
@@ -34,11 +39,15 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "v1=" + digest.hexdigest()
 
 
-def signed_headers(secret: str, timestamp: str, body: bytes) -> dict[str, str]:
-    """``Content-Type``, the signature and timestamp headers."""
+def signed_headers(
+    secret: str, timestamp: str, body: bytes, previous: str | None = None
+) -> dict[str, str]:
+    """``Content-Type``, the signature and timestamp headers (the signature with ``secret``,
+    then with ``previous`` when one is given)."""
+    signatures = [signature(key, timestamp, body) for key in (secret, previous) if key]
     return {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: signature(secret, timestamp, body),
+        SIGNATURE_HEADER: ",".join(signatures),
         TIMESTAMP_HEADER: timestamp,
     }
 
@@ -63,7 +72,9 @@ def delivery_headers(
     except the signature and timestamp, which stay cueflow's so that a delivery always
     verifies."""
     headers = {
-        **signed_headers(callback.signing_secret, timestamp, body),
+        **signed_headers(
+            callback.signing_secret, timestamp, body, callback.previous_signing_secret
+        ),
         "X-CueAPI-Cue-Id": delivery.cue_id,
         "X-CueAPI-Execution-Id": delivery.execution_id,
         "X-CueAPI-Scheduled-For": delivery.scheduled_for.isoformat(),

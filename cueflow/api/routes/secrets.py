@@ -3,14 +3,15 @@ signing secrets. Rotation is destructive and needs ``X-Confirm-Destructive: true
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Body, Depends, Header
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, json_response
 from cueflow.errors import CueflowError
+from cueflow.schemas import WebhookSecretRotation
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -36,11 +37,22 @@ async def webhook_secret(user: CurrentUser, engine: EngineDep) -> JSONResponse:
 
 @router.post("/webhook-secret/regenerate", response_model=responses.WebhookSecret)
 async def regenerate_webhook_secret(
-    user: CurrentUser, engine: EngineDep, _: Confirmed
+    user: CurrentUser,
+    engine: EngineDep,
+    _: Confirmed,
+    body: Annotated[WebhookSecretRotation | None, Body()] = None,
 ) -> JSONResponse:
-    """Replace the webhook secret; the next delivery is signed with the new one."""
-    secret = await engine.rotate_webhook_secret(user)
-    return json_response({"webhook_secret": secret, "previous_secret_revoked": True})
+    """Replace the webhook secret; the next delivery is signed with the new one (and, for an
+    overlap window, with the previous one too: ``previous_secret_valid_until``)."""
+    overlap = body.overlap_seconds if body is not None else None
+    rotation = await engine.rotate_webhook_secret(user, overlap)
+    answer: dict[str, Any] = {
+        "webhook_secret": rotation.webhook_secret,
+        "previous_secret_revoked": rotation.previous_valid_until is None,
+    }
+    if rotation.previous_valid_until is not None:
+        answer["previous_secret_valid_until"] = rotation.previous_valid_until
+    return json_response(answer)
 
 
 @router.get("/alert-webhook-secret", response_model=responses.AlertWebhookSecret)
