@@ -8,6 +8,7 @@ twice on purpose: widening a scope takes two edits, one of them in a security te
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -153,3 +154,14 @@ async def test_a_key_of_each_scope_reaches_exactly_its_routes(
             assert f"'{scope}' scope" in error["message"] and route in error["message"]
         checked += 1
     assert checked == len(ROUTE_SCOPES)
+
+
+def test_the_agents_engine_client_checks_only_declared_routes() -> None:
+    """Every route the in-process agent client checks a key against is one the app declares
+    (a misspelt one would refuse every key but a full one)."""
+    import cueflow.agents.engine_client as engine_client
+
+    source = Path(engine_client.__file__).read_text(encoding="utf-8")
+    checked = re.findall(r'_may\(self\.user, "([^"]+)"\)', source)
+    assert len(checked) >= 15, checked
+    assert set(checked) <= set(ROUTE_SCOPES), set(checked) - set(ROUTE_SCOPES)
