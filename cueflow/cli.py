@@ -195,6 +195,7 @@ def _register_commands() -> None:
     from cueflow.commands.db import db_app
     from cueflow.commands.executions import executions_app
     from cueflow.commands.flows import flows_app
+    from cueflow.commands.keys import keys_app
     from cueflow.commands.runs import runs_app
     from cueflow.commands.worker import worker
     from cueflow.commands.workers import workers_app
@@ -207,6 +208,7 @@ def _register_commands() -> None:
     app.add_typer(runs_app, name="runs")
     app.command()(worker)
     app.add_typer(db_app, name="db")
+    app.add_typer(keys_app, name="keys")
 
 
 _register_commands()
