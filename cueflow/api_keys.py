@@ -69,16 +69,17 @@ def _new_key_id() -> str:
 async def create_key(services: Services, user: Principal, request: ApiKeyCreate) -> dict[str, Any]:
     """Create a key; its body with ``api_key``, the secret, shown this once."""
     secret = ids.new_api_key()
-    now = services.clock.now()
-    values = {
-        "id": _new_key_id(),
-        "user_id": user.user_id,
-        "name": request.name,
-        "scope": request.scope.value,
-        "key_hash": ids.hash_api_key(secret),
-        "prefix": secret[:12],
-        "created_at": now,
-    }
+    key = ApiKey(
+        id=_new_key_id(),
+        user_id=user.user_id,
+        name=request.name,
+        scope=request.scope,
+        key_hash=ids.hash_api_key(secret),
+        prefix=secret[:12],
+        created_at=services.clock.now(),
+        last_used_at=None,
+        revoked_at=None,
+    )
     async with services.store.tx() as tx:
         if await tx.lock_user(user.user_id) is None:
             raise NotFound("User not found", code="user_not_found")
@@ -87,18 +88,17 @@ async def create_key(services: Services, user: Principal, request: ApiKeyCreate)
                 f"An account may hold at most {MAX_KEYS} keys: revoke one first.",
                 code="too_many_keys",
             )
-        await tx.insert_api_key(values)
-    key = ApiKey(
-        id=values["id"],
-        user_id=user.user_id,
-        name=request.name,
-        scope=request.scope,
-        key_hash=values["key_hash"],
-        prefix=values["prefix"],
-        created_at=now,
-        last_used_at=None,
-        revoked_at=None,
-    )
+        await tx.insert_api_key(
+            {
+                "id": key.id,
+                "user_id": key.user_id,
+                "name": key.name,
+                "scope": key.scope.value,
+                "key_hash": key.key_hash,
+                "prefix": key.prefix,
+                "created_at": key.created_at,
+            }
+        )
     return {**key_json(key), "api_key": secret}
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -68,7 +68,9 @@ def list_keys(
         print_json(answer)
         return
     account = answer["account_key"]
-    rows = [("(account key)", None, account["scope"], account["prefix"], None, None)]
+    rows: list[tuple[Any, ...]] = [
+        ("(account key)", None, account["scope"], account["prefix"], None, None)
+    ]
     rows += [
         (
             k["id"],

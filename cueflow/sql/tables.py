@@ -2,6 +2,9 @@
 
 The Alembic migrations under ``cueflow/migrations`` create exactly these tables; a test compares
 the migrated database with this metadata so the two can never drift apart.
+
+Long because: it is the one declaration of the whole schema, read as a whole by whoever writes
+a migration or a query.
 """
 
 from __future__ import annotations
