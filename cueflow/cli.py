@@ -210,6 +210,7 @@ def _register_commands() -> None:
     from cueflow.commands.db import db_app
     from cueflow.commands.executions import executions_app
     from cueflow.commands.flows import flows_app
+    from cueflow.commands.keys import keys_app
     from cueflow.commands.runs import runs_app
     from cueflow.commands.worker import worker
     from cueflow.commands.workers import workers_app
@@ -223,6 +224,7 @@ def _register_commands() -> None:
     app.command()(worker)
     app.add_typer(db_app, name="db")
     app.add_typer(accounts_app, name="accounts")
+    app.add_typer(keys_app, name="keys")
 
 
 _register_commands()

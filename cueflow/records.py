@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, dataclass_transform
 
+from cueflow.scopes import Scope
 from cueflow.states import CueStatus, RunStatus, ScheduleType, Status, StepStatus
 
 JsonObject = dict[str, Any]
@@ -193,6 +194,22 @@ class Alert:
     alert_metadata: JsonObject | None
     acknowledged: bool
     created_at: datetime
+
+
+@record
+class ApiKey:
+    """A scoped API key of an account (the account's own key lives on :class:`Account`). Only
+    the SHA-256 of the secret is stored; ``prefix`` is its first 12 characters."""
+
+    id: str
+    user_id: str
+    name: str | None
+    scope: Scope
+    key_hash: str = field(repr=False)
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
 
 
 @record

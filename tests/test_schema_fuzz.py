@@ -258,6 +258,9 @@ async def test_a_happy_path_through_every_operation_matches_the_document(
     window = {"start": "2026-01-05T11:00:00Z", "end": "2026-01-05T11:05:00Z"}
     await call("POST", "/v1/cues/{cue_id}/backfill", f"/v1/cues/{c}/backfill", json=window, **a)
     await call("GET", "/v1/workers", **a)
+    k = (await call("POST", "/v1/auth/keys", json={"scope": "worker", "name": "n"}, **a))["id"]
+    await call("GET", "/v1/auth/keys", **a)
+    await call("DELETE", "/v1/auth/keys/{key_id}", f"/v1/auth/keys/{k}", **a)
     await call("GET", "/v1/auth/me", **a)
     await call("PATCH", "/v1/auth/me", json={"email": "happy2@example.com"}, **a)
     await call("GET", "/v1/auth/key", **a)

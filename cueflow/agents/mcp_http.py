@@ -100,10 +100,11 @@ class ServerAccounts:
         """Nothing here: :meth:`client` checks a new key."""
 
     async def client(self, api_key: str, worker_id: str | None) -> WorkerClient:
-        """An HTTP client with the key, after one authenticated request succeeded."""
+        """An HTTP client with the key, after one authenticated request succeeded (a claimable
+        list, which a key of every scope may read: a worker key is enough for the tools)."""
         client = HttpWorkerClient(self.base_url, api_key, worker_id=worker_id)
         try:
-            await client.list_cues(limit=1)
+            await client.claimable(limit=1)
         except ClientError as exc:
             await client.aclose()
             if exc.status in (401, 403):

@@ -1,4 +1,5 @@
-"""Request dependencies: the engine and the authenticated caller."""
+"""Request dependencies: the engine and the authenticated caller, whose key's scope is checked
+here, against :data:`cueflow.scopes.ROUTE_SCOPES`, for every route that takes a key."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cueflow.authentication import Principal
 from cueflow.engine import Engine
+from cueflow.scopes import Scope, require, route_key
 
 
 async def get_engine(request: Request) -> Engine:
@@ -36,12 +38,20 @@ async def get_principal(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from ``Authorization: Bearer cue_sk_...`` (401 otherwise)."""
+    """The caller, from ``Authorization: Bearer cue_sk_...`` (401 otherwise), if its key's
+    scope allows the route the request matched (403 ``insufficient_scope`` otherwise)."""
     authorization = request.headers.get("authorization")
     known: tuple[str | None, Principal] | None = request.scope.get("state", {}).get(PRINCIPAL_STATE)
     if known is not None and known[0] == authorization:
-        return known[1]
-    return await engine.authenticate(authorization)
+        principal = known[1]
+    else:
+        principal = await engine.authenticate(authorization)
+    if principal.scope is not Scope.FULL:
+        route = request.scope.get("route")
+        require(
+            principal.scope, route_key(request.method, getattr(route, "path", request.url.path))
+        )
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

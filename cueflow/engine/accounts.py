@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import cueflow.accounts as accounts
 import cueflow.alerts as alerts
+import cueflow.api_keys as api_keys
 import cueflow.signing_secrets as signing_secrets
 import cueflow.usage as usage
 from cueflow.authentication import Authenticator, Principal
@@ -87,6 +88,22 @@ class AccountMethods:
     async def reveal_api_key(self, user: Principal) -> dict[str, Any]:
         """What ``GET /v1/auth/key`` shows: only the key's prefix (keys are stored hashed)."""
         return await accounts.reveal_key(self.services, user)
+
+    async def create_api_key(
+        self, user: Principal, scope: str, name: str | None = None
+    ) -> dict[str, Any]:
+        """A new key of the caller's account with ``scope`` (``full``, ``worker`` or ``read``);
+        the answer's ``api_key`` is the secret, shown this once."""
+        request = api_keys.ApiKeyCreate.model_validate({"scope": scope, "name": name})
+        return await api_keys.create_key(self.services, user, request)
+
+    async def list_api_keys(self, user: Principal) -> dict[str, Any]:
+        """The caller's live scoped keys (no secrets) and the account key's prefix."""
+        return await api_keys.list_keys(self.services, user)
+
+    async def revoke_api_key(self, user: Principal, key_id: str) -> None:
+        """Revoke one of the caller's scoped keys; it answers 401 ``key_revoked`` from now on."""
+        await api_keys.revoke_key(self.services, self.auth, user, key_id)
 
     async def usage(self, user: Principal, *, rate_used: int = 0) -> dict[str, Any]:
         """The caller's usage this calendar month against the configured limits."""

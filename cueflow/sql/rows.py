@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from cueflow.records import (
     Account,
     Alert,
+    ApiKey,
     Cue,
     DeliveryCandidate,
     DueDelivery,
@@ -37,6 +38,7 @@ from cueflow.records import (
     UnservedDelivery,
     Worker,
 )
+from cueflow.scopes import Scope
 from cueflow.states import CueStatus, RunStatus, ScheduleType, Status, StepStatus
 
 Row = Mapping[str, Any]
@@ -123,6 +125,8 @@ _status = _members(Status)
 
 account = RecordBuilder(Account)
 """A ``users`` row."""
+api_key = RecordBuilder(ApiKey, scope=_members(Scope))
+"""An ``api_keys`` row."""
 cue = RecordBuilder(Cue, status=_cue_status, schedule_type=_schedule_type)
 """A ``cues`` row."""
 execution = RecordBuilder(Execution, status=_status)

@@ -18,6 +18,7 @@ from cueflow.errors import DatabaseBusy, DatabaseUnavailable
 from cueflow.faults import database_fault
 from cueflow.sql.accounts import AccountQueries
 from cueflow.sql.alert_queries import AlertQueries
+from cueflow.sql.api_key_queries import ApiKeyQueries
 from cueflow.sql.base import Connection, Connector
 from cueflow.sql.claim_queries import ClaimQueries
 from cueflow.sql.cue_queries import CueQueries
@@ -121,6 +122,7 @@ class SqlStore:
 
 class SqlTx(
     AccountQueries,
+    ApiKeyQueries,
     CueQueries,
     ExecutionQueries,
     ClaimQueries,

@@ -269,6 +269,27 @@ class RotatedKey(SQLModel, table=True):
     rotated_at: datetime = _dt(nullable=False, index=True)
 
 
+class ApiKey(SQLModel, table=True):
+    """A scoped API key (``full``, ``worker`` or ``read``) of an account, besides the account's
+    own key. Only the SHA-256 of the secret is stored; a revoked key keeps its row (so it
+    answers 401 ``key_revoked``)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_user_created", "user_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=20)
+    user_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str | None = Field(default=None, max_length=100)
+    scope: str = Field(max_length=20)
+    key_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=12)
+    created_at: datetime = _dt(nullable=False)
+    last_used_at: datetime | None = _dt()
+    revoked_at: datetime | None = _dt()
+
+
 class EchoMessage(SQLModel, table=True):
     """A request body stored by ``POST /v1/echo/{token}`` for a few minutes (the CLI's
     ``quickstart`` delivery target)."""
@@ -402,6 +423,7 @@ executions: Table = metadata.tables[Execution.__tablename__]
 workers: Table = metadata.tables[Worker.__tablename__]
 alerts: Table = metadata.tables[Alert.__tablename__]
 rotated_keys: Table = metadata.tables[RotatedKey.__tablename__]
+api_keys: Table = metadata.tables[ApiKey.__tablename__]
 echo_messages: Table = metadata.tables[EchoMessage.__tablename__]
 flows: Table = metadata.tables[Flow.__tablename__]
 flow_runs: Table = metadata.tables[FlowRun.__tablename__]

@@ -3,10 +3,10 @@
 A store plugin registers a factory for URL schemes (see :mod:`cueflow.hookspecs`). The factory
 returns a :class:`Store`; all reads and writes happen inside :meth:`Store.tx`, a unit of work
 whose methods are plain data operations, grouped by concept in one protocol each
-(:class:`AccountStore`, :class:`CueStore`, :class:`ExecutionStore`, :class:`ClaimStore`,
-:class:`DeliveryStore`, :class:`WorkerStore`, :class:`AlertStore`, :class:`UsageStore`,
-:class:`EchoStore`, :class:`FlowStore`, :class:`LimitStore`, :class:`IdempotencyStore`,
-:class:`RetentionStore`; the modules of this package).
+(:class:`AccountStore`, :class:`ApiKeyStore`, :class:`CueStore`, :class:`ExecutionStore`,
+:class:`ClaimStore`, :class:`DeliveryStore`, :class:`WorkerStore`, :class:`AlertStore`,
+:class:`UsageStore`, :class:`EchoStore`, :class:`FlowStore`, :class:`LimitStore`,
+:class:`IdempotencyStore`, :class:`RetentionStore`; the modules of this package).
 Reads return the typed records of :mod:`cueflow.records`. Business rules (which status follows
 which, when a lease is lost, how a schedule advances, whether a limit admits a run) stay in the
 engine: it hands the store ready-made values and the state machine's allowed source statuses.
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from cueflow.store.accounts import AccountStore
 from cueflow.store.alerts import AlertStore
+from cueflow.store.api_keys import ApiKeyStore
 from cueflow.store.claims import ClaimStore
 from cueflow.store.cues import CueStore
 from cueflow.store.deliveries import DeliveryStore
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AccountStore",
     "AlertStore",
+    "ApiKeyStore",
     "ClaimStore",
     "CueStore",
     "DeliveryStore",
@@ -78,6 +80,7 @@ bounded otherwise may ignore it."""
 
 class StoreTx(
     AccountStore,
+    ApiKeyStore,
     CueStore,
     ExecutionStore,
     ClaimStore,

@@ -49,6 +49,24 @@ class StoreDataTests(StoreFixtures):
             await engine.register("someone@example.com")
         assert refused.value.code == "duplicate_email"
 
+    async def test_a_scoped_key_authenticates_with_its_scope_until_revoked(
+        self, engine: Engine, clock: FakeClock
+    ) -> None:
+        owner = await new_user(engine)
+        created = await engine.create_api_key(owner, "worker", "host")
+        user = await engine.principal(created["api_key"])
+        assert (user.user_id, user.scope, user.key_id) == (owner.user_id, "worker", created["id"])
+        [listed] = (await engine.list_api_keys(owner))["keys"]
+        assert (listed["id"], listed["scope"], listed["name"]) == (created["id"], "worker", "host")
+        assert listed["last_used_at"] == clock.now()  # written by the lookup above
+        await engine.revoke_api_key(owner, created["id"])
+        with pytest.raises(CueflowError) as refused:
+            await engine.principal(created["api_key"])
+        assert refused.value.code == "key_revoked"
+        assert (await engine.list_api_keys(owner))["keys"] == []
+        with pytest.raises(NotFound):
+            await engine.revoke_api_key(owner, created["id"])
+
     async def test_a_cue_reads_back_with_every_value_it_was_created_with(
         self, engine: Engine, clock: FakeClock
     ) -> None:

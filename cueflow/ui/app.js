@@ -7,6 +7,7 @@ import { cuesView } from "./views/cues.js";
 import { feedView } from "./views/feed.js";
 import { executionView } from "./views/execution.js";
 import { workersView } from "./views/workers.js";
+import { keysView } from "./views/keys.js";
 import { failuresView } from "./views/failures.js";
 import { flowsView, flowView } from "./views/flows.js";
 import { runsView } from "./views/runs.js";
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^#\/executions(?:\?cue=([\w-]+))?$/, "executions", (match) => (view, ctx) => feedView(view, ctx, match[1])],
   [/^#\/executions\/([\w-]+)$/, "executions", (match) => (view, ctx) => executionView(view, ctx, match[1])],
   [/^#\/workers$/, "workers", () => workersView],
+  [/^#\/keys$/, "keys", () => keysView],
   [/^#\/failures$/, "failures", () => failuresView],
   [/^#\/flows$/, "flows", () => flowsView],
   [/^#\/flows\/([\w-]+)$/, "flows", (match) => (view, ctx) => flowView(view, ctx, match[1])],
