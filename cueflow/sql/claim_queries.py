@@ -1,5 +1,5 @@
-"""Worker claims and leases: what waits for a worker, atomic claims, lease extensions, and
-the claims and pending executions the sweeper finds overdue."""
+"""Worker claims: what waits for a worker and atomic claims (leases are
+:mod:`cueflow.sql.lease_queries`)."""
 
 from __future__ import annotations
 
@@ -8,82 +8,31 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    FunctionElement,
     and_,
     bindparam,
-    func,
     literal,
-    not_,
-    or_,
     select,
     update,
 )
-from sqlalchemy.ext.compiler import compiles
 
 import cueflow.sql.rows as rows
-from cueflow.records import ExpiredLease, LimitedRun, QueuedRun, UnclaimedRun
+from cueflow.records import LimitedRun, QueuedRun
 from cueflow.sql.base import TxBase, _lock, bound_values, value_params
-from cueflow.sql.limit_queries import key_active_since, within_limits
+from cueflow.sql.limit_queries import within_limits
+from cueflow.sql.queue import (
+    LIMITED,
+    QUEUE_ORDER,
+    at,
+    not_held_back,
+    one_of,
+    pull_transport,
+    transport_params,
+)
 from cueflow.sql.tables import (
     cues,
     executions,
-    workers,
 )
-from cueflow.states import Move, Status
-
-QUEUE_ORDER = (executions.c.priority.desc(), executions.c.scheduled_for)
-"""How waiting executions are handed out: higher priority first, then oldest (the order of the
-``ix_executions_queue`` index, so no sort of the whole queue)."""
-
-_LIMITED = (
-    executions.c.id,
-    executions.c.user_id,
-    executions.c.concurrency_key,
-    executions.c.concurrency_limit,
-    executions.c.rate_key,
-    executions.c.rate_limit,
-    executions.c.rate_period_seconds,
-)
-
-
-class _Unindexed(FunctionElement[str]):
-    """A column that SQLite's planner may not use an index for (``+column``); as is elsewhere."""
-
-    inherit_cache = True
-
-
-@compiles(_Unindexed)
-def _plain(element: _Unindexed, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
-@compiles(_Unindexed, "sqlite")
-def _unary_plus(element: _Unindexed, compiler: Any, **kw: Any) -> str:
-    return "+" + str(compiler.process(element.clauses, **kw))
-
-
-def _pull_transport(count: int) -> Any:
-    """The worker queue's filter on ``count`` transports (bound by :func:`_transport_params`):
-    an equality for one, so that no ``IN`` list is expanded each time the statement runs. Kept
-    off the indexes on SQLite: its planner, without statistics, would otherwise prefer the
-    dispatch index ``(status, transport, scheduled_for)`` to the queue index and sort the whole
-    due queue by priority."""
-    column = _Unindexed(executions.c.transport)
-    if count == 1:
-        return column == bindparam("p_transport")
-    return column.in_(bindparam("p_transports", expanding=True))
-
-
-def _transport_params(transports: Sequence[str]) -> dict[str, Any]:
-    """The bound parameters of :func:`_pull_transport`."""
-    if len(transports) == 1:
-        return {"p_transport": transports[0]}
-    return {"p_transports": list(transports)}
-
-
-def _one_of(column: Any, values: Sequence[str]) -> Any:
-    """``column`` is one of ``values`` (fixed in the statement): an equality for one value."""
-    return column == values[0] if len(values) == 1 else column.in_(list(values))
+from cueflow.states import Move
 
 
 def _picked(move: Move) -> Any:
@@ -91,22 +40,12 @@ def _picked(move: Move) -> Any:
     the same transaction: they are locked (PostgreSQL) or the transaction is the only writer
     (SQLite), so only their status, and by primary key (repeating the whole condition would
     lead SQLite to walk the due queue)."""
-    return _one_of(executions.c.status, move.sources)
+    return one_of(executions.c.status, move.sources)
 
 
 def _has_limit(run: LimitedRun) -> bool:
     """Whether admission must decide on ``run`` (it carries a concurrency or rate limit key)."""
     return run.concurrency_key is not None or run.rate_key is not None
-
-
-def _not_held_back() -> Any:
-    """A released worker execution waits out its retry delay (``next_retry``, bound ``now``)."""
-    return or_(executions.c.next_retry.is_(None), executions.c.next_retry <= _at("p_now"))
-
-
-def _at(name: str) -> Any:
-    """A bound datetime parameter, typed like the execution timestamps."""
-    return bindparam(name, type_=executions.c.scheduled_for.type)
 
 
 def _claim_set(move: Move, values: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +58,7 @@ def _claim_set(move: Move, values: dict[str, Any]) -> dict[str, Any]:
 
 
 class ClaimQueries(TxBase):
-    """Worker claims and leases."""
+    """Worker claims."""
 
     async def claimable(
         self,
@@ -148,11 +87,11 @@ class ClaimQueries(TxBase):
                 .join(cues, cues.c.id == executions.c.cue_id)
                 .where(
                     executions.c.user_id == bindparam("p_user_id"),
-                    _one_of(executions.c.status, statuses),
-                    _pull_transport(len(transports)),
-                    executions.c.scheduled_for <= _at("p_now"),
-                    _not_held_back(),
-                    within_limits(_at("p_now")),
+                    one_of(executions.c.status, statuses),
+                    pull_transport(len(transports)),
+                    executions.c.scheduled_for <= at("p_now"),
+                    not_held_back(),
+                    within_limits(at("p_now")),
                 )
             )
             if task is not None:
@@ -161,7 +100,7 @@ class ClaimQueries(TxBase):
 
         params = {
             "p_user_id": user_id,
-            **_transport_params(transports),
+            **transport_params(transports),
             "p_now": now,
             "p_limit": limit,
         }
@@ -185,15 +124,15 @@ class ClaimQueries(TxBase):
 
         def build() -> Any:
             waiting = self._waiting(move, len(transports), task is not None)
-            stmt = select(*_LIMITED)
+            stmt = select(*LIMITED)
             if execution_ids is not None:
                 stmt = stmt.where(executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting)
             else:
-                stmt = stmt.where(waiting, within_limits(_at("p_now"))).limit(bindparam("p_limit"))
+                stmt = stmt.where(waiting, within_limits(at("p_now"))).limit(bindparam("p_limit"))
             return _lock(stmt.order_by(*QUEUE_ORDER), self.connector)
 
         key = ("claim_candidates", execution_ids is None, task is not None, move, len(transports))
-        params: dict[str, Any] = {"p_user_id": user_id, **_transport_params(transports)}
+        params: dict[str, Any] = {"p_user_id": user_id, **transport_params(transports)}
         params["p_now"] = now
         if execution_ids is not None:
             params["p_ids"] = list(execution_ids)
@@ -237,7 +176,7 @@ class ClaimQueries(TxBase):
             *sorted(values),
         )
         params: dict[str, Any] = {**value_params(values), "p_user_id": user_id, "p_now": now}
-        params.update(_transport_params(transports))
+        params.update(transport_params(transports))
         if execution_ids is not None:
             params["p_ids"] = list(execution_ids)
         else:
@@ -290,9 +229,9 @@ class ClaimQueries(TxBase):
         rows were picked and locked by the same statement (a status condition there would
         also lead the planner to walk the status index instead of the picks' keys)."""
         waiting = self._waiting(move, transports, task)
-        picked_stmt = select(*_LIMITED, executions.c.priority, executions.c.scheduled_for)
+        picked_stmt = select(*LIMITED, executions.c.priority, executions.c.scheduled_for)
         if due:
-            picked_stmt = picked_stmt.where(waiting, within_limits(_at("p_now")))
+            picked_stmt = picked_stmt.where(waiting, within_limits(at("p_now")))
             picked_stmt = picked_stmt.limit(bindparam("p_limit"))
         else:
             picked_stmt = picked_stmt.where(
@@ -351,10 +290,10 @@ class ClaimQueries(TxBase):
         ``task``)."""
         waiting = and_(
             executions.c.user_id == bindparam("p_user_id"),
-            _one_of(executions.c.status, move.sources),
-            _pull_transport(transports),
-            executions.c.scheduled_for <= _at("p_now"),
-            _not_held_back(),
+            one_of(executions.c.status, move.sources),
+            pull_transport(transports),
+            executions.c.scheduled_for <= at("p_now"),
+            not_held_back(),
         )
         if task:
             waiting = and_(
@@ -417,85 +356,3 @@ class ClaimQueries(TxBase):
                 )
             )
         return runs
-
-    async def extend_worker_leases(
-        self, user_id: str, worker_id: str, transports: Sequence[str], until: datetime
-    ) -> int:
-        """Extend the leases of a worker's claims."""
-        stmt = (
-            update(executions)
-            .where(
-                executions.c.user_id == user_id,
-                executions.c.claimed_by_worker == worker_id,
-                executions.c.status == Status.DELIVERING.value,
-                executions.c.transport.in_(list(transports)),
-                executions.c.lease_expires_at < until,
-            )
-            .values(lease_expires_at=until)
-        )
-        return int((await self.conn.execute(stmt)).rowcount)
-
-    async def expired_leases(
-        self, now: datetime, stale_before: datetime, transports: Sequence[str], limit: int
-    ) -> list[ExpiredLease]:
-        """Claims whose lease ended or whose worker went silent."""
-        stale_worker = (
-            select(literal(1))
-            .where(
-                workers.c.user_id == executions.c.user_id,
-                workers.c.worker_id == executions.c.claimed_by_worker,
-                workers.c.last_heartbeat < stale_before,
-            )
-            .exists()
-        )
-        stmt = _lock(
-            select(
-                executions.c.id,
-                executions.c.cue_id,
-                executions.c.user_id,
-                executions.c.attempts,
-                executions.c.claimed_by_worker,
-                executions.c.lease_expires_at,
-                cues.c.name.label("cue_name"),
-                cues.c.retry_max_attempts,
-                cues.c.retry_backoff_minutes,
-                cues.c.schedule_type,
-                cues.c.on_failure,
-            )
-            .join(cues, cues.c.id == executions.c.cue_id)
-            .where(
-                executions.c.status == Status.DELIVERING.value,
-                executions.c.transport.in_(list(transports)),
-                or_(
-                    executions.c.lease_expires_at <= now,
-                    and_(
-                        stale_worker,
-                        func.coalesce(executions.c.last_heartbeat_at, executions.c.claimed_at)
-                        < stale_before,
-                    ),
-                ),
-            )
-            .limit(limit),
-            self.connector,
-        )
-        return await self._records(rows.expired_lease, stmt)
-
-    async def unclaimed(
-        self, before: datetime, transports: Sequence[str], limit: int
-    ) -> list[UnclaimedRun]:
-        """Pending executions nobody claimed in time."""
-        stmt = _lock(
-            select(executions.c.id, executions.c.cue_id, cues.c.schedule_type, cues.c.on_failure)
-            .join(cues, cues.c.id == executions.c.cue_id)
-            .where(
-                executions.c.status == Status.PENDING.value,
-                executions.c.transport.in_(list(transports)),
-                executions.c.scheduled_for <= before,
-                executions.c.updated_at <= before,
-                or_(executions.c.next_retry.is_(None), executions.c.next_retry <= before),
-                not_(key_active_since(before)),
-            )
-            .limit(limit),
-            self.connector,
-        )
-        return await self._records(rows.unclaimed_run, stmt)

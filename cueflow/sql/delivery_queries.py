@@ -20,8 +20,8 @@ from sqlalchemy import (
 import cueflow.sql.rows as rows
 from cueflow.records import DeliveryCandidate, DueDelivery, UnservedDelivery
 from cueflow.sql.base import TxBase, _lock, _task_in
-from cueflow.sql.claim_queries import QUEUE_ORDER
 from cueflow.sql.limit_queries import within_limits
+from cueflow.sql.queue import QUEUE_ORDER
 from cueflow.sql.tables import (
     cues,
     executions,

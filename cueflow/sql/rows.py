@@ -148,7 +148,7 @@ unserved_delivery = RecordBuilder(UnservedDelivery)
 fired_run = RecordBuilder(FiredRun, status=_status)
 """An inserted execution's ``id``, ``cue_id`` and ``status``."""
 expired_lease = RecordBuilder(ExpiredLease, schedule_type=_schedule_type)
-"""A lease query row (see :meth:`cueflow.sql.claim_queries.ClaimQueries.expired_leases`)."""
+"""A lease query row (see :meth:`cueflow.sql.lease_queries.LeaseQueries.expired_leases`)."""
 due_delivery = RecordBuilder(DueDelivery, schedule_type=_schedule_type)
 """A claimed push execution joined with its cue and owner."""
 unclaimed_run = RecordBuilder(UnclaimedRun, schedule_type=_schedule_type)

@@ -27,6 +27,7 @@ from cueflow.sql.echo_queries import EchoQueries
 from cueflow.sql.execution_queries import ExecutionQueries
 from cueflow.sql.flow_queries import FlowQueries
 from cueflow.sql.idempotency_queries import IdempotencyQueries
+from cueflow.sql.lease_queries import LeaseQueries
 from cueflow.sql.limit_queries import LimitQueries
 from cueflow.sql.retention_queries import RetentionQueries
 from cueflow.sql.secret_box import SEALED_PREFIX, warn_without_key
@@ -126,6 +127,7 @@ class SqlTx(
     CueQueries,
     ExecutionQueries,
     ClaimQueries,
+    LeaseQueries,
     DeliveryQueries,
     WorkerQueries,
     AlertQueries,
