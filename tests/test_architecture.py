@@ -116,6 +116,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.schedule",
             "cueflow.schemas",
             "cueflow.states",
+            "cueflow.tracing",
             "cueflow.version",
         ),
     ),
