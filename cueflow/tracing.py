@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cueflow.version import __version__
 
@@ -39,19 +39,27 @@ except ImportError:  # the otel extra is not installed: every function is a no-o
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
+    from opentelemetry.trace import Link, Span, Tracer
 
 AttributeValue = str | bool | int | float
 _NOTHING: AbstractContextManager[None] = nullcontext()
-_tracer: Any = None
-"""The cueflow tracer once a tracer provider is set (set once: a provider never changes)."""
+"""What the span functions give when not tracing (no span)."""
+_tracer: Tracer | None = None
+"""The cueflow tracer, once a tracer provider that records is set."""
+_settled = False
+"""Whether a tracer provider was set: it never changes after that (OpenTelemetry sets it once)."""
 
 
-def _get_tracer() -> Any:
-    global _tracer
-    if _tracer is None and otel is not None:
-        provider = otel.get_tracer_provider()
-        if not isinstance(provider, otel.ProxyTracerProvider | otel.NoOpTracerProvider):
-            _tracer = provider.get_tracer("cueflow", __version__)
+def _get_tracer() -> Tracer | None:
+    global _tracer, _settled
+    if _settled or otel is None:
+        return _tracer
+    provider = otel.get_tracer_provider()
+    if isinstance(provider, otel.ProxyTracerProvider | otel.NoOpTracerProvider):
+        return None  # not set yet: look again next time
+    tracer = provider.get_tracer("cueflow", __version__)
+    _tracer = None if isinstance(tracer, otel.NoOpTracer) else tracer  # OTEL_SDK_DISABLED
+    _settled = True
     return _tracer
 
 
@@ -80,13 +88,15 @@ def _execution_context(execution_id: str) -> Context:
     return otel.set_span_in_context(otel.NonRecordingSpan(parent))
 
 
-def _links() -> list[Any]:
+def _links() -> list[Link]:
     """A link to the current span (an API request's, a scheduler batch's), if there is one."""
     current = otel.get_current_span().get_span_context()
     return [otel.Link(current)] if current.is_valid else []
 
 
-def _attributes(execution_id: str, attributes: Mapping[str, AttributeValue | None]) -> Any:
+def _attributes(
+    execution_id: str, attributes: Mapping[str, AttributeValue | None]
+) -> dict[str, AttributeValue]:
     found = {f"cueflow.{k}": v for k, v in attributes.items() if v is not None}
     found["cueflow.execution_id"] = execution_id
     return found
@@ -94,7 +104,7 @@ def _attributes(execution_id: str, attributes: Mapping[str, AttributeValue | Non
 
 def execution_span(
     name: str, execution_id: str, **attributes: AttributeValue | None
-) -> AbstractContextManager[Any]:
+) -> AbstractContextManager[Span | None]:
     """A span ``name`` in ``execution_id``'s trace, current for the block (log lines and the
     spans started inside belong to it); an exception leaving the block marks it failed.
     ``attributes`` become ``cueflow.<name>`` attributes (``None`` values are left out)."""
@@ -109,7 +119,7 @@ def execution_span(
     )
 
 
-def span(name: str, **attributes: AttributeValue | None) -> AbstractContextManager[Any]:
+def span(name: str, **attributes: AttributeValue | None) -> AbstractContextManager[Span | None]:
     """A span ``name``, child of the current one, current for the block."""
     tracer = _get_tracer()
     if tracer is None:
@@ -118,7 +128,7 @@ def span(name: str, **attributes: AttributeValue | None) -> AbstractContextManag
     return tracer.start_as_current_span(name, attributes=found)
 
 
-def failed(recording: Any, error: str | None) -> None:
+def failed(recording: Span | None, error: str | None) -> None:
     """Mark the span of an :func:`execution_span` block (what ``with`` gave) failed with
     ``error``; nothing when not tracing."""
     if recording is not None:
@@ -168,7 +178,7 @@ class RequestSpan:
     """The span of one HTTP request: :meth:`done` names it after its route and sets its
     status."""
 
-    def __init__(self, recording: Any = None) -> None:
+    def __init__(self, recording: Span | None = None) -> None:
         self.recording = recording
 
     def done(self, method: str, route: str, status: int) -> None:
@@ -202,7 +212,7 @@ def request_span(
 
 @contextmanager
 def _request_span(
-    tracer: Any, headers: Iterable[tuple[bytes, bytes]], method: str
+    tracer: Tracer, headers: Iterable[tuple[bytes, bytes]], method: str
 ) -> Iterator[RequestSpan]:
     carrier = {
         name.decode("latin-1"): value.decode("latin-1")
