@@ -2,8 +2,8 @@
 
 Tracing is on when the ``opentelemetry-api`` package is installed (``pip install
 'cueflow[otel]'``) *and* the application set a tracer provider (the SDK's ``TracerProvider``,
-in code or through ``opentelemetry-instrument``). Otherwise each function below is a no-op that
-costs a check of one global (and, until a provider is set, of ``os.environ``): cueflow behaves
+in code or through ``opentelemetry-instrument``) before the engine opened (:func:`refresh`).
+Otherwise each function below is a no-op that costs a check of one global: cueflow behaves
 exactly as without tracing.
 
 **One trace per execution.** An execution's trace id is its id: the execution id is a UUID, 128
@@ -45,21 +45,27 @@ AttributeValue = str | bool | int | float
 _NOTHING: AbstractContextManager[None] = nullcontext()
 """What the span functions give when not tracing (no span)."""
 _tracer: Tracer | None = None
-"""The cueflow tracer, once a tracer provider that records is set."""
+"""The cueflow tracer, once :func:`refresh` found a tracer provider that records."""
 _settled = False
-"""Whether a tracer provider was set: it never changes after that (OpenTelemetry sets it once)."""
+"""Whether a tracer provider was found: it never changes after that (it is set once)."""
 
 
-def _get_tracer() -> Tracer | None:
+def refresh() -> None:
+    """Look for the application's tracer provider now: the engine does when it opens, so a
+    provider set before that is used. The instrumented calls only read what this found, so
+    that they cost next to nothing untraced."""
     global _tracer, _settled
     if _settled or otel is None:
-        return _tracer
+        return
     provider = otel.get_tracer_provider()
     if isinstance(provider, otel.ProxyTracerProvider | otel.NoOpTracerProvider):
-        return None  # not set yet: look again next time
+        return  # not set (yet)
     tracer = provider.get_tracer("cueflow", __version__)
     _tracer = None if isinstance(tracer, otel.NoOpTracer) else tracer  # OTEL_SDK_DISABLED
     _settled = True
+
+
+def _get_tracer() -> Tracer | None:
     return _tracer
 
 

@@ -76,6 +76,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
         provider = TracerProvider(sampler=SWITCH)
         provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
         trace.set_tracer_provider(provider)
+    tracing.refresh()
     EXPORTER.clear()
     SWITCH.on = True
     try:
@@ -339,6 +340,7 @@ if sys.argv[1] == "no-api":  # as if opentelemetry-api were not installed
     assert tracing.otel is None
 else:  # installed, but no tracer provider set
     assert tracing.otel is not None
+tracing.refresh()
 
 assert not tracing.active()
 with tracing.execution_span("cueflow.claim", "9b2f3c1e-8f0a-4c55-a1a8-0d6c1c1f2b3a") as span:
