@@ -34,7 +34,15 @@ from cueflow.engine import Engine
 from cueflow.metrics import Metrics
 from tests.inprocess_support import due_cue, only_execution, opened
 from tests.inprocess_support import fire as fire_inprocess
-from tests.webhook_support import Receiver, api, create_cue, executions_of, fire, open_engine
+from tests.webhook_support import (
+    Receiver,
+    api,
+    create_cue,
+    executions_of,
+    fire,
+    new_user,
+    open_engine,
+)
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01$")
 
@@ -162,8 +170,7 @@ async def test_a_webhook_delivery_sends_the_executions_traceparent(
         open_engine(database_url, clock) as engine,
         api(engine) as client,
     ):
-        auth = await client.post("/v1/auth/register", json={"email": "t@example.com"})
-        headers = {"Authorization": f"Bearer {auth.json()['api_key']}"}
+        headers = await new_user(client)
         cue = await create_cue(client, headers, clock, receiver.url())
         assert await fire(engine, clock) == 1
         [execution] = await executions_of(client, headers, cue["id"])
