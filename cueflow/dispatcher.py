@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, Any
 import cueflow.alerts as alerts
 import cueflow.logs as logs
 import cueflow.run_limits as run_limits
+import cueflow.tracing as tracing
 from cueflow.fair_share import Slot, destination, share
 from cueflow.push_attempts import (
     INTERRUPTED,
@@ -342,17 +343,21 @@ class Dispatcher:
     async def _deliver(self, transport: PushTransport, row: DueDelivery) -> None:
         logs.bind_execution(row.id, row.cue_id, row.flow_run_id)
         started = time.perf_counter()
-        try:
-            result = await transport.deliver(delivery_of(row, transport))
-        except Exception as exc:
-            log.exception("transport %r failed on execution %s", transport.name, row.id)
-            result = DeliveryResult(ok=False, error=(str(exc) or type(exc).__name__)[:500])
-        self.services.metrics.delivered(
-            transport.name, result.ok, row, time.perf_counter() - started
-        )
-        if not result.ok:
-            log.info("delivery attempt %d failed: %s", row.attempts, result.error)
-        notice = await record_attempt(self.services, row, result)
+        with tracing.execution_span(
+            "cueflow.deliver", row.id, transport=transport.name, attempt=row.attempts
+        ) as traced:
+            try:
+                result = await transport.deliver(delivery_of(row, transport))
+            except Exception as exc:
+                log.exception("transport %r failed on execution %s", transport.name, row.id)
+                result = DeliveryResult(ok=False, error=(str(exc) or type(exc).__name__)[:500])
+            self.services.metrics.delivered(
+                transport.name, result.ok, row, time.perf_counter() - started
+            )
+            if not result.ok:
+                log.info("delivery attempt %d failed: %s", row.attempts, result.error)
+                tracing.failed(traced, result.error)
+            notice = await record_attempt(self.services, row, result)
         if not result.ok:
             self.wakeup.set()  # a retry is now scheduled: the loop's next wake-up may move
         if notice is not None:

@@ -13,6 +13,8 @@ routes uvicorn's access and error logs through it too). Two context variables ca
   log calls); ``flow_run_id`` when the execution is a flow step's. Code may also pass them per
   call: ``log.info("...", extra={"flow_run_id": ...})`` (the flow hand-off does, on the lines
   about a run and its steps).
+* ``trace_id`` / ``span_id``: the current OpenTelemetry span's (:mod:`cueflow.tracing`), when
+  tracing is on and a span is current (in an execution's work, its trace is the execution's).
 
 Redaction is the last step of formatting, so it covers messages, arguments, exceptions and
 tracebacks alike: API keys (``cue_sk_...``), webhook secrets (``whsec_...``), bearer tokens and
@@ -29,6 +31,8 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
+import cueflow.tracing as tracing
+
 LogFormat = Literal["text", "json"]
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -43,7 +47,15 @@ _execution: contextvars.ContextVar[tuple[str, str | None, str | None] | None] = 
     contextvars.ContextVar("cueflow_execution", default=None)
 )
 
-CONTEXT_FIELDS = ("request_id", "client_request_id", "execution_id", "cue_id", "flow_run_id")
+CONTEXT_FIELDS = (
+    "request_id",
+    "client_request_id",
+    "execution_id",
+    "cue_id",
+    "flow_run_id",
+    "trace_id",
+    "span_id",
+)
 """Record attributes added to every record (``None`` when unknown)."""
 
 _SECRETS = re.compile(
@@ -80,8 +92,9 @@ def bind_execution(
 
 
 class ContextFilter(logging.Filter):
-    """Adds ``request_id``, ``client_request_id``, ``execution_id``, ``cue_id`` and
-    ``flow_run_id`` from the context to each record (values passed with ``extra=`` win)."""
+    """Adds ``request_id``, ``client_request_id``, ``execution_id``, ``cue_id``,
+    ``flow_run_id`` and, when tracing with OpenTelemetry and a span is current, ``trace_id`` and
+    ``span_id`` from the context to each record (values passed with ``extra=`` win)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Fill in the context fields; never drops a record."""
@@ -96,6 +109,9 @@ class ContextFilter(logging.Filter):
             record.cue_id = bound[1] if bound else None
         if getattr(record, "flow_run_id", None) is None:
             record.flow_run_id = bound[2] if bound else None
+        if getattr(record, "trace_id", None) is None:
+            traced = tracing.current_ids()
+            record.trace_id, record.span_id = traced if traced else (None, None)
         return True
 
 

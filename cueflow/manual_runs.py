@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import cueflow.ids as ids
+import cueflow.tracing as tracing
 from cueflow.authentication import Principal
 from cueflow.cues import check_payload, refuse_step_cue
 from cueflow.errors import Conflict, CueflowError, NotFound
@@ -146,7 +147,7 @@ async def fire_cue(
     fire of the same cue with the same key within :data:`IDEMPOTENCY_WINDOW` creates nothing
     and answers with the first fire's execution (``repeated``), even when fires race."""
     _check_key(idempotency_key)
-    now = services.clock.now()
+    started, now = tracing.started(), services.clock.now()
     when = send_at if send_at is not None and send_at > now else now
     async with services.store.tx() as tx:
         cue = await tx.get_cue(user.user_id, cue_id)
@@ -172,6 +173,9 @@ async def fire_cue(
                 return await _repeat(tx, cue, holder)
         row = await _insert_run(tx, cue, when, now, MANUAL_FIRE, **extra)
     services.signals.executions_created([row])
+    tracing.finished(
+        "cueflow.fire", started, [(row.id, {"cue_id": cue.id, "trigger": MANUAL_FIRE})]
+    )
     return _fired(row, payload, repeated=False)
 
 

@@ -19,7 +19,16 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from cueflow.records import Cue, DueDelivery, FiredRun
 from cueflow.states import Status
@@ -195,6 +204,7 @@ class Metrics:
         Info("cueflow_build", "The cueflow version serving these metrics.", registry=r).info(
             {"version": __version__}
         )
+        _add_runtime_collectors(r)
 
     def delivered(self, transport: str, ok: bool, run: DueDelivery, seconds: float) -> None:
         """Count one push delivery attempt of the execution claimed as ``run`` (a failure
@@ -215,6 +225,18 @@ class Metrics:
         """Wrap the scheduler's fire plan so that :meth:`FireWatch.record` can count the
         executions a batch actually inserted (a fire key that existed already is not counted)."""
         return FireWatch(self, plan)
+
+
+def _add_runtime_collectors(registry: CollectorRegistry) -> None:
+    """Register prometheus-client's ``process_*``, ``python_info`` and ``python_gc_*``
+    collectors: they only register themselves in the process-wide default registry, which
+    cueflow does not serve. A registry that has them already (the default one, given as
+    ``Metrics(REGISTRY)``) keeps its own."""
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        try:
+            collector(registry=registry)
+        except ValueError:  # "Duplicated timeseries": this registry has that collector
+            continue
 
 
 class FireWatch:

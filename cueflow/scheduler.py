@@ -31,6 +31,7 @@ import cueflow.ids as ids
 import cueflow.overlap as overlap
 import cueflow.quotas as quotas
 import cueflow.schedule as schedule
+import cueflow.tracing as tracing
 from cueflow.config import Settings
 from cueflow.cues import schedule_of_cue
 from cueflow.errors import DatabaseUnavailable
@@ -138,7 +139,7 @@ class Scheduler:
         services = self.services
         created = 0
         while True:
-            now = services.clock.now()
+            since, now = tracing.started(), services.clock.now()
             plan = functools.partial(plan_fire, now=now, settings=services.settings)
             watch = services.metrics.watch_fires(plan)
             async with services.store.tx() as tx:
@@ -155,6 +156,9 @@ class Scheduler:
             created += len(inserted)
             services.loops.pulse("scheduler").beat()
             watch.record(inserted, now)
+            tracing.finished(
+                "cueflow.fire", since, ((r.id, {"cue_id": r.cue_id}) for r in inserted)
+            )
             if inserted:
                 services.signals.executions_created(inserted)
             if locked < services.settings.scheduler_batch_size:

@@ -119,6 +119,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.schemas",
             "cueflow.scopes",
             "cueflow.states",
+            "cueflow.tracing",
             "cueflow.version",
         ),
     ),

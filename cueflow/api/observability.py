@@ -12,6 +12,9 @@ inner middleware refuses (413, 400, 429). For each HTTP request it
 * observes ``cueflow_http_request_duration_seconds`` with the matched route's template
   (``/v1/executions/{execution_id}/claim``, never the raw path, so the series stay few;
   ``unmatched`` when no route matched), the method and the response status.
+* when tracing with OpenTelemetry (:mod:`cueflow.tracing`), runs the request in a server span
+  named after the method and route; a W3C ``traceparent`` header the caller sent makes it a
+  child of the caller's span.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import cueflow.tracing as tracing
 from cueflow import logs
 from cueflow.metrics import Metrics
 
@@ -68,12 +72,15 @@ class RequestContext:
                 status = message["status"]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            self.metrics.http_duration.labels(method, route_template(scope), str(status)).observe(
-                time.perf_counter() - started
-            )
-            logs.request_id.reset(token)
-            logs.client_request_id.reset(client_token)
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        with tracing.request_span(scope.get("headers", ()), method) as span:
+            try:
+                await self.app(scope, receive, send_status)
+            finally:
+                route = route_template(scope)
+                self.metrics.http_duration.labels(method, route, str(status)).observe(
+                    time.perf_counter() - started
+                )
+                span.done(method, route, status)
+                logs.request_id.reset(token)
+                logs.client_request_id.reset(client_token)

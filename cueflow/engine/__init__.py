@@ -39,6 +39,7 @@ import cueflow.echo as echo
 import cueflow.health as health
 import cueflow.leases as leases
 import cueflow.retention as retention
+import cueflow.tracing as tracing
 from cueflow.authentication import Authenticator
 from cueflow.clock import Clock, SystemClock
 from cueflow.config import Settings
@@ -189,7 +190,9 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
 
     # lifecycle --------------------------------------------------------------------------------
     async def open(self) -> None:
-        """Connect to the store and migrate it (idempotent)."""
+        """Connect to the store and migrate it (idempotent); pick up the OpenTelemetry tracer
+        provider if the application has set one (:mod:`cueflow.tracing`)."""
+        tracing.refresh()
         if not self._opened:
             await self.store.open()
             self._opened = True

@@ -10,6 +10,7 @@ import cueflow.claims as claims
 import cueflow.executions as executions
 import cueflow.leases as leases
 import cueflow.outcomes as outcomes
+import cueflow.tracing as tracing
 import cueflow.verification as verification
 import cueflow.workers as workers
 from cueflow.authentication import Principal
@@ -84,7 +85,8 @@ class RunMethods:
         """Claim several executions at once (the given ids, or up to ``limit`` of the oldest
         due), each with its own lease, exactly as single claims would."""
         ClaimRequest(worker_id=worker_id)
-        return await claims.claim_batch(
+        since = tracing.started()
+        batch = await claims.claim_batch(
             self.services,
             self.long_polls,
             user,
@@ -94,19 +96,28 @@ class RunMethods:
             task=task,
             wait=wait,
         )
+        claimed = ((run.id, None) for run in batch.claimed)
+        tracing.finished("cueflow.claim", since, claimed, worker_id=worker_id)
+        return batch
 
     async def claim(
         self, user: Principal, worker_id: str, execution_id: str | None = None
     ) -> dict[str, Any]:
         """Claim one execution (or the oldest due one) with a lease."""
         ClaimRequest(worker_id=worker_id)
-        return await claims.claim(self.services, user, worker_id, execution_id)
+        since = tracing.started()
+        claimed = await claims.claim(self.services, user, worker_id, execution_id)
+        tracing.finished(
+            "cueflow.claim", since, [(claimed["execution_id"], None)], worker_id=worker_id
+        )
+        return claimed
 
     async def heartbeat_execution(
         self, user: Principal, execution_id: str, worker_id: str | None = None
     ) -> dict[str, Any]:
         """Extend the lease of a claimed execution."""
-        return await leases.heartbeat(self.services, user, execution_id, worker_id)
+        with tracing.execution_span("cueflow.heartbeat", execution_id, worker_id=worker_id):
+            return await leases.heartbeat(self.services, user, execution_id, worker_id)
 
     async def report_outcome(
         self,
@@ -118,7 +129,10 @@ class RunMethods:
         """Record an execution's outcome (once)."""
         if isinstance(report, dict):
             report = OutcomeReport.model_validate(report)
-        return await outcomes.record_outcome(self.services, user, execution_id, report, worker_id)
+        with tracing.execution_span("cueflow.outcome", execution_id, success=report.success):
+            return await outcomes.record_outcome(
+                self.services, user, execution_id, report, worker_id
+            )
 
     async def report_outcomes(
         self,
@@ -132,7 +146,11 @@ class RunMethods:
             (eid, OutcomeReport.model_validate(r) if isinstance(r, dict) else r)
             for eid, r in reports
         ]
-        return await outcomes.record_outcomes(self.services, user, parsed, worker_id)
+        since = tracing.started()
+        answers = await outcomes.record_outcomes(self.services, user, parsed, worker_id)
+        traced = ((eid, answer) for (eid, _), answer in zip(parsed, answers, strict=True))
+        tracing.finished("cueflow.outcome", since, traced)
+        return answers
 
     async def release_execution(
         self,

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+import cueflow.tracing as tracing
 from cueflow.config import Settings
 from cueflow.errors import CueValidationError
 from cueflow.handler_context import HandlerContext
@@ -193,7 +194,8 @@ class InProcessTransport:
             deadline = asyncio.timeout(timeout)
             try:
                 async with deadline:
-                    value = await self._call(handler, args)
+                    with tracing.span("cueflow.handler", task=task):
+                        value = await self._call(handler, args)
             except TimeoutError as exc:
                 if not deadline.expired():
                     return self._failed(task, delivery, exc)

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+import cueflow.tracing as tracing
 from cueflow.config import Settings
 from cueflow.errors import CueflowError, CueValidationError
 from cueflow.transport import Delivery, DeliveryResult, Notice, TransportServices
@@ -151,7 +152,7 @@ class WebhookTransport:
             callback.method,
             callback.url,
             None if callback.method == "GET" else body,
-            delivery_headers(delivery, callback, timestamp, body),
+            tracing.with_trace_headers(delivery_headers(delivery, callback, timestamp, body)),
             self.timeout,
         )
 
