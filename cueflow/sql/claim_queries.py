@@ -48,6 +48,12 @@ def _has_limit(run: LimitedRun) -> bool:
     return run.concurrency_key is not None or run.rate_key is not None
 
 
+def _of_cue(column: Any) -> Any:
+    """``column`` of the claimed execution's cue, as a subquery a ``RETURNING`` clause may hold
+    (SQLite's may not name another table of an ``UPDATE … FROM``)."""
+    return select(column).where(cues.c.id == executions.c.cue_id).scalar_subquery()
+
+
 def _claim_set(move: Move, values: dict[str, Any]) -> dict[str, Any]:
     """What a claim sets: the new status, one more attempt, and ``values`` (bound)."""
     return {
@@ -307,7 +313,8 @@ class ClaimQueries(TxBase):
     async def claim_many(
         self, execution_ids: Sequence[str], move: Move, values: dict[str, Any]
     ) -> list[QueuedRun]:
-        """Atomically claim the given due executions."""
+        """Atomically claim the given due executions (one statement: the cue's name, task and
+        payload come back through subqueries of the ``RETURNING`` clause)."""
 
         def build() -> Any:
             target = and_(executions.c.id.in_(bindparam("p_ids", expanding=True)), _picked(move))
@@ -321,6 +328,9 @@ class ClaimQueries(TxBase):
                     executions.c.scheduled_for,
                     executions.c.attempts,
                     executions.c.payload_override,
+                    _of_cue(cues.c.name).label("cue_name"),
+                    _of_cue(cues.c.task).label("task"),
+                    _of_cue(cues.c.payload).label("payload"),
                 )
             )
 
@@ -328,31 +338,6 @@ class ClaimQueries(TxBase):
             return []
         key = ("claim_many", move, *sorted(values))
         params = {**value_params(values), "p_ids": list(execution_ids)}
-        claimed = await self._all(self._prepared(key, build), params)
-        if not claimed:
-            return []
-        details_stmt = self._prepared(
-            ("claim_details",),
-            lambda: select(cues.c.id, cues.c.name, cues.c.task, cues.c.payload).where(
-                cues.c.id.in_(bindparam("p_ids", expanding=True))
-            ),
-        )
-        cue_ids = list({row["cue_id"] for row in claimed})
-        details = {row["id"]: row for row in await self._all(details_stmt, {"p_ids": cue_ids})}
-        runs = []
+        claimed = await self._records(rows.queued_run, self._prepared(key, build), params)
         order = {execution_id: index for index, execution_id in enumerate(execution_ids)}
-        for row in sorted(claimed, key=lambda r: order[r["id"]]):
-            cue = details.get(row["cue_id"])
-            runs.append(
-                QueuedRun(
-                    id=row["id"],
-                    cue_id=row["cue_id"],
-                    scheduled_for=row["scheduled_for"],
-                    attempts=row["attempts"],
-                    payload_override=row["payload_override"],
-                    cue_name=cue["name"] if cue else None,
-                    task=cue["task"] if cue else None,
-                    payload=cue["payload"] if cue else None,
-                )
-            )
-        return runs
+        return sorted(claimed, key=lambda run: order[run.id])
