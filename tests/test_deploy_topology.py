@@ -51,13 +51,6 @@ async def pg_url() -> AsyncIterator[str]:
         await drop_pg_database(url)
 
 
-def _cue_times(count: int, start: float, spread: float) -> list[str]:
-    now = datetime.now(UTC)
-    return [
-        (now + timedelta(seconds=start + spread * k / count)).isoformat() for k in range(count)
-    ]
-
-
 class SdkClient:
     """CueAPI's official SDK creating cues (and listing them) through the balancer in a
     thread, keeping every exception it raised."""
@@ -67,13 +60,13 @@ class SdkClient:
         self.errors: list[str] = []
         self.created: list[str] = []
 
-    def create(self, times: list[str], pause: float = 0.0) -> None:
-        """Create one worker ``once`` cue per time."""
-        for n, at in enumerate(times):
+    def create(self, count: int, pause: float = 0.0) -> None:
+        """Create ``count`` worker ``once`` cues, each due 1.5 s after it is created."""
+        for n in range(count):
             try:
                 cue = self.client.cues.create(
                     f"load-{len(self.created)}-{n}",
-                    at=datetime.fromisoformat(at),
+                    at=datetime.now(UTC) + timedelta(seconds=1.5),
                     transport="worker",
                     payload={"task": "load"},
                 )
@@ -83,6 +76,28 @@ class SdkClient:
             except Exception as error:  # noqa: BLE001 - any failure is what the test looks for
                 self.errors.append(repr(error))
             time.sleep(pause)
+
+
+class RecordingWorker(Worker):
+    """A worker loop that also keeps what each connection error was."""
+
+    transport_errors: list[str]
+
+    async def _send(
+        self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response | None:
+        try:
+            response = await client.request(method, f"{self.base}{path}", **kwargs)
+        except httpx.TransportError as error:
+            self.ledger.connection_errors += 1
+            ERRORS.append(f"{method} {path}: {error!r}")
+            await asyncio.sleep(self.retry_pause)
+            return None
+        self.ledger.count(response)
+        return response
+
+
+ERRORS: list[str] = []
 
 
 def _daemon(base: str, key: str, workdir: Path) -> subprocess.Popen[str]:
@@ -134,15 +149,16 @@ async def test_a_node_stopped_under_load_behind_haproxy_costs_no_client_an_error
                 worker_key = scoped.json()["api_key"]
 
             client = SdkClient(base, full_key)
-            times = _cue_times(CUES, 2, 10)
-            first, rest = times[: CUES // 3], times[CUES // 3 :]
+            first = CUES // 3
             await asyncio.to_thread(client.create, first)
-            creating = threading.Thread(target=client.create, args=(rest, 0.03), daemon=True)
+            creating = threading.Thread(
+                target=client.create, args=(CUES - first, 0.03), daemon=True
+            )
             creating.start()
 
             ledger = Ledger()
             stop = asyncio.Event()
-            workers = [Worker(f"loop-{k}", [base], worker_key, ledger) for k in range(4)]
+            workers = [RecordingWorker(f"loop-{k}", [base], worker_key, ledger) for k in range(4)]
             running = [asyncio.create_task(w.run(stop)) for w in workers]
             daemon = _daemon(base, worker_key, tmp_path)
             try:
@@ -160,9 +176,19 @@ async def test_a_node_stopped_under_load_behind_haproxy_costs_no_client_an_error
 
                 async def all_ended() -> bool:
                     rows = await stored_executions(pg_url)
-                    return len(rows) == CUES and all(r["status"] == "success" for r in rows)
+                    return len(rows) == len(client.created) and all(
+                        r["status"] == "success" for r in rows
+                    )
 
-                await wait_until(all_ended, 40, "every execution ended")
+                try:
+                    await wait_until(all_ended, 30, "every execution ended")
+                except AssertionError:
+                    rows = await stored_executions(pg_url)
+                    left = Counter((r["status"], r["claimed_by_worker"]) for r in rows)
+                    raise AssertionError(
+                        f"{len(rows)} executions of {len(client.created)} cues: {left}; "
+                        f"SDK errors {client.errors[:3]}; {ledger.statuses} {ledger.refused}"
+                    ) from None
             finally:
                 stop.set()
                 await asyncio.wait_for(asyncio.gather(*running), 30)
@@ -180,9 +206,12 @@ async def test_a_node_stopped_under_load_behind_haproxy_costs_no_client_an_error
     )
     # no client saw an error
     assert client.errors == []
+    assert [r for r in logged if r.failed] == []
+    assert ERRORS == []
     assert ledger.connection_errors == 0
     assert ledger.server_errors == 0, ledger.statuses
     assert [r for r in logged if r.failed] == []
+    print(daemon_err[-3000:])
     assert "Traceback" not in daemon_err, daemon_err[-2000:]
     assert states["node1"] != "UP"  # the stopped node left the rotation
     # nothing lost, nothing twice: one execution per cue, each ended once, by one worker
