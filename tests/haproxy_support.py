@@ -54,13 +54,12 @@ def balancer_config(ports: Sequence[int], port: int, stats_port: int) -> str:
         if stripped == "backend cueflow":
             marker = len(lines)
     servers = [f"    server node{k} 127.0.0.1:{p}" for k, p in enumerate(ports)]
-    config = [*lines[:marker], *lines[marker:]]
-    # servers go at the end of the backend section, before the next section
+    # the servers go at the end of the backend section, before the next section
     end = next(
-        (i for i in range(marker, len(config)) if config[i] and not config[i][0].isspace()),
-        len(config),
+        (i for i in range(marker, len(lines)) if lines[i] and not lines[i][0].isspace()),
+        len(lines),
     )
-    return "\n".join([*config[:end], *servers, *config[end:]]) + "\n"
+    return "\n".join([*lines[:end], *servers, *lines[end:]]) + "\n"
 
 
 @dataclass

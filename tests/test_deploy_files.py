@@ -156,7 +156,9 @@ def test_compose_runs_three_nodes_on_postgresql_behind_haproxy() -> None:
         env = node["environment"]
         _check_env(env, interpolated_ok=True)
         assert env == services["migrate"]["environment"]  # one configuration
-        assert env["DATABASE_URL"].startswith("postgresql://") and "@postgres:" in env["DATABASE_URL"]
+        assert (
+            env["DATABASE_URL"].startswith("postgresql://") and "@postgres:" in env["DATABASE_URL"]
+        )
         assert "CUEFLOW_SECRET_KEY" in env and env["ALLOW_REGISTER"] == "false"
         assert node["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         grace = float(env["CUEFLOW_GRACEFUL_TIMEOUT_SECONDS"])

@@ -61,19 +61,20 @@ class SdkClient:
         self.created: list[str] = []
 
     def create(self, count: int, pause: float = 0.0) -> None:
-        """Create ``count`` worker ``once`` cues, each due 1.5 s after it is created."""
+        """Create ``count`` worker ``once`` cues, each due 3 s after it is asked for (time enough
+        for the request on a loaded machine: a time in the past is refused)."""
         for n in range(count):
             try:
                 cue = self.client.cues.create(
                     f"load-{len(self.created)}-{n}",
-                    at=datetime.now(UTC) + timedelta(seconds=1.5),
+                    at=datetime.now(UTC) + timedelta(seconds=3),
                     transport="worker",
                     payload={"task": "load"},
                 )
                 self.created.append(cue.id)
                 if n % 10 == 0:
                     self.client.cues.list(limit=5)
-            except Exception as error:  # noqa: BLE001 - any failure is what the test looks for
+            except Exception as error:  # any failure is what the test looks for
                 self.errors.append(repr(error))
             time.sleep(pause)
 
@@ -162,7 +163,7 @@ async def test_a_node_stopped_under_load_behind_haproxy_costs_no_client_an_error
             running = [asyncio.create_task(w.run(stop)) for w in workers]
             daemon = _daemon(base, worker_key, tmp_path)
             try:
-                await asyncio.sleep(3.5)  # claims and outcomes flowing on every node
+                await asyncio.sleep(4)  # claims and outcomes flowing on every node
                 stopped = nodes[1]
                 assert stopped.process is not None
                 stopped.process.send_signal(signal.SIGTERM)
@@ -211,7 +212,6 @@ async def test_a_node_stopped_under_load_behind_haproxy_costs_no_client_an_error
     assert ledger.connection_errors == 0
     assert ledger.server_errors == 0, ledger.statuses
     assert [r for r in logged if r.failed] == []
-    print(daemon_err[-3000:])
     assert "Traceback" not in daemon_err, daemon_err[-2000:]
     assert states["node1"] != "UP"  # the stopped node left the rotation
     # nothing lost, nothing twice: one execution per cue, each ended once, by one worker
