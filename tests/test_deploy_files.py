@@ -170,6 +170,10 @@ def test_compose_runs_three_nodes_on_postgresql_behind_haproxy() -> None:
     address = balancer["networks"]["cueflow"]["ipv4_address"]
     assert env["CUEFLOW_FORWARDED_ALLOW_IPS"] == address  # only the balancer is believed
     config = (ROOT / "deploy" / "haproxy.cfg").read_text()
+    # the nodes go on accepting connections until HAProxy's check has seen them draining
+    inter = float(re.search(r"default-server .*\binter (\d+)s", config)[1])  # type: ignore[index]
+    fall = int(re.search(r"default-server .*\bfall (\d+)", config)[1])  # type: ignore[index]
+    assert float(env["CUEFLOW_DRAIN_ACCEPT_SECONDS"]) >= 2 * inter * fall
     servers = re.findall(r"^\s*server \S+ (\S+):8000", config, re.MULTILINE)
     assert sorted(servers) == sorted(nodes)
 
