@@ -216,6 +216,13 @@ class Settings(BaseSettings):
     """On SIGTERM (or when an engine closes), longest push deliveries and in-process handlers
     in flight may take to finish; those still running then are cancelled and their executions
     go back to the queue (see "Shutdown and drain" in ``docs/operations.md``)."""
+    drain_accept_seconds: float = Field(
+        0.0, ge=0, le=300, validation_alias=_env("CUEFLOW_DRAIN_ACCEPT_SECONDS")
+    )
+    """On SIGTERM, the least time ``cueflow serve`` keeps accepting connections (``/status``
+    answering 503 ``draining``, requests served as usual) before it stops listening, so a
+    balancer's readiness check takes the node out of rotation first. Runs alongside the drain.
+    0 (the default): stop listening as soon as the work in flight has ended."""
     retry_jitter_seconds: float = Field(
         0.0, ge=0, validation_alias=_env("CUEFLOW_RETRY_JITTER_SECONDS")
     )

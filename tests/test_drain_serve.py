@@ -170,3 +170,19 @@ def test_forwarded_for_counts_for_rate_limits_only_from_the_proxies_of_the_flag(
     # believed from 127.0.0.1 (the test's address): each client has its own budget;
     # from another peer the header is ignored and all five share 127.0.0.1's
     assert got == codes
+
+
+def test_the_node_keeps_accepting_connections_for_the_drain_accept_time(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cueflow.db'}"
+    env = {"CUEFLOW_DRAIN_ACCEPT_SECONDS": "2"}
+    with served(url, tmp_path, **env) as node:
+        sent = node.terminate()
+        wait_until(lambda: httpx.get(f"{node.base}/status", timeout=5).status_code == 503, 10)
+        time.sleep(max(0.0, sent + 1.2 - time.monotonic()))
+        # nothing was in flight: without the setting the node would be gone by now
+        with httpx.Client() as fresh:  # a new connection, as a balancer opens
+            assert fresh.get(f"{node.base}/status").json()["status"] == "draining"
+            assert fresh.get(f"{node.base}/health").status_code == 200
+        took = node.wait_exit(sent)
+    print(f"\nexit {took:.2f} s after SIGTERM with CUEFLOW_DRAIN_ACCEPT_SECONDS=2")
+    assert 2 <= took < 10

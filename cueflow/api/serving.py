@@ -3,7 +3,9 @@
 On SIGTERM (or Ctrl-C) the server drains before it stops listening: ``drain`` (the engine's
 :meth:`~cueflow.engine.Engine.drain`) runs first, while requests are still answered, so
 ``/status`` says ``draining`` (503) to the balancer at once, open long-polls are answered, and
-deliveries in flight finish or go back to the queue within ``graceful_timeout_seconds``. Then
+deliveries in flight finish or go back to the queue within ``graceful_timeout_seconds``. The
+server goes on accepting connections until ``drain_accept_seconds`` after the signal (for a
+balancer's readiness check to notice), then
 uvicorn closes the listening socket and waits for the requests still open, for what is left of
 that timeout, before the app's shutdown closes the engine. A second Ctrl-C stops at once
 (deliveries then still running are retried when their leases end, as after a crash).
@@ -33,10 +35,13 @@ Drain = Callable[[], Awaitable[None]]
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, which first drains the engine when it is told to stop."""
 
-    def __init__(self, config: uvicorn.Config, drain: Drain | None, grace: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, drain: Drain | None, grace: float, accept: float = 0.0
+    ) -> None:
         super().__init__(config)
         self._drain = drain
         self._grace = grace
+        self._accept = accept
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Drain (still answering requests), then stop as uvicorn does, its wait for open
@@ -54,6 +59,8 @@ class DrainingServer(uvicorn.Server):
             if isinstance(outcome, Exception):
                 log.error("draining failed", exc_info=outcome)
             log.info("drained in %.2f s", time.monotonic() - started)
+        while not self.force_exit and time.monotonic() - started < self._accept:
+            await asyncio.sleep(min(0.1, self._accept - (time.monotonic() - started)))
         left = self._grace - (time.monotonic() - started)
         self.config.timeout_graceful_shutdown = max(1, math.ceil(left))
         await super().shutdown(sockets)
@@ -79,4 +86,5 @@ def serve_forever(
         ws="none",  # no WebSocket routes: an upgrade stays a plain HTTP request
         timeout_keep_alive=settings.keep_alive_seconds,
     )
-    DrainingServer(config, drain, settings.graceful_timeout_seconds).run()
+    grace, accept = settings.graceful_timeout_seconds, settings.drain_accept_seconds
+    DrainingServer(config, drain, grace, accept).run()
