@@ -1,0 +1,95 @@
+"""The dashboard's live stream (``GET /v1/events/stream``): the caller's execution and cue
+changes as server-sent events.
+
+Each stream looks at the database every :data:`LOOK_SECONDS` for executions changed since its
+last look (among those created in the last :data:`RECENT_SECONDS`, through the owner's
+creation index, at most :data:`BATCH` a look) and for a change of the cue list, so it sees
+the changes other nodes make as well as this one's. Between changes it sends a comment every
+:data:`HEARTBEAT_SECONDS` (a proxy keeps the connection and a client sees a dead one). It
+ends after :data:`MAX_STREAM_SECONDS` (the client reconnects), when the client goes away, and
+at once when the engine drains, so an open stream never holds a stopping server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from cueflow.authentication import Principal
+
+if TYPE_CHECKING:
+    from cueflow.services import Services
+
+LOOK_SECONDS = 1.0
+HEARTBEAT_SECONDS = 15.0
+MAX_STREAM_SECONDS = 600.0
+RECENT_SECONDS = 86400
+BATCH = 200
+
+
+def event(name: str, data: Any) -> bytes:
+    """One server-sent event."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def stream(
+    services: Services,
+    user: Principal,
+    gone: Callable[[], Awaitable[bool]],
+    *,
+    look_seconds: float = LOOK_SECONDS,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    max_seconds: float = MAX_STREAM_SECONDS,
+) -> AsyncIterator[bytes]:
+    """The events of one stream (see the module); ``gone()`` says the client disconnected."""
+    draining = services.signals.draining
+    loop = asyncio.get_running_loop()
+    started = last_sent = loop.time()
+    since = services.clock.now()
+    async with services.store.tx() as tx:
+        mark = await tx.cues_mark(user.user_id)
+    yield b"retry: 2000\n" + event("hello", {"at": since.isoformat()})
+    while not draining.is_set() and loop.time() - started < max_seconds:
+        try:
+            await asyncio.wait_for(draining.wait(), timeout=look_seconds)
+            break
+        except TimeoutError:
+            pass
+        if await gone():
+            return
+        changed, since, mark, cues_changed = await _look(services, user, since, mark)
+        if changed:
+            yield event("executions", {"executions": changed})
+            last_sent = loop.time()
+        if cues_changed:
+            yield event("cues", {"count": mark[0]})
+            last_sent = loop.time()
+        if loop.time() - last_sent >= heartbeat_seconds:
+            yield b": heartbeat\n\n"
+            last_sent = loop.time()
+    yield event("drain" if draining.is_set() else "bye", {})
+
+
+async def _look(
+    services: Services, user: Principal, since: datetime, mark: tuple[int, datetime | None]
+) -> tuple[list[dict[str, Any]], datetime, tuple[int, datetime | None], bool]:
+    """The executions changed after ``since`` and the cue list's mark now."""
+    created_after = services.clock.now() - timedelta(seconds=RECENT_SECONDS)
+    async with services.store.tx() as tx:
+        rows = await tx.changed_executions(user.user_id, created_after, since, BATCH)
+        now_mark = await tx.cues_mark(user.user_id)
+    if rows:
+        since = max(row.updated_at for row in rows)
+    changed = [
+        {
+            "id": row.id,
+            "cue_id": row.cue_id,
+            "status": row.status,
+            "updated_at": row.updated_at.isoformat(),
+        }
+        for row in rows
+    ]
+    return changed, since, now_mark, now_mark != mark
