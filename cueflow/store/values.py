@@ -96,9 +96,9 @@ class ExecutionStats:
     ``counts``: ``(bucket, status) -> executions`` created in that bucket. ``lag`` and
     ``latency``: ``bucket -> (n at or under bounds[0], ..., n at or under bounds[-1], n)``
     for the schedule-to-start lag (``started_at - scheduled_for``) and the delivery latency
-    (``delivered_at`` or else ``outcome_recorded_at``, minus ``started_at``) of the bucket's executions that have them. ``queue``: the
-    executions in each queued status now, whatever their age, and ``oldest_queued`` the
-    earliest ``scheduled_for`` among them."""
+    (``delivered_at``, else ``outcome_recorded_at``, minus ``started_at``) of the bucket's
+    executions that have them. ``queue``: the executions in each queued status now, whatever
+    their age, and ``oldest_queued`` the earliest ``scheduled_for`` among them."""
 
     counts: dict[tuple[int, str], int]
     lag: dict[int, tuple[int, ...]]
