@@ -14,10 +14,10 @@ const SPARE = ["#5c7cfa", "#20c997", "#fab005"];
 
 /**
  * A line chart in a new <figure>: ``times`` (Date or ISO strings) on x, one line per entry of
- * ``series`` ({name: [values or null]}); ``unit`` labels the y axis. Returns {node, resize,
- * destroy}.
+ * ``series`` ({name: [values or null]}); ``unit`` labels the y axis; ``points`` marks each
+ * value (so a lone measured bucket between gaps shows). Returns {node, resize, destroy}.
  */
-export function lineChart(title, times, series, { unit = "", id } = {}) {
+export function lineChart(title, times, series, { unit = "", id, points = false } = {}) {
   const figure = h("figure", { class: "chart", id },
     h("figcaption", {}, title));
   const names = Object.keys(series);
@@ -33,7 +33,7 @@ export function lineChart(title, times, series, { unit = "", id } = {}) {
         stroke: COLOURS[name] ?? SPARE[index % SPARE.length],
         width: 2,
         spanGaps: false,
-        points: { show: false },
+        points: { show: points, size: 4 },
       })),
     ],
     axes: [{}, { label: unit, size: 56 }],

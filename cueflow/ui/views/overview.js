@@ -29,9 +29,14 @@ function stat(label, value, detail, id) {
     detail ? h("div", { class: "muted small" }, detail) : null);
 }
 
+/** A percentile: the bound of its histogram bucket, so "at most". */
+function atMost(seconds) {
+  return seconds === null || seconds === undefined ? "—" : `≤ ${duration(seconds)}`;
+}
+
 function percentiles(delays) {
-  const { p50, p95, p99 } = delays.overall;
-  return `p50 ${duration(p50)} · p95 ${duration(p95)} · p99 ${duration(p99)}`;
+  const { p50, p99 } = delays.overall;
+  return `p50 ${atMost(p50)} · p99 ${atMost(p99)} · ${delays.count} measured`;
 }
 
 export function overviewView(main) {
@@ -64,14 +69,14 @@ export function overviewView(main) {
       stat("Executions", String(Object.values(totals).reduce((a, b) => a + b, 0)), rate, "stat-executions"),
       stat("Queue now", String(queue.total),
         queue.oldest_scheduled_for ? `oldest due ${relative(queue.oldest_scheduled_for)}` : "nothing waiting", "stat-queue"),
-      stat("Schedule-to-start lag", duration(data.lag.overall.p95), `p95 · ${percentiles(data.lag)}`, "stat-lag"),
-      stat("Delivery latency", duration(data.latency.overall.p95), `p95 · ${percentiles(data.latency)}`, "stat-latency"));
+      stat("Schedule-to-start lag, p95", atMost(data.lag.overall.p95), percentiles(data.lag), "stat-lag"),
+      stat("Delivery latency, p95", atMost(data.latency.overall.p95), percentiles(data.latency), "stat-latency"));
     for (const chart of charts) chart.destroy();
     const perMinute = Object.fromEntries(SHOWN_STATUSES.map((status) => [status, data.executions.per_minute[status]]));
     charts = [
       lineChart("Executions per minute, by status", data.buckets, perMinute, { unit: "per min", id: "chart-executions" }),
-      lineChart("Schedule-to-start lag", data.buckets, data.lag.series, { unit: "seconds", id: "chart-lag" }),
-      lineChart("Delivery latency", data.buckets, data.latency.series, { unit: "seconds", id: "chart-latency" }),
+      lineChart("Schedule-to-start lag", data.buckets, data.lag.series, { unit: "seconds", id: "chart-lag", points: true }),
+      lineChart("Delivery latency", data.buckets, data.latency.series, { unit: "seconds", id: "chart-latency", points: true }),
       queueChart(queue),
     ];
     fill(grid, charts.map((chart) => chart.node));
@@ -113,7 +118,7 @@ function queueChart(queue) {
     h("figcaption", {}, "Queue depth now"),
     Object.entries(queue.by_status).map(([status, count]) => h("div", { class: "queue-row", dataset: { status } },
       h("span", { class: "queue-label" }, status.replace(/_/g, " ")),
-      h("span", { class: "queue-bar" }, h("span", { class: `queue-fill badge-${status}`, style: null, dataset: { share: String(count / most) } })),
+      h("span", { class: "queue-bar" }, h("span", { class: `queue-fill queue-${status}`, dataset: { share: String(count / most) } })),
       h("span", { class: "queue-count numeric" }, String(count)))));
   // widths set through the CSSOM: the page's policy allows no inline style attributes
   for (const fillNode of node.querySelectorAll(".queue-fill")) {
