@@ -37,18 +37,30 @@ function scheduleOf(inputs) {
   return { type, cron: inputs.cron.value.trim(), timezone };
 }
 
+/** The fields errors without a field of their own are about, by error code. */
+const CODE_FIELDS = { duplicate_cue_name: "name", invalid_schedule: "schedule", invalid_callback_url: "callback", invalid_timezone: "schedule.timezone" };
+
+/** The field an error detail is about: its own, else a dotted path its message names
+ * ("callback.url is required"), else the one its code implies. */
+function fieldOf(detail, code) {
+  const own = String(detail.field || "").replace(/^body\.?/, "");
+  if (own) return own;
+  const named = String(detail.message).match(/\b([a-z_]+(?:\.[a-z_]+)+)\b/);
+  return named ? named[1] : CODE_FIELDS[code] ?? "";
+}
+
 /** Show the API's field errors under their inputs; the rest go to ``general``. */
 function showErrors(form, general, failure) {
-  const details = failure.details?.length ? failure.details : [{ field: failure.code === "duplicate_cue_name" ? "name" : "", message: failure.message }];
+  const details = failure.details?.length ? failure.details : [{ field: "", message: failure.message }];
   const boxes = [...form.querySelectorAll("[data-field]")];
   const unplaced = [];
   for (const detail of details) {
-    const path = String(detail.field || "").replace(/^body\.?/, "");
+    const path = fieldOf(detail, failure.code);
     // the longest field name the error's path starts with: "schedule.cron" before "schedule"
     const box = boxes
       .filter((node) => path === node.dataset.field || path.startsWith(`${node.dataset.field}.`))
       .sort((a, b) => b.dataset.field.length - a.dataset.field.length)[0];
-    if (box) box.querySelector(".field-error").textContent = detail.message;
+    if (box) box.querySelector(".field-error").textContent = detail.message.replace(/^Value error, /, "");
     else unplaced.push(path ? `${path}: ${detail.message}` : detail.message);
   }
   general.textContent = unplaced.join(" · ");
@@ -115,7 +127,8 @@ export function editCue(cue) {
       h("div", { class: "form-pair" }, checked("name", "Name", inputs.name), checked("description", "Description", inputs.description)),
       h("fieldset", {}, h("legend", {}, "Schedule"),
         h("div", { class: "form-pair" }, checked("schedule.type", "Kind", inputs.type), checked("schedule.timezone", "Time zone", inputs.timezone)),
-        parts.cron, parts.interval, parts.at, preview, checked("schedule", "", h("span"))),
+        parts.cron, parts.interval, parts.at, preview,
+        h("div", { dataset: { field: "schedule" } }, h("p", { class: "field-error", role: "alert" }))),
       h("fieldset", {}, h("legend", {}, "Delivery"),
         checked("transport", "Transport", inputs.transport, cue ? "A cue's transport cannot change." : null), parts.url,
         checked("payload", "Payload (JSON object)", inputs.payload)),
