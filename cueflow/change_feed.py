@@ -12,7 +12,7 @@ at once when the engine drains, so an open stream never holds a stopping server.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ async def stream(
     look_seconds: float = LOOK_SECONDS,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
     max_seconds: float = MAX_STREAM_SECONDS,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The events of one stream (see the module); ``gone()`` says the client disconnected."""
     draining = services.signals.draining
     loop = asyncio.get_running_loop()

@@ -3,7 +3,7 @@ the caller's account and usage, and its alert log (methods of :class:`cueflow.en
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +119,7 @@ class AccountMethods:
 
     def change_stream(
         self, user: Principal, gone: Callable[[], Awaitable[bool]]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The caller's execution and cue changes as server-sent events, until ``gone()``,
         the stream's time limit or a drain (:mod:`cueflow.change_feed`)."""
         return change_feed.stream(self.services, user, gone)
