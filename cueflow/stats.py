@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cueflow.authentication import Principal
 from cueflow.errors import CueflowError
-from cueflow.states import Status
+from cueflow.states import TERMINAL, Status
 from cueflow.store import StatsQuery
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ async def overview(services: Services, user: Principal, window_name: str) -> dic
         (int(now.timestamp()) // window.bucket_seconds + 1) * window.bucket_seconds, tz=now.tzinfo
     )
     since = edge - timedelta(seconds=window.seconds)
-    query = StatsQuery(since, window.bucket_seconds, DELAY_BOUNDS, tuple(QUEUED))
+    query = StatsQuery(since, window.bucket_seconds, DELAY_BOUNDS, tuple(QUEUED), tuple(TERMINAL))
     async with services.store.tx() as tx:
         stats = await tx.execution_stats(user.user_id, query)
     minutes = window.bucket_seconds / 60
@@ -100,6 +100,12 @@ async def overview(services: Services, user: Principal, window_name: str) -> dic
         ]
         for status in Status
     }
+    # Waiting to start at each bucket's end: the window's executions created by then, less
+    # those that had started (or ended unstarted) by then.
+    waiting, running = [], 0
+    for i in range(buckets):
+        running += sum(stats.counts.get((i, s.value), 0) for s in Status) - stats.left.get(i, 0)
+        waiting.append(running)
     totals = {status.value: 0 for status in Status}
     for (_, status), n in stats.counts.items():
         totals[status] = totals.get(status, 0) + n
@@ -117,5 +123,6 @@ async def overview(services: Services, user: Principal, window_name: str) -> dic
             "by_status": {status.value: stats.queue.get(status.value, 0) for status in QUEUED},
             "total": sum(stats.queue.values()),
             "oldest_scheduled_for": stats.oldest_queued,
+            "waiting": waiting,
         },
     }

@@ -33,6 +33,7 @@ async def test_an_empty_account_has_empty_series_for_each_window(
     assert all(len(s) == 60 for s in hour["executions"]["per_minute"].values())
     assert hour["lag"]["count"] == 0 and hour["lag"]["overall"]["p95"] is None
     assert hour["queue"]["total"] == 0
+    assert hour["queue"]["waiting"] == [0] * 60
     day = await overview(client, auth, "24h")
     assert (day["bucket_seconds"], len(day["buckets"])) == (900, 96)
 
@@ -67,6 +68,9 @@ async def test_counts_delays_and_queue_follow_the_accounts_executions(
     assert stats["queue"]["by_status"]["pending"] == totals["pending"]
     assert stats["queue"]["total"] == totals["pending"]
     assert stats["queue"]["oldest_scheduled_for"] is not None
+    waiting = stats["queue"]["waiting"]
+    assert len(waiting) == 60 and min(waiting) >= 0
+    assert waiting[-1] == totals["pending"]  # the two that started no longer wait
 
     other = await overview(client, other_auth)
     assert other["executions"]["totals"]["success"] == 0

@@ -78,7 +78,7 @@ def test_operator_reads_the_overview_of_the_last_hour_and_day(
         expect(page.locator("#stat-executions")).to_contain_text("50 % succeeded")
         expect(page.locator("#stat-queue .stat-value")).to_have_text("1")
         expect(page.locator("#stat-lag")).to_contain_text("2 measured")
-        for chart in ("chart-executions", "chart-lag", "chart-latency"):
+        for chart in ("chart-executions", "chart-lag", "chart-latency", "chart-waiting"):
             expect(page.locator(f"#{chart} canvas")).to_have_count(1)
             expect(page.locator(f"#{chart} .u-legend")).to_be_visible()
         expect(page.locator("#chart-executions .u-legend")).to_contain_text("success")

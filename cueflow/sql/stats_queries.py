@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, func, literal, select
+from sqlalchemy import Integer, and_, case, cast, func, literal, select
 
 import cueflow.sql.rows as rows
 from cueflow.records import Execution
@@ -28,10 +28,10 @@ class StatsQueries(TxBase):
             return func.extract("epoch", later - earlier)
         return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
-    def _bucket(self, query: StatsQuery) -> Any:
-        """The index of an execution's time bucket (whole buckets since ``query.since``)."""
+    def _bucket(self, query: StatsQuery, moment: Any = executions.c.created_at) -> Any:
+        """The index of the time bucket of ``moment`` (whole buckets since ``query.since``)."""
         since = literal(query.since, UTCDateTime())
-        ratio = self._seconds(executions.c.created_at, since) / query.bucket_seconds
+        ratio = self._seconds(moment, since) / query.bucket_seconds
         if self.connector.name == "postgresql":
             return cast(func.floor(ratio), Integer)
         return cast(ratio, Integer)  # non-negative here, so truncating is flooring
@@ -67,7 +67,17 @@ class StatsQueries(TxBase):
             first = _aware(first)
             if first is not None and (oldest is None or first < oldest):
                 oldest = first
-        return ExecutionStats(counts, lag, latency, queue, oldest)
+        return ExecutionStats(counts, lag, latency, queue, oldest, await self._left(query, recent))
+
+    async def _left(self, query: StatsQuery, recent: Any) -> dict[int, int]:
+        """Per bucket: the window's executions that stopped waiting to start in it."""
+        unstarted_end = case(
+            (executions.c.status.in_(list(query.finished)), executions.c.updated_at), else_=None
+        )
+        left_at = func.coalesce(executions.c.started_at, unstarted_end)
+        bucket = self._bucket(query, left_at).label("bucket")
+        stmt = select(bucket, func.count()).where(recent, left_at.is_not(None)).group_by(bucket)
+        return {int(b): int(n) for b, n in await self._rows(stmt)}
 
     async def _histogram(
         self, query: StatsQuery, recent: Any, end: Any, start: Any

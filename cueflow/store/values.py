@@ -87,6 +87,8 @@ class StatsQuery:
     bounds: tuple[float, ...]
     queued: tuple[str, ...]
     """The statuses counted as the queue (the use case names them)."""
+    finished: tuple[str, ...] = ()
+    """The statuses an execution may end in without ever starting (missed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +100,15 @@ class ExecutionStats:
     for the schedule-to-start lag (``started_at - scheduled_for``) and the delivery latency
     (``delivered_at``, else ``outcome_recorded_at``, minus ``started_at``) of the bucket's
     executions that have them. ``queue``: the executions in each queued status now, whatever
-    their age, and ``oldest_queued`` the earliest ``scheduled_for`` among them."""
+    their age, and ``oldest_queued`` the earliest ``scheduled_for`` among them. ``left``: see
+    the field."""
 
     counts: dict[tuple[int, str], int]
     lag: dict[int, tuple[int, ...]]
     latency: dict[int, tuple[int, ...]]
     queue: dict[str, int]
     oldest_queued: datetime | None
+    left: dict[int, int]
+    """``bucket -> executions`` of the window that stopped waiting to start in that bucket:
+    they started (``started_at``) or ended unstarted (``updated_at`` of one in a ``finished``
+    status with no ``started_at``)."""

@@ -8,7 +8,7 @@ import { h } from "./dom.js";
 const COLOURS = {
   success: "#2f9e44", failed: "#e03131", missed: "#f08c00", pending: "#868e96",
   delivering: "#1971c2", retrying: "#ae3ec9", retry_ready: "#f783ac",
-  p50: "#1971c2", p95: "#f08c00", p99: "#e03131",
+  p50: "#1971c2", p95: "#f08c00", p99: "#e03131", waiting: "#5c7cfa",
 };
 const SPARE = ["#5c7cfa", "#20c997", "#fab005"];
 

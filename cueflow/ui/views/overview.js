@@ -1,6 +1,6 @@
 // The overview: how the account's executions are doing over the last hour or day, from
 // GET /v1/stats/overview. Executions per minute by status, schedule-to-start lag and delivery
-// latency percentiles, and the queue now; redrawn when the server pushes a change (at most
+// latency percentiles, executions waiting to start, and the queue now; redrawn when the server pushes a change (at most
 // every 5 s) and every 30 s besides, so the time axis moves on.
 
 import { api, query } from "../api.js";
@@ -77,6 +77,7 @@ export function overviewView(main) {
       lineChart("Executions per minute, by status", data.buckets, perMinute, { unit: "per min", id: "chart-executions" }),
       lineChart("Schedule-to-start lag", data.buckets, data.lag.series, { unit: "seconds", id: "chart-lag", points: true }),
       lineChart("Delivery latency", data.buckets, data.latency.series, { unit: "seconds", id: "chart-latency", points: true }),
+      lineChart("Waiting to start", data.buckets, { waiting: queue.waiting }, { unit: "executions", id: "chart-waiting" }),
       queueChart(queue),
     ];
     fill(grid, charts.map((chart) => chart.node));
