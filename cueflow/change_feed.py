@@ -7,7 +7,8 @@ creation index, at most :data:`BATCH` a look) and for a change of the cue list, 
 the changes other nodes make as well as this one's. Between changes it sends a comment every
 :data:`HEARTBEAT_SECONDS` (a proxy keeps the connection and a client sees a dead one). It
 ends after :data:`MAX_STREAM_SECONDS` (the client reconnects), when the client goes away, and
-at once when the engine drains, so an open stream never holds a stopping server."""
+at once when the engine drains, so an open stream never holds a stopping server. An account
+holds at most :data:`STREAMS_PER_ACCOUNT` streams per process (:class:`StreamSlots`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,32 @@ HEARTBEAT_SECONDS = 15.0
 MAX_STREAM_SECONDS = 600.0
 RECENT_SECONDS = 86400
 BATCH = 200
+STREAMS_PER_ACCOUNT = 10
+
+
+class StreamSlots:
+    """The streams open in this process per account: past :data:`STREAMS_PER_ACCOUNT`, a new
+    one gets ``busy`` and ends (its dashboard polls instead), so one account's tabs cannot
+    multiply the database looks without bound."""
+
+    def __init__(self, limit: int = STREAMS_PER_ACCOUNT) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def take(self, user_id: str) -> bool:
+        """Take a slot for ``user_id``; ``False`` when all of theirs are taken."""
+        if self._open.get(user_id, 0) >= self.limit:
+            return False
+        self._open[user_id] = self._open.get(user_id, 0) + 1
+        return True
+
+    def give_back(self, user_id: str) -> None:
+        """Free a slot :meth:`take` gave."""
+        left = self._open.get(user_id, 0) - 1
+        if left > 0:
+            self._open[user_id] = left
+        else:
+            self._open.pop(user_id, None)
 
 
 def event(name: str, data: Any) -> bytes:
@@ -43,8 +70,33 @@ async def stream(
     look_seconds: float = LOOK_SECONDS,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
     max_seconds: float = MAX_STREAM_SECONDS,
+    slots: StreamSlots | None = None,
 ) -> AsyncGenerator[bytes, None]:
-    """The events of one stream (see the module); ``gone()`` says the client disconnected."""
+    """The events of one stream (see the module); ``gone()`` says the client disconnected.
+    With ``slots``, the stream holds one of its account's while it runs (taken here, at its
+    first event, so a stream never started holds none)."""
+    if slots is not None and not slots.take(user.user_id):
+        yield event("busy", {"limit": slots.limit})
+        return
+    try:
+        async for chunk in _events(
+            services, user, gone, look_seconds, heartbeat_seconds, max_seconds
+        ):
+            yield chunk
+    finally:
+        if slots is not None:
+            slots.give_back(user.user_id)
+
+
+async def _events(
+    services: Services,
+    user: Principal,
+    gone: Callable[[], Awaitable[bool]],
+    look_seconds: float,
+    heartbeat_seconds: float,
+    max_seconds: float,
+) -> AsyncGenerator[bytes, None]:
+    """The events of one stream, slots aside."""
     draining = services.signals.draining
     loop = asyncio.get_running_loop()
     started = last_sent = loop.time()

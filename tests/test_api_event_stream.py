@@ -128,3 +128,28 @@ async def test_a_client_that_went_away_ends_its_stream(
     stream = change_feed.stream(engine.services, user, gone, look_seconds=0.01)
     chunks = [chunk async for chunk in stream]
     assert [name for chunk in chunks for name, _ in parse(chunk)] == ["hello"]
+
+
+async def test_an_account_past_its_open_streams_gets_busy_until_one_ends(
+    engine: Engine, auth: dict[str, str], other_auth: dict[str, str]
+) -> None:
+    user = await engine.principal(auth["Authorization"].split()[1])
+    other = await engine.principal(other_auth["Authorization"].split()[1])
+    slots = change_feed.StreamSlots(limit=2)
+
+    def open_stream(who: Any) -> Any:
+        return change_feed.stream(engine.services, who, never_gone, look_seconds=30, slots=slots)
+
+    first, second = open_stream(user), open_stream(user)
+    for stream in (first, second):
+        assert parse(await anext(stream))[0][0] == "hello"
+    assert [name for chunk in [c async for c in open_stream(user)] for name, _ in parse(chunk)] == [
+        "busy"
+    ]
+    another = open_stream(other)  # another account's slots are its own
+    assert parse(await anext(another))[0][0] == "hello"
+    await first.aclose()
+    third = open_stream(user)
+    assert parse(await anext(third))[0][0] == "hello"
+    for stream in (second, another, third):
+        await stream.aclose()

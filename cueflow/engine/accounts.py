@@ -27,6 +27,7 @@ class AccountMethods:
 
     services: Services
     auth: Authenticator
+    stream_slots: change_feed.StreamSlots
 
     async def register(self, email: str) -> dict[str, str]:
         """Create a user; returns ``{"api_key", "email"}``."""
@@ -122,7 +123,7 @@ class AccountMethods:
     ) -> AsyncGenerator[bytes, None]:
         """The caller's execution and cue changes as server-sent events, until ``gone()``,
         the stream's time limit or a drain (:mod:`cueflow.change_feed`)."""
-        return change_feed.stream(self.services, user, gone)
+        return change_feed.stream(self.services, user, gone, slots=self.stream_slots)
 
     # alerts
     async def list_alerts(

@@ -92,6 +92,8 @@ export function liveUpdates(onChange, { pollMs = 5000, onMode = () => {} } = {})
             onChange(null); // catch up on what happened while the stream was down
           } else if (event.name === "drain" || event.name === "bye") {
             ended = "closed";
+          } else if (event.name === "busy") {
+            ended = "busy"; // this account has too many streams open: poll, try again later
           } else {
             onChange(event);
           }
@@ -109,6 +111,7 @@ export function liveUpdates(onChange, { pollMs = 5000, onMode = () => {} } = {})
       return;
     }
     poll();
+    if (ended === "busy") failures = RETRY_MS.length - 1;
     reconnect(RETRY_MS[Math.min(failures, RETRY_MS.length - 1)]);
     failures += 1;
   }
