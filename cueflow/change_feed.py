@@ -78,12 +78,12 @@ async def stream(
     if slots is not None and not slots.take(user.user_id):
         yield event("busy", {"limit": slots.limit})
         return
+    events = _events(services, user, gone, look_seconds, heartbeat_seconds, max_seconds)
     try:
-        async for chunk in _events(
-            services, user, gone, look_seconds, heartbeat_seconds, max_seconds
-        ):
+        async for chunk in events:
             yield chunk
     finally:
+        await events.aclose()
         if slots is not None:
             slots.give_back(user.user_id)
 
