@@ -1,7 +1,8 @@
 // The overview: how the account's executions are doing over the last hour or day, from
 // GET /v1/stats/overview. Executions per minute by status, schedule-to-start lag and delivery
-// latency percentiles, executions waiting to start, and the queue now; redrawn when the server pushes a change (at most
-// every 5 s) and every 30 s besides, so the time axis moves on.
+// latency percentiles, executions waiting to start, and the queue now; redrawn when the
+// server pushes a change (at most every 5 s), every 30 s while the stream is down, and each
+// minute besides, so the time axis moves on with its one-minute buckets.
 
 import { api, query } from "../api.js";
 import { h, fill } from "../dom.js";
@@ -101,7 +102,7 @@ export function overviewView(main) {
   const resize = () => charts.forEach((chart) => chart.resize());
   addEventListener("resize", resize);
   const changed = throttled(5000, refresh);
-  const stopTimer = every(30000, refresh);
+  const stopTimer = every(60000, refresh);
   const stopLive = liveUpdates(() => changed(), { pollMs: 30000 });
   return () => {
     stopTimer();
