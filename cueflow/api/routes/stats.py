@@ -8,11 +8,12 @@ from fastapi import APIRouter
 
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, json_response
+from cueflow.api.stats_responses import StatsOverview
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
 
-@router.get("/overview")
+@router.get("/overview", response_model=StatsOverview)
 async def overview(
     user: CurrentUser, engine: EngineDep, window: Literal["1h", "24h"] = "1h"
 ) -> JSONResponse:

@@ -11,7 +11,9 @@ from cueflow.api.deps import CurrentUser, EngineDep
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 
-@router.get("/stream", response_class=StreamingResponse)
+# Not in the OpenAPI document: an event stream has no JSON shape to declare (and a client that
+# walks the document would wait on it); docs/compatibility.md describes it.
+@router.get("/stream", response_class=StreamingResponse, include_in_schema=False)
 async def stream(request: Request, user: CurrentUser, engine: EngineDep) -> StreamingResponse:
     """``text/event-stream``: ``hello`` first, then ``executions`` (the changed executions'
     id, cue, status and update time) and ``cues`` (the cue list changed) as they happen,
