@@ -172,22 +172,27 @@ export function editCue(cue) {
   });
 }
 
+/** An error of the form's own checks, shaped as the API's (``field`` "": the whole form). */
+function formError(field, message) {
+  return Object.assign(new Error(message), { details: [{ field, message }] });
+}
+
 /** The POST (new) or PATCH (edit) body of the form; throws a field error it can tell. */
 function bodyOf(inputs, controls, cue) {
   let payload;
   try {
     payload = JSON.parse(inputs.payload.value || "{}");
   } catch (problem) {
-    throw { details: [{ field: "payload", message: `Not valid JSON: ${problem.message}` }] };
+    throw formError("payload", `Not valid JSON: ${problem.message}`);
   }
   if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
-    throw { details: [{ field: "payload", message: "The payload must be a JSON object." }] };
+    throw formError("payload", "The payload must be a JSON object.");
   }
   let runControls;
   try {
     runControls = controls.patch();
   } catch (problem) {
-    throw { message: `Run controls: ${problem.message}`, details: [] };
+    throw formError("", `Run controls: ${problem.message}`);
   }
   const body = {
     name: inputs.name.value.trim(),
