@@ -4,7 +4,9 @@ changes as server-sent events.
 Each stream looks at the database every :data:`LOOK_SECONDS` for executions changed since its
 last look (among those created in the last :data:`RECENT_SECONDS`, through the owner's
 creation index, at most :data:`BATCH` a look) and for a change of the cue list, so it sees
-the changes other nodes make as well as this one's. Between changes it sends a comment every
+the changes other nodes make as well as this one's. The creation bound keeps a look's cost
+that of the last hour's executions; an index on ``(user_id, updated_at)`` would lift it, but
+would be one more index written by every status change on the claim and outcome paths. Between changes it sends a comment every
 :data:`HEARTBEAT_SECONDS` (a proxy keeps the connection and a client sees a dead one). It
 ends after :data:`MAX_STREAM_SECONDS` (the client reconnects), when the client goes away, and
 at once when the engine drains, so an open stream never holds a stopping server. An account
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 LOOK_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
 MAX_STREAM_SECONDS = 600.0
-RECENT_SECONDS = 86400
+RECENT_SECONDS = 3600
 BATCH = 200
 STREAMS_PER_ACCOUNT = 10
 
