@@ -74,6 +74,8 @@ ROUTE_SCOPES: Final[dict[str, frozenset[Scope]]] = {
     "DELETE /v1/workers/{worker_id}": FULL_ONLY,
     # executions
     "GET /v1/executions": READERS,
+    "GET /v1/stats/overview": READERS,
+    "GET /v1/events/stream": READERS,
     "POST /v1/executions/{execution_id}/replay": FULL_ONLY,
     "POST /v1/executions/{execution_id}/verify": FULL_ONLY,
     "POST /v1/executions/{execution_id}/verification-pending": FULL_ONLY,

@@ -96,6 +96,21 @@ async def test_list_filters_by_status(client: httpx.AsyncClient, auth: dict[str,
     assert nothing == {"cues": [], "total": 0, "limit": 50, "offset": 0}
 
 
+async def test_list_searches_names_ignoring_case_and_wildcards(
+    client: httpx.AsyncClient, auth: dict[str, str]
+):
+    nightly = await make_worker_cue(client, auth, name="Nightly-Report")
+    await make_worker_cue(client, auth, name="hourly-sync")
+    literal = await make_worker_cue(client, auth, name="100%_done")
+
+    found = (await list_cues(client, auth, name="REPORT")).json()
+    assert [c["id"] for c in found["cues"]] == [nightly["id"]]
+    assert found["total"] == 1
+    percent = (await list_cues(client, auth, name="%_")).json()  # no LIKE wildcards
+    assert [c["id"] for c in percent["cues"]] == [literal["id"]]
+    assert (await list_cues(client, auth, name="weekly")).json()["total"] == 0
+
+
 async def test_list_shows_only_the_callers_cues(
     client: httpx.AsyncClient, auth: dict[str, str], other_auth: dict[str, str]
 ):

@@ -269,6 +269,8 @@ async def test_a_happy_path_through_every_operation_matches_the_document(
         await call("POST", f"{secret}/regenerate", headers=confirm)
     await call("GET", "/v1/alerts", **a)
     await call("GET", "/v1/usage", **a)
+    for window in ("1h", "24h"):
+        await call("GET", "/v1/stats/overview", params={"window": window}, **a)
     for probe in ("/v1/info", "/health", "/status", "/metrics"):
         await call("GET", probe)
     token = "/v1/echo/happy-path-token-0001"

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from cueflow.clock import FakeClock
+from cueflow.engine import Engine
 from tests.conftest import register
 from tests.factories import make_worker_cue
 from tests.helpers import claim, report, worker_heartbeat
@@ -146,7 +147,7 @@ def without(text: str, values: list[str]) -> str:
 
 
 async def test_user_b_can_neither_reach_nor_infer_user_a_through_any_route(
-    client: httpx.AsyncClient, clock: FakeClock
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock
 ) -> None:
     a = await a_account(client, clock)
     b = await register(client, "tenant-b@example.com")
@@ -172,9 +173,18 @@ async def test_user_b_can_neither_reach_nor_infer_user_a_through_any_route(
             assert variants, f"{method} {path}: more than one id in a path is not probed yet"
         for a_ids in variants:
             concrete = fill(path, {k: v for k, v in a_ids.items() if v is not None})
-            response = await client.request(
-                method, concrete, json=body, params=params, headers={**b, **CONFIRM}
-            )
+            # The in-process transport reads a whole answer: the event stream must end, as it
+            # does at once on a draining engine (tests/test_api_event_stream.py shows that a
+            # stream carries only its own account's changes).
+            draining = engine.services.signals.draining
+            if path == "/v1/events/stream":
+                draining.set()
+            try:
+                response = await client.request(
+                    method, concrete, json=body, params=params, headers={**b, **CONFIRM}
+                )
+            finally:
+                draining.clear()
             sent = [*(v for v in a_ids.values() if v), *a["ids"]["execution_id"]]
             for private in a["private"]:
                 assert private not in without(response.text, sent), (method, concrete, private)

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import cueflow.change_feed as change_feed
 import cueflow.claims as claims
 import cueflow.echo as echo
 import cueflow.health as health
@@ -127,6 +128,7 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
         """Build the parts that hold the services."""
         services = self.services
         self.auth = Authenticator(services)
+        self.stream_slots = change_feed.StreamSlots()
         self.scheduler = Scheduler(services)
         self.dispatcher = Dispatcher(services)
         self.long_polls = LongPolls(

@@ -3,13 +3,16 @@ the caller's account and usage, and its alert log (methods of :class:`cueflow.en
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import cueflow.accounts as accounts
 import cueflow.alerts as alerts
 import cueflow.api_keys as api_keys
+import cueflow.change_feed as change_feed
 import cueflow.signing_secrets as signing_secrets
+import cueflow.stats as stats
 import cueflow.usage as usage
 from cueflow.authentication import Authenticator, Principal
 from cueflow.records import Alert
@@ -24,6 +27,7 @@ class AccountMethods:
 
     services: Services
     auth: Authenticator
+    stream_slots: change_feed.StreamSlots
 
     async def register(self, email: str) -> dict[str, str]:
         """Create a user; returns ``{"api_key", "email"}``."""
@@ -108,6 +112,18 @@ class AccountMethods:
     async def usage(self, user: Principal, *, rate_used: int = 0) -> dict[str, Any]:
         """The caller's usage this calendar month against the configured limits."""
         return await usage.usage(self.services, user, rate_used)
+
+    async def stats_overview(self, user: Principal, window: str = "1h") -> dict[str, Any]:
+        """The caller's executions per minute by status, delay percentiles and queue over the
+        last hour (``1h``) or day (``24h``) (:mod:`cueflow.stats`)."""
+        return await stats.overview(self.services, user, window)
+
+    def change_stream(
+        self, user: Principal, gone: Callable[[], Awaitable[bool]]
+    ) -> AsyncGenerator[bytes, None]:
+        """The caller's execution and cue changes as server-sent events, until ``gone()``,
+        the stream's time limit or a drain (:mod:`cueflow.change_feed`)."""
+        return change_feed.stream(self.services, user, gone, slots=self.stream_slots)
 
     # alerts
     async def list_alerts(

@@ -35,12 +35,18 @@ class CueMethods:
         return await cues.create_cue(self.services, user, spec)
 
     async def list_cues(
-        self, user: Principal, *, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        user: Principal,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        name: str | None = None,
     ) -> tuple[list[Cue], int]:
         """A page of the caller's cues (of ``status``: ``active``, ``paused``, ``completed``,
-        ``failed``), newest first, and the total."""
+        ``failed``; whose name contains ``name``, ignoring case), newest first, and the total."""
         async with self.services.store.tx() as tx:
-            return await tx.list_cues(user.user_id, status, limit, offset)
+            return await tx.list_cues(user.user_id, status, limit, offset, name)
 
     async def get_cue(self, user: Principal, cue_id: str) -> Cue:
         """One cue, or 404."""

@@ -62,12 +62,20 @@ class CueQueries(TxBase):
         return await self._one(stmt) is not None
 
     async def list_cues(
-        self, user_id: str, status: str | None, limit: int, offset: int
+        self,
+        user_id: str,
+        status: str | None,
+        limit: int,
+        offset: int,
+        name_contains: str | None = None,
     ) -> tuple[list[Cue], int]:
         """A page of cues, newest first."""
         stmt = select(cues).where(cues.c.user_id == user_id, cues.c.flow_id.is_(None))
         if status is not None:
             stmt = stmt.where(cues.c.status == status)
+        if name_contains:
+            needle = name_contains.lower()
+            stmt = stmt.where(func.lower(cues.c.name).contains(needle, autoescape=True))
         total = await self._count(stmt)
         page = stmt.order_by(cues.c.created_at.desc(), cues.c.id.desc()).limit(limit).offset(offset)
         return await self._records(rows.cue, page), total

@@ -31,6 +31,7 @@ from cueflow.sql.lease_queries import LeaseQueries
 from cueflow.sql.limit_queries import LimitQueries
 from cueflow.sql.retention_queries import RetentionQueries
 from cueflow.sql.secret_box import SEALED_PREFIX, warn_without_key
+from cueflow.sql.stats_queries import StatsQueries
 from cueflow.sql.tables import users
 from cueflow.sql.usage_queries import UsageQueries
 from cueflow.sql.worker_queries import WorkerQueries
@@ -137,6 +138,7 @@ class SqlTx(
     IdempotencyQueries,
     LimitQueries,
     RetentionQueries,
+    StatsQueries,
 ):
     """The statements of one unit of work, grouped by concept in the ``cueflow.sql`` modules
     (each mixin implements the protocol of the same concept in :mod:`cueflow.store`)."""

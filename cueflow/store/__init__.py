@@ -6,7 +6,8 @@ whose methods are plain data operations, grouped by concept in one protocol each
 (:class:`AccountStore`, :class:`ApiKeyStore`, :class:`CueStore`, :class:`ExecutionStore`,
 :class:`ClaimStore`, :class:`DeliveryStore`, :class:`WorkerStore`, :class:`AlertStore`,
 :class:`UsageStore`, :class:`EchoStore`, :class:`FlowStore`, :class:`LimitStore`,
-:class:`IdempotencyStore`, :class:`RetentionStore`; the modules of this package).
+:class:`IdempotencyStore`, :class:`RetentionStore`, :class:`StatsStore`; the modules of this
+package).
 Reads return the typed records of :mod:`cueflow.records`. Business rules (which status follows
 which, when a lease is lost, how a schedule advances, whether a limit admits a run) stay in the
 engine: it hands the store ready-made values and the state machine's allowed source statuses.
@@ -31,14 +32,17 @@ from cueflow.store.flows import FlowStore
 from cueflow.store.idempotency import IdempotencyStore
 from cueflow.store.limits import LimitStore
 from cueflow.store.retention import RetentionStore
+from cueflow.store.stats import StatsStore
 from cueflow.store.usage import UsageStore
 from cueflow.store.values import (
     Duplicate,
     ExecutionFilter,
     ExecutionPage,
+    ExecutionStats,
     FirePlan,
     PruneCut,
     ReportGate,
+    StatsQuery,
 )
 from cueflow.store.workers import WorkerStore
 
@@ -56,6 +60,7 @@ __all__ = [
     "EchoStore",
     "ExecutionFilter",
     "ExecutionPage",
+    "ExecutionStats",
     "ExecutionStore",
     "FirePlan",
     "FlowStore",
@@ -64,6 +69,8 @@ __all__ = [
     "PruneCut",
     "ReportGate",
     "RetentionStore",
+    "StatsQuery",
+    "StatsStore",
     "Store",
     "StoreTx",
     "UsageStore",
@@ -93,6 +100,7 @@ class StoreTx(
     IdempotencyStore,
     LimitStore,
     RetentionStore,
+    StatsStore,
     Protocol,
 ):
     """One unit of work: every concept's operations, each run in the enclosing transaction."""

@@ -29,9 +29,15 @@ class CueStore(Protocol):
         """Whether the user has a cue called ``name``."""
 
     async def list_cues(
-        self, user_id: str, status: str | None, limit: int, offset: int
+        self,
+        user_id: str,
+        status: str | None,
+        limit: int,
+        offset: int,
+        name_contains: str | None = None,
     ) -> tuple[list[Cue], int]:
-        """A page of the user's cues, newest first, and the total."""
+        """A page of the user's cues, newest first, and the total; with ``name_contains``,
+        only those whose name contains it, ignoring case."""
 
     async def update_cue(self, user_id: str, cue_id: str, values: dict[str, Any]) -> Cue | None:
         """Set ``values`` on one of the user's cues; return it updated, or ``None``."""

@@ -74,3 +74,41 @@ class PruneCut:
     finished: tuple[str, ...]
     keep_latest: int
     run_statuses: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsQuery:
+    """What :meth:`cueflow.store.stats.StatsStore.execution_stats` aggregates: the executions
+    created since ``since``, in buckets of ``bucket_seconds`` counted from ``since``, with
+    their delays counted at or under each of ``bounds`` (seconds, ascending)."""
+
+    since: datetime
+    bucket_seconds: int
+    bounds: tuple[float, ...]
+    queued: tuple[str, ...]
+    """The statuses counted as the queue (the use case names them)."""
+    finished: tuple[str, ...] = ()
+    """The statuses an execution may end in without ever starting (missed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionStats:
+    """Aggregates of one account's recent executions (no row leaves the database).
+
+    ``counts``: ``(bucket, status) -> executions`` created in that bucket. ``lag`` and
+    ``latency``: ``bucket -> (n at or under bounds[0], ..., n at or under bounds[-1], n)``
+    for the schedule-to-start lag (``started_at - scheduled_for``) and the delivery latency
+    (``delivered_at``, else ``outcome_recorded_at``, minus ``started_at``) of the bucket's
+    executions that have them. ``queue``: the executions in each queued status now, whatever
+    their age, and ``oldest_queued`` the earliest ``scheduled_for`` among them. ``left``: see
+    the field."""
+
+    counts: dict[tuple[int, str], int]
+    lag: dict[int, tuple[int, ...]]
+    latency: dict[int, tuple[int, ...]]
+    queue: dict[str, int]
+    oldest_queued: datetime | None
+    left: dict[int, int]
+    """``bucket -> executions`` of the window that stopped waiting to start in that bucket:
+    they started (``started_at``) or ended unstarted (``updated_at`` of one in a ``finished``
+    status with no ``started_at``)."""

@@ -8,6 +8,7 @@ from cueflow.testing.store_delivery import StoreDeliveryTests
 from cueflow.testing.store_fire_keys import StoreFireKeyTests
 from cueflow.testing.store_flows import StoreFlowTests
 from cueflow.testing.store_retention import StoreRetentionTests
+from cueflow.testing.store_stats import StoreStatsTests
 from cueflow.testing.store_upkeep import StoreUpkeepTests
 
 
@@ -19,6 +20,7 @@ class StoreConformance(
     StoreFlowTests,
     StoreFireKeyTests,
     StoreRetentionTests,
+    StoreStatsTests,
 ):
     """Every test a store plugin must pass, run through a real :class:`cueflow.engine.Engine`.
 

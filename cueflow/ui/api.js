@@ -4,13 +4,22 @@ const KEY = "cueflow.apiKey";
 // The API lives next to /ui/, so a reverse proxy may serve both under any prefix.
 const ROOT = new URL("../", document.baseURI);
 
-/** An error answer of the API, from its {"error": {code, message, status}} envelope. */
+/**
+ * An error answer of the API, from its {"error": {code, message, status, details}} envelope;
+ * ``details`` lists a validation error's failing fields ([{field, message}]).
+ */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = []) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details;
   }
+}
+
+/** The absolute URL of an API path (the API lives next to /ui/). */
+export function apiUrl(path) {
+  return new URL(path.replace(/^\//, ""), ROOT);
 }
 
 /** The signed-in API key, or null. It lives in sessionStorage: closing the tab forgets it. */
@@ -49,7 +58,7 @@ async function request(method, path, body, key, announce) {
   if (method === "DELETE") headers["X-Confirm-Destructive"] = "true";
   let response;
   try {
-    response = await fetch(new URL(path.replace(/^\//, ""), ROOT), init);
+    response = await fetch(apiUrl(path), init);
   } catch {
     throw new ApiError(0, "network_error", "The server cannot be reached.");
   }
@@ -58,7 +67,7 @@ async function request(method, path, body, key, announce) {
   if (!response.ok) {
     const error = (data && data.error) || {};
     if (response.status === 401 && announce) window.dispatchEvent(new CustomEvent("cueflow:unauthorized"));
-    throw new ApiError(response.status, error.code || "http_error", error.message || response.statusText);
+    throw new ApiError(response.status, error.code || "http_error", error.message || response.statusText, error.details || []);
   }
   return data;
 }

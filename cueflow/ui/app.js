@@ -12,6 +12,7 @@ import { failuresView } from "./views/failures.js";
 import { flowsView, flowView } from "./views/flows.js";
 import { runsView } from "./views/runs.js";
 import { runView } from "./views/run.js";
+import { overviewView } from "./views/overview.js";
 
 const main = document.getElementById("view");
 const topbar = document.querySelector(".topbar");
@@ -19,6 +20,7 @@ let leave = () => {};
 let signInNotice = "";
 
 const ROUTES = [
+  [/^#\/overview$/, "overview", () => overviewView],
   [/^#\/cues$/, "cues", () => cuesView],
   [/^#\/executions(?:\?cue=([\w-]+))?$/, "executions", (match) => (view, ctx) => feedView(view, ctx, match[1])],
   [/^#\/executions\/([\w-]+)$/, "executions", (match) => (view, ctx) => executionView(view, ctx, match[1])],

@@ -28,9 +28,11 @@ async def list_cues(
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    name: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JSONResponse:
-    """The caller's cues, newest first."""
-    rows, total = await engine.list_cues(user, status=status, limit=limit, offset=offset)
+    """The caller's cues, newest first; ``name`` (cueflow extension) keeps those whose name
+    contains it, ignoring case."""
+    rows, total = await engine.list_cues(user, status=status, limit=limit, offset=offset, name=name)
     return json_response(
         {"cues": [cue_json(r) for r in rows], "total": total, "limit": limit, "offset": offset}
     )

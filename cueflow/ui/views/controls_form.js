@@ -12,7 +12,8 @@ const POLICIES = [
   ["cancel_other", "Cancel the running one"],
 ];
 
-function field(id, label, input, help) {
+/** A labelled input with an optional help line. */
+export function field(id, label, input, help) {
   return h("div", { class: "form-field" }, h("label", { for: id }, label), input,
     help ? h("p", { class: "muted small" }, help) : null);
 }
@@ -45,23 +46,24 @@ export function controlsPatch(values) {
   return body;
 }
 
-/** Open the editor of ``cue``'s controls; resolves to the changed cue, or null if cancelled. */
-export function editControls(cue) {
-  return new Promise((resolve) => {
-    const overlap = h("select", { id: "control-overlap", name: "overlap" },
-      POLICIES.map(([value, label]) => h("option", { value, selected: value === (cue.overlap_policy || "allow") }, label)));
-    const priority = numberInput("control-priority", cue.priority ?? 0, { min: -1000, max: 1000 });
-    const concurrencyLimit = numberInput("control-concurrency-limit", cue.concurrency?.limit, { min: 1, placeholder: "no limit" });
-    const concurrencyKey = textInput("control-concurrency-key", cue.concurrency?.key, "this cue only");
-    const rateLimit = numberInput("control-rate-limit", cue.rate_limit?.limit, { min: 1, placeholder: "no limit" });
-    const ratePeriod = numberInput("control-rate-period", cue.rate_limit?.period_seconds, { min: 1, placeholder: "seconds" });
-    const rateKey = textInput("control-rate-key", cue.rate_limit?.key, "this cue only");
-    const requiredKeys = textInput("control-required-keys", (cue.required_payload_keys || []).join(", "), "none");
-    const error = h("p", { class: "form-error", role: "alert" });
-    const cancel = h("button", { type: "button", class: "button ghost", "data-action": "cancel" }, "Cancel");
-    const save = h("button", { type: "submit", class: "button primary", "data-action": "save" }, "Save controls");
-    const form = h("form", { id: "controls-form", class: "controls-form", method: "dialog", novalidate: true },
-      h("h2", {}, `Run controls of “${cue.name}”`),
+/**
+ * The run-control inputs of ``cue`` (null: a new cue's defaults): ``nodes`` to place in a
+ * form, ``patch()`` their PATCH body (throws an Error naming a bad field), ``focus`` the
+ * first input worth focusing.
+ */
+export function controlFields(cue) {
+  const overlap = h("select", { id: "control-overlap", name: "overlap" },
+    POLICIES.map(([value, label]) => h("option", { value, selected: value === (cue?.overlap_policy || "allow") }, label)));
+  const priority = numberInput("control-priority", cue?.priority ?? 0, { min: -1000, max: 1000 });
+  const concurrencyLimit = numberInput("control-concurrency-limit", cue?.concurrency?.limit, { min: 1, placeholder: "no limit" });
+  const concurrencyKey = textInput("control-concurrency-key", cue?.concurrency?.key, "this cue only");
+  const rateLimit = numberInput("control-rate-limit", cue?.rate_limit?.limit, { min: 1, placeholder: "no limit" });
+  const ratePeriod = numberInput("control-rate-period", cue?.rate_limit?.period_seconds, { min: 1, placeholder: "seconds" });
+  const rateKey = textInput("control-rate-key", cue?.rate_limit?.key, "this cue only");
+  const requiredKeys = textInput("control-required-keys", (cue?.required_payload_keys || []).join(", "), "none");
+  return {
+    focus: priority,
+    nodes: [
       field("control-overlap", "Overlap policy", overlap),
       field("control-priority", "Priority", priority, "-1000 to 1000; higher is claimed and delivered first."),
       h("div", { class: "form-pair" },
@@ -72,6 +74,26 @@ export function editControls(cue) {
         field("control-rate-period", "Per (seconds)", ratePeriod),
         field("control-rate-key", "Rate key", rateKey)),
       field("control-required-keys", "Required payload keys", requiredKeys, "Comma-separated."),
+    ],
+    patch: () => controlsPatch({
+      overlap: overlap.value, priority: priority.value.trim(),
+      concurrencyLimit: concurrencyLimit.value.trim(), concurrencyKey: concurrencyKey.value.trim(),
+      rateLimit: rateLimit.value.trim(), ratePeriod: ratePeriod.value.trim(), rateKey: rateKey.value.trim(),
+      requiredKeys: requiredKeys.value,
+    }),
+  };
+}
+
+/** Open the editor of ``cue``'s controls; resolves to the changed cue, or null if cancelled. */
+export function editControls(cue) {
+  return new Promise((resolve) => {
+    const controls = controlFields(cue);
+    const error = h("p", { class: "form-error", role: "alert" });
+    const cancel = h("button", { type: "button", class: "button ghost", "data-action": "cancel" }, "Cancel");
+    const save = h("button", { type: "submit", class: "button primary", "data-action": "save" }, "Save controls");
+    const form = h("form", { id: "controls-form", class: "controls-form", method: "dialog", novalidate: true },
+      h("h2", {}, `Run controls of “${cue.name}”`),
+      controls.nodes,
       error,
       h("div", { class: "dialog-actions" }, cancel, save));
     const dialog = h("dialog", { class: "confirm controls-dialog", "aria-label": "Run controls" }, form);
@@ -90,12 +112,7 @@ export function editControls(cue) {
       error.textContent = "";
       let body;
       try {
-        body = controlsPatch({
-          overlap: overlap.value, priority: priority.value.trim(),
-          concurrencyLimit: concurrencyLimit.value.trim(), concurrencyKey: concurrencyKey.value.trim(),
-          rateLimit: rateLimit.value.trim(), ratePeriod: ratePeriod.value.trim(), rateKey: rateKey.value.trim(),
-          requiredKeys: requiredKeys.value,
-        });
+        body = controls.patch();
       } catch (failure) {
         error.textContent = failure.message;
         return;
@@ -110,6 +127,6 @@ export function editControls(cue) {
     });
     document.body.appendChild(dialog);
     dialog.showModal();
-    priority.focus();
+    controls.focus.focus();
   });
 }

@@ -1,5 +1,6 @@
 // Cues: status, schedule in words and cron, next and last run, transport, run controls;
-// pause, resume, fire now, edit the run controls and delete.
+// search by name, page through them, create and edit, pause, resume, fire now, edit the run
+// controls and delete. Redrawn when the server pushes a change (live.js).
 
 import { api, query } from "../api.js";
 import { h, fill, badge } from "../dom.js";
@@ -7,7 +8,12 @@ import { describeSchedule } from "../cron.js";
 import { timeCell } from "../format.js";
 import { controlTags } from "../controls.js";
 import { editControls } from "./controls_form.js";
-import { every, pageHeader, table, emptyRow, problem, confirmAction } from "./common.js";
+import { editCue } from "./cue_form.js";
+import { pager, searchBox } from "./pager.js";
+import { liveUpdates, throttled } from "../live.js";
+import { pageHeader, table, emptyRow, problem, confirmAction } from "./common.js";
+
+const PAGE = 50;
 
 const COLUMNS = ["Cue", "Status", "Schedule", "Next run", "Last run", "Transport", "Controls", "Runs", ""];
 
@@ -16,6 +22,24 @@ export function cuesView(main, { toast }) {
   const banner = h("div", { class: "banner", role: "alert", hidden: true });
   const body = h("tbody");
   let busy = false;
+  let search = "";
+  const pages = pager(PAGE, () => refresh().catch(() => {}), "cues");
+  const searchInput = searchBox("cue-search", "Search cues by name", (text) => {
+    search = text;
+    pages.reset();
+    refresh().catch(() => {});
+  });
+
+  async function edit(cue) {
+    busy = true;
+    try {
+      const saved = await editCue(cue);
+      if (saved) toast(cue ? `Saved ${saved.name}` : `Created ${saved.name}`);
+    } finally {
+      busy = false;
+      await refresh();
+    }
+  }
 
   async function act(cue, label, call, done) {
     busy = true;
@@ -43,6 +67,7 @@ export function cuesView(main, { toast }) {
           disabled: cue.status !== "active",
           onclick: () => act(cue, "Pause", () => api("PATCH", `/v1/cues/${cue.id}`, { status: "paused" }), () => `Paused ${cue.name}`),
         }, "Pause"),
+      h("button", { type: "button", class: "button small", "data-action": "edit", onclick: () => edit(cue) }, "Edit"),
       h("button", {
         type: "button", class: "button small", "data-action": "controls",
         onclick: async () => {
@@ -91,23 +116,33 @@ export function cuesView(main, { toast }) {
   async function refresh() {
     if (busy) return;
     try {
-      const page = await api("GET", `/v1/cues${query({ limit: 100 })}`);
+      const page = await api("GET", `/v1/cues${query({ limit: PAGE, offset: pages.offset(), name: search })}`);
       problem(banner, null);
-      const active = page.cues.filter((cue) => cue.status === "active").length;
-      const shown = page.total > page.cues.length ? ` (newest ${page.cues.length} shown)` : "";
-      summary.textContent = `${page.total} cue${page.total === 1 ? "" : "s"}${shown} · ${active} active`;
+      const matching = search ? ` matching “${search}”` : "";
+      summary.textContent = `${page.total} cue${page.total === 1 ? "" : "s"}${matching}`;
+      pages.show(page.total, page.cues.length);
       fill(body, page.cues.length
         ? page.cues.map(row)
-        : emptyRow(COLUMNS.length, "No cues yet. Create one with POST /v1/cues, the CLI or a client library."));
+        : emptyRow(COLUMNS.length, search ? "No cue matches this search." : "No cues yet. Create one with “New cue”, POST /v1/cues, the CLI or a client library."));
     } catch (failure) {
       problem(banner, failure);
       throw failure;
     }
   }
 
+  const create = h("button", { type: "button", class: "button primary", "data-action": "new-cue", onclick: () => edit(null) }, "New cue");
   fill(main,
-    pageHeader("Cues", null, summary),
+    pageHeader("Cues", null, summary, create),
+    h("div", { class: "toolbar" }, searchInput, pages.node),
     banner,
     table(COLUMNS, body, { class: "cues", id: "cues-table" }));
-  return every(5000, refresh);
+  const changed = throttled(1000, refresh);
+  refresh().catch(() => {});
+  const stop = liveUpdates((event) => {
+    if (!busy && (!event || event.name === "cues" || event.name === "executions")) changed();
+  }, { pollMs: 5000 });
+  return () => {
+    stop();
+    changed.cancel();
+  };
 }

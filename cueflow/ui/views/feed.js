@@ -1,12 +1,16 @@
-// The live execution feed: polls GET /v1/executions and redraws in place, no reload.
+// The live execution feed: GET /v1/executions a page at a time, redrawn in place when the
+// server pushes a change (live.js), or polled every 1.5 s while the stream is down.
 
 import { api, query } from "../api.js";
 import { h, fill, badge, safeLink } from "../dom.js";
 import { absolute, timeCell, shortId } from "../format.js";
 import { waitingNote } from "../controls.js";
-import { every, pageHeader, table, emptyRow, problem, loadCueNames, cueName } from "./common.js";
+import { pageHeader, table, emptyRow, problem, loadCueNames, cueName } from "./common.js";
+import { pager } from "./pager.js";
+import { liveUpdates, throttled } from "../live.js";
 
 const POLL_MS = 1500;
+const PAGE = 50;
 const COLUMNS = ["Execution", "Cue", "Status", "Priority", "Attempts", "Worker", "Outcome", "Evidence", "Scheduled", "Updated"];
 const FILTERS = [
   ["All", ""],
@@ -48,6 +52,7 @@ export function feedView(main, { navigate }, cueId) {
   const seen = new Set();
   let first = true;
   let namesLoadedAt = 0;
+  const pages = pager(PAGE, () => refresh().catch(() => {}), "executions");
 
   function row(execution) {
     const fresh = !first && !seen.has(execution.id);
@@ -72,7 +77,7 @@ export function feedView(main, { navigate }, cueId) {
 
   async function refresh() {
     try {
-      const page = await api("GET", `/v1/executions${query({ limit: 50, status__in: statuses, cue_id: cueId })}`);
+      const page = await api("GET", `/v1/executions${query({ limit: PAGE, offset: pages.offset(), status__in: statuses, cue_id: cueId })}`);
       const unnamed = page.executions.some((execution) => cueName(execution.cue_id) === execution.cue_id);
       if (unnamed && Date.now() - namesLoadedAt > 10000) {
         namesLoadedAt = Date.now();
@@ -83,6 +88,8 @@ export function feedView(main, { navigate }, cueId) {
         ? page.executions.map(row)
         : emptyRow(COLUMNS.length, "No executions yet. They appear here as soon as a cue fires."));
       first = false;
+      pages.show(page.total, page.executions.length);
+      if (cueId) header.querySelector("h1").textContent = `Live feed · ${cueName(cueId)}`;
       updated.textContent = `${page.total} execution${page.total === 1 ? "" : "s"} · updated ${absolute(new Date().toISOString()).slice(11)}`;
     } catch (failure) {
       problem(banner, failure);
@@ -96,6 +103,7 @@ export function feedView(main, { navigate }, cueId) {
       type: "button", class: `chip${value === statuses ? " active" : ""}`, "aria-pressed": String(value === statuses),
       onclick: (event) => {
         statuses = value;
+        pages.reset();
         for (const chip of filterBar.children) {
           chip.classList.toggle("active", chip === event.currentTarget);
           chip.setAttribute("aria-pressed", String(chip === event.currentTarget));
@@ -106,13 +114,23 @@ export function feedView(main, { navigate }, cueId) {
   }
 
   const title = cueId ? `Live feed · ${cueName(cueId)}` : "Live feed";
-  const header = pageHeader(title, "Newest first; refreshes every 1.5 seconds.", h("span", { class: "live" }, pulse, updated));
+  const mode = h("span", { class: "live-mode muted small", "data-mode": "connecting" });
+  const header = pageHeader(title, "Newest first; changes are pushed by the server as they happen.",
+    h("span", { class: "live" }, pulse, updated, mode));
   fill(main, header, h("div", { class: "toolbar" }, filterBar,
-    cueId ? h("a", { href: "#/executions", class: "button ghost small" }, "Show all cues") : null),
+    cueId ? h("a", { href: "#/executions", class: "button ghost small" }, "Show all cues") : null, pages.node),
   banner, table(COLUMNS, body, { class: "feed", id: "feed-table" }));
-  const stop = every(POLL_MS, async () => {
-    await refresh();
-    if (cueId) header.querySelector("h1").textContent = `Live feed · ${cueName(cueId)}`;
+  const changed = throttled(300, refresh);
+  refresh().catch(() => {});
+  const stop = liveUpdates(() => changed(), {
+    pollMs: POLL_MS,
+    onMode: (now) => {
+      mode.dataset.mode = now;
+      mode.textContent = now === "live" ? " · live" : " · polling (stream unavailable)";
+    },
   });
-  return stop;
+  return () => {
+    stop();
+    changed.cancel();
+  };
 }
