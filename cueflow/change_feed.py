@@ -6,11 +6,11 @@ last look (among those created in the last :data:`RECENT_SECONDS`, through the o
 creation index, at most :data:`BATCH` a look) and for a change of the cue list, so it sees
 the changes other nodes make as well as this one's. The creation bound keeps a look's cost
 that of the last hour's executions; an index on ``(user_id, updated_at)`` would lift it, but
-would be one more index written by every status change on the claim and outcome paths. Between changes it sends a comment every
-:data:`HEARTBEAT_SECONDS` (a proxy keeps the connection and a client sees a dead one). It
-ends after :data:`MAX_STREAM_SECONDS` (the client reconnects), when the client goes away, and
-at once when the engine drains, so an open stream never holds a stopping server. An account
-holds at most :data:`STREAMS_PER_ACCOUNT` streams per process (:class:`StreamSlots`)."""
+would be one more index written by every status change on the claim and outcome paths.
+Between changes it sends a comment every :data:`HEARTBEAT_SECONDS` (a proxy keeps the
+connection and a client sees a dead one). It ends after :data:`MAX_STREAM_SECONDS` (the
+client reconnects), when the client goes away, and at once when the engine drains, so an open
+stream never holds a stopping server. An account holds at most :data:`STREAMS_PER_ACCOUNT` streams per process (:class:`StreamSlots`)."""
 
 from __future__ import annotations
 

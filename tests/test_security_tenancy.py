@@ -59,6 +59,11 @@ async def a_account(client: httpx.AsyncClient, clock: FakeClock) -> dict[str, An
     )
     assert response.status_code == 201, response.text
     run_id = response.json()["id"]
+    response = await client.post(
+        "/v1/auth/keys", json={"scope": "worker", "name": "a-private-key-name"}, headers=auth
+    )
+    assert response.status_code == 201, response.text
+    scoped_key = response.json()
     secrets = {
         "key": auth["Authorization"].removeprefix("Bearer "),
         "webhook": (await client.get("/v1/auth/webhook-secret", headers=auth)).json(),
@@ -72,6 +77,7 @@ async def a_account(client: httpx.AsyncClient, clock: FakeClock) -> dict[str, An
             "worker_id": [SHARED_WORKER],
             "flow_id": [flow_id],
             "run_id": [run_id],
+            "key_id": [scoped_key["id"]],
         },
         "private": [
             "tenant-a@example.com",
@@ -81,6 +87,8 @@ async def a_account(client: httpx.AsyncClient, clock: FakeClock) -> dict[str, An
             "a-payload-marker",
             "a-result-text",
             secrets["key"],
+            scoped_key["api_key"],
+            "a-private-key-name",
             secrets["webhook"]["webhook_secret"],
             secrets["alert"]["alert_webhook_secret"],
         ],
@@ -93,6 +101,7 @@ UNKNOWN = {
     "worker_id": "nobody-by-this-name",
     "flow_id": "flw_" + "q7" * 6,
     "run_id": "run_" + "q7" * 6,
+    "key_id": "key_" + "q7" * 6,
 }
 NOT_IDS = {"name": "approved"}
 """Path parameters that name no one's object (an event's name): filled, never probed."""
@@ -109,6 +118,7 @@ async def a_view(client: httpx.AsyncClient, a: dict[str, Any]) -> list[Any]:
         "/v1/executions/claimable",
         "/v1/workers",
         "/v1/auth/me",
+        "/v1/auth/keys",
         "/v1/auth/webhook-secret",
         "/v1/auth/alert-webhook-secret",
         "/v1/alerts",
