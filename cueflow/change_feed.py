@@ -10,7 +10,8 @@ would be one more index written by every status change on the claim and outcome 
 Between changes it sends a comment every :data:`HEARTBEAT_SECONDS` (a proxy keeps the
 connection and a client sees a dead one). It ends after :data:`MAX_STREAM_SECONDS` (the
 client reconnects), when the client goes away, and at once when the engine drains, so an open
-stream never holds a stopping server. An account holds at most :data:`STREAMS_PER_ACCOUNT` streams per process (:class:`StreamSlots`)."""
+stream never holds a stopping server. An account holds at most :data:`STREAMS_PER_ACCOUNT`
+streams per process (:class:`StreamSlots`)."""
 
 from __future__ import annotations
 
