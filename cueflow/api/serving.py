@@ -14,6 +14,7 @@ that timeout, before the app's shutdown closes the engine. A second Ctrl-C stops
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import socket
@@ -42,6 +43,15 @@ class DrainingServer(uvicorn.Server):
         self._drain = drain
         self._grace = grace
         self._accept = accept
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does (the app's start-up included), then settle the heap: what
+        start-up made (modules, routes, prepared statements) lives as long as the process, so
+        it leaves the garbage collector's sight and the full collections during serving walk
+        only what requests make (a few percent of each request's CPU)."""
+        await super().startup(sockets)
+        gc.collect()
+        gc.freeze()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Drain (still answering requests), then stop as uvicorn does, its wait for open
