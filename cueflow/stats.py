@@ -100,9 +100,9 @@ async def overview(services: Services, user: Principal, window_name: str) -> dic
         ]
         for status in Status
     }
-    # Waiting to start at each bucket's end: the window's executions created by then, less
-    # those that had started (or ended unstarted) by then.
-    waiting, running = [], 0
+    # Waiting to start at each bucket's end: those carried in from before the window and the
+    # window's executions created by then, less those that had started (or ended unstarted).
+    waiting, running = [], stats.carried
     for i in range(buckets):
         running += sum(stats.counts.get((i, s.value), 0) for s in Status) - stats.left.get(i, 0)
         waiting.append(running)

@@ -105,3 +105,22 @@ def test_a_percentile_is_the_bound_its_share_falls_under(
     histogram: tuple[int, ...], p: int, expected: float | None
 ) -> None:
     assert percentile(histogram, p) == expected
+
+
+async def test_runs_still_waiting_from_before_the_window_count_in_the_queue_series(
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
+) -> None:
+    old = await due_execution(client, engine, clock, auth)
+    clock.advance(2 * 3600)  # created two hours ago, never claimed
+
+    stats = await overview(client, auth)
+    assert stats["executions"]["totals"]["pending"] == 0  # not created in the window
+    assert stats["queue"]["total"] == 1
+    assert stats["queue"]["waiting"] == [1] * 60
+
+    clock.advance(10 * 60)
+    assert (await claim(client, auth, old["id"], "w1")).status_code == 200
+
+    waiting = (await overview(client, auth))["queue"]["waiting"]
+    assert waiting[0] == 1 and waiting[-2] == 1  # waited through the window
+    assert waiting[-1] == 0  # until the claim, in the last minute

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, select
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select
 
 import cueflow.sql.rows as rows
 from cueflow.records import Execution
@@ -23,10 +23,12 @@ class StatsQueries(TxBase):
     """Statistics (see the module)."""
 
     def _seconds(self, later: Any, earlier: Any) -> Any:
-        """``later - earlier`` in seconds, as the dialect computes it."""
+        """``later - earlier`` in seconds, as the dialect computes it (on SQLite to the
+        millisecond: Julian days carry tens of microseconds of error, enough to put a moment
+        on a bucket's boundary into the bucket before)."""
         if self.connector.name == "postgresql":
             return func.extract("epoch", later - earlier)
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+        return func.round((func.julianday(later) - func.julianday(earlier)) * 86400.0, 3)
 
     def _bucket(self, query: StatsQuery, moment: Any = executions.c.created_at) -> Any:
         """The index of the time bucket of ``moment`` (whole buckets since ``query.since``)."""
@@ -67,16 +69,41 @@ class StatsQueries(TxBase):
             first = _aware(first)
             if first is not None and (oldest is None or first < oldest):
                 oldest = first
-        return ExecutionStats(counts, lag, latency, queue, oldest, await self._left(query, recent))
+        left = await self._left(query, recent)
+        carried = self._carried(user_id, query)
+        for bucket_index, n in (await self._left(query, carried)).items():
+            left[bucket_index] = left.get(bucket_index, 0) + n
+        counted_in = select(func.count()).where(carried)
+        total_carried = int((await self.conn.execute(counted_in)).scalar_one())
+        return ExecutionStats(counts, lag, latency, queue, oldest, left, total_carried)
 
-    async def _left(self, query: StatsQuery, recent: Any) -> dict[int, int]:
-        """Per bucket: the window's executions that stopped waiting to start in it."""
+    def _left_at(self, query: StatsQuery) -> Any:
+        """When an execution stopped waiting to start: its start, or the last change of one
+        that ended unstarted (``NULL``: it still waits)."""
         unstarted_end = case(
             (executions.c.status.in_(list(query.finished)), executions.c.updated_at), else_=None
         )
-        left_at = func.coalesce(executions.c.started_at, unstarted_end)
+        return func.coalesce(executions.c.started_at, unstarted_end)
+
+    def _carried(self, user_id: str, query: StatsQuery) -> Any:
+        """The user's executions created before the window and still waiting at its start. The
+        last condition follows from the others; it lets the planner reach them through the
+        queue index (those still waiting) and ``(status, updated_at)`` (those that left
+        since), not through every older execution of the account."""
+        since = literal(query.since, UTCDateTime())
+        left_at = self._left_at(query)
+        return and_(
+            executions.c.user_id == user_id,
+            executions.c.created_at < since,
+            or_(left_at.is_(None), left_at >= since),
+            or_(executions.c.status.in_(list(query.queued)), executions.c.updated_at >= since),
+        )
+
+    async def _left(self, query: StatsQuery, among: Any) -> dict[int, int]:
+        """Per bucket: the executions ``among`` that stopped waiting to start in it."""
+        left_at = self._left_at(query)
         bucket = self._bucket(query, left_at).label("bucket")
-        stmt = select(bucket, func.count()).where(recent, left_at.is_not(None)).group_by(bucket)
+        stmt = select(bucket, func.count()).where(among, left_at.is_not(None)).group_by(bucket)
         return {int(b): int(n) for b, n in await self._rows(stmt)}
 
     async def _histogram(

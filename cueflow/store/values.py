@@ -109,6 +109,8 @@ class ExecutionStats:
     queue: dict[str, int]
     oldest_queued: datetime | None
     left: dict[int, int]
-    """``bucket -> executions`` of the window that stopped waiting to start in that bucket:
-    they started (``started_at``) or ended unstarted (``updated_at`` of one in a ``finished``
-    status with no ``started_at``)."""
+    """``bucket -> executions`` that stopped waiting to start in that bucket (those of the
+    window, and those carried in): they started (``started_at``) or ended unstarted
+    (``updated_at`` of one in a ``finished`` status with no ``started_at``)."""
+    carried: int = 0
+    """Executions created before the window that were still waiting to start at its start."""
