@@ -85,7 +85,8 @@ async def mixed_load(
     async def creator(client: httpx.AsyncClient) -> None:
         n = 0
         while not stop.is_set():
-            body = {"name": f"load-{n}", "schedule": {"type": "once", "at": at(1)}}
+            # due in 3 s: a loaded machine may take over a second to answer a creation
+            body = {"name": f"load-{n}", "schedule": {"type": "once", "at": at(3)}}
             body.update(hook if n % 5 == 0 else work)
             response = await client.post("/v1/cues", json=body)
             ledger.count(response)
