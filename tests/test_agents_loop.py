@@ -164,13 +164,16 @@ async def test_heartbeats_keep_a_long_model_call_alive_past_the_lease(
     during: list[dict[str, Any]] = []
 
     async def extended() -> bool:
+        # the beat that this advance made due has landed (not merely a lease not yet run out:
+        # checking only that let the next advance overtake a beat still on its way, which then
+        # found its lease gone on a loaded machine)
         row = await state(engine, user, execution_id)
-        return row["lease_expires_at"] > clock.now()
+        return row["last_heartbeat_at"] == clock.now() and row["lease_expires_at"] > clock.now()
 
     async def think(messages: Sequence[BaseMessage]) -> AIMessage:
         for _ in range(4):  # two whole leases pass while the model thinks
             clock.advance(lease / 2)
-            await eventually(extended)
+            await eventually(extended, timeout=30)
         assert await engine.sweep() == 0
         during.append(await state(engine, user, execution_id))
         return answer(success=True, result="thought hard")
