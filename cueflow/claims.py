@@ -107,17 +107,19 @@ async def claim(
     now = services.clock.now()
     lease = services.settings.worker_claim_timeout_seconds
     row = None
-    async with services.store.tx() as tx:
-        wanted = None if execution_id is None else [execution_id]
-        for _ in range(CLAIM_TRIES):
+    wanted = None if execution_id is None else [execution_id]
+    for _ in range(CLAIM_TRIES):
+        # a transaction per look: a look may lock a concurrency key's gate, and a later look
+        # in the same transaction locking another key's could deadlock with a claim elsewhere
+        async with services.store.tx() as tx:
             picks = await _claim_picked(services, tx, user, worker_id, wanted, 1, None, now)
-            row = picks.claimed[0] if picks.claimed else None
-            if row is not None:
-                break
-            if execution_id is not None and picks.held:
-                raise _held_back(picks.held[execution_id])
-            if not picks.held:
-                break  # nothing claimable; else another node took the key's room: look again
+        row = picks.claimed[0] if picks.claimed else None
+        if row is not None:
+            break
+        if execution_id is not None and picks.held:
+            raise _held_back(picks.held[execution_id])
+        if not picks.held:
+            break  # nothing claimable; else another node took the key's room: look again
     if row is None:
         services.metrics.claim_conflicts.labels(
             "next" if execution_id is None else "execution"

@@ -158,18 +158,27 @@ class Dispatcher:
         self._limits_retry_at = None
         claimed: list[tuple[Slot, PushTransport, DueDelivery]] = []
         held_back = False
-        async with services.store.tx() as tx:
-            await tx.promote_retries(list(push), move(Event.RETRY_DUE), now, {"updated_at": now})
-            for name, transport in push.items():
-                slots = min(self.free_slots() - len(claimed), self.free_slots(name))
+        promoted = False
+        for name, transport in push.items():
+            slots = min(self.free_slots() - len(claimed), self.free_slots(name))
+            if slots <= 0 and promoted:
+                continue
+            # a transaction per transport: each admission locks its limit keys in sorted order,
+            # which two admissions in one transaction would not keep
+            async with services.store.tx() as tx:
+                if not promoted:
+                    await tx.promote_retries(
+                        list(push), move(Event.RETRY_DUE), now, {"updated_at": now}
+                    )
+                    promoted = True
                 if slots <= 0:
                     continue
                 rows, left = await self._claim(tx, transport, now, slots, [s for s, *_ in claimed])
-                held_back = held_back or left
-                claimed.extend(
-                    (Slot(name, row.user_id, destination(row.callback_url)), transport, row)
-                    for row in rows
-                )
+            held_back = held_back or left
+            claimed.extend(
+                (Slot(name, row.user_id, destination(row.callback_url)), transport, row)
+                for row in rows
+            )
         used = {name: sum(1 for s, *_ in claimed if s.transport == name) for name in push}
         self._full = (
             held_back

@@ -79,9 +79,7 @@ async def admit(tx: StoreTx, candidates: Sequence[L], now: datetime) -> Admissio
         {(r.user_id, r.concurrency_key) for r in candidates if r.concurrency_key is not None}
     )
     rate = sorted({(r.user_id, r.rate_key) for r in candidates if r.rate_key is not None})
-    await tx.lock_limit_keys(
-        [(u, f"{CONCURRENCY}/{k}") for u, k in concurrency] + [(u, f"{RATE}/{k}") for u, k in rate]
-    )
+    await tx.lock_limit_keys(concurrency, rate)
     loads = await tx.key_loads(concurrency, rate, now)
     admission: Admission[L] = Admission([])
     for run in candidates:

@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import (
     and_,
     bindparam,
+    func,
     literal,
+    or_,
     select,
     update,
 )
@@ -32,7 +34,7 @@ from cueflow.sql.tables import (
     cues,
     executions,
 )
-from cueflow.states import Move
+from cueflow.states import Move, Status
 
 
 def _picked(move: Move) -> Any:
@@ -160,7 +162,9 @@ class ClaimQueries(TxBase):
         values: dict[str, Any],
     ) -> list[QueuedRun | LimitedRun]:
         """Pick as :meth:`claim_candidates` does and claim at once the picks that carry no
-        limit key; the others come back locked, as :class:`LimitedRun`, for admission."""
+        limit key (on PostgreSQL also those under a concurrency limit only, admitted by the
+        key's count: :meth:`_claim_due_statement`); the others come back locked, as
+        :class:`LimitedRun`, for admission."""
         if not self.connector.skip_locked:
             # SQLite: the transaction is the only writer, so two statements are as safe
             candidates = await self.claim_candidates(
@@ -229,11 +233,20 @@ class ClaimQueries(TxBase):
         self, move: Move, values: dict[str, Any], transports: int, due: bool, task: bool
     ) -> Any:
         """PostgreSQL's :meth:`claim_due`: one statement. ``picked`` locks the candidates
-        (materialized, so the ``LIMIT ... SKIP LOCKED`` runs once), ``claimed`` updates those
-        with no limit key, joined with their cue, and every pick comes back in queue order
-        with the claimed columns set on the ones claimed. The update re-checks nothing: its
-        rows were picked and locked by the same statement (a status condition there would
-        also lead the planner to walk the status index instead of the picks' keys)."""
+        (materialized, so the ``LIMIT ... SKIP LOCKED`` runs once); ``ranked`` places the
+        picks without a rate key in their concurrency key's queue, beside what the key has in
+        flight; ``claimed`` updates, joined with their cue, the picks without a limit key and,
+        when the picks carry one concurrency key and no rate key, those whose place fits the
+        key's room; every pick comes back in queue order with the claimed columns set on the
+        ones claimed, the rest for admission.
+
+        The room read here only keeps the queue order among a key's picks: the key's gate
+        trigger (migration 0014) is what admits, under the gate's lock, refusing a move that a
+        claim committed meanwhile has made one too many (such a pick comes back unclaimed).
+        With one gate per statement and no advisory lock after it, claims take their locks in
+        one order. The update re-checks nothing else: its rows were picked and locked by the
+        same statement (a status condition there would also lead the planner to walk the status
+        index instead of the picks' keys)."""
         waiting = self._waiting(move, transports, task)
         picked_stmt = select(*LIMITED, executions.c.priority, executions.c.scheduled_for)
         if due:
@@ -248,12 +261,46 @@ class ClaimQueries(TxBase):
             .cte("picked")
             .prefix_with("MATERIALIZED")
         )
+        busy = executions.alias("busy")
+        ranked = (
+            select(
+                picked.c.id,
+                picked.c.rate_key,
+                picked.c.concurrency_key,
+                picked.c.concurrency_limit,
+                func.row_number()
+                .over(
+                    partition_by=picked.c.concurrency_key,
+                    order_by=(picked.c.priority.desc(), picked.c.scheduled_for),
+                )
+                .label("place"),
+                select(func.count())
+                .select_from(busy)
+                .where(
+                    busy.c.user_id == picked.c.user_id,
+                    busy.c.concurrency_key == picked.c.concurrency_key,
+                    busy.c.status == Status.DELIVERING.value,
+                )
+                .scalar_subquery()
+                .label("in_flight"),
+            )
+            .where(picked.c.rate_key.is_(None))
+            .cte("ranked")
+        )
+        one_gate = and_(
+            select(func.count(func.distinct(picked.c.concurrency_key))).scalar_subquery() == 1,
+            ~select(literal(1)).where(picked.c.rate_key.is_not(None)).exists(),
+        )
         claimed = (
             update(executions)
             .where(
-                executions.c.id == picked.c.id,
-                picked.c.concurrency_key.is_(None),
-                picked.c.rate_key.is_(None),
+                executions.c.id == ranked.c.id,
+                or_(
+                    ranked.c.concurrency_key.is_(None),
+                    and_(
+                        one_gate, ranked.c.in_flight + ranked.c.place <= ranked.c.concurrency_limit
+                    ),
+                ),
                 cues.c.id == executions.c.cue_id,
             )
             .values(_claim_set(move, values))

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, or_, select
+from sqlalchemy import and_, delete, func, literal, or_, select, tuple_
 
 from cueflow.records import KeyLoad
 from cueflow.sql.base import TxBase
-from cueflow.sql.tables import executions, rate_limit_starts
+from cueflow.sql.tables import concurrency_gates, executions, rate_limit_starts
 from cueflow.states import Status
 
 _busy = executions.alias("busy")
@@ -86,14 +86,34 @@ def _by_user(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
 class LimitQueries(TxBase):
     """Limit keys."""
 
-    async def lock_limit_keys(self, keys: Sequence[tuple[str, str]]) -> None:
-        """Transaction-scoped advisory locks, one per key, in sorted order (PostgreSQL); with
-        one writer at a time (SQLite's ``BEGIN IMMEDIATE``) there is nothing to lock."""
+    async def lock_limit_keys(
+        self, concurrency: Sequence[tuple[str, str]], rate: Sequence[tuple[str, str]]
+    ) -> None:
+        """PostgreSQL: a transaction-scoped advisory lock per rate key, then the concurrency
+        keys' gate rows (made when missing), each kind in sorted order; the gate rows are what
+        the gate trigger locks when a claim moves a run into ``delivering`` (migration 0014).
+        With one writer at a time (SQLite's ``BEGIN IMMEDIATE``) there is nothing to lock."""
         if not self.connector.skip_locked:
             return
-        for user_id, key in sorted(set(keys)):
-            lock = func.pg_advisory_xact_lock(func.hashtextextended(f"{user_id}/{key}", 0))
+        for user_id, key in sorted(set(rate)):
+            lock = func.pg_advisory_xact_lock(func.hashtextextended(f"{user_id}/rate/{key}", 0))
             await self.conn.execute(select(lock))
+        gates = sorted(set(concurrency))
+        if not gates:
+            return
+        rows = [{"user_id": user_id, "concurrency_key": key} for user_id, key in gates]
+        await self.conn.execute(
+            self.connector.insert(concurrency_gates).values(rows).on_conflict_do_nothing()
+        )
+        await self.conn.execute(
+            select(literal(1))
+            .where(
+                tuple_(concurrency_gates.c.user_id, concurrency_gates.c.concurrency_key).in_(gates)
+            )
+            .order_by(concurrency_gates.c.user_id, concurrency_gates.c.concurrency_key)
+            .with_for_update()
+            .select_from(concurrency_gates)
+        )
 
     async def key_loads(
         self,

@@ -399,6 +399,18 @@ class RateLimitStart(SQLModel, table=True):
     execution_id: str = Field(primary_key=True, max_length=36)
 
 
+class ConcurrencyGate(SQLModel, table=True):
+    """One row per account and concurrency key: the lock that serialises the moves of the
+    key's executions into ``delivering`` across nodes (PostgreSQL: the gate trigger of
+    migration 0014 and :meth:`~cueflow.sql.limit_queries.LimitQueries.lock_limit_keys`).
+    It holds no count, so it cannot drift; SQLite, one writer at a time, leaves it empty."""
+
+    __tablename__ = "concurrency_gates"
+
+    user_id: str = Field(primary_key=True, max_length=36)
+    concurrency_key: str = Field(primary_key=True, max_length=300)
+
+
 class FireIdempotency(SQLModel, table=True):
     """A manual fire's ``idempotency_key``: a second fire of the cue with the key (within 24 h)
     answers with ``execution_id`` instead of firing again."""
@@ -437,4 +449,5 @@ Index(
 )
 """The worker queue: an account's executions by status, higher priority first, then oldest."""
 rate_limit_starts: Table = metadata.tables[RateLimitStart.__tablename__]
+concurrency_gates: Table = metadata.tables[ConcurrencyGate.__tablename__]
 fire_idempotency: Table = metadata.tables[FireIdempotency.__tablename__]

@@ -57,7 +57,10 @@ class ClaimStore(Protocol):
         """Pick as :meth:`claim_candidates` does and, in the same step, claim the picks that
         carry no concurrency or rate limit key (as :meth:`claim_many` does, each as a
         :class:`QueuedRun`); the picks that carry one come back as :class:`LimitedRun`, still
-        locked, for admission. In queue order; a pick that could not be claimed is left out."""
+        locked, for admission. A store that enforces concurrency limits itself, atomically
+        across writers (PostgreSQL's counted keys), may also claim picks that carry only a
+        concurrency key, within the key's room and in queue order. In queue order; a pick that
+        could not be claimed is left out."""
 
     async def claim_many(
         self, execution_ids: Sequence[str], move: Move, values: dict[str, Any]

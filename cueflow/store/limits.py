@@ -16,9 +16,12 @@ KeyOf = tuple[str, str]
 class LimitStore(Protocol):
     """Limit keys (see the module)."""
 
-    async def lock_limit_keys(self, keys: Sequence[KeyOf]) -> None:
-        """Hold ``keys`` until the transaction ends (another transaction locking one of them
-        waits); taken in sorted order so that two transactions cannot deadlock. A store whose
+    async def lock_limit_keys(self, concurrency: Sequence[KeyOf], rate: Sequence[KeyOf]) -> None:
+        """Hold the ``concurrency`` and ``rate`` keys until the transaction ends (another
+        transaction locking one of them waits), rate keys first, each kind in sorted order, so
+        that two transactions cannot deadlock. A concurrency key's lock must be the one every
+        move of its executions into ``delivering`` takes, if the store admits such moves by
+        itself (see :meth:`~cueflow.store.claims.ClaimStore.claim_due`). A store whose
         transactions never run side by side (one writer at a time) may do nothing."""
 
     async def key_loads(
