@@ -109,6 +109,10 @@ class Cue:
     rate_key: str | None = None
     required_payload_keys: list[str] | None = None
     """Keys every run's payload must carry (a fire without one is refused)."""
+    declaration: str | None = None
+    """Set on a cue declared in code (``@engine.cron`` ...): the fingerprint of the declaration
+    it was last synced from, or ``removed`` (:mod:`cueflow.declared_cues`); ``None`` on a cue
+    made by hand."""
 
 
 @record
