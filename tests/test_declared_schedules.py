@@ -10,9 +10,12 @@ the fake clock.
 from __future__ import annotations
 
 import asyncio
+import re
+import types
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +29,7 @@ from cueflow.states import CueStatus
 from tests.conftest import make_settings
 from tests.inprocess_support import fire, only_execution
 
+ROOT = Path(__file__).resolve().parents[1]
 OWNER = "app@example.com"
 Declare = Callable[[Engine], None]
 
@@ -258,3 +262,17 @@ def test_intervals_are_read_with_their_unit() -> None:
     for bad in ("5", "5 minutes", "0s", 0.5, timedelta(milliseconds=1500), -1):
         with pytest.raises(ValueError, match="interval"):
             seconds(bad)
+
+
+async def test_the_docs_example_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (ROOT / "docs" / "embedding.md").read_text(encoding="utf-8")
+    [example] = re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    monkeypatch.chdir(tmp_path)  # the example's sqlite:///app.db
+    for _ in range(2):
+        module = types.ModuleType("docs_embedding")
+        exec(compile(example, "docs/embedding.md", "exec"), module.__dict__)
+        cues = await asyncio.wait_for(module.main(), 30)
+        names = [cue.name for cue in cues]
+        assert names == ["morning_report", "refresh_prices", "new-year"]
