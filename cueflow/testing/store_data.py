@@ -56,14 +56,14 @@ class StoreDataTests(StoreFixtures):
         created = await engine.create_api_key(owner, "worker", "host")
         user = await engine.principal(created["api_key"])
         assert (user.user_id, user.scope, user.key_id) == (owner.user_id, "worker", created["id"])
-        [listed] = (await engine.list_api_keys(owner))["keys"]
-        assert (listed["id"], listed["scope"], listed["name"]) == (created["id"], "worker", "host")
-        assert listed["last_used_at"] == clock.now()  # written by the lookup above
+        [listed] = (await engine.list_api_keys(owner)).keys
+        assert (listed.id, listed.scope, listed.name) == (created["id"], "worker", "host")
+        assert listed.last_used_at == clock.now()  # written by the lookup above
         await engine.revoke_api_key(owner, created["id"])
         with pytest.raises(CueflowError) as refused:
             await engine.principal(created["api_key"])
         assert refused.value.code == "key_revoked"
-        assert (await engine.list_api_keys(owner))["keys"] == []
+        assert (await engine.list_api_keys(owner)).keys == []
         with pytest.raises(NotFound):
             await engine.revoke_api_key(owner, created["id"])
 
