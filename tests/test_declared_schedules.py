@@ -276,3 +276,9 @@ async def test_the_docs_example_runs_as_written(
         cues = await asyncio.wait_for(module.main(), 30)
         names = [cue.name for cue in cues]
         assert names == ["morning_report", "refresh_prices", "new-year"]
+
+
+def test_a_declaration_without_an_owner_is_refused() -> None:
+    engine = Engine(make_settings("sqlite://"))
+    with pytest.raises(TypeError, match="owner="):
+        engine.every("5m")  # type: ignore[call-arg]  # what mypy refuses, at run time too

@@ -13,6 +13,9 @@ lease sweeper and the push-delivery dispatcher as asyncio tasks) and closed::
     @engine.handler("send-report")                     # runs cues whose payload.task matches
     def send_report(payload: dict) -> str: ...
 
+    @engine.every("5m", owner="me@example.com")        # a handler with its cue, stored at start
+    def refresh(payload: dict) -> None: ...
+
     async with engine:                                 # start(); close() on the way out
         me = await engine.account("me@example.com")
         cue, _ = await engine.create_cue(me, {"name": "report", "transport": "inprocess",

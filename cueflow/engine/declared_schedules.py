@@ -133,6 +133,9 @@ class DeclaredScheduleMethods:
 
     # ------------------------------------------------------------------------------------------
     def _declare(self, schedule: dict[str, Any], options: ScheduleOptions) -> Callable[[F], F]:
+        if "owner" not in options:
+            raise TypeError("a schedule needs owner= (an account's email, or a principal)")
+
         def declare(function: F) -> F:
             name = options.get("name", function.__qualname__)
             if name in self.declared_schedules:
