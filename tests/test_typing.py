@@ -53,19 +53,21 @@ def test_the_typed_user_script_runs(tmp_path: Path) -> None:
     assert result.stdout.strip().endswith("success"), result.stdout
 
 
-def readme_python_blocks() -> list[str]:
-    """The README's ```` ```python ```` blocks, those indented in lists included, dedented."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def python_blocks(page: str) -> list[str]:
+    """The ```` ```python ```` blocks of a Markdown page, those indented in lists included,
+    dedented."""
+    text = (ROOT / page).read_text(encoding="utf-8")
     blocks = re.findall(r"^( *)```python\n(.*?)^\1```", text, re.MULTILINE | re.DOTALL)
     return [re.sub(rf"^{indent}", "", body, flags=re.MULTILINE) for indent, body in blocks]
 
 
 def test_mypy_strict_passes_over_the_examples_and_the_readme_snippets(tmp_path: Path) -> None:
-    blocks = readme_python_blocks()
+    blocks = python_blocks("README.md")
     assert len(blocks) >= 6, "the README's Python blocks were not found"
+    blocks += python_blocks("docs/embedding.md")  # the schedules-in-code page, too
     snippets = []
     for number, block in enumerate(blocks, 1):
-        snippet = tmp_path / f"readme_snippet_{number}.py"
+        snippet = tmp_path / f"snippet_{number}.py"
         snippet.write_text(block, encoding="utf-8")
         snippets.append(str(snippet))
     examples = sorted((ROOT / "examples").rglob("*.py"))
