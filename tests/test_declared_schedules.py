@@ -22,7 +22,7 @@ import pytest
 
 from cueflow import Engine, Retry
 from cueflow.clock import FakeClock
-from cueflow.engine.declared_schedules import seconds
+from cueflow.engine.declared_schedules import interval_seconds
 from cueflow.errors import CueflowError
 from cueflow.records import Cue
 from cueflow.states import CueStatus
@@ -257,11 +257,18 @@ async def test_a_name_is_declared_once_per_engine(database_url: str, clock: Fake
 
 
 def test_intervals_are_read_with_their_unit() -> None:
-    assert [seconds(v) for v in ("30s", "5m", "2h", "1d", " 10 m ")] == [30, 300, 7200, 86400, 600]
-    assert seconds(90) == 90 and seconds(timedelta(minutes=2)) == 120 and seconds(5.0) == 5
+    assert [interval_seconds(v) for v in ("30s", "5m", "2h", "1d", " 10 m ")] == [
+        30,
+        300,
+        7200,
+        86400,
+        600,
+    ]
+    assert interval_seconds(90) == 90 and interval_seconds(5.0) == 5
+    assert interval_seconds(timedelta(minutes=2)) == 120
     for bad in ("5", "5 minutes", "0s", 0.5, timedelta(milliseconds=1500), -1):
         with pytest.raises(ValueError, match="interval"):
-            seconds(bad)
+            interval_seconds(bad)
 
 
 async def test_the_docs_example_runs_as_written(

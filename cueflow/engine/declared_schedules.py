@@ -108,7 +108,9 @@ class DeclaredScheduleMethods:
         """Decorator: run the function every ``interval`` (``"30s"``, ``"5m"``, ``"2h"``,
         ``"1d"``, seconds, or a timedelta), the first time one interval after the cue is
         created."""
-        return self._declare({"type": "interval", "interval_seconds": seconds(interval)}, options)
+        return self._declare(
+            {"type": "interval", "interval_seconds": interval_seconds(interval)}, options
+        )
 
     def at(self, when: datetime, **options: Unpack[ScheduleOptions]) -> Callable[[F], F]:
         """Decorator: run the function once, at ``when`` (a naive datetime is UTC); it must be
@@ -155,7 +157,7 @@ class DeclaredScheduleMethods:
         return await accounts.account(self.services, email)
 
 
-def seconds(interval: Interval) -> int:
+def interval_seconds(interval: Interval) -> int:
     """``interval`` (see :data:`Interval`) in seconds; ``ValueError`` if it is not whole
     seconds, at least one, or not understood."""
     if isinstance(interval, str):
