@@ -3,14 +3,14 @@ holds the fingerprint of the declaration a cue was last synced from (``removed``
 paused it because no code declares it any more); ``NULL`` for a cue made by hand, which the
 sync never touches.
 
-Revision ID: 0014
+Revision ID: 0015
 Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
+revision = "0015"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
