@@ -29,7 +29,7 @@ import cueflow.quotas as quotas
 from cueflow.authentication import ROTATED_KEY_SECONDS, Authenticator, Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_nul
-from cueflow.records import Account
+from cueflow.records import Account, AccountSummary
 from cueflow.schemas import RegisterRequest
 from cueflow.store import Duplicate, StoreTx
 
@@ -62,25 +62,25 @@ async def _user(tx: StoreTx, user: Principal) -> Account:
     return row
 
 
-async def me(services: Services, user: Principal) -> dict[str, Any]:
-    """The body of ``GET /v1/auth/me``."""
+async def me(services: Services, user: Principal) -> AccountSummary:
+    """The caller's account with its counts and limits (``GET /v1/auth/me``)."""
     now = services.clock.now()
     settings = services.settings
     async with services.store.tx() as tx:
         row = await _user(tx, user)
         counts = await tx.usage_counts(user.user_id, quotas.month_start(now))
-    return {
-        "email": row.email,
-        "plan": row.plan,
-        "active_cues": counts["active_cues"],
-        "active_cue_limit": settings.active_cue_limit,
-        "executions_this_month": counts["executions"],
-        "monthly_execution_limit": settings.monthly_execution_limit,
-        "rate_limit_per_minute": settings.rate_limit_per_minute,
-        "has_webhook_secret": bool(row.webhook_secret),
-        "api_key_prefix": row.api_key_prefix,
-        "slug": row.slug,
-    }
+    return AccountSummary(
+        email=row.email,
+        plan=row.plan,
+        active_cues=counts["active_cues"],
+        active_cue_limit=settings.active_cue_limit,
+        executions_this_month=counts["executions"],
+        monthly_execution_limit=settings.monthly_execution_limit,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        has_webhook_secret=bool(row.webhook_secret),
+        api_key_prefix=row.api_key_prefix,
+        slug=row.slug,
+    )
 
 
 async def _check_alert_url(services: Services, url: str) -> None:

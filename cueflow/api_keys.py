@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 import cueflow.ids as ids
 from cueflow.authentication import Authenticator, Principal
 from cueflow.errors import Conflict, NotFound
-from cueflow.records import ApiKey
+from cueflow.records import ApiKey, ApiKeyList
 from cueflow.scopes import Scope
 
 if TYPE_CHECKING:
@@ -102,16 +102,21 @@ async def create_key(services: Services, user: Principal, request: ApiKeyCreate)
     return {**key_json(key), "api_key": secret}
 
 
-async def list_keys(services: Services, user: Principal) -> dict[str, Any]:
+async def list_keys(services: Services, user: Principal) -> ApiKeyList:
     """The account key's prefix and the live scoped keys, oldest first."""
     async with services.store.tx() as tx:
         account = await tx.get_user(user.user_id)
         if account is None:
             raise NotFound("User not found", code="user_not_found")
         keys = await tx.list_api_keys(user.user_id)
+    return ApiKeyList(account_key_prefix=account.api_key_prefix, keys=keys)
+
+
+def key_list_json(listed: ApiKeyList) -> dict[str, Any]:
+    """``GET /v1/auth/keys``'s body: the account key's prefix and scope, and each key."""
     return {
-        "account_key": {"prefix": account.api_key_prefix, "scope": Scope.FULL.value},
-        "keys": [key_json(key) for key in keys],
+        "account_key": {"prefix": listed.account_key_prefix, "scope": Scope.FULL.value},
+        "keys": [key_json(key) for key in listed.keys],
     }
 
 

@@ -242,6 +242,13 @@ class Settings(BaseSettings):
     handler_concurrency: int = Field(8, ge=1, validation_alias=_env("CUEFLOW_HANDLER_CONCURRENCY"))
     """Most in-process handler runs at once in this process (sync handlers run in a thread pool
     of this size)."""
+    pause_removed_schedules: bool = Field(
+        False, validation_alias=_env("CUEFLOW_PAUSE_REMOVED_SCHEDULES")
+    )
+    """When the engine syncs the schedules declared in code (``@engine.cron``, ``every``,
+    ``at``), pause each active cue that was declared in code and no longer is (of any
+    account); cues made by hand are never touched. Off by default: a removed declaration leaves
+    its cue as it is."""
 
     active_cue_limit: int = Field(0, ge=0, validation_alias=_env("CUEFLOW_ACTIVE_CUE_LIMIT"))
     """Most cues (active and paused) one account may have; creating one more answers 403

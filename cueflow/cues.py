@@ -8,6 +8,7 @@ are the flow's steps and it changes and goes with its flow."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -147,9 +148,10 @@ def control_values(spec: CueCreate | CueUpdate) -> dict[str, Any]:
 
 
 async def create_cue(
-    services: Services, user: Principal, spec: CueCreate
+    services: Services, user: Principal, spec: CueCreate, declaration: str | None = None
 ) -> tuple[Cue, str | None]:
-    """Create a cue; returns it and the no-worker warning for pull transports."""
+    """Create a cue; returns it and the no-worker warning for pull transports. ``declaration``
+    marks a cue declared in code (:mod:`cueflow.declared_cues`)."""
     now = services.clock.now()
     transport = services.transports.named(spec.transport)
     payload = spec.payload or {}
@@ -188,6 +190,7 @@ async def create_cue(
         "created_at": now,
         "updated_at": now,
         **control_values(spec),
+        "declaration": declaration,
     }
     try:
         await transport.validate_cue(values)
@@ -255,11 +258,19 @@ async def _changeable(services: Services, user: Principal, cue_id: str) -> Cue:
     return cue
 
 
-async def update_cue(services: Services, user: Principal, cue_id: str, patch: CueUpdate) -> Cue:
-    """Apply a PATCH: only the fields sent change; ``status`` pauses or resumes."""
+async def update_cue(
+    services: Services,
+    user: Principal,
+    cue_id: str,
+    patch: CueUpdate,
+    also: Mapping[str, Any] | None = None,
+) -> Cue:
+    """Apply a PATCH: only the fields sent change; ``status`` pauses or resumes. ``also``:
+    further columns set in the same write (the declared-cue sync's ``declaration``, and the
+    fields a PATCH cannot clear)."""
     now = services.clock.now()
     current = await _changeable(services, user, cue_id)
-    values: dict[str, Any] = {"updated_at": now}
+    values: dict[str, Any] = {"updated_at": now, **(also or {})}
     sent = patch.model_fields_set
     if patch.name is not None:
         values["name"] = patch.name

@@ -109,6 +109,10 @@ class Cue:
     rate_key: str | None = None
     required_payload_keys: list[str] | None = None
     """Keys every run's payload must carry (a fire without one is refused)."""
+    declaration: str | None = None
+    """Set on a cue declared in code (``@engine.cron`` ...): the fingerprint of the declaration
+    it was last synced from, or ``removed`` (:mod:`cueflow.declared_cues`); ``None`` on a cue
+    made by hand."""
 
 
 @record
@@ -180,6 +184,38 @@ class Worker:
 
 
 @record
+class WorkerStatus:
+    """A worker as ``GET /v1/workers`` lists it (a read model, never stored): its heartbeat's
+    age and what that makes it, ``active`` within the heartbeat timeout, ``stale`` within the
+    claim timeout, else ``dead``."""
+
+    worker_id: str
+    last_heartbeat: datetime
+    seconds_since_heartbeat: int
+    heartbeat_status: str
+    handlers: list[str] | None
+    registered_since: datetime
+
+
+@record
+class AccountSummary:
+    """An account with its counts and limits (``GET /v1/auth/me``; a read model)."""
+
+    email: str
+    plan: str
+    active_cues: int
+    active_cue_limit: int
+    """0: unlimited."""
+    executions_this_month: int
+    monthly_execution_limit: int
+    """0: unlimited."""
+    rate_limit_per_minute: int
+    has_webhook_secret: bool
+    api_key_prefix: str
+    slug: str
+
+
+@record
 class Alert:
     """Something an account should know went wrong (``GET /v1/alerts``); ``alert_metadata`` is
     the wire's ``metadata``."""
@@ -210,6 +246,15 @@ class ApiKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+@record
+class ApiKeyList:
+    """An account's live scoped keys, oldest first, and its own key's prefix
+    (``GET /v1/auth/keys``; a read model)."""
+
+    account_key_prefix: str
+    keys: list[ApiKey]
 
 
 @record

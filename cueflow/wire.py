@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cueflow.cues import DEFAULT_ON_FAILURE
-from cueflow.records import Alert, Cue, Execution, QueuedRun
+from cueflow.records import AccountSummary, Alert, Cue, Execution, QueuedRun, WorkerStatus
 from cueflow.run_controls import concurrency_json, rate_limit_json
 
 
@@ -165,4 +165,32 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "metadata": alert.alert_metadata or {},
         "acknowledged": alert.acknowledged,
         "created_at": alert.created_at,
+    }
+
+
+def worker_json(worker: WorkerStatus) -> dict[str, Any]:
+    """A worker as ``GET /v1/workers`` lists it."""
+    return {
+        "worker_id": worker.worker_id,
+        "last_heartbeat": worker.last_heartbeat,
+        "seconds_since_heartbeat": worker.seconds_since_heartbeat,
+        "heartbeat_status": worker.heartbeat_status,
+        "handlers": worker.handlers,
+        "registered_since": worker.registered_since,
+    }
+
+
+def account_json(account: AccountSummary) -> dict[str, Any]:
+    """The body of ``GET /v1/auth/me``."""
+    return {
+        "email": account.email,
+        "plan": account.plan,
+        "active_cues": account.active_cues,
+        "active_cue_limit": account.active_cue_limit,
+        "executions_this_month": account.executions_this_month,
+        "monthly_execution_limit": account.monthly_execution_limit,
+        "rate_limit_per_minute": account.rate_limit_per_minute,
+        "has_webhook_secret": account.has_webhook_secret,
+        "api_key_prefix": account.api_key_prefix,
+        "slug": account.slug,
     }

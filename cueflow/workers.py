@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from cueflow.authentication import Principal
 from cueflow.errors import NotFound
+from cueflow.records import WorkerStatus
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -30,7 +31,7 @@ async def heartbeat(
     return {"acknowledged": True, "server_time": now}
 
 
-async def list_workers(services: Services, user: Principal) -> list[dict[str, Any]]:
+async def list_workers(services: Services, user: Principal) -> list[WorkerStatus]:
     """The caller's workers with their liveness: ``active`` within the heartbeat timeout,
     ``stale`` within the claim timeout, else ``dead``."""
     now = services.clock.now()
@@ -47,14 +48,14 @@ async def list_workers(services: Services, user: Principal) -> list[dict[str, An
         else:
             status = "dead"
         found.append(
-            {
-                "worker_id": row.worker_id,
-                "last_heartbeat": row.last_heartbeat,
-                "seconds_since_heartbeat": silent,
-                "heartbeat_status": status,
-                "handlers": row.handlers,
-                "registered_since": row.created_at,
-            }
+            WorkerStatus(
+                worker_id=row.worker_id,
+                last_heartbeat=row.last_heartbeat,
+                seconds_since_heartbeat=silent,
+                heartbeat_status=status,
+                handlers=row.handlers,
+                registered_since=row.created_at,
+            )
         )
     return found
 

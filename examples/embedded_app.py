@@ -1,26 +1,29 @@
 """cueflow embedded in a script: a Python handler runs every 2 seconds until Ctrl-C.
 
-Run it with ``python examples/embedded_app.py``.
+Run it with ``python examples/embedded_app.py``, and again: the schedule declared in code is
+stored once (created, updated when the declaration changes, else left alone). The store is
+``embedded.db`` in the current directory (``EXAMPLE_DATABASE_URL`` names another);
+``EXAMPLE_RUNS=3`` stops it after three greetings.
 """
+
+import itertools
+import os
+import signal
+from typing import Any
 
 import cueflow
 
-engine = cueflow.open_engine("sqlite://")  # in memory; or "sqlite:///app.db", "postgresql://..."
+engine = cueflow.open_engine(os.environ.get("EXAMPLE_DATABASE_URL", "sqlite:///embedded.db"))
+greetings = itertools.count(1)
 
 
-@engine.handler("greet")
-def greet(payload: dict) -> str:
+@engine.every("2s", owner="me@example.com", name="greeting", payload={"name": "world"})
+def greet(payload: dict[str, Any]) -> str:
     print(f"Hello, {payload['name']}!", flush=True)
+    if next(greetings) == int(os.environ.get("EXAMPLE_RUNS", "0")):
+        os.kill(os.getpid(), signal.SIGTERM)  # stop, as Ctrl-C does
     return "greeted"
 
 
-async def create_cues() -> None:
-    me = await engine.account("me@example.com")
-    await engine.create_cue(me, {
-        "name": "greeting", "transport": "inprocess", "payload": {"task": "greet", "name": "world"},
-        "schedule": {"type": "interval", "interval_seconds": 2},
-    })  # fmt: skip
-
-
 if __name__ == "__main__":
-    engine.run(create_cues)  # starts the engine, creates the cue, runs until Ctrl-C or SIGTERM
+    engine.run()  # stores the declared schedule, runs until Ctrl-C or SIGTERM

@@ -2,19 +2,20 @@
 
 The loop below is the example from CueAPI's worker documentation, line for line; only the two
 settings it leaves to the reader are filled in: ``API``/``TOKEN`` come from the environment
-(``CUEFLOW_URL``, ``CUEFLOW_API_KEY``) and ``do_work`` is defined. Run it against
-``cueflow serve``::
+(``CUEFLOW_URL``, ``CUEFLOW_API_KEY``) and ``do_work`` is defined (typed: ``mypy --strict``
+passes over the examples). Run it against ``cueflow serve``::
 
     CUEFLOW_API_KEY=cue_sk_... python examples/minimal_worker.py
 """
 
 import os
 import time
+from typing import Any
 
 import requests
 
 
-def do_work(payload):
+def do_work(payload: dict[str, Any]) -> str:
     """The job: here, echo the payload's task."""
     return f"done: {payload.get('task', payload)}"
 

@@ -193,9 +193,9 @@ async def test_an_agent_worker_registers_and_is_listed_with_its_task(
         runs = await run_agent_worker(stub.model(), client, task="summarise", until_idle=True)
     assert [r.status for r in runs] == ["succeeded"]
     [worker] = await engine.list_workers(user)
-    assert worker["worker_id"] == "agent-summariser"
-    assert worker["handlers"] == ["summarise"]
-    assert worker["heartbeat_status"] == "active"
+    assert worker.worker_id == "agent-summariser"
+    assert worker.handlers == ["summarise"]
+    assert worker.heartbeat_status == "active"
 
 
 # 8. strict tool schemas, short names -------------------------------------------------------------

@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.change_feed",
             "cueflow.claims",
             "cueflow.cues",
+            "cueflow.declared_cues",
             "cueflow.dispatcher",
             "cueflow.echo",
             "cueflow.executions",

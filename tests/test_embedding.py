@@ -87,6 +87,27 @@ async def test_the_embedded_example_runs_its_handler_and_stops_cleanly_on_a_sign
     assert b"Traceback" not in stderr, stderr.decode()
 
 
+def test_the_embedded_example_runs_twice_in_a_row_on_a_file_database(tmp_path: Path) -> None:
+    """Its schedule is declared in code: the second run finds the cue the first one stored."""
+    url = f"sqlite:///{tmp_path / 'embedded.db'}"
+    env = {**os.environ, "EXAMPLE_DATABASE_URL": url, "EXAMPLE_RUNS": "1"}
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLE)], cwd=tmp_path, env=env, capture_output=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stdout == b"Hello, world!\n", done.stderr.decode()
+        assert b"Traceback" not in done.stderr, done.stderr.decode()
+
+    async def stored() -> list[cueflow.Cue]:
+        async with engine_for(url) as engine:
+            cues, _ = await engine.list_cues(await engine.account("me@example.com"))
+            return cues
+
+    [cue] = asyncio.run(stored())
+    assert (cue.name, cue.run_count) == ("greeting", 2)
+
+
 async def test_cues_are_created_listed_paused_resumed_and_deleted_from_python(
     store_url: str,
 ) -> None:

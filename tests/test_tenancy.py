@@ -208,7 +208,7 @@ async def test_other_user_cannot_list_or_delete_a_worker(engine: Engine, world: 
     with pytest.raises(NotFound) as err:
         await engine.delete_worker(world.b, "shared-name")
     assert_not_found(err, "worker_not_found")
-    assert [w["worker_id"] for w in await engine.list_workers(world.a)] == ["shared-name"]
+    assert [w.worker_id for w in await engine.list_workers(world.a)] == ["shared-name"]
 
 
 async def test_worker_ids_are_per_user(engine: Engine, world: World, clock: FakeClock) -> None:
@@ -216,11 +216,11 @@ async def test_worker_ids_are_per_user(engine: Engine, world: World, clock: Fake
     await engine.worker_heartbeat(world.b, "shared-name", ["other"])
     a_workers = await engine.list_workers(world.a)
     b_workers = await engine.list_workers(world.b)
-    assert [(w["worker_id"], w["handlers"]) for w in a_workers] == [("shared-name", ["job"])]
-    assert [(w["worker_id"], w["handlers"]) for w in b_workers] == [("shared-name", ["other"])]
-    assert a_workers[0]["last_heartbeat"] < b_workers[0]["last_heartbeat"]
+    assert [(w.worker_id, w.handlers) for w in a_workers] == [("shared-name", ["job"])]
+    assert [(w.worker_id, w.handlers) for w in b_workers] == [("shared-name", ["other"])]
+    assert a_workers[0].last_heartbeat < b_workers[0].last_heartbeat
     await engine.delete_worker(world.b, "shared-name")
-    assert [w["worker_id"] for w in await engine.list_workers(world.a)] == ["shared-name"]
+    assert [w.worker_id for w in await engine.list_workers(world.a)] == ["shared-name"]
 
 
 async def test_other_users_live_worker_does_not_keep_a_stale_worker_claim(

@@ -13,6 +13,9 @@ lease sweeper and the push-delivery dispatcher as asyncio tasks) and closed::
     @engine.handler("send-report")                     # runs cues whose payload.task matches
     def send_report(payload: dict) -> str: ...
 
+    @engine.every("5m", owner="me@example.com")        # a handler with its cue, stored at start
+    def refresh(payload: dict) -> None: ...
+
     async with engine:                                 # start(); close() on the way out
         me = await engine.account("me@example.com")
         cue, _ = await engine.create_cue(me, {"name": "report", "transport": "inprocess",
@@ -48,6 +51,7 @@ from cueflow.dispatcher import Dispatcher
 from cueflow.engine.accounts import AccountMethods
 from cueflow.engine.cues import CueMethods
 from cueflow.engine.declared_flows import DeclaredFlow, DeclaredFlowMethods
+from cueflow.engine.declared_schedules import DeclaredSchedule, DeclaredScheduleMethods
 from cueflow.engine.flows import FlowMethods
 from cueflow.engine.runs import RunMethods
 from cueflow.errors import PluginError
@@ -86,11 +90,18 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].split("+", 1)[0].lower()
 
 
-class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMethods):
+class Engine(
+    AccountMethods,
+    CueMethods,
+    RunMethods,
+    FlowMethods,
+    DeclaredFlowMethods,
+    DeclaredScheduleMethods,
+):
     """Scheduling, claims, leases and outcomes over one store. The lifecycle is here; the
     public API of each concept is a base class (:mod:`cueflow.engine.accounts`,
     :mod:`cueflow.engine.cues`, :mod:`cueflow.engine.runs`, :mod:`cueflow.engine.flows`,
-    :mod:`cueflow.engine.declared_flows`)."""
+    :mod:`cueflow.engine.declared_flows`, :mod:`cueflow.engine.declared_schedules`)."""
 
     def __init__(
         self,
@@ -123,6 +134,9 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
         self._opened = False
         self.declared_flows: dict[str, DeclaredFlow] = {}
         """The flows declared in code (:meth:`flow`) by name, stored when the engine starts."""
+        self.declared_schedules: dict[str, DeclaredSchedule] = {}
+        """The schedules declared in code (:meth:`cron`, :meth:`every`, :meth:`at`) by name,
+        stored when the engine starts."""
 
     def _compose(self) -> None:
         """Build the parts that hold the services."""
@@ -207,7 +221,8 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
             self._opened = False
 
     async def start(self) -> None:
-        """Open, store the flows declared in code (:meth:`sync_flows`), start transports, and
+        """Open, store the flows and schedules declared in code (:meth:`sync_flows`,
+        :meth:`sync_schedules`), start transports, and
         run the background loops (see :mod:`cueflow.loops`): the scheduler, the lease sweeper,
         the store's listener for other nodes' changes, (when a push transport is installed)
         the delivery dispatcher and (when ``retention_days`` is set) the history retention."""
@@ -216,6 +231,7 @@ class Engine(AccountMethods, CueMethods, RunMethods, FlowMethods, DeclaredFlowMe
             return
         self.services.signals.draining.clear()
         await self.sync_flows()
+        await self.sync_schedules()
         for transport in self.transports.values():
             await transport.start(self.services)
         loops: dict[str, LoopFactory] = {

@@ -15,7 +15,7 @@ import cueflow.signing_secrets as signing_secrets
 import cueflow.stats as stats
 import cueflow.usage as usage
 from cueflow.authentication import Authenticator, Principal
-from cueflow.records import Alert
+from cueflow.records import AccountSummary, Alert, ApiKeyList
 from cueflow.schemas import RegisterRequest
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class AccountMethods:
         return await signing_secrets.rotate_alert_webhook_secret(self.services, user)
 
     # the caller's account
-    async def me(self, user: Principal) -> dict[str, Any]:
+    async def me(self, user: Principal) -> AccountSummary:
         """The caller's account: email, plan, counts and limits, key prefix, slug."""
         return await accounts.me(self.services, user)
 
@@ -101,7 +101,7 @@ class AccountMethods:
         request = api_keys.ApiKeyCreate.model_validate({"scope": scope, "name": name})
         return await api_keys.create_key(self.services, user, request)
 
-    async def list_api_keys(self, user: Principal) -> dict[str, Any]:
+    async def list_api_keys(self, user: Principal) -> ApiKeyList:
         """The caller's live scoped keys (no secrets) and the account key's prefix."""
         return await api_keys.list_keys(self.services, user)
 

@@ -16,7 +16,7 @@ import cueflow.workers as workers
 from cueflow.authentication import Principal
 from cueflow.errors import CueflowError
 from cueflow.longpoll import LongPolls
-from cueflow.records import Execution, QueuedRun
+from cueflow.records import Execution, QueuedRun, WorkerStatus
 from cueflow.schemas import ClaimRequest, OutcomeReport
 from cueflow.store import ExecutionFilter, ExecutionPage
 
@@ -193,7 +193,7 @@ class RunMethods:
         """Register or refresh a worker."""
         return await workers.heartbeat(self.services, user, worker_id, handlers)
 
-    async def list_workers(self, user: Principal) -> list[dict[str, Any]]:
+    async def list_workers(self, user: Principal) -> list[WorkerStatus]:
         """The caller's workers and their liveness."""
         return await workers.list_workers(self.services, user)
 

@@ -61,6 +61,18 @@ class CueQueries(TxBase):
         stmt = select(cues.c.id).where(cues.c.user_id == user_id, cues.c.name == name)
         return await self._one(stmt) is not None
 
+    async def cue_named(self, user_id: str, name: str) -> Cue | None:
+        """The user's cue called ``name`` (a flow step's hidden cue is none of theirs)."""
+        stmt = select(cues).where(
+            cues.c.user_id == user_id, cues.c.name == name, cues.c.flow_id.is_(None)
+        )
+        return await self._record(rows.cue, stmt)
+
+    async def declared_cues(self) -> list[Cue]:
+        """Every cue of every account declared in code (``declaration`` set), oldest first."""
+        stmt = select(cues).where(cues.c.declaration.is_not(None), cues.c.flow_id.is_(None))
+        return await self._records(rows.cue, stmt.order_by(cues.c.created_at, cues.c.id))
+
     async def list_cues(
         self,
         user_id: str,

@@ -120,6 +120,9 @@ class Cue(SQLModel, table=True):
     rate_period_seconds: int | None = Field(default=None)
     rate_key: str | None = Field(default=None, max_length=255)
     required_payload_keys: list[str] | None = _json()
+    declaration: str | None = Field(default=None, max_length=64)
+    """Set on a cue declared in code: the fingerprint of the declaration it was last synced
+    from, or ``removed`` (:mod:`cueflow.declared_cues`); ``NULL`` on a cue made by hand."""
 
 
 FIRE_KEY = ["cue_id", "scheduled_for"]

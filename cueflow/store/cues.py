@@ -28,6 +28,12 @@ class CueStore(Protocol):
     async def cue_name_taken(self, user_id: str, name: str) -> bool:
         """Whether the user has a cue called ``name``."""
 
+    async def cue_named(self, user_id: str, name: str) -> Cue | None:
+        """The user's cue called ``name`` (a flow step's hidden cue is none of theirs)."""
+
+    async def declared_cues(self) -> list[Cue]:
+        """Every cue of every account declared in code (``declaration`` set), oldest first."""
+
     async def list_cues(
         self,
         user_id: str,

@@ -263,10 +263,10 @@ class StoreClaimTests(StoreFixtures):
         clock.advance(5)
         await engine.worker_heartbeat(user, "w2")
         workers = await engine.list_workers(user)
-        assert [w["worker_id"] for w in workers] == ["w2", "w1"]
-        assert workers[1]["handlers"] == ["b"]
-        assert workers[1]["registered_since"] == started
-        assert workers[1]["last_heartbeat"] == started + timedelta(seconds=10)
+        assert [w.worker_id for w in workers] == ["w2", "w1"]
+        assert workers[1].handlers == ["b"]
+        assert workers[1].registered_since == started
+        assert workers[1].last_heartbeat == started + timedelta(seconds=10)
         assert await engine.list_workers(stranger) == []
         _, warning = await engine.create_cue(
             user, {"name": "has-workers", "transport": "worker", "schedule": _every_hour()}
@@ -277,7 +277,7 @@ class StoreClaimTests(StoreFixtures):
         )
         assert warning is not None
         await engine.delete_worker(user, "w1")
-        assert [w["worker_id"] for w in await engine.list_workers(user)] == ["w2"]
+        assert [w.worker_id for w in await engine.list_workers(user)] == ["w2"]
         with pytest.raises(NotFound):
             await engine.delete_worker(user, "w1")
 

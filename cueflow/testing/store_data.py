@@ -56,14 +56,14 @@ class StoreDataTests(StoreFixtures):
         created = await engine.create_api_key(owner, "worker", "host")
         user = await engine.principal(created["api_key"])
         assert (user.user_id, user.scope, user.key_id) == (owner.user_id, "worker", created["id"])
-        [listed] = (await engine.list_api_keys(owner))["keys"]
-        assert (listed["id"], listed["scope"], listed["name"]) == (created["id"], "worker", "host")
-        assert listed["last_used_at"] == clock.now()  # written by the lookup above
+        [listed] = (await engine.list_api_keys(owner)).keys
+        assert (listed.id, listed.scope, listed.name) == (created["id"], "worker", "host")
+        assert listed.last_used_at == clock.now()  # written by the lookup above
         await engine.revoke_api_key(owner, created["id"])
         with pytest.raises(CueflowError) as refused:
             await engine.principal(created["api_key"])
         assert refused.value.code == "key_revoked"
-        assert (await engine.list_api_keys(owner))["keys"] == []
+        assert (await engine.list_api_keys(owner)).keys == []
         with pytest.raises(NotFound):
             await engine.revoke_api_key(owner, created["id"])
 
@@ -212,6 +212,24 @@ class StoreDataTests(StoreFixtures):
         await engine.pause_cue(user, sooner.id)
         async with engine.store.tx() as tx:
             assert await tx.earliest_next_run() == later.next_run
+
+    async def test_cues_declared_in_code_are_found_by_name_and_listed_apart(
+        self, engine: Engine
+    ) -> None:
+        user = await new_user(engine)
+        by_hand = await one_time_cue(engine, user, name="by-hand")
+
+        @engine.every("1h", owner=user, name="hourly")
+        def hourly(payload: dict[str, Any]) -> None: ...
+
+        [declared] = await engine.sync_schedules()
+        assert declared.declaration is not None and by_hand.declaration is None
+        async with engine.store.tx() as tx:
+            assert await tx.cue_named(user.user_id, "hourly") == declared
+            assert await tx.cue_named(user.user_id, "by-hand") == by_hand
+            assert await tx.cue_named(user.user_id, "nothing") is None
+            assert [cue.id for cue in await tx.declared_cues()] == [declared.id]
+        assert await engine.sync_schedules() == [declared]  # unchanged: no write
 
     async def test_two_nodes_on_one_store_see_each_others_writes(
         self, engine: Engine, another_engine: OpenEngine

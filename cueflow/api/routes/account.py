@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 import cueflow.api.responses as responses
+import cueflow.wire as wire
 from cueflow.accounts import AccountUpdate
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, json_response
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 @router.get("/me", response_model=responses.Account)
 async def me(user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """The caller's account, counts and limits."""
-    return json_response(await engine.me(user))
+    return json_response(wire.account_json(await engine.me(user)))
 
 
 @router.patch("/me", response_model=responses.AccountUpdated)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 import cueflow.api.key_responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, json_response
-from cueflow.api_keys import ApiKeyCreate
+from cueflow.api_keys import ApiKeyCreate, key_list_json
 
 router = APIRouter(prefix="/v1/auth/keys", tags=["auth"])
 
@@ -24,7 +24,7 @@ async def create_key(body: ApiKeyCreate, user: CurrentUser, engine: EngineDep) -
 @router.get("", response_model=responses.ApiKeys)
 async def list_keys(user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """The account's live keys, oldest first, and its own key's prefix."""
-    return json_response(await engine.list_api_keys(user))
+    return json_response(key_list_json(await engine.list_api_keys(user)))
 
 
 @router.delete("/{key_id}", status_code=204)

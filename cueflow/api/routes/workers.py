@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 import cueflow.api.responses as responses
+import cueflow.wire as wire
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, json_response
 from cueflow.schemas import WorkerHeartbeat
@@ -23,7 +24,8 @@ async def worker_heartbeat(
 @router.get("/v1/workers", response_model=responses.Workers)
 async def list_workers(user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """The caller's workers, latest heartbeat first."""
-    return json_response({"workers": await engine.list_workers(user)})
+    workers = await engine.list_workers(user)
+    return json_response({"workers": [wire.worker_json(worker) for worker in workers]})
 
 
 @router.delete("/v1/workers/{worker_id}", status_code=204)
