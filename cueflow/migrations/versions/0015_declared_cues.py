@@ -4,14 +4,14 @@ paused it because no code declares it any more); ``NULL`` for a cue made by hand
 sync never touches.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
