@@ -18,7 +18,8 @@ python3 -m venv "$out/venv-core"
 wheel=$(ls "$out"/dist/cueflow-*.whl)
 
 failed=0
-for extra in core cli server postgres agents mcp otel; do
+# (server: checked below in the venv the README's own install command makes)
+for extra in core cli postgres agents mcp otel; do
   venv=$out/venv-$extra
   [ -d "$venv" ] || python3 -m venv "$venv"
   spec=$wheel
@@ -32,4 +33,13 @@ for extra in core cli server postgres agents mcp otel; do
   du -sm "$venv" | awk -v e="$extra" '{printf "extras: cueflow[%s] venv %s MB\n", e, $1}'
 done
 echo "extras: $(( $(date +%s) - started )) s"
+
+# The README's shell blocks, after exactly its install (cueflow[server]), in a fresh checkout
+python3 .ci/readme_blocks.py --work "$out/readme" || failed=1
+readme_venv=$out/readme/.venv
+if [ -x "$readme_venv/bin/python" ]; then
+  (cd "$out" && "$readme_venv/bin/python" "$root/.ci/extras_smoke.py" server) || {
+    echo "extras: cueflow[server]'s smoke test failed" >&2; failed=1; }
+fi
+echo "extras and README: $(( $(date +%s) - started )) s"
 exit $failed
