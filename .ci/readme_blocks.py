@@ -7,7 +7,9 @@ install command. Lines that start a long-running process (``cueflow serve``, ``c
 ``cueflow mcp``, the minimal worker) run in the background: after the server's block the runner
 waits for ``/health`` and registers an account whose key it exports to the later blocks as
 ``KEY`` and ``CUEFLOW_API_KEY`` (as the README's own block does for a reader); each worker must
-still be running a few seconds after its block. Everything started is stopped at the end.
+still be running a few seconds after its block. A block whose output holds the contract's error
+envelope fails even when its commands exit 0 (as ``curl -s`` does on a 4xx). Everything started
+is stopped at the end.
 
 A block preceded by ``<!-- not-run: reason -->`` is skipped; the runner lists those with their
 reasons. ``--port`` moves the server off 8000 (the README's) where 8000 is taken, as on a shared
@@ -34,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 NOT_RUN = re.compile(r"<!--\s*not-run:\s*(.*?)\s*-->\s*$")
+ERROR_ENVELOPE = re.compile(r'\{"error":\s*\{"code"')
+"""A curl in a block answered with the contract's error envelope (curl -s still exits 0)."""
 LONG_RUNNING = re.compile(r"cueflow (serve|worker|mcp)\b|minimal_worker\.py")
 INSTALL_SECONDS = 900
 """A block that installs (pip) may take this long; any other block gets BLOCK_SECONDS."""
@@ -171,6 +175,8 @@ def run(work: Path, port: int) -> int:
             try:
                 output, _ = shell.communicate(timeout=seconds)
                 problem = None if shell.returncode == 0 else f"exited {shell.returncode}"
+                if problem is None and ERROR_ENVELOPE.search(output or ""):
+                    problem = "a request was refused (the answer is an error envelope)"
             except subprocess.TimeoutExpired:
                 os.killpg(shell.pid, signal.SIGKILL)
                 output, _ = shell.communicate()
