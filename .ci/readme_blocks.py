@@ -44,6 +44,7 @@ INSTALL_SECONDS = 900
 BLOCK_SECONDS = 180
 SERVER_START_SECONDS = 900
 WORKER_ALIVE_SECONDS = 5
+STOP_SECONDS = 30
 
 
 @dataclass
@@ -99,11 +100,14 @@ def script_of(block: Block, port: int, pids: Path) -> str:
 
 
 def alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs."""
+    """Whether process ``pid`` still runs (a zombie nobody reaped does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 
@@ -113,6 +117,23 @@ def background(pids: Path, line: int | None = None) -> list[int]:
         return []
     rows = [row.split() for row in pids.read_text().splitlines() if row.strip()]
     return [int(pid) for pid, at in rows if line is None or int(at) == line]
+
+
+def stop(pids: list[int], groups: list[int]) -> None:
+    """SIGTERM what the blocks started (the server drains), SIGKILL what is left after
+    STOP_SECONDS."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
 
 
 def wait_for_server(base: str, pids: list[int], deadline: float) -> None:
@@ -202,12 +223,7 @@ def run(work: Path, port: int) -> int:
                     f"--- output:\n{(output or '')[-4000:]}\n--- background:\n{logs}"
                 )
     finally:
-        for pid in background(pids):
-            if alive(pid):
-                os.kill(pid, signal.SIGTERM)
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGTERM)
+        stop(background(pids), groups)
     for reason in skipped:
         print(f"README.md skipped {reason}")
     for failure in failed:
