@@ -6,10 +6,11 @@
 FROM python:3.12-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY cueflow ./cueflow
 COPY plugins ./plugins
-RUN python -m venv /opt/cueflow && /opt/cueflow/bin/pip install .
+# the server (cueflow serve, the command line) and the PostgreSQL store: README, "Install what you use"
+RUN python -m venv /opt/cueflow && /opt/cueflow/bin/pip install ".[server,postgres]"
 
 # Run stage: the virtual environment only, run by an unprivileged user.
 FROM python:3.12-slim

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from cueflow.config import Settings
+from cueflow.extras import MissingExtra, missing_extra
+from cueflow.version import __version__
 
 app = typer.Typer(
     help="cueflow: scheduling and delivery for jobs and AI agents.",
@@ -17,8 +19,22 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    """``--version``: print the version and stop."""
+    if value:
+        typer.echo(f"cueflow {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_print_version, is_eager=True, help="Show the version"
+        ),
+    ] = False,
+) -> None:
     """cueflow command line."""
 
 
@@ -79,10 +95,16 @@ def serve(
 ) -> None:
     """Run the REST API server with its scheduler (migrates the database first)."""
     from cueflow import logs
-    from cueflow.api import create_app
-    from cueflow.api.serving import serve_forever
     from cueflow.engine import Engine
     from cueflow.errors import PluginError
+
+    try:
+        from cueflow.api import create_app
+        from cueflow.api.serving import serve_forever
+    except (MissingExtra, ModuleNotFoundError) as exc:
+        error = exc if isinstance(exc, MissingExtra) else missing_extra("cueflow serve", exc)
+        typer.echo(f"cueflow serve: {error}", err=True)
+        raise typer.Exit(2) from None
 
     if log_format not in (None, "text", "json"):
         raise typer.BadParameter("must be text or json", param_hint="--log-format")

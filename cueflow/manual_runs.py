@@ -25,6 +25,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 import cueflow.ids as ids
 import cueflow.tracing as tracing
 from cueflow.authentication import Principal
@@ -71,6 +73,21 @@ class MergeStrategy(StrEnum):
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 """How long a fire's ``idempotency_key`` is remembered."""
 MAX_IDEMPOTENCY_KEY = 255
+
+
+class FireRequest(BaseModel):
+    """The optional fire body: ``send_at`` delays the run; ``payload_override`` (a JSON object)
+    is merged over the cue's payload (``merge_strategy`` ``merge``, the default) or replaces it
+    (``replace``) for this one run; ``idempotency_key`` makes a repeat within 24 h answer with
+    the first fire's execution. Other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    send_at: datetime | None = None
+    payload_override: dict[str, Any] | None = None
+    merge_strategy: MergeStrategy | None = None
+    """``merge`` when left out (or ``null``)."""
+    idempotency_key: str | None = Field(None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
 
 
 @record

@@ -1,9 +1,12 @@
-"""CueAPI's "Minimal worker example (Python)", unchanged, pointed at cueflow.
+"""CueAPI's "Minimal worker example (Python)", pointed at cueflow.
 
-The loop below is the example from CueAPI's worker documentation, line for line; only the two
-settings it leaves to the reader are filled in: ``API``/``TOKEN`` come from the environment
-(``CUEFLOW_URL``, ``CUEFLOW_API_KEY``) and ``do_work`` is defined (typed: ``mypy --strict``
-passes over the examples). Run it against ``cueflow serve``::
+The loop below is the example from CueAPI's worker documentation, line for line, with one
+change: it calls ``httpx`` (which cueflow installs) where the original calls ``requests`` (which
+it does not); the calls are the same (``get``/``post`` with ``headers=`` and ``json=``,
+``status_code``, ``json()``). The two settings it leaves to the reader are filled in:
+``API``/``TOKEN`` come from the environment (``CUEFLOW_URL``, ``CUEFLOW_API_KEY``) and
+``do_work`` is defined (typed: ``mypy --strict`` passes over the examples). Run it against
+``cueflow serve``::
 
     CUEFLOW_API_KEY=cue_sk_... python examples/minimal_worker.py
 """
@@ -12,7 +15,7 @@ import os
 import time
 from typing import Any
 
-import requests
+import httpx
 
 
 def do_work(payload: dict[str, Any]) -> str:
@@ -26,14 +29,14 @@ HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 
 while True:
     # Poll
-    resp = requests.get(f"{API}/v1/executions/claimable", headers=HEADERS)
+    resp = httpx.get(f"{API}/v1/executions/claimable", headers=HEADERS)
     executions = resp.json().get("executions", [])
 
     for execution in executions:
         exec_id = execution["execution_id"]
 
         # Claim
-        claim = requests.post(
+        claim = httpx.post(
             f"{API}/v1/executions/{exec_id}/claim",
             headers={**HEADERS, "Content-Type": "application/json"},
             json={"worker_id": "my-worker-001"},
@@ -44,13 +47,13 @@ while True:
         # Process
         try:
             result = do_work(execution["payload"])
-            requests.post(
+            httpx.post(
                 f"{API}/v1/executions/{exec_id}/outcome",
                 headers={**HEADERS, "Content-Type": "application/json"},
                 json={"success": True, "result": str(result)},
             )
         except Exception as e:
-            requests.post(
+            httpx.post(
                 f"{API}/v1/executions/{exec_id}/outcome",
                 headers={**HEADERS, "Content-Type": "application/json"},
                 json={"success": False, "error": str(e)},

@@ -108,6 +108,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.cron",
             "cueflow.dst",
             "cueflow.errors",
+            "cueflow.extras",
             "cueflow.faults",
             "cueflow.handler_context",
             "cueflow.ids",

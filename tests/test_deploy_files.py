@@ -107,7 +107,9 @@ def test_the_image_runs_cueflow_serve_as_an_unprivileged_user_on_a_slim_python()
     assert cmd[:1] == ["serve"] and "--host" in cmd and cmd[cmd.index("--host") + 1] == "0.0.0.0"
     _check_command(cmd)
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'cueflow = "cueflow.cli:app"' in pyproject  # the entry point the image calls
+    assert 'cueflow = "cueflow.__main__:main"' in pyproject  # the entry point the image calls
+    installs = [a for stage in stages for i, a in stage if i == "RUN" and "pip install" in a]
+    assert any('".[server,postgres]"' in a for a in installs), installs  # serve, on PostgreSQL
     env = {}
     for instruction, arguments in final:
         if instruction == "ENV":

@@ -1,4 +1,5 @@
-"""CueAPI's minimal worker example runs unchanged against a real ``cueflow serve``."""
+"""CueAPI's minimal worker example (``requests`` swapped for ``httpx``, the calls unchanged) runs
+against a real ``cueflow serve``."""
 
 from __future__ import annotations
 

@@ -13,12 +13,12 @@ import orjson
 from pydantic import ValidationError
 
 from cueflow.agents.client import JSON, ClientError, new_worker_id, validation_message
-from cueflow.api.routes.runs import FireRequest
 from cueflow.authentication import Principal
 from cueflow.clock import Clock
 from cueflow.errors import CueflowError
 from cueflow.flow_wire import flow_json
 from cueflow.flow_wire import run_json as flow_run_json
+from cueflow.manual_runs import FireRequest
 from cueflow.scopes import require
 from cueflow.store import ExecutionFilter
 from cueflow.wire import claimable_json, cue_json, execution_json, run_json

@@ -26,15 +26,15 @@ connection is checked every :data:`LISTEN_CHECK_SECONDS` and reopened with backo
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import asyncpg
 import orjson
 from sqlalchemy import event, exc, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -52,6 +52,9 @@ from cueflow.pulse import Pulse
 from cueflow.sql.base import Connection as StoreConnection
 from cueflow.sql.secret_box import attach
 from cueflow.sql.store import SqlStore
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +219,8 @@ class PostgresConnector:
         """Until cancelled, hold one connection that LISTENs and calls ``callback`` on each
         notification; reopen it with backoff when it is lost, then call ``callback`` (notices
         sent meanwhile were missed)."""
+        import asyncpg  # the postgres extra; open_store checked it is installed
+
         first, longest = LISTEN_BACKOFF_SECONDS
         delay = first
         while True:
@@ -287,7 +292,13 @@ async def _wait(event_: asyncio.Event, seconds: float) -> None:
 
 def open_store(url: str, settings: Settings) -> SqlStore:
     """Build a PostgreSQL store for ``postgresql://user@host/db``; a URL it cannot use (a bad
-    ``sslmode``) is a :class:`~cueflow.errors.PluginError` naming the reason."""
+    ``sslmode``) is a :class:`~cueflow.errors.PluginError` naming the reason, and so is a
+    missing driver (asyncpg comes with the ``postgres`` extra: the plugin itself loads without
+    it, so an app on SQLite never needs it)."""
+    if importlib.util.find_spec("asyncpg") is None:
+        raise PluginError(
+            "postgresql:// needs the postgres extra (asyncpg): pip install 'cueflow[postgres]'"
+        )
     try:
         connector = PostgresConnector(
             url,

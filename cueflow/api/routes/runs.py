@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
 
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, json_response, run_json
-from cueflow.manual_runs import MAX_IDEMPOTENCY_KEY, MergeStrategy
+from cueflow.manual_runs import FireRequest, MergeStrategy
 
 router = APIRouter(tags=["executions"])
-
-
-class FireRequest(BaseModel):
-    """The optional fire body: ``send_at`` delays the run; ``payload_override`` (a JSON object)
-    is merged over the cue's payload (``merge_strategy`` ``merge``, the default) or replaces it
-    (``replace``) for this one run; ``idempotency_key`` makes a repeat within 24 h answer with
-    the first fire's execution. Other fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    send_at: datetime | None = None
-    payload_override: dict[str, Any] | None = None
-    merge_strategy: MergeStrategy | None = None
-    """``merge`` when left out (or ``null``)."""
-    idempotency_key: str | None = Field(None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
 
 
 @router.post(
