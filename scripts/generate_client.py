@@ -116,7 +116,8 @@ def models_module(document: dict[str, Any]) -> str:
         GENERATED,
         '"""The request and answer shapes of the REST API, one model per schema of the OpenAPI\n'
         "document. Every model keeps keys it does not know (``extra='allow'``): a server that\n"
-        'adds a field never breaks a client. Long because: generated, one class per schema."""\n\n',
+        "adds a field never breaks a client.\n\n"
+        'Long because: generated, one class per schema."""\n\n',
         "from __future__ import annotations\n\n",
         "from datetime import datetime\n",
         "from typing import Any, Literal\n\n",
@@ -286,8 +287,8 @@ def api_module(document: dict[str, Any]) -> str:
     out = [
         GENERATED,
         '"""One class per resource of the REST API, one method per operation, named after the\n'
-        "operation's id (``cues.create`` is ``client.cues.create``). Long because: generated, one\n"
-        'method per operation."""\n\n',
+        "operation's id (``cues.create`` is ``client.cues.create``).\n\n"
+        'Long because: generated, one method per operation."""\n\n',
     ]
     body = []
     for resource, operations in grouped.items():
@@ -317,7 +318,7 @@ def api_module(document: dict[str, Any]) -> str:
         else "from collections.abc import Mapping\n",
         "from datetime import datetime\n" if "datetime" in text else "",
         "from typing import Any, Literal\n\n",
-        "from cueflow.client import models\n",
+        "import cueflow.client.models as models\n",
         "from cueflow.client._async_transport import AsyncTransport\n",
         "from cueflow.client._shapes import _parse, _segment\n\n",
         '__all__ = ["AsyncApi"]\n',

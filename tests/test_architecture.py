@@ -120,6 +120,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.run_controls",
             "cueflow.flow_schemas",
             "cueflow.schedule",
+            "cueflow.schema_examples",
             "cueflow.schemas",
             "cueflow.scopes",
             "cueflow.states",

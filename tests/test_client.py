@@ -4,6 +4,7 @@ retries that honour ``Retry-After``."""
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -286,3 +287,19 @@ def test_an_unreachable_server_is_unreachable_not_retried() -> None:
     with client, pytest.raises(Unreachable):
         client.server.health()
     assert waits == []
+
+
+def test_the_generated_client_matches_the_server_s_openapi_document() -> None:
+    """The models and methods are generated from ``/openapi.json``: a change to a route or a
+    schema without ``python scripts/generate_client.py`` fails here (the client drifted)."""
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location(
+        "generate_client", root / "scripts/generate_client.py"
+    )
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    for name, source in generator.generated(create_app().openapi()).items():
+        assert (root / "cueflow" / "client" / name).read_text() == source, (
+            f"cueflow/client/{name} is stale: run python scripts/generate_client.py"
+        )

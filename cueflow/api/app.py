@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -38,6 +39,7 @@ from cueflow.api.routes import (
 )
 from cueflow.engine import Engine
 from cueflow.operation_ids import operation_id, resource_of
+from cueflow.schema_examples import fill_examples
 from cueflow.version import __version__
 
 EXPOSED_HEADERS = [
@@ -111,6 +113,15 @@ def mount(app: FastAPI, engine: Engine) -> None:
     errors.install(app)
 
 
+class CueflowApp(FastAPI):
+    """The standalone server's application: a FastAPI app whose OpenAPI document keeps its
+    examples whole (:func:`cueflow.schema_examples.fill_examples`)."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document (built once, as FastAPI does), examples filled in."""
+        return fill_examples(super().openapi())
+
+
 def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> FastAPI:
     """The standalone server. With ``manage_engine`` the app starts the engine on start-up and
     closes it on shutdown."""
@@ -126,7 +137,7 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
             if manage_engine:
                 await engine.close()
 
-    app = FastAPI(
+    app = CueflowApp(
         title="cueflow",
         version=__version__,
         lifespan=lifespan,

@@ -12,6 +12,7 @@ import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, json_response, run_json
 from cueflow.manual_runs import MAX_IDEMPOTENCY_KEY, MergeStrategy
+from cueflow.schema_examples import with_example
 
 router = APIRouter(tags=["executions"])
 
@@ -22,7 +23,7 @@ class FireRequest(BaseModel):
     (``replace``) for this one run; ``idempotency_key`` makes a repeat within 24 h answer with
     the first fire's execution. Other fields are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=with_example)
 
     send_at: datetime | None = None
     payload_override: dict[str, Any] | None = None
