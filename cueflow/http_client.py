@@ -14,8 +14,7 @@ from typing import Any
 
 import httpx
 
-from cueflow.client import AsyncClient, Retries
-from cueflow.client._async_transport import DEFAULT_API_URL, BadServerUrl, check_server_url
+from cueflow.client import DEFAULT_API_URL, AsyncClient, BadServerUrl, Retries, check_server_url
 from cueflow.client.errors import MESSAGE_LIMIT, ApiError, Unreachable, api_error
 
 __all__ = [

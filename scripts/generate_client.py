@@ -109,6 +109,18 @@ def _field_name(name: str) -> tuple[str, str | None]:
     return python, (name if python != name else None)
 
 
+MODEL_BODY = '''    _wire: Any = PrivateAttr(default=None)
+
+    def wire(self) -> dict[str, Any]:
+        """The answer as the server sent it, key for key (a model built here: its fields as
+        JSON)."""
+        if isinstance(self._wire, dict):
+            return self._wire
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+'''
+"""The base model's methods, as written into ``models.py``."""
+
+
 def models_module(document: dict[str, Any]) -> str:
     """The source of ``cueflow/client/models.py``."""
     schemas = document["components"]["schemas"]
@@ -121,7 +133,7 @@ def models_module(document: dict[str, Any]) -> str:
         "from __future__ import annotations\n\n",
         "from datetime import datetime\n",
         "from typing import Any, Literal\n\n",
-        "from pydantic import BaseModel, ConfigDict, Field\n\n",
+        "from pydantic import BaseModel, ConfigDict, Field, PrivateAttr\n\n",
         "__all__ = [\n",
     ]
     out += [f'    "{name}",\n' for name in sorted([*schemas, "Model"])]
@@ -129,7 +141,8 @@ def models_module(document: dict[str, Any]) -> str:
     out.append(
         '    """A shape of the wire: unknown keys are kept, fields are named as sent."""\n\n'
     )
-    out.append('    model_config = ConfigDict(extra="allow", populate_by_name=True)\n')
+    out.append('    model_config = ConfigDict(extra="allow", populate_by_name=True)\n\n')
+    out.append(MODEL_BODY)
     for name in _ordered(schemas):
         schema = schemas[name]
         if "enum" in schema:

@@ -15,8 +15,7 @@ as exceptions (:mod:`cueflow.client.errors`), retries of 429/503 honouring ``Ret
 
 from cueflow.client import models
 from cueflow.client._async_client import AsyncClient
-from cueflow.client._async_transport import DEFAULT_API_URL, BadServerUrl, check_server_url
-from cueflow.client._shapes import Retries
+from cueflow.client._shapes import DEFAULT_API_URL, BadServerUrl, Retries, check_server_url
 from cueflow.client._sync_client import Client
 from cueflow.client.errors import (
     ApiError,

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from cueflow.client._async_api import AsyncApi
-from cueflow.client._async_transport import DEFAULT_API_URL, AsyncTransport
-from cueflow.client._shapes import Retries
+from cueflow.client._async_transport import AsyncTransport
+from cueflow.client._shapes import DEFAULT_API_URL, Retries
 
 
 class AsyncClient(AsyncApi):

@@ -9,26 +9,8 @@ from typing import Any
 
 import httpx
 
-from cueflow.client._shapes import Retries, _body, _query
+from cueflow.client._shapes import Retries, _body, _query, check_server_url
 from cueflow.client.errors import ApiError, Unreachable, api_error
-
-DEFAULT_API_URL = "http://127.0.0.1:8000"
-
-
-class BadServerUrl(ValueError):
-    """The server URL cannot be used (not ``http(s)://host[:port]``)."""
-
-
-def check_server_url(url: str) -> str:
-    """``url`` without a trailing slash; :class:`BadServerUrl` unless it is
-    ``http(s)://host...``."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise BadServerUrl(f"{url!r} is not an http(s):// server URL") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise BadServerUrl(f"{url!r} is not an http(s):// server URL")
-    return url.rstrip("/")
 
 
 class AsyncTransport:

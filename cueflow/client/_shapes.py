@@ -1,5 +1,5 @@
-"""What the asynchronous and the blocking clients share: the retry policy, how answers become
-models and how path segments are quoted."""
+"""What the asynchronous and the blocking clients share: the server URL check, the retry
+policy, how answers become models and how path segments are quoted."""
 
 from __future__ import annotations
 
@@ -7,11 +7,32 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, ValidationError
+import httpx
+from pydantic import ValidationError
 
 from cueflow.client.errors import ApiError
+from cueflow.client.models import Model
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Model)
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
+class BadServerUrl(ValueError):
+    """The server URL cannot be used (not ``http(s)://host[:port]``)."""
+
+
+def check_server_url(url: str) -> str:
+    """``url`` without a trailing slash; :class:`BadServerUrl` unless it is
+    ``http(s)://host...``."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise BadServerUrl(f"{url!r} is not an http(s):// server URL") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BadServerUrl(f"{url!r} is not an http(s):// server URL")
+    return url.rstrip("/")
+
 
 RETRIED_STATUSES = frozenset({429, 503})
 """Refusals that say "come back later": the request was not done, so sending it again is safe."""
@@ -42,18 +63,22 @@ class Retries:
 
 
 def _parse(kind: type[M], answer: Any) -> M:
-    """``answer`` (decoded JSON) as ``kind``; :class:`ApiError` ``invalid_response`` when it
-    does not fit."""
+    """``answer`` (decoded JSON) as ``kind``, which keeps it for :meth:`Model.wire`;
+    :class:`ApiError` ``invalid_response`` when it does not fit."""
     try:
-        return kind.model_validate(answer)
+        parsed = kind.model_validate(answer)
     except ValidationError as exc:
         message = f"the server's answer does not fit {kind.__name__}: {exc}"
         raise ApiError(200, "invalid_response", message[:500]) from exc
+    parsed._wire = answer
+    return parsed
 
 
 def _segment(value: str) -> str:
-    """``value`` quoted for one path segment (a ``/`` in an id cannot change the route)."""
-    return quote(str(value), safe="")
+    """``value`` quoted as one path segment: a ``/``, ``.`` or ``..`` in an id (or a name a
+    user typed) cannot change the route."""
+    text = str(value)
+    return quote(text, safe="") if text not in (".", "..") else text.replace(".", "%2E")
 
 
 def _body(body: Any) -> Any:

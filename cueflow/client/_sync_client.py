@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from cueflow.client._shapes import Retries
+from cueflow.client._shapes import DEFAULT_API_URL, Retries
 from cueflow.client._sync_api import Api
-from cueflow.client._sync_transport import DEFAULT_API_URL, Transport
+from cueflow.client._sync_transport import Transport
 
 
 class Client(Api):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 __all__ = [
     "Account",
@@ -114,6 +114,15 @@ class Model(BaseModel):
     """A shape of the wire: unknown keys are kept, fields are named as sent."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    _wire: Any = PrivateAttr(default=None)
+
+    def wire(self) -> dict[str, Any]:
+        """The answer as the server sent it, key for key (a model built here: its fields as
+        JSON)."""
+        if isinstance(self._wire, dict):
+            return self._wire
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 class Account(Model):
