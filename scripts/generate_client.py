@@ -194,7 +194,17 @@ def _answer(operation: dict[str, Any]) -> tuple[str, str]:
     return "None", "none"
 
 
-def _method(method: str, path: str, operation: dict[str, Any]) -> list[str]:
+def _body_waits(operation: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """Whether the operation's body has a ``wait`` (a long poll the read timeout must cover)."""
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    members = body.get("schema", {}).get("anyOf", [body.get("schema", {})])
+    refs = [_ref_name(m["$ref"]) for m in members if "$ref" in m]
+    return any("wait" in schemas[ref].get("properties", {}) for ref in refs)
+
+
+def _method(
+    method: str, path: str, operation: dict[str, Any], schemas: dict[str, Any]
+) -> list[str]:
     action = operation["operationId"].partition(".")[2]
     parameters = operation.get("parameters", [])
     path_params = [p for p in parameters if p["in"] == "path"]
@@ -247,6 +257,8 @@ def _method(method: str, path: str, operation: dict[str, Any]) -> list[str]:
         call.append("headers={" + ", ".join(f'"{p["name"]}": {n}' for n, p in headers) + "}")
     if any(p["name"] == "wait" for _, p in queries):
         call.append("waits=wait or 0")
+    elif _body_waits(operation, schemas):
+        call.append("waits=_waits(body)")
     if reading == "text":
         lines.append(f"        return await self._transport.text({', '.join(call)})\n")
     elif reading == "none":
@@ -311,7 +323,7 @@ def api_module(document: dict[str, Any]) -> str:
         body.append("        self._transport = transport\n")
         for method, path, operation in operations:
             body.append("\n")
-            body += _method(method, path, operation)
+            body += _method(method, path, operation, document["components"]["schemas"])
             if operation["operationId"].endswith(".list"):
                 iterate = _iterate(path, operation, document)
                 if iterate:
@@ -333,7 +345,7 @@ def api_module(document: dict[str, Any]) -> str:
         "from typing import Any, Literal\n\n",
         "import cueflow.client.models as models\n",
         "from cueflow.client._async_transport import AsyncTransport\n",
-        "from cueflow.client._shapes import _parse, _segment\n\n",
+        "from cueflow.client._shapes import _parse, _segment, _waits\n\n",
         '__all__ = ["AsyncApi"]\n',
     ]
     return "".join(out + wanted) + text

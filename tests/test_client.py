@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,13 @@ def test_the_generated_client_matches_the_server_s_openapi_document() -> None:
         assert (root / "cueflow" / "client" / name).read_text() == source, (
             f"cueflow/client/{name} is stale: run python scripts/generate_client.py"
         )
+
+
+def test_a_long_poll_may_outlast_the_client_s_timeout_by_the_wait_it_asked(served: str) -> None:
+    with Client(served) as anonymous:
+        key = anonymous.account.register({"email": "poller@example.com"}).api_key
+    with Client(served, key, timeout=0.5) as client:
+        started = time.monotonic()
+        batch = client.executions.claim_batch({"worker_id": "w1", "wait": 1.5})
+        assert batch.claimed == [] and time.monotonic() - started >= 1.0
+        assert client.executions.claimable(wait=1.5).executions == []

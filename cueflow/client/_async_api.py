@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import cueflow.client.models as models
 from cueflow.client._async_transport import AsyncTransport
-from cueflow.client._shapes import _parse, _segment
+from cueflow.client._shapes import _parse, _segment, _waits
 
 __all__ = ["AsyncApi"]
 
@@ -107,7 +107,9 @@ class AsyncExecutions:
         body: models.BatchClaimRequest | Mapping[str, Any],
     ) -> models.BatchClaimed:
         """``POST /v1/executions/claims`` (``executions.claim_batch``): Claim Batch."""
-        answer = await self._transport.request("POST", "/v1/executions/claims", body=body)
+        answer = await self._transport.request(
+            "POST", "/v1/executions/claims", body=body, waits=_waits(body)
+        )
         return _parse(models.BatchClaimed, answer)
 
     async def report_outcomes(

@@ -3,6 +3,7 @@ policy, how answers become models and how path segments are quoted."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -87,6 +88,12 @@ def _body(body: Any) -> Any:
     if dump is not None:
         return dump(mode="json", by_alias=True, exclude_unset=True)
     return body
+
+
+def _waits(body: Any) -> float:
+    """The seconds a long-polling body asks the server to wait (its ``wait``), 0 if none."""
+    wait = body.get("wait") if isinstance(body, Mapping) else getattr(body, "wait", None)
+    return float(wait) if isinstance(wait, int | float) else 0.0
 
 
 def _query(params: dict[str, Any] | None) -> dict[str, Any]:

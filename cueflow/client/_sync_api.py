@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import cueflow.client.models as models
-from cueflow.client._shapes import _parse, _segment
+from cueflow.client._shapes import _parse, _segment, _waits
 from cueflow.client._sync_transport import Transport
 
 __all__ = ["Api"]
@@ -106,7 +106,9 @@ class Executions:
         body: models.BatchClaimRequest | Mapping[str, Any],
     ) -> models.BatchClaimed:
         """``POST /v1/executions/claims`` (``executions.claim_batch``): Claim Batch."""
-        answer = self._transport.request("POST", "/v1/executions/claims", body=body)
+        answer = self._transport.request(
+            "POST", "/v1/executions/claims", body=body, waits=_waits(body)
+        )
         return _parse(models.BatchClaimed, answer)
 
     def report_outcomes(
