@@ -34,6 +34,7 @@ from cueflow.client import (
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from cueflow.http_client import ApiError as LegacyApiError
+from cueflow.http_client import Unreachable as LegacyUnreachable
 from tests.conftest import make_settings
 from tests.helpers import cue_body
 from tests.server import cueflow_server, free_port
@@ -78,7 +79,7 @@ def test_client_and_async_client_are_exported_lazily_from_cueflow() -> None:
 
 
 def test_every_refusal_is_still_the_api_error_the_cli_catches() -> None:
-    assert LegacyApiError is ApiError
+    assert LegacyApiError is ApiError and LegacyUnreachable is Unreachable
     for kind in (BadRequest, Unauthorized, NotFound, Conflict, RateLimited, ServiceUnavailable):
         assert issubclass(kind, ApiError)
     assert issubclass(Unreachable, ServiceUnavailable)
