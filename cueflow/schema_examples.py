@@ -3,8 +3,7 @@ OpenAPI document (what generated clients and the docs show next to each operatio
 
 The models take their example with ``json_schema_extra=with_example`` (the request and answer
 bases carry it, so a subclass only needs its entry here); ``tests/test_openapi_document.py``
-checks that every operation shows one and that each example fits its schema. Long because:
-it is data, one example per schema.
+checks that every operation shows one and that each example fits its schema.
 """
 
 from __future__ import annotations

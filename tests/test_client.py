@@ -315,3 +315,19 @@ def test_a_long_poll_may_outlast_the_client_s_timeout_by_the_wait_it_asked(serve
         batch = client.executions.claim_batch({"worker_id": "w1", "wait": 1.5})
         assert batch.claimed == [] and time.monotonic() - started >= 1.0
         assert client.executions.claimable(wait=1.5).executions == []
+
+
+async def test_a_model_body_sends_only_its_set_fields_and_wire_is_the_answer_as_sent(
+    app_client: AsyncClient,
+) -> None:
+    body = models.CueCreate(
+        name="typed-body",
+        schedule=models.ScheduleIn(type="recurring", cron="*/5 * * * *"),
+        transport="worker",
+        payload={"task": "typed"},
+    )
+    cue = await app_client.cues.create(body)
+    assert (cue.schedule.cron, cue.payload) == ("*/5 * * * *", {"task": "typed"})
+    fetched = await app_client.cues.get(cue.id)
+    assert fetched.wire() == await app_client.request("GET", f"/v1/cues/{cue.id}")
+    assert isinstance(fetched.wire()["created_at"], str)
