@@ -14,7 +14,8 @@ the engine returns (``Cue``, ``Execution``, ``Account``, ``Worker``, ``Alert``, 
 ``ExecutionPage``, ``ExecutionFilter``: :mod:`cueflow.records`; ``FiredExecution``, what a
 manual fire answers: :mod:`cueflow.manual_runs`) and the flows-in-code API
 (``Flow``, ``StepContext``, ``Retry``, ``FlowRun``, ``StepRun``, ``StepFailure``:
-``docs/flows.md``, "Flows in Python") are imported on first use, so plugins importing
+``docs/flows.md``, "Flows in Python") and the REST API's clients (``Client``,
+``AsyncClient``: :mod:`cueflow.client`) are imported on first use, so plugins importing
 :data:`hookimpl` stay cheap.
 """
 
@@ -28,6 +29,7 @@ from cueflow.version import __version__
 
 if TYPE_CHECKING:
     from cueflow.authentication import Principal
+    from cueflow.client import AsyncClient, Client
     from cueflow.config import Settings
     from cueflow.engine import Engine, open_engine
     from cueflow.engine.flow_declarations import Flow, Retry, StepContext
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from cueflow.store import ExecutionFilter, ExecutionPage
 
 _LAZY = {
+    "Client": "cueflow.client",
+    "AsyncClient": "cueflow.client",
     "Engine": "cueflow.engine",
     "open_engine": "cueflow.engine",
     "Settings": "cueflow.config",
@@ -63,6 +67,8 @@ _LAZY = {
 __all__ = [
     "Account",
     "Alert",
+    "AsyncClient",
+    "Client",
     "Cue",
     "Engine",
     "Execution",

@@ -3,8 +3,7 @@
 Routes render their answers with orjson (:mod:`cueflow.api.render`) and return them as
 responses, so FastAPI never validates or re-serialises them through these models: they only
 describe, in ``/openapi.json``, what a client receives. ``tests/test_schema_fuzz.py`` checks
-every answer against them. Extra keys are allowed (additive fields never break a client).
-"""
+every answer against them. Extra keys are allowed: additive fields never break a client."""
 
 from __future__ import annotations
 
@@ -14,10 +13,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from cueflow.api.errors import ErrorDetail
+from cueflow.schema_examples import with_example
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=with_example)
 
 
 class Schedule(_Wire):
