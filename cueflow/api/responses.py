@@ -9,7 +9,7 @@ every answer against them. Extra keys are allowed (additive fields never break a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -164,17 +164,28 @@ class Claimable(_Wire):
 
 
 class Claimed(_Wire):
-    """A won claim."""
+    """A won claim, in both shapes: the open server's ``claimed``, ``execution_id`` and
+    ``lease_seconds`` (what the official clients read), and the ``id``, ``status`` and
+    ``claimed_at`` of CueAPI's Workers document."""
 
-    claimed: bool
+    claimed: Literal[True]
     execution_id: str
     lease_seconds: int
+    id: str
+    """The claimed execution (the same as ``execution_id``)."""
+    status: Literal["claimed"]
+    """Always ``claimed``; the execution itself now shows ``delivering``."""
+    claimed_at: datetime
 
 
 class ClaimedInBatch(ClaimableExecution):
-    """One execution won by ``POST /v1/executions/claims``."""
+    """One execution won by ``POST /v1/executions/claims``: a claimable item with its lease
+    end and the ``id``/``status``/``claimed_at`` of a single claim's answer."""
 
     lease_expires_at: datetime
+    id: str
+    status: Literal["claimed"]
+    claimed_at: datetime
 
 
 class BatchRefusal(_Wire):

@@ -101,7 +101,9 @@ async def claim_batch(
     refused = envelope("claim_failed", "Execution not available for claiming", 409)["error"]
     return json_response(
         {
-            "claimed": [claimed_json(r, batch.lease_expires_at) for r in batch.claimed],
+            "claimed": [
+                claimed_json(r, batch.lease_expires_at, batch.claimed_at) for r in batch.claimed
+            ],
             "lease_seconds": batch.lease_seconds,
             "failed": [{"execution_id": i, "error": refused} for i in batch.refused],
         }
