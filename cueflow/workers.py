@@ -98,10 +98,13 @@ async def polled(
     or its last heartbeat refreshed, its handlers left as they are. The row is written at most
     once per :data:`POLL_REFRESH_SECONDS` (see :class:`PollSightings`).
 
-    Unlike ``POST /v1/worker/heartbeat``, a poll does not extend the leases the worker holds:
-    the document makes ``WORKER_CLAIM_TIMEOUT_SECONDS`` the longest a worker holds a claim
-    without reporting, and says nothing of polls extending it. Heartbeats (the execution's own,
-    or the daemon's, which ``cueapi-worker`` needs) still do.
+    A registered worker is watched: once it is silent (no poll, no heartbeat) for
+    ``WORKER_HEARTBEAT_TIMEOUT_SECONDS``, the sweeper releases its claims that saw no execution
+    heartbeat either, as the document says of stale workers. Unlike
+    ``POST /v1/worker/heartbeat``, a poll does not extend the leases the worker holds: the
+    document makes ``WORKER_CLAIM_TIMEOUT_SECONDS`` the longest a worker holds a claim without
+    reporting, and says nothing of polls extending it. Heartbeats (the execution's own, or the
+    daemon's, which ``cueapi-worker`` needs) still do.
     """
     now = services.clock.now()
     if not sightings.claim_write(user.user_id, worker_id, now):
