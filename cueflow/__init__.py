@@ -15,7 +15,8 @@ the engine returns (``Cue``, ``Execution``, ``Account``, ``Worker``, ``Alert``, 
 manual fire answers: :mod:`cueflow.manual_runs`) and the flows-in-code API
 (``Flow``, ``StepContext``, ``Retry``, ``FlowRun``, ``StepRun``, ``StepFailure``:
 ``docs/flows.md``, "Flows in Python") are imported on first use, so plugins importing
-:data:`hookimpl` stay cheap.
+:data:`hookimpl` stay cheap. So is :mod:`cueflow.webhooks` (``cueflow.webhooks.verify``, for
+receivers of webhook deliveries), which imports no part of the engine or the server.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from cueflow.markers import hookimpl
 from cueflow.version import __version__
 
 if TYPE_CHECKING:
+    from cueflow import webhooks
     from cueflow.authentication import Principal
     from cueflow.config import Settings
     from cueflow.engine import Engine, open_engine
@@ -83,10 +85,13 @@ __all__ = [
     "__version__",
     "hookimpl",
     "open_engine",
+    "webhooks",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "webhooks":
+        return importlib.import_module("cueflow.webhooks")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cueflow' has no attribute {name!r}")
