@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import cueflow.scopes as scopes
 from cueflow.authentication import Principal
 from cueflow.errors import NotFound
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from cueflow.services import Services
 
 
+HEARTBEAT_ROUTE = "POST /v1/worker/heartbeat"
+"""The route whose scope a poll that names its worker needs (a read key may poll, but not
+register workers)."""
 POLL_REFRESH_SECONDS = 5.0
 """A poll that names its worker writes the worker's row at most once in this many seconds (in
 each process); the polls in between only read."""
@@ -96,7 +100,8 @@ async def polled(
     """A poll for claimable work that names its worker counts as that worker's heartbeat, as
     CueAPI's Workers document says polling does: the worker is registered (without handlers)
     or its last heartbeat refreshed, its handlers left as they are. The row is written at most
-    once per :data:`POLL_REFRESH_SECONDS` (see :class:`PollSightings`).
+    once per :data:`POLL_REFRESH_SECONDS` (see :class:`PollSightings`). A key whose scope may
+    not send worker heartbeats (a ``read`` key) is refused 403 ``insufficient_scope``.
 
     A registered worker is watched: once it is silent (no poll, no heartbeat) for
     ``WORKER_HEARTBEAT_TIMEOUT_SECONDS``, the sweeper releases its claims that saw no execution
@@ -106,6 +111,8 @@ async def polled(
     reporting, and says nothing of polls extending it. Heartbeats (the execution's own, or the
     daemon's, which ``cueapi-worker`` needs) still do.
     """
+    # naming a worker registers it: only a key that may send worker heartbeats may do that
+    scopes.require(user.scope, HEARTBEAT_ROUTE)
     now = services.clock.now()
     if not sightings.claim_write(user.user_id, worker_id, now):
         return

@@ -20,6 +20,7 @@ from tests.factories import claimed_execution, due_execution
 from tests.helpers import (
     LEASE,
     START,
+    assert_error,
     assert_validation_error,
     cue_body,
     get_execution,
@@ -192,6 +193,26 @@ async def test_a_poll_with_a_bad_worker_id_is_rejected_with_422(
 
     assert_validation_error(response, "header.X-Worker-Id")
     assert await workers(client, auth) == {}
+
+
+async def test_a_read_key_may_poll_but_not_name_a_worker(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    keys = {}
+    for scope in ("read", "worker"):
+        created = await client.post("/v1/auth/keys", json={"scope": scope}, headers=auth)
+        assert created.status_code == 201, created.text
+        keys[scope] = {"Authorization": f"Bearer {created.json()['api_key']}"}
+
+    refused = await client.get(
+        "/v1/executions/claimable", headers={**keys["read"], "X-Worker-Id": "w1"}
+    )
+
+    assert_error(refused, 403, "insufficient_scope")
+    assert await poll(client, keys["read"], None) == []
+    assert await workers(client, auth) == {}
+    assert await poll(client, keys["worker"], "w1") == []
+    assert list(await workers(client, auth)) == ["w1"]
 
 
 def test_sightings_forget_the_worker_written_longest_ago_past_their_capacity() -> None:
