@@ -16,7 +16,8 @@ manual fire answers: :mod:`cueflow.manual_runs`) and the flows-in-code API
 (``Flow``, ``StepContext``, ``Retry``, ``FlowRun``, ``StepRun``, ``StepFailure``:
 ``docs/flows.md``, "Flows in Python") and the REST API's clients (``Client``,
 ``AsyncClient``: :mod:`cueflow.client`) are imported on first use, so plugins importing
-:data:`hookimpl` stay cheap.
+:data:`hookimpl` stay cheap. So is :mod:`cueflow.webhooks` (``cueflow.webhooks.verify``, for
+receivers of webhook deliveries), which imports no part of the engine or the server.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cueflow.markers import hookimpl
 from cueflow.version import __version__
 
 if TYPE_CHECKING:
+    from cueflow import webhooks
     from cueflow.authentication import Principal
     from cueflow.client import AsyncClient, Client
     from cueflow.config import Settings
@@ -89,10 +91,13 @@ __all__ = [
     "__version__",
     "hookimpl",
     "open_engine",
+    "webhooks",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "webhooks":
+        return importlib.import_module("cueflow.webhooks")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cueflow' has no attribute {name!r}")

@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cueflow.http_client",
             "cueflow.testing",
             "cueflow.ui",
+            "cueflow.webhooks",
             "cueflow.worker_api",
             "cueflow.worker_core",
         ),

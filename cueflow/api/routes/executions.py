@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query
 from pydantic import Field
 
 import cueflow.api.responses as responses
+import cueflow.api.worker_responses as worker_responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.errors import envelope
 from cueflow.api.render import (
@@ -28,6 +29,15 @@ from cueflow.store import ExecutionFilter
 router = APIRouter(prefix="/v1/executions", tags=["executions"])
 
 WorkerHeader = Annotated[str | None, Header(alias="X-Worker-Id")]
+PollingWorker = Annotated[
+    str | None,
+    Header(
+        alias="X-Worker-Id",
+        min_length=1,
+        max_length=255,
+        description="The polling worker (cueflow extension): the poll counts as its heartbeat.",
+    ),
+]
 
 
 @router.get("", response_model=responses.ExecutionList)
@@ -68,22 +78,24 @@ async def list_executions(
     )
 
 
-@router.get("/claimable", response_model=responses.Claimable)
+@router.get("/claimable", response_model=worker_responses.Claimable)
 async def claimable(
     user: CurrentUser,
     engine: EngineDep,
     task: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = CLAIMABLE_LIMIT,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+    worker: PollingWorker = None,
 ) -> JSONResponse:
     """Executions due for the caller's workers, oldest first (50 unless ``limit`` says
     otherwise). ``wait=N`` (cueflow extension) holds an empty answer up to N seconds and
-    returns as soon as something is claimable."""
-    rows = await engine.claimable(user, task, limit=limit, wait=wait)
+    returns as soon as something is claimable. A poll with ``X-Worker-Id`` counts as that
+    worker's heartbeat (``GET /v1/workers`` lists it), as CueAPI's Workers document says."""
+    rows = await engine.claimable(user, task, limit=limit, wait=wait, worker_id=worker)
     return json_response({"executions": [claimable_json(r) for r in rows]})
 
 
-@router.post("/claims", response_model=responses.BatchClaimed)
+@router.post("/claims", response_model=worker_responses.BatchClaimed)
 async def claim_batch(
     body: BatchClaimRequest, user: CurrentUser, engine: EngineDep
 ) -> JSONResponse:
@@ -101,14 +113,16 @@ async def claim_batch(
     refused = envelope("claim_failed", "Execution not available for claiming", 409)["error"]
     return json_response(
         {
-            "claimed": [claimed_json(r, batch.lease_expires_at) for r in batch.claimed],
+            "claimed": [
+                claimed_json(r, batch.lease_expires_at, batch.claimed_at) for r in batch.claimed
+            ],
             "lease_seconds": batch.lease_seconds,
             "failed": [{"execution_id": i, "error": refused} for i in batch.refused],
         }
     )
 
 
-@router.post("/outcomes", response_model=responses.BatchOutcomes)
+@router.post("/outcomes", response_model=worker_responses.BatchOutcomes)
 async def outcome_batch(
     body: BatchOutcomeRequest, user: CurrentUser, engine: EngineDep, worker: WorkerHeader = None
 ) -> JSONResponse:
@@ -129,7 +143,7 @@ async def outcome_batch(
     return json_response({"results": results})
 
 
-@router.post("/claim", response_model=responses.Claimed)
+@router.post("/claim", response_model=worker_responses.Claimed)
 async def claim_next(body: ClaimRequest, user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """Claim the oldest due execution."""
     return json_response(await engine.claim(user, body.worker_id))
@@ -142,7 +156,7 @@ async def get_execution(execution_id: str, user: CurrentUser, engine: EngineDep)
     return json_response({**execution_json(row), "payload": payload})
 
 
-@router.post("/{execution_id}/claim", response_model=responses.Claimed)
+@router.post("/{execution_id}/claim", response_model=worker_responses.Claimed)
 async def claim(
     execution_id: str, body: ClaimRequest, user: CurrentUser, engine: EngineDep
 ) -> JSONResponse:
@@ -150,7 +164,7 @@ async def claim(
     return json_response(await engine.claim(user, body.worker_id, execution_id))
 
 
-@router.post("/{execution_id}/heartbeat", response_model=responses.LeaseExtended)
+@router.post("/{execution_id}/heartbeat", response_model=worker_responses.LeaseExtended)
 async def heartbeat(
     execution_id: str, user: CurrentUser, engine: EngineDep, worker: WorkerHeader = None
 ) -> JSONResponse:
@@ -158,7 +172,7 @@ async def heartbeat(
     return json_response(await engine.heartbeat_execution(user, execution_id, worker))
 
 
-@router.post("/{execution_id}/outcome", response_model=responses.OutcomeRecorded)
+@router.post("/{execution_id}/outcome", response_model=worker_responses.OutcomeRecorded)
 async def outcome(
     execution_id: str,
     body: OutcomeReport,
@@ -178,7 +192,7 @@ class ReleaseRequest(ClaimRequest):
     """Claimable again after this long; by default after the cue's retry backoff."""
 
 
-@router.post("/{execution_id}/release", response_model=responses.Released)
+@router.post("/{execution_id}/release", response_model=worker_responses.Released)
 async def release(
     execution_id: str, body: ReleaseRequest, user: CurrentUser, engine: EngineDep
 ) -> JSONResponse:
