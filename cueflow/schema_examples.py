@@ -245,9 +245,24 @@ EXAMPLES: Final[dict[str, dict[str, Any]]] = {
         "oldest_claimed_at": None,
     },
     "Claimable": {"executions": [_CLAIMABLE]},
-    "Claimed": {"claimed": True, "execution_id": _EXEC, "lease_seconds": 900},
+    "Claimed": {
+        "claimed": True,
+        "execution_id": _EXEC,
+        "lease_seconds": 900,
+        "id": _EXEC,
+        "status": "claimed",
+        "claimed_at": "2026-03-02T09:00:00Z",
+    },
     "BatchClaimed": {
-        "claimed": [{**_CLAIMABLE, "lease_expires_at": "2026-03-02T09:15:00Z"}],
+        "claimed": [
+            {
+                **_CLAIMABLE,
+                "lease_expires_at": "2026-03-02T09:15:00Z",
+                "id": _EXEC,
+                "status": "claimed",
+                "claimed_at": "2026-03-02T09:00:00Z",
+            }
+        ],
         "lease_seconds": 900,
         "failed": [],
     },

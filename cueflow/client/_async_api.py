@@ -92,12 +92,14 @@ class AsyncExecutions:
         task: str | None = None,
         limit: int | None = None,
         wait: float | None = None,
+        x_worker_id: str | None = None,
     ) -> models.Claimable:
         """``GET /v1/executions/claimable`` (``executions.claimable``): Claimable."""
         answer = await self._transport.request(
             "GET",
             "/v1/executions/claimable",
             params={"task": task, "limit": limit, "wait": wait},
+            headers={"X-Worker-Id": x_worker_id},
             waits=wait or 0,
         )
         return _parse(models.Claimable, answer)

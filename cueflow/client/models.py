@@ -294,7 +294,8 @@ class BatchRefusal(Model):
 
 
 class ClaimedInBatch(Model):
-    """One execution won by ``POST /v1/executions/claims``."""
+    """One execution won by ``POST /v1/executions/claims``: a claimable item with its lease end
+    and the ``id``/``status``/``claimed_at`` of a single claim's answer."""
 
     execution_id: str
     cue_id: str
@@ -304,6 +305,9 @@ class ClaimedInBatch(Model):
     payload: dict[str, Any]
     attempt: int
     lease_expires_at: datetime
+    id: str
+    status: str
+    claimed_at: datetime
 
 
 class BatchClaimed(Model):
@@ -403,11 +407,16 @@ class Claimable(Model):
 
 
 class Claimed(Model):
-    """A won claim."""
+    """A won claim, in both shapes: the open server's ``claimed``, ``execution_id`` and
+    ``lease_seconds`` (what the official clients read), and the ``id``, ``status`` and
+    ``claimed_at`` of CueAPI's Workers document."""
 
     claimed: bool
     execution_id: str
     lease_seconds: int
+    id: str
+    status: str
+    claimed_at: datetime
 
 
 class Concurrency(Model):

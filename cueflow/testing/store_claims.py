@@ -291,11 +291,11 @@ class StoreClaimTests(StoreFixtures):
         clock.advance(60)
         await engine.claimable(user, worker_id="w1")
         workers = await engine.list_workers(user)
-        assert [w["worker_id"] for w in workers] == ["w1", "poller"]
-        assert workers[0]["handlers"] == ["a"]
-        assert workers[0]["last_heartbeat"] == started + timedelta(seconds=60)
-        assert workers[1]["handlers"] is None
-        assert workers[1]["registered_since"] == started
+        assert [w.worker_id for w in workers] == ["w1", "poller"]
+        assert workers[0].handlers == ["a"]
+        assert workers[0].last_heartbeat == started + timedelta(seconds=60)
+        assert workers[1].handlers is None
+        assert workers[1].registered_since == started
 
 
 def _every_hour() -> dict[str, Any]:
