@@ -48,13 +48,16 @@ def cueflow_server_process(
     cwd: Path,
     *,
     args: Sequence[str] = (),
+    session: bool = False,
     log_level: str = "warning",
     stderr: IO[str] | None = None,
     nofile: int | None = None,
     **env: str,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """:func:`cueflow_server` with more command-line ``args``, yielding the base URL and the
-    process (a test may stop it itself; it is terminated on exit if still running)."""
+    process (a test may stop it itself; it is terminated on exit if still running).
+    ``session``: the server leads a process group of its own (as a shell's foreground job,
+    whose Ctrl-C reaches every process of the group)."""
     port = free_port()
     command = [
         sys.executable,
@@ -80,6 +83,7 @@ def cueflow_server_process(
         env={**os.environ, **env},
         stderr=stderr,
         preexec_fn=limit_descriptors if nofile is not None else None,
+        start_new_session=session,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -44,11 +44,18 @@ def pg_url() -> Iterator[str]:
 def two_nodes(
     url: str, tmp_path: Path, **env: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], IO[str]]]:
-    """``cueflow serve --workers 2`` logging at info to a file: (base URL, process, log)."""
+    """``cueflow serve --workers 2`` logging at info to a file, in a process group of its own:
+    (base URL, process, log)."""
     with (
         open(tmp_path / "serve.log", "w+") as log,
         cueflow_server_process(
-            url, tmp_path, args=["--workers", "2"], log_level="info", stderr=log, **env
+            url,
+            tmp_path,
+            args=["--workers", "2"],
+            session=True,
+            log_level="info",
+            stderr=log,
+            **env,
         ) as (base, process),
     ):
         yield base, process, log
@@ -121,7 +128,13 @@ def test_two_workers_answer_on_one_port_from_two_processes_and_drain_on_sigterm(
 
 def test_a_worker_cue_fired_with_two_nodes_runs_exactly_once(pg_url: str, tmp_path: Path) -> None:
     with two_nodes(pg_url, tmp_path) as (base, process, log):
-        assert len(answering_pids(base, log, want=2)) == 2
+        first = answering_pids(base, log, want=2)
+        assert len(first) == 2
+        # a node process that dies is replaced, and the replacement answers
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        now = answering_pids(base, log, want=2)  # only requests made from now on count
+        assert killed not in now and len(now) == 2, now
         key = httpx.post(
             f"{base}/v1/auth/register", json={"email": f"{uuid.uuid4().hex[:8]}@example.com"}
         ).json()["api_key"]
@@ -166,7 +179,12 @@ def test_a_worker_cue_fired_with_two_nodes_runs_exactly_once(pg_url: str, tmp_pa
         assert sorted(codes) == [200] + [409] * 7, codes
         listed = httpx.get(f"{base}/v1/executions", params={"cue_id": cue_id}, headers=auth)
         assert listed.json()["total"] == 1, listed.text
-        assert stop(process) == 0
+        # Ctrl-C in a terminal: SIGINT to every process of the foreground group
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=STOP_SECONDS) == 0
+        log.seek(0)
+        text = log.read()
+    assert re.search(rf"worker process {killed} exited \(exit code -9\)", text), text[-3000:]
 
 
 @pytest.mark.parametrize("how", ["option", "environment"])
