@@ -202,3 +202,18 @@ def test_sqlite_refuses_several_workers_and_says_why(tmp_path: Path, how: str) -
     assert "--workers 2 needs PostgreSQL" in lines[0]
     assert "SQLite lets one process write at a time" in lines[0]
     assert not (tmp_path / "one.db").exists(), "refused before touching the database"
+
+
+def test_node_processes_that_cannot_start_stop_the_supervisor_with_exit_3(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A node process that fails at start-up would fail again: no restart loop."""
+    missing = pg_url.rsplit("/", 1)[0] + f"/cueflow_missing_{uuid.uuid4().hex[:8]}"
+    done = subprocess.run(
+        [sys.executable, "-m", "cueflow", "serve", "--port", str(free_port()),
+         "--workers", "2", "--database-url", missing],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert "failed to start: stopping the others" in done.stderr
+    assert "starting another" not in done.stderr
