@@ -9,9 +9,10 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import cueflow.api.errors as errors
+from cueflow.api.fastpath import WorkerFastPath
 from cueflow.api.middleware import BodyGuard, RequestGuard, VerifyEcho
 from cueflow.api.observability import RequestContext
-from cueflow.api.ratelimit import RateLimit
+from cueflow.api.ratelimit import Budgets, RateLimit
 from cueflow.api.routes import (
     account,
     alerts,
@@ -95,9 +96,13 @@ def mount(app: FastAPI, engine: Engine) -> None:
     errors.install(app)
 
 
-def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> FastAPI:
+def create_app(
+    engine: Engine | None = None, *, manage_engine: bool = True, fast_path: bool = True
+) -> FastAPI:
     """The standalone server. With ``manage_engine`` the app starts the engine on start-up and
-    closes it on shutdown."""
+    closes it on shutdown. With ``fast_path`` (the default) the worker protocol's hot routes
+    are served by :class:`~cueflow.api.fastpath.WorkerFastPath` in front of FastAPI (same
+    answers, same headers); without it FastAPI serves every request."""
     engine = engine or Engine()
 
     @asynccontextmanager
@@ -124,9 +129,12 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
     )
     app.add_middleware(VerifyEcho)
     app.add_middleware(BodyGuard)
-    app.add_middleware(RateLimit, engine=engine)
+    budgets = Budgets(engine.settings)
+    app.add_middleware(RateLimit, engine=engine, budgets=budgets)
     app.add_middleware(RequestGuard)
     app.add_middleware(RequestContext, metrics=engine.metrics)
+    if fast_path:  # outermost: what it hands over goes through all of the above
+        app.add_middleware(WorkerFastPath, engine=engine, budgets=budgets)
     mount(app, engine)
     if engine.settings.metrics_enabled:
         app.include_router(metrics.router)
