@@ -62,6 +62,9 @@ PREFIX = "/v1/executions/"
 _INT = re.compile(r"^[0-9]{1,6}$")
 _FLOAT = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,9})?$")
 _JSON_HEADERS = (b"content-type", b"application/json")
+_VARY = (b"vary", b"Origin")
+"""What the CORS middleware adds to the answer of a request without ``Origin`` (those with one
+go to the stack behind)."""
 
 
 @dataclass
@@ -349,6 +352,7 @@ class WorkerFastPath:
                         "status": status,
                         "headers": [
                             *response_headers,
+                            _VARY,
                             *limits,
                             (b"x-request-id", request_id.encode()),
                         ],
