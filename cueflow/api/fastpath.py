@@ -47,7 +47,7 @@ from cueflow import logs
 from cueflow.api.errors import domain_response
 from cueflow.api.middleware import MAX_BODY_BYTES, json_refusal
 from cueflow.api.observability import client_request_id
-from cueflow.api.ratelimit import Budgets, client_address, limit_headers
+from cueflow.api.ratelimit import REFUSED_KEY_STATE, Budgets, client_address, limit_headers
 from cueflow.api.render import json_bytes
 from cueflow.authentication import Principal
 from cueflow.claims import CLAIMABLE_LIMIT, MAX_LIMIT, MAX_WAIT_SECONDS
@@ -292,6 +292,7 @@ class WorkerFastPath:
         try:
             principal = await self.engine.authenticate(authorization)
         except CueflowError:
+            scope.setdefault("state", {})[REFUSED_KEY_STATE] = authorization
             return None
         if principal.scope is not KeyScope.FULL and not allows(
             principal.scope, route_key(scope["method"], operation.template)

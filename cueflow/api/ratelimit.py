@@ -54,6 +54,9 @@ EXEMPT_PATHS = frozenset(
     {"/health", "/status", "/v1/info", "/metrics", "/docs", "/redoc", "/openapi.json"}
 )
 _MAX_KEYS = 100_000
+REFUSED_KEY_STATE = "cueflow_refused_authorization"
+"""Request-state key under which the worker fast path leaves an ``Authorization`` value the
+engine refused just now, so the limiter does not look the same made-up key up again."""
 
 
 @dataclass
@@ -220,7 +223,8 @@ class RateLimit:
         """Whom the request counts against: the account its key authenticates, else its
         address. The principal found is left in the request state for the route."""
         authorization = _authorization(scope)
-        if authorization is not None and not self._takes_no_key(scope):
+        refused = scope.get("state", {}).get(REFUSED_KEY_STATE)
+        if authorization is not None and authorization != refused and not self._takes_no_key(scope):
             try:
                 principal = await self.engine.authenticate(authorization)
             except CueflowError:
