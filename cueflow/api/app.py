@@ -97,12 +97,12 @@ def mount(app: FastAPI, engine: Engine) -> None:
 
 
 def create_app(
-    engine: Engine | None = None, *, manage_engine: bool = True, fast_path: bool = True
+    engine: Engine | None = None, *, manage_engine: bool = True, fast_path: bool | None = None
 ) -> FastAPI:
     """The standalone server. With ``manage_engine`` the app starts the engine on start-up and
-    closes it on shutdown. With ``fast_path`` (the default) the worker protocol's hot routes
-    are served by :class:`~cueflow.api.fastpath.WorkerFastPath` in front of FastAPI (same
-    answers, same headers); without it FastAPI serves every request."""
+    closes it on shutdown. With ``fast_path`` (by default the ``worker_fast_path`` setting, on)
+    the worker protocol's hot routes are served by :class:`~cueflow.api.fastpath.WorkerFastPath`
+    in front of FastAPI (same answers, same headers); without it FastAPI serves every request."""
     engine = engine or Engine()
 
     @asynccontextmanager
@@ -133,7 +133,9 @@ def create_app(
     app.add_middleware(RateLimit, engine=engine, budgets=budgets)
     app.add_middleware(RequestGuard)
     app.add_middleware(RequestContext, metrics=engine.metrics)
-    if fast_path:  # outermost: what it hands over goes through all of the above
+    if (
+        engine.settings.worker_fast_path if fast_path is None else fast_path
+    ):  # outermost: what it hands over goes through all of the above
         app.add_middleware(WorkerFastPath, engine=engine, budgets=budgets)
     mount(app, engine)
     if engine.settings.metrics_enabled:
