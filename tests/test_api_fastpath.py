@@ -237,3 +237,40 @@ async def test_refused_requests_answer_alike(sides: Sides, method: str, route: s
         path = route.format(id=sides.ids["fast"][5] if name == "wrong owner" else unknown)
         response = await same(sides, method, path, headers=headers, **kwargs)
         assert response.status_code < 500, (name, route, response.text)
+
+
+async def test_the_fast_path_serves_valid_worker_requests_with_metrics(
+    sides: Sides, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Unreachable:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"FastAPI's route served a valid worker request ({name})")
+
+    # the FastAPI routes can no longer answer: what succeeds was served by the fast path
+    monkeypatch.setattr("cueflow.api.routes.executions.answers", Unreachable())
+    auth = {**sides.auth, "X-Worker-Id": "w1"}
+    execution_id = sides.ids["fast"][0]
+    assert (await sides.fast.get("/v1/executions/claimable", headers=auth)).status_code == 200
+    claimed = await sides.fast.post(
+        f"/v1/executions/{execution_id}/claim", headers=auth, json={"worker_id": "w1"}
+    )
+    assert claimed.status_code == 200
+    heartbeat = await sides.fast.post(f"/v1/executions/{execution_id}/heartbeat", headers=auth)
+    assert heartbeat.status_code == 200
+    unknown = await sides.fast.post(
+        "/v1/executions/5f0c1c6e-7d1a-4b8e-9c3a-2f6d8e1b4a70/outcome",
+        headers=auth,
+        json={"success": True},
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "execution_not_found"
+    counts = {
+        (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
+        for family in engine.metrics.http_duration.collect()
+        for s in family.samples
+        if s.name.endswith("_count")
+    }
+    assert counts[("GET", "/v1/executions/claimable", "200")] == 1
+    assert counts[("POST", "/v1/executions/{execution_id}/claim", "200")] == 1
+    assert counts[("POST", "/v1/executions/{execution_id}/heartbeat", "200")] == 1
+    assert counts[("POST", "/v1/executions/{execution_id}/outcome", "404")] == 1
