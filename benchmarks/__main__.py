@@ -186,7 +186,8 @@ def _target(args: argparse.Namespace, store: str, scenario: str) -> Target:
     if args.url:
         return Target(args.url, args.api_key)
     env = ROBUSTNESS_ENV.get(scenario)
-    return ServerTarget(store, env=env, log=Path(args.server_log) if args.server_log else None)
+    log = Path(args.server_log) if args.server_log else None
+    return ServerTarget(store, env=env, log=log, workers=args.server_workers)
 
 
 async def _run_one(args: argparse.Namespace, scenario: str, params: dict[str, Any]) -> dict:
@@ -459,8 +460,16 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--receiver-host", default="127.0.0.1")
     parser.add_argument("--server-log", help="append the started servers' output here")
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        help="processes of each started server (cueflow serve --workers N; PostgreSQL only)",
+    )
     parser.add_argument("--out", default="benchmarks/results/latest.json")
     args = parser.parse_args(argv)
+    if args.server_workers > 1 and not args.url and args.store != "postgresql":
+        parser.error("--server-workers above 1 needs --store postgresql")
 
     report: dict[str, Any] = {
         "command": " ".join([sys.executable, "-m", "benchmarks", *(argv or sys.argv[1:])]),
@@ -470,6 +479,9 @@ async def main(argv: list[str] | None = None) -> int:
         "summary": [],
     }
     for label, scenario, params in _configs(args):
+        if args.server_workers > 1 and not args.url:
+            label += f" x{args.server_workers} processes"
+            params = {**params, "server_workers": args.server_workers}
         runs = []
         for n in range(args.repeat):
             print(f"{label}: run {n + 1}/{args.repeat} ...", file=sys.stderr, flush=True)

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from benchmarks.stats import percentiles
-from benchmarks.target import Target, process_rss_mb
+from benchmarks.target import Target, tree_rss_mb
 
 HEAD = b"GET /health HTTP/1.1\r\nHost: flood\r\n"
 BODY_HEAD = (
@@ -125,7 +125,7 @@ async def _phase(
     keep_up: Callable[[Flood], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     flood = Flood(target)
-    rss0 = process_rss_mb(target.pid)[0] if target.pid else None
+    rss0 = tree_rss_mb(target.pid)[0] if target.pid else None
     opened = time.monotonic()
     if start is not None:
         await start(flood)
@@ -137,7 +137,7 @@ async def _phase(
             if keep_up is not None:
                 await keep_up(flood)
             if target.pid:
-                peak = max(peak, process_rss_mb(target.pid)[0])
+                peak = max(peak, tree_rss_mb(target.pid)[0])
             await asyncio.sleep(1.0)
 
     feeding = asyncio.create_task(feed())
@@ -148,7 +148,7 @@ async def _phase(
         late = await flood.count() if start is not None else {}
     finally:
         feeding.cancel()
-    rss_held = process_rss_mb(target.pid)[0] if target.pid else None
+    rss_held = tree_rss_mb(target.pid)[0] if target.pid else None
     flood.close()
     await asyncio.sleep(1.0)
     return {
@@ -160,7 +160,7 @@ async def _phase(
         "server_rss_mb_before": rss0,
         "server_rss_mb_peak": round(peak, 1) if target.pid else None,
         "server_rss_mb_held": rss_held,
-        "server_rss_mb_after": process_rss_mb(target.pid)[0] if target.pid else None,
+        "server_rss_mb_after": tree_rss_mb(target.pid)[0] if target.pid else None,
     }
 
 

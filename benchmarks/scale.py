@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from benchmarks.seed import create_checked, once_cues
-from benchmarks.target import ServerTarget, process_cpu_seconds, process_rss_mb
+from benchmarks.target import ServerTarget, tree_cpu_seconds, tree_rss_mb
 from cueflow.sql.tables import cues
 
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -74,10 +74,10 @@ async def _idle(target: ServerTarget, window: float) -> dict[str, Any]:
     target.restart()
     await asyncio.sleep(3.0)  # startup settles
     assert target.pid is not None
-    cpu0 = process_cpu_seconds(target.pid)
+    cpu0 = tree_cpu_seconds(target.pid)
     await asyncio.sleep(window)
-    used = process_cpu_seconds(target.pid) - cpu0
-    rss, peak = process_rss_mb(target.pid)
+    used = tree_cpu_seconds(target.pid) - cpu0
+    rss, peak = tree_rss_mb(target.pid)
     return {
         "idle_cpu_percent": round(100 * used / window, 2),
         "rss_mb": round(rss, 1),

@@ -2,7 +2,9 @@
 any CueAPI-compatible server already running at a URL.
 
 A started server is sampled from ``/proc``: resident memory (peak and current) and CPU time,
-so each scenario can report the server's cost beside the client's.
+so each scenario can report the server's cost beside the client's. A server started with
+several processes (``--server-workers N``: ``cueflow serve --workers N``, PostgreSQL only) is
+measured whole: the supervisor and every process under it, summed.
 """
 
 from __future__ import annotations
@@ -57,6 +59,45 @@ def process_rss_mb(pid: int) -> tuple[float, float]:
     return rss, peak
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants alive now (``cueflow serve --workers``: its node processes)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(p) for p in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """:func:`process_cpu_seconds` summed over :func:`process_tree` (and over the descendants
+    that ended and were waited for, which the kernel adds to their parent's figures)."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / CLOCK_TICKS  # utime stime cutime cstime
+    return total
+
+
+def tree_rss_mb(pid: int) -> tuple[float, float]:
+    """:func:`process_rss_mb` (current, peak) summed over :func:`process_tree`."""
+    rss = peak = 0.0
+    for member in process_tree(pid):
+        try:
+            now, high = process_rss_mb(member)
+        except OSError:
+            continue
+        rss, peak = rss + now, peak + high
+    return rss, peak
+
+
 def client_cpu_seconds() -> float:
     """CPU seconds used by this benchmark process (and children it waited for)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
@@ -79,7 +120,7 @@ class Meter:
     def start(self) -> Meter:
         """Begin sampling (RSS every 50 ms, so short peaks are seen)."""
         if self.pid is not None:
-            self.server_cpu0 = process_cpu_seconds(self.pid)
+            self.server_cpu0 = tree_cpu_seconds(self.pid)
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self
@@ -87,7 +128,7 @@ class Meter:
     def _sample(self) -> None:
         while not self._stop.wait(0.05):
             try:
-                rss, _ = process_rss_mb(self.pid)  # type: ignore[arg-type]
+                rss, _ = tree_rss_mb(self.pid)  # type: ignore[arg-type]
             except OSError:
                 return
             self.peak_rss_mb = max(self.peak_rss_mb, rss)
@@ -101,8 +142,8 @@ class Meter:
             "client_cpu_seconds": round(client_cpu_seconds() - self.client_cpu0, 3),
         }
         if self.pid is not None:
-            rss, _ = process_rss_mb(self.pid)
-            used = process_cpu_seconds(self.pid) - self.server_cpu0
+            rss, _ = tree_rss_mb(self.pid)
+            used = tree_cpu_seconds(self.pid) - self.server_cpu0
             figures["server_cpu_seconds"] = round(used, 3)
             figures["server_rss_mb"] = round(rss, 1)
             figures["server_peak_rss_mb"] = round(max(self.peak_rss_mb, rss), 1)
@@ -140,8 +181,17 @@ class Target:
 class ServerTarget(Target):
     """A ``cueflow serve`` process started for the benchmark, on a fresh database."""
 
-    def __init__(self, store: str, env: dict[str, str] | None = None, log: Path | None = None):
+    def __init__(
+        self,
+        store: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        workers: int = 1,
+    ):
+        if workers > 1 and store != "postgresql":
+            raise ValueError("several server processes need PostgreSQL (--store postgresql)")
         self.store_kind = store
+        self.workers = workers
         self._tmp = tempfile.TemporaryDirectory(prefix="cueflow-bench-")
         self._pg_db: str | None = None
         if store == "sqlite":
@@ -172,6 +222,8 @@ class ServerTarget(Target):
             self.database_url,
             "--log-level",
             "warning",
+            "--workers",
+            str(self.workers),
         ]
         out = open(self._log or os.devnull, "ab")  # noqa: SIM115 - lives as long as the server
         self._process = subprocess.Popen(

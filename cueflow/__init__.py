@@ -14,8 +14,10 @@ the engine returns (``Cue``, ``Execution``, ``Account``, ``Worker``, ``Alert``, 
 ``ExecutionPage``, ``ExecutionFilter``: :mod:`cueflow.records`; ``FiredExecution``, what a
 manual fire answers: :mod:`cueflow.manual_runs`) and the flows-in-code API
 (``Flow``, ``StepContext``, ``Retry``, ``FlowRun``, ``StepRun``, ``StepFailure``:
-``docs/flows.md``, "Flows in Python") are imported on first use, so plugins importing
-:data:`hookimpl` stay cheap.
+``docs/flows.md``, "Flows in Python") and the REST API's clients (``Client``,
+``AsyncClient``: :mod:`cueflow.client`) are imported on first use, so plugins importing
+:data:`hookimpl` stay cheap. So is :mod:`cueflow.webhooks` (``cueflow.webhooks.verify``, for
+receivers of webhook deliveries), which imports no part of the engine or the server.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from cueflow.markers import hookimpl
 from cueflow.version import __version__
 
 if TYPE_CHECKING:
+    from cueflow import webhooks
     from cueflow.authentication import Principal
+    from cueflow.client import AsyncClient, Client
     from cueflow.config import Settings
     from cueflow.engine import Engine, open_engine
     from cueflow.engine.flow_declarations import Flow, Retry, StepContext
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
     from cueflow.store import ExecutionFilter, ExecutionPage
 
 _LAZY = {
+    "Client": "cueflow.client",
+    "AsyncClient": "cueflow.client",
     "Engine": "cueflow.engine",
     "open_engine": "cueflow.engine",
     "Settings": "cueflow.config",
@@ -63,6 +69,8 @@ _LAZY = {
 __all__ = [
     "Account",
     "Alert",
+    "AsyncClient",
+    "Client",
     "Cue",
     "Engine",
     "Execution",
@@ -83,10 +91,13 @@ __all__ = [
     "__version__",
     "hookimpl",
     "open_engine",
+    "webhooks",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "webhooks":
+        return importlib.import_module("cueflow.webhooks")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cueflow' has no attribute {name!r}")

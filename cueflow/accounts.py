@@ -30,6 +30,7 @@ from cueflow.authentication import ROTATED_KEY_SECONDS, Authenticator, Principal
 from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_nul
 from cueflow.records import Account, AccountSummary
+from cueflow.schema_examples import with_example
 from cueflow.schemas import RegisterRequest
 from cueflow.store import Duplicate, StoreTx
 
@@ -42,7 +43,7 @@ REVEAL_UNAVAILABLE = "Key not available. Regenerate to enable Reveal."
 class AccountUpdate(BaseModel):
     """``PATCH /v1/auth/me``: unknown fields are ignored; ``null`` means "not sent"."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=with_example)
 
     email: EmailStr | None = None
     alert_webhook_url: str | None = Field(None, max_length=2048)

@@ -23,6 +23,7 @@ import cueflow.ids as ids
 from cueflow.authentication import Authenticator, Principal
 from cueflow.errors import Conflict, NotFound
 from cueflow.records import ApiKey, ApiKeyList
+from cueflow.schema_examples import with_example
 from cueflow.scopes import Scope
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 class ApiKeyCreate(BaseModel):
     """``POST /v1/auth/keys``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=with_example)
 
     scope: Scope
     name: str | None = Field(None, min_length=1, max_length=100)

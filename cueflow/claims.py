@@ -34,6 +34,9 @@ CLAIM_TRIES = 3
 """Looks a claim-next makes when another node took the room of the key it picked."""
 MAX_WAIT_SECONDS = 60.0
 """Longest a long-poll (``wait``) holds a request open (see :mod:`cueflow.longpoll`)."""
+CLAIMED = "claimed"
+"""The ``status`` a claim answer shows (as CueAPI's Workers document does). No execution has
+this status: a claimed execution is ``delivering`` with its worker set."""
 
 
 async def claimable_rows(
@@ -131,19 +134,38 @@ async def claim(
         )
         raise Conflict(message, code="claim_failed")
     services.metrics.claims.inc()
-    return {"claimed": True, "execution_id": row.id, "lease_seconds": lease}
+    return claim_answer(row.id, now, lease)
+
+
+def claim_answer(execution_id: str, claimed_at: datetime, lease_seconds: int) -> dict[str, Any]:
+    """A won claim in both shapes at once (their keys do not collide): the open server's
+    ``claimed``/``execution_id``/``lease_seconds``, which the official clients read, and the
+    ``id``/``status``/``claimed_at`` that CueAPI's Workers document shows."""
+    return {
+        "claimed": True,
+        "execution_id": execution_id,
+        "lease_seconds": lease_seconds,
+        "id": execution_id,
+        "status": CLAIMED,
+        "claimed_at": claimed_at,
+    }
 
 
 @dataclass
 class ClaimBatch:
     """What one batch claim got: the claimed executions (oldest first, each with its cue's
-    name, task and payload), their common lease, and the asked-for ids that could not be
-    claimed."""
+    name, task and payload), their common lease and claim time, and the asked-for ids that
+    could not be claimed."""
 
     claimed: list[QueuedRun]
     lease_seconds: int
     lease_expires_at: datetime
     refused: list[str] = field(default_factory=list)
+
+    @property
+    def claimed_at(self) -> datetime:
+        """When the claims were made (their common lease started then)."""
+        return self.lease_expires_at - timedelta(seconds=self.lease_seconds)
 
 
 async def claim_batch(

@@ -79,6 +79,14 @@ def serve(
             "default 20)",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Server processes on the one port, each a full node (its own scheduler, "
+            "dispatcher and database pool); PostgreSQL only (env CUEFLOW_WORKERS, default 1)",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "info",
     log_format: Annotated[
         str | None,
@@ -94,13 +102,8 @@ def serve(
     ] = False,
 ) -> None:
     """Run the REST API server with its scheduler (migrates the database first)."""
-    from cueflow import logs
-    from cueflow.engine import Engine
-    from cueflow.errors import PluginError
-
     try:
-        from cueflow.api import create_app
-        from cueflow.api.serving import serve_forever
+        import cueflow.api.serving  # noqa: F401 - the server extra is there
     except (MissingExtra, ModuleNotFoundError) as exc:
         error = exc if isinstance(exc, MissingExtra) else missing_extra("cueflow serve", exc)
         typer.echo(f"cueflow serve: {error}", err=True)
@@ -120,25 +123,105 @@ def serve(
             "forwarded_allow_ips": forwarded_allow_ips,
             "graceful_timeout_seconds": graceful_timeout,
             "log_format": log_format,
+            "serve_workers": workers,
         }.items()
         if value is not None
     }
     settings = Settings(**overrides)
-    try:
-        engine = Engine(settings)
-    except PluginError as exc:
-        typer.echo(f"cueflow: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    logs.configure(settings.log_format, log_level)
-    app = create_app(engine)
-    if with_mcp:
+    node = _Node(overrides, log_level, with_mcp, several=settings.serve_workers > 1)
+    if not node.several:
         try:
-            from cueflow.agents.mcp_http import mount_mcp
-        except ImportError as exc:
-            typer.echo(f"--mcp needs the mcp extra: pip install 'cueflow[mcp]' ({exc})", err=True)
-            raise typer.Exit(2) from exc
-        mount_mcp(app, engine, host=settings.host)
-    serve_forever(app, settings, log_level, drain=engine.drain)
+            node.serve()
+        except _StartupFailed as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        return
+    raise typer.Exit(_supervise(settings, node, log_level))
+
+
+class _StartupFailed(Exception):
+    """A node cannot start (a plugin is missing, ``--mcp`` without its extra): one line."""
+
+
+class _Node:
+    """One ``cueflow serve`` node: the settings' engine and its app, served by uvicorn.
+    Picklable, so ``--workers`` children get it (each builds its own engine)."""
+
+    def __init__(
+        self, overrides: dict[str, Any], log_level: str, with_mcp: bool, *, several: bool
+    ) -> None:
+        self.overrides = overrides
+        self.log_level = log_level
+        self.with_mcp = with_mcp
+        self.several = several
+
+    def serve(self, sockets: list[Any] | None = None) -> None:
+        """Build the engine and the app and serve them until a signal stops the process."""
+        from cueflow import logs
+        from cueflow.api import create_app
+        from cueflow.api.serving import serve_forever
+        from cueflow.engine import Engine
+        from cueflow.errors import PluginError
+
+        settings = Settings(**self.overrides)
+        try:
+            engine = Engine(settings)
+        except PluginError as exc:
+            raise _StartupFailed(f"cueflow: {exc}") from exc
+        logs.configure(settings.log_format, self.log_level, pid=self.several)
+        app = create_app(engine)
+        if self.with_mcp:
+            try:
+                from cueflow.agents.mcp_http import mount_mcp
+            except ImportError as exc:
+                message = f"--mcp needs the mcp extra: pip install 'cueflow[mcp]' ({exc})"
+                raise _StartupFailed(message) from exc
+            mount_mcp(app, engine, host=settings.host)
+        serve_forever(app, settings, self.log_level, drain=engine.drain, sockets=sockets)
+
+    def __call__(self, sockets: list[Any]) -> None:
+        """Serve as a ``--workers`` child: a node that cannot start exits with uvicorn's
+        start-up failure code, so the supervisor stops instead of starting it again."""
+        from cueflow.api.supervisor import STARTUP_FAILURE
+
+        try:
+            self.serve(sockets)
+        except _StartupFailed as exc:
+            typer.echo(str(exc), err=True)
+            raise SystemExit(STARTUP_FAILURE) from None
+
+
+SEVERAL_NEED_POSTGRES = (
+    "--workers {n} needs PostgreSQL: SQLite lets one process write at a time, so more "
+    "processes would only queue on its file lock, and the long-poll wake-ups and the write "
+    "queue live inside one process; use --workers 1 (or a postgresql:// database)"
+)
+
+
+def _supervise(settings: Settings, node: _Node, log_level: str) -> int:
+    """``--workers N``: bind the port once, run N children on it; the exit code."""
+    from cueflow import logs
+    from cueflow.api.supervisor import KILL_MARGIN_SECONDS, Supervisor, bind
+
+    n = settings.serve_workers
+    scheme = settings.database_url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in ("postgresql", "postgres"):
+        typer.echo(f"cueflow serve: {SEVERAL_NEED_POSTGRES.format(n=n)}", err=True)
+        return 2
+    logs.configure(settings.log_format, log_level, pid=True)
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        typer.echo(
+            f"cueflow serve: cannot listen on {settings.host}:{settings.port}: {exc}", err=True
+        )
+        return 1
+    stop_timeout = (
+        max(settings.graceful_timeout_seconds, settings.drain_accept_seconds)
+        + settings.graceful_timeout_seconds
+        + KILL_MARGIN_SECONDS
+    )
+    return Supervisor(node, sock, n, stop_timeout=stop_timeout).run()
 
 
 @app.command()

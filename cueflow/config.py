@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     ``database_unavailable``. The wait never blocks the server."""
     host: str = Field("127.0.0.1", validation_alias=_env("HOST"))
     port: int = Field(8000, validation_alias=_env("PORT"))
+    serve_workers: int = Field(1, ge=1, le=256, validation_alias=_env("CUEFLOW_WORKERS"))
+    """``cueflow serve``: server processes on the one port, each a full node (PostgreSQL only;
+    see "Several processes on one machine" in ``docs/deploy.md``)."""
 
     worker_claim_timeout_seconds: int = Field(
         900, ge=1, validation_alias=_env("WORKER_CLAIM_TIMEOUT_SECONDS")

@@ -23,6 +23,7 @@ from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cueflow.errors import CueflowError
+from cueflow.schema_examples import with_example
 from cueflow.schemas import (
     CallbackIn,
     ConcurrencyIn,
@@ -74,6 +75,8 @@ class StepIn(BaseModel):
 class FlowCreate(BaseModel):
     """``POST /v1/flows``."""
 
+    model_config = ConfigDict(json_schema_extra=with_example)
+
     name: CueName
     description: str | None = None
     input_schema: dict[str, Any] | None = None
@@ -89,7 +92,7 @@ class FlowUpdate(BaseModel):
     """``PATCH /v1/flows/{id}``: the fields sent change; runs already started keep the
     definition they started with."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=with_example)
 
     name: CueName | None = None
     description: str | None = None
@@ -114,12 +117,16 @@ class FlowUpdate(BaseModel):
 class RunCreate(BaseModel):
     """``POST /v1/flows/{id}/runs``."""
 
+    model_config = ConfigDict(json_schema_extra=with_example)
+
     input: Any = None
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
 
 
 class EventIn(BaseModel):
     """``POST /v1/flow-runs/{id}/events/{name}``."""
+
+    model_config = ConfigDict(json_schema_extra=with_example)
 
     data: Any = None
 

@@ -123,7 +123,12 @@ def _timestamp(record: logging.LogRecord) -> str:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``timestamp`` (UTC), ``level``, ``logger``, ``message``, the
     context fields that are known, ``exception`` (the traceback) when there is one, and for
-    uvicorn's access log ``client``, ``method``, ``path``, ``http_version`` and ``status``."""
+    uvicorn's access log ``client``, ``method``, ``path``, ``http_version`` and ``status``;
+    ``pid`` (the process id) when made with ``pid=True``."""
+
+    def __init__(self, pid: bool = False) -> None:
+        super().__init__()
+        self.pid = pid
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one redacted JSON line."""
@@ -133,6 +138,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.pid:
+            document["pid"] = record.process
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
@@ -165,7 +172,12 @@ def _access_fields(args: tuple[Any, ...]) -> dict[str, Any]:
 
 class TextFormatter(logging.Formatter):
     """Readable lines: ``2026-01-05T12:00:00.000Z INFO cueflow.dispatcher [request_id=...
-    execution_id=...] message``, then the traceback, if any."""
+    execution_id=...] message``, then the traceback, if any; with ``pid=True`` the context
+    starts with ``pid=`` (the process id)."""
+
+    def __init__(self, pid: bool = False) -> None:
+        super().__init__()
+        self.pid = pid
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as redacted text."""
@@ -174,6 +186,8 @@ class TextFormatter(logging.Formatter):
             for name in CONTEXT_FIELDS
             if (value := getattr(record, name, None)) is not None
         )
+        if self.pid:
+            context = f"pid={record.process} {context}".rstrip()
         line = f"{_timestamp(record)} {record.levelname:<7} {record.name}"
         if context:
             line += f" [{context}]"
@@ -187,24 +201,30 @@ class TextFormatter(logging.Formatter):
         return redact(line)
 
 
-def formatter(log_format: LogFormat) -> logging.Formatter:
-    """The formatter for ``log_format`` (``text`` or ``json``)."""
+def formatter(log_format: LogFormat, pid: bool = False) -> logging.Formatter:
+    """The formatter for ``log_format`` (``text`` or ``json``); ``pid``: each record names the
+    process that logged it (``cueflow serve --workers``)."""
     if log_format == "json":
-        return JsonFormatter()
+        return JsonFormatter(pid)
     if log_format == "text":
-        return TextFormatter()
+        return TextFormatter(pid)
     raise ValueError(f"log format must be 'text' or 'json', not {log_format!r}")
 
 
 def configure(
-    log_format: LogFormat = "text", level: str | int = "INFO", stream: IO[str] | None = None
+    log_format: LogFormat = "text",
+    level: str | int = "INFO",
+    stream: IO[str] | None = None,
+    *,
+    pid: bool = False,
 ) -> logging.Handler:
     """Send every log record (cueflow's, uvicorn's, the libraries') to ``stream`` (default
-    stderr) in ``log_format``, from ``level`` up. Calling it again replaces the handler it
-    installed before; handlers others installed are left alone. Returns the handler."""
+    stderr) in ``log_format``, from ``level`` up; ``pid``: each line names the process that
+    logged it. Calling it again replaces the handler it installed before; handlers others
+    installed are left alone. Returns the handler."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(formatter(log_format))
+    handler.setFormatter(formatter(log_format, pid))
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     for previous in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:

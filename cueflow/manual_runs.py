@@ -35,6 +35,7 @@ from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.records import Cue, Execution, record
 from cueflow.run_controls import check_required_keys
 from cueflow.scheduler import new_execution
+from cueflow.schema_examples import with_example
 from cueflow.states import TERMINAL
 from cueflow.store import StoreTx
 
@@ -81,7 +82,7 @@ class FireRequest(BaseModel):
     (``replace``) for this one run; ``idempotency_key`` makes a repeat within 24 h answer with
     the first fire's execution. Other fields are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=with_example)
 
     send_at: datetime | None = None
     payload_override: dict[str, Any] | None = None

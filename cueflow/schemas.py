@@ -32,6 +32,7 @@ from cueflow.run_controls import (
     PRIORITY_MAX,
     PRIORITY_MIN,
 )
+from cueflow.schema_examples import with_example
 from cueflow.states import CueStatus
 
 HttpUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2083, allowed_schemes=["http", "https"])]
@@ -78,6 +79,8 @@ def _refuse_nul(data: Any) -> Any:
 
 class _Input(BaseModel):
     """Base of every input model: no NUL characters (PostgreSQL cannot store them)."""
+
+    model_config = ConfigDict(json_schema_extra=with_example)
 
     _no_nul = model_validator(mode="before")(_refuse_nul)
 

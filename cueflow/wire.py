@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cueflow.claims import CLAIMED
 from cueflow.cues import DEFAULT_ON_FAILURE
 from cueflow.records import AccountSummary, Alert, Cue, Execution, QueuedRun, WorkerStatus
 from cueflow.run_controls import concurrency_json, rate_limit_json
@@ -136,9 +137,17 @@ def claimable_json(run: QueuedRun) -> dict[str, Any]:
     }
 
 
-def claimed_json(run: QueuedRun, lease_expires_at: Any) -> dict[str, Any]:
-    """One item of a batch claim (cueflow extension): a claimable item plus its lease end."""
-    return {**claimable_json(run), "lease_expires_at": lease_expires_at}
+def claimed_json(run: QueuedRun, lease_expires_at: Any, claimed_at: Any) -> dict[str, Any]:
+    """One item of a batch claim (cueflow extension): a claimable item plus its lease end and
+    the ``id``/``status``/``claimed_at`` of a single claim's answer (the shape CueAPI's Workers
+    document shows), so an item reads like a claim answer too."""
+    return {
+        **claimable_json(run),
+        "lease_expires_at": lease_expires_at,
+        "id": run.id,
+        "status": CLAIMED,
+        "claimed_at": claimed_at,
+    }
 
 
 def run_json(run: Execution, **extra: Any) -> dict[str, Any]:

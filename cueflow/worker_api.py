@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from cueflow.client import ApiError, AsyncClient
 from cueflow.clock import Clock, SystemClock
-from cueflow.http_client import ApiClient, ApiError
 from cueflow.states import Status
 
 JSON = dict[str, Any]
@@ -14,7 +14,7 @@ JSON = dict[str, Any]
 
 class WorkerApi(Protocol):
     """The worker pull protocol for one account and one worker id. Every method answers with
-    the REST API's JSON shapes and raises :class:`~cueflow.http_client.ApiError` when refused."""
+    the REST API's JSON shapes and raises :class:`~cueflow.client.ApiError` when refused."""
 
     worker_id: str
     """The id this worker claims, heartbeats and reports as."""
@@ -62,22 +62,27 @@ class WorkerApi(Protocol):
 class HttpWorker:
     """The :class:`WorkerApi` over the REST API of any cueflow or CueAPI server. Only standard
     endpoints are needed: the batch claim and ``POST /v1/executions/{id}/release`` are cueflow
-    extensions, and without the release one a release is reported as a failure instead."""
+    extensions, and without the release one a release is reported as a failure instead.
 
-    def __init__(self, api: ApiClient, worker_id: str) -> None:
+    It sends through :class:`cueflow.client.AsyncClient` (its errors, URL check and retries)
+    but reads answers as JSON, not as the client's models: a CueAPI server's answers need not
+    carry every field cueflow's own schemas require."""
+
+    def __init__(self, api: AsyncClient, worker_id: str) -> None:
         self.api = api
         self.worker_id = worker_id
         self.clock: Clock = SystemClock()
         self._no_batch = False
+        self._named: dict[str, str | None] = {"X-Worker-Id": worker_id}
 
     async def claimable(
         self, task: str | None = None, *, wait: float | None = None, limit: int | None = None
     ) -> list[JSON]:
         """Claimable executions, oldest first; ``wait`` asks the server to hold an empty answer
         that long and ``limit`` to list no more (cueflow extensions other servers ignore)."""
-        body = await self.api.get(
-            "/v1/executions/claimable", waits=wait or 0, task=task, wait=wait, limit=limit
-        )
+        params = {"task": task, "wait": wait, "limit": limit}
+        path = "/v1/executions/claimable"
+        body = await self.api.request("GET", path, params=params, waits=wait or 0)
         return list(body.get("executions", []))
 
     async def claim_due(self, task: str | None = None, wait: float = 0) -> JSON | None:
@@ -90,7 +95,8 @@ class HttpWorker:
         if task:
             body["task"] = task
         try:
-            answer = await self.api.post("/v1/executions/claims", body, waits=body["wait"])
+            path = "/v1/executions/claims"
+            answer = await self.api.request("POST", path, body=body, waits=body["wait"])
         except ApiError as exc:
             if exc.status in (404, 405):
                 self._no_batch = True
@@ -104,20 +110,20 @@ class HttpWorker:
     async def claim(self, execution_id: str | None = None) -> JSON:
         """Claim one execution (or the oldest due one)."""
         path = f"/v1/executions/{execution_id}/claim" if execution_id else "/v1/executions/claim"
-        result: JSON = await self.api.post(path, {"worker_id": self.worker_id})
+        result: JSON = await self.api.request("POST", path, body={"worker_id": self.worker_id})
         return result
 
     async def heartbeat(self, execution_id: str) -> JSON:
         """Extend a held claim's lease."""
         path = f"/v1/executions/{execution_id}/heartbeat"
-        result: JSON = await self.api.post(path, headers={"X-Worker-Id": self.worker_id})
+        result: JSON = await self.api.request("POST", path, headers=self._named)
         return result
 
     async def report_outcome(self, execution_id: str, report: JSON) -> JSON:
         """Record an outcome as this worker."""
         body = {**report, "worker_id": self.worker_id}
         path = f"/v1/executions/{execution_id}/outcome"
-        result: JSON = await self.api.post(path, body, headers={"X-Worker-Id": self.worker_id})
+        result: JSON = await self.api.request("POST", path, body=body, headers=self._named)
         return result
 
     async def release(
@@ -128,7 +134,8 @@ class HttpWorker:
         if retry_after is not None:
             body["retry_after_seconds"] = retry_after
         try:
-            result: JSON = await self.api.post(f"/v1/executions/{execution_id}/release", body)
+            path = f"/v1/executions/{execution_id}/release"
+            result: JSON = await self.api.request("POST", path, body=body)
             return result
         except ApiError as exc:
             no_endpoint = exc.status in (404, 405) and exc.code != "execution_not_found"
@@ -141,5 +148,5 @@ class HttpWorker:
     async def register(self, handlers: list[str]) -> JSON:
         """Register or refresh this worker."""
         body = {"worker_id": self.worker_id, "handlers": handlers}
-        result: JSON = await self.api.post("/v1/worker/heartbeat", body)
+        result: JSON = await self.api.request("POST", "/v1/worker/heartbeat", body=body)
         return result

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cueflow.http_client import ApiError
+from cueflow.client import ApiError
 from cueflow.worker_api import JSON, WorkerApi
 
 log = logging.getLogger(__name__)

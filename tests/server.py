@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -36,6 +36,28 @@ def cueflow_server(
     """Start ``cueflow serve`` on a free port; yields its base URL; stops it on exit. Its log
     goes to ``stderr`` (a file; default: this process's stderr). ``nofile`` lowers the file
     descriptors it may open."""
+    with cueflow_server_process(
+        database_url, cwd, log_level=log_level, stderr=stderr, nofile=nofile, **env
+    ) as (base, _):
+        yield base
+
+
+@contextmanager
+def cueflow_server_process(
+    database_url: str,
+    cwd: Path,
+    *,
+    args: Sequence[str] = (),
+    session: bool = False,
+    log_level: str = "warning",
+    stderr: IO[str] | None = None,
+    nofile: int | None = None,
+    **env: str,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`cueflow_server` with more command-line ``args``, yielding the base URL and the
+    process (a test may stop it itself; it is terminated on exit if still running).
+    ``session``: the server leads a process group of its own (as a shell's foreground job,
+    whose Ctrl-C reaches every process of the group)."""
     port = free_port()
     command = [
         sys.executable,
@@ -48,6 +70,7 @@ def cueflow_server(
         database_url,
         "--log-level",
         log_level,
+        *args,
     ]
 
     def limit_descriptors() -> None:
@@ -60,6 +83,7 @@ def cueflow_server(
         env={**os.environ, **env},
         stderr=stderr,
         preexec_fn=limit_descriptors if nofile is not None else None,
+        start_new_session=session,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -74,9 +98,10 @@ def cueflow_server(
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:

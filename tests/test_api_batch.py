@@ -16,7 +16,7 @@ import httpx
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.factories import make_once_cue
-from tests.helpers import assert_validation_error, claim, get_cue, get_execution
+from tests.helpers import assert_validation_error, claim, get_cue, get_execution, zulu
 
 
 async def pending(
@@ -79,6 +79,10 @@ async def test_batch_claim_takes_the_oldest_with_payload_and_lease(
     assert [c["payload"] for c in first["claimed"]] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert first["lease_seconds"] == engine.settings.worker_claim_timeout_seconds
     assert all(c["attempt"] == 1 for c in first["claimed"])
+    # each item reads as a single claim's answer in the Workers document's shape too
+    assert [c["id"] for c in first["claimed"]] == [c["execution_id"] for c in first["claimed"]]
+    assert {c["status"] for c in first["claimed"]} == {"claimed"}
+    assert {c["claimed_at"] for c in first["claimed"]} == {zulu(clock.now())}
     assert first["failed"] == []
     execution = await get_execution(client, auth, items[0]["execution_id"])
     assert execution["status"] == "delivering"

@@ -38,6 +38,9 @@ async def test_claim_returns_lease_and_marks_execution_delivering(
         "claimed": True,
         "execution_id": execution["id"],
         "lease_seconds": LEASE,
+        "id": execution["id"],
+        "status": "claimed",
+        "claimed_at": zulu(clock.now()),
     }
     after = await get_execution(client, auth, execution["id"])
     assert after["status"] == "delivering"
@@ -172,6 +175,9 @@ async def test_claim_next_picks_the_oldest_due_execution(
         "claimed": True,
         "execution_id": early_run["id"],
         "lease_seconds": LEASE,
+        "id": early_run["id"],
+        "status": "claimed",
+        "claimed_at": zulu(clock.now()),
     }
     assert second.json()["execution_id"] == late_run["id"]
     assert_error(third, 409, "claim_failed", NONE_AVAILABLE)

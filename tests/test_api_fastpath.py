@@ -214,6 +214,14 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any]]] = [
             "headers": {"Origin": "https://x.example"},
         },
     ),
+    (
+        "empty worker header",
+        {"json": {"worker_id": "w"}, "auth": "other", "headers": {"X-Worker-Id": ""}},
+    ),
+    (
+        "long worker header",
+        {"json": {"worker_id": "w"}, "auth": "other", "headers": {"X-Worker-Id": "w" * 256}},
+    ),
     ("bad query", {"params": {"limit": "0", "wait": "x"}}),
     ("huge limit", {"params": {"limit": "100000"}}),
     ("NUL in query", {"params": {"task": "a\x00b"}}),

@@ -352,7 +352,7 @@ def test_a_redirect_is_reported_as_a_wrong_url() -> None:
 
     api = ApiClient("http://cueflow.test", "k", transport=httpx.MockTransport(redirect))
     with pytest.raises(ApiError, match=r"redirects to https://elsewhere\.example/v1/cues"):
-        api.get("/v1/cues")
+        api.cues.list()
 
 
 def test_help_never_shows_the_key(account: Account) -> None:

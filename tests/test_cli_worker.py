@@ -24,9 +24,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cueflow.cli import app
+from cueflow.client import ApiError, Unreachable
 from cueflow.commands.daemon import Events, WorkerDaemon
 from cueflow.commands.handlers import ShellHandler
-from cueflow.http_client import ApiError, Unreachable
 from tests.conftest import drop_pg_database, fresh_pg_database, pg_available
 from tests.server import cueflow_server, free_port
 
@@ -384,7 +384,7 @@ def test_worker_on_postgresql(pg_server: str) -> None:
 
 # the daemon against a scripted server -----------------------------------------------------------
 class ScriptedApi:
-    """Stands in for :class:`~cueflow.http_client.ApiClient`: claimable polls fail ``outages``
+    """Stands in for :class:`~cueflow.client.AsyncClient`: claimable polls fail ``outages``
     times with :class:`Unreachable`, then list one execution; an outcome carrying evidence is
     refused with 422 once."""
 
@@ -393,8 +393,10 @@ class ScriptedApi:
         self.outcomes: list[dict[str, Any]] = []
         self.listed = False
 
-    async def get(self, path: str, **params: Any) -> Any:
-        assert path == "/v1/executions/claimable"
+    async def request(self, method: str, path: str, *, body: Any = None, **kwargs: Any) -> Any:
+        if method == "POST":
+            return await self.post(path, body)
+        assert (method, path) == ("GET", "/v1/executions/claimable")
         if self.outages:
             self.outages -= 1
             raise Unreachable("cannot reach http://scripted: refused")
@@ -406,7 +408,7 @@ class ScriptedApi:
         self.listed = True
         return {"executions": items}
 
-    async def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+    async def post(self, path: str, body: Any = None) -> Any:
         if path.endswith("/claim"):
             return {"claimed": True, "execution_id": "e1", "lease_seconds": 60}
         if path.endswith("/outcome"):
@@ -446,11 +448,11 @@ class LosingApi(ScriptedApi):
     """A :class:`ScriptedApi` whose claims come with a 0.3 s lease that no heartbeat keeps: the
     server answers every execution heartbeat with ``lease_lost``."""
 
-    async def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+    async def post(self, path: str, body: Any = None) -> Any:
         if path.startswith("/v1/executions/") and path.endswith("/heartbeat"):
             self.beats = getattr(self, "beats", 0) + 1
             raise ApiError(409, "lease_lost", "the lease ran out")
-        answer = await super().post(path, body, **kwargs)
+        answer = await super().post(path, body)
         return {**answer, "lease_seconds": 0.3} if path.endswith("/claim") else answer
 
 

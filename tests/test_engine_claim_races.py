@@ -123,7 +123,14 @@ async def test_eight_workers_racing_for_the_same_execution_one_wins_seven_get_cl
         assert len(wins) == 1, outcomes
         assert [conflict_code(o) for o in losses] == ["claim_failed"] * 7, losses
         winner, result = wins[0]
-        assert result == {"claimed": True, "execution_id": execution_id, "lease_seconds": LEASE}
+        assert result == {
+            "claimed": True,
+            "execution_id": execution_id,
+            "lease_seconds": LEASE,
+            "id": execution_id,
+            "status": "claimed",
+            "claimed_at": clock.now(),
+        }
         row = await status_of(engine, user, execution_id)
         assert row.status == "delivering"
         assert row.claimed_by_worker == f"worker-{winner}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -35,9 +36,11 @@ def capture() -> Iterator[Capture]:
     levels = {name: logging.getLogger(name).level for name in ("", "httpx", "httpcore")}
     installed: list[logging.Handler] = []
 
-    def install(log_format: logs.LogFormat = "json", level: str = "DEBUG") -> io.StringIO:
+    def install(
+        log_format: logs.LogFormat = "json", level: str = "DEBUG", *, pid: bool = False
+    ) -> io.StringIO:
         stream = io.StringIO()
-        installed.append(logs.configure(log_format, level, stream))
+        installed.append(logs.configure(log_format, level, stream, pid=pid))
         return stream
 
     yield install
@@ -94,6 +97,23 @@ def test_text_lines_are_readable(capture: Capture) -> None:
 
     [line] = stream.getvalue().splitlines()
     assert line.endswith(" INFO    tests.text [request_id=req-7] hello 3")
+
+
+def test_lines_name_the_process_when_several_serve(capture: Capture) -> None:
+    """``cueflow serve --workers``: every line says which process wrote it."""
+    text = capture("text", pid=True)
+    logging.getLogger("tests.pid").info("plain")
+    [line] = text.getvalue().splitlines()
+    assert line.endswith(f" INFO    tests.pid [pid={os.getpid()}] plain")
+
+    json_lines = capture("json", pid=True)
+    logging.getLogger("tests.pid").info("plain", extra={"execution_id": "e-1"})
+    [record] = records(json_lines)
+    assert record["pid"] == os.getpid() and record["execution_id"] == "e-1"
+
+    plain = capture("json")
+    logging.getLogger("tests.pid").info("one process")
+    assert "pid" not in records(plain)[0]
 
 
 def test_the_level_filters_records(capture: Capture) -> None:

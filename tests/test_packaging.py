@@ -82,7 +82,7 @@ def test_extras_layout() -> None:
         assert server_only not in core
     assert set(EXTRA_OF_MODULE.values()) <= set(EXTRAS)
     assert EXTRAS["all"] == ["cueflow[server,postgres,agents,mcp,otel]"]
-    assert "cueflow[all,docs]" in EXTRAS["dev"]
+    assert "cueflow[all,docs,bench]" in EXTRAS["dev"]
     assert "cueflow[cli]" in EXTRAS["server"]
 
 

@@ -11,24 +11,23 @@ import httpx
 import pytest
 
 from cueflow.agents.client import ClientError
+from cueflow.client import ApiError, AsyncClient, Retries, Unreachable
 from cueflow.clock import FakeClock
 from cueflow.commands import client as cli_client
-from cueflow.http_client import ApiClient, ApiError, Unreachable
 from cueflow.worker_core import Leases
 from tests.conftest import eventually
 
 
-def _answering(response: httpx.Response) -> ApiClient:
-    return ApiClient(
-        "http://cueflow.test", "k", transport=httpx.MockTransport(lambda request: response)
-    )
+def _answering(response: httpx.Response) -> AsyncClient:
+    transport = httpx.MockTransport(lambda request: response)
+    return AsyncClient("http://cueflow.test", "k", transport=transport, retries=Retries(attempts=0))
 
 
 async def test_a_refusal_is_one_api_error_with_the_envelope_and_retry_after() -> None:
     envelope = {"error": {"code": "rate_limited", "message": "slow down", "status": 429}}
     api = _answering(httpx.Response(429, json=envelope, headers={"Retry-After": "7"}))
     with pytest.raises(ApiError) as refused:
-        await api.get("/v1/cues")
+        await api.request("GET", "/v1/cues")
     error = refused.value
     assert (error.status, error.code, error.message, error.retry_after) == (
         429, "rate_limited", "slow down", 7.0,
@@ -48,7 +47,7 @@ async def test_a_refusal_without_the_envelope_is_an_api_error_too(
 ) -> None:
     api = _answering(response)
     with pytest.raises(ApiError) as refused:
-        await api.get("/v1/cues")
+        await api.request("GET", "/v1/cues")
     assert (refused.value.code, refused.value.message, refused.value.retry_after) == (
         code, message, None,
     )  # fmt: skip
@@ -59,9 +58,9 @@ async def test_an_unreachable_server_is_the_same_error_type() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    api = ApiClient("http://cueflow.test", "k", transport=httpx.MockTransport(refuse))
+    api = AsyncClient("http://cueflow.test", "k", transport=httpx.MockTransport(refuse))
     with pytest.raises(Unreachable) as refused:
-        await api.post("/v1/cues", {})
+        await api.request("POST", "/v1/cues", body={})
     assert isinstance(refused.value, ApiError) and refused.value.status == 503
     assert str(refused.value) == "cannot reach http://cueflow.test: connection refused"
     await api.aclose()

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from cueflow.http_client import ApiError
+from cueflow.client import ApiError
 from cueflow.worker_api import JSON, WorkerApi
 from cueflow.worker_core import new_worker_id
 
@@ -21,7 +21,7 @@ __all__ = ["JSON", "ClientError", "WorkerClient", "new_worker_id", "validation_m
 
 ClientError = ApiError
 """A refused request: the HTTP status, the contract's error ``code``, its message and
-``retry_after`` (the one error type of :mod:`cueflow.http_client`)."""
+``retry_after`` (the one error type of :mod:`cueflow.client`)."""
 
 
 def validation_message(exc: ValidationError) -> str:

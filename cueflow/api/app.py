@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from fastapi.utils import generate_unique_id
 
 import cueflow.api.errors as errors
 from cueflow.api.fastpath import WorkerFastPath
@@ -36,6 +39,8 @@ from cueflow.api.routes import (
     workers,
 )
 from cueflow.engine import Engine
+from cueflow.operation_ids import operation_id, resource_of
+from cueflow.schema_examples import fill_examples
 from cueflow.version import __version__
 
 EXPOSED_HEADERS = [
@@ -47,7 +52,20 @@ EXPOSED_HEADERS = [
     "X-CueAPI-Usage-Warning",
 ]
 
-router = APIRouter()
+
+def unique_id(route: APIRoute) -> str:
+    """The OpenAPI operation id of ``route`` from :data:`cueflow.operation_ids.OPERATION_IDS`
+    (``cues.create``), which also tags the route by its resource. A route missing from the
+    table keeps FastAPI's default id (and the OpenAPI document's tests fail)."""
+    method = min(route.methods or {"GET"})
+    found = operation_id(method, route.path_format)
+    if found is None:
+        return generate_unique_id(route)
+    route.tags = [resource_of(found)]
+    return found
+
+
+router = APIRouter(generate_unique_id_function=unique_id)
 """Every cueflow route; include it with :func:`mount` so the engine and error handlers come too.
 
 Routes are matched in order, one by one: the worker protocol (polled and claimed thousands of
@@ -96,6 +114,15 @@ def mount(app: FastAPI, engine: Engine) -> None:
     errors.install(app)
 
 
+class CueflowApp(FastAPI):
+    """The standalone server's application: a FastAPI app whose OpenAPI document keeps its
+    examples whole (:func:`cueflow.schema_examples.fill_examples`)."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document (built once, as FastAPI does), examples filled in."""
+        return fill_examples(super().openapi())
+
+
 def create_app(
     engine: Engine | None = None, *, manage_engine: bool = True, fast_path: bool | None = None
 ) -> FastAPI:
@@ -115,7 +142,12 @@ def create_app(
             if manage_engine:
                 await engine.close()
 
-    app = FastAPI(title="cueflow", version=__version__, lifespan=lifespan)
+    app = CueflowApp(
+        title="cueflow",
+        version=__version__,
+        lifespan=lifespan,
+        generate_unique_id_function=unique_id,
+    )
     # Added innermost first: the request context (request id, latency) and the request guard
     # see every request, then rate limiting (before any body is read), then the body guard and
     # the verify-echo; CORS answers preflights inside them (as CueAPI orders it).
@@ -133,9 +165,8 @@ def create_app(
     app.add_middleware(RateLimit, engine=engine, budgets=budgets)
     app.add_middleware(RequestGuard)
     app.add_middleware(RequestContext, metrics=engine.metrics)
-    if (
-        engine.settings.worker_fast_path if fast_path is None else fast_path
-    ):  # outermost: what it hands over goes through all of the above
+    # outermost: what it hands over goes through all of the above
+    if engine.settings.worker_fast_path if fast_path is None else fast_path:
         app.add_middleware(WorkerFastPath, engine=engine, budgets=budgets)
     mount(app, engine)
     if engine.settings.metrics_enabled:

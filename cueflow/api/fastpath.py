@@ -89,6 +89,8 @@ class Operation:
     template: str
     body: type[BaseModel] | None
     serve: Serve
+    polls: bool = False
+    """A poll: its ``X-Worker-Id`` is the worker's heartbeat, validated by the route."""
 
 
 async def _claimable(engine: Engine, user: Principal, call: Call) -> dict[str, Any]:
@@ -96,7 +98,7 @@ async def _claimable(engine: Engine, user: Principal, call: Call) -> dict[str, A
     task = query.get("task")
     limit = int(query.get("limit", CLAIMABLE_LIMIT))
     wait = float(query.get("wait", 0))
-    return await answers.claimable(engine, user, task, limit, wait)
+    return await answers.claimable(engine, user, task, limit, wait, call.worker)
 
 
 async def _claim(engine: Engine, user: Principal, call: Call) -> dict[str, Any]:
@@ -122,7 +124,9 @@ async def _outcome(engine: Engine, user: Principal, call: Call) -> dict[str, Any
 
 
 FIXED: dict[tuple[str, str], Operation] = {
-    ("GET", "/v1/executions/claimable"): Operation("/v1/executions/claimable", None, _claimable),
+    ("GET", "/v1/executions/claimable"): Operation(
+        "/v1/executions/claimable", None, _claimable, polls=True
+    ),
     ("POST", "/v1/executions/claim"): Operation("/v1/executions/claim", ClaimRequest, _claim),
     ("POST", "/v1/executions/claims"): Operation(
         "/v1/executions/claims", BatchClaimRequest, _claim_batch
@@ -267,11 +271,13 @@ class WorkerFastPath:
         body = None
         if raw is not None and json_refusal(scope, raw) is None:
             body = _parse(operation, headers, raw)
+        worker = headers.get(b"x-worker-id")
+        if worker is not None and operation.polls and not 1 <= len(worker) <= 255:
+            body = None  # the route validates a poll's X-Worker-Id (a 422 naming the header)
         limits = self._count(caller) if body is not None else None
         if limits is None:
             await self.app(scope, _replaying(messages, receive), send)
             return
-        worker = headers.get(b"x-worker-id")
         call = Call(
             execution_id,
             body,

@@ -8,9 +8,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from cueflow.schema_examples import with_example
+
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=with_example)
 
 
 class ApiKey(_Wire):

@@ -4,6 +4,8 @@ Routes render their answers with orjson (:mod:`cueflow.api.render`) and return t
 responses, so FastAPI never validates or re-serialises them through these models: they only
 describe, in ``/openapi.json``, what a client receives. ``tests/test_schema_fuzz.py`` checks
 every answer against them. Extra keys are allowed (additive fields never break a client).
+The worker protocol's answers are in :mod:`cueflow.api.worker_responses`, the keys', flows' and
+statistics' in modules of their own.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cueflow.api.errors import ErrorDetail
+from cueflow.schema_examples import with_example
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=with_example)
 
 
 class Schedule(_Wire):
@@ -145,96 +147,6 @@ class ExecutionList(_Wire):
     oldest_claimed_at: datetime | None
 
 
-class ClaimableExecution(_Wire):
-    """One item of ``GET /v1/executions/claimable``."""
-
-    execution_id: str
-    cue_id: str
-    cue_name: str
-    task: str | None
-    scheduled_for: datetime
-    payload: dict[str, Any]
-    attempt: int
-
-
-class Claimable(_Wire):
-    """``GET /v1/executions/claimable``."""
-
-    executions: list[ClaimableExecution]
-
-
-class Claimed(_Wire):
-    """A won claim."""
-
-    claimed: bool
-    execution_id: str
-    lease_seconds: int
-
-
-class ClaimedInBatch(ClaimableExecution):
-    """One execution won by ``POST /v1/executions/claims``."""
-
-    lease_expires_at: datetime
-
-
-class BatchRefusal(_Wire):
-    """A listed execution a batch claim could not win, with the single claim's error."""
-
-    execution_id: str
-    error: ErrorDetail
-
-
-class BatchClaimed(_Wire):
-    """``POST /v1/executions/claims`` (cueflow extension)."""
-
-    claimed: list[ClaimedInBatch]
-    lease_seconds: int
-    failed: list[BatchRefusal]
-
-
-class BatchOutcome(_Wire):
-    """One answer of ``POST /v1/executions/outcomes``: the single outcome's answer or error,
-    with its status."""
-
-    execution_id: str
-    status: int
-    error: ErrorDetail | None = None
-
-
-class BatchOutcomes(_Wire):
-    """``POST /v1/executions/outcomes`` (cueflow extension)."""
-
-    results: list[BatchOutcome]
-
-
-class Released(_Wire):
-    """``POST /v1/executions/{id}/release`` (cueflow extension)."""
-
-    execution_id: str
-    released: bool
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None = None
-    """When it is claimable again (``None``: it failed, its attempts used up)."""
-
-
-class LeaseExtended(_Wire):
-    """``POST /v1/executions/{id}/heartbeat``."""
-
-    execution_id: str
-    lease_extended_until: datetime
-    acknowledged: bool
-
-
-class OutcomeRecorded(_Wire):
-    """``POST /v1/executions/{id}/outcome``."""
-
-    execution_id: str
-    outcome_recorded: bool
-    outcome_state: str | None
-    reason: str | None
-
-
 class VerificationState(_Wire):
     """The verification endpoints' answers."""
 
@@ -251,30 +163,6 @@ class Run(_Wire):
     status: str
     triggered_by: str
     replayed_from: str | None = None
-
-
-class WorkerAcknowledged(_Wire):
-    """``POST /v1/worker/heartbeat``."""
-
-    acknowledged: bool
-    server_time: datetime
-
-
-class Worker(_Wire):
-    """One registered worker."""
-
-    worker_id: str
-    last_heartbeat: datetime
-    seconds_since_heartbeat: float
-    heartbeat_status: str
-    handlers: list[str] | None
-    registered_since: datetime
-
-
-class Workers(_Wire):
-    """``GET /v1/workers``."""
-
-    workers: list[Worker]
 
 
 class Registered(_Wire):

@@ -77,10 +77,15 @@ class DrainingServer(uvicorn.Server):
 
 
 def serve_forever(
-    app: ASGIApp, settings: Settings, log_level: str, drain: Drain | None = None
+    app: ASGIApp,
+    settings: Settings,
+    log_level: str,
+    drain: Drain | None = None,
+    sockets: list[socket.socket] | None = None,
 ) -> None:
-    """Serve ``app`` on ``settings.host:port`` until a signal stops the process; on the signal
-    run ``drain`` first (see the module docstring)."""
+    """Serve ``app`` on ``settings.host:port`` (or on ``sockets`` already listening, shared
+    with other processes: :mod:`cueflow.api.supervisor`) until a signal stops the process; on
+    the signal run ``drain`` first (see the module docstring)."""
     proxies = settings.forwarded_allow_ips.strip()
     config = uvicorn.Config(
         app,
@@ -97,4 +102,4 @@ def serve_forever(
         timeout_keep_alive=settings.keep_alive_seconds,
     )
     grace, accept = settings.graceful_timeout_seconds, settings.drain_accept_seconds
-    DrainingServer(config, drain, grace, accept).run()
+    DrainingServer(config, drain, grace, accept).run(sockets)

@@ -16,10 +16,16 @@ from cueflow.wire import claimable_json, claimed_json
 
 
 async def claimable(
-    engine: Engine, user: Principal, task: str | None, limit: int, wait: float
+    engine: Engine,
+    user: Principal,
+    task: str | None,
+    limit: int,
+    wait: float,
+    worker: str | None,
 ) -> dict[str, Any]:
-    """``GET /v1/executions/claimable``: the executions due for the caller's workers."""
-    rows = await engine.claimable(user, task, limit=limit, wait=wait)
+    """``GET /v1/executions/claimable``: the executions due for the caller's workers (a poll
+    naming its ``worker``, ``X-Worker-Id``, is that worker's heartbeat)."""
+    rows = await engine.claimable(user, task, limit=limit, wait=wait, worker_id=worker)
     return {"executions": [claimable_json(r) for r in rows]}
 
 
@@ -36,7 +42,9 @@ async def claim_batch(engine: Engine, user: Principal, body: BatchClaimRequest) 
     )
     refused = envelope("claim_failed", "Execution not available for claiming", 409)["error"]
     return {
-        "claimed": [claimed_json(r, batch.lease_expires_at) for r in batch.claimed],
+        "claimed": [
+            claimed_json(r, batch.lease_expires_at, batch.claimed_at) for r in batch.claimed
+        ],
         "lease_seconds": batch.lease_seconds,
         "failed": [{"execution_id": i, "error": refused} for i in batch.refused],
     }

@@ -47,7 +47,7 @@ def backfill(
     if overlap_policy is not None:
         body["overlap_policy"] = overlap_policy.value
     with connect(api_url, api_key) as api:
-        result = api.post(f"/v1/cues/{cue_id}/backfill", body)
+        result = api.cues.backfill(cue_id, body).wire()
     if as_json:
         print_json(result)
         return

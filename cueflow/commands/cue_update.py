@@ -51,7 +51,7 @@ def update(
     if not body:
         raise typer.BadParameter("give at least one option to change", param_hint="options")
     with connect(api_url, api_key) as api:
-        cue = api.patch(f"/v1/cues/{cue_id}", body)
+        cue = api.cues.update(cue_id, body).wire()
     if as_json:
         print_json(cue)
         return

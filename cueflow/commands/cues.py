@@ -140,7 +140,7 @@ def list_cues(
 ) -> None:
     """List your cues, newest first."""
     with connect(api_url, api_key) as api:
-        page = api.get("/v1/cues", status=status, limit=limit, offset=offset)
+        page = api.cues.list(status=status, limit=limit, offset=offset).wire()
     if as_json:
         print_json(page)
         return
@@ -161,7 +161,7 @@ def show(
 ) -> None:
     """Show one cue and its latest executions."""
     with connect(api_url, api_key) as api:
-        cue = api.get(f"/v1/cues/{cue_id}", execution_limit=executions)
+        cue = api.cues.get(cue_id, execution_limit=executions).wire()
     if as_json:
         print_json(cue)
         return
@@ -261,7 +261,7 @@ def create(
         )
     )
     with connect(api_url, api_key) as api:
-        cue = api.post("/v1/cues", body)
+        cue = api.cues.create(body).wire()
     if as_json:
         print_json(cue)
         return
@@ -290,7 +290,7 @@ def _minutes(value: str) -> list[int]:
 
 def _set_status(cue_id: str, status: str, api_url: str, api_key: str | None, as_json: bool) -> None:
     with connect(api_url, api_key) as api:
-        cue = api.patch(f"/v1/cues/{cue_id}", {"status": status})
+        cue = api.cues.update(cue_id, {"status": status}).wire()
     if as_json:
         print_json(cue)
         return
@@ -352,7 +352,7 @@ def fire(
     if idempotency_key is not None:
         body["idempotency_key"] = idempotency_key
     with connect(api_url, api_key) as api:
-        run = api.post(f"/v1/cues/{cue_id}/fire", body)
+        run = api.cues.fire(cue_id, body).wire()
     if as_json:
         print_json(run)
         return
@@ -374,7 +374,7 @@ def delete(
     if not yes:
         typer.confirm(f"Delete cue {cue_id} and all its executions?", abort=True)
     with connect(api_url, api_key) as api:
-        api.delete(f"/v1/cues/{cue_id}")
+        api.cues.delete(cue_id)
     if as_json:
         print_json({"id": cue_id, "deleted": True})
         return

@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 import typer
 from rich.markup import escape
 
+from cueflow.client import ApiError, AsyncClient, Unreachable
 from cueflow.commands.handlers import Handler, Report, Run, TaskContext
 from cueflow.commands.output import stdout
-from cueflow.http_client import ApiClient, ApiError, Unreachable
 from cueflow.worker_api import HttpWorker
 from cueflow.worker_core import Leases
 
@@ -89,7 +89,7 @@ class WorkerDaemon:
 
     def __init__(
         self,
-        api: ApiClient,
+        api: AsyncClient,
         handlers: list[Handler],
         events: Events,
         *,

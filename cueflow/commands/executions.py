@@ -92,14 +92,9 @@ def list_executions(
 ) -> None:
     """List executions, newest first."""
     with connect(api_url, api_key) as api:
-        page = api.get(
-            "/v1/executions",
-            cue_id=cue,
-            status__in=status,
-            worker_id=worker,
-            limit=limit,
-            offset=offset,
-        )
+        page = api.executions.list(
+            cue_id=cue, status__in=status, worker_id=worker, limit=limit, offset=offset
+        ).wire()
     if as_json:
         print_json(page)
         return
@@ -118,7 +113,7 @@ def show(
 ) -> None:
     """Show one execution with its outcome."""
     with connect(api_url, api_key) as api:
-        execution = api.get(f"/v1/executions/{execution_id}")
+        execution = api.executions.get(execution_id).wire()
     if as_json:
         print_json(execution)
         return
@@ -159,7 +154,7 @@ def replay(
 ) -> None:
     """Run a finished execution's cue again, now, as a new execution."""
     with connect(api_url, api_key) as api:
-        run = api.post(f"/v1/executions/{execution_id}/replay")
+        run = api.executions.replay(execution_id).wire()
     if as_json:
         print_json(run)
         return

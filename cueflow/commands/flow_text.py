@@ -7,7 +7,6 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import typer
 
@@ -24,11 +23,6 @@ STATUS_STYLE = {
     StepStatus.SKIPPED.value: "dim",
     StepStatus.PENDING.value: "dim",
 }
-
-
-def segment(value: str) -> str:
-    """``value`` as one URL path segment (a ``/`` or ``..`` typed by a user stays in it)."""
-    return quote(value, safe="") if value not in (".", "..") else quote(value).replace(".", "%2E")
 
 
 def parse_json(value: str) -> Any:
@@ -91,14 +85,14 @@ def resolve_flow(api: ApiClient, flow: str) -> dict[str, Any]:
     """The flow with this id or name; exits 1 when there is none."""
     if flow.startswith("flw_"):
         try:
-            found: dict[str, Any] = api.get(f"/v1/flows/{segment(flow)}")
+            found: dict[str, Any] = api.flows.get(flow).wire()
             return found
         except ApiError as exc:
             if exc.status != 404:
                 raise
     offset = 0
     while True:
-        page = api.get("/v1/flows", limit=100, offset=offset)
+        page = api.flows.list(limit=100, offset=offset).wire()
         for candidate in page["flows"]:
             if candidate["name"] == flow:
                 return dict(candidate)

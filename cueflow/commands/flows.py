@@ -133,7 +133,7 @@ def create(
     """Create a flow from a JSON or YAML definition (docs/flows.md describes its steps)."""
     definition = load_definition(file)
     with connect(api_url, api_key) as api:
-        flow = api.post("/v1/flows", definition)
+        flow = api.flows.create(definition).wire()
     if as_json:
         print_json(flow)
         return
@@ -153,7 +153,7 @@ def update(
     definition = load_definition(file)
     body = {key: definition[key] for key in UPDATABLE if key in definition}
     with connect(api_url, api_key) as api:
-        changed = api.patch(f"/v1/flows/{resolve_flow(api, flow)['id']}", body)
+        changed = api.flows.update(resolve_flow(api, flow)["id"], body).wire()
     if as_json:
         print_json(changed)
         return
@@ -171,7 +171,7 @@ def list_flows(
 ) -> None:
     """List your flows, newest first."""
     with connect(api_url, api_key) as api:
-        page = api.get("/v1/flows", limit=limit, offset=offset)
+        page = api.flows.list(limit=limit, offset=offset).wire()
     if as_json:
         print_json(page)
         return
@@ -217,7 +217,7 @@ def delete(
         found = resolve_flow(api, flow)
         if not yes:
             typer.confirm(f"Delete flow {found['name']} ({found['id']}) and its runs?", abort=True)
-        api.delete(f"/v1/flows/{found['id']}")
+        api.flows.delete(found["id"])
     if as_json:
         print_json({"id": found["id"], "deleted": True})
         return
@@ -258,7 +258,7 @@ def run(
         body["idempotency_key"] = idempotency_key
     with connect(api_url, api_key) as api:
         found = resolve_flow(api, flow)
-        started = api.post(f"/v1/flows/{found['id']}/runs", body)
+        started = api.flows.run(found["id"], body).wire()
         if wait:
             if not as_json:
                 say(f"Started run [bold]{started['id']}[/bold] of {found['name']}; waiting...")

@@ -47,7 +47,7 @@ def create(
     """Create a key; its secret is printed this once (only its hash is stored)."""
     body = {"scope": scope.value} | ({"name": name} if name is not None else {})
     with connect(api_url, api_key) as api:
-        created = api.post("/v1/auth/keys", body)
+        created = api.keys.create(body).wire()
     if as_json:
         print_json(created)
         return
@@ -63,7 +63,7 @@ def list_keys(
 ) -> None:
     """List the account's keys (never their secrets), oldest first, after the account key."""
     with connect(api_url, api_key) as api:
-        answer = api.get("/v1/auth/keys")
+        answer = api.keys.list().wire()
     if as_json:
         print_json(answer)
         return
@@ -94,7 +94,7 @@ def revoke(
 ) -> None:
     """Revoke a key: it answers 401 key_revoked from now on."""
     with connect(api_url, api_key) as api:
-        api.delete(f"/v1/auth/keys/{key_id}")
+        api.keys.revoke(key_id)
     if as_json:
         print_json({"id": key_id, "revoked": True})
         return

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from cueflow.commands.client import ApiClient, ApiError
-from cueflow.commands.flow_text import dag_depths, duration, parse_json, resolve_flow, segment
+from cueflow.commands.flow_text import dag_depths, duration, parse_json, resolve_flow
 from cueflow.commands.output import (
     EXIT_RUN_FAILED,
     EXIT_STILL_RUNNING,
@@ -52,8 +52,8 @@ CELL_LIMIT = 80
 
 def flow_names(api: ApiClient) -> dict[str, str]:
     """Flow ids to names, for the newest 100 flows (enough to label a page of runs)."""
-    page = api.get("/v1/flows", limit=100)
-    return {flow["id"]: flow["name"] for flow in page["flows"]}
+    page = api.flows.list(limit=100)
+    return {flow.id: flow.name for flow in page.flows}
 
 
 def run_row(run: dict[str, Any], names: dict[str, str]) -> tuple[Any, ...]:
@@ -163,7 +163,7 @@ def show_run(run: dict[str, Any], needs: dict[str, list[str]], own: bool, flow: 
 def render_run(api: ApiClient, run: dict[str, Any]) -> None:
     """Fetch the run's flow (its name, its steps' ``needs``) and show the run."""
     try:
-        flow: dict[str, Any] | None = api.get(f"/v1/flows/{run['flow_id']}")
+        flow: dict[str, Any] | None = api.flows.get(run["flow_id"]).wire()
     except ApiError:
         flow = None
     needs, own = definition_needs(flow, run)
@@ -177,7 +177,7 @@ def wait_for_run(api: ApiClient, run_id: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     pause = 0.2
     while True:
-        run: dict[str, Any] = api.get(f"/v1/flow-runs/{segment(run_id)}")
+        run: dict[str, Any] = api.flow_runs.get(run_id).wire()
         left = deadline - time.monotonic()
         if run["status"] in RUN_TERMINAL or left <= 0:
             return run
@@ -215,13 +215,9 @@ def list_runs(
     """List flow runs, newest first."""
     with connect(api_url, api_key) as api:
         flow_id = resolve_flow(api, flow)["id"] if flow else None
-        page = api.get(
-            "/v1/flow-runs",
-            flow_id=flow_id,
-            status=status.value if status else None,
-            limit=limit,
-            offset=offset,
-        )
+        page = api.flow_runs.list(
+            flow_id=flow_id, status=status.value if status else None, limit=limit, offset=offset
+        ).wire()
         names = {} if as_json else flow_names(api)
     if as_json:
         print_json(page)
@@ -246,7 +242,7 @@ def show(
 ) -> None:
     """Show a run: its steps as a DAG, with each one's status, tries, timing and output."""
     with connect(api_url, api_key) as api:
-        run = api.get(f"/v1/flow-runs/{segment(run_id)}")
+        run = api.flow_runs.get(run_id).wire()
         if as_json:
             print_json(run)
             return
@@ -276,7 +272,7 @@ def cancel(
 ) -> None:
     """Cancel an open run, for good: its open steps are cancelled."""
     with connect(api_url, api_key) as api:
-        run = api.post(f"/v1/flow-runs/{segment(run_id)}/cancel")
+        run = api.flow_runs.cancel(run_id).wire()
     if as_json:
         print_json(run)
         return
@@ -303,7 +299,7 @@ def event(
     """Send an event to a run: its wait steps waiting for NAME resume, with --data as their
     output."""
     with connect(api_url, api_key) as api:
-        answer = api.post(f"/v1/flow-runs/{segment(run_id)}/events/{segment(name)}", {"data": data})
+        answer = api.flow_runs.send_event(run_id, name, {"data": data}).wire()
     if as_json:
         print_json(answer)
         return

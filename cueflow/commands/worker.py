@@ -12,11 +12,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from cueflow.client import ApiError, AsyncClient, BadServerUrl, Retries, Unreachable
 from cueflow.commands.daemon import Events, WorkerDaemon
 from cueflow.commands.handlers import HandlerSpecError, parse_handler
 from cueflow.commands.output import EXIT_API_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, fail
 from cueflow.commands.remote import DEFAULT_API_URL, ApiKey, ApiUrl
-from cueflow.http_client import ApiClient, ApiError, BadServerUrl, Unreachable
 from cueflow.worker_core import new_worker_id
 
 
@@ -84,7 +84,7 @@ def worker(
     if len(set(tasks)) != len(tasks):
         fail("each task may have only one --handler", EXIT_USAGE)
     try:
-        api = ApiClient(api_url, api_key)
+        api = AsyncClient(api_url, api_key, retries=Retries(attempts=0))
     except BadServerUrl as exc:
         fail(f"--api-url: {exc}", EXIT_USAGE)
     events = Events(as_json)

@@ -20,7 +20,7 @@ def list_workers(
 ) -> None:
     """List your workers, latest heartbeat first (active < 180 s < stale < 900 s < dead)."""
     with connect(api_url, api_key) as api:
-        answer = api.get("/v1/workers")
+        answer = api.workers.list().wire()
     if as_json:
         print_json(answer)
         return
@@ -47,7 +47,7 @@ def delete(
 ) -> None:
     """Forget a worker (executions it holds are not touched)."""
     with connect(api_url, api_key) as api:
-        api.delete(f"/v1/workers/{worker_id}")
+        api.workers.delete(worker_id)
     if as_json:
         print_json({"worker_id": worker_id, "deleted": True})
         return

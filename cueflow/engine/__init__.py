@@ -44,6 +44,7 @@ import cueflow.health as health
 import cueflow.leases as leases
 import cueflow.retention as retention
 import cueflow.tracing as tracing
+import cueflow.workers as workers
 from cueflow.authentication import Authenticator
 from cueflow.clock import Clock, SystemClock
 from cueflow.config import Settings
@@ -153,6 +154,8 @@ class Engine(
             services.signals.draining,
         )
         """The long-polls waiting for claimable work, one shared look per account and task."""
+        self.poll_sightings = workers.PollSightings()
+        """When this process last wrote each polling worker's row (polls as heartbeats)."""
 
     # the services, as embedders and tests have always read them --------------------------------
     @property

@@ -29,6 +29,7 @@ class RunMethods:
 
     services: Services
     long_polls: LongPolls
+    poll_sightings: workers.PollSightings
 
     async def list_executions(
         self,
@@ -67,9 +68,15 @@ class RunMethods:
         *,
         limit: int = claims.CLAIMABLE_LIMIT,
         wait: float = 0,
+        worker_id: str | None = None,
     ) -> list[QueuedRun]:
         """Executions ready to be claimed by the caller's workers, oldest first; with ``wait``
-        seconds an empty answer waits for work to arrive (long-poll)."""
+        seconds an empty answer waits for work to arrive (long-poll). A poll that names its
+        ``worker_id`` counts as that worker's heartbeat (registered, its last heartbeat
+        refreshed at most every few seconds; its leases are not extended)."""
+        if worker_id is not None:
+            ClaimRequest(worker_id=worker_id)
+            await workers.polled(self.services, self.poll_sightings, user, worker_id)
         return await claims.claimable(self.services, self.long_polls, user, task, limit, wait)
 
     async def claim_batch(
@@ -191,7 +198,9 @@ class RunMethods:
         self, user: Principal, worker_id: str, handlers: list[str] | None = None
     ) -> dict[str, Any]:
         """Register or refresh a worker."""
-        return await workers.heartbeat(self.services, user, worker_id, handlers)
+        return await workers.heartbeat(
+            self.services, user, worker_id, handlers, self.poll_sightings
+        )
 
     async def list_workers(self, user: Principal) -> list[WorkerStatus]:
         """The caller's workers and their liveness."""
@@ -199,4 +208,4 @@ class RunMethods:
 
     async def delete_worker(self, user: Principal, worker_id: str) -> None:
         """Forget a worker."""
-        await workers.delete_worker(self.services, user, worker_id)
+        await workers.delete_worker(self.services, user, worker_id, self.poll_sightings)

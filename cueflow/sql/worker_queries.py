@@ -43,6 +43,22 @@ class WorkerQueries(TxBase):
         )
         await self.conn.execute(stmt)
 
+    async def touch_worker(self, user_id: str, worker_id: str, now: datetime) -> None:
+        """Create a worker without handlers, or refresh its heartbeat only."""
+        stmt = self.connector.insert(workers).values(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            worker_id=worker_id,
+            handlers=None,
+            last_heartbeat=now,
+            created_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["user_id", "worker_id"],
+            set_={"last_heartbeat": stmt.excluded.last_heartbeat},
+        )
+        await self.conn.execute(stmt)
+
     async def list_workers(self, user_id: str) -> list[Worker]:
         """The user's workers."""
         return await self._records(

@@ -16,6 +16,10 @@ class WorkerStore(Protocol):
     ) -> None:
         """Create or refresh a worker's heartbeat."""
 
+    async def touch_worker(self, user_id: str, worker_id: str, now: datetime) -> None:
+        """Create a worker (without handlers) or refresh its heartbeat, leaving its handlers
+        as they are: a poll that names its worker."""
+
     async def list_workers(self, user_id: str) -> list[Worker]:
         """The user's workers, latest heartbeat first."""
 

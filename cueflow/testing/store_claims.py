@@ -281,6 +281,22 @@ class StoreClaimTests(StoreFixtures):
         with pytest.raises(NotFound):
             await engine.delete_worker(user, "w1")
 
+    async def test_a_poll_naming_its_worker_registers_it_and_keeps_its_handlers(
+        self, engine: Engine, clock: FakeClock
+    ) -> None:
+        user = await new_user(engine)
+        started = clock.now()
+        await engine.claimable(user, worker_id="poller")
+        await engine.worker_heartbeat(user, "w1", ["a"])
+        clock.advance(60)
+        await engine.claimable(user, worker_id="w1")
+        workers = await engine.list_workers(user)
+        assert [w.worker_id for w in workers] == ["w1", "poller"]
+        assert workers[0].handlers == ["a"]
+        assert workers[0].last_heartbeat == started + timedelta(seconds=60)
+        assert workers[1].handlers is None
+        assert workers[1].registered_since == started
+
 
 def _every_hour() -> dict[str, Any]:
     return {"type": "recurring", "cron": "0 * * * *"}

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, json_response
 from cueflow.backfill import Backfill
+from cueflow.schema_examples import with_example
 from cueflow.schemas import OverlapPolicy
 
 router = APIRouter(tags=["cues"])
@@ -20,7 +21,7 @@ class BackfillRequest(BaseModel):
     """The window ``start <= t < end`` (naive datetimes are UTC) and, optionally, the overlap
     policy to apply instead of the cue's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=with_example)
 
     start: datetime
     end: datetime
@@ -38,6 +39,8 @@ class BackfilledRun(BaseModel):
 
 class BackfillResult(BaseModel):
     """What a backfill did."""
+
+    model_config = ConfigDict(json_schema_extra=with_example)
 
     cue_id: str
     created: int

@@ -11,6 +11,7 @@ from pydantic import Field
 
 import cueflow.api.responses as responses
 import cueflow.api.worker_answers as answers
+import cueflow.api.worker_responses as worker_responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, execution_json, json_response
 from cueflow.claims import CLAIMABLE_LIMIT, MAX_LIMIT, MAX_WAIT_SECONDS
@@ -21,6 +22,15 @@ from cueflow.store import ExecutionFilter
 router = APIRouter(prefix="/v1/executions", tags=["executions"])
 
 WorkerHeader = Annotated[str | None, Header(alias="X-Worker-Id")]
+PollingWorker = Annotated[
+    str | None,
+    Header(
+        alias="X-Worker-Id",
+        min_length=1,
+        max_length=255,
+        description="The polling worker (cueflow extension): the poll counts as its heartbeat.",
+    ),
+]
 
 
 @router.get("", response_model=responses.ExecutionList)
@@ -61,21 +71,23 @@ async def list_executions(
     )
 
 
-@router.get("/claimable", response_model=responses.Claimable)
+@router.get("/claimable", response_model=worker_responses.Claimable)
 async def claimable(
     user: CurrentUser,
     engine: EngineDep,
     task: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = CLAIMABLE_LIMIT,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+    worker: PollingWorker = None,
 ) -> JSONResponse:
     """Executions due for the caller's workers, oldest first (50 unless ``limit`` says
     otherwise). ``wait=N`` (cueflow extension) holds an empty answer up to N seconds and
-    returns as soon as something is claimable."""
-    return json_response(await answers.claimable(engine, user, task, limit, wait))
+    returns as soon as something is claimable. A poll with ``X-Worker-Id`` counts as that
+    worker's heartbeat (``GET /v1/workers`` lists it), as CueAPI's Workers document says."""
+    return json_response(await answers.claimable(engine, user, task, limit, wait, worker))
 
 
-@router.post("/claims", response_model=responses.BatchClaimed)
+@router.post("/claims", response_model=worker_responses.BatchClaimed)
 async def claim_batch(
     body: BatchClaimRequest, user: CurrentUser, engine: EngineDep
 ) -> JSONResponse:
@@ -85,7 +97,7 @@ async def claim_batch(
     return json_response(await answers.claim_batch(engine, user, body))
 
 
-@router.post("/outcomes", response_model=responses.BatchOutcomes)
+@router.post("/outcomes", response_model=worker_responses.BatchOutcomes)
 async def outcome_batch(
     body: BatchOutcomeRequest, user: CurrentUser, engine: EngineDep, worker: WorkerHeader = None
 ) -> JSONResponse:
@@ -94,7 +106,7 @@ async def outcome_batch(
     return json_response(await answers.outcome_batch(engine, user, body, worker))
 
 
-@router.post("/claim", response_model=responses.Claimed)
+@router.post("/claim", response_model=worker_responses.Claimed)
 async def claim_next(body: ClaimRequest, user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """Claim the oldest due execution."""
     return json_response(await answers.claim(engine, user, body))
@@ -107,7 +119,7 @@ async def get_execution(execution_id: str, user: CurrentUser, engine: EngineDep)
     return json_response({**execution_json(row), "payload": payload})
 
 
-@router.post("/{execution_id}/claim", response_model=responses.Claimed)
+@router.post("/{execution_id}/claim", response_model=worker_responses.Claimed)
 async def claim(
     execution_id: str, body: ClaimRequest, user: CurrentUser, engine: EngineDep
 ) -> JSONResponse:
@@ -115,7 +127,7 @@ async def claim(
     return json_response(await answers.claim(engine, user, body, execution_id))
 
 
-@router.post("/{execution_id}/heartbeat", response_model=responses.LeaseExtended)
+@router.post("/{execution_id}/heartbeat", response_model=worker_responses.LeaseExtended)
 async def heartbeat(
     execution_id: str, user: CurrentUser, engine: EngineDep, worker: WorkerHeader = None
 ) -> JSONResponse:
@@ -123,7 +135,7 @@ async def heartbeat(
     return json_response(await answers.heartbeat(engine, user, execution_id, worker))
 
 
-@router.post("/{execution_id}/outcome", response_model=responses.OutcomeRecorded)
+@router.post("/{execution_id}/outcome", response_model=worker_responses.OutcomeRecorded)
 async def outcome(
     execution_id: str,
     body: OutcomeReport,
@@ -143,7 +155,7 @@ class ReleaseRequest(ClaimRequest):
     """Claimable again after this long; by default after the cue's retry backoff."""
 
 
-@router.post("/{execution_id}/release", response_model=responses.Released)
+@router.post("/{execution_id}/release", response_model=worker_responses.Released)
 async def release(
     execution_id: str, body: ReleaseRequest, user: CurrentUser, engine: EngineDep
 ) -> JSONResponse:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 import cueflow.api.responses as responses
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, json_response
+from cueflow.schema_examples import EXAMPLES, with_example
 
 router = APIRouter(prefix="/v1/executions", tags=["executions"])
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/executions", tags=["executions"])
 class VerifyRequest(BaseModel):
     """The optional verify body; no body means ``valid: true``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=with_example)
 
     valid: bool = True
     reason: str | None = None
@@ -45,7 +46,7 @@ async def verification_pending(
 @router.patch("/{execution_id}/evidence", response_model=responses.VerificationState)
 async def evidence(
     execution_id: str,
-    body: Annotated[dict[str, Any], Body()],
+    body: Annotated[dict[str, Any], Body(examples=[EXAMPLES["Evidence"]])],
     user: CurrentUser,
     engine: EngineDep,
 ) -> JSONResponse:

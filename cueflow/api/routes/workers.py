@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-import cueflow.api.responses as responses
+import cueflow.api.worker_responses as worker_responses
 import cueflow.wire as wire
 from cueflow.api.deps import CurrentUser, EngineDep
 from cueflow.api.render import JSONResponse, json_response
@@ -13,7 +13,7 @@ from cueflow.schemas import WorkerHeartbeat
 router = APIRouter(tags=["workers"])
 
 
-@router.post("/v1/worker/heartbeat", response_model=responses.WorkerAcknowledged)
+@router.post("/v1/worker/heartbeat", response_model=worker_responses.WorkerAcknowledged)
 async def worker_heartbeat(
     body: WorkerHeartbeat, user: CurrentUser, engine: EngineDep
 ) -> JSONResponse:
@@ -21,7 +21,7 @@ async def worker_heartbeat(
     return json_response(await engine.worker_heartbeat(user, body.worker_id, body.handlers))
 
 
-@router.get("/v1/workers", response_model=responses.Workers)
+@router.get("/v1/workers", response_model=worker_responses.Workers)
 async def list_workers(user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """The caller's workers, latest heartbeat first."""
     workers = await engine.list_workers(user)

@@ -1,0 +1,193 @@
+"""How cost grows: the worker scenario swept over worker loops (K) and queue sizes (N) for
+claim-next and batch claims, and the webhook burst at several sizes, on each store.
+
+    python -m benchmarks.curves                                  # the whole sweep (long)
+    python -m benchmarks.curves --store sqlite --workers 1,4 --executions 300,3000 \\
+        --protocols next --webhooks 200 --out benchmarks/results/curves-small.json
+
+For each point it prints executions (deliveries) per second and the server's CPU per execution
+(milliseconds); it writes every run's figures as JSON (``--out``), a Markdown table
+(``--table``) and a plot (``--plot``, PNG, drawn with matplotlib). A duplicate claim or a
+repeated delivery in any run makes the sweep exit with status 1 after printing what it saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import webhook_latency, worker_throughput
+from benchmarks.target import ServerTarget
+
+
+@dataclass
+class Point:
+    """One measured point of a curve."""
+
+    store: str
+    kind: str
+    """``next``, ``batch`` or ``webhook``."""
+    workers: int | None
+    size: int
+    per_second: float
+    cpu_ms_per_item: float | None
+    lag_p95_ms: float | None
+    duplicates: int
+    """Claims made twice (worker) or deliveries received twice (webhook)."""
+    missing: int = 0
+    """Webhook deliveries not received within a minute of the burst."""
+
+    def label(self) -> str:
+        """The curve this point belongs to."""
+        loops = f" K={self.workers}" if self.workers is not None else ""
+        return f"{self.store} {self.kind}{loops}"
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+async def _worker_point(store: str, protocol: str, workers: int, size: int) -> Point:
+    target = await asyncio.to_thread(ServerTarget, store)
+    try:
+        r = await worker_throughput.run(
+            target, executions=size, workers=workers, protocol=protocol, client="lite"
+        )
+    finally:
+        await asyncio.to_thread(target.close)
+    cpu = r.get("server_cpu_seconds")
+    return Point(
+        store,
+        protocol,
+        workers,
+        size,
+        r["exec_per_s"],
+        None if cpu is None else round(1000 * cpu / size, 3),
+        r["lag_ms"]["p95"],
+        r["duplicate_claims"],
+    )
+
+
+async def _webhook_point(store: str, size: int) -> Point:
+    target = await asyncio.to_thread(ServerTarget, store)
+    try:
+        r = await webhook_latency.run(target, size, spread=0.0)
+    finally:
+        await asyncio.to_thread(target.close)
+    cpu = r.get("server_cpu_seconds")
+    received = max(r["received"], 1)
+    seconds = max(r["lag_ms"]["max"] / 1000, 1e-3)
+    return Point(
+        store,
+        "webhook",
+        None,
+        size,
+        round(received / seconds, 1),
+        None if cpu is None else round(1000 * cpu / received, 3),
+        r["lag_ms"]["p95"],
+        r["repeated_deliveries"],
+        size - r["received"],
+    )
+
+
+def table(points: list[Point]) -> str:
+    """The points as a Markdown table, one row per point."""
+    lines = [
+        "| store | kind | K | N | per s | server CPU ms / item | lag p95 ms | twice | missing |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        loops = "" if p.workers is None else str(p.workers)
+        cpu = "" if p.cpu_ms_per_item is None else f"{p.cpu_ms_per_item:.2f}"
+        lag = "" if p.lag_p95_ms is None else f"{p.lag_p95_ms:.0f}"
+        lines.append(
+            f"| {p.store} | {p.kind} | {loops} | {p.size:,} | {p.per_second:,.0f} | {cpu} "
+            f"| {lag} | {p.duplicates} | {p.missing} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(points: list[Point], path: Path) -> None:
+    """Server CPU per item against size, one line per curve, log-scaled sizes (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (cpu_ax, rate_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    curves: dict[str, list[Point]] = {}
+    for p in points:
+        curves.setdefault(p.label(), []).append(p)
+    for label, curve in sorted(curves.items()):
+        curve.sort(key=lambda p: p.size)
+        sizes = [p.size for p in curve]
+        style = "--" if curve[0].kind == "webhook" else "-"
+        cpu_ax.plot(sizes, [p.cpu_ms_per_item or 0 for p in curve], style, marker="o", label=label)
+        rate_ax.plot(sizes, [p.per_second for p in curve], style, marker="o", label=label)
+    for ax, title in ((cpu_ax, "server CPU ms per item"), (rate_ax, "items per second")):
+        ax.set_xscale("log")
+        ax.set_xlabel("items due at once (N)")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+    rate_ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+async def main(argv: list[str] | None = None) -> int:
+    """Run the sweep."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.curves", description=__doc__)
+    parser.add_argument("--store", default="sqlite,postgresql")
+    parser.add_argument("--protocols", default="next,batch")
+    parser.add_argument("--workers", default="1,4,16,64", help="worker loops (K)")
+    parser.add_argument("--executions", default="300,3000,30000", help="queue sizes (N)")
+    parser.add_argument("--webhooks", default="200,2000,10000", help="burst sizes; '' for none")
+    parser.add_argument("--out", default="benchmarks/results/curves.json")
+    parser.add_argument("--table", default="benchmarks/results/curves.md")
+    parser.add_argument("--plot", default="benchmarks/results/curves.png")
+    args = parser.parse_args(argv)
+
+    points: list[Point] = []
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for store in args.store.split(","):
+        for protocol in args.protocols.split(","):
+            for workers in _ints(args.workers):
+                for size in _ints(args.executions):
+                    print(f"{store} {protocol} K={workers} N={size} ...", file=sys.stderr)
+                    point = await _worker_point(store, protocol, workers, size)
+                    print(table([point]).splitlines()[-1], flush=True)
+                    points.append(point)
+        for size in _ints(args.webhooks):
+            print(f"{store} webhook burst N={size} ...", file=sys.stderr)
+            point = await _webhook_point(store, size)
+            print(table([point]).splitlines()[-1], flush=True)
+            points.append(point)
+    report = {
+        "command": " ".join([sys.executable, "-m", "benchmarks.curves", *(argv or sys.argv[1:])]),
+        "started": started,
+        "points": [vars(p) for p in points],
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    Path(args.table).write_text(table(points))
+    plot(points, Path(args.plot))
+    print("\n" + table(points))
+    print(f"wrote {args.out}, {args.table} and {args.plot}")
+    wrong = [p for p in points if p.duplicates or p.missing]
+    for p in wrong:
+        print(
+            f"WRONG: {p.label()} N={p.size}: {p.duplicates} twice, {p.missing} missing",
+            file=sys.stderr,
+        )
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
