@@ -17,12 +17,15 @@ from cueflow.api.app import create_app
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
 from tests.claims_support import many_due_executions
+from tests.conftest import make_settings
 
 IDS = re.compile(
     rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|cue_[a-z0-9]+|job-[0-9]+"
 )
 """Execution ids, and the ids and names of their cues (each app works on executions of its own)."""
-PER_RESPONSE = {b"x-request-id", b"x-ratelimit-reset"}
+PER_RESPONSE = {b"x-request-id", b"x-ratelimit-reset", b"retry-after"}
+"""Values made per response: an id, and times read from the clock at each request."""
+RETRY_AFTER = re.compile(rb"Retry after [0-9]+ seconds")
 
 
 @dataclass
@@ -38,15 +41,16 @@ class Sides:
 
 
 def wire(response: httpx.Response) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """What a client sees, less what differs per response (the values of the request id and
-    the rate-limit reset, which must be there) and execution ids."""
+    """What a client sees, less what differs per response (the values of the request id, the
+    rate-limit reset and a refusal's wait, which must be there) and execution ids."""
     headers = []
     for name, value in response.headers.raw:
         if name.lower() in PER_RESPONSE:
             assert value
             value = b"<per response>"
         headers.append((name.lower(), value))
-    return response.status_code, headers, IDS.sub(b"<id>", response.content)
+    body = RETRY_AFTER.sub(b"Retry after <n> seconds", response.content)
+    return response.status_code, headers, IDS.sub(b"<id>", body)
 
 
 async def same(
@@ -282,3 +286,31 @@ async def test_the_fast_path_serves_valid_worker_requests_with_metrics(
     assert counts[("POST", "/v1/executions/{execution_id}/claim", "200")] == 1
     assert counts[("POST", "/v1/executions/{execution_id}/heartbeat", "200")] == 1
     assert counts[("POST", "/v1/executions/{execution_id}/outcome", "404")] == 1
+
+
+async def test_rate_limit_refusals_answer_alike(database_url: str, clock: FakeClock) -> None:
+    engine = Engine(make_settings(database_url, rate_limit_per_minute=3), clock=clock)
+    await engine.open()
+    try:
+        key = (await engine.register("limited@example.com"))["api_key"]
+        auth = {"Authorization": f"Bearer {key}"}
+        base = "http://cueflow.test"
+        fast_app = create_app(engine, manage_engine=False)
+        slow_app = create_app(engine, manage_engine=False, fast_path=False)
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=fast_app), base_url=base) as fast,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=slow_app), base_url=base) as slow,
+        ):
+            sides = Sides(fast, slow, auth, auth)
+            statuses = [
+                (await same(sides, "GET", "/v1/executions/claimable", headers=auth)).status_code
+                for _ in range(4)
+            ]
+            refused = await same(
+                sides, "POST", "/v1/executions/claim", headers=auth, json={"worker_id": "w"}
+            )
+    finally:
+        await engine.close()
+    assert statuses == [200, 200, 200, 429]
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"].isdigit()
