@@ -271,5 +271,9 @@ class Settings(BaseSettings):
 
     metrics_enabled: bool = Field(True, validation_alias=_env("CUEFLOW_METRICS_ENABLED"))
     """Serve ``GET /metrics`` (Prometheus format, no authentication) on the standalone server."""
+    worker_fast_path: bool = Field(True, validation_alias=_env("CUEFLOW_WORKER_FAST_PATH"))
+    """Serve the worker protocol's hot routes (claimable, claim, heartbeat, outcome and their
+    batches) by the lean path in front of FastAPI (:mod:`cueflow.api.fastpath`; same answers,
+    less CPU); ``false`` leaves every request to FastAPI."""
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("CUEFLOW_LOG_FORMAT"))
     """``cueflow serve``'s log lines: ``text`` (readable) or ``json`` (one object per line)."""

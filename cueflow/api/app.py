@@ -12,9 +12,10 @@ from fastapi.routing import APIRoute
 from fastapi.utils import generate_unique_id
 
 import cueflow.api.errors as errors
+from cueflow.api.fastpath import WorkerFastPath
 from cueflow.api.middleware import BodyGuard, RequestGuard, VerifyEcho
 from cueflow.api.observability import RequestContext
-from cueflow.api.ratelimit import RateLimit
+from cueflow.api.ratelimit import Budgets, RateLimit
 from cueflow.api.routes import (
     account,
     alerts,
@@ -122,9 +123,13 @@ class CueflowApp(FastAPI):
         return fill_examples(super().openapi())
 
 
-def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> FastAPI:
+def create_app(
+    engine: Engine | None = None, *, manage_engine: bool = True, fast_path: bool | None = None
+) -> FastAPI:
     """The standalone server. With ``manage_engine`` the app starts the engine on start-up and
-    closes it on shutdown."""
+    closes it on shutdown. With ``fast_path`` (by default the ``worker_fast_path`` setting, on)
+    the worker protocol's hot routes are served by :class:`~cueflow.api.fastpath.WorkerFastPath`
+    in front of FastAPI (same answers, same headers); without it FastAPI serves every request."""
     engine = engine or Engine()
 
     @asynccontextmanager
@@ -156,9 +161,13 @@ def create_app(engine: Engine | None = None, *, manage_engine: bool = True) -> F
     )
     app.add_middleware(VerifyEcho)
     app.add_middleware(BodyGuard)
-    app.add_middleware(RateLimit, engine=engine)
+    budgets = Budgets(engine.settings)
+    app.add_middleware(RateLimit, engine=engine, budgets=budgets)
     app.add_middleware(RequestGuard)
     app.add_middleware(RequestContext, metrics=engine.metrics)
+    # outermost: what it hands over goes through all of the above
+    if engine.settings.worker_fast_path if fast_path is None else fast_path:
+        app.add_middleware(WorkerFastPath, engine=engine, budgets=budgets)
     mount(app, engine)
     if engine.settings.metrics_enabled:
         app.include_router(metrics.router)

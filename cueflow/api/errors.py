@@ -90,13 +90,19 @@ def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CueflowError)
+    return domain_response(exc, request.method, request.url.path)
+
+
+def domain_response(exc: CueflowError, method: str, path: str) -> JSONResponse:
+    """The answer to a domain error raised while serving ``method path``: its envelope (with
+    ``details`` for a ``validation_error``), and ``Retry-After`` when the database is down."""
     body = envelope(exc.code, exc.message, exc.status)
     if exc.code == "validation_error":
         field, _, message = exc.message.partition(": ")
         body["error"]["details"] = [{"field": field, "message": message}]
     response = json_response(body, exc.status)
     if isinstance(exc, DatabaseUnavailable):
-        log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        log.warning("%s %s: %s", method, path, exc.message)
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

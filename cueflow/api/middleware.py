@@ -55,7 +55,7 @@ class RequestGuard:
 
 class BodyGuard:
     """Reads the request body: 413 when it streams past 1 MiB, 400 ``invalid_json`` for a JSON
-    body cueflow could not store (see :func:`_json_refusal`)."""
+    body cueflow could not store (see :func:`json_refusal`)."""
 
     def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -80,7 +80,7 @@ class BodyGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        refusal = _json_refusal(scope, body)
+        refusal = json_refusal(scope, body)
         if refusal is not None:
             await _reject(send, 400, "invalid_json", refusal)
             return
@@ -96,7 +96,7 @@ class BodyGuard:
         await self.app(scope, replay, send)
 
 
-def _json_refusal(scope: Scope, body: bytes) -> str | None:
+def json_refusal(scope: Scope, body: bytes) -> str | None:
     """Why a body sent as JSON is refused, or ``None``. What orjson (which stores and sends
     cueflow's JSON) cannot read is refused here as a 400, not later as a 500: invalid UTF-8,
     lone surrogates, ``NaN``; and so is nesting past :data:`MAX_JSON_DEPTH` (orjson writes at

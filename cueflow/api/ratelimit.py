@@ -46,6 +46,7 @@ from cueflow.errors import CueflowError
 from cueflow.longpoll import REFUSED_WAITS
 
 if TYPE_CHECKING:
+    from cueflow.config import Settings
     from cueflow.engine import Engine
 
 WINDOW_SECONDS = 60.0
@@ -53,6 +54,9 @@ EXEMPT_PATHS = frozenset(
     {"/health", "/status", "/v1/info", "/metrics", "/docs", "/redoc", "/openapi.json"}
 )
 _MAX_KEYS = 100_000
+REFUSED_KEY_STATE = "cueflow_refused_authorization"
+"""Request-state key under which the worker fast path leaves an ``Authorization`` value the
+engine refused just now, so the limiter does not look the same made-up key up again."""
 
 
 @dataclass
@@ -152,18 +156,18 @@ def _keyless_operations(app: Any) -> list[tuple[str, re.Pattern[str]]]:
     return found
 
 
-def _address(scope: Scope) -> str:
+def client_address(scope: Scope) -> str:
+    """The key a request counts against when no API key authenticated it: its client address."""
     client = scope.get("client") or ("unknown", 0)
     return f"ip:{client[0]}"
 
 
-class RateLimit:
-    """ASGI middleware applying :class:`SlidingWindow` limits from the engine's settings."""
+class Budgets:
+    """One server's request budgets, from the engine's settings: shared by :class:`RateLimit`
+    and the worker fast path (:mod:`cueflow.api.fastpath`), so a caller has one budget
+    whichever way its requests are served."""
 
-    def __init__(self, app: ASGIApp, engine: Engine) -> None:
-        settings = engine.settings
-        self.app = app
-        self.engine = engine
+    def __init__(self, settings: Settings) -> None:
         self.keyed = SlidingWindow(settings.rate_limit_per_minute)
         self.anonymous = SlidingWindow(settings.rate_limit_anonymous_per_minute)
         self.failed_auth = SlidingWindow(settings.rate_limit_anonymous_per_minute)
@@ -171,6 +175,36 @@ class RateLimit:
         is refused once the address has failed as often as an anonymous caller may ask."""
         self.enabled = settings.rate_limit_per_minute > 0
         self.wait_seconds = settings.rate_limit_wait_seconds
+
+    def charge_held(self, window: SlidingWindow, key: str, held: float) -> None:
+        """Charge ``key`` one more unit per ``wait_seconds`` its request held the server."""
+        if held >= self.wait_seconds:
+            window.charge(key, int(held // self.wait_seconds))
+
+
+def limit_headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
+    """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` for ``verdict``."""
+    reset = str(int(time.time() + (verdict.retry_after or WINDOW_SECONDS))).encode()
+    return [
+        (b"x-ratelimit-limit", str(verdict.limit).encode()),
+        (b"x-ratelimit-remaining", str(verdict.remaining).encode()),
+        (b"x-ratelimit-reset", reset),
+    ]
+
+
+class RateLimit:
+    """ASGI middleware applying :class:`SlidingWindow` limits from the engine's settings (or
+    the ``budgets`` given)."""
+
+    def __init__(self, app: ASGIApp, engine: Engine, budgets: Budgets | None = None) -> None:
+        settings = engine.settings
+        self.app = app
+        self.engine = engine
+        self.budgets = budgets or Budgets(settings)
+        self.keyed = self.budgets.keyed
+        self.anonymous = self.budgets.anonymous
+        self.failed_auth = self.budgets.failed_auth
+        self.enabled = self.budgets.enabled
         self.max_anonymous = settings.anonymous_in_flight
         self.max_anonymous_per_address = settings.anonymous_in_flight_per_address
         self._anonymous = Counter[str]()
@@ -189,7 +223,8 @@ class RateLimit:
         """Whom the request counts against: the account its key authenticates, else its
         address. The principal found is left in the request state for the route."""
         authorization = _authorization(scope)
-        if authorization is not None and not self._takes_no_key(scope):
+        refused = scope.get("state", {}).get(REFUSED_KEY_STATE)
+        if authorization is not None and authorization != refused and not self._takes_no_key(scope):
             try:
                 principal = await self.engine.authenticate(authorization)
             except CueflowError:
@@ -197,7 +232,7 @@ class RateLimit:
             else:
                 scope.setdefault("state", {})[PRINCIPAL_STATE] = (authorization, principal)
                 return "user:" + principal.user_id, self.keyed
-        return _address(scope), self.anonymous
+        return client_address(scope), self.anonymous
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -208,7 +243,7 @@ class RateLimit:
         ):
             await self.app(scope, receive, send)
             return
-        address = _address(scope)
+        address = client_address(scope)
         key, window = address, self.anonymous
         verdict = self.failed_auth.hit(address, count=False)
         if verdict.allowed:
@@ -216,12 +251,7 @@ class RateLimit:
             verdict = (
                 self._too_many_at_once(address) if window is self.anonymous else None
             ) or window.hit(key)
-        reset = str(int(time.time() + (verdict.retry_after or WINDOW_SECONDS))).encode()
-        headers = [
-            (b"x-ratelimit-limit", str(verdict.limit).encode()),
-            (b"x-ratelimit-remaining", str(verdict.remaining).encode()),
-            (b"x-ratelimit-reset", reset),
-        ]
+        headers = limit_headers(verdict)
         if not verdict.allowed:
             message = f"Too many requests. Retry after {verdict.retry_after} seconds."
             body = orjson.dumps(envelope("rate_limit_exceeded", message, 429))
@@ -266,8 +296,7 @@ class RateLimit:
                     if not self._anonymous[counted]:
                         del self._anonymous[counted]
             held = (self.engine.clock.now() - started).total_seconds() + sum(refused)
-            if held >= self.wait_seconds:
-                window.charge(key, int(held // self.wait_seconds))
+            self.budgets.charge_held(window, key, held)
 
     def _too_many_at_once(self, address: str) -> Verdict | None:
         """A refusal when keyless requests in progress are at their cap (in all, or from

@@ -29,6 +29,7 @@ __all__ = [
     "claimed_json",
     "cue_json",
     "execution_json",
+    "json_bytes",
     "json_response",
     "payload_of",
     "run_json",
@@ -44,7 +45,12 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         """Serialise ``content``."""
-        return orjson.dumps(content, option=_OPTS)
+        return json_bytes(content)
+
+
+def json_bytes(content: Any) -> bytes:
+    """``content`` as the body of a JSON answer (what :class:`JSONResponse` sends)."""
+    return orjson.dumps(content, option=_OPTS)
 
 
 def json_response(content: Any, status_code: int = 200) -> JSONResponse:

@@ -10,18 +10,11 @@ from fastapi import APIRouter, Header, Query
 from pydantic import Field
 
 import cueflow.api.responses as responses
+import cueflow.api.worker_answers as answers
 import cueflow.api.worker_responses as worker_responses
 from cueflow.api.deps import CurrentUser, EngineDep
-from cueflow.api.errors import envelope
-from cueflow.api.render import (
-    JSONResponse,
-    claimable_json,
-    claimed_json,
-    execution_json,
-    json_response,
-)
+from cueflow.api.render import JSONResponse, execution_json, json_response
 from cueflow.claims import CLAIMABLE_LIMIT, MAX_LIMIT, MAX_WAIT_SECONDS
-from cueflow.errors import CueflowError
 from cueflow.executions import status_filter
 from cueflow.schemas import BatchClaimRequest, BatchOutcomeRequest, ClaimRequest, OutcomeReport
 from cueflow.store import ExecutionFilter
@@ -91,8 +84,7 @@ async def claimable(
     otherwise). ``wait=N`` (cueflow extension) holds an empty answer up to N seconds and
     returns as soon as something is claimable. A poll with ``X-Worker-Id`` counts as that
     worker's heartbeat (``GET /v1/workers`` lists it), as CueAPI's Workers document says."""
-    rows = await engine.claimable(user, task, limit=limit, wait=wait, worker_id=worker)
-    return json_response({"executions": [claimable_json(r) for r in rows]})
+    return json_response(await answers.claimable(engine, user, task, limit, wait, worker))
 
 
 @router.post("/claims", response_model=worker_responses.BatchClaimed)
@@ -102,24 +94,7 @@ async def claim_batch(
     """Claim several executions at once (cueflow extension): the listed ``execution_ids``, or
     up to ``limit`` of the oldest due. Claimed items carry their payload; listed ids that
     could not be claimed are reported per item with the single claim's 409."""
-    batch = await engine.claim_batch(
-        user,
-        body.worker_id,
-        limit=body.limit,
-        execution_ids=body.execution_ids,
-        task=body.task,
-        wait=body.wait,
-    )
-    refused = envelope("claim_failed", "Execution not available for claiming", 409)["error"]
-    return json_response(
-        {
-            "claimed": [
-                claimed_json(r, batch.lease_expires_at, batch.claimed_at) for r in batch.claimed
-            ],
-            "lease_seconds": batch.lease_seconds,
-            "failed": [{"execution_id": i, "error": refused} for i in batch.refused],
-        }
-    )
+    return json_response(await answers.claim_batch(engine, user, body))
 
 
 @router.post("/outcomes", response_model=worker_responses.BatchOutcomes)
@@ -128,25 +103,13 @@ async def outcome_batch(
 ) -> JSONResponse:
     """Report several outcomes at once (cueflow extension). Each item is handled exactly as
     ``POST /v1/executions/{id}/outcome`` would handle it; per item the answer, with its status."""
-    answers = await engine.report_outcomes(
-        user, [(item.execution_id, item) for item in body.outcomes], body.worker_id or worker
-    )
-    results = []
-    for item, answer in zip(body.outcomes, answers, strict=True):
-        if isinstance(answer, CueflowError):
-            error = envelope(answer.code, answer.message, answer.status)["error"]
-            results.append(
-                {"execution_id": item.execution_id, "status": answer.status, "error": error}
-            )
-        else:
-            results.append({**answer, "status": 200})
-    return json_response({"results": results})
+    return json_response(await answers.outcome_batch(engine, user, body, worker))
 
 
 @router.post("/claim", response_model=worker_responses.Claimed)
 async def claim_next(body: ClaimRequest, user: CurrentUser, engine: EngineDep) -> JSONResponse:
     """Claim the oldest due execution."""
-    return json_response(await engine.claim(user, body.worker_id))
+    return json_response(await answers.claim(engine, user, body))
 
 
 @router.get("/{execution_id}", response_model=responses.Execution)
@@ -161,7 +124,7 @@ async def claim(
     execution_id: str, body: ClaimRequest, user: CurrentUser, engine: EngineDep
 ) -> JSONResponse:
     """Claim one execution."""
-    return json_response(await engine.claim(user, body.worker_id, execution_id))
+    return json_response(await answers.claim(engine, user, body, execution_id))
 
 
 @router.post("/{execution_id}/heartbeat", response_model=worker_responses.LeaseExtended)
@@ -169,7 +132,7 @@ async def heartbeat(
     execution_id: str, user: CurrentUser, engine: EngineDep, worker: WorkerHeader = None
 ) -> JSONResponse:
     """Extend a claim's lease."""
-    return json_response(await engine.heartbeat_execution(user, execution_id, worker))
+    return json_response(await answers.heartbeat(engine, user, execution_id, worker))
 
 
 @router.post("/{execution_id}/outcome", response_model=worker_responses.OutcomeRecorded)
@@ -181,7 +144,7 @@ async def outcome(
     worker: WorkerHeader = None,
 ) -> JSONResponse:
     """Report how an execution went (once)."""
-    return json_response(await engine.report_outcome(user, execution_id, body, worker))
+    return json_response(await answers.outcome(engine, user, execution_id, body, worker))
 
 
 class ReleaseRequest(ClaimRequest):
