@@ -37,7 +37,8 @@ only executions of those tasks; the rest stay ``pending`` for a process that ser
 once one has been due for twice ``delivery_poll_seconds`` its
 ``error_message`` says what it waits for (set once; the status does not change).
 
-How an attempt's result is recorded, and how long a retry waits, is
+How an attempt's result is recorded (attempts finishing together in one transaction,
+:class:`cueflow.push_attempts.AttemptRecorder`), and how long a retry waits, is
 :mod:`cueflow.push_attempts`. ``next_retry`` is stored, so a restart neither loses nor repeats a
 pending retry.
 
