@@ -37,7 +37,8 @@ only executions of those tasks; the rest stay ``pending`` for a process that ser
 once one has been due for twice ``delivery_poll_seconds`` its
 ``error_message`` says what it waits for (set once; the status does not change).
 
-How an attempt's result is recorded, and how long a retry waits, is
+How an attempt's result is recorded (attempts finishing together in one transaction,
+:class:`cueflow.push_attempts.AttemptRecorder`), and how long a retry waits, is
 :mod:`cueflow.push_attempts`. ``next_retry`` is stored, so a restart neither loses nor repeats a
 pending retry.
 
@@ -76,9 +77,9 @@ import cueflow.tracing as tracing
 from cueflow.fair_share import Slot, destination, share
 from cueflow.push_attempts import (
     INTERRUPTED,
+    AttemptRecorder,
     attempt_failed,
     delivery_of,
-    record_attempt,
     release_unfinished,
 )
 from cueflow.records import DueDelivery
@@ -110,6 +111,8 @@ class Dispatcher:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.wakeup = services.signals.dispatcher
+        self.recorder = AttemptRecorder(services)
+        """Records finished attempts, those finishing together in one transaction."""
         self._running: dict[asyncio.Task[None], Slot] = {}
         """Tasks in flight, with what each delivery is for."""
         self._claims: dict[asyncio.Task[None], DueDelivery] = {}
@@ -161,6 +164,8 @@ class Dispatcher:
         promoted = False
         for name, transport in push.items():
             slots = min(self.free_slots() - len(claimed), self.free_slots(name))
+            if tasks_of(transport) == frozenset():
+                slots = 0  # serves no task here: nothing to claim (its waiting is marked above)
             if slots <= 0 and promoted:
                 continue
             # a transaction per transport: each admission locks its limit keys in sorted order,
@@ -197,15 +202,18 @@ class Dispatcher:
         settings = self.services.settings
         per_account = settings.delivery_per_account_concurrency
         capped = self.capped_accounts(taken)
+        each = min(per_account, slots) if per_account else slots
         candidates = await tx.due_deliveries(
             transport.name,
             move(Event.CLAIM),
             now,
             slots * CANDIDATES_PER_SLOT,
-            min(per_account, slots) if per_account else slots,
+            each,
             tasks_of(transport),
             capped,
         )
+        # an account that filled its share of candidates may have more due work than it read
+        more = any(n >= each for n in Counter(c.user_id for c in candidates).values())
         busy = [*self._running.values(), *taken]
         chosen = share(candidates, slots, busy, per_account, settings.delivery_per_host_concurrency)
         admission = await run_limits.admit(tx, chosen, now)
@@ -214,7 +222,7 @@ class Dispatcher:
                 self._limits_retry_at or admission.retry_at, admission.retry_at
             )
         chosen = admission.admitted
-        left = bool(capped) or bool(admission.held) or len(chosen) < min(slots, len(candidates))
+        left = more or bool(capped or admission.held) or len(chosen) < min(slots, len(candidates))
         if not chosen:
             return [], left
         values = {
@@ -366,7 +374,7 @@ class Dispatcher:
             if not result.ok:
                 log.info("delivery attempt %d failed: %s", row.attempts, result.error)
                 tracing.failed(traced, result.error)
-            notice = await record_attempt(self.services, row, result)
+            notice = await self.recorder.record(row, result)
         if not result.ok:
             self.wakeup.set()  # a retry is now scheduled: the loop's next wake-up may move
         if notice is not None:

@@ -16,7 +16,10 @@ jitter (:func:`retry_wait`).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import cueflow.alert_rules as alert_rules
 import cueflow.handoff as handoff
 from cueflow.outcomes import outcome_state
-from cueflow.records import DueDelivery, FailedAttempt
+from cueflow.records import DueDelivery, Execution, FailedAttempt
 from cueflow.states import CueEvent, Event, Status, move, one_time_cue_end
 from cueflow.transport import (
     Callback,
@@ -37,6 +40,8 @@ from cueflow.transport import (
 
 if TYPE_CHECKING:
     from cueflow.services import Services
+
+log = logging.getLogger(__name__)
 
 INTERRUPTED = "Delivery interrupted: no result was recorded before its lease expired"
 RELEASED_ON_STOP = "Delivery interrupted by a shutdown: back in the queue, attempt not counted"
@@ -105,37 +110,150 @@ async def record_attempt(
     """Record the result of the attempt claimed as ``run`` (and, when it ``is_outcome``, the
     outcome, in the same transaction); returns the ``cue.failed`` notice to send when it was the
     last attempt and failed."""
+    return (await record_attempts(services, [(run, result)]))[0]
+
+
+def _plain_success(run: DueDelivery, result: DeliveryResult) -> bool:
+    """Whether recording ``result`` is only the status change (no outcome, no step output)."""
+    return result.ok and not result.is_outcome and (result.output is None or not run.flow_run_id)
+
+
+async def record_attempts(
+    services: Services, attempts: Sequence[tuple[DueDelivery, DeliveryResult]]
+) -> list[Notice | None]:
+    """Record the results of several attempts in one transaction, as :func:`record_attempt`
+    does each; the plain successes of one attempt number and HTTP status take one statement
+    together. Returns the notice (or ``None``) of each attempt, in order."""
     now = services.clock.now()
+    notices: list[Notice | None] = [None] * len(attempts)
+    plain: dict[tuple[int, int | None], list[DueDelivery]] = {}
     async with services.store.tx() as tx:
-        if not result.ok:
-            return await attempt_failed(
-                services, tx, run, result.error, result.http_status, now, result
-            )
-        values = {
-            "http_status": result.http_status,
-            "error_message": None,
-            "delivered_at": now,
-            "next_retry": None,
-            "lease_expires_at": None,
-            "updated_at": now,
-        }
-        if result.output is not None and run.flow_run_id is not None:
-            values["outcome_output"] = result.output  # a flow step's output
-        done = await tx.update_execution(
-            run.id, values, move=move(Event.SUCCEEDED), expect=_held(run)
+        for n, (run, result) in enumerate(attempts):
+            if _plain_success(run, result):
+                plain.setdefault((run.attempts, result.http_status), []).append(run)
+            elif result.ok:
+                await _succeeded(services, tx, run, result, now)
+            else:
+                notices[n] = await attempt_failed(
+                    services, tx, run, result.error, result.http_status, now, result
+                )
+        for (attempt, http_status), runs in plain.items():
+            values = {**_success_values(now), "http_status": http_status}
+            ids = sorted(run.id for run in runs)
+            done = await tx.move_executions(ids, attempt, values, move(Event.SUCCEEDED))
+            await _runs_ended(services, tx, runs, done, now)
+    return notices
+
+
+def _success_values(now: datetime) -> dict[str, Any]:
+    return {
+        "error_message": None,
+        "delivered_at": now,
+        "next_retry": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+
+
+async def _succeeded(
+    services: Services, tx: Any, run: DueDelivery, result: DeliveryResult, now: datetime
+) -> None:
+    """Record one successful attempt that also writes an outcome or a step's output."""
+    values = {**_success_values(now), "http_status": result.http_status}
+    if result.output is not None and run.flow_run_id is not None:
+        values["outcome_output"] = result.output  # a flow step's output
+    done = await tx.update_execution(run.id, values, move=move(Event.SUCCEEDED), expect=_held(run))
+    if done is None:
+        return
+    if result.is_outcome:
+        await _write_outcome(tx, run, result, now)
+    await _runs_ended(services, tx, [run], [done], now)
+
+
+async def _runs_ended(
+    services: Services,
+    tx: Any,
+    runs: Sequence[DueDelivery],
+    done: Sequence[Execution],
+    now: datetime,
+) -> None:
+    """Count the successful attempts ``done`` (updated rows of ``runs``) on their cues, end the
+    one-time cues among them, and hand off the flow steps."""
+    schedule = {run.id: run.schedule_type for run in runs}
+    counts = Counter(row.cue_id for row in done)
+    groups: dict[tuple[CueEvent | None, int], list[str]] = {}
+    for row in done:
+        ended = one_time_cue_end(schedule[row.id], row.status)
+        groups.setdefault((ended, counts[row.cue_id]), []).append(row.cue_id)
+    for (ended, runs_counted), cue_ids in groups.items():
+        await tx.bump_cues(
+            sorted(set(cue_ids)),
+            run_count=runs_counted,
+            values={"last_run": now, "updated_at": now},
+            finish=move(ended) if ended is not None else None,
         )
-        if done is not None:
-            if result.is_outcome:
-                await _write_outcome(tx, run, result, now)
-            ended = one_time_cue_end(run.schedule_type, done.status)
-            await tx.bump_cues(
-                [run.cue_id],
-                run_count=1,
-                values={"last_run": now, "updated_at": now},
-                finish=move(ended) if ended is not None else None,
-            )
-            await handoff.executions_ended(services, tx, [done], now)
-    return None
+    await handoff.executions_ended(services, tx, list(done), now)
+
+
+RECORD_BATCH = 200
+"""Most attempts one transaction of :class:`AttemptRecorder` records."""
+
+
+class AttemptRecorder:
+    """Records finished attempts in batches (group commit): while one transaction writes, the
+    results finishing meanwhile wait and are written together by the next, so a burst of
+    deliveries costs a few transactions instead of one each. An attempt's :meth:`record`
+    returns once its result is committed, as :func:`record_attempt` would."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._waiting: list[tuple[DueDelivery, DeliveryResult, asyncio.Future[Notice | None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, run: DueDelivery, result: DeliveryResult) -> Notice | None:
+        """Record ``result`` with the others finishing now; its notice, as
+        :func:`record_attempt` returns it."""
+        future: asyncio.Future[Notice | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((run, result, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write(), name="cueflow-attempt-recorder")
+        return await future
+
+    async def _write(self) -> None:
+        batch: list[tuple[DueDelivery, DeliveryResult, asyncio.Future[Notice | None]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:RECORD_BATCH], self._waiting[RECORD_BATCH:]
+                try:
+                    pairs = [(run, result) for run, result, _ in batch]
+                    notices = await record_attempts(self.services, pairs)
+                except Exception as exc:
+                    if len(batch) == 1:
+                        batch[0][2].set_exception(exc)
+                        batch = []
+                        continue
+                    # one attempt the batch could not record must not fail the others
+                    notices = [await self._one(run, result) for run, result, _ in batch]
+                for (*_, future), notice in zip(batch, notices, strict=True):
+                    if not future.done():
+                        future.set_result(notice)
+                batch = []
+        except BaseException as exc:
+            for *_, future in (*batch, *self._waiting):
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
+            self._waiting = []
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._writer = None
+
+    async def _one(self, run: DueDelivery, result: DeliveryResult) -> Notice | None:
+        try:
+            return (await record_attempts(self.services, [(run, result)]))[0]
+        except Exception:  # its lease runs out and the attempt counts as interrupted
+            log.exception("could not record the attempt on execution %s", run.id)
+            return None
 
 
 async def release_unfinished(services: Services, runs: Sequence[DueDelivery]) -> int:

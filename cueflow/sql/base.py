@@ -79,9 +79,14 @@ def _duplicate(exc: IntegrityError) -> Duplicate:
     raise exc
 
 
-def _lock(stmt: Select[Any], connector: Connector) -> Select[Any]:
+def _lock(stmt: Select[Any], connector: Connector, of: Any = None) -> Select[Any]:
+    """``stmt`` locking the rows it reads of ``of`` (by default its first FROM), skipping rows
+    others hold, on a store that can. Hot paths name ``of``: finding the FROM compiles the
+    whole statement."""
     if connector.skip_locked:
-        return stmt.with_for_update(skip_locked=True, of=stmt.get_final_froms()[0])
+        return stmt.with_for_update(
+            skip_locked=True, of=of if of is not None else stmt.get_final_froms()[0]
+        )
     return stmt
 
 

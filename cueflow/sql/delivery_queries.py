@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Integer,
     and_,
+    bindparam,
     case,
     false,
     func,
@@ -19,7 +21,7 @@ from sqlalchemy import (
 
 import cueflow.sql.rows as rows
 from cueflow.records import DeliveryCandidate, DueDelivery, UnservedDelivery
-from cueflow.sql.base import TxBase, _lock, _task_in
+from cueflow.sql.base import TxBase, _lock, _task_in, bound_values, value_params
 from cueflow.sql.limit_queries import within_limits
 from cueflow.sql.queue import QUEUE_ORDER
 from cueflow.sql.tables import (
@@ -42,7 +44,7 @@ class DeliveryQueries(TxBase):
             executions.c.transport.in_(list(transports)),
             executions.c.next_retry <= now,
         )
-        held = _lock(select(executions.c.id).where(due), self.connector)
+        held = _lock(select(executions.c.id).where(due), self.connector, executions)
         stmt = (
             update(executions)
             .where(executions.c.id.in_(held), due)
@@ -105,6 +107,7 @@ class DeliveryQueries(TxBase):
             .where(executions.c.id.in_(fair), waiting)
             .order_by(*QUEUE_ORDER),
             self.connector,
+            executions,
         )
         return await self._records(rows.delivery_candidate, stmt)
 
@@ -121,68 +124,58 @@ class DeliveryQueries(TxBase):
         """Claim a batch of due push executions (see the protocol)."""
         if (tasks is not None and not tasks) or (ids is not None and not ids):
             return []
-        waiting = _waiting(transport, move, now, tasks)
-        if ids is not None:
-            waiting = and_(waiting, executions.c.id.in_(list(ids)))
-        due = _lock(
-            select(executions.c.id).where(waiting).order_by(*QUEUE_ORDER).limit(limit),
-            self.connector,
+        params: dict[str, Any] = {
+            "p_transport": transport,
+            "p_sources": list(move.sources),
+            "p_now": now,
+            "p_limit": limit,
+            "p_tasks": list(tasks or ()),
+            "p_ids": list(ids or ()),
+        }
+        shape = (tasks is not None, ids is not None)
+
+        def waiting() -> Any:
+            condition = _bound_waiting(tasks is not None)
+            if ids is not None:
+                condition = and_(condition, executions.c.id.in_(bindparam("p_ids", expanding=True)))
+            return condition
+
+        due = self._prepared(
+            ("claim_deliveries.due", *shape),
+            lambda: _lock(
+                select(executions.c.id)
+                .where(waiting())
+                .order_by(*QUEUE_ORDER)
+                .limit(bindparam("p_limit", type_=Integer())),
+                self.connector,
+                executions,
+            ),
         )
-        picked = list((await self.conn.execute(due)).scalars())
+        picked = list((await self.conn.execute(due, params)).scalars())
         if not picked:
             return []
-        claim = (
-            update(executions)
-            .where(executions.c.id.in_(picked), waiting)
-            .values(
-                status=move.target,
-                attempts=executions.c.attempts + 1,
-                started_at=func.coalesce(
-                    executions.c.started_at, literal(now, executions.c.started_at.type)
-                ),
-                **values,
+
+        def build_claim() -> Any:
+            return (
+                update(executions)
+                .where(executions.c.id.in_(bindparam("p_picked", expanding=True)), waiting())
+                .values(
+                    status=bindparam("p_target"),
+                    attempts=executions.c.attempts + 1,
+                    started_at=func.coalesce(executions.c.started_at, _now()),
+                    **bound_values(executions, values),
+                )
+                .returning(executions.c.id)
             )
-            .returning(executions.c.id)
-        )
-        claimed = list((await self.conn.execute(claim)).scalars())
+
+        claim = self._prepared(("claim_deliveries.claim", *shape, *sorted(values)), build_claim)
+        claim_params = {**params, **value_params(values), "p_picked": picked}
+        claim_params["p_target"] = move.target
+        claimed = list((await self.conn.execute(claim, claim_params)).scalars())
         if not claimed:
             return []
-        stmt = (
-            select(
-                executions.c.id,
-                executions.c.cue_id,
-                executions.c.user_id,
-                executions.c.scheduled_for,
-                executions.c.attempts,
-                executions.c.payload_override,
-                executions.c.flow_run_id,
-                cues.c.name.label("cue_name"),
-                cues.c.task,
-                cues.c.callback_url,
-                cues.c.callback_method,
-                cues.c.callback_headers,
-                cues.c.payload,
-                cues.c.retry_max_attempts,
-                cues.c.retry_backoff_minutes,
-                cues.c.schedule_type,
-                cues.c.on_failure,
-                cues.c.verification_mode,
-                cues.c.timeout_seconds,
-                users.c.webhook_secret,
-                case(
-                    (
-                        users.c.previous_webhook_secret_until > now,
-                        users.c.previous_webhook_secret,
-                    ),
-                    else_=None,
-                ).label("previous_webhook_secret"),
-            )
-            .join(cues, cues.c.id == executions.c.cue_id)
-            .join(users, users.c.id == executions.c.user_id)
-            .where(executions.c.id.in_(claimed))
-            .order_by(executions.c.scheduled_for)
-        )
-        return await self._records(rows.due_delivery, stmt)
+        stmt = self._prepared(("claim_deliveries.read",), _claimed_deliveries)
+        return await self._records(rows.due_delivery, stmt, {"p_claimed": claimed, "p_now": now})
 
     async def next_delivery_due(
         self,
@@ -246,3 +239,65 @@ def _waiting(transport: str, move: Move, now: datetime, tasks: Collection[str] |
         executions.c.scheduled_for <= now,
     )
     return waiting if tasks is None else and_(waiting, _task_in(tasks))
+
+
+def _now() -> Any:
+    """The bound ``p_now``, typed as the store keeps times."""
+    return bindparam("p_now", type_=executions.c.scheduled_for.type)
+
+
+def _bound_waiting(with_tasks: bool) -> Any:
+    """:func:`_waiting` with bound ``p_transport``, ``p_sources``, ``p_now`` (and ``p_tasks``),
+    for statements built once."""
+    condition = and_(
+        executions.c.status.in_(bindparam("p_sources", expanding=True)),
+        executions.c.transport == bindparam("p_transport"),
+        executions.c.scheduled_for <= _now(),
+    )
+    if not with_tasks:
+        return condition
+    task_in = (
+        select(literal(1))
+        .where(
+            cues.c.id == executions.c.cue_id,
+            cues.c.task.in_(bindparam("p_tasks", expanding=True)),
+        )
+        .exists()
+    )
+    return and_(condition, task_in)
+
+
+def _claimed_deliveries() -> Any:
+    """What the delivery of each claimed execution (bound ``p_claimed``) needs."""
+    return (
+        select(
+            executions.c.id,
+            executions.c.cue_id,
+            executions.c.user_id,
+            executions.c.scheduled_for,
+            executions.c.attempts,
+            executions.c.payload_override,
+            executions.c.flow_run_id,
+            cues.c.name.label("cue_name"),
+            cues.c.task,
+            cues.c.callback_url,
+            cues.c.callback_method,
+            cues.c.callback_headers,
+            cues.c.payload,
+            cues.c.retry_max_attempts,
+            cues.c.retry_backoff_minutes,
+            cues.c.schedule_type,
+            cues.c.on_failure,
+            cues.c.verification_mode,
+            cues.c.timeout_seconds,
+            users.c.webhook_secret,
+            case(
+                (users.c.previous_webhook_secret_until > _now(), users.c.previous_webhook_secret),
+                else_=None,
+            ).label("previous_webhook_secret"),
+        )
+        .join(cues, cues.c.id == executions.c.cue_id)
+        .join(users, users.c.id == executions.c.user_id)
+        .where(executions.c.id.in_(bindparam("p_claimed", expanding=True)))
+        .order_by(executions.c.scheduled_for)
+    )

@@ -143,6 +143,35 @@ class ExecutionQueries(TxBase):
         stmt = update(executions).where(*conditions).values(**values).returning(*executions.c)
         return await self._record(rows.execution, stmt)
 
+    async def move_executions(
+        self, execution_ids: Sequence[str], attempts: int, values: dict[str, Any], move: Move
+    ) -> list[Execution]:
+        """Move several held attempts on in one statement (see the protocol)."""
+        if not execution_ids:
+            return []
+
+        def build() -> Any:
+            return (
+                update(executions)
+                .where(
+                    executions.c.id.in_(bindparam("p_ids", expanding=True)),
+                    executions.c.status.in_(bindparam("p_sources", expanding=True)),
+                    executions.c.attempts == bindparam("p_attempts"),
+                )
+                .values(status=bindparam("p_target"), **bound_values(executions, values))
+                .returning(*executions.c)
+            )
+
+        params = value_params(values)
+        params.update(
+            p_ids=list(execution_ids),
+            p_sources=list(move.sources),
+            p_attempts=attempts,
+            p_target=move.target,
+        )
+        stmt = self._prepared(("move_executions", *sorted(values)), build)
+        return await self._records(rows.execution, stmt, params)
+
     async def open_runs(
         self, cue_ids: Sequence[str], statuses: Sequence[str], *, lock: bool = False
     ) -> list[Execution]:

@@ -78,6 +78,7 @@ class LeaseQueries(TxBase):
             )
             .limit(limit),
             self.connector,
+            [cues, executions],  # the tables the join reads
         )
         return await self._records(rows.expired_lease, stmt)
 

@@ -48,6 +48,13 @@ class ExecutionStore(Protocol):
         becomes ``move.target``) and every column in ``expect`` has the given value (``None``
         means SQL NULL). Returns the updated execution or ``None``."""
 
+    async def move_executions(
+        self, execution_ids: Sequence[str], attempts: int, values: dict[str, Any], move: Move
+    ) -> list[Execution]:
+        """:meth:`update_execution` of many in one statement: set ``values`` on each of
+        ``execution_ids`` whose status is in ``move.sources`` and whose ``attempts`` is
+        ``attempts`` (the status becomes ``move.target``). Returns those updated."""
+
     async def record_outcomes(
         self,
         user_id: str,
