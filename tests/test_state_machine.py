@@ -176,12 +176,18 @@ def status_writes(source: str) -> list[str]:
 
 def scanned_modules() -> list[Path]:
     """Python modules of cueflow and its built-in plugins, except the state machine itself,
-    the SQL store (which turns a Move into SQL) and the input schemas."""
-    exempt = {ROOT / "cueflow" / "states.py", ROOT / "cueflow" / "schemas.py"}
+    the SQL store (which turns a Move into SQL), the input schemas, the OpenAPI examples and the
+    migrations."""
+    exempt = {
+        ROOT / "cueflow" / "states.py",
+        ROOT / "cueflow" / "schemas.py",
+        ROOT / "cueflow" / "schema_examples.py",  # the OpenAPI document's example answers
+    }
+    frozen = ROOT / "cueflow" / "migrations"  # history: a trigger's SQL names statuses as then
     found = []
     for base in (ROOT / "cueflow", ROOT / "plugins"):
         for path in sorted(base.rglob("*.py")):
-            if path in exempt or (ROOT / "cueflow" / "sql") in path.parents:
+            if path in exempt or {ROOT / "cueflow" / "sql", frozen} & set(path.parents):
                 continue
             found.append(path)
     return found
@@ -354,14 +360,19 @@ def _name(node: ast.expr) -> str | None:
 
 def vocabulary_scanned_modules() -> list[Path]:
     """Every Python module of cueflow and its built-in plugins, the SQL layer included, except
-    the state machine itself, the migrations (frozen history) and ``cueflow/testing`` (the
-    shipped conformance suites assert the wire's strings, as the tests do)."""
+    the state machine itself, the migrations (frozen history), ``cueflow/testing`` (the
+    shipped conformance suites assert the wire's strings, as the tests do), and the wire's own
+    data: the REST client's models (generated from the OpenAPI document) and the document's
+    examples."""
     exempt = (ROOT / "cueflow" / "migrations", ROOT / "cueflow" / "testing")
+    wire_data = {ROOT / "cueflow" / "client" / "models.py", ROOT / "cueflow" / "schema_examples.py"}
     return [
         path
         for base in (ROOT / "cueflow", ROOT / "plugins")
         for path in sorted(base.rglob("*.py"))
-        if path != ROOT / "cueflow" / "states.py" and not any(d in path.parents for d in exempt)
+        if path != ROOT / "cueflow" / "states.py"
+        and path not in wire_data
+        and not any(d in path.parents for d in exempt)
     ]
 
 

@@ -34,6 +34,7 @@ from cueflow.engine.flow_declarations import Retry
 from cueflow.errors import PluginError
 from cueflow.records import Cue
 from cueflow.schemas import CueCreate, MisfirePolicy, OverlapPolicy
+from cueflow.states import ScheduleType
 from cueflow.transport import HandlerHost
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class DeclaredScheduleMethods:
         """Decorator: run the function on the cron ``expression`` in ``timezone`` (an IANA
         name); ``fall_back`` says whether a wall time the clocks repeat fires at ``both``
         occurrences (the default) or the ``first``. See the module for the options."""
-        schedule = {"type": "recurring", "cron": expression, "timezone": timezone}
+        schedule = {"type": ScheduleType.RECURRING.value, "cron": expression, "timezone": timezone}
         return self._declare(schedule | {"fall_back": fall_back}, options)
 
     def every(self, interval: Interval, **options: Unpack[ScheduleOptions]) -> Callable[[F], F]:
@@ -109,13 +110,14 @@ class DeclaredScheduleMethods:
         ``"1d"``, seconds, or a timedelta), the first time one interval after the cue is
         created."""
         return self._declare(
-            {"type": "interval", "interval_seconds": interval_seconds(interval)}, options
+            {"type": ScheduleType.INTERVAL.value, "interval_seconds": interval_seconds(interval)},
+            options,
         )
 
     def at(self, when: datetime, **options: Unpack[ScheduleOptions]) -> Callable[[F], F]:
         """Decorator: run the function once, at ``when`` (a naive datetime is UTC); it must be
         in the future when the cue is first stored."""
-        return self._declare({"type": "once", "at": when}, options)
+        return self._declare({"type": ScheduleType.ONCE.value, "at": when}, options)
 
     async def sync_schedules(self) -> list[Cue]:
         """Store every declared schedule (:mod:`cueflow.declared_cues`): create its cue if its
