@@ -9,10 +9,10 @@ from sqlalchemy import and_, bindparam, func, literal, or_, select, update
 
 from cueflow.records import LimitedRun
 from cueflow.sql.base import Connector, _lock, bound_values
-from cueflow.sql.limit_queries import within_limits
+from cueflow.sql.limit_queries import in_flight, within_limits
 from cueflow.sql.queue import LIMITED, QUEUE_ORDER, at, not_held_back, one_of, pull_transport
 from cueflow.sql.tables import cues, executions
-from cueflow.states import Move, Status
+from cueflow.states import Move
 
 
 def picked_again(move: Move) -> Any:
@@ -109,7 +109,6 @@ def claim_due_statement(
         .cte("picked")
         .prefix_with("MATERIALIZED")
     )
-    busy = executions.alias("busy")
     ranked = (
         select(
             picked.c.id,
@@ -122,15 +121,7 @@ def claim_due_statement(
                 order_by=(picked.c.priority.desc(), picked.c.scheduled_for),
             )
             .label("place"),
-            select(func.count())
-            .select_from(busy)
-            .where(
-                busy.c.user_id == picked.c.user_id,
-                busy.c.concurrency_key == picked.c.concurrency_key,
-                busy.c.status == Status.DELIVERING.value,
-            )
-            .scalar_subquery()
-            .label("in_flight"),
+            in_flight(picked.c.user_id, picked.c.concurrency_key).label("in_flight"),
         )
         .where(picked.c.rate_key.is_(None))
         .cte("ranked")

@@ -18,19 +18,25 @@ from cueflow.states import Status
 _busy = executions.alias("busy")
 
 
-def within_limits(now: Any) -> Any:
-    """Executions whose concurrency and rate limits (if any) have room, as the transaction sees
-    them (``now``: a bound time). A filter only: the admission under the key lock decides."""
-    in_flight = (
+def in_flight(user_id: Any, concurrency_key: Any) -> Any:
+    """How many executions of ``concurrency_key`` (a column) in account ``user_id`` are
+    ``delivering``, as a scalar subquery correlated with those columns."""
+    return (
         select(func.count())
         .select_from(_busy)
         .where(
-            _busy.c.user_id == executions.c.user_id,
-            _busy.c.concurrency_key == executions.c.concurrency_key,
+            _busy.c.user_id == user_id,
+            _busy.c.concurrency_key == concurrency_key,
             _busy.c.status == Status.DELIVERING.value,
         )
         .scalar_subquery()
     )
+
+
+def within_limits(now: Any) -> Any:
+    """Executions whose concurrency and rate limits (if any) have room, as the transaction sees
+    them (``now``: a bound time). A filter only: the admission under the key lock decides."""
+    busy = in_flight(executions.c.user_id, executions.c.concurrency_key)
     starts = (
         select(func.count())
         .select_from(rate_limit_starts)
@@ -42,7 +48,7 @@ def within_limits(now: Any) -> Any:
         .scalar_subquery()
     )
     return and_(
-        or_(executions.c.concurrency_key.is_(None), in_flight < executions.c.concurrency_limit),
+        or_(executions.c.concurrency_key.is_(None), busy < executions.c.concurrency_limit),
         or_(executions.c.rate_key.is_(None), starts < executions.c.rate_limit),
     )
 
