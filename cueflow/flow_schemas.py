@@ -10,16 +10,14 @@ a valid schema.
 JSON Schemas are checked and applied with the ``jsonschema`` library: it implements every
 draft (2020-12 included) with its meta-schemas and is the reference implementation in Python,
 so "valid schema" and "valid value" mean what schema authors expect, which no home-made subset
-could promise.
+could promise. It is imported at the first schema checked (about 3 MB a server without flow
+contracts need not carry).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-import jsonschema
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cueflow.errors import CueflowError
@@ -133,6 +131,9 @@ class EventIn(BaseModel):
 
 def check_schema(schema: dict[str, Any], where: str) -> None:
     """Refuse a JSON Schema that its own draft's meta-schema rejects."""
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
@@ -141,6 +142,9 @@ def check_schema(schema: dict[str, Any], where: str) -> None:
 
 def schema_error(schema: dict[str, Any], value: Any) -> str | None:
     """Why ``value`` does not validate against ``schema`` (``None`` when it does)."""
+    import jsonschema
+    from jsonschema.validators import validator_for
+
     validator = validator_for(schema)(schema, format_checker=jsonschema.FormatChecker())
     error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     if error is None:

@@ -8,7 +8,8 @@ it is written (``cueflow db rotate-secret-key`` writes them all).
 
 Each SQL engine carries its own box (:func:`attach` keys it by the engine's dialect, which is
 what the column types of :mod:`cueflow.sql.types` see), so two stores in one process may use
-different keys. Errors name the problem, never a key or a value.
+different keys. Errors name the problem, never a key or a value. ``cryptography`` is imported
+only when a key is set (about 6 MB a server without one need not carry).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import logging
 import weakref
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
 from sqlalchemy.engine import Dialect
 
@@ -42,6 +42,8 @@ class SecretBox:
     """Seals and opens stored secrets with a key-rotation list."""
 
     def __init__(self, keys: str) -> None:
+        from cryptography.fernet import Fernet, MultiFernet
+
         parts = [part.strip() for part in keys.split(",") if part.strip()]
         if not parts:
             raise SecretKeyError(f"{KEY_SETTING} is set but holds no key")
@@ -65,6 +67,8 @@ class SecretBox:
         """The plaintext of a stored value (an unmarked value is returned as it is)."""
         if not is_sealed(stored):
             return stored
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(stored[len(SEALED_PREFIX) :].encode("ascii")).decode()
         except (InvalidToken, UnicodeError):
