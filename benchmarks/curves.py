@@ -52,6 +52,19 @@ def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
 
 
+def sweep(workers: list[int], sizes: list[int], shape: str) -> list[tuple[int, int]]:
+    """The (K, N) points to measure: every pair (``grid``), or (``cross``) every K at the
+    middle N and every N at K=4 (or the K nearest it), which shows both curves in a fraction
+    of the grid's time (its N=30,000 points dominate it)."""
+    if shape == "grid" or not workers or not sizes:
+        return [(k, n) for k in workers for n in sizes]
+    middle = sizes[len(sizes) // 2]
+    pivot = min(workers, key=lambda k: abs(k - 4))
+    points = [(k, middle) for k in workers]
+    points += [(pivot, n) for n in sizes if n != middle]
+    return sorted(points)
+
+
 async def _worker_point(store: str, protocol: str, workers: int, size: int) -> Point:
     target = await asyncio.to_thread(ServerTarget, store)
     try:
@@ -149,6 +162,12 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,4,16,64", help="worker loops (K)")
     parser.add_argument("--executions", default="300,3000,30000", help="queue sizes (N)")
     parser.add_argument("--webhooks", default="200,2000,10000", help="burst sizes; '' for none")
+    parser.add_argument(
+        "--shape",
+        choices=("grid", "cross"),
+        default="grid",
+        help="grid: every K with every N; cross: every K at the middle N, every N at K=4",
+    )
     parser.add_argument("--out", default="benchmarks/results/curves.json")
     parser.add_argument("--table", default="benchmarks/results/curves.md")
     parser.add_argument("--plot", default="benchmarks/results/curves.png")
@@ -156,14 +175,14 @@ async def main(argv: list[str] | None = None) -> int:
 
     points: list[Point] = []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    shape = sweep(_ints(args.workers), _ints(args.executions), args.shape)
     for store in args.store.split(","):
-        for protocol in args.protocols.split(","):
-            for workers in _ints(args.workers):
-                for size in _ints(args.executions):
-                    print(f"{store} {protocol} K={workers} N={size} ...", file=sys.stderr)
-                    point = await _worker_point(store, protocol, workers, size)
-                    print(table([point]).splitlines()[-1], flush=True)
-                    points.append(point)
+        for protocol in [p for p in args.protocols.split(",") if p]:
+            for workers, size in shape:
+                print(f"{store} {protocol} K={workers} N={size} ...", file=sys.stderr)
+                point = await _worker_point(store, protocol, workers, size)
+                print(table([point]).splitlines()[-1], flush=True)
+                points.append(point)
         for size in _ints(args.webhooks):
             print(f"{store} webhook burst N={size} ...", file=sys.stderr)
             point = await _webhook_point(store, size)
