@@ -174,7 +174,9 @@ def test_forwarded_for_counts_for_rate_limits_only_from_the_proxies_of_the_flag(
 
 def test_the_node_keeps_accepting_connections_for_the_drain_accept_time(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cueflow.db'}"
-    env = {"CUEFLOW_DRAIN_ACCEPT_SECONDS": "2"}
+    # 5 s, so that a loaded machine's slow first answer (the wait below) cannot use it all up
+    # before the check, which comes 1.2 s after SIGTERM at the earliest
+    env = {"CUEFLOW_DRAIN_ACCEPT_SECONDS": "5"}
     with served(url, tmp_path, **env) as node:
         sent = node.terminate()
         wait_until(lambda: httpx.get(f"{node.base}/status", timeout=5).status_code == 503, 10)
@@ -184,5 +186,5 @@ def test_the_node_keeps_accepting_connections_for_the_drain_accept_time(tmp_path
             assert fresh.get(f"{node.base}/status").json()["status"] == "draining"
             assert fresh.get(f"{node.base}/health").status_code == 200
         took = node.wait_exit(sent)
-    print(f"\nexit {took:.2f} s after SIGTERM with CUEFLOW_DRAIN_ACCEPT_SECONDS=2")
-    assert 2 <= took < 10
+    print(f"\nexit {took:.2f} s after SIGTERM with CUEFLOW_DRAIN_ACCEPT_SECONDS=5")
+    assert 5 <= took < 15
