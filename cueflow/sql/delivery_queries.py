@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    type_coerce,
     update,
 )
 
@@ -24,7 +25,7 @@ import cueflow.sql.rows as rows
 from cueflow.records import DeliveryCandidate, DueDelivery, UnservedDelivery
 from cueflow.sql.base import TxBase, _lock, _task_in, bound_values, value_params
 from cueflow.sql.limit_queries import within_limits
-from cueflow.sql.queue import QUEUE_ORDER, one_of
+from cueflow.sql.queue import QUEUE_ORDER, Unindexed, one_of
 from cueflow.sql.tables import (
     cues,
     executions,
@@ -193,16 +194,23 @@ class DeliveryQueries(TxBase):
         return await self._records(rows.unserved_delivery, stmt)
 
 
+def _unindexed(column: Any) -> Any:
+    """``column`` kept off the indexes on SQLite (:class:`~cueflow.sql.queue.Unindexed`),
+    typed as it is."""
+    return type_coerce(Unindexed(column), column.type)
+
+
 def _now() -> Any:
     """The bound ``p_now``, typed as the store keeps times."""
     return bindparam("p_now", type_=executions.c.scheduled_for.type)
 
 
-def _bound_waiting(with_tasks: bool) -> Any:
-    """:func:`_waiting` with bound ``p_transport``, ``p_sources``, ``p_now`` (and ``p_tasks``),
-    for statements built once."""
+def _bound_waiting(with_tasks: bool, status: Callable[[Any], Any] = lambda column: column) -> Any:
+    """Executions of the bound ``p_transport`` in ``p_sources`` due by ``p_now`` (of
+    ``p_tasks``), for statements built once (``status`` wraps the status column, e.g. in
+    :class:`~cueflow.sql.queue.Unindexed`)."""
     condition = and_(
-        executions.c.status.in_(bindparam("p_sources", expanding=True)),
+        status(executions.c.status).in_(bindparam("p_sources", expanding=True)),
         executions.c.transport == bindparam("p_transport"),
         executions.c.scheduled_for <= _now(),
     )
@@ -258,9 +266,10 @@ def _claimed_deliveries() -> Any:
 def _due_deliveries(connector: Any, with_tasks: bool, with_skip: bool) -> Any:
     """The statement of :meth:`DeliveryQueries.due_deliveries`, with bound ``p_transport``,
     ``p_sources``, ``p_now``, ``p_limit``, ``p_per_account`` (and ``p_tasks``, ``p_skip``)."""
-    waiting = and_(_bound_waiting(with_tasks), within_limits(_now()))
+    limited = within_limits(_now())
     if with_skip:
-        waiting = and_(waiting, executions.c.user_id.not_in(bindparam("p_skip", expanding=True)))
+        limited = and_(limited, executions.c.user_id.not_in(bindparam("p_skip", expanding=True)))
+    waiting = and_(_bound_waiting(with_tasks), limited)
     # The window ranks each account's due executions; the rows are then locked in an outer
     # query, as PostgreSQL allows no FOR UPDATE beside a window function.
     ranked = (
@@ -297,7 +306,9 @@ def _due_deliveries(connector: Any, with_tasks: bool, with_skip: bool) -> Any:
             executions.c.rate_limit,
             executions.c.rate_period_seconds,
         )
-        .where(executions.c.id.in_(fair), waiting)
+        # the chosen rows again, looked up by key: checked once more (the rows locked may have
+        # moved on meanwhile) but kept off the dispatch index, which would read every due row
+        .where(executions.c.id.in_(fair), and_(_bound_waiting(with_tasks, _unindexed), limited))
         .order_by(*QUEUE_ORDER),
         connector,
         executions,
