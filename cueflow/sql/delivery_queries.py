@@ -111,10 +111,13 @@ class DeliveryQueries(TxBase):
         shape = (tasks is not None, ids is not None)
 
         def waiting() -> Any:
-            condition = _bound_waiting(tasks is not None)
-            if ids is not None:
-                condition = and_(condition, executions.c.id.in_(bindparam("p_ids", expanding=True)))
-            return condition
+            if ids is None:
+                return _bound_waiting(tasks is not None)
+            # the given rows, found by key rather than through the dispatch index (all due rows)
+            return and_(
+                _bound_waiting(tasks is not None, _unindexed),
+                executions.c.id.in_(bindparam("p_ids", expanding=True)),
+            )
 
         due = self._prepared(
             ("claim_deliveries.due", *shape),
