@@ -119,18 +119,11 @@ class DeliveryQueries(TxBase):
                 executions.c.id.in_(bindparam("p_ids", expanding=True)),
             )
 
-        due = self._prepared(
-            ("claim_deliveries.due", *shape),
-            lambda: _lock(
-                select(executions.c.id)
-                .where(waiting())
-                .order_by(*QUEUE_ORDER)
-                .limit(bindparam("p_limit", type_=Integer())),
-                self.connector,
-                executions,
-            ),
-        )
-        picked = list((await self.conn.execute(due, params)).scalars())
+        if ids is not None and len(ids) <= limit and not self.connector.skip_locked:
+            # one writer at a time (SQLite): the update below checks each given row itself
+            picked: list[Any] = list(ids)
+        else:
+            picked = await self._pick_deliveries(shape, waiting, params)
         if not picked:
             return []
 
@@ -155,6 +148,24 @@ class DeliveryQueries(TxBase):
             return []
         stmt = self._prepared(("claim_deliveries.read",), _claimed_deliveries)
         return await self._records(rows.due_delivery, stmt, {"p_claimed": claimed, "p_now": now})
+
+    async def _pick_deliveries(
+        self, shape: tuple[bool, bool], waiting: Callable[[], Any], params: dict[str, Any]
+    ) -> list[Any]:
+        """The executions a claim takes, locked (skipping rows others hold) where the store
+        can."""
+        due = self._prepared(
+            ("claim_deliveries.due", *shape),
+            lambda: _lock(
+                select(executions.c.id)
+                .where(waiting())
+                .order_by(*QUEUE_ORDER)
+                .limit(bindparam("p_limit", type_=Integer())),
+                self.connector,
+                executions,
+            ),
+        )
+        return list((await self.conn.execute(due, params)).scalars())
 
     async def next_delivery_due(
         self,
