@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import functools
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    type_coerce,
     update,
 )
 
@@ -23,7 +25,7 @@ import cueflow.sql.rows as rows
 from cueflow.records import DeliveryCandidate, DueDelivery, UnservedDelivery
 from cueflow.sql.base import TxBase, _lock, _task_in, bound_values, value_params
 from cueflow.sql.limit_queries import within_limits
-from cueflow.sql.queue import QUEUE_ORDER
+from cueflow.sql.queue import QUEUE_ORDER, Unindexed, one_of
 from cueflow.sql.tables import (
     cues,
     executions,
@@ -39,18 +41,23 @@ class DeliveryQueries(TxBase):
         self, transports: Sequence[str], move: Move, now: datetime, values: dict[str, Any]
     ) -> int:
         """Make due retries ready for delivery (rows other nodes hold are left to them)."""
-        due = and_(
-            executions.c.status.in_(move.sources),
-            executions.c.transport.in_(list(transports)),
-            executions.c.next_retry <= now,
-        )
-        held = _lock(select(executions.c.id).where(due), self.connector, executions)
-        stmt = (
-            update(executions)
-            .where(executions.c.id.in_(held), due)
-            .values(status=move.target, **values)
-        )
-        return int((await self.conn.execute(stmt)).rowcount or 0)
+
+        def build() -> Any:
+            due = and_(
+                one_of(executions.c.status, list(move.sources)),
+                one_of(executions.c.transport, list(transports)),
+                executions.c.next_retry <= _now(),
+            )
+            held = _lock(select(executions.c.id).where(due), self.connector, executions)
+            return (
+                update(executions)
+                .where(executions.c.id.in_(held), due)
+                .values(status=move.target, **bound_values(executions, values))
+            )
+
+        key = ("promote_retries", tuple(transports), move, *sorted(values))
+        params = {"p_now": now, **value_params(values)}
+        return int((await self.conn.execute(self._prepared(key, build), params)).rowcount or 0)
 
     async def due_deliveries(
         self,
@@ -65,51 +72,20 @@ class DeliveryQueries(TxBase):
         """Due push executions, each account's oldest first, round-robin (see the protocol)."""
         if tasks is not None and not tasks:
             return []
-        waiting = and_(_waiting(transport, move, now, tasks), within_limits(now))
-        if skip_accounts:
-            waiting = and_(waiting, executions.c.user_id.not_in(list(skip_accounts)))
-        # The window ranks each account's due executions; the rows are then locked in an outer
-        # query, as PostgreSQL allows no FOR UPDATE beside a window function.
-        ranked = (
-            select(
-                executions.c.id,
-                executions.c.scheduled_for,
-                executions.c.priority,
-                func.row_number()
-                .over(
-                    partition_by=executions.c.user_id,
-                    order_by=(*QUEUE_ORDER, executions.c.id),
-                )
-                .label("turn"),
-            )
-            .where(waiting)
-            .subquery()
+        params: dict[str, Any] = {
+            "p_transport": transport,
+            "p_sources": list(move.sources),
+            "p_now": now,
+            "p_limit": limit,
+            "p_per_account": per_account,
+            "p_tasks": list(tasks or ()),
+            "p_skip": list(skip_accounts),
+        }
+        key = ("due_deliveries", tasks is not None, bool(skip_accounts))
+        build = functools.partial(
+            _due_deliveries, self.connector, tasks is not None, bool(skip_accounts)
         )
-        fair = (
-            select(ranked.c.id)
-            .where(ranked.c.turn <= per_account)
-            .order_by(ranked.c.turn, ranked.c.priority.desc(), ranked.c.scheduled_for, ranked.c.id)
-            .limit(limit)
-        )
-        url = select(cues.c.callback_url).where(cues.c.id == executions.c.cue_id)
-        stmt = _lock(
-            select(
-                executions.c.id,
-                executions.c.user_id,
-                executions.c.scheduled_for,
-                url.scalar_subquery().label("callback_url"),
-                executions.c.concurrency_key,
-                executions.c.concurrency_limit,
-                executions.c.rate_key,
-                executions.c.rate_limit,
-                executions.c.rate_period_seconds,
-            )
-            .where(executions.c.id.in_(fair), waiting)
-            .order_by(*QUEUE_ORDER),
-            self.connector,
-            executions,
-        )
-        return await self._records(rows.delivery_candidate, stmt)
+        return await self._records(rows.delivery_candidate, self._prepared(key, build), params)
 
     async def claim_deliveries(
         self,
@@ -135,23 +111,19 @@ class DeliveryQueries(TxBase):
         shape = (tasks is not None, ids is not None)
 
         def waiting() -> Any:
-            condition = _bound_waiting(tasks is not None)
-            if ids is not None:
-                condition = and_(condition, executions.c.id.in_(bindparam("p_ids", expanding=True)))
-            return condition
+            if ids is None:
+                return _bound_waiting(tasks is not None)
+            # the given rows, found by key rather than through the dispatch index (all due rows)
+            return and_(
+                _bound_waiting(tasks is not None, _unindexed),
+                executions.c.id.in_(bindparam("p_ids", expanding=True)),
+            )
 
-        due = self._prepared(
-            ("claim_deliveries.due", *shape),
-            lambda: _lock(
-                select(executions.c.id)
-                .where(waiting())
-                .order_by(*QUEUE_ORDER)
-                .limit(bindparam("p_limit", type_=Integer())),
-                self.connector,
-                executions,
-            ),
-        )
-        picked = list((await self.conn.execute(due, params)).scalars())
+        if ids is not None and len(ids) <= limit and not self.connector.skip_locked:
+            # one writer at a time (SQLite): the update below checks each given row itself
+            picked: list[Any] = list(ids)
+        else:
+            picked = await self._pick_deliveries(shape, waiting, params)
         if not picked:
             return []
 
@@ -177,6 +149,24 @@ class DeliveryQueries(TxBase):
         stmt = self._prepared(("claim_deliveries.read",), _claimed_deliveries)
         return await self._records(rows.due_delivery, stmt, {"p_claimed": claimed, "p_now": now})
 
+    async def _pick_deliveries(
+        self, shape: tuple[bool, bool], waiting: Callable[[], Any], params: dict[str, Any]
+    ) -> list[Any]:
+        """The executions a claim takes, locked (skipping rows others hold) where the store
+        can."""
+        due = self._prepared(
+            ("claim_deliveries.due", *shape),
+            lambda: _lock(
+                select(executions.c.id)
+                .where(waiting())
+                .order_by(*QUEUE_ORDER)
+                .limit(bindparam("p_limit", type_=Integer())),
+                self.connector,
+                executions,
+            ),
+        )
+        return list((await self.conn.execute(due, params)).scalars())
+
     async def next_delivery_due(
         self,
         transports: Sequence[str],
@@ -184,32 +174,19 @@ class DeliveryQueries(TxBase):
         skip_accounts: Collection[str] = (),
         now: datetime | None = None,
     ) -> datetime | None:
-        """The earliest time the dispatcher has work for ``transports``."""
+        """The earliest time the dispatcher has work for ``transports`` (one statement, built
+        once per transports and tasks)."""
         tasks = tasks or {}
-        push = executions.c.transport.in_(list(transports))
-        servable = [
-            executions.c.transport == name
-            if name not in tasks
-            else and_(executions.c.transport == name, _task_in(tasks[name]))
-            for name in transports
-            if tasks.get(name, True)
-        ]
-        pending = or_(false(), *servable)
-        if skip_accounts:
-            pending = and_(pending, executions.c.user_id.not_in(list(skip_accounts)))
+        routed = tuple(sorted((name, tuple(sorted(tasks[name]))) for name in tasks))
+        key = ("next_delivery_due", tuple(transports), routed, bool(skip_accounts), now is None)
+        build = functools.partial(
+            _next_delivery_due, tuple(transports), dict(routed), bool(skip_accounts), now is None
+        )
+        params: dict[str, Any] = {"p_skip": list(skip_accounts)}
         if now is not None:
-            pending = and_(pending, within_limits(now))
-        found: list[datetime] = []
-        for status, column, where in (
-            (Status.PENDING.value, executions.c.scheduled_for, pending),
-            (Status.RETRYING.value, executions.c.next_retry, push),
-            (Status.DELIVERING.value, executions.c.lease_expires_at, push),
-        ):
-            stmt = select(func.min(column)).where(executions.c.status == status, where)
-            value = (await self.conn.execute(stmt)).scalar()
-            if value is not None:
-                found.append(value)
-        return min(found, default=None)
+            params["p_now"] = now
+        found = (await self.conn.execute(self._prepared(key, build), params)).one()
+        return min((value for value in found if value is not None), default=None)
 
     async def unserved_deliveries(
         self, transport: str, tasks: Collection[str], before: datetime, limit: int
@@ -231,14 +208,10 @@ class DeliveryQueries(TxBase):
         return await self._records(rows.unserved_delivery, stmt)
 
 
-def _waiting(transport: str, move: Move, now: datetime, tasks: Collection[str] | None) -> Any:
-    """Executions of ``transport`` due by ``now`` that ``move`` may claim (of ``tasks``)."""
-    waiting = and_(
-        executions.c.status.in_(move.sources),
-        executions.c.transport == transport,
-        executions.c.scheduled_for <= now,
-    )
-    return waiting if tasks is None else and_(waiting, _task_in(tasks))
+def _unindexed(column: Any) -> Any:
+    """``column`` kept off the indexes on SQLite (:class:`~cueflow.sql.queue.Unindexed`),
+    typed as it is."""
+    return type_coerce(Unindexed(column), column.type)
 
 
 def _now() -> Any:
@@ -246,11 +219,12 @@ def _now() -> Any:
     return bindparam("p_now", type_=executions.c.scheduled_for.type)
 
 
-def _bound_waiting(with_tasks: bool) -> Any:
-    """:func:`_waiting` with bound ``p_transport``, ``p_sources``, ``p_now`` (and ``p_tasks``),
-    for statements built once."""
+def _bound_waiting(with_tasks: bool, status: Callable[[Any], Any] = lambda column: column) -> Any:
+    """Executions of the bound ``p_transport`` in ``p_sources`` due by ``p_now`` (of
+    ``p_tasks``), for statements built once (``status`` wraps the status column, e.g. in
+    :class:`~cueflow.sql.queue.Unindexed`)."""
     condition = and_(
-        executions.c.status.in_(bindparam("p_sources", expanding=True)),
+        status(executions.c.status).in_(bindparam("p_sources", expanding=True)),
         executions.c.transport == bindparam("p_transport"),
         executions.c.scheduled_for <= _now(),
     )
@@ -301,3 +275,87 @@ def _claimed_deliveries() -> Any:
         .where(executions.c.id.in_(bindparam("p_claimed", expanding=True)))
         .order_by(executions.c.scheduled_for)
     )
+
+
+def _due_deliveries(connector: Any, with_tasks: bool, with_skip: bool) -> Any:
+    """The statement of :meth:`DeliveryQueries.due_deliveries`, with bound ``p_transport``,
+    ``p_sources``, ``p_now``, ``p_limit``, ``p_per_account`` (and ``p_tasks``, ``p_skip``)."""
+    limited = within_limits(_now())
+    if with_skip:
+        limited = and_(limited, executions.c.user_id.not_in(bindparam("p_skip", expanding=True)))
+    waiting = and_(_bound_waiting(with_tasks), limited)
+    # The window ranks each account's due executions; the rows are then locked in an outer
+    # query, as PostgreSQL allows no FOR UPDATE beside a window function.
+    ranked = (
+        select(
+            executions.c.id,
+            executions.c.scheduled_for,
+            executions.c.priority,
+            func.row_number()
+            .over(
+                partition_by=executions.c.user_id,
+                order_by=(*QUEUE_ORDER, executions.c.id),
+            )
+            .label("turn"),
+        )
+        .where(waiting)
+        .subquery()
+    )
+    fair = (
+        select(ranked.c.id)
+        .where(ranked.c.turn <= bindparam("p_per_account", type_=Integer()))
+        .order_by(ranked.c.turn, ranked.c.priority.desc(), ranked.c.scheduled_for, ranked.c.id)
+        .limit(bindparam("p_limit", type_=Integer()))
+    )
+    url = select(cues.c.callback_url).where(cues.c.id == executions.c.cue_id)
+    return _lock(
+        select(
+            executions.c.id,
+            executions.c.user_id,
+            executions.c.scheduled_for,
+            url.scalar_subquery().label("callback_url"),
+            executions.c.concurrency_key,
+            executions.c.concurrency_limit,
+            executions.c.rate_key,
+            executions.c.rate_limit,
+            executions.c.rate_period_seconds,
+        )
+        # the chosen rows again, looked up by key: checked once more (the rows locked may have
+        # moved on meanwhile) but kept off the dispatch index, which would read every due row
+        .where(executions.c.id.in_(fair), and_(_bound_waiting(with_tasks, _unindexed), limited))
+        .order_by(*QUEUE_ORDER),
+        connector,
+        executions,
+    )
+
+
+def _next_delivery_due(
+    transports: Sequence[str],
+    tasks: Mapping[str, Collection[str]],
+    with_skip: bool,
+    without_now: bool,
+) -> Any:
+    """The statement of :meth:`DeliveryQueries.next_delivery_due`: the three earliest times
+    (pending, retrying, delivering) in one row, with bound ``p_skip`` and ``p_now``."""
+    push = one_of(executions.c.transport, list(transports))
+    servable = [
+        executions.c.transport == name
+        if name not in tasks
+        else and_(executions.c.transport == name, _task_in(tasks[name]))
+        for name in transports
+        if tasks.get(name, True)
+    ]
+    pending = or_(false(), *servable)
+    if with_skip:
+        pending = and_(pending, executions.c.user_id.not_in(bindparam("p_skip", expanding=True)))
+    if not without_now:
+        pending = and_(pending, within_limits(_now()))
+    earliest = [
+        select(func.min(column)).where(executions.c.status == status, where).scalar_subquery()
+        for status, column, where in (
+            (Status.PENDING.value, executions.c.scheduled_for, pending),
+            (Status.RETRYING.value, executions.c.next_retry, push),
+            (Status.DELIVERING.value, executions.c.lease_expires_at, push),
+        )
+    ]
+    return select(*earliest)

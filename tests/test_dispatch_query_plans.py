@@ -1,0 +1,42 @@
+"""The dispatcher's candidate query on SQLite: the chosen executions are read again by key, so
+a pass does not read every due execution twice (a burst of thousands due at once made each pass
+re-read them all through the dispatch index)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from cueflow.sql.delivery_queries import _due_deliveries
+from cueflow.sql.tables import metadata
+
+
+class _SingleWriter:
+    name = "sqlite"
+    skip_locked = False
+
+
+def _plan(statement: sa.Select[tuple[object, ...]]) -> list[str]:
+    """SQLite's query plan of ``statement`` (its details, outermost first)."""
+    engine = sa.create_engine("sqlite://")
+    metadata.create_all(engine)
+    sql = str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as conn:
+        return [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+
+
+def test_due_deliveries_reads_the_chosen_executions_by_key() -> None:
+    statement = _due_deliveries(_SingleWriter(), False, True).params(
+        p_transport="webhook",
+        p_sources=["pending", "retry_ready"],
+        p_now=datetime(2030, 1, 1, tzinfo=UTC),
+        p_limit=40,
+        p_per_account=10,
+        p_skip=["someone"],
+    )
+    plan = _plan(statement)
+    outer = plan[0]
+    assert outer.startswith("SEARCH executions USING INDEX sqlite_autoindex_executions_1"), plan
+    # the ranking still reads the due executions through the dispatch index, once
+    assert sum("ix_executions_dispatch" in step for step in plan) == 1, plan
