@@ -42,9 +42,13 @@ class Connector(Protocol):
     name: str
     skip_locked: bool
     """Whether ``SELECT ... FOR UPDATE SKIP LOCKED`` is available (several writers)."""
+    autocommits: bool
+    """Whether ``begin(single_statement=True)`` runs its statements outside a transaction."""
 
-    def begin(self) -> Any:
-        """An async context manager yielding a :class:`Connection` inside a transaction."""
+    def begin(self, single_statement: bool = False) -> Any:
+        """An async context manager yielding a :class:`Connection` inside a transaction; with
+        ``single_statement`` (the unit of work runs one statement) the connector may leave the
+        transaction out where the database makes each statement atomic by itself."""
 
     def insert(self, table: Any) -> Any:
         """The dialect's ``insert`` construct (one that has ``on_conflict_do_nothing``)."""
@@ -129,9 +133,10 @@ def value_params(values: dict[str, Any]) -> dict[str, Any]:
 class TxBase:
     """An open transaction and the helpers its statements use."""
 
-    def __init__(self, conn: Connection, connector: Connector) -> None:
+    def __init__(self, conn: Connection, connector: Connector, atomic: bool = True) -> None:
         self.conn = conn
         self.connector = connector
+        self.atomic = atomic
 
     def _prepared(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
         """The statement ``build()`` makes, built once per dialect and ``key``.
