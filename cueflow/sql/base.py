@@ -7,14 +7,20 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import (
+    Boolean,
+    FunctionElement,
     Select,
+    String,
     bindparam,
     case,
     func,
     literal,
+    or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 
 from cueflow.sql.rows import RecordBuilder, Row
 from cueflow.sql.tables import (
@@ -92,6 +98,41 @@ def _lock(stmt: Select[Any], connector: Connector, of: Any = None) -> Select[Any
             skip_locked=True, of=of if of is not None else stmt.get_final_froms()[0]
         )
     return stmt
+
+
+class _InBound(FunctionElement[bool]):
+    """``column IN`` a list bound at execution (see :func:`in_bound`)."""
+
+    inherit_cache = True
+    type = Boolean()
+
+
+@compiles(_InBound)
+def _expanding_in(element: _InBound, compiler: Any, **kw: Any) -> str:
+    column, param = element.clauses
+    return str(compiler.process(column.in_(bindparam(param.key, expanding=True)), **kw))
+
+
+@compiles(_InBound, "postgresql")
+def _equals_any(element: _InBound, compiler: Any, **kw: Any) -> str:
+    column, param = element.clauses
+    return f"{compiler.process(column, **kw)} = ANY({compiler.process(param, **kw)})"
+
+
+def in_bound(column: Any, name: str) -> Any:
+    """``column`` is one of the strings bound as ``name`` when the statement runs. On
+    PostgreSQL ``column = ANY(:name)``, one array parameter: the statement's SQL stays the
+    same whatever the list's length, where an expanding ``IN`` is rendered again at every
+    execution (SQLAlchemy's post-compile step, a large part of a hot statement's CPU) and is
+    another prepared statement for each length. Elsewhere the expanding ``IN``."""
+    return _InBound(column, bindparam(name, type_=ARRAY(String())))
+
+
+def any_equal(column: Any, values: Collection[str]) -> Any:
+    """``column`` is one of ``values`` (fixed in the statement), as equalities bound once,
+    not as an ``IN`` list rendered again at every execution: for conditions off the indexes
+    (a ``CASE`` branch)."""
+    return or_(*(column == value for value in values))
 
 
 def _task_in(tasks: Collection[str]) -> Any:
