@@ -43,7 +43,7 @@ async def claimable_rows(
     services: Services, user_id: str, task: str | None, limit: int = MAX_LIMIT
 ) -> list[QueuedRun]:
     """One look: the executions ``user_id``'s workers may claim now, oldest first."""
-    async with services.store.tx() as tx:
+    async with services.store.tx(single_statement=True) as tx:
         return await tx.claimable(
             user_id,
             services.transports.pull(),
@@ -112,10 +112,9 @@ async def claim(
     row = None
     wanted = None if execution_id is None else [execution_id]
     for _ in range(CLAIM_TRIES):
-        # a transaction per look: a look may lock a concurrency key's gate, and a later look
+        # a unit of work per look: a look may lock a concurrency key's gate, and a later look
         # in the same transaction locking another key's could deadlock with a claim elsewhere
-        async with services.store.tx() as tx:
-            picks = await _claim_picked(services, tx, user, worker_id, wanted, 1, None, now)
+        picks = await _look(services, user, worker_id, wanted, 1, None, now)
         row = picks.claimed[0] if picks.claimed else None
         if row is not None:
             break
@@ -194,9 +193,7 @@ async def claim_batch(
         now = services.clock.now()
         rows: list[QueuedRun] = []
         if valid is None or valid:
-            async with services.store.tx() as tx:
-                picks = await _claim_picked(services, tx, user, worker_id, valid, limit, task, now)
-                rows = picks.claimed
+            rows = (await _look(services, user, worker_id, valid, limit, task, now)).claimed
         if rows or wanted is not None or services.clock.now() >= deadline:
             break
         if not ticket.is_set() and not await long_polls.wait(user.user_id, task, deadline, ticket):
@@ -215,6 +212,36 @@ class _Picks:
 
     claimed: list[QueuedRun]
     held: dict[str, str]
+    unadmitted: list[str] = field(default_factory=list)
+    """Picks under a limit that a unit of work outside a transaction left unchanged, for a
+    transaction to admit, and every pick's id in queue order (set with them)."""
+    order: list[str] = field(default_factory=list)
+
+
+async def _look(
+    services: Services,
+    user: Principal,
+    worker_id: str,
+    execution_ids: list[str] | None,
+    limit: int,
+    task: str | None,
+    now: datetime,
+) -> _Picks:
+    """One look of a claim (see :func:`_claim_picked`). It is first made as a single
+    statement, outside a transaction where the store can (PostgreSQL: no ``BEGIN`` and
+    ``COMMIT`` round trips); only when that picks runs that admission must decide on, whose
+    locks ended with the statement, is the look made again in a transaction that admits them
+    (they were left unchanged; the picks claimed with the pick stay claimed)."""
+    async with services.store.tx(single_statement=True) as tx:
+        picks = await _claim_picked(services, tx, user, worker_id, execution_ids, limit, task, now)
+    if not picks.unadmitted:
+        return picks
+    wanted = picks.unadmitted
+    async with services.store.tx() as tx:
+        later = await _claim_picked(services, tx, user, worker_id, wanted, len(wanted), task, now)
+    place = {execution_id: index for index, execution_id in enumerate(picks.order)}
+    claimed = sorted([*picks.claimed, *later.claimed], key=lambda run: place[run.id])
+    return _Picks(claimed, later.held)
 
 
 async def _claim_picked(
@@ -229,7 +256,9 @@ async def _claim_picked(
 ) -> _Picks:
     """Pick and claim in ``tx``: the given executions, or up to ``limit`` of the due ones,
     higher priority first. Picks without limits are claimed with the pick (one statement on
-    PostgreSQL); picks under a concurrency or rate limit are admitted first."""
+    PostgreSQL); picks under a concurrency or rate limit are admitted first, which needs
+    ``tx`` to be :attr:`~cueflow.store.StoreTx.atomic` (when it is not, they come back
+    ``unadmitted``, unchanged)."""
     values = _claim_values(services, worker_id, now)
     wanted = limit if execution_ids is None else len(execution_ids)
     picks = await tx.claim_due(
@@ -245,6 +274,9 @@ async def _claim_picked(
     limited = [pick for pick in picks if isinstance(pick, LimitedRun)]
     if not limited:
         return _Picks([pick for pick in picks if isinstance(pick, QueuedRun)], {})
+    if not tx.atomic:
+        claimed = [pick for pick in picks if isinstance(pick, QueuedRun)]
+        return _Picks(claimed, {}, [run.id for run in limited], [pick.id for pick in picks])
     admission = await run_limits.admit(tx, limited, now)
     late: dict[str, QueuedRun] = {}
     if admission.admitted:

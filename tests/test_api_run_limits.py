@@ -93,6 +93,31 @@ async def test_a_batch_claim_takes_no_more_than_the_limit_leaves_room_for(
     assert len(response.json()["claimed"]) == 3
 
 
+async def test_a_batch_claim_mixing_free_and_rate_limited_picks_claims_all_in_queue_order(
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
+):
+    # PostgreSQL claims the free picks outside a transaction, then admits the rate-limited one
+    # in a second look: every pick is claimed once, and the answer keeps the queue order.
+    rate = {"limit": 10, "period_seconds": 60, "key": "api"}
+    free = await make_worker_cue(client, auth, name="free", priority=9)
+    limited = await make_worker_cue(client, auth, name="limited", priority=5, rate_limit=rate)
+    last = await make_worker_cue(client, auth, name="last", priority=1)
+    clock.set(datetime.fromisoformat(free["next_run"].replace("Z", "+00:00")))
+    assert await engine.fire_due() == 3
+
+    response = await client.post(
+        "/v1/executions/claims", json={"worker_id": "w1", "limit": 10}, headers=auth
+    )
+
+    assert response.status_code == 200, response.text
+    claimed = response.json()["claimed"]
+    assert [item["cue_id"] for item in claimed] == [free["id"], limited["id"], last["id"]]
+    for item in claimed:
+        shown = await get_execution(client, auth, item["execution_id"])
+        assert (shown["status"], shown["attempts"]) == ("delivering", 1)
+    assert await claimable(client, auth) == []
+
+
 async def test_a_cues_own_concurrency_limit_counts_only_its_runs(
     client: httpx.AsyncClient, engine: Engine, clock: FakeClock, auth: dict[str, str]
 ):

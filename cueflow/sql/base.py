@@ -7,14 +7,20 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import (
+    Boolean,
+    FunctionElement,
     Select,
+    String,
     bindparam,
     case,
     func,
     literal,
+    or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 
 from cueflow.sql.rows import RecordBuilder, Row
 from cueflow.sql.tables import (
@@ -42,9 +48,13 @@ class Connector(Protocol):
     name: str
     skip_locked: bool
     """Whether ``SELECT ... FOR UPDATE SKIP LOCKED`` is available (several writers)."""
+    autocommits: bool
+    """Whether ``begin(single_statement=True)`` runs its statements outside a transaction."""
 
-    def begin(self) -> Any:
-        """An async context manager yielding a :class:`Connection` inside a transaction."""
+    def begin(self, single_statement: bool = False) -> Any:
+        """An async context manager yielding a :class:`Connection` inside a transaction; with
+        ``single_statement`` (the unit of work runs one statement) the connector may leave the
+        transaction out where the database makes each statement atomic by itself."""
 
     def insert(self, table: Any) -> Any:
         """The dialect's ``insert`` construct (one that has ``on_conflict_do_nothing``)."""
@@ -90,6 +100,41 @@ def _lock(stmt: Select[Any], connector: Connector, of: Any = None) -> Select[Any
     return stmt
 
 
+class _InBound(FunctionElement[bool]):
+    """``column IN`` a list bound at execution (see :func:`in_bound`)."""
+
+    inherit_cache = True
+    type = Boolean()
+
+
+@compiles(_InBound)
+def _expanding_in(element: _InBound, compiler: Any, **kw: Any) -> str:
+    column, param = element.clauses
+    return str(compiler.process(column.in_(bindparam(param.key, expanding=True)), **kw))
+
+
+@compiles(_InBound, "postgresql")
+def _equals_any(element: _InBound, compiler: Any, **kw: Any) -> str:
+    column, param = element.clauses
+    return f"{compiler.process(column, **kw)} = ANY({compiler.process(param, **kw)})"
+
+
+def in_bound(column: Any, name: str) -> Any:
+    """``column`` is one of the strings bound as ``name`` when the statement runs. On
+    PostgreSQL ``column = ANY(:name)``, one array parameter: the statement's SQL stays the
+    same whatever the list's length, where an expanding ``IN`` is rendered again at every
+    execution (SQLAlchemy's post-compile step, a large part of a hot statement's CPU) and is
+    another prepared statement for each length. Elsewhere the expanding ``IN``."""
+    return _InBound(column, bindparam(name, type_=ARRAY(String())))
+
+
+def any_equal(column: Any, values: Collection[str]) -> Any:
+    """``column`` is one of ``values`` (fixed in the statement), as equalities bound once,
+    not as an ``IN`` list rendered again at every execution: for conditions off the indexes
+    (a ``CASE`` branch)."""
+    return or_(*(column == value for value in values))
+
+
 def _task_in(tasks: Collection[str]) -> Any:
     """Executions whose cue's ``task`` is one of ``tasks`` (a correlated key lookup, so the
     execution indexes still drive the query)."""
@@ -129,9 +174,10 @@ def value_params(values: dict[str, Any]) -> dict[str, Any]:
 class TxBase:
     """An open transaction and the helpers its statements use."""
 
-    def __init__(self, conn: Connection, connector: Connector) -> None:
+    def __init__(self, conn: Connection, connector: Connector, atomic: bool = True) -> None:
         self.conn = conn
         self.connector = connector
+        self.atomic = atomic
 
     def _prepared(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
         """The statement ``build()`` makes, built once per dialect and ``key``.

@@ -11,7 +11,7 @@ from sqlalchemy import and_, bindparam, select, update
 
 import cueflow.sql.rows as rows
 from cueflow.records import LimitedRun, QueuedRun
-from cueflow.sql.base import TxBase, _lock, value_params
+from cueflow.sql.base import TxBase, _lock, in_bound, value_params
 from cueflow.sql.claim_statements import (
     CLAIMED,
     claim_due_statement,
@@ -103,7 +103,7 @@ class ClaimQueries(TxBase):
             waiting = waiting_for_worker(move, len(transports), task is not None)
             stmt = select(*LIMITED)
             if execution_ids is not None:
-                stmt = stmt.where(executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting)
+                stmt = stmt.where(in_bound(executions.c.id, "p_ids"), waiting)
             else:
                 stmt = stmt.where(waiting, within_limits(at("p_now"))).limit(bindparam("p_limit"))
             return _lock(stmt.order_by(*QUEUE_ORDER), self.connector)
@@ -253,9 +253,7 @@ class ClaimQueries(TxBase):
         payload come back through subqueries of the ``RETURNING`` clause)."""
 
         def build() -> Any:
-            target = and_(
-                executions.c.id.in_(bindparam("p_ids", expanding=True)), picked_again(move)
-            )
+            target = and_(in_bound(executions.c.id, "p_ids"), picked_again(move))
             return (
                 update(executions).where(target).values(claim_set(move, values)).returning(*CLAIMED)
             )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, literal, or_, select, update
 
 from cueflow.records import LimitedRun
-from cueflow.sql.base import Connector, _lock, bound_values
+from cueflow.sql.base import Connector, _lock, bound_values, in_bound
 from cueflow.sql.limit_queries import in_flight, within_limits
 from cueflow.sql.queue import LIMITED, QUEUE_ORDER, at, not_held_back, one_of, pull_transport
 from cueflow.sql.tables import cues, executions
@@ -101,9 +101,7 @@ def claim_due_statement(
         picked_stmt = picked_stmt.where(waiting, within_limits(at("p_now")))
         picked_stmt = picked_stmt.limit(bindparam("p_limit"))
     else:
-        picked_stmt = picked_stmt.where(
-            executions.c.id.in_(bindparam("p_ids", expanding=True)), waiting
-        )
+        picked_stmt = picked_stmt.where(in_bound(executions.c.id, "p_ids"), waiting)
     picked = (
         _lock(picked_stmt.order_by(*QUEUE_ORDER), connector)
         .cte("picked")

@@ -17,7 +17,16 @@ from sqlalchemy.exc import IntegrityError
 
 import cueflow.sql.rows as rows
 from cueflow.records import Cue, FiredRun
-from cueflow.sql.base import TxBase, _Dialectless, _duplicate, _lock, bound_values, value_params
+from cueflow.sql.base import (
+    TxBase,
+    _Dialectless,
+    _duplicate,
+    _lock,
+    any_equal,
+    bound_values,
+    in_bound,
+    value_params,
+)
 from cueflow.sql.tables import (
     FIRE_KEY,
     FIRE_KEY_WHERE,
@@ -213,12 +222,12 @@ class CueQueries(TxBase):
                 new_values["run_count"] = cues.c.run_count + bindparam("p_runs")
             if finish is not None:
                 new_values["status"] = case(
-                    (cues.c.status.in_(finish.sources), bindparam("p_finish")),
+                    (any_equal(cues.c.status, finish.sources), bindparam("p_finish")),
                     else_=cues.c.status,
                 )
-            stmt = update(cues).where(cues.c.id.in_(bindparam("p_ids", expanding=True)))
+            stmt = update(cues).where(in_bound(cues.c.id, "p_ids"))
             if only_if_status is not None:
-                stmt = stmt.where(cues.c.status.in_(bindparam("p_statuses", expanding=True)))
+                stmt = stmt.where(in_bound(cues.c.status, "p_statuses"))
             return stmt.values(**new_values)
 
         key = (

@@ -19,7 +19,15 @@ from sqlalchemy import (
 
 import cueflow.sql.rows as rows
 from cueflow.records import Execution, FinishedRun, OutcomeTarget
-from cueflow.sql.base import TxBase, _Dialectless, _lock, bound_values, value_params
+from cueflow.sql.base import (
+    TxBase,
+    _Dialectless,
+    _lock,
+    any_equal,
+    bound_values,
+    in_bound,
+    value_params,
+)
 from cueflow.sql.tables import (
     FIRE_KEY,
     FIRE_KEY_WHERE,
@@ -72,7 +80,7 @@ class ExecutionQueries(TxBase):
                     cues.c.schedule_type.label("cue_schedule_type"),
                 )
                 .select_from(executions.outerjoin(cues, cues.c.id == executions.c.cue_id))
-                .where(executions.c.id.in_(bindparam("p_ids", expanding=True)))
+                .where(in_bound(executions.c.id, "p_ids"))
             ),
         )
         # Looked up by primary key only, the owner checked here: with the owner in the WHERE
@@ -215,17 +223,17 @@ class ExecutionQueries(TxBase):
 
         def build() -> Any:
             conditions = [
-                executions.c.id.in_(bindparam("p_ids", expanding=True)),
+                in_bound(executions.c.id, "p_ids"),
                 executions.c.user_id == bindparam("p_user_id"),
                 executions.c.outcome_recorded_at.is_(None),
             ]
             if gate is not None:
                 conditions.append(
                     or_(
-                        executions.c.status.in_(bindparam("p_open", expanding=True)),
+                        in_bound(executions.c.status, "p_open"),
                         executions.c.claimed_by_worker.is_(None),
                         and_(
-                            executions.c.status.in_(bindparam("p_held", expanding=True)),
+                            in_bound(executions.c.status, "p_held"),
                             executions.c.claimed_by_worker == bindparam("p_holder"),
                         ),
                     )
@@ -233,7 +241,7 @@ class ExecutionQueries(TxBase):
             new_values = bound_values(executions, values)
             if move is not None:
                 new_values["status"] = case(
-                    (executions.c.status.in_(move.sources), literal(move.target)),
+                    (any_equal(executions.c.status, move.sources), literal(move.target)),
                     else_=executions.c.status,
                 )
             return (

@@ -85,15 +85,18 @@ class SqlStore:
         await self.connector.close()
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[SqlTx]:
-        """A unit of work in one database transaction. A failure of the database itself
+    async def tx(self, *, single_statement: bool = False) -> AsyncIterator[SqlTx]:
+        """A unit of work in one database transaction (for a ``single_statement`` unit, none
+        where the connector :attr:`~Connector.autocommits`). A failure of the database itself
         (unreachable, too slow, restarting, full: :func:`cueflow.faults.database_fault`) is
         raised as :class:`cueflow.errors.DatabaseUnavailable` and remembered for
         :meth:`failure`."""
+        connector = self.connector
         try:
-            async with self.connector.begin() as conn:
+            async with connector.begin(single_statement) as conn:
                 watched = _WatchedConnection(conn)
-                yield SqlTx(watched, self.connector)
+                atomic = not (single_statement and connector.autocommits)
+                yield SqlTx(watched, connector, atomic)
         except DatabaseBusy:
             raise  # another process holds the lock: busy, not failing
         except Exception as exc:

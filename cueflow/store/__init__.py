@@ -105,6 +105,10 @@ class StoreTx(
 ):
     """One unit of work: every concept's operations, each run in the enclosing transaction."""
 
+    atomic: bool
+    """Whether the unit of work is one transaction (``False``: a ``single_statement`` unit the
+    store runs without one, each statement atomic by itself)."""
+
 
 class Store(Protocol):
     """A storage backend, created by a store plugin's factory."""
@@ -118,10 +122,15 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections."""
 
-    def tx(self) -> AbstractAsyncContextManager[StoreTx]:
+    def tx(self, *, single_statement: bool = False) -> AbstractAsyncContextManager[StoreTx]:
         """A unit of work: commits on normal exit, rolls back on an exception. Raises
         :class:`cueflow.errors.DatabaseBusy` when a lock held elsewhere keeps it from starting
-        (or committing) within the store's limit (see :data:`lock_wait_limit`)."""
+        (or committing) within the store's limit (see :data:`lock_wait_limit`).
+
+        ``single_statement``: the caller runs one statement (or only statements that need
+        nothing of each other), so the store may leave the transaction out where each
+        statement is atomic by itself (it then yields a unit whose ``atomic`` is false); hot
+        paths use it to save the round trips of ``BEGIN`` and ``COMMIT``."""
 
     async def listen(self, callback: Callable[[], None], pulse: Pulse) -> None:
         """Call ``callback`` whenever another node reports a schedule change, until cancelled

@@ -125,6 +125,7 @@ class PostgresConnector:
 
     name = "postgresql"
     skip_locked = True
+    autocommits = True
 
     def __init__(
         self,
@@ -156,6 +157,8 @@ class PostgresConnector:
                 "server_settings": self.server_settings,
             },
         )
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        """The engine on the same pool, its connections without transactions."""
         pool = self.engine.sync_engine.pool
         event.listen(pool, "connect", _mark_idle)
         event.listen(pool, "checkin", _mark_idle)
@@ -177,9 +180,15 @@ class PostgresConnector:
             raise exc.InvalidatePoolError(f"connection check failed: {error!r}") from error
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction on a pooled connection."""
-        async with self.engine.begin() as conn:
+    async def begin(self, single_statement: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A transaction on a pooled connection; for a ``single_statement`` unit of work none
+        (autocommit: PostgreSQL makes each statement atomic by itself), which saves the
+        ``BEGIN`` and ``COMMIT`` round trips."""
+        if not single_statement:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self.autocommit.connect() as conn:
             yield conn
 
     def insert(self, table: Any) -> Any:

@@ -82,6 +82,7 @@ class SqliteConnector:
     """The SQLite half of :class:`cueflow.sql.store.SqlStore`."""
 
     name = "sqlite"
+    autocommits = False
     skip_locked = False
 
     def __init__(self, url: str, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
@@ -170,9 +171,10 @@ class SqliteConnector:
             pause = min(pause * 2, _LONGEST_RETRY_SECONDS)
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[_InlineConnection]:
+    async def begin(self, single_statement: bool = False) -> AsyncIterator[_InlineConnection]:
         """A write transaction on the single connection, once it is this unit of work's turn
-        and the database's write lock is free.
+        and the database's write lock is free (for a ``single_statement`` unit of work too:
+        the turn and the lock are what keep writers apart).
 
         Raises :class:`DatabaseBusy` when the two together take longer than the lock timeout,
         and ``RuntimeError`` when a unit of work opens another inside itself (it would wait
