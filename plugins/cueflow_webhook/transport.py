@@ -17,6 +17,9 @@ Before each request the guard resolves the host again (on its own bounded thread
 ``http`` request is then sent to the very address that was checked (with the original ``Host``
 header), so the name cannot be re-pointed in between. ``https`` requests connect by name: TLS
 certificate verification already stops a name re-pointed at a host without its certificate.
+
+aiohttp (and yarl) are imported at the first send, not with the plugin: a node that never sends
+a webhook does not carry them (about 9 MB).
 """
 
 from __future__ import annotations
@@ -25,10 +28,8 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import aiohttp
-from yarl import URL
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import cueflow.tracing as tracing
 from cueflow.config import Settings
@@ -42,6 +43,10 @@ from cueflow_webhook.signing import (
     delivery_headers,
     signed_headers,
 )
+
+if TYPE_CHECKING:
+    import aiohttp
+    from yarl import URL
 
 METHODS = ("POST", "GET", "PUT", "PATCH")
 NOTICE_TIMEOUT_SECONDS = 10.0
@@ -134,6 +139,7 @@ class WebhookTransport:
             await client.close()
 
     def _http(self) -> aiohttp.ClientSession:
+        aiohttp = _aiohttp()
         if self._client is None or self._client.closed:
             self._client = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.concurrency, use_dns_cache=False),
@@ -188,6 +194,7 @@ class WebhookTransport:
         headers: list[tuple[str, str]],
         timeout: float,
     ) -> DeliveryResult:
+        aiohttp = _aiohttp()
         try:
             async with asyncio.timeout(timeout):  # one deadline for the whole attempt
                 status, answer = await self._attempt(method, url, body, headers, timeout)
@@ -216,6 +223,9 @@ class WebhookTransport:
         """Check ``url``, send the request to the checked address and read the start of the
         answer; its status, and its body when it is JSON read whole within the first
         ``_DRAIN_BYTES`` (a flow step's output)."""
+        from yarl import URL
+
+        aiohttp = _aiohttp()
         target = await self.guard.check_send(url)
         address, headers = _pin(URL(url), target, headers)
         async with self._http().request(
@@ -234,6 +244,13 @@ class WebhookTransport:
             if drained >= _DRAIN_BYTES or not _is_plain_json(response):
                 return response.status, None  # not an answer to keep
             return response.status, b"".join(kept)
+
+
+def _aiohttp() -> ModuleType:
+    """The aiohttp module, imported on first use."""
+    import aiohttp
+
+    return aiohttp
 
 
 def _is_plain_json(response: aiohttp.ClientResponse) -> bool:
