@@ -7,7 +7,6 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import (
-    Boolean,
     FunctionElement,
     Select,
     String,
@@ -21,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.types import NullType
 
 from cueflow.sql.rows import RecordBuilder, Row
 from cueflow.sql.tables import (
@@ -101,10 +101,14 @@ def _lock(stmt: Select[Any], connector: Connector, of: Any = None) -> Select[Any
 
 
 class _InBound(FunctionElement[bool]):
-    """``column IN`` a list bound at execution (see :func:`in_bound`)."""
+    """``column IN`` a list bound at execution (see :func:`in_bound`).
+
+    Untyped on purpose: a ``Boolean`` element is compared ``= 1`` in a ``WHERE`` on a dialect
+    without a native boolean (SQLite), and ``id IN (...) = 1`` is a condition no index serves,
+    which turned an outcome's keyed updates into full scans."""
 
     inherit_cache = True
-    type = Boolean()
+    type = NullType()
 
 
 @compiles(_InBound)

@@ -160,6 +160,7 @@ class Execution(SQLModel, table=True):
         ),
         Index("ix_executions_concurrency", "user_id", "concurrency_key", "status"),
         Index("ix_executions_user_created", "user_id", "created_at"),
+        Index("ix_executions_cue_created", "cue_id", "created_at"),
         Index("ix_executions_lease", "status", "lease_expires_at"),
         Index("ix_executions_dispatch", "status", "transport", "scheduled_for"),
         Index("ix_executions_retry", "status", "next_retry"),
