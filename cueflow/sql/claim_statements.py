@@ -10,7 +10,15 @@ from sqlalchemy import and_, bindparam, func, literal, or_, select, update
 from cueflow.records import LimitedRun
 from cueflow.sql.base import Connector, _lock, bound_values, in_bound
 from cueflow.sql.limit_queries import in_flight, within_limits
-from cueflow.sql.queue import LIMITED, QUEUE_ORDER, at, not_held_back, one_of, pull_transport
+from cueflow.sql.queue import (
+    LIMITED,
+    QUEUE_ORDER,
+    at,
+    not_held_back,
+    one_of,
+    pull_transport,
+    unindexed,
+)
 from cueflow.sql.tables import cues, executions
 from cueflow.states import Move
 
@@ -19,8 +27,9 @@ def picked_again(move: Move) -> Any:
     """What a claim re-checks of executions :meth:`ClaimQueries.claim_candidates` picked in
     the same transaction: they are locked (PostgreSQL) or the transaction is the only writer
     (SQLite), so only their status, and by primary key (repeating the whole condition would
-    lead SQLite to walk the due queue)."""
-    return one_of(executions.c.status, move.sources)
+    lead SQLite to walk the due queue; the status is kept off the indexes, or SQLite would read
+    every row of that status through one to find the few asked for)."""
+    return one_of(unindexed(executions.c.status), move.sources)
 
 
 def has_limit(run: LimitedRun) -> bool:

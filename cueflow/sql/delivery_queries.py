@@ -17,7 +17,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    type_coerce,
     update,
 )
 
@@ -25,7 +24,7 @@ import cueflow.sql.rows as rows
 from cueflow.records import DeliveryCandidate, DueDelivery, UnservedDelivery
 from cueflow.sql.base import TxBase, _lock, _task_in, bound_values, value_params
 from cueflow.sql.limit_queries import within_limits
-from cueflow.sql.queue import QUEUE_ORDER, Unindexed, one_of
+from cueflow.sql.queue import QUEUE_ORDER, one_of, unindexed
 from cueflow.sql.tables import (
     cues,
     executions,
@@ -115,7 +114,7 @@ class DeliveryQueries(TxBase):
                 return _bound_waiting(tasks is not None)
             # the given rows, found by key rather than through the dispatch index (all due rows)
             return and_(
-                _bound_waiting(tasks is not None, _unindexed),
+                _bound_waiting(tasks is not None, unindexed),
                 executions.c.id.in_(bindparam("p_ids", expanding=True)),
             )
 
@@ -206,12 +205,6 @@ class DeliveryQueries(TxBase):
             .limit(limit)
         )
         return await self._records(rows.unserved_delivery, stmt)
-
-
-def _unindexed(column: Any) -> Any:
-    """``column`` kept off the indexes on SQLite (:class:`~cueflow.sql.queue.Unindexed`),
-    typed as it is."""
-    return type_coerce(Unindexed(column), column.type)
 
 
 def _now() -> Any:
@@ -322,7 +315,7 @@ def _due_deliveries(connector: Any, with_tasks: bool, with_skip: bool) -> Any:
         )
         # the chosen rows again, looked up by key: checked once more (the rows locked may have
         # moved on meanwhile) but kept off the dispatch index, which would read every due row
-        .where(executions.c.id.in_(fair), and_(_bound_waiting(with_tasks, _unindexed), limited))
+        .where(executions.c.id.in_(fair), and_(_bound_waiting(with_tasks, unindexed), limited))
         .order_by(*QUEUE_ORDER),
         connector,
         executions,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import FunctionElement, bindparam, or_
+from sqlalchemy import FunctionElement, bindparam, or_, type_coerce
 from sqlalchemy.ext.compiler import compiles
 
 from cueflow.sql.tables import executions
@@ -41,6 +41,14 @@ def _plain(element: Unindexed, compiler: Any, **kw: Any) -> str:
 @compiles(Unindexed, "sqlite")
 def _unary_plus(element: Unindexed, compiler: Any, **kw: Any) -> str:
     return "+" + str(compiler.process(element.clauses, **kw))
+
+
+def unindexed(column: Any) -> Any:
+    """``column`` kept off the indexes on SQLite (:class:`Unindexed`), typed as it is: for a
+    condition that only re-checks rows found by key, which SQLite's planner, without
+    statistics, may otherwise serve from an index on that column (reading every row of a
+    status to find ten)."""
+    return type_coerce(Unindexed(column), column.type)
 
 
 def pull_transport(count: int) -> Any:
