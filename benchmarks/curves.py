@@ -125,32 +125,55 @@ def table(points: list[Point]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _series(points: list[Point], by: str) -> dict[str, list[Point]]:
+    """The points as curves along ``by`` (``"size"``: one curve per store, kind and K;
+    ``"workers"``: one per store, kind and N), keeping curves of two points or more."""
+    curves: dict[str, list[Point]] = {}
+    for p in points:
+        if by == "size":
+            label = p.label()
+        elif p.workers is not None:
+            label = f"{p.store} {p.kind} N={p.size:,}"
+        else:
+            continue
+        curves.setdefault(label, []).append(p)
+    return {label: curve for label, curve in sorted(curves.items()) if len(curve) > 1}
+
+
 def plot(points: list[Point], path: Path) -> None:
-    """Server CPU per item against size, one line per curve, log-scaled sizes (PNG)."""
+    """Server CPU per item and items per second, against the items due at once (N, log
+    scale; top) and against the worker loops (K, log scale; bottom), one line per curve:
+    solid for SQLite, dashed for PostgreSQL (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (cpu_ax, rate_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
-    curves: dict[str, list[Point]] = {}
-    for p in points:
-        curves.setdefault(p.label(), []).append(p)
-    for label, curve in sorted(curves.items()):
-        curve.sort(key=lambda p: p.size)
-        sizes = [p.size for p in curve]
-        style = "--" if curve[0].kind == "webhook" else "-"
-        cpu_ax.plot(sizes, [p.cpu_ms_per_item or 0 for p in curve], style, marker="o", label=label)
-        rate_ax.plot(sizes, [p.per_second for p in curve], style, marker="o", label=label)
-    for ax, title in ((cpu_ax, "server CPU ms per item"), (rate_ax, "items per second")):
-        ax.set_xscale("log")
-        ax.set_xlabel("items due at once (N)")
-        ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-    rate_ax.legend(fontsize=7, loc="best")
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    colours = plt.get_cmap("tab10")
+    for row, (by, x_label) in enumerate(
+        (("size", "items due at once (N)"), ("workers", "worker loops (K)"))
+    ):
+        curves = _series(points, by)
+        for index, (label, curve) in enumerate(curves.items()):
+            curve.sort(key=lambda p: p.size if by == "size" else (p.workers or 0))
+            xs = [p.size if by == "size" else p.workers for p in curve]
+            style = "-" if curve[0].store == "sqlite" else "--"
+            colour = colours(index % 10)
+            cpu = [p.cpu_ms_per_item or 0 for p in curve]
+            axes[row][0].plot(xs, cpu, style, color=colour, marker="o", label=label)
+            rate = [p.per_second for p in curve]
+            axes[row][1].plot(xs, rate, style, color=colour, marker="o", label=label)
+        for ax, title in ((axes[row][0], "server CPU ms per item"), (axes[row][1], "items/s")):
+            ax.set_xscale("log")
+            ax.set_xlabel(x_label)
+            ax.set_title(title)
+            ax.grid(True, alpha=0.3)
+        if curves:
+            axes[row][1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -168,10 +191,19 @@ async def main(argv: list[str] | None = None) -> int:
         default="grid",
         help="grid: every K with every N; cross: every K at the middle N, every N at K=4",
     )
+    parser.add_argument(
+        "--from-json", help="measure nothing: write the table and plot of an earlier --out"
+    )
     parser.add_argument("--out", default="benchmarks/results/curves.json")
     parser.add_argument("--table", default="benchmarks/results/curves.md")
     parser.add_argument("--plot", default="benchmarks/results/curves.png")
     args = parser.parse_args(argv)
+    if args.from_json:
+        earlier = [Point(**p) for p in json.loads(Path(args.from_json).read_text())["points"]]
+        Path(args.table).write_text(table(earlier))
+        plot(earlier, Path(args.plot))
+        print(table(earlier))
+        return 0
 
     points: list[Point] = []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -100,7 +100,7 @@ def _lock(stmt: Select[Any], connector: Connector, of: Any = None) -> Select[Any
     return stmt
 
 
-class _InBound(FunctionElement[bool]):
+class _InBound(FunctionElement[Any]):
     """``column IN`` a list bound at execution (see :func:`in_bound`).
 
     Untyped on purpose: a ``Boolean`` element is compared ``= 1`` in a ``WHERE`` on a dialect
