@@ -273,6 +273,7 @@ def _flows_headline(r: dict[str, Any]) -> dict[str, float | None]:
             "runs succeeded": r["succeeded"],
             "dups": r["duplicate_claims"],
             "server cpu s": r.get("server_cpu_seconds"),
+            "db cpu s": r.get("database_cpu_seconds"),
         }
     if part == "fanout":
         return {
@@ -303,6 +304,7 @@ HEADLINES: dict[str, Headline] = {
         "409s": r["conflicts_409"],
         "client cpu s": r["client_cpu_seconds"],
         "server cpu s": r.get("server_cpu_seconds"),
+        "db cpu s": r.get("database_cpu_seconds"),
         "peak rss MB": r.get("server_peak_rss_mb"),
     },
     "embedded": lambda r: {
@@ -318,6 +320,8 @@ HEADLINES: dict[str, Headline] = {
         "max ms": r["lag_ms"]["max"],
         "received": r["received"],
         "repeats": r["repeated_deliveries"],
+        "server cpu s": r.get("server_cpu_seconds"),
+        "db cpu s": r.get("database_cpu_seconds"),
         "peak rss MB": r.get("server_peak_rss_mb"),
     },
     "hostile": lambda r: {

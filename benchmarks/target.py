@@ -110,8 +110,12 @@ class Meter:
     """CPU and memory of the server process over one scenario."""
 
     pid: int | None
+    database_pid: int | None = None
+    """The local PostgreSQL server's postmaster, whose CPU is measured too
+    (:func:`postmaster_pid`)."""
     started: float = field(default_factory=time.monotonic)
     server_cpu0: float = 0.0
+    database_cpu0: float = 0.0
     client_cpu0: float = field(default_factory=client_cpu_seconds)
     peak_rss_mb: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -119,6 +123,8 @@ class Meter:
 
     def start(self) -> Meter:
         """Begin sampling (RSS every 50 ms, so short peaks are seen)."""
+        if self.database_pid is not None:
+            self.database_cpu0 = tree_cpu_seconds(self.database_pid)
         if self.pid is not None:
             self.server_cpu0 = tree_cpu_seconds(self.pid)
             self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -141,6 +147,9 @@ class Meter:
             "wall_seconds": round(elapsed, 3),
             "client_cpu_seconds": round(client_cpu_seconds() - self.client_cpu0, 3),
         }
+        if self.database_pid is not None:
+            used = tree_cpu_seconds(self.database_pid) - self.database_cpu0
+            figures["database_cpu_seconds"] = round(used, 3)
         if self.pid is not None:
             rss, _ = tree_rss_mb(self.pid)
             used = tree_cpu_seconds(self.pid) - self.server_cpu0
@@ -158,10 +167,11 @@ class Target:
         self.api_key = api_key
         self.pid = pid
         self.store = "remote"
+        self.database_pid: int | None = None
 
     def meter(self) -> Meter:
-        """A started :class:`Meter` on this server."""
-        return Meter(self.pid).start()
+        """A started :class:`Meter` on this server (and its local PostgreSQL server)."""
+        return Meter(self.pid, self.database_pid).start()
 
     def new_account(self) -> str:
         """A fresh API key (registers a user when the server allows it; otherwise the key the
@@ -208,6 +218,8 @@ class ServerTarget(Target):
         self._log = log
         super().__init__(f"http://127.0.0.1:{self._port}")
         self.store = store
+        if store == "postgresql":
+            self.database_pid = postmaster_pid()
         self._start()
 
     def _start(self) -> None:
@@ -266,13 +278,14 @@ class ServerTarget(Target):
         self._tmp.cleanup()
 
 
-def _pg_admin_sync(sql: str) -> None:
+def _pg_admin_sync(sql: str) -> Any:
     """:func:`_pg_admin` from synchronous code, inside or outside a running event loop."""
     errors: list[BaseException] = []
+    answers: list[Any] = []
 
     def run() -> None:
         try:
-            asyncio.run(_pg_admin(sql))
+            answers.append(asyncio.run(_pg_admin(sql)))
         except BaseException as exc:
             errors.append(exc)
 
@@ -281,16 +294,32 @@ def _pg_admin_sync(sql: str) -> None:
     thread.join()
     if errors:
         raise errors[0]
+    return answers[0]
 
 
-async def _pg_admin(sql: str) -> None:
+async def _pg_admin(sql: str) -> Any:
+    """Run ``sql`` on the admin database; the first column of its first row."""
     import asyncpg
 
     conn = await asyncpg.connect(PG_ADMIN_URL)
     try:
-        await conn.execute(sql)
+        return await conn.fetchval(sql)
     finally:
         await conn.close()
+
+
+def postmaster_pid() -> int | None:
+    """The pid of the PostgreSQL server at :data:`PG_ADMIN_URL` when it runs on this machine
+    and its data directory is readable here (its process tree does the database's work, so its
+    CPU is the database's side of a run: shared with anything else using that server), else
+    ``None``."""
+    try:
+        directory = _pg_admin_sync("SHOW data_directory")
+        pid = int(Path(directory, "postmaster.pid").read_text().split()[0])
+        Path(f"/proc/{pid}/stat").read_text()
+    except Exception:
+        return None
+    return pid
 
 
 def open_target(store: str | None, url: str | None, api_key: str | None) -> Target:

@@ -19,8 +19,16 @@ from cueflow.errors import Conflict, CueflowError, NotFound
 from cueflow.jsonvalues import has_huge_int
 from cueflow.records import Execution, OutcomeTarget
 from cueflow.schemas import OutcomeReport
-from cueflow.states import Event, Move, ScheduleType, Status, move, one_time_cue_end
-from cueflow.store import ReportGate
+from cueflow.states import (
+    Event,
+    Move,
+    ScheduleType,
+    Status,
+    cue_end_moves,
+    move,
+    one_time_cue_end,
+)
+from cueflow.store import CueRun, ReportGate
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -108,12 +116,19 @@ async def record_outcomes(
     second report would be: 409 ``outcome_already_recorded`` once the first was written."""
     if len(reports) > MAX_BATCH:
         raise CueflowError(f"At most {MAX_BATCH} outcomes per request", code="batch_too_large")
+    now = services.clock.now()
+    found: dict[str, OutcomeTarget] | None = None
+    if len(reports) == 1:
+        single = await _record_single(services, user, *reports[0], worker_id, now)
+        if not isinstance(single, OutcomeTarget):
+            return [single]
+        found = {single.execution.id: single}
     answers: list[dict[str, Any] | CueflowError | None] = [None] * len(reports)
     recorded: list[tuple[Execution, bool]] = []
-    now = services.clock.now()
     async with services.store.tx() as tx:
-        wanted = list({eid for eid, _ in reports if ids.is_uuid(eid)})
-        found = {t.execution.id: t for t in await tx.outcome_targets(user.user_id, wanted)}
+        if found is None:
+            wanted = list({eid for eid, _ in reports if ids.is_uuid(eid)})
+            found = {t.execution.id: t for t in await tx.outcome_targets(user.user_id, wanted)}
         refused = await handoff.refusals(tx, [t.execution for t in found.values()])
         refused.update(overlap.refusals(t.execution for t in found.values()))
         groups: dict[bytes, list[_Write]] = {}
@@ -154,12 +169,7 @@ async def record_outcomes(
                     )
                     continue
                 recorded.append((execution, write.success))
-                answers[write.index] = {
-                    "execution_id": write.execution_id,
-                    "outcome_recorded": True,
-                    "outcome_state": write.state,
-                    "reason": None,
-                }
+                answers[write.index] = _answer(write)
                 if write.move is not None and write.schedule_type is not None:
                     run = runs.setdefault(write.cue_id, [0, None])
                     run[0] += 1
@@ -194,6 +204,75 @@ async def record_outcomes(
                 code="outcome_already_recorded",
             )
         )
+    await _after(services, recorded)
+    return cast("list[dict[str, Any] | CueflowError]", answers)
+
+
+async def _record_single(
+    services: Services,
+    user: Principal,
+    execution_id: str,
+    report: OutcomeReport,
+    worker_id: str | None,
+    now: datetime,
+) -> dict[str, Any] | CueflowError | OutcomeTarget:
+    """One outcome, the hot path of a worker: a read and one write (the outcome with its cue's
+    run counted, :meth:`~cueflow.store.ExecutionStore.record_outcome`), outside a transaction
+    where the store can (PostgreSQL: two round trips instead of five). The read needs no
+    lock: the write checks again everything the answer depends on (no outcome recorded yet,
+    the report gate, the status the move starts from), so a report that lost a race to
+    another is refused as it would be in a transaction (409 ``lease_lost``).
+
+    Returns the answer (or the error it raises); for a flow step, whose hand-off must happen in
+    the outcome's transaction, the target as read, for :func:`record_outcomes` to go on with."""
+    async with services.store.tx(single_statement=True) as tx:
+        targets = (
+            await tx.outcome_targets(user.user_id, [execution_id])
+            if ids.is_uuid(execution_id)
+            else []
+        )
+        target = targets[0] if targets else None
+        if target is not None and target.execution.flow_run_id is not None:
+            return target
+        try:
+            if target is not None:
+                refused = overlap.refusals([target.execution])
+                if execution_id in refused:
+                    raise refused[execution_id]
+            write = _prepare(services, 0, target, report, worker_id, now)
+        except CueflowError as error:
+            return error
+        run = None
+        if write.move is not None and write.schedule_type is not None:
+            run = CueRun({"last_run": now, "updated_at": now}, cue_end_moves(write.schedule_type))
+        execution = await tx.record_outcome(
+            user.user_id,
+            write.execution_id,
+            write.values,
+            write.move,
+            report_gate(write.holder),
+            run,
+        )
+    if execution is None:
+        return Conflict(
+            "This worker no longer holds the claim on this execution", code="lease_lost"
+        )
+    await _after(services, [(execution, write.success)])
+    return _answer(write)
+
+
+def _answer(write: _Write) -> dict[str, Any]:
+    """The answer to a written outcome."""
+    return {
+        "execution_id": write.execution_id,
+        "outcome_recorded": True,
+        "outcome_state": write.state,
+        "reason": None,
+    }
+
+
+async def _after(services: Services, recorded: list[tuple[Execution, bool]]) -> None:
+    """What follows written outcomes, once committed: wake workers, count, raise alerts."""
     if any(e.flow_run_id is not None or e.concurrency_key is not None for e, _ in recorded):
         # The steps their hand-off created, or the room a concurrency limit regained, are
         # committed now: wake long-polling workers at once (the hand-off's own signal, inside
@@ -202,7 +281,6 @@ async def record_outcomes(
     for execution, success in recorded:
         services.metrics.outcomes.labels(execution.transport, str(success).lower()).inc()
         await alert_rules.after_outcome(services, execution, success)
-    return cast("list[dict[str, Any] | CueflowError]", answers)
 
 
 _HELD = frozenset({Status.DELIVERING})

@@ -19,6 +19,7 @@ are the wire strings themselves.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -204,6 +205,23 @@ def move(event: Event | CueEvent, only: Iterable[Status | CueStatus] | None = No
     if only is None:
         _MOVES[key] = made
     return made
+
+
+CueEnds = tuple[tuple[tuple[str, ...], Move], ...]
+"""For each group of an execution's statuses, the move of its cue that ends it: what
+:func:`one_time_cue_end` decides, as data a single conditional update can carry."""
+
+
+@functools.cache
+def cue_end_moves(schedule_type: str) -> CueEnds:
+    """:func:`one_time_cue_end` for every status at once: the statuses that end a cue of
+    ``schedule_type`` grouped by the cue's move (empty for a cue no run ends)."""
+    ends: dict[CueEvent, list[str]] = {}
+    for status in Status:
+        event = one_time_cue_end(schedule_type, status.value)
+        if event is not None:
+            ends.setdefault(event, []).append(status.value)
+    return tuple((tuple(sorted(statuses)), move(event)) for event, statuses in ends.items())
 
 
 def can(status: str, event: Event | CueEvent) -> bool:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    String,
     and_,
     bindparam,
     case,
@@ -36,7 +37,7 @@ from cueflow.sql.tables import (
 )
 from cueflow.sql.types import UTCDateTime
 from cueflow.states import Move, Status
-from cueflow.store import ExecutionFilter, ExecutionPage, ReportGate
+from cueflow.store import CueRun, ExecutionFilter, ExecutionPage, ReportGate
 
 
 class ExecutionQueries(TxBase):
@@ -220,39 +221,51 @@ class ExecutionQueries(TxBase):
         gate: ReportGate | None,
     ) -> list[Execution]:
         """Write the same outcome on several executions, each only once."""
+        key = ("record_outcomes", move, gate is not None, *sorted(values))
+        params = _outcome_params(user_id, [*execution_ids], values, gate)
+        return await self._records(
+            rows.execution,
+            self._prepared(key, lambda: _outcome_update(values, move, gate)),
+            params,
+        )
+
+    async def record_outcome(
+        self,
+        user_id: str,
+        execution_id: str,
+        values: dict[str, Any],
+        move: Move | None,
+        gate: ReportGate | None,
+        run: CueRun | None,
+    ) -> Execution | None:
+        """Write one outcome and count its cue's run. PostgreSQL: one statement (the cue's
+        update is a data-modifying CTE over the written row). Elsewhere: two statements, in
+        the enclosing transaction."""
+        params = _outcome_params(user_id, [execution_id], values, gate)
+        if run is None or not self.connector.skip_locked:
+            written = await self.record_outcomes(user_id, [execution_id], values, move, gate)
+            if not written or run is None:
+                return written[0] if written else None
+            await self.conn.execute(
+                self._prepared(
+                    ("count_cue_run", run.ends, *sorted(run.values)),
+                    lambda: _count_run(run, update(cues).where(cues.c.id == bindparam("p_cue"))),
+                ),
+                {**_run_params(run, written[0].status), "p_cue": written[0].cue_id},
+            )
+            return written[0]
 
         def build() -> Any:
-            conditions = [
-                in_bound(executions.c.id, "p_ids"),
-                executions.c.user_id == bindparam("p_user_id"),
-                executions.c.outcome_recorded_at.is_(None),
-            ]
-            if gate is not None:
-                conditions.append(
-                    or_(
-                        in_bound(executions.c.status, "p_open"),
-                        executions.c.claimed_by_worker.is_(None),
-                        and_(
-                            in_bound(executions.c.status, "p_held"),
-                            executions.c.claimed_by_worker == bindparam("p_holder"),
-                        ),
-                    )
-                )
-            new_values = bound_values(executions, values)
-            if move is not None:
-                new_values["status"] = case(
-                    (any_equal(executions.c.status, move.sources), literal(move.target)),
-                    else_=executions.c.status,
-                )
-            return (
-                update(executions).where(*conditions).values(**new_values).returning(*executions.c)
-            )
+            written = _outcome_update(values, move, gate).cte("written")
+            counted = _count_run(
+                run, update(cues).where(cues.c.id == written.c.cue_id), written.c.status
+            ).cte("counted")
+            return select(*written.c).add_cte(counted)
 
-        key = ("record_outcomes", move, gate is not None, *sorted(values))
-        params = {**value_params(values), "p_ids": list(execution_ids), "p_user_id": user_id}
-        if gate is not None:
-            params.update(p_holder=gate.worker_id, p_open=list(gate.open), p_held=list(gate.held))
-        return await self._records(rows.execution, self._prepared(key, build), params)
+        key = ("record_outcome", move, gate is not None, run.ends, *sorted(values))
+        key += ("run", *sorted(run.values))
+        params.update(_run_params(run, None))
+        return await self._record(rows.execution, self._prepared(key, build), params)
 
     async def lock_execution(self, user_id: str, execution_id: str) -> Execution | None:
         """One of the user's executions, locked."""
@@ -276,3 +289,82 @@ class ExecutionQueries(TxBase):
             .limit(limit)
         )
         return await self._records(rows.finished_run, stmt)
+
+
+def _outcome_params(
+    user_id: str, execution_ids: list[str], values: dict[str, Any], gate: ReportGate | None
+) -> dict[str, Any]:
+    """The parameters of :func:`_outcome_update`."""
+    params = {**value_params(values), "p_ids": execution_ids, "p_user_id": user_id}
+    if gate is not None:
+        params.update(p_holder=gate.worker_id, p_open=list(gate.open), p_held=list(gate.held))
+    return params
+
+
+def _outcome_update(values: dict[str, Any], move: Move | None, gate: ReportGate | None) -> Any:
+    """``UPDATE executions`` writing an outcome (``values``) where none is recorded and the
+    gate lets its worker report, moving the status by ``move``; returns the written rows."""
+    conditions = [
+        in_bound(executions.c.id, "p_ids"),
+        executions.c.user_id == bindparam("p_user_id"),
+        executions.c.outcome_recorded_at.is_(None),
+    ]
+    if gate is not None:
+        conditions.append(
+            or_(
+                in_bound(executions.c.status, "p_open"),
+                executions.c.claimed_by_worker.is_(None),
+                and_(
+                    in_bound(executions.c.status, "p_held"),
+                    executions.c.claimed_by_worker == bindparam("p_holder"),
+                ),
+            )
+        )
+    new_values = bound_values(executions, values)
+    if move is not None:
+        new_values["status"] = case(
+            (any_equal(executions.c.status, move.sources), literal(move.target)),
+            else_=executions.c.status,
+        )
+    return update(executions).where(*conditions).values(**new_values).returning(*executions.c)
+
+
+def _count_run(run: CueRun, stmt: Any, status: Any = None) -> Any:
+    """``stmt`` (an ``UPDATE cues``) counting one run and setting ``run.values``; the cue
+    moves by the first of ``run.ends`` whose statuses hold ``status`` (a column of the
+    written execution), or, with ``status`` ``None``, by the end bound as ``p_end_*``
+    (:func:`_run_params` picked it)."""
+    new_values: dict[str, Any] = {c: bindparam(f"r_{c}", type_=cues.c[c].type) for c in run.values}
+    new_values["run_count"] = cues.c.run_count + 1
+    if run.ends:
+        if status is None:
+            new_values["status"] = case(
+                (
+                    in_bound(cues.c.status, "p_end_sources"),
+                    func.coalesce(bindparam("p_end_target", type_=String()), cues.c.status),
+                ),
+                else_=cues.c.status,
+            )
+        else:
+            new_values["status"] = case(
+                *(
+                    (
+                        and_(any_equal(status, statuses), any_equal(cues.c.status, end.sources)),
+                        literal(end.target),
+                    )
+                    for statuses, end in run.ends
+                ),
+                else_=cues.c.status,
+            )
+    return stmt.values(**new_values)
+
+
+def _run_params(run: CueRun, status: str | None) -> dict[str, Any]:
+    """The parameters of :func:`_count_run` (with ``status``, the execution's new status:
+    the end it picks)."""
+    params = {f"r_{c}": v for c, v in run.values.items()}
+    if run.ends and status is not None:
+        end = next((end for statuses, end in run.ends if status in statuses), None)
+        params["p_end_sources"] = list(end.sources) if end is not None else []
+        params["p_end_target"] = end.target if end is not None else None
+    return params

@@ -35,6 +35,7 @@ from cueflow.store.retention import RetentionStore
 from cueflow.store.stats import StatsStore
 from cueflow.store.usage import UsageStore
 from cueflow.store.values import (
+    CueRun,
     Duplicate,
     ExecutionFilter,
     ExecutionPage,
@@ -54,6 +55,7 @@ __all__ = [
     "AlertStore",
     "ApiKeyStore",
     "ClaimStore",
+    "CueRun",
     "CueStore",
     "DeliveryStore",
     "Duplicate",

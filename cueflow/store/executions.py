@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from cueflow.records import Execution, FinishedRun, OutcomeTarget
 from cueflow.states import Move
-from cueflow.store.values import ExecutionFilter, ExecutionPage, ReportGate
+from cueflow.store.values import CueRun, ExecutionFilter, ExecutionPage, ReportGate
 
 
 class ExecutionStore(Protocol):
@@ -67,6 +67,23 @@ class ExecutionStore(Protocol):
         recorded yet and, with ``gate``, where the gate lets its worker report. The status
         moves to ``move.target`` where it is in ``move.sources`` and stays otherwise. Returns
         the updated executions (absent: not written)."""
+
+    async def record_outcome(
+        self,
+        user_id: str,
+        execution_id: str,
+        values: dict[str, Any],
+        move: Move | None,
+        gate: ReportGate | None,
+        run: CueRun | None,
+    ) -> Execution | None:
+        """:meth:`record_outcomes` of one execution, and with ``run`` the run counted on its
+        cue when (and only when) the outcome is written: ``run.values`` set, and the cue
+        moved by the first of ``run.ends`` whose statuses hold the execution's new status
+        (where the cue's status is among that move's sources). The two writes are atomic
+        together: one statement where the store can (a hot path: a worker's outcome), so that
+        a unit of work that is not :attr:`~cueflow.store.StoreTx.atomic` may run it. Returns
+        the updated execution, or ``None`` (not written)."""
 
     async def lock_execution(self, user_id: str, execution_id: str) -> Execution | None:
         """One of the user's executions, locked until the transaction ends."""

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from cueflow.records import Execution
+from cueflow.states import CueEnds
 
 
 class Duplicate(Exception):
@@ -37,6 +38,18 @@ class ReportGate:
     worker_id: str
     open: tuple[str, ...]
     held: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CueRun:
+    """The run an outcome counts on its execution's cue (``run_count`` plus one), written with
+    the outcome where the store can (:meth:`~cueflow.store.ExecutionStore.record_outcome`):
+    ``values`` set on the cue, and ``ends``, for each group of the execution's statuses after
+    the write, the move of the cue that ends it. The use case decides them
+    (:func:`cueflow.states.cue_end_moves`); the store only applies them."""
+
+    values: dict[str, Any]
+    ends: CueEnds = ()
 
 
 @dataclass
