@@ -16,6 +16,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
@@ -147,6 +148,44 @@ def _task_in(tasks: Collection[str]) -> Any:
         .where(cues.c.id == executions.c.cue_id, cues.c.task.in_(list(tasks)))
         .exists()
     )
+
+
+class Unindexed(FunctionElement[str]):
+    """A text column that the planner may not use an index for: ``+column`` on SQLite,
+    ``(column || '')`` on PostgreSQL, as is elsewhere."""
+
+    inherit_cache = True
+
+
+@compiles(Unindexed)
+def _plain(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(Unindexed, "sqlite")
+def _unary_plus(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.clauses, **kw))
+
+
+@compiles(Unindexed, "postgresql")
+def _concatenated(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return "(" + str(compiler.process(element.clauses, **kw)) + " || '')"
+
+
+def unindexed(column: Any) -> Any:
+    """``column`` (text) kept off the indexes (:class:`Unindexed`), typed as it is: for a
+    condition that only re-checks rows found by key, which a planner without statistics (a
+    new database, or a table that grew since the last ``ANALYZE``) may otherwise serve from an
+    index on that column: SQLite read every row of a status to find ten; PostgreSQL read every
+    execution of the account to write one outcome (an index led by ``user_id`` taken for the
+    primary key)."""
+    return type_coerce(Unindexed(column), column.type)
+
+
+def owned_by(table: Any, user_id: Any) -> Any:
+    """``table``'s row belongs to ``user_id`` (a value or a bound parameter), as a re-check of
+    a row found by its key (:func:`unindexed`)."""
+    return unindexed(table.c.user_id) == user_id
 
 
 def _count_if(condition: Any) -> Any:

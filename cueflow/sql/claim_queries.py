@@ -100,7 +100,9 @@ class ClaimQueries(TxBase):
         """Due executions a claim may take, locked (rows another claimer holds are skipped)."""
 
         def build() -> Any:
-            waiting = waiting_for_worker(move, len(transports), task is not None)
+            waiting = waiting_for_worker(
+                move, len(transports), task is not None, by_key=execution_ids is not None
+            )
             stmt = select(*LIMITED)
             if execution_ids is not None:
                 stmt = stmt.where(in_bound(executions.c.id, "p_ids"), waiting)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, literal, or_, select, update
 
 from cueflow.records import LimitedRun
-from cueflow.sql.base import Connector, _lock, bound_values, in_bound
+from cueflow.sql.base import Connector, _lock, bound_values, in_bound, unindexed
 from cueflow.sql.limit_queries import in_flight, within_limits
 from cueflow.sql.queue import (
     LIMITED,
@@ -17,7 +17,6 @@ from cueflow.sql.queue import (
     not_held_back,
     one_of,
     pull_transport,
-    unindexed,
 )
 from cueflow.sql.tables import cues, executions
 from cueflow.states import Move
@@ -65,13 +64,21 @@ def claim_set(move: Move, values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def waiting_for_worker(move: Move, transports: int, task: bool = False) -> Any:
+def waiting_for_worker(
+    move: Move, transports: int, task: bool = False, by_key: bool = False
+) -> Any:
     """Executions in ``move.sources`` of a user's ``transports`` pull transports, due by
     ``now`` (bound parameters ``user_id``, the transports, ``now`` and, with ``task``,
-    ``task``)."""
+    ``task``). ``by_key``: the condition re-checks executions found by their ids, so its
+    owner and status are kept off the indexes (:func:`~cueflow.sql.base.unindexed`: without
+    statistics PostgreSQL served a claim by id from the queue index, reading every waiting
+    execution of the account)."""
+    owner, status = executions.c.user_id, executions.c.status
+    if by_key:
+        owner, status = unindexed(owner), unindexed(status)
     waiting = and_(
-        executions.c.user_id == bindparam("p_user_id"),
-        one_of(executions.c.status, move.sources),
+        owner == bindparam("p_user_id"),
+        one_of(status, move.sources),
         pull_transport(transports),
         executions.c.scheduled_for <= at("p_now"),
         not_held_back(),
@@ -104,7 +111,7 @@ def claim_due_statement(
     one order. The update re-checks nothing else: its rows were picked and locked by the
     same statement (a status condition there would also lead the planner to walk the status
     index instead of the picks' keys)."""
-    waiting = waiting_for_worker(move, transports, task)
+    waiting = waiting_for_worker(move, transports, task, by_key=not due)
     picked_stmt = select(*LIMITED, executions.c.priority, executions.c.scheduled_for)
     if due:
         picked_stmt = picked_stmt.where(waiting, within_limits(at("p_now")))

@@ -25,6 +25,7 @@ from cueflow.sql.base import (
     any_equal,
     bound_values,
     in_bound,
+    owned_by,
     value_params,
 )
 from cueflow.sql.tables import (
@@ -55,14 +56,14 @@ class CueQueries(TxBase):
         stmt = self._prepared(
             ("get_cue",),
             lambda: select(cues).where(
-                cues.c.id == bindparam("p_id"), cues.c.user_id == bindparam("p_user_id")
+                cues.c.id == bindparam("p_id"), owned_by(cues, bindparam("p_user_id"))
             ),
         )
         return await self._record(rows.cue, stmt, {"p_id": cue_id, "p_user_id": user_id})
 
     async def lock_cue(self, user_id: str, cue_id: str) -> Cue | None:
         """One of the user's cues, locked (``FOR UPDATE``; SQLite transactions are serial)."""
-        stmt = select(cues).where(cues.c.id == cue_id, cues.c.user_id == user_id)
+        stmt = select(cues).where(cues.c.id == cue_id, owned_by(cues, user_id))
         return await self._record(rows.cue, stmt.with_for_update())
 
     async def cue_name_taken(self, user_id: str, name: str) -> bool:
@@ -105,7 +106,7 @@ class CueQueries(TxBase):
         """Update one cue and return it."""
         stmt = (
             update(cues)
-            .where(cues.c.id == cue_id, cues.c.user_id == user_id, cues.c.flow_id.is_(None))
+            .where(cues.c.id == cue_id, owned_by(cues, user_id), cues.c.flow_id.is_(None))
             .values(**values)
             .returning(*cues.c)
         )
@@ -125,7 +126,7 @@ class CueQueries(TxBase):
         )
         result = await self.conn.execute(
             cues.delete().where(
-                cues.c.id == cue_id, cues.c.user_id == user_id, cues.c.flow_id.is_(None)
+                cues.c.id == cue_id, owned_by(cues, user_id), cues.c.flow_id.is_(None)
             )
         )
         return bool(result.rowcount)

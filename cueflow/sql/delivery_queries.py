@@ -22,9 +22,9 @@ from sqlalchemy import (
 
 import cueflow.sql.rows as rows
 from cueflow.records import DeliveryCandidate, DueDelivery, UnservedDelivery
-from cueflow.sql.base import TxBase, _lock, _task_in, bound_values, value_params
+from cueflow.sql.base import TxBase, _lock, _task_in, bound_values, unindexed, value_params
 from cueflow.sql.limit_queries import within_limits
-from cueflow.sql.queue import QUEUE_ORDER, one_of, unindexed
+from cueflow.sql.queue import QUEUE_ORDER, one_of
 from cueflow.sql.tables import (
     cues,
     executions,
@@ -215,7 +215,7 @@ def _now() -> Any:
 def _bound_waiting(with_tasks: bool, status: Callable[[Any], Any] = lambda column: column) -> Any:
     """Executions of the bound ``p_transport`` in ``p_sources`` due by ``p_now`` (of
     ``p_tasks``), for statements built once (``status`` wraps the status column, e.g. in
-    :class:`~cueflow.sql.queue.Unindexed`)."""
+    :class:`~cueflow.sql.base.Unindexed`)."""
     condition = and_(
         status(executions.c.status).in_(bindparam("p_sources", expanding=True)),
         executions.c.transport == bindparam("p_transport"),

@@ -27,6 +27,7 @@ from cueflow.sql.base import (
     any_equal,
     bound_values,
     in_bound,
+    owned_by,
     value_params,
 )
 from cueflow.sql.tables import (
@@ -58,7 +59,7 @@ class ExecutionQueries(TxBase):
         stmt = self._prepared(
             ("get_execution",),
             lambda: select(executions).where(
-                executions.c.id == bindparam("p_id"), executions.c.user_id == bindparam("p_user_id")
+                executions.c.id == bindparam("p_id"), owned_by(executions, bindparam("p_user_id"))
             ),
         )
         return await self._record(
@@ -270,7 +271,7 @@ class ExecutionQueries(TxBase):
     async def lock_execution(self, user_id: str, execution_id: str) -> Execution | None:
         """One of the user's executions, locked."""
         stmt = select(executions).where(
-            executions.c.id == execution_id, executions.c.user_id == user_id
+            executions.c.id == execution_id, owned_by(executions, user_id)
         )
         return await self._record(rows.execution, stmt.with_for_update())
 
@@ -306,7 +307,8 @@ def _outcome_update(values: dict[str, Any], move: Move | None, gate: ReportGate 
     gate lets its worker report, moving the status by ``move``; returns the written rows."""
     conditions = [
         in_bound(executions.c.id, "p_ids"),
-        executions.c.user_id == bindparam("p_user_id"),
+        # found by key only: see unindexed()
+        owned_by(executions, bindparam("p_user_id")),
         executions.c.outcome_recorded_at.is_(None),
     ]
     if gate is not None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 import cueflow.sql.rows as rows
 from cueflow.records import Cue, FlowRecord, FlowRunRecord, StepRecord
-from cueflow.sql.base import TxBase
+from cueflow.sql.base import TxBase, owned_by
 from cueflow.sql.tables import cues, executions, flow_runs, flow_steps, flows
 from cueflow.states import Move
 from cueflow.store import Duplicate
@@ -44,7 +44,7 @@ class FlowQueries(TxBase):
 
     async def get_flow(self, user_id: str, flow_id: str, lock: bool = False) -> FlowRecord | None:
         """One of the user's flows (``FOR SHARE`` with ``lock``; SQLite has one writer)."""
-        stmt = select(flows).where(flows.c.id == flow_id, flows.c.user_id == user_id)
+        stmt = select(flows).where(flows.c.id == flow_id, owned_by(flows, user_id))
         if lock and self.connector.skip_locked:
             stmt = stmt.with_for_update(read=True)
         return await self._record(rows.flow, stmt)
@@ -64,7 +64,7 @@ class FlowQueries(TxBase):
         """Update one of the user's flows and return it."""
         stmt = (
             update(flows)
-            .where(flows.c.id == flow_id, flows.c.user_id == user_id)
+            .where(flows.c.id == flow_id, owned_by(flows, user_id))
             .values(**values)
             .returning(*flows.c)
         )
@@ -76,7 +76,7 @@ class FlowQueries(TxBase):
     async def delete_flow(self, user_id: str, flow_id: str) -> bool:
         """Delete a flow, its runs (steps cascade) and its hidden cues (executions cascade)."""
         found = await self._one(
-            select(flows.c.id).where(flows.c.id == flow_id, flows.c.user_id == user_id)
+            select(flows.c.id).where(flows.c.id == flow_id, owned_by(flows, user_id))
         )
         if found is None:
             return False
@@ -136,7 +136,7 @@ class FlowQueries(TxBase):
         """One of the user's runs."""
         return await self._record(
             rows.flow_run,
-            select(flow_runs).where(flow_runs.c.id == run_id, flow_runs.c.user_id == user_id),
+            select(flow_runs).where(flow_runs.c.id == run_id, owned_by(flow_runs, user_id)),
         )
 
     async def run_status(self, run_id: str) -> str | None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import FunctionElement, bindparam, or_, type_coerce
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import bindparam, or_
 
+from cueflow.sql.base import Unindexed
 from cueflow.sql.tables import executions
 
 QUEUE_ORDER = (executions.c.priority.desc(), executions.c.scheduled_for)
@@ -25,30 +25,6 @@ LIMITED = (
     executions.c.rate_period_seconds,
 )
 """What admission reads of a claim candidate (a :class:`~cueflow.records.LimitedRun`)."""
-
-
-class Unindexed(FunctionElement[str]):
-    """A column that SQLite's planner may not use an index for (``+column``); as is elsewhere."""
-
-    inherit_cache = True
-
-
-@compiles(Unindexed)
-def _plain(element: Unindexed, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
-@compiles(Unindexed, "sqlite")
-def _unary_plus(element: Unindexed, compiler: Any, **kw: Any) -> str:
-    return "+" + str(compiler.process(element.clauses, **kw))
-
-
-def unindexed(column: Any) -> Any:
-    """``column`` kept off the indexes on SQLite (:class:`Unindexed`), typed as it is: for a
-    condition that only re-checks rows found by key, which SQLite's planner, without
-    statistics, may otherwise serve from an index on that column (reading every row of a
-    status to find ten)."""
-    return type_coerce(Unindexed(column), column.type)
 
 
 def pull_transport(count: int) -> Any:
