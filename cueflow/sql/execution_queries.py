@@ -73,8 +73,9 @@ class ExecutionQueries(TxBase):
         ``cue_verification_mode`` and ``cue_schedule_type`` (any order; one statement)."""
         if not execution_ids:
             return []
+        one = len(execution_ids) == 1
         stmt = self._prepared(
-            ("outcome_targets",),
+            ("outcome_targets", one),
             lambda: (
                 select(
                     executions,
@@ -82,12 +83,12 @@ class ExecutionQueries(TxBase):
                     cues.c.schedule_type.label("cue_schedule_type"),
                 )
                 .select_from(executions.outerjoin(cues, cues.c.id == executions.c.cue_id))
-                .where(in_bound(executions.c.id, "p_ids"))
+                .where(_keyed(one))
             ),
         )
         # Looked up by primary key only, the owner checked here: with the owner in the WHERE
         # clause SQLite walks the owner's index over all of their executions instead.
-        result = await self.conn.execute(stmt, {"p_ids": list(execution_ids)})
+        result = await self.conn.execute(stmt, _key_params(execution_ids))
         found = rows.outcome_targets(tuple(result.keys()), result.all())
         return [target for target in found if target.execution.user_id == user_id]
 
@@ -222,11 +223,12 @@ class ExecutionQueries(TxBase):
         gate: ReportGate | None,
     ) -> list[Execution]:
         """Write the same outcome on several executions, each only once."""
-        key = ("record_outcomes", move, gate is not None, *sorted(values))
-        params = _outcome_params(user_id, [*execution_ids], values, gate)
+        one = len(execution_ids) == 1
+        key = ("record_outcomes", move, _gate_key(gate), one, *sorted(values))
+        params = _outcome_params(user_id, execution_ids, values, gate)
         return await self._records(
             rows.execution,
-            self._prepared(key, lambda: _outcome_update(values, move, gate)),
+            self._prepared(key, lambda: _outcome_update(values, move, gate, one)),
             params,
         )
 
@@ -247,25 +249,28 @@ class ExecutionQueries(TxBase):
             written = await self.record_outcomes(user_id, [execution_id], values, move, gate)
             if not written or run is None:
                 return written[0] if written else None
+            status = bindparam("p_status", type_=String())
             await self.conn.execute(
                 self._prepared(
                     ("count_cue_run", run.ends, *sorted(run.values)),
-                    lambda: _count_run(run, update(cues).where(cues.c.id == bindparam("p_cue"))),
+                    lambda: _count_run(
+                        run, update(cues).where(cues.c.id == bindparam("p_cue")), status
+                    ),
                 ),
-                {**_run_params(run, written[0].status), "p_cue": written[0].cue_id},
+                {**_run_params(run), "p_status": written[0].status, "p_cue": written[0].cue_id},
             )
             return written[0]
 
         def build() -> Any:
-            written = _outcome_update(values, move, gate).cte("written")
+            written = _outcome_update(values, move, gate, True).cte("written")
             counted = _count_run(
                 run, update(cues).where(cues.c.id == written.c.cue_id), written.c.status
             ).cte("counted")
             return select(*written.c).add_cte(counted)
 
-        key = ("record_outcome", move, gate is not None, run.ends, *sorted(values))
+        key = ("record_outcome", move, _gate_key(gate), run.ends, *sorted(values))
         key += ("run", *sorted(run.values))
-        params.update(_run_params(run, None))
+        params.update(_run_params(run))
         return await self._record(rows.execution, self._prepared(key, build), params)
 
     async def lock_execution(self, user_id: str, execution_id: str) -> Execution | None:
@@ -292,32 +297,54 @@ class ExecutionQueries(TxBase):
         return await self._records(rows.finished_run, stmt)
 
 
+def _keyed(one: bool) -> Any:
+    """The executions looked up by key: ``id = :p_id`` for one (no ``IN`` list rendered again
+    at each execution), else one of ``:p_ids``."""
+    return executions.c.id == bindparam("p_id") if one else in_bound(executions.c.id, "p_ids")
+
+
+def _key_params(execution_ids: Sequence[str]) -> dict[str, Any]:
+    """The parameters of :func:`_keyed`."""
+    if len(execution_ids) == 1:
+        return {"p_id": execution_ids[0]}
+    return {"p_ids": list(execution_ids)}
+
+
+def _gate_key(gate: ReportGate | None) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """What of ``gate`` is fixed in an outcome's statement (its statuses; the worker is bound)."""
+    return None if gate is None else (gate.open, gate.held)
+
+
 def _outcome_params(
-    user_id: str, execution_ids: list[str], values: dict[str, Any], gate: ReportGate | None
+    user_id: str, execution_ids: Sequence[str], values: dict[str, Any], gate: ReportGate | None
 ) -> dict[str, Any]:
     """The parameters of :func:`_outcome_update`."""
-    params = {**value_params(values), "p_ids": execution_ids, "p_user_id": user_id}
+    params = {**value_params(values), **_key_params(execution_ids), "p_user_id": user_id}
     if gate is not None:
-        params.update(p_holder=gate.worker_id, p_open=list(gate.open), p_held=list(gate.held))
+        params["p_holder"] = gate.worker_id
     return params
 
 
-def _outcome_update(values: dict[str, Any], move: Move | None, gate: ReportGate | None) -> Any:
-    """``UPDATE executions`` writing an outcome (``values``) where none is recorded and the
-    gate lets its worker report, moving the status by ``move``; returns the written rows."""
+def _outcome_update(
+    values: dict[str, Any], move: Move | None, gate: ReportGate | None, one: bool
+) -> Any:
+    """``UPDATE executions`` writing an outcome (``values``) on the executions looked up by key
+    (:func:`_keyed`) where none is recorded and the gate lets its worker report (the gate's
+    statuses fixed in the statement), moving the status by ``move``; returns the written
+    rows."""
     conditions = [
-        in_bound(executions.c.id, "p_ids"),
-        # found by key only: see unindexed()
+        _keyed(one),
+        # found by key only: see owned_by()
         owned_by(executions, bindparam("p_user_id")),
         executions.c.outcome_recorded_at.is_(None),
     ]
     if gate is not None:
         conditions.append(
             or_(
-                in_bound(executions.c.status, "p_open"),
+                any_equal(executions.c.status, gate.open),
                 executions.c.claimed_by_worker.is_(None),
                 and_(
-                    in_bound(executions.c.status, "p_held"),
+                    any_equal(executions.c.status, gate.held),
                     executions.c.claimed_by_worker == bindparam("p_holder"),
                 ),
             )
@@ -331,42 +358,26 @@ def _outcome_update(values: dict[str, Any], move: Move | None, gate: ReportGate 
     return update(executions).where(*conditions).values(**new_values).returning(*executions.c)
 
 
-def _count_run(run: CueRun, stmt: Any, status: Any = None) -> Any:
+def _count_run(run: CueRun, stmt: Any, status: Any) -> Any:
     """``stmt`` (an ``UPDATE cues``) counting one run and setting ``run.values``; the cue
-    moves by the first of ``run.ends`` whose statuses hold ``status`` (a column of the
-    written execution), or, with ``status`` ``None``, by the end bound as ``p_end_*``
-    (:func:`_run_params` picked it)."""
+    moves by the first of ``run.ends`` whose statuses hold ``status`` (the written
+    execution's status: its column, or a bound parameter)."""
     new_values: dict[str, Any] = {c: bindparam(f"r_{c}", type_=cues.c[c].type) for c in run.values}
     new_values["run_count"] = cues.c.run_count + 1
     if run.ends:
-        if status is None:
-            new_values["status"] = case(
+        new_values["status"] = case(
+            *(
                 (
-                    in_bound(cues.c.status, "p_end_sources"),
-                    func.coalesce(bindparam("p_end_target", type_=String()), cues.c.status),
-                ),
-                else_=cues.c.status,
-            )
-        else:
-            new_values["status"] = case(
-                *(
-                    (
-                        and_(any_equal(status, statuses), any_equal(cues.c.status, end.sources)),
-                        literal(end.target),
-                    )
-                    for statuses, end in run.ends
-                ),
-                else_=cues.c.status,
-            )
+                    and_(any_equal(status, statuses), any_equal(cues.c.status, end.sources)),
+                    literal(end.target),
+                )
+                for statuses, end in run.ends
+            ),
+            else_=cues.c.status,
+        )
     return stmt.values(**new_values)
 
 
-def _run_params(run: CueRun, status: str | None) -> dict[str, Any]:
-    """The parameters of :func:`_count_run` (with ``status``, the execution's new status:
-    the end it picks)."""
-    params = {f"r_{c}": v for c, v in run.values.items()}
-    if run.ends and status is not None:
-        end = next((end for statuses, end in run.ends if status in statuses), None)
-        params["p_end_sources"] = list(end.sources) if end is not None else []
-        params["p_end_target"] = end.target if end is not None else None
-    return params
+def _run_params(run: CueRun) -> dict[str, Any]:
+    """The parameters of :func:`_count_run`."""
+    return {f"r_{c}": v for c, v in run.values.items()}
