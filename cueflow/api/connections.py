@@ -243,6 +243,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.table.forget(self)
         self._arm(self.limits.body_timeout)
         super().on_headers_complete()
+        cycle = getattr(self, "cycle", None)
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = ResponseWriter(self.transport, cycle, self.loop)
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
@@ -265,6 +268,51 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # while the rest of an unread body still arrives, its deadline stays
         if not pipelined and not self._in_body and not self.transport.is_closing():
             self._await_head()
+
+
+class ResponseWriter:
+    """The connection's transport as one response sees it: the response's head is held back
+    until its first body chunk and both are written together, one ``write`` (one system call,
+    one TCP segment on a small answer) where uvicorn makes two. A head that no body follows in
+    the same turn of the event loop (a stream that waits for its first event) goes out at the
+    next turn; what is written before the response starts (``100 Continue``) goes out at once.
+    Everything else is the transport's."""
+
+    __slots__ = ("_cycle", "_head_seen", "_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any, loop: asyncio.AbstractEventLoop):
+        self._transport = transport
+        self._cycle = cycle
+        self._loop = loop
+        self._held: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        """Write ``data``, holding a response head back for its body (see the class)."""
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        elif self._cycle.response_started and not self._head_seen:
+            # the first write once the response has started is its head
+            self._head_seen = True
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Write a held head now."""
+        if self._held is not None:
+            data, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        """Write a held head, then close."""
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def guarded_protocol(settings: Settings) -> type[GuardedHttpProtocol]:
