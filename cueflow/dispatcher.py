@@ -68,7 +68,7 @@ import time
 from collections import Counter
 from collections.abc import Coroutine, Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cueflow.alerts as alerts
 import cueflow.logs as logs
@@ -84,7 +84,14 @@ from cueflow.push_attempts import (
 )
 from cueflow.records import DueDelivery
 from cueflow.states import Event, Status, move
-from cueflow.transport import ConcurrencyBound, DeliveryResult, Notice, PushTransport, TaskRouter
+from cueflow.transport import (
+    ConcurrencyBound,
+    DeliveryResult,
+    Notice,
+    PushTransport,
+    TaskRouter,
+    conforms,
+)
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -101,7 +108,7 @@ CANDIDATES_PER_SLOT = 4
 def tasks_of(transport: PushTransport) -> frozenset[str] | None:
     """The tasks ``transport`` can deliver in this process (a :class:`TaskRouter`), or ``None``
     when it delivers every execution."""
-    return frozenset(transport.tasks) if isinstance(transport, TaskRouter) else None
+    return frozenset(cast(TaskRouter, transport).tasks) if conforms(transport, TaskRouter) else None
 
 
 class Dispatcher:
@@ -131,9 +138,10 @@ class Dispatcher:
         free = self.services.settings.delivery_concurrency - len(self._running)
         if transport is not None:
             own = self.services.transports.push().get(transport)
-            if isinstance(own, ConcurrencyBound):
+            if own is not None and conforms(own, ConcurrencyBound):
+                bound = cast(ConcurrencyBound, own).concurrency
                 busy = sum(1 for slot in self._running.values() if slot.transport == transport)
-                free = min(free, own.concurrency - busy)
+                free = min(free, bound - busy)
         return max(0, free)
 
     def capped_accounts(self, busy: Iterable[Slot] = ()) -> list[str]:
@@ -329,7 +337,7 @@ class Dispatcher:
             return
         poll = timedelta(seconds=services.settings.delivery_poll_seconds)
         self._next_waiting_check = now + poll
-        routers = [(name, t) for name, t in push.items() if isinstance(t, TaskRouter)]
+        routers = [(n, cast(TaskRouter, t)) for n, t in push.items() if conforms(t, TaskRouter)]
         if not routers:
             return
         async with services.store.tx() as tx:

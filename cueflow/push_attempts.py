@@ -36,6 +36,7 @@ from cueflow.transport import (
     DeliveryResult,
     Notice,
     PushTransport,
+    conforms,
 )
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def delivery_of(run: DueDelivery, transport: PushTransport) -> Delivery:
     """The :class:`Delivery` of ``transport`` for a run claimed by ``claim_deliveries``. The
     cue's callback and its owner's signing secret go only to a :class:`CallbackSender`."""
     callback = None
-    if isinstance(transport, CallbackSender) and run.callback_url:
+    if conforms(transport, CallbackSender) and run.callback_url:
         callback = Callback(
             url=run.callback_url,
             method=run.callback_method,
