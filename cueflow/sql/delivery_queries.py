@@ -8,15 +8,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Integer,
     and_,
+    any_,
     bindparam,
     case,
+    cast,
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    true,
     update,
 )
 
@@ -80,9 +85,10 @@ class DeliveryQueries(TxBase):
             "p_tasks": list(tasks or ()),
             "p_skip": list(skip_accounts),
         }
-        key = ("due_deliveries", tasks is not None, bool(skip_accounts))
+        sources = tuple(sorted(move.sources))
+        key = ("due_deliveries", tasks is not None, bool(skip_accounts), sources)
         build = functools.partial(
-            _due_deliveries, self.connector, tasks is not None, bool(skip_accounts)
+            _due_deliveries, self.connector, tasks is not None, bool(skip_accounts), sources
         )
         return await self._records(rows.delivery_candidate, self._prepared(key, build), params)
 
@@ -221,9 +227,12 @@ def _bound_waiting(with_tasks: bool, status: Callable[[Any], Any] = lambda colum
         executions.c.transport == bindparam("p_transport"),
         executions.c.scheduled_for <= _now(),
     )
-    if not with_tasks:
-        return condition
-    task_in = (
+    return and_(condition, _served()) if with_tasks else condition
+
+
+def _served() -> Any:
+    """The execution's cue has one of the bound ``p_tasks``."""
+    return (
         select(literal(1))
         .where(
             cues.c.id == executions.c.cue_id,
@@ -231,7 +240,6 @@ def _bound_waiting(with_tasks: bool, status: Callable[[Any], Any] = lambda colum
         )
         .exists()
     )
-    return and_(condition, task_in)
 
 
 def _claimed_deliveries() -> Any:
@@ -270,36 +278,99 @@ def _claimed_deliveries() -> Any:
     )
 
 
-def _due_deliveries(connector: Any, with_tasks: bool, with_skip: bool) -> Any:
+def _due_deliveries(
+    connector: Any, with_tasks: bool, with_skip: bool, sources: Sequence[str]
+) -> Any:
     """The statement of :meth:`DeliveryQueries.due_deliveries`, with bound ``p_transport``,
-    ``p_sources``, ``p_now``, ``p_limit``, ``p_per_account`` (and ``p_tasks``, ``p_skip``)."""
+    ``p_sources``, ``p_now``, ``p_limit``, ``p_per_account`` (and ``p_tasks``, ``p_skip``);
+    ``sources`` (``p_sources``) are also written out, so that the waiting index serves them.
+
+    It reads each account's first ``p_per_account`` from the waiting index rather than ranking
+    every due execution: the accounts with waiting executions of the transport one index seek
+    each (a recursive skip over the index), then each one's first few in hand-out order."""
     limited = within_limits(_now())
+    waiting_index = executions.c.status.in_([literal_column(f"'{s}'") for s in sorted(sources)])
+    after = executions.alias("after")
+    waiting_after = after.c.status.in_([literal_column(f"'{s}'") for s in sorted(sources)])
+    transport: Any = bindparam("p_transport")
+    first = (
+        select(after.c.user_id)
+        .where(waiting_after, after.c.transport == transport)
+        .order_by(after.c.user_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    accounts = select(first.label("user_id")).cte("accounts", recursive=True)
+    following = (
+        select(after.c.user_id)
+        .where(waiting_after, after.c.transport == transport, after.c.user_id > accounts.c.user_id)
+        .order_by(after.c.user_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    accounts = accounts.union_all(
+        select(following.label("user_id")).where(accounts.c.user_id.is_not(None))
+    )
+    # each account's first few, found through the waiting index (in its order)
+    firsts = (
+        select(executions)
+        .where(
+            waiting_index,
+            executions.c.transport == transport,
+            executions.c.user_id == accounts.c.user_id,
+            executions.c.scheduled_for <= _now(),
+            _served() if with_tasks else true(),
+            limited,
+        )
+        .order_by(*QUEUE_ORDER, executions.c.id)
+        .limit(bindparam("p_per_account", type_=Integer()))
+    )
+    present: Any = accounts.c.user_id.is_not(None)
     if with_skip:
-        limited = and_(limited, executions.c.user_id.not_in(bindparam("p_skip", expanding=True)))
-    waiting = and_(_bound_waiting(with_tasks), limited)
-    # The window ranks each account's due executions; the rows are then locked in an outer
-    # query, as PostgreSQL allows no FOR UPDATE beside a window function.
+        present = and_(present, accounts.c.user_id.not_in(bindparam("p_skip", expanding=True)))
+    if connector.name == "postgresql":
+        # a lateral join: PostgreSQL would test every waiting row against the list instead
+        picked: Any = firsts.lateral("picked")
+        found = accounts.join(picked, true())
+    else:  # SQLite has no LATERAL; it looks the listed rows up by key
+        picked = executions.alias("picked")
+        listed = firsts.with_only_columns(executions.c.id).correlate(accounts)
+        found = accounts.join(picked, picked.c.id.in_(listed))
     ranked = (
         select(
-            executions.c.id,
-            executions.c.scheduled_for,
-            executions.c.priority,
+            picked.c.id,
+            picked.c.scheduled_for,
+            picked.c.priority,
             func.row_number()
             .over(
-                partition_by=executions.c.user_id,
-                order_by=(*QUEUE_ORDER, executions.c.id),
+                partition_by=picked.c.user_id,
+                order_by=(picked.c.priority.desc(), picked.c.scheduled_for, picked.c.id),
             )
             .label("turn"),
         )
-        .where(waiting)
+        .select_from(found)
+        .where(present)
         .subquery()
     )
     fair = (
         select(ranked.c.id)
-        .where(ranked.c.turn <= bindparam("p_per_account", type_=Integer()))
         .order_by(ranked.c.turn, ranked.c.priority.desc(), ranked.c.scheduled_for, ranked.c.id)
         .limit(bindparam("p_limit", type_=Integer()))
+        .subquery("fair")
     )
+    if connector.name == "postgresql":
+        # the list as one array, computed first, and a re-check that no index serves (the
+        # transport and time of a row never change): PostgreSQL, without statistics of a table
+        # just filled, would otherwise read every waiting row rather than look ten up by key
+        chosen = select(func.array_agg(fair.c.id)).scalar_subquery()
+        by_key = executions.c.id == any_(cast(chosen, ARRAY(executions.c.id.type)))
+        still = executions.c.status.concat("").in_(bindparam("p_sources", expanding=True))
+        recheck = and_(still, _served()) if with_tasks else still
+    else:
+        by_key = executions.c.id.in_(select(fair.c.id))
+        recheck = _bound_waiting(with_tasks, unindexed)
+    if with_skip:
+        limited = and_(limited, executions.c.user_id.not_in(bindparam("p_skip", expanding=True)))
     url = select(cues.c.callback_url).where(cues.c.id == executions.c.cue_id)
     return _lock(
         select(
@@ -314,8 +385,9 @@ def _due_deliveries(connector: Any, with_tasks: bool, with_skip: bool) -> Any:
             executions.c.rate_period_seconds,
         )
         # the chosen rows again, looked up by key: checked once more (the rows locked may have
-        # moved on meanwhile) but kept off the dispatch index, which would read every due row
-        .where(executions.c.id.in_(fair), and_(_bound_waiting(with_tasks, unindexed), limited))
+        # moved on meanwhile) but kept off the indexes of waiting rows, which would read every
+        # due row
+        .where(by_key, recheck, limited)
         .order_by(*QUEUE_ORDER),
         connector,
         executions,
