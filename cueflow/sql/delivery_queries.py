@@ -124,6 +124,8 @@ class DeliveryQueries(TxBase):
                 executions.c.id.in_(bindparam("p_ids", expanding=True)),
             )
 
+        if self.connector.name == "postgresql":
+            return await self._claim_in_one(shape, waiting, params, move, values)
         if ids is not None and len(ids) <= limit and not self.connector.skip_locked:
             # one writer at a time (SQLite): the update below checks each given row itself
             picked: list[Any] = list(ids)
@@ -153,6 +155,46 @@ class DeliveryQueries(TxBase):
             return []
         stmt = self._prepared(("claim_deliveries.read",), _claimed_deliveries)
         return await self._records(rows.due_delivery, stmt, {"p_claimed": claimed, "p_now": now})
+
+    async def _claim_in_one(
+        self,
+        shape: tuple[bool, bool],
+        waiting: Callable[[], Any],
+        params: dict[str, Any],
+        move: Move,
+        values: dict[str, Any],
+    ) -> list[DueDelivery]:
+        """:meth:`claim_deliveries` as one statement (PostgreSQL): the rows picked and locked
+        (skipping rows others hold) in a subquery of the update, which returns what the read
+        of :func:`_claimed_deliveries` joins in the same statement."""
+
+        def build() -> Any:
+            picked = _lock(
+                select(executions.c.id)
+                .where(waiting())
+                .order_by(*QUEUE_ORDER)
+                .limit(bindparam("p_limit", type_=Integer()))
+                .correlate(None),
+                self.connector,
+                executions,
+            )
+            claimed = (
+                update(executions)
+                .where(executions.c.id.in_(picked), waiting())
+                .values(
+                    status=bindparam("p_target"),
+                    attempts=executions.c.attempts + 1,
+                    started_at=func.coalesce(executions.c.started_at, _now()),
+                    **bound_values(executions, values),
+                )
+                .returning(*(executions.c[name] for name in _CLAIMED_COLUMNS))
+                .cte("claimed")
+            )
+            return _claimed_deliveries(claimed)
+
+        stmt = self._prepared(("claim_deliveries.one", *shape, *sorted(values)), build)
+        claim_params = {**params, **value_params(values), "p_target": move.target}
+        return await self._records(rows.due_delivery, stmt, claim_params)
 
     async def _pick_deliveries(
         self, shape: tuple[bool, bool], waiting: Callable[[], Any], params: dict[str, Any]
@@ -242,17 +284,25 @@ def _served() -> Any:
     )
 
 
-def _claimed_deliveries() -> Any:
-    """What the delivery of each claimed execution (bound ``p_claimed``) needs."""
-    return (
+_CLAIMED_COLUMNS = (
+    "id",
+    "cue_id",
+    "user_id",
+    "scheduled_for",
+    "attempts",
+    "payload_override",
+    "flow_run_id",
+)
+"""The columns of a claimed execution its delivery needs."""
+
+
+def _claimed_deliveries(claimed: Any = None) -> Any:
+    """What the delivery of each claimed execution needs: of the executions bound as
+    ``p_claimed``, or of the rows ``claimed`` (the claim's update returns them)."""
+    source = executions if claimed is None else claimed
+    stmt = (
         select(
-            executions.c.id,
-            executions.c.cue_id,
-            executions.c.user_id,
-            executions.c.scheduled_for,
-            executions.c.attempts,
-            executions.c.payload_override,
-            executions.c.flow_run_id,
+            *(source.c[name] for name in _CLAIMED_COLUMNS),
             cues.c.name.label("cue_name"),
             cues.c.task,
             cues.c.callback_url,
@@ -271,11 +321,16 @@ def _claimed_deliveries() -> Any:
                 else_=None,
             ).label("previous_webhook_secret"),
         )
-        .join(cues, cues.c.id == executions.c.cue_id)
-        .join(users, users.c.id == executions.c.user_id)
-        .where(executions.c.id.in_(bindparam("p_claimed", expanding=True)))
-        .order_by(executions.c.scheduled_for)
+        .select_from(
+            source.join(cues, cues.c.id == source.c.cue_id).join(
+                users, users.c.id == source.c.user_id
+            )
+        )
+        .order_by(source.c.scheduled_for)
     )
+    if claimed is None:
+        stmt = stmt.where(executions.c.id.in_(bindparam("p_claimed", expanding=True)))
+    return stmt
 
 
 def _due_deliveries(
