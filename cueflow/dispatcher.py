@@ -155,21 +155,19 @@ class Dispatcher:
 
     async def dispatch(self) -> int:
         """One pass: fail attempts whose lease ran out, make due retries ready, claim due
-        executions for the free delivery slots and start delivering them. Returns how many
-        deliveries started (they run on as tasks)."""
+        executions for the free delivery slots and start delivering them (the first three in
+        one transaction). Returns how many deliveries started (they run on as tasks)."""
         services = self.services
         push = services.transports.push()
         if not push:
             return 0
-        notices = await self._expire_leases(list(push))
-        if notices:
-            self._spawn(alerts.send(services, notices), Slot(None))
         await self._mark_waiting(push)
         now = services.clock.now()
         self._limits_retry_at = None
         claimed: list[tuple[Slot, PushTransport, DueDelivery]] = []
         held_back = False
         promoted = False
+        notices: list[Notice] = []
         for name, transport in push.items():
             slots = min(self.free_slots() - len(claimed), self.free_slots(name))
             if tasks_of(transport) == frozenset():
@@ -180,13 +178,21 @@ class Dispatcher:
             # which two admissions in one transaction would not keep
             async with services.store.tx() as tx:
                 if not promoted:
+                    notices = await self._expire_leases(tx, list(push))
+                    if notices:
+                        slots -= 1  # sending them takes a slot too, from when it is committed
                     await tx.promote_retries(
                         list(push), move(Event.RETRY_DUE), now, {"updated_at": now}
                     )
                     promoted = True
-                if slots <= 0:
-                    continue
-                rows, left = await self._claim(tx, transport, now, slots, [s for s, *_ in claimed])
+                if slots > 0:
+                    taken = [s for s, *_ in claimed]
+                    rows, left = await self._claim(tx, transport, now, slots, taken)
+            if notices:
+                self._spawn(alerts.send(services, notices), Slot(None))
+                notices = []
+            if slots <= 0:
+                continue
             held_back = held_back or left
             claimed.extend(
                 (Slot(name, row.user_id, destination(row.callback_url)), transport, row)
@@ -353,16 +359,17 @@ class Dispatcher:
                     expect = {"status": Status.PENDING.value, "error_message": None}
                     await tx.update_execution(row.id, values, expect=expect)
 
-    async def _expire_leases(self, transports: list[str]) -> list[Notice]:
+    async def _expire_leases(self, tx: Any, transports: list[str]) -> list[Notice]:
+        """Fail the attempts whose lease ran out (in the pass's first transaction); the
+        notices to send once it is committed."""
         services = self.services
         now = services.clock.now()
         notices: list[Notice] = []
-        async with services.store.tx() as tx:
-            for row in await tx.expired_leases(now, now, transports, LEASE_SWEEP_LIMIT):
-                services.metrics.lease_expiries.labels("delivery").inc()
-                notice = await attempt_failed(services, tx, row, INTERRUPTED, None, now)
-                if notice is not None:
-                    notices.append(notice)
+        for row in await tx.expired_leases(now, now, transports, LEASE_SWEEP_LIMIT):
+            services.metrics.lease_expiries.labels("delivery").inc()
+            notice = await attempt_failed(services, tx, row, INTERRUPTED, None, now)
+            if notice is not None:
+                notices.append(notice)
         return notices
 
     async def _deliver(self, transport: PushTransport, row: DueDelivery) -> None:
