@@ -61,6 +61,10 @@ The dispatcher loop (started with the engine) wakes when the scheduler creates e
 sleeps until the next pending execution, retry or lease expiry — at most
 ``delivery_poll_seconds``, the bound on how late it notices work another node left behind.
 Tests drive it with :meth:`Dispatcher.deliver_due` instead.
+
+Long because: a pass, the loop that runs passes and drain read and change the same state (the
+deliveries in flight and their slots, the results a pass records, the wake-ups), kept in one
+class.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from cueflow.sql.delivery_queries import _due_deliveries
+from cueflow.sql.delivery_candidates import candidates
 from cueflow.sql.tables import metadata
 
 
@@ -28,7 +28,7 @@ def _plan(statement: sa.Select[tuple[object, ...]]) -> list[str]:
 
 
 def test_due_deliveries_reads_the_chosen_executions_by_key() -> None:
-    statement = _due_deliveries(_SingleWriter(), False, True, ("pending", "retry_ready")).params(
+    statement = candidates(_SingleWriter(), False, True, ("pending", "retry_ready")).params(
         p_transport="webhook",
         p_sources=["pending", "retry_ready"],
         p_now=datetime(2030, 1, 1, tzinfo=UTC),
@@ -42,7 +42,7 @@ def test_due_deliveries_reads_the_chosen_executions_by_key() -> None:
 
 
 def test_due_deliveries_reads_each_accounts_first_few_without_ranking_every_due_row() -> None:
-    statement = _due_deliveries(_SingleWriter(), False, True, ("pending", "retry_ready")).params(
+    statement = candidates(_SingleWriter(), False, True, ("pending", "retry_ready")).params(
         p_transport="webhook",
         p_sources=["pending", "retry_ready"],
         p_now=datetime(2030, 1, 1, tzinfo=UTC),

@@ -8,26 +8,21 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     Integer,
     and_,
-    any_,
     bindparam,
     case,
-    cast,
     false,
     func,
-    literal,
-    literal_column,
     or_,
     select,
-    true,
     update,
 )
 
 import cueflow.sql.rows as rows
 from cueflow.records import DeliveryCandidate, DueDelivery, UnservedDelivery
 from cueflow.sql.base import TxBase, _lock, _task_in, bound_values, value_params
+from cueflow.sql.delivery_candidates import bound_waiting, candidates, now_param
 from cueflow.sql.limit_queries import within_limits
 from cueflow.sql.queue import QUEUE_ORDER, one_of, unindexed
 from cueflow.sql.tables import (
@@ -50,7 +45,7 @@ class DeliveryQueries(TxBase):
             due = and_(
                 one_of(executions.c.status, list(move.sources)),
                 one_of(executions.c.transport, list(transports)),
-                executions.c.next_retry <= _now(),
+                executions.c.next_retry <= now_param(),
             )
             held = _lock(select(executions.c.id).where(due), self.connector, executions)
             return (
@@ -88,7 +83,7 @@ class DeliveryQueries(TxBase):
         sources = tuple(sorted(move.sources))
         key = ("due_deliveries", tasks is not None, bool(skip_accounts), sources)
         build = functools.partial(
-            _due_deliveries, self.connector, tasks is not None, bool(skip_accounts), sources
+            candidates, self.connector, tasks is not None, bool(skip_accounts), sources
         )
         return await self._records(rows.delivery_candidate, self._prepared(key, build), params)
 
@@ -117,10 +112,10 @@ class DeliveryQueries(TxBase):
 
         def waiting() -> Any:
             if ids is None:
-                return _bound_waiting(tasks is not None)
+                return bound_waiting(tasks is not None)
             # the given rows, found by key rather than through the dispatch index (all due rows)
             return and_(
-                _bound_waiting(tasks is not None, unindexed),
+                bound_waiting(tasks is not None, unindexed),
                 executions.c.id.in_(bindparam("p_ids", expanding=True)),
             )
 
@@ -141,7 +136,7 @@ class DeliveryQueries(TxBase):
                 .values(
                     status=bindparam("p_target"),
                     attempts=executions.c.attempts + 1,
-                    started_at=func.coalesce(executions.c.started_at, _now()),
+                    started_at=func.coalesce(executions.c.started_at, now_param()),
                     **bound_values(executions, values),
                 )
                 .returning(executions.c.id)
@@ -184,7 +179,7 @@ class DeliveryQueries(TxBase):
                 .values(
                     status=bindparam("p_target"),
                     attempts=executions.c.attempts + 1,
-                    started_at=func.coalesce(executions.c.started_at, _now()),
+                    started_at=func.coalesce(executions.c.started_at, now_param()),
                     **bound_values(executions, values),
                 )
                 .returning(*(executions.c[name] for name in _CLAIMED_COLUMNS))
@@ -255,35 +250,6 @@ class DeliveryQueries(TxBase):
         return await self._records(rows.unserved_delivery, stmt)
 
 
-def _now() -> Any:
-    """The bound ``p_now``, typed as the store keeps times."""
-    return bindparam("p_now", type_=executions.c.scheduled_for.type)
-
-
-def _bound_waiting(with_tasks: bool, status: Callable[[Any], Any] = lambda column: column) -> Any:
-    """Executions of the bound ``p_transport`` in ``p_sources`` due by ``p_now`` (of
-    ``p_tasks``), for statements built once (``status`` wraps the status column, e.g. in
-    :class:`~cueflow.sql.queue.Unindexed`)."""
-    condition = and_(
-        status(executions.c.status).in_(bindparam("p_sources", expanding=True)),
-        executions.c.transport == bindparam("p_transport"),
-        executions.c.scheduled_for <= _now(),
-    )
-    return and_(condition, _served()) if with_tasks else condition
-
-
-def _served() -> Any:
-    """The execution's cue has one of the bound ``p_tasks``."""
-    return (
-        select(literal(1))
-        .where(
-            cues.c.id == executions.c.cue_id,
-            cues.c.task.in_(bindparam("p_tasks", expanding=True)),
-        )
-        .exists()
-    )
-
-
 _CLAIMED_COLUMNS = (
     "id",
     "cue_id",
@@ -317,7 +283,10 @@ def _claimed_deliveries(claimed: Any = None) -> Any:
             cues.c.timeout_seconds,
             users.c.webhook_secret,
             case(
-                (users.c.previous_webhook_secret_until > _now(), users.c.previous_webhook_secret),
+                (
+                    users.c.previous_webhook_secret_until > now_param(),
+                    users.c.previous_webhook_secret,
+                ),
                 else_=None,
             ).label("previous_webhook_secret"),
         )
@@ -331,122 +300,6 @@ def _claimed_deliveries(claimed: Any = None) -> Any:
     if claimed is None:
         stmt = stmt.where(executions.c.id.in_(bindparam("p_claimed", expanding=True)))
     return stmt
-
-
-def _due_deliveries(
-    connector: Any, with_tasks: bool, with_skip: bool, sources: Sequence[str]
-) -> Any:
-    """The statement of :meth:`DeliveryQueries.due_deliveries`, with bound ``p_transport``,
-    ``p_sources``, ``p_now``, ``p_limit``, ``p_per_account`` (and ``p_tasks``, ``p_skip``);
-    ``sources`` (``p_sources``) are also written out, so that the waiting index serves them.
-
-    It reads each account's first ``p_per_account`` from the waiting index rather than ranking
-    every due execution: the accounts with waiting executions of the transport one index seek
-    each (a recursive skip over the index), then each one's first few in hand-out order."""
-    limited = within_limits(_now())
-    waiting_index = executions.c.status.in_([literal_column(f"'{s}'") for s in sorted(sources)])
-    after = executions.alias("after")
-    waiting_after = after.c.status.in_([literal_column(f"'{s}'") for s in sorted(sources)])
-    transport: Any = bindparam("p_transport")
-    first = (
-        select(after.c.user_id)
-        .where(waiting_after, after.c.transport == transport)
-        .order_by(after.c.user_id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    accounts = select(first.label("user_id")).cte("accounts", recursive=True)
-    following = (
-        select(after.c.user_id)
-        .where(waiting_after, after.c.transport == transport, after.c.user_id > accounts.c.user_id)
-        .order_by(after.c.user_id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    accounts = accounts.union_all(
-        select(following.label("user_id")).where(accounts.c.user_id.is_not(None))
-    )
-    # each account's first few, found through the waiting index (in its order)
-    firsts = (
-        select(executions)
-        .where(
-            waiting_index,
-            executions.c.transport == transport,
-            executions.c.user_id == accounts.c.user_id,
-            executions.c.scheduled_for <= _now(),
-            _served() if with_tasks else true(),
-            limited,
-        )
-        .order_by(*QUEUE_ORDER, executions.c.id)
-        .limit(bindparam("p_per_account", type_=Integer()))
-    )
-    present: Any = accounts.c.user_id.is_not(None)
-    if with_skip:
-        present = and_(present, accounts.c.user_id.not_in(bindparam("p_skip", expanding=True)))
-    if connector.name == "postgresql":
-        # a lateral join: PostgreSQL would test every waiting row against the list instead
-        picked: Any = firsts.lateral("picked")
-        found = accounts.join(picked, true())
-    else:  # SQLite has no LATERAL; it looks the listed rows up by key
-        picked = executions.alias("picked")
-        listed = firsts.with_only_columns(executions.c.id).correlate(accounts)
-        found = accounts.join(picked, picked.c.id.in_(listed))
-    ranked = (
-        select(
-            picked.c.id,
-            picked.c.scheduled_for,
-            picked.c.priority,
-            func.row_number()
-            .over(
-                partition_by=picked.c.user_id,
-                order_by=(picked.c.priority.desc(), picked.c.scheduled_for, picked.c.id),
-            )
-            .label("turn"),
-        )
-        .select_from(found)
-        .where(present)
-        .subquery()
-    )
-    fair = (
-        select(ranked.c.id)
-        .order_by(ranked.c.turn, ranked.c.priority.desc(), ranked.c.scheduled_for, ranked.c.id)
-        .limit(bindparam("p_limit", type_=Integer()))
-        .subquery("fair")
-    )
-    if connector.name == "postgresql":
-        # the list as one array, computed first, and a re-check that no index serves (the
-        # transport and time of a row never change): PostgreSQL, without statistics of a table
-        # just filled, would otherwise read every waiting row rather than look ten up by key
-        chosen = select(func.array_agg(fair.c.id)).scalar_subquery()
-        by_key = executions.c.id == any_(cast(chosen, ARRAY(executions.c.id.type)))
-        still = executions.c.status.concat("").in_(bindparam("p_sources", expanding=True))
-        recheck = and_(still, _served()) if with_tasks else still
-    else:
-        by_key = executions.c.id.in_(select(fair.c.id))
-        recheck = _bound_waiting(with_tasks, unindexed)
-    if with_skip:
-        limited = and_(limited, executions.c.user_id.not_in(bindparam("p_skip", expanding=True)))
-    url = select(cues.c.callback_url).where(cues.c.id == executions.c.cue_id)
-    return _lock(
-        select(
-            executions.c.id,
-            executions.c.user_id,
-            executions.c.scheduled_for,
-            url.scalar_subquery().label("callback_url"),
-            executions.c.concurrency_key,
-            executions.c.concurrency_limit,
-            executions.c.rate_key,
-            executions.c.rate_limit,
-            executions.c.rate_period_seconds,
-        )
-        # the chosen rows again, looked up by key: checked once more (the rows locked may have
-        # moved on meanwhile) but kept off the indexes of waiting rows, which would read every
-        # due row
-        .where(by_key, recheck, limited)
-        .order_by(*QUEUE_ORDER),
-        connector,
-        executions,
-    )
 
 
 def _next_delivery_due(
@@ -469,7 +322,7 @@ def _next_delivery_due(
     if with_skip:
         pending = and_(pending, executions.c.user_id.not_in(bindparam("p_skip", expanding=True)))
     if not without_now:
-        pending = and_(pending, within_limits(_now()))
+        pending = and_(pending, within_limits(now_param()))
     earliest = [
         select(func.min(column)).where(executions.c.status == status, where).scalar_subquery()
         for status, column, where in (
