@@ -39,8 +39,11 @@ once one has been due for twice ``delivery_poll_seconds`` its
 
 How an attempt's result is recorded (attempts finishing together in one transaction,
 :class:`cueflow.push_attempts.AttemptRecorder`), and how long a retry waits, is
-:mod:`cueflow.push_attempts`. ``next_retry`` is stored, so a restart neither loses nor repeats a
-pending retry.
+:mod:`cueflow.push_attempts`. While the dispatcher loop runs, a finished attempt wakes it and
+its next pass records the result in the transaction that claims work for the slot it frees (a
+burst then costs one write transaction per pass, not one more per batch of results); the
+delivery task ends once that transaction is committed. ``next_retry`` is stored, so a restart
+neither loses nor repeats a pending retry.
 
 Delivery is **at least once**. When a lease ends with no result recorded — the process died or
 was stopped between sending and recording — the attempt counts as failed (``error_message``
@@ -58,6 +61,10 @@ The dispatcher loop (started with the engine) wakes when the scheduler creates e
 sleeps until the next pending execution, retry or lease expiry — at most
 ``delivery_poll_seconds``, the bound on how late it notices work another node left behind.
 Tests drive it with :meth:`Dispatcher.deliver_due` instead.
+
+Long because: a pass, the loop that runs passes and drain read and change the same state (the
+deliveries in flight and their slots, the results a pass records, the wake-ups), kept in one
+class.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ import time
 from collections import Counter
 from collections.abc import Coroutine, Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cueflow.alerts as alerts
 import cueflow.logs as logs
@@ -78,13 +85,22 @@ from cueflow.fair_share import Slot, destination, share
 from cueflow.push_attempts import (
     INTERRUPTED,
     AttemptRecorder,
+    FinishedAttempt,
     attempt_failed,
     delivery_of,
+    record_attempts_in,
     release_unfinished,
 )
 from cueflow.records import DueDelivery
 from cueflow.states import Event, Status, move
-from cueflow.transport import ConcurrencyBound, DeliveryResult, Notice, PushTransport, TaskRouter
+from cueflow.transport import (
+    ConcurrencyBound,
+    DeliveryResult,
+    Notice,
+    PushTransport,
+    TaskRouter,
+    conforms,
+)
 
 if TYPE_CHECKING:
     from cueflow.services import Services
@@ -94,6 +110,10 @@ log = logging.getLogger(__name__)
 LEASE_SWEEP_LIMIT = 500
 WAITING_MARK_LIMIT = 500
 _RACE_PAUSE = timedelta(milliseconds=100)
+RESULT_BATCH_SECONDS = 0.002
+"""How long the dispatcher loop waits, after an attempt finishes, for others to finish before
+the pass that records them (and claims work for their slots): a burst's results then share
+passes instead of taking one each."""
 CANDIDATES_PER_SLOT = 4
 """Candidates read per free slot, so that some are left when others are over a cap."""
 
@@ -101,7 +121,7 @@ CANDIDATES_PER_SLOT = 4
 def tasks_of(transport: PushTransport) -> frozenset[str] | None:
     """The tasks ``transport`` can deliver in this process (a :class:`TaskRouter`), or ``None``
     when it delivers every execution."""
-    return frozenset(transport.tasks) if isinstance(transport, TaskRouter) else None
+    return frozenset(cast(TaskRouter, transport).tasks) if conforms(transport, TaskRouter) else None
 
 
 class Dispatcher:
@@ -117,7 +137,10 @@ class Dispatcher:
         """Tasks in flight, with what each delivery is for."""
         self._claims: dict[asyncio.Task[None], DueDelivery] = {}
         """The claimed execution of each delivery task in flight (alert sends have none)."""
+        self._settling: set[asyncio.Task[Any]] = set()
+        """Delivery tasks whose result a pass recorded, about to end: their slots are free."""
         self._next_waiting_check: datetime | None = None
+        self._wake_later: asyncio.TimerHandle | None = None
         self._limits_retry_at: datetime | None = None
         """When a rate limit that held work back in the last pass has room again."""
         self._full = False
@@ -128,13 +151,21 @@ class Dispatcher:
     def free_slots(self, transport: str | None = None) -> int:
         """How many more deliveries may start now (of ``transport``, when given: its own
         ``concurrency`` bound applies too)."""
-        free = self.services.settings.delivery_concurrency - len(self._running)
+        active = self._active()
+        free = self.services.settings.delivery_concurrency - len(active)
         if transport is not None:
             own = self.services.transports.push().get(transport)
-            if isinstance(own, ConcurrencyBound):
-                busy = sum(1 for slot in self._running.values() if slot.transport == transport)
-                free = min(free, own.concurrency - busy)
+            if own is not None and conforms(own, ConcurrencyBound):
+                bound = cast(ConcurrencyBound, own).concurrency
+                busy = sum(1 for slot in active if slot.transport == transport)
+                free = min(free, bound - busy)
         return max(0, free)
+
+    def _active(self) -> list[Slot]:
+        """The slots of the tasks in flight, but for those whose result is recorded."""
+        if not self._settling:
+            return list(self._running.values())
+        return [slot for task, slot in self._running.items() if task not in self._settling]
 
     def capped_accounts(self, busy: Iterable[Slot] = ()) -> list[str]:
         """Accounts with ``delivery_per_account_concurrency`` deliveries in flight (also
@@ -142,48 +173,60 @@ class Dispatcher:
         cap = self.services.settings.delivery_per_account_concurrency
         if not cap:
             return []
-        counts = Counter(slot.account for slot in (*self._running.values(), *busy))
+        counts = Counter(slot.account for slot in (*self._active(), *busy))
         return [account for account, n in counts.items() if account and n >= cap]
 
     async def dispatch(self) -> int:
-        """One pass: fail attempts whose lease ran out, make due retries ready, claim due
-        executions for the free delivery slots and start delivering them. Returns how many
-        deliveries started (they run on as tasks)."""
+        """One pass: record the results of attempts that finished, fail attempts whose lease
+        ran out, make due retries ready, claim due executions for the free delivery slots and
+        start delivering them. Returns how many deliveries started (they run on as tasks)."""
         services = self.services
         push = services.transports.push()
         if not push:
             return 0
-        notices = await self._expire_leases(list(push))
-        if notices:
-            self._spawn(alerts.send(services, notices), Slot(None))
         await self._mark_waiting(push)
+        finished = self.recorder.take()
+        self._settling.update(attempt.task for attempt in finished if attempt.task is not None)
         now = services.clock.now()
         self._limits_retry_at = None
         claimed: list[tuple[Slot, PushTransport, DueDelivery]] = []
         held_back = False
-        promoted = False
-        for name, transport in push.items():
-            slots = min(self.free_slots() - len(claimed), self.free_slots(name))
-            if tasks_of(transport) == frozenset():
-                slots = 0  # serves no task here: nothing to claim (its waiting is marked above)
-            if slots <= 0 and promoted:
-                continue
-            # a transaction per transport: each admission locks its limit keys in sorted order,
-            # which two admissions in one transaction would not keep
-            async with services.store.tx() as tx:
-                if not promoted:
-                    await tx.promote_retries(
-                        list(push), move(Event.RETRY_DUE), now, {"updated_at": now}
-                    )
-                    promoted = True
-                if slots <= 0:
+        first = True
+        try:
+            for name, transport in push.items():
+                slots = min(self.free_slots() - len(claimed), self.free_slots(name))
+                if tasks_of(transport) == frozenset():
+                    slots = 0  # serves no task here: nothing to claim (its waiting is marked)
+                if slots <= 0 and not first:
                     continue
-                rows, left = await self._claim(tx, transport, now, slots, [s for s, *_ in claimed])
-            held_back = held_back or left
-            claimed.extend(
-                (Slot(name, row.user_id, destination(row.callback_url)), transport, row)
-                for row in rows
-            )
+                # a transaction per transport: each admission locks its limit keys in sorted
+                # order, which two admissions in one transaction would not keep
+                async with services.store.tx() as tx:
+                    if first:
+                        recorded, notices = await self._settle(tx, finished, list(push), now)
+                        if notices:
+                            slots -= 1  # sending them takes a slot too, once committed
+                    rows: list[DueDelivery] = []
+                    left = False
+                    if slots > 0:
+                        taken = [s for s, *_ in claimed]
+                        rows, left = await self._claim(tx, transport, now, slots, taken)
+                if first:
+                    # committed: the results' slots are taken again by the claims above
+                    self.recorder.settle(finished, recorded)
+                    finished, first = [], False
+                    if notices:
+                        self._spawn(alerts.send(services, notices), Slot(None))
+                held_back = held_back or left
+                claimed.extend(
+                    (Slot(name, row.user_id, destination(row.callback_url)), transport, row)
+                    for row in rows
+                )
+        except BaseException:
+            if finished:  # not recorded: the recorder writes them itself
+                self._settling.difference_update(attempt.task for attempt in finished)
+                self.recorder.give_back(finished)
+            raise
         used = {name: sum(1 for s, *_ in claimed if s.transport == name) for name in push}
         self._full = (
             held_back
@@ -193,6 +236,20 @@ class Dispatcher:
         for slot, transport, row in claimed:
             self._spawn(self._deliver(transport, row), slot, row)
         return len(claimed)
+
+    async def _settle(
+        self, tx: Any, finished: list[FinishedAttempt], transports: list[str], now: datetime
+    ) -> tuple[list[Notice | None], list[Notice]]:
+        """A pass's first work, in the transaction of its first claim: record the results of
+        the attempts ``finished`` (their notices, in order), fail the attempts whose lease ran
+        out (the notices to send) and make due retries ready."""
+        recorded: list[Notice | None] = []
+        if finished:
+            attempts = [(attempt.run, attempt.result) for attempt in finished]
+            recorded = await record_attempts_in(self.services, tx, attempts)
+        notices = await self._expire_leases(tx, transports)
+        await tx.promote_retries(transports, move(Event.RETRY_DUE), now, {"updated_at": now})
+        return recorded, notices
 
     async def _claim(
         self, tx: Any, transport: PushTransport, now: datetime, slots: int, taken: list[Slot]
@@ -214,7 +271,7 @@ class Dispatcher:
         )
         # an account that filled its share of candidates may have more due work than it read
         more = any(n >= each for n in Counter(c.user_id for c in candidates).values())
-        busy = [*self._running.values(), *taken]
+        busy = [*self._active(), *taken]
         chosen = share(candidates, slots, busy, per_account, settings.delivery_per_host_concurrency)
         admission = await run_limits.admit(tx, chosen, now)
         if admission.retry_at is not None:
@@ -275,6 +332,13 @@ class Dispatcher:
         """Dispatch, then sleep until work is due, a delivery finishes or new executions exist."""
         clock = self.services.clock
         poll = timedelta(seconds=self.services.settings.delivery_poll_seconds)
+        self.recorder.collect(self._results_waiting)  # results are recorded by the passes below
+        try:
+            await self._loop(clock, poll)
+        finally:
+            self.recorder.collect(None)
+
+    async def _loop(self, clock: Any, poll: timedelta) -> None:
         while True:
             self.wakeup.clear()
             self.services.loops.pulse("dispatcher").busy()
@@ -329,7 +393,7 @@ class Dispatcher:
             return
         poll = timedelta(seconds=services.settings.delivery_poll_seconds)
         self._next_waiting_check = now + poll
-        routers = [(name, t) for name, t in push.items() if isinstance(t, TaskRouter)]
+        routers = [(n, cast(TaskRouter, t)) for n, t in push.items() if conforms(t, TaskRouter)]
         if not routers:
             return
         async with services.store.tx() as tx:
@@ -345,16 +409,17 @@ class Dispatcher:
                     expect = {"status": Status.PENDING.value, "error_message": None}
                     await tx.update_execution(row.id, values, expect=expect)
 
-    async def _expire_leases(self, transports: list[str]) -> list[Notice]:
+    async def _expire_leases(self, tx: Any, transports: list[str]) -> list[Notice]:
+        """Fail the attempts whose lease ran out (in the pass's first transaction); the
+        notices to send once it is committed."""
         services = self.services
         now = services.clock.now()
         notices: list[Notice] = []
-        async with services.store.tx() as tx:
-            for row in await tx.expired_leases(now, now, transports, LEASE_SWEEP_LIMIT):
-                services.metrics.lease_expiries.labels("delivery").inc()
-                notice = await attempt_failed(services, tx, row, INTERRUPTED, None, now)
-                if notice is not None:
-                    notices.append(notice)
+        for row in await tx.expired_leases(now, now, transports, LEASE_SWEEP_LIMIT):
+            services.metrics.lease_expiries.labels("delivery").inc()
+            notice = await attempt_failed(services, tx, row, INTERRUPTED, None, now)
+            if notice is not None:
+                notices.append(notice)
         return notices
 
     async def _deliver(self, transport: PushTransport, row: DueDelivery) -> None:
@@ -389,10 +454,23 @@ class Dispatcher:
             self._claims[task] = row
         task.add_done_callback(self._finished)
 
+    def _results_waiting(self) -> None:
+        """A finished attempt waits to be recorded: wake the loop shortly, so that the results
+        finishing meanwhile share its pass."""
+        if self._wake_later is None:
+            loop = asyncio.get_running_loop()
+            self._wake_later = loop.call_later(RESULT_BATCH_SECONDS, self._wake)
+
+    def _wake(self) -> None:
+        self._wake_later = None
+        self.wakeup.set()
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
         self._claims.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", exc_info=task.exception())
-        if self._full:
+        if task in self._settling:
+            self._settling.discard(task)  # the pass that recorded its result used its slot
+        elif self._full:
             self.wakeup.set()

@@ -21,6 +21,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from cueflow.transport import (
     DeliveryResult,
     Notice,
     PushTransport,
+    conforms,
 )
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ def delivery_of(run: DueDelivery, transport: PushTransport) -> Delivery:
     """The :class:`Delivery` of ``transport`` for a run claimed by ``claim_deliveries``. The
     cue's callback and its owner's signing secret go only to a :class:`CallbackSender`."""
     callback = None
-    if isinstance(transport, CallbackSender) and run.callback_url:
+    if conforms(transport, CallbackSender) and run.callback_url:
         callback = Callback(
             url=run.callback_url,
             method=run.callback_method,
@@ -122,26 +124,35 @@ async def record_attempts(
     services: Services, attempts: Sequence[tuple[DueDelivery, DeliveryResult]]
 ) -> list[Notice | None]:
     """Record the results of several attempts in one transaction, as :func:`record_attempt`
-    does each; the plain successes of one attempt number and HTTP status take one statement
-    together. Returns the notice (or ``None``) of each attempt, in order."""
+    does each (see :func:`record_attempts_in`). Returns the notice (or ``None``) of each
+    attempt, in order."""
+    async with services.store.tx() as tx:
+        return await record_attempts_in(services, tx, attempts)
+
+
+async def record_attempts_in(
+    services: Services, tx: Any, attempts: Sequence[tuple[DueDelivery, DeliveryResult]]
+) -> list[Notice | None]:
+    """Record the results of several attempts in the transaction ``tx``; the plain successes
+    of one attempt number and HTTP status take one statement together. Returns the notice (or
+    ``None``) of each attempt, in order."""
     now = services.clock.now()
     notices: list[Notice | None] = [None] * len(attempts)
     plain: dict[tuple[int, int | None], list[DueDelivery]] = {}
-    async with services.store.tx() as tx:
-        for n, (run, result) in enumerate(attempts):
-            if _plain_success(run, result):
-                plain.setdefault((run.attempts, result.http_status), []).append(run)
-            elif result.ok:
-                await _succeeded(services, tx, run, result, now)
-            else:
-                notices[n] = await attempt_failed(
-                    services, tx, run, result.error, result.http_status, now, result
-                )
-        for (attempt, http_status), runs in plain.items():
-            values = {**_success_values(now), "http_status": http_status}
-            ids = sorted(run.id for run in runs)
-            done = await tx.move_executions(ids, attempt, values, move(Event.SUCCEEDED))
-            await _runs_ended(services, tx, runs, done, now)
+    for n, (run, result) in enumerate(attempts):
+        if _plain_success(run, result):
+            plain.setdefault((run.attempts, result.http_status), []).append(run)
+        elif result.ok:
+            await _succeeded(services, tx, run, result, now)
+        else:
+            notices[n] = await attempt_failed(
+                services, tx, run, result.error, result.http_status, now, result
+            )
+    for (attempt, http_status), runs in plain.items():
+        values = {**_success_values(now), "http_status": http_status}
+        ids = sorted(run.id for run in runs)
+        done = await tx.move_executions(ids, attempt, values, move(Event.SUCCEEDED))
+        await _runs_ended(services, tx, runs, done, now)
     return notices
 
 
@@ -199,49 +210,96 @@ RECORD_BATCH = 200
 """Most attempts one transaction of :class:`AttemptRecorder` records."""
 
 
+@dataclass(eq=False)
+class FinishedAttempt:
+    """A result waiting to be recorded, and the delivery task that waits for it."""
+
+    run: DueDelivery
+    result: DeliveryResult
+    future: asyncio.Future[Notice | None]
+    task: asyncio.Task[Any] | None
+
+
 class AttemptRecorder:
     """Records finished attempts in batches (group commit): while one transaction writes, the
     results finishing meanwhile wait and are written together by the next, so a burst of
     deliveries costs a few transactions instead of one each. An attempt's :meth:`record`
-    returns once its result is committed, as :func:`record_attempt` would."""
+    returns once its result is committed, as :func:`record_attempt` would.
+
+    While a dispatcher loop runs it :meth:`collects <collect>` the results: each one waiting
+    wakes that loop, whose next pass records them (:meth:`take`, :meth:`settle`) in the
+    transaction that also claims work for the slots they free. Otherwise, and for results a
+    pass gives back, the recorder writes them itself."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._waiting: list[tuple[DueDelivery, DeliveryResult, asyncio.Future[Notice | None]]] = []
+        self._waiting: list[FinishedAttempt] = []
         self._writer: asyncio.Task[None] | None = None
+        self._collector: Callable[[], None] | None = None
 
     async def record(self, run: DueDelivery, result: DeliveryResult) -> Notice | None:
         """Record ``result`` with the others finishing now; its notice, as
         :func:`record_attempt` returns it."""
         future: asyncio.Future[Notice | None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((run, result, future))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write(), name="cueflow-attempt-recorder")
+        self._waiting.append(FinishedAttempt(run, result, future, asyncio.current_task()))
+        if self._collector is not None:
+            self._collector()
+        else:
+            self._start_writer()
         return await future
 
+    def collect(self, wake: Callable[[], None] | None) -> None:
+        """Let a dispatcher loop record the results (``wake``: called when one waits), or,
+        with ``None``, write them here again (those waiting at once)."""
+        self._collector = wake
+        if wake is None and self._waiting:
+            self._start_writer()
+
+    def take(self) -> list[FinishedAttempt]:
+        """The results waiting (at most :data:`RECORD_BATCH`), for the caller to record and
+        then :meth:`settle`, or :meth:`give_back` when it could not."""
+        taken, self._waiting = self._waiting[:RECORD_BATCH], self._waiting[RECORD_BATCH:]
+        return taken
+
+    @staticmethod
+    def settle(taken: Sequence[FinishedAttempt], notices: Sequence[Notice | None]) -> None:
+        """Tell the attempts ``taken`` their results are committed, with their notices."""
+        for attempt, notice in zip(taken, notices, strict=True):
+            if not attempt.future.done():
+                attempt.future.set_result(notice)
+
+    def give_back(self, taken: Sequence[FinishedAttempt]) -> None:
+        """Results taken but not recorded: written here instead."""
+        self._waiting[:0] = taken
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        if self._writer is None and self._waiting:
+            self._writer = asyncio.create_task(self._write(), name="cueflow-attempt-recorder")
+
     async def _write(self) -> None:
-        batch: list[tuple[DueDelivery, DeliveryResult, asyncio.Future[Notice | None]]] = []
+        batch: list[FinishedAttempt] = []
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting[:RECORD_BATCH], self._waiting[RECORD_BATCH:]
+                batch = self.take()
                 try:
-                    pairs = [(run, result) for run, result, _ in batch]
+                    pairs = [(attempt.run, attempt.result) for attempt in batch]
                     notices = await record_attempts(self.services, pairs)
                 except Exception as exc:
                     if len(batch) == 1:
-                        batch[0][2].set_exception(exc)
+                        batch[0].future.set_exception(exc)
                         batch = []
                         continue
                     # one attempt the batch could not record must not fail the others
-                    notices = [await self._one(run, result) for run, result, _ in batch]
-                for (*_, future), notice in zip(batch, notices, strict=True):
-                    if not future.done():
-                        future.set_result(notice)
+                    notices = [await self._one(a.run, a.result) for a in batch]
+                self.settle(batch, notices)
                 batch = []
         except BaseException as exc:
-            for *_, future in (*batch, *self._waiting):
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
+            for attempt in (*batch, *self._waiting):
+                if not attempt.future.done():
+                    attempt.future.set_exception(
+                        exc if isinstance(exc, Exception) else RuntimeError()
+                    )
             self._waiting = []
             if not isinstance(exc, Exception):
                 raise

@@ -11,10 +11,12 @@ Optional capabilities are declared, not guessed: a transport that has one satisf
 ``runtime_checkable`` protocol here (:class:`ConcurrencyBound`, :class:`TaskRouter`,
 :class:`HandlerHost`, :class:`CallbackSender`), and the sender of failure notices
 (:class:`Notifier`) is registered through the ``cueflow_register_notifiers`` hook.
+:func:`conforms` asks, remembering the answer per transport.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -213,6 +215,24 @@ class Notifier(Protocol):
         """Refuse a URL that notices may not be sent to (an account's alert webhook) with a
         :class:`ValueError` whose text says why."""
         ...
+
+
+_capabilities: weakref.WeakKeyDictionary[Any, dict[type, bool]] = weakref.WeakKeyDictionary()
+
+
+def conforms(transport: object, capability: type) -> bool:
+    """``isinstance(transport, capability)`` for one of the protocols above, remembered per
+    transport object: the dispatcher asks on every pass and every delivery, and a protocol
+    check inspects each member (several microseconds). A transport's capabilities are its
+    class's and attributes set when it is built, so the answer does not change."""
+    try:
+        known = _capabilities.setdefault(transport, {})
+    except TypeError:  # not weakly referenceable: ask each time
+        return isinstance(transport, capability)
+    found = known.get(capability)
+    if found is None:
+        found = known[capability] = isinstance(transport, capability)
+    return found
 
 
 class PullTransport:

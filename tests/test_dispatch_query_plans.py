@@ -1,6 +1,7 @@
-"""The dispatcher's candidate query on SQLite: the chosen executions are read again by key, so
-a pass does not read every due execution twice (a burst of thousands due at once made each pass
-re-read them all through the dispatch index)."""
+"""The dispatcher's candidate query on SQLite: each account's first few are read through the
+waiting index and the chosen executions are read again by key, so a pass reads neither every
+due execution nor ranks them all (a burst of thousands due at once made each pass rank them all,
+milliseconds a pass)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from cueflow.sql.delivery_queries import _due_deliveries
+from cueflow.sql.delivery_candidates import candidates
 from cueflow.sql.tables import metadata
 
 
@@ -27,7 +28,7 @@ def _plan(statement: sa.Select[tuple[object, ...]]) -> list[str]:
 
 
 def test_due_deliveries_reads_the_chosen_executions_by_key() -> None:
-    statement = _due_deliveries(_SingleWriter(), False, True).params(
+    statement = candidates(_SingleWriter(), False, True, ("pending", "retry_ready")).params(
         p_transport="webhook",
         p_sources=["pending", "retry_ready"],
         p_now=datetime(2030, 1, 1, tzinfo=UTC),
@@ -38,5 +39,20 @@ def test_due_deliveries_reads_the_chosen_executions_by_key() -> None:
     plan = _plan(statement)
     outer = plan[0]
     assert outer.startswith("SEARCH executions USING INDEX sqlite_autoindex_executions_1"), plan
-    # the ranking still reads the due executions through the dispatch index, once
-    assert sum("ix_executions_dispatch" in step for step in plan) == 1, plan
+
+
+def test_due_deliveries_reads_each_accounts_first_few_without_ranking_every_due_row() -> None:
+    statement = candidates(_SingleWriter(), False, True, ("pending", "retry_ready")).params(
+        p_transport="webhook",
+        p_sources=["pending", "retry_ready"],
+        p_now=datetime(2030, 1, 1, tzinfo=UTC),
+        p_limit=40,
+        p_per_account=10,
+        p_skip=["someone"],
+    )
+    plan = _plan(statement)
+    # the accounts one seek each, then each account's first few in the index's order
+    assert any("ix_executions_waiting (transport=? AND user_id>?)" in step for step in plan), plan
+    assert any("ix_executions_waiting (transport=? AND user_id=?)" in step for step in plan), plan
+    assert not any("ix_executions_dispatch" in step for step in plan), plan
+    assert not any(step.startswith("SCAN executions") for step in plan), plan

@@ -158,3 +158,35 @@ async def _all_delivered(client: Any, auth: dict[str, str], cues: list[dict[str,
         if not executions or executions[0]["status"] != "success":
             return False
     return True
+
+
+async def test_with_the_loop_running_results_are_recorded_by_the_passes_that_claim_again(
+    database_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own_writes: list[int] = []
+    record = push_attempts.record_attempts
+
+    async def counted(services: Any, attempts: Any) -> Any:
+        own_writes.append(len(attempts))
+        return await record(services, attempts)
+
+    monkeypatch.setattr(push_attempts, "record_attempts", counted)
+    async with (
+        open_engine(database_url, clock, delivery_per_account_concurrency=4) as engine,
+        api(engine) as client,
+        Receiver() as receiver,
+    ):
+        auth = await new_user(client)
+        cues = [await create_cue(client, auth, clock, receiver.url()) for _ in range(20)]
+        await engine.start()
+
+        clock.advance(61)
+
+        await eventually(lambda: _all_delivered(client, auth, cues), timeout=10)
+        ids = Counter(json.loads(r.body)["execution_id"] for r in receiver.requests)
+        assert len(ids) == 20 and set(ids.values()) == {1}
+        # each result went into the transaction of a dispatcher pass, none into one of its own
+        assert own_writes == []
+        for cue in cues:
+            shown = (await client.get(f"/v1/cues/{cue['id']}", headers=auth)).json()
+            assert (shown["status"], shown["run_count"]) == ("completed", 1)

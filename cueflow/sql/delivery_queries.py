@@ -14,7 +14,6 @@ from sqlalchemy import (
     case,
     false,
     func,
-    literal,
     or_,
     select,
     update,
@@ -23,6 +22,7 @@ from sqlalchemy import (
 import cueflow.sql.rows as rows
 from cueflow.records import DeliveryCandidate, DueDelivery, UnservedDelivery
 from cueflow.sql.base import TxBase, _lock, _task_in, bound_values, unindexed, value_params
+from cueflow.sql.delivery_candidates import bound_waiting, candidates, now_param
 from cueflow.sql.limit_queries import within_limits
 from cueflow.sql.queue import QUEUE_ORDER, one_of
 from cueflow.sql.tables import (
@@ -45,7 +45,7 @@ class DeliveryQueries(TxBase):
             due = and_(
                 one_of(executions.c.status, list(move.sources)),
                 one_of(executions.c.transport, list(transports)),
-                executions.c.next_retry <= _now(),
+                executions.c.next_retry <= now_param(),
             )
             held = _lock(select(executions.c.id).where(due), self.connector, executions)
             return (
@@ -80,9 +80,10 @@ class DeliveryQueries(TxBase):
             "p_tasks": list(tasks or ()),
             "p_skip": list(skip_accounts),
         }
-        key = ("due_deliveries", tasks is not None, bool(skip_accounts))
+        sources = tuple(sorted(move.sources))
+        key = ("due_deliveries", tasks is not None, bool(skip_accounts), sources)
         build = functools.partial(
-            _due_deliveries, self.connector, tasks is not None, bool(skip_accounts)
+            candidates, self.connector, tasks is not None, bool(skip_accounts), sources
         )
         return await self._records(rows.delivery_candidate, self._prepared(key, build), params)
 
@@ -111,13 +112,15 @@ class DeliveryQueries(TxBase):
 
         def waiting() -> Any:
             if ids is None:
-                return _bound_waiting(tasks is not None)
+                return bound_waiting(tasks is not None)
             # the given rows, found by key rather than through the dispatch index (all due rows)
             return and_(
-                _bound_waiting(tasks is not None, unindexed),
+                bound_waiting(tasks is not None, unindexed),
                 executions.c.id.in_(bindparam("p_ids", expanding=True)),
             )
 
+        if self.connector.name == "postgresql":
+            return await self._claim_in_one(shape, waiting, params, move, values)
         if ids is not None and len(ids) <= limit and not self.connector.skip_locked:
             # one writer at a time (SQLite): the update below checks each given row itself
             picked: list[Any] = list(ids)
@@ -133,7 +136,7 @@ class DeliveryQueries(TxBase):
                 .values(
                     status=bindparam("p_target"),
                     attempts=executions.c.attempts + 1,
-                    started_at=func.coalesce(executions.c.started_at, _now()),
+                    started_at=func.coalesce(executions.c.started_at, now_param()),
                     **bound_values(executions, values),
                 )
                 .returning(executions.c.id)
@@ -147,6 +150,46 @@ class DeliveryQueries(TxBase):
             return []
         stmt = self._prepared(("claim_deliveries.read",), _claimed_deliveries)
         return await self._records(rows.due_delivery, stmt, {"p_claimed": claimed, "p_now": now})
+
+    async def _claim_in_one(
+        self,
+        shape: tuple[bool, bool],
+        waiting: Callable[[], Any],
+        params: dict[str, Any],
+        move: Move,
+        values: dict[str, Any],
+    ) -> list[DueDelivery]:
+        """:meth:`claim_deliveries` as one statement (PostgreSQL): the rows picked and locked
+        (skipping rows others hold) in a subquery of the update, which returns what the read
+        of :func:`_claimed_deliveries` joins in the same statement."""
+
+        def build() -> Any:
+            picked = _lock(
+                select(executions.c.id)
+                .where(waiting())
+                .order_by(*QUEUE_ORDER)
+                .limit(bindparam("p_limit", type_=Integer()))
+                .correlate(None),
+                self.connector,
+                executions,
+            )
+            claimed = (
+                update(executions)
+                .where(executions.c.id.in_(picked), waiting())
+                .values(
+                    status=bindparam("p_target"),
+                    attempts=executions.c.attempts + 1,
+                    started_at=func.coalesce(executions.c.started_at, now_param()),
+                    **bound_values(executions, values),
+                )
+                .returning(*(executions.c[name] for name in _CLAIMED_COLUMNS))
+                .cte("claimed")
+            )
+            return _claimed_deliveries(claimed)
+
+        stmt = self._prepared(("claim_deliveries.one", *shape, *sorted(values)), build)
+        claim_params = {**params, **value_params(values), "p_target": move.target}
+        return await self._records(rows.due_delivery, stmt, claim_params)
 
     async def _pick_deliveries(
         self, shape: tuple[bool, bool], waiting: Callable[[], Any], params: dict[str, Any]
@@ -207,44 +250,25 @@ class DeliveryQueries(TxBase):
         return await self._records(rows.unserved_delivery, stmt)
 
 
-def _now() -> Any:
-    """The bound ``p_now``, typed as the store keeps times."""
-    return bindparam("p_now", type_=executions.c.scheduled_for.type)
+_CLAIMED_COLUMNS = (
+    "id",
+    "cue_id",
+    "user_id",
+    "scheduled_for",
+    "attempts",
+    "payload_override",
+    "flow_run_id",
+)
+"""The columns of a claimed execution its delivery needs."""
 
 
-def _bound_waiting(with_tasks: bool, status: Callable[[Any], Any] = lambda column: column) -> Any:
-    """Executions of the bound ``p_transport`` in ``p_sources`` due by ``p_now`` (of
-    ``p_tasks``), for statements built once (``status`` wraps the status column, e.g. in
-    :class:`~cueflow.sql.base.Unindexed`)."""
-    condition = and_(
-        status(executions.c.status).in_(bindparam("p_sources", expanding=True)),
-        executions.c.transport == bindparam("p_transport"),
-        executions.c.scheduled_for <= _now(),
-    )
-    if not with_tasks:
-        return condition
-    task_in = (
-        select(literal(1))
-        .where(
-            cues.c.id == executions.c.cue_id,
-            cues.c.task.in_(bindparam("p_tasks", expanding=True)),
-        )
-        .exists()
-    )
-    return and_(condition, task_in)
-
-
-def _claimed_deliveries() -> Any:
-    """What the delivery of each claimed execution (bound ``p_claimed``) needs."""
-    return (
+def _claimed_deliveries(claimed: Any = None) -> Any:
+    """What the delivery of each claimed execution needs: of the executions bound as
+    ``p_claimed``, or of the rows ``claimed`` (the claim's update returns them)."""
+    source = executions if claimed is None else claimed
+    stmt = (
         select(
-            executions.c.id,
-            executions.c.cue_id,
-            executions.c.user_id,
-            executions.c.scheduled_for,
-            executions.c.attempts,
-            executions.c.payload_override,
-            executions.c.flow_run_id,
+            *(source.c[name] for name in _CLAIMED_COLUMNS),
             cues.c.name.label("cue_name"),
             cues.c.task,
             cues.c.callback_url,
@@ -259,67 +283,23 @@ def _claimed_deliveries() -> Any:
             cues.c.timeout_seconds,
             users.c.webhook_secret,
             case(
-                (users.c.previous_webhook_secret_until > _now(), users.c.previous_webhook_secret),
+                (
+                    users.c.previous_webhook_secret_until > now_param(),
+                    users.c.previous_webhook_secret,
+                ),
                 else_=None,
             ).label("previous_webhook_secret"),
         )
-        .join(cues, cues.c.id == executions.c.cue_id)
-        .join(users, users.c.id == executions.c.user_id)
-        .where(executions.c.id.in_(bindparam("p_claimed", expanding=True)))
-        .order_by(executions.c.scheduled_for)
-    )
-
-
-def _due_deliveries(connector: Any, with_tasks: bool, with_skip: bool) -> Any:
-    """The statement of :meth:`DeliveryQueries.due_deliveries`, with bound ``p_transport``,
-    ``p_sources``, ``p_now``, ``p_limit``, ``p_per_account`` (and ``p_tasks``, ``p_skip``)."""
-    limited = within_limits(_now())
-    if with_skip:
-        limited = and_(limited, executions.c.user_id.not_in(bindparam("p_skip", expanding=True)))
-    waiting = and_(_bound_waiting(with_tasks), limited)
-    # The window ranks each account's due executions; the rows are then locked in an outer
-    # query, as PostgreSQL allows no FOR UPDATE beside a window function.
-    ranked = (
-        select(
-            executions.c.id,
-            executions.c.scheduled_for,
-            executions.c.priority,
-            func.row_number()
-            .over(
-                partition_by=executions.c.user_id,
-                order_by=(*QUEUE_ORDER, executions.c.id),
+        .select_from(
+            source.join(cues, cues.c.id == source.c.cue_id).join(
+                users, users.c.id == source.c.user_id
             )
-            .label("turn"),
         )
-        .where(waiting)
-        .subquery()
+        .order_by(source.c.scheduled_for)
     )
-    fair = (
-        select(ranked.c.id)
-        .where(ranked.c.turn <= bindparam("p_per_account", type_=Integer()))
-        .order_by(ranked.c.turn, ranked.c.priority.desc(), ranked.c.scheduled_for, ranked.c.id)
-        .limit(bindparam("p_limit", type_=Integer()))
-    )
-    url = select(cues.c.callback_url).where(cues.c.id == executions.c.cue_id)
-    return _lock(
-        select(
-            executions.c.id,
-            executions.c.user_id,
-            executions.c.scheduled_for,
-            url.scalar_subquery().label("callback_url"),
-            executions.c.concurrency_key,
-            executions.c.concurrency_limit,
-            executions.c.rate_key,
-            executions.c.rate_limit,
-            executions.c.rate_period_seconds,
-        )
-        # the chosen rows again, looked up by key: checked once more (the rows locked may have
-        # moved on meanwhile) but kept off the dispatch index, which would read every due row
-        .where(executions.c.id.in_(fair), and_(_bound_waiting(with_tasks, unindexed), limited))
-        .order_by(*QUEUE_ORDER),
-        connector,
-        executions,
-    )
+    if claimed is None:
+        stmt = stmt.where(executions.c.id.in_(bindparam("p_claimed", expanding=True)))
+    return stmt
 
 
 def _next_delivery_due(
@@ -342,7 +322,7 @@ def _next_delivery_due(
     if with_skip:
         pending = and_(pending, executions.c.user_id.not_in(bindparam("p_skip", expanding=True)))
     if not without_now:
-        pending = and_(pending, within_limits(_now()))
+        pending = and_(pending, within_limits(now_param()))
     earliest = [
         select(func.min(column)).where(executions.c.status == status, where).scalar_subquery()
         for status, column, where in (

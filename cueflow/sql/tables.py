@@ -452,6 +452,21 @@ Index(
     executions.c.scheduled_for,
 )
 """The worker queue: an account's executions by status, higher priority first, then oldest."""
+WAITING_WHERE = text("status IN ('pending', 'retry_ready')")
+"""The executions waiting to start (:data:`cueflow.states.WAITING`), in the form a statement
+must repeat for SQLite to use an index limited to them."""
+Index(
+    "ix_executions_waiting",
+    executions.c.transport,
+    executions.c.user_id,
+    executions.c.priority.desc(),
+    executions.c.scheduled_for,
+    executions.c.id,
+    sqlite_where=WAITING_WHERE,
+    postgresql_where=WAITING_WHERE,
+)
+"""The dispatcher's candidates: each account's waiting executions of a transport, in the order
+they are handed out, so a pass reads a few of each account rather than ranking every due one."""
 rate_limit_starts: Table = metadata.tables[RateLimitStart.__tablename__]
 concurrency_gates: Table = metadata.tables[ConcurrencyGate.__tablename__]
 fire_idempotency: Table = metadata.tables[FireIdempotency.__tablename__]

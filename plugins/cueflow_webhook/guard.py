@@ -26,6 +26,7 @@ real DNS.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import threading
@@ -129,6 +130,7 @@ resolve_host: Resolver = SystemResolver()
 """The default resolver of a :class:`UrlGuard`."""
 
 
+@functools.lru_cache(maxsize=4096)
 def _literal(host: str) -> Address | None:
     try:
         return ipaddress.ip_address(host.split("%", 1)[0])
@@ -140,6 +142,24 @@ def _is_localhost(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
+@functools.lru_cache(maxsize=4096)
+def _blocked(address: Address, allow_private: bool) -> bool:
+    """:meth:`UrlGuard.blocked`, remembered per address: every send checks the addresses its
+    host resolves to, and matching one against every range costs more than the rest of the
+    check (the resolution itself is never remembered)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    elif (
+        isinstance(address, ipaddress.IPv6Address)
+        and any(address in net for net in EMBEDDED_IPV4)
+        and address != ipaddress.IPv6Address("::1")
+    ):
+        address = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    if any(address in net for net in BLOCKED_NETWORKS):
+        return True
+    return not allow_private and any(address in net for net in PRIVATE_NETWORKS)
+
+
 class UrlGuard:
     """Checks URLs against the blocked ranges; ``allow_private`` lifts the private ones."""
 
@@ -149,17 +169,7 @@ class UrlGuard:
 
     def blocked(self, address: Address) -> bool:
         """Whether ``address`` may not be reached."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        elif (
-            isinstance(address, ipaddress.IPv6Address)
-            and any(address in net for net in EMBEDDED_IPV4)
-            and address != ipaddress.IPv6Address("::1")
-        ):
-            address = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
-        if any(address in net for net in BLOCKED_NETWORKS):
-            return True
-        return not self.allow_private and any(address in net for net in PRIVATE_NETWORKS)
+        return _blocked(address, self.allow_private)
 
     def _blocked_hostname(self, host: str) -> bool:
         return host in METADATA_HOSTNAMES or (not self.allow_private and _is_localhost(host))
@@ -204,6 +214,7 @@ class UrlGuard:
         return [a for a in addresses if a is not None]
 
 
+@functools.lru_cache(maxsize=4096)
 def _parts(url: str) -> tuple[str, str]:
     """The scheme and lower-case hostname of ``url``, or :class:`BlockedUrl`."""
     try:
