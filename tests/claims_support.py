@@ -3,10 +3,12 @@ executions and engines on the fake clock."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy import event
 
 from cueflow.authentication import Principal
 from cueflow.clock import FakeClock
@@ -84,3 +86,22 @@ async def opened(url: str, clock: FakeClock, **overrides: Any) -> AsyncIterator[
 
 def is_postgres(url: str) -> bool:
     return url.startswith("postgres")
+
+
+async def statements_run(
+    engine: Engine, work: Callable[[], Awaitable[Any]]
+) -> list[tuple[str, Any]]:
+    """Every statement (and its parameters) ``work`` runs on ``engine``'s database."""
+    connector_engine = engine.store.connector.engine  # type: ignore[attr-defined]
+    sync = getattr(connector_engine, "sync_engine", connector_engine)
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        seen.append((statement, params))
+
+    event.listen(sync, "before_cursor_execute", record)
+    try:
+        await work()
+    finally:
+        event.remove(sync, "before_cursor_execute", record)
+    return seen

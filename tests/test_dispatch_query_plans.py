@@ -27,7 +27,8 @@ def _plan(statement: sa.Select[tuple[object, ...]]) -> list[str]:
         return [str(row[3]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
 
 
-def test_due_deliveries_reads_the_chosen_executions_by_key() -> None:
+def _candidates_plan() -> list[str]:
+    """SQLite's plan of the dispatcher's candidate statement (webhooks, one account skipped)."""
     statement = candidates(_SingleWriter(), False, True, ("pending", "retry_ready")).params(
         p_transport="webhook",
         p_sources=["pending", "retry_ready"],
@@ -36,21 +37,17 @@ def test_due_deliveries_reads_the_chosen_executions_by_key() -> None:
         p_per_account=10,
         p_skip=["someone"],
     )
-    plan = _plan(statement)
+    return _plan(statement)
+
+
+def test_due_deliveries_reads_the_chosen_executions_by_key() -> None:
+    plan = _candidates_plan()
     outer = plan[0]
     assert outer.startswith("SEARCH executions USING INDEX sqlite_autoindex_executions_1"), plan
 
 
 def test_due_deliveries_reads_each_accounts_first_few_without_ranking_every_due_row() -> None:
-    statement = candidates(_SingleWriter(), False, True, ("pending", "retry_ready")).params(
-        p_transport="webhook",
-        p_sources=["pending", "retry_ready"],
-        p_now=datetime(2030, 1, 1, tzinfo=UTC),
-        p_limit=40,
-        p_per_account=10,
-        p_skip=["someone"],
-    )
-    plan = _plan(statement)
+    plan = _candidates_plan()
     # the accounts one seek each, then each account's first few in the index's order
     assert any("ix_executions_waiting (transport=? AND user_id>?)" in step for step in plan), plan
     assert any("ix_executions_waiting (transport=? AND user_id=?)" in step for step in plan), plan

@@ -11,15 +11,14 @@ PostgreSQL for the plan of every statement of those paths with its statistics in
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
-from tests.claims_support import many_due_executions, new_user
+from tests.claims_support import many_due_executions, new_user, statements_run
 
 KEYED_BY_OWNER = (
     "ix_executions_concurrency",
@@ -42,23 +41,6 @@ def _owner_wide(plan: str) -> list[str]:
         if "concurrency_key" not in condition:
             found.append(f"{line.strip()} / {condition.strip()}")
     return found
-
-
-async def _statements(engine: Engine, work: Callable[[], Awaitable[Any]]) -> list[tuple[str, Any]]:
-    """The statements (and parameters) ``work`` runs."""
-    connector_engine = engine.store.connector.engine  # type: ignore[attr-defined]
-    sync = connector_engine.sync_engine
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        seen.append((statement, params))
-
-    event.listen(sync, "before_cursor_execute", record)
-    try:
-        await work()
-    finally:
-        event.remove(sync, "before_cursor_execute", record)
-    return seen
 
 
 async def _plans(engine: Engine, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
@@ -104,7 +86,7 @@ async def test_keyed_statements_use_the_primary_key_whatever_the_statistics(
         await engine.get_cue(me, cue_id)
         await engine.get_execution(me, ids[1])
 
-    statements = await _statements(engine, keyed_work)
+    statements = await statements_run(engine, keyed_work)
     assert len(statements) >= 5
     owner_wide = [
         f"{sql[:240]}\n{_owner_wide(plan)}"

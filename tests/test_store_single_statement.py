@@ -70,6 +70,16 @@ async def _outcome_statements(
     return answer, seen
 
 
+async def _claimed_one_time_run(engine: Engine, clock: FakeClock) -> tuple[Principal, Any, Any]:
+    """A new account's one-time worker cue, fired and claimed by ``w1``: the account, the cue
+    and the claim's answer."""
+    me = await new_user(engine)
+    cue = await one_time_cue(engine, me, "job", delay=1)
+    clock.advance(5)
+    assert await engine.fire_due() == 1
+    return me, cue, await engine.claim(me, "w1")
+
+
 @pytest.mark.parametrize(("success", "cue_status"), [(True, "completed"), (False, "failed")])
 async def test_a_worker_outcome_is_two_statements_without_a_transaction_on_postgresql(
     engine: Engine, clock: FakeClock, success: bool, cue_status: str
@@ -77,11 +87,7 @@ async def test_a_worker_outcome_is_two_statements_without_a_transaction_on_postg
     """A worker's outcome reads its execution, then writes the outcome and counts the run on
     its cue in one statement (PostgreSQL: no ``BEGIN`` or ``COMMIT`` either, where it took five
     round trips); the one-time cue ends with it, on every store."""
-    me = await new_user(engine)
-    cue = await one_time_cue(engine, me, "job", delay=1)
-    clock.advance(5)
-    assert await engine.fire_due() == 1
-    claimed = await engine.claim(me, "w1")
+    me, cue, claimed = await _claimed_one_time_run(engine, clock)
     answer, statements = await _outcome_statements(
         engine, me, claimed["execution_id"], {"success": success}, "w1"
     )
@@ -98,11 +104,7 @@ async def test_a_worker_outcome_is_two_statements_without_a_transaction_on_postg
 async def test_an_outcome_the_gate_refuses_counts_no_run(engine: Engine, clock: FakeClock):
     """A report from a worker that does not hold the claim writes nothing: neither the
     outcome nor its cue's run (the two are one write)."""
-    me = await new_user(engine)
-    cue = await one_time_cue(engine, me, "job", delay=1)
-    clock.advance(5)
-    assert await engine.fire_due() == 1
-    claimed = await engine.claim(me, "w1")
+    me, cue, claimed = await _claimed_one_time_run(engine, clock)
     answer, _ = await _outcome_statements(
         engine, me, claimed["execution_id"], {"success": True}, "w2"
     )

@@ -92,17 +92,23 @@ async def test_a_receiver_that_never_answers_does_not_delay_another_tenants_webh
         assert {e["attempts"] for page in waiting for e in page} == {0}
 
 
-async def test_a_burst_is_delivered_once_each_and_recorded_in_few_transactions(
-    database_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    batches: list[int] = []
+def _count_recorder_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the batches the attempt recorder writes itself, in order, from now on."""
+    sizes: list[int] = []
     record = push_attempts.record_attempts
 
     async def counted(services: Any, attempts: Any) -> Any:
-        batches.append(len(attempts))
+        sizes.append(len(attempts))
         return await record(services, attempts)
 
     monkeypatch.setattr(push_attempts, "record_attempts", counted)
+    return sizes
+
+
+async def test_a_burst_is_delivered_once_each_and_recorded_in_few_transactions(
+    database_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = _count_recorder_writes(monkeypatch)
     async with (
         open_engine(database_url, clock, delivery_per_account_concurrency=0) as engine,
         api(engine) as client,
@@ -163,14 +169,7 @@ async def _all_delivered(client: Any, auth: dict[str, str], cues: list[dict[str,
 async def test_with_the_loop_running_results_are_recorded_by_the_passes_that_claim_again(
     database_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    own_writes: list[int] = []
-    record = push_attempts.record_attempts
-
-    async def counted(services: Any, attempts: Any) -> Any:
-        own_writes.append(len(attempts))
-        return await record(services, attempts)
-
-    monkeypatch.setattr(push_attempts, "record_attempts", counted)
+    own_writes = _count_recorder_writes(monkeypatch)
     async with (
         open_engine(database_url, clock, delivery_per_account_concurrency=4) as engine,
         api(engine) as client,

@@ -11,36 +11,17 @@ every statement the path runs.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-
 from cueflow.clock import FakeClock
 from cueflow.engine import Engine
-from tests.claims_support import new_user, one_time_cue
+from tests.claims_support import new_user, one_time_cue, statements_run
 from tests.conftest import fresh_sqlite_database, make_settings
 
 FULL_SCANS = ("SCAN executions", "SCAN cues")
 WHOLE_STATUS = re.compile(r"SEARCH executions USING (COVERING )?INDEX \w+ \(status=\?\)")
 """A step that reads every execution of one status (an index used for ``status`` alone)."""
-
-
-async def _statements(engine: Engine, work: Callable[[], Awaitable[Any]]) -> list[tuple[str, Any]]:
-    """Every statement (and its parameters) ``work`` runs on ``engine``'s database."""
-    sync = engine.store.connector.engine  # type: ignore[attr-defined]
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        seen.append((statement, params))
-
-    event.listen(sync, "before_cursor_execute", record)
-    try:
-        await work()
-    finally:
-        event.remove(sync, "before_cursor_execute", record)
-    return seen
 
 
 def _full_scans(engine: Engine, statements: list[tuple[str, Any]]) -> list[str]:
@@ -83,7 +64,7 @@ async def test_claims_listings_and_outcomes_read_no_whole_table(tmp_path: Path) 
             claimed["batch"] = ids
             await engine.report_outcomes(me, [(eid, {"success": False}) for eid in ids], "w1")
 
-        statements = await _statements(engine, claim_and_report)
+        statements = await statements_run(engine, claim_and_report)
         assert len(claimed["batch"]) == 3
         assert len(statements) >= 6
         assert _full_scans(engine, statements) == []
